@@ -1,0 +1,17 @@
+//! The data contract of churn as plain Rust types.
+//!
+//! Every other crate speaks these types: the loader (`churn-data`) produces a
+//! [`Dataset`], the simulator (`churn-sim`) generates one, the feature code
+//! (`churn-features`) reads one learner's [`Event`]s from it. Nothing here does
+//! I/O or depends on polars, so the server can use it too.
+
+mod schema;
+mod time;
+
+pub use schema::{
+    Assignment, Course, Dataset, Event, EventType, Learner, Level, NO_COURSE, ParseEnumError, Plan,
+    Table,
+};
+pub use time::{
+    DAY_MS, HOUR_MS, TimestampError, format_timestamp, parse_duration, parse_timestamp,
+};

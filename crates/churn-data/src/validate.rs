@@ -1,0 +1,498 @@
+//! The row rules of the data contract, table by table.
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::path::Path;
+
+use churn_core::{
+    Assignment, Course, Dataset, Event, EventType, Learner, Level, NO_COURSE, Plan, Table,
+    format_timestamp,
+};
+
+use crate::columns::{Frame, NumCol, TextCol, TimeCol};
+use crate::report::{Reject, TableReport, ValidationReport};
+use crate::{DataError, LoadOptions, Loaded};
+
+/// The problems found in one row.
+#[derive(Default)]
+struct RowProblems {
+    fields: Vec<&'static str>,
+    reasons: Vec<String>,
+}
+
+impl RowProblems {
+    fn add(&mut self, field: &'static str, reason: impl Into<String>) {
+        if !self.fields.contains(&field) {
+            self.fields.push(field);
+        }
+        self.reasons.push(reason.into());
+    }
+
+    fn is_empty(&self) -> bool {
+        self.reasons.is_empty()
+    }
+
+    fn into_reject(self, frame: &Frame, row: usize) -> Reject {
+        Reject {
+            row: row + 1,
+            field: self.fields.join(","),
+            reason: self.reasons.join("; "),
+            values: frame.row_values(row),
+        }
+    }
+}
+
+/// Keeps the first row of each id; later rows with the same id are duplicates.
+/// References from other tables resolve to the first row's accepted value.
+struct IdIndex<T> {
+    table: Table,
+    field: &'static str,
+    /// id → (1-based first row, the accepted value; `None` while unaccepted).
+    ids: HashMap<String, (usize, Option<T>)>,
+}
+
+impl<T: Copy> IdIndex<T> {
+    fn new(table: Table, field: &'static str) -> Self {
+        IdIndex {
+            table,
+            field,
+            ids: HashMap::new(),
+        }
+    }
+
+    /// Claims `id` for 1-based `row`; `Err(first_row)` when it is a duplicate.
+    fn claim(&mut self, id: &str, row: usize) -> Result<(), usize> {
+        match self.ids.entry(id.to_owned()) {
+            Entry::Occupied(first) => Err(first.get().0),
+            Entry::Vacant(slot) => {
+                slot.insert((row, None));
+                Ok(())
+            }
+        }
+    }
+
+    /// Marks the row that claimed `id` as accepted with `value`.
+    fn accept(&mut self, id: &str, value: T) {
+        if let Some(entry) = self.ids.get_mut(id) {
+            entry.1 = Some(value);
+        }
+    }
+
+    /// Resolves a reference, or explains why it does not resolve.
+    fn resolve(&self, id: &str) -> Result<T, String> {
+        match self.ids.get(id) {
+            Some((_, Some(value))) => Ok(*value),
+            Some((row, None)) => Err(format!(
+                "{} {id:?} was rejected in {} (row {row})",
+                self.field, self.table
+            )),
+            None => Err(format!(
+                "unknown {} {id:?} (not in {})",
+                self.field, self.table
+            )),
+        }
+    }
+}
+
+fn required<T>(frame: &Frame, name: &str, column: Option<T>) -> Result<T, DataError> {
+    column.ok_or_else(|| DataError::MissingColumn {
+        file: frame.file.clone(),
+        column: name.to_owned(),
+        found: frame.column_names(),
+    })
+}
+
+fn report(table: Table, frame: &Frame, rejects: Vec<Reject>) -> TableReport {
+    TableReport {
+        table,
+        file: frame.file.clone(),
+        columns: frame.column_names(),
+        read: frame.height(),
+        accepted: frame.height() - rejects.len(),
+        rejects,
+    }
+}
+
+/// A required, non-empty text value.
+fn text<'a>(
+    col: &'a TextCol,
+    row: usize,
+    field: &'static str,
+    p: &mut RowProblems,
+) -> Option<&'a str> {
+    let value = col.get(row);
+    if value.is_none() {
+        p.add(field, format!("{field} is empty"));
+    }
+    value
+}
+
+/// A required timestamp, not later than `now`.
+fn time(
+    col: &TimeCol,
+    row: usize,
+    field: &'static str,
+    now: i64,
+    p: &mut RowProblems,
+) -> Option<i64> {
+    match col.get(row) {
+        Ok(Some(ts)) if ts > now => {
+            p.add(
+                field,
+                format!(
+                    "{field} {} is later than the reference time {} (--now)",
+                    format_timestamp(ts),
+                    format_timestamp(now)
+                ),
+            );
+            None
+        }
+        Ok(Some(ts)) => Some(ts),
+        Ok(None) => {
+            p.add(field, format!("{field} is empty"));
+            None
+        }
+        Err(reason) => {
+            p.add(field, format!("{field}: {reason}"));
+            None
+        }
+    }
+}
+
+/// An optional finite number (`None` when null or when a problem was recorded).
+fn number(
+    col: Option<&NumCol>,
+    row: usize,
+    field: &'static str,
+    p: &mut RowProblems,
+) -> Option<f64> {
+    match col?.get(row) {
+        Ok(Some(v)) if v.is_finite() => Some(v),
+        Ok(Some(v)) => {
+            p.add(field, format!("{field} must be a finite number, got {v}"));
+            None
+        }
+        Ok(None) => None,
+        Err(text) => {
+            p.add(field, format!("{field} is not a number: {text:?}"));
+            None
+        }
+    }
+}
+
+fn non_negative(value: Option<f64>, field: &'static str, p: &mut RowProblems) -> f64 {
+    match value {
+        Some(v) if v < 0.0 => {
+            p.add(field, format!("negative {field}: {v}"));
+            f64::NAN
+        }
+        Some(v) => v,
+        None => f64::NAN,
+    }
+}
+
+pub(crate) fn validate(
+    learners_file: &Path,
+    courses_file: &Path,
+    events_file: &Path,
+    assignments_file: Option<&Path>,
+    options: &LoadOptions,
+) -> Result<Loaded, DataError> {
+    let now = options.now;
+    let mut dataset = Dataset::default();
+    let mut tables = Vec::new();
+
+    // learners
+    let frame = Frame::read(learners_file)?;
+    let ids = required(&frame, "learner_id", frame.text("learner_id", true)?)?;
+    let signup = required(&frame, "signup_at", frame.time("signup_at", true)?)?;
+    let plans = required(&frame, "plan", frame.text("plan", true)?)?;
+    let channels = required(
+        &frame,
+        "acquisition_channel",
+        frame.text("acquisition_channel", true)?,
+    )?;
+    let devices = frame.text("device", false)?;
+    let mut learner_index: IdIndex<(u32, i64)> = IdIndex::new(Table::Learners, "learner_id");
+    let mut rejects = Vec::new();
+    for row in 0..frame.height() {
+        let mut p = RowProblems::default();
+        let id = text(&ids, row, "learner_id", &mut p);
+        if let Some(id) = id
+            && let Err(first) = learner_index.claim(id, row + 1)
+        {
+            p.add("learner_id", duplicate("learner_id", id, first));
+        }
+        let signup_at = time(&signup, row, "signup_at", now, &mut p);
+        let plan = text(&plans, row, "plan", &mut p).and_then(|v| {
+            Plan::parse(v)
+                .map_err(|e| p.add("plan", e.to_string()))
+                .ok()
+        });
+        let channel = text(&channels, row, "acquisition_channel", &mut p);
+        match (id, signup_at, plan, channel) {
+            (Some(id), Some(signup_at), Some(plan), Some(channel)) if p.is_empty() => {
+                learner_index.accept(id, (dataset.learners.len() as u32, signup_at));
+                dataset.learners.push(Learner {
+                    id: id.to_owned(),
+                    signup_at,
+                    plan,
+                    acquisition_channel: channel.to_owned(),
+                    device: devices.as_ref().and_then(|d| d.get(row)).map(str::to_owned),
+                });
+            }
+            _ => rejects.push(p.into_reject(&frame, row)),
+        }
+    }
+    tables.push(report(Table::Learners, &frame, rejects));
+
+    // courses
+    let frame = Frame::read(courses_file)?;
+    let ids = required(&frame, "course_id", frame.text("course_id", true)?)?;
+    let levels = required(&frame, "level", frame.text("level", true)?)?;
+    let lessons = required(&frame, "lessons", frame.number("lessons", true)?)?;
+    let mut course_index: IdIndex<u32> = IdIndex::new(Table::Courses, "course_id");
+    let mut rejects = Vec::new();
+    for row in 0..frame.height() {
+        let mut p = RowProblems::default();
+        let id = text(&ids, row, "course_id", &mut p);
+        if let Some(id) = id
+            && let Err(first) = course_index.claim(id, row + 1)
+        {
+            p.add("course_id", duplicate("course_id", id, first));
+        }
+        let level = text(&levels, row, "level", &mut p).and_then(|v| {
+            Level::parse(v)
+                .map_err(|e| p.add("level", e.to_string()))
+                .ok()
+        });
+        let count = match number(Some(&lessons), row, "lessons", &mut p) {
+            Some(n) if n >= 1.0 && n.fract() == 0.0 && n <= f64::from(u32::MAX) => Some(n as u32),
+            Some(n) => {
+                p.add(
+                    "lessons",
+                    format!("lessons must be a whole number > 0, got {n}"),
+                );
+                None
+            }
+            None if p.is_empty() => {
+                p.add("lessons", "lessons is empty");
+                None
+            }
+            None => None,
+        };
+        match (id, level, count) {
+            (Some(id), Some(level), Some(lessons)) if p.is_empty() => {
+                course_index.accept(id, dataset.courses.len() as u32);
+                dataset.courses.push(Course {
+                    id: id.to_owned(),
+                    level,
+                    lessons,
+                });
+            }
+            _ => rejects.push(p.into_reject(&frame, row)),
+        }
+    }
+    tables.push(report(Table::Courses, &frame, rejects));
+
+    // events
+    let frame = Frame::read(events_file)?;
+    let learner_ids = required(&frame, "learner_id", frame.text("learner_id", true)?)?;
+    let ts_col = required(&frame, "ts", frame.time("ts", true)?)?;
+    let types = required(&frame, "event_type", frame.text("event_type", true)?)?;
+    let course_ids = frame.text("course_id", false)?;
+    let duration = frame.number("duration_s", false)?;
+    let score = frame.number("score", false)?;
+    let amount = frame.number("amount", false)?;
+    let latency = frame.number("latency_ms", false)?;
+    let stalls = frame.number("stalls", false)?;
+    let mut rejects = Vec::new();
+    dataset.events.reserve(frame.height());
+    for row in 0..frame.height() {
+        let mut p = RowProblems::default();
+        let learner = text(&learner_ids, row, "learner_id", &mut p).and_then(|id| {
+            learner_index
+                .resolve(id)
+                .map_err(|r| p.add("learner_id", r))
+                .ok()
+        });
+        let ts = time(&ts_col, row, "ts", now, &mut p);
+        if let (Some((_, signup_at)), Some(ts)) = (learner, ts)
+            && ts < signup_at
+        {
+            p.add(
+                "ts",
+                format!(
+                    "ts {} is before the learner's signup_at {}",
+                    format_timestamp(ts),
+                    format_timestamp(signup_at)
+                ),
+            );
+        }
+        let event_type = text(&types, row, "event_type", &mut p).and_then(|v| {
+            EventType::parse(v)
+                .map_err(|e| p.add("event_type", e.to_string()))
+                .ok()
+        });
+        let course = match course_ids.as_ref().and_then(|c| c.get(row)) {
+            None => Some(NO_COURSE),
+            Some(id) => course_index
+                .resolve(id)
+                .map_err(|r| p.add("course_id", r))
+                .ok(),
+        };
+        let duration_s = non_negative(
+            number(duration.as_ref(), row, "duration_s", &mut p),
+            "duration_s",
+            &mut p,
+        );
+        let score = match number(score.as_ref(), row, "score", &mut p) {
+            Some(s) if !(0.0..=1.0).contains(&s) => {
+                p.add("score", format!("score {s} is outside [0, 1]"));
+                f64::NAN
+            }
+            Some(s) => s,
+            None => f64::NAN,
+        };
+        let amount = non_negative(
+            number(amount.as_ref(), row, "amount", &mut p),
+            "amount",
+            &mut p,
+        );
+        let latency_ms = non_negative(
+            number(latency.as_ref(), row, "latency_ms", &mut p),
+            "latency_ms",
+            &mut p,
+        );
+        let stalls = non_negative(
+            number(stalls.as_ref(), row, "stalls", &mut p),
+            "stalls",
+            &mut p,
+        );
+        if stalls.fract() != 0.0 && stalls.is_finite() {
+            p.add(
+                "stalls",
+                format!("stalls must be a whole number, got {stalls}"),
+            );
+        }
+        match (learner, ts, event_type, course) {
+            (Some((learner, _)), Some(ts), Some(event_type), Some(course)) if p.is_empty() => {
+                dataset.events.push(Event {
+                    ts,
+                    learner,
+                    course,
+                    event_type,
+                    duration_s,
+                    score,
+                    amount,
+                    latency_ms,
+                    stalls,
+                });
+            }
+            _ => rejects.push(p.into_reject(&frame, row)),
+        }
+    }
+    tables.push(report(Table::Events, &frame, rejects));
+
+    // assignments
+    if let Some(file) = assignments_file {
+        let frame = Frame::read(file)?;
+        let experiments = required(&frame, "experiment_id", frame.text("experiment_id", true)?)?;
+        let learner_ids = required(&frame, "learner_id", frame.text("learner_id", true)?)?;
+        let arms = required(&frame, "arm", frame.text("arm", true)?)?;
+        let assigned = required(&frame, "assigned_at", frame.time("assigned_at", true)?)?;
+        let propensity = frame.number("propensity", false)?;
+        let risk = frame.number("risk_score", false)?;
+        let cost = frame.number("cost", false)?;
+        let churned = frame.flag("churned", false)?;
+        let mut first_rows: HashMap<(String, u32), usize> = HashMap::new();
+        let mut rejects = Vec::new();
+        for row in 0..frame.height() {
+            let mut p = RowProblems::default();
+            let experiment = text(&experiments, row, "experiment_id", &mut p);
+            let learner = text(&learner_ids, row, "learner_id", &mut p).and_then(|id| {
+                learner_index
+                    .resolve(id)
+                    .map_err(|r| p.add("learner_id", r))
+                    .ok()
+            });
+            let arm = text(&arms, row, "arm", &mut p);
+            let assigned_at = time(&assigned, row, "assigned_at", now, &mut p);
+            if let (Some((_, signup_at)), Some(at)) = (learner, assigned_at)
+                && at < signup_at
+            {
+                p.add(
+                    "assigned_at",
+                    "assigned_at is before the learner's signup_at",
+                );
+            }
+            if let (Some(experiment), Some((index, _))) = (experiment, learner) {
+                match first_rows.entry((experiment.to_owned(), index)) {
+                    Entry::Occupied(first) => p.add(
+                        "learner_id",
+                        format!(
+                            "learner {:?} assigned twice in experiment {experiment:?} (first at row {})",
+                            learner_ids.get(row).unwrap_or_default(),
+                            first.get()
+                        ),
+                    ),
+                    Entry::Vacant(slot) => {
+                        slot.insert(row + 1);
+                    }
+                }
+            }
+            let propensity = number(propensity.as_ref(), row, "propensity", &mut p);
+            if let Some(v) = propensity
+                && !(v > 0.0 && v <= 1.0)
+            {
+                p.add("propensity", format!("propensity {v} is outside (0, 1]"));
+            }
+            let risk_score = number(risk.as_ref(), row, "risk_score", &mut p);
+            let cost = number(cost.as_ref(), row, "cost", &mut p);
+            if let Some(c) = cost
+                && c < 0.0
+            {
+                p.add("cost", format!("negative cost: {c}"));
+            }
+            let churned = match churned.as_ref().map(|c| c.get(row)) {
+                None | Some(Ok(None)) => None,
+                Some(Ok(Some(v))) if v == 0.0 || v == 1.0 => Some(v == 1.0),
+                Some(Ok(Some(v))) => {
+                    p.add("churned", format!("churned must be 0 or 1, got {v}"));
+                    None
+                }
+                Some(Err(text)) => {
+                    p.add("churned", format!("churned must be 0 or 1, got {text:?}"));
+                    None
+                }
+            };
+            match (experiment, learner, arm, assigned_at) {
+                (Some(experiment), Some((learner, _)), Some(arm), Some(assigned_at))
+                    if p.is_empty() =>
+                {
+                    dataset.assignments.push(Assignment {
+                        experiment_id: experiment.to_owned(),
+                        learner,
+                        arm: arm.to_owned(),
+                        assigned_at,
+                        propensity,
+                        risk_score,
+                        cost,
+                        churned,
+                    });
+                }
+                _ => rejects.push(p.into_reject(&frame, row)),
+            }
+        }
+        tables.push(report(Table::Assignments, &frame, rejects));
+    }
+
+    Ok(Loaded {
+        dataset,
+        report: ValidationReport { tables },
+    })
+}
+
+fn duplicate(field: &str, id: &str, first_row: usize) -> String {
+    format!("duplicate {field} {id:?} (first at row {first_row})")
+}

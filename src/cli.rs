@@ -1,0 +1,113 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const EXAMPLES: &str = "\
+Examples:
+  churn quickstart                                  validate the committed sample and simulate a fresh one
+  churn simulate --learners 5000 --days 180 --seed 42 --out data/
+  churn validate --data data/ --out churn-out/validate --strict
+  churn validate --data exports/ --now 2026-07-01T00:00:00Z";
+
+/// Predict which learners are about to leave, say why, and measure what keeps them.
+#[derive(Debug, Parser)]
+#[command(name = "churn", version, about, after_help = EXAMPLES)]
+pub struct Cli {
+    /// No progress bars (they are also off when stderr is not a terminal).
+    #[arg(long, global = true)]
+    pub quiet: bool,
+    /// Worker threads (default: all cores). Results do not depend on it.
+    #[arg(long, global = true, value_name = "N")]
+    pub threads: Option<usize>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the main job on the committed sample (see README).
+    Quickstart(QuickstartArgs),
+    /// Generate a synthetic platform with known churn drivers and an experiment.
+    #[command(
+        after_help = "Example:\n  churn simulate --learners 100000 --days 180 --seed 7 --out sim/ --assignment targeted"
+    )]
+    Simulate(SimulateArgs),
+    /// Check a data directory against the data contract; write rejected rows.
+    #[command(
+        after_help = "Example:\n  churn validate --data data/ --out churn-out/validate --strict"
+    )]
+    Validate(ValidateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct QuickstartArgs {
+    /// The sample data directory.
+    #[arg(long, default_value = "data")]
+    pub data: PathBuf,
+    /// Where results go.
+    #[arg(long, default_value = "churn-out/quickstart")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum FileFormat {
+    Parquet,
+    Csv,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Assignment {
+    /// Every arm with probability 1/4.
+    Uniform,
+    /// Riskier learners treated more often, propensities logged.
+    Targeted,
+}
+
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// Number of learners.
+    #[arg(long, default_value_t = 5_000)]
+    pub learners: usize,
+    /// Days of history.
+    #[arg(long, default_value_t = 180)]
+    pub days: u32,
+    /// The seed every random step derives from.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Output directory (created).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// File format of the tables.
+    #[arg(long, value_enum, default_value_t = FileFormat::Parquet)]
+    pub format: FileFormat,
+    /// First day of the data (a date, UTC).
+    #[arg(long, default_value = "2026-01-01")]
+    pub start: String,
+    /// Number of courses.
+    #[arg(long, default_value_t = 40)]
+    pub courses: usize,
+    /// Day of the experiment, counted from --start (default: 45 days before the end).
+    #[arg(long)]
+    pub experiment_day: Option<u32>,
+    /// How learners are assigned to arms.
+    #[arg(long, value_enum, default_value_t = Assignment::Uniform)]
+    pub assignment: Assignment,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Data directory with learners, courses, events [, assignments] as .csv or .parquet.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Where rejects/<table>.csv and validation.json are written.
+    #[arg(long, default_value = "churn-out/validate")]
+    pub out: PathBuf,
+    /// Fail (exit 1) if any row is rejected.
+    #[arg(long)]
+    pub strict: bool,
+    /// Reference time: later timestamps are rejected (RFC 3339; default: now).
+    #[arg(long)]
+    pub now: Option<String>,
+}
