@@ -134,12 +134,21 @@ pub fn load_dir(dir: &Path, options: &LoadOptions) -> Result<Loaded, DataError> 
     if !dir.is_dir() {
         return Err(DataError::NotADirectory(dir.to_owned()));
     }
-    let mut files = Vec::new();
-    for table in Table::ALL {
-        files.push(table_file(dir, table)?);
-    }
-    let [Some(learners), Some(courses), Some(events), assignments] = files.as_slice() else {
-        unreachable!("table_file errors for every missing required table") // ok: required tables checked above
+    let required = |table: Table| {
+        table_file(dir, table)?.ok_or_else(|| DataError::MissingTable {
+            dir: dir.to_owned(),
+            table,
+        })
     };
-    validate::validate(learners, courses, events, assignments.as_deref(), options)
+    let learners = required(Table::Learners)?;
+    let courses = required(Table::Courses)?;
+    let events = required(Table::Events)?;
+    let assignments = table_file(dir, Table::Assignments)?;
+    validate::validate(
+        &learners,
+        &courses,
+        &events,
+        assignments.as_deref(),
+        options,
+    )
 }

@@ -414,7 +414,12 @@ impl Life<'_> {
         for day in signup_day..raw.days {
             let day_start = raw.start + i64::from(day) * DAY_MS;
             let day_end = day_start + DAY_MS;
-            let first = self.events.len();
+            // The sign-up day also orders the enrolment and first payment made before the loop.
+            let first = if day == signup_day {
+                0
+            } else {
+                self.events.len()
+            };
 
             if day_start == assigned_at {
                 if let Some(experiment) = self.assign(params) {
@@ -542,7 +547,8 @@ impl Life<'_> {
             self.session(signup_day, day_start, day_end, gap);
         }
 
-        // Signals of dissatisfaction, on any day.
+        // Signals of dissatisfaction, on any day (on the sign-up day, after enrolling).
+        let earliest = day_start.max(self.signup_at + 3 * MINUTE_MS);
         let state = self.state(day_start);
         let badness = live_badness(&state);
         let dissatisfaction = 0.8 * gap.max(0.0)
@@ -554,9 +560,7 @@ impl Life<'_> {
             }
             + 0.4 * (-self.motivation).max(0.0);
         if self.rng.chance(sigmoid(-6.2 + 1.6 * dissatisfaction)) {
-            let ts = self
-                .rng
-                .time_between(day_start.max(self.signup_at), day_end);
+            let ts = self.rng.time_between(earliest, day_end);
             self.push(ts, EventType::RefundPageView);
             self.refund_views.push_back(ts);
             if self.refund_views.len() > 8 {
@@ -567,22 +571,16 @@ impl Life<'_> {
         if self.rng.chance(sigmoid(
             -6.5 + 1.5 * badness + 0.8 * f64::from(state.refund_views_14d),
         )) {
-            let ts = self
-                .rng
-                .time_between(day_start.max(self.signup_at), day_end);
+            let ts = self.rng.time_between(earliest, day_end);
             self.push(ts, EventType::SupportTicket);
         }
         if !self.annual && self.rng.chance(0.002 * t.price_sensitivity) {
-            let ts = self
-                .rng
-                .time_between(day_start.max(self.signup_at), day_end);
+            let ts = self.rng.time_between(earliest, day_end);
             self.push(ts, EventType::CouponRedeem);
         }
         // Free learners who like it may start paying.
         if !self.paid && active && self.rng.chance(0.004 * sigmoid(self.motivation)) {
-            let ts = self
-                .rng
-                .time_between(day_start.max(self.signup_at), day_end);
+            let ts = self.rng.time_between(earliest, day_end);
             self.push(ts, EventType::Payment).amount = MONTHLY_PRICE;
             self.paid = true;
             self.next_payment = Some(ts + 30 * DAY_MS);
@@ -621,6 +619,7 @@ impl Life<'_> {
             if self
                 .rng
                 .chance(sigmoid(0.4 - 1.3 * gap + 0.4 * self.motivation))
+                && fits(ts)
                 && let Some((course, done)) = self.enrolled.last_mut()
             {
                 let lessons = self.catalogue.courses[*course as usize].lessons;

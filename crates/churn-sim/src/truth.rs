@@ -76,7 +76,7 @@ pub struct Truth {
 /// A risk score as a deployed model might log it: the true control
 /// probability blurred on the log-odds scale (its own RNG stream).
 pub(crate) fn noisy_risk(seed: u64, learner: u64, p: f64) -> f64 {
-    let mut rng = Xoshiro256PlusPlus::seed_from_u64(stream_seed(seed ^ 0x5EED_0F_415C, learner));
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(stream_seed(seed ^ 0x005E_ED0F_415C, learner));
     let noise: f64 = rng.sample(StandardNormal);
     let logit = (p / (1.0 - p)).ln() + 0.5 * noise;
     (1e4 / (1.0 + (-logit).exp())).round() / 1e4

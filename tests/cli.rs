@@ -1,0 +1,352 @@
+//! End-to-end tests of the `churn` binary.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use churn_core::{format_timestamp, parse_timestamp};
+use churn_data::{Format, LoadOptions, load_dir, write_dataset};
+
+fn churn(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_churn"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run churn")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn sample_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("data")
+}
+
+fn path_str(path: &Path) -> &str {
+    path.to_str().expect("utf-8 temp path")
+}
+
+const NOW: &str = "2026-07-01T00:00:00Z";
+
+#[test]
+fn the_committed_sample_validates_with_zero_rejects() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let result = churn(&[
+        "validate",
+        "--data",
+        "data",
+        "--out",
+        path_str(out.path()),
+        "--strict",
+    ]);
+    assert!(result.status.success(), "{}", text(&result.stderr));
+    assert!(
+        text(&result.stdout).contains("0 rows rejected"),
+        "{}",
+        text(&result.stdout)
+    );
+    let summary: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.path().join("validation.json")).expect("summary"),
+    )
+    .expect("json");
+    assert_eq!(summary["total_rejected"], 0);
+    assert_eq!(summary["tables"].as_array().map(Vec::len), Some(4));
+}
+
+fn append(path: &Path, lines: &[String]) {
+    let mut text = std::fs::read_to_string(path).expect("read");
+    for line in lines {
+        text.push_str(line);
+        text.push('\n');
+    }
+    std::fs::write(path, text).expect("write");
+}
+
+fn first_data_line(path: &Path) -> String {
+    std::fs::read_to_string(path)
+        .expect("read")
+        .lines()
+        .nth(1)
+        .expect("a data row")
+        .to_owned()
+}
+
+/// (row, field) of each line of a rejects file.
+fn rejected_rows(path: &Path) -> Vec<(usize, String)> {
+    std::fs::read_to_string(path)
+        .expect("rejects file")
+        .lines()
+        .skip(1)
+        .map(|line| {
+            let mut parts = line.splitn(3, ',');
+            let row = parts
+                .next()
+                .and_then(|r| r.parse().ok())
+                .expect("row number");
+            (row, parts.next().unwrap_or_default().to_owned())
+        })
+        .collect()
+}
+
+#[test]
+fn a_corrupted_copy_of_the_sample_gives_exactly_the_expected_rejects() {
+    let now = parse_timestamp(NOW).expect("valid");
+    let sample = load_dir(&sample_dir(), &LoadOptions { now }).expect("sample loads");
+    let d = &sample.dataset;
+    let copy = tempfile::tempdir().expect("tempdir");
+    write_dataset(d, copy.path(), Format::Csv).expect("write csv copy");
+    let (n_learners, n_courses, n_events, n_assignments) = (
+        d.learners.len(),
+        d.courses.len(),
+        d.events.len(),
+        d.assignments.len(),
+    );
+
+    let first = &d.learners[0];
+    let t = format_timestamp(first.signup_at + 3_600_000);
+    let before_signup = format_timestamp(first.signup_at - 86_400_000);
+    let (l1, c1) = (first.id.as_str(), d.courses[0].id.as_str());
+
+    let learners = copy.path().join("learners.csv");
+    let dup_learner = first_data_line(&learners);
+    append(
+        &learners,
+        &[
+            dup_learner,
+            "L_BAD_PLAN,2026-01-05T00:00:00Z,gold,organic,web".into(),
+            "L_BAD_TIME,someday,free,organic,web".into(),
+            "L_FUTURE,2099-01-01T00:00:00Z,free,organic,web".into(),
+        ],
+    );
+    let courses = copy.path().join("courses.csv");
+    let dup_course = first_data_line(&courses);
+    append(
+        &courses,
+        &[
+            "C_BAD_LEVEL,expert,10".into(),
+            "C_BAD_LESSONS,beginner,-3".into(),
+            dup_course,
+        ],
+    );
+    append(
+        &copy.path().join("events.csv"),
+        &[
+            format!("L_NOBODY,{t},login,,,,,,"),
+            format!("{l1},{t},login,C_NOPE,,,,,"),
+            format!("{l1},{t},teleport,,,,,,"),
+            format!("{l1},soon,login,,,,,,"),
+            format!("{l1},2099-01-01T00:00:00Z,login,,,,,,"),
+            format!("{l1},{before_signup},login,,,,,,"),
+            format!("{l1},{t},video_watch,{c1},-1,,,,"),
+            format!("{l1},{t},quiz_attempt,{c1},,1.2,,,"),
+            format!("{l1},{t},payment,,,,-10,,"),
+            format!("{l1},{t},live_class,{c1},100,,,-5,0"),
+            format!("{l1},{t},live_class,{c1},100,,,50,-2"),
+            format!("L_BAD_PLAN,{t},login,,,,,,"),
+        ],
+    );
+    let assignments = copy.path().join("assignments.csv");
+    let dup_assignment = first_data_line(&assignments);
+    append(
+        &assignments,
+        &[
+            dup_assignment,
+            format!("retention-2026,L_NOBODY,control,{t},0.25,0.1,0"),
+            format!("other,{l1},control,{t},0,0.1,0"),
+        ],
+    );
+
+    let out = tempfile::tempdir().expect("tempdir");
+    let result = churn(&[
+        "validate",
+        "--data",
+        path_str(copy.path()),
+        "--out",
+        path_str(out.path()),
+        "--now",
+        NOW,
+    ]);
+    assert!(
+        result.status.success(),
+        "without --strict rejects are reported, not fatal: {}",
+        text(&result.stderr)
+    );
+
+    let expect = |base: usize, fields: &[&str]| -> Vec<(usize, String)> {
+        fields
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (base + i + 1, (*f).to_owned()))
+            .collect()
+    };
+    let rejects = out.path().join("rejects");
+    assert_eq!(
+        rejected_rows(&rejects.join("learners.csv")),
+        expect(
+            n_learners,
+            &["learner_id", "plan", "signup_at", "signup_at"]
+        )
+    );
+    assert_eq!(
+        rejected_rows(&rejects.join("courses.csv")),
+        expect(n_courses, &["level", "lessons", "course_id"])
+    );
+    assert_eq!(
+        rejected_rows(&rejects.join("events.csv")),
+        expect(
+            n_events,
+            &[
+                "learner_id",
+                "course_id",
+                "event_type",
+                "ts",
+                "ts",
+                "ts",
+                "duration_s",
+                "score",
+                "amount",
+                "latency_ms",
+                "stalls",
+                "learner_id",
+            ]
+        )
+    );
+    assert_eq!(
+        rejected_rows(&rejects.join("assignments.csv")),
+        expect(n_assignments, &["learner_id", "learner_id", "propensity"])
+    );
+
+    // The counts reconcile: read = accepted + rejected, accepted = the clean sample.
+    let summary: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.path().join("validation.json")).expect("summary"),
+    )
+    .expect("json");
+    let expected = [
+        (n_learners, 4),
+        (n_courses, 3),
+        (n_events, 12),
+        (n_assignments, 3),
+    ];
+    for (table, (clean, bad)) in summary["tables"]
+        .as_array()
+        .expect("tables")
+        .iter()
+        .zip(expected)
+    {
+        assert_eq!(table["read"], clean + bad, "{table}");
+        assert_eq!(table["accepted"], clean, "{table}");
+        assert_eq!(table["rejected"], bad, "{table}");
+    }
+    assert_eq!(summary["total_rejected"], 22);
+
+    let strict = churn(&[
+        "validate",
+        "--data",
+        path_str(copy.path()),
+        "--out",
+        path_str(out.path()),
+        "--now",
+        NOW,
+        "--strict",
+    ]);
+    assert_eq!(strict.status.code(), Some(1));
+    assert!(
+        text(&strict.stderr).contains("--strict: 22 rows rejected"),
+        "{}",
+        text(&strict.stderr)
+    );
+}
+
+#[test]
+fn a_missing_column_fails_with_file_and_column() {
+    let copy = tempfile::tempdir().expect("tempdir");
+    let now = parse_timestamp(NOW).expect("valid");
+    let sample = load_dir(&sample_dir(), &LoadOptions { now }).expect("sample loads");
+    write_dataset(&sample.dataset, copy.path(), Format::Csv).expect("write");
+    let learners = copy.path().join("learners.csv");
+    let without_plan: String = std::fs::read_to_string(&learners)
+        .expect("read")
+        .lines()
+        .map(|line| {
+            let cells: Vec<&str> = line.split(',').collect();
+            format!("{},{},{}\n", cells[0], cells[1], cells[3..].join(","))
+        })
+        .collect();
+    std::fs::write(&learners, without_plan).expect("write");
+    let result = churn(&["validate", "--data", path_str(copy.path()), "--now", NOW]);
+    assert_eq!(result.status.code(), Some(1));
+    let stderr = text(&result.stderr);
+    assert!(
+        stderr.contains("learners.csv") && stderr.contains("missing required column \"plan\""),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn simulation_is_byte_identical_for_the_same_seed_whatever_the_threads() {
+    let one = tempfile::tempdir().expect("tempdir");
+    let two = tempfile::tempdir().expect("tempdir");
+    for (threads, dir) in [("1", one.path()), ("2", two.path())] {
+        let result = churn(&[
+            "--threads",
+            threads,
+            "--quiet",
+            "simulate",
+            "--learners",
+            "3000",
+            "--days",
+            "120",
+            "--seed",
+            "99",
+            "--out",
+            path_str(dir),
+        ]);
+        assert!(result.status.success(), "{}", text(&result.stderr));
+    }
+    let mut compared = 0;
+    for entry in std::fs::read_dir(one.path()).expect("list") {
+        let name = entry.expect("entry").file_name();
+        let a = std::fs::read(one.path().join(&name)).expect("read");
+        let b = std::fs::read(two.path().join(&name)).expect("read");
+        assert!(a == b, "{name:?} differs between 1 and 2 threads");
+        compared += 1;
+    }
+    assert_eq!(compared, 6, "four tables and two truth files");
+}
+
+#[test]
+fn simulate_rejects_bad_parameters_clearly() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let result = churn(&["simulate", "--learners", "0", "--out", path_str(out.path())]);
+    assert_eq!(result.status.code(), Some(1));
+    assert!(
+        text(&result.stderr).contains("invalid simulation parameter learners"),
+        "{}",
+        text(&result.stderr)
+    );
+    let result = churn(&[
+        "simulate",
+        "--start",
+        "tomorrow",
+        "--out",
+        path_str(out.path()),
+    ]);
+    assert!(
+        text(&result.stderr).contains("--start \"tomorrow\""),
+        "{}",
+        text(&result.stderr)
+    );
+}
+
+#[test]
+fn quickstart_runs_on_the_committed_sample() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let result = churn(&["quickstart", "--out", path_str(out.path())]);
+    assert!(result.status.success(), "{}", text(&result.stderr));
+    let stdout = text(&result.stdout);
+    assert!(
+        stdout.contains("0 rows rejected") && stdout.contains("true effect"),
+        "{stdout}"
+    );
+    assert!(out.path().join("simulated/events.parquet").is_file());
+}
