@@ -99,7 +99,7 @@ fn random_tree(
             },
             k => Split::Numeric {
                 threshold: (rng() % 7) as f64 - 3.0,
-                default_left: rng() % 2 == 0,
+                default_left: rng().is_multiple_of(2),
                 missing: [MissingType::None, MissingType::Zero, MissingType::NaN][(k % 3) as usize],
             },
         };
@@ -157,7 +157,7 @@ fn random_row(rng: &mut impl FnMut() -> u64, m: usize) -> Vec<f64> {
             1 => 0.0,
             2 => -0.0,
             3 => 1e-36,
-            _ => (rng() % 9) as f64 - 4.0 + if rng() % 2 == 0 { 0.5 } else { 0.0 },
+            _ => (rng() % 9) as f64 - 4.0 + if rng().is_multiple_of(2) { 0.5 } else { 0.0 },
         })
         .collect()
 }
