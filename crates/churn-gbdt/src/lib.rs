@@ -1,5 +1,5 @@
-//! Gradient-boosted decision trees for churn: prediction, exact TreeSHAP and
-//! LightGBM import (training arrives next), in pure Rust.
+//! Gradient-boosted decision trees for churn: histogram training, prediction,
+//! exact fast TreeSHAP and LightGBM import, in pure Rust.
 //!
 //! Trees keep LightGBM's layout and routing rules (f64 thresholds, missing
 //! types, categorical bitsets), so a LightGBM model imported with
@@ -8,13 +8,23 @@
 //! **Architecture invariant:** no polars, no native libraries; the crate takes
 //! dense `f64` rows.
 
+mod binning;
+mod boosting;
+mod learner;
 mod lightgbm;
+pub mod metric;
 mod model;
+mod objective;
+mod params;
 pub mod shap;
 mod tree;
 
+pub use binning::BinMapper;
+pub use boosting::{MAX_CATEGORY, Schema, TrainData, TrainLog, train};
 pub use lightgbm::from_lightgbm_text;
 pub use model::{FeatureKind, Model};
+pub use objective::{BinaryLogLoss, Objective};
+pub use params::{GbdtParams, StoppingMetric, ValidGbdtParams};
 pub use shap::Explainer;
 pub use tree::{MissingType, Split, Tree, ZERO_THRESHOLD};
 
@@ -33,6 +43,17 @@ pub enum GbdtError {
     /// A model whose structure is inconsistent.
     #[error("invalid model: {0}")]
     InvalidModel(String),
+    /// A training parameter outside its range.
+    #[error("invalid parameter {name}: {reason}")]
+    InvalidParam {
+        /// Which parameter.
+        name: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// Training data that cannot be learned from.
+    #[error("invalid training data: {0}")]
+    InvalidData(String),
     /// Input of the wrong shape.
     #[error("shape mismatch: {0}")]
     Shape(String),

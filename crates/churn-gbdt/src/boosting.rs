@@ -1,0 +1,303 @@
+//! The boosting loop: gradients → tree → scores, with bagging, feature
+//! sampling and early stopping; every random draw from the one seed.
+
+use rand::rngs::Xoshiro256PlusPlus;
+use rand::seq::index::sample;
+use rand::{RngExt, SeedableRng};
+use rayon::prelude::*;
+
+use crate::GbdtError;
+use crate::binning::BinMapper;
+use crate::learner::{Binned, grow};
+use crate::metric::{auc, log_loss};
+use crate::model::{FeatureKind, Model, row_count};
+use crate::objective::{BinaryLogLoss, Objective};
+use crate::params::{StoppingMetric, ValidGbdtParams};
+
+/// A table to train or validate on: dense row-major `f64` features.
+#[derive(Debug, Clone, Copy)]
+pub struct TrainData<'a> {
+    /// `rows × feature_names.len()` values, row-major; NaN is missing.
+    pub features: &'a [f64],
+    /// 0/1 labels, one per row.
+    pub labels: &'a [f64],
+    /// Optional non-negative row weights.
+    pub weights: Option<&'a [f64]>,
+}
+
+/// Column names and kinds of the training table.
+#[derive(Debug, Clone)]
+pub struct Schema {
+    /// Feature names, in column order.
+    pub names: Vec<String>,
+    /// Kind of each column.
+    pub kinds: Vec<FeatureKind>,
+}
+
+/// What happened during training.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainLog {
+    /// Validation metric after each round (empty without validation data).
+    pub valid_metric: Vec<f64>,
+    /// The round kept by early stopping (1-based), if it ran.
+    pub best_iteration: Option<usize>,
+}
+
+/// Largest categorical code accepted (codes index a bitset).
+pub const MAX_CATEGORY: f64 = 1_000_000.0;
+
+fn check_data(data: &TrainData, width: usize, what: &str) -> Result<(usize, Vec<f64>), GbdtError> {
+    let rows = row_count(data.features.len(), width.max(1))?;
+    if data.labels.len() != rows {
+        return Err(GbdtError::Shape(format!(
+            "{what}: {} labels for {rows} rows",
+            data.labels.len()
+        )));
+    }
+    if let Some(i) = data.labels.iter().position(|y| *y != 0.0 && *y != 1.0) {
+        return Err(GbdtError::InvalidData(format!(
+            "{what}: label at row {i} is {}, not 0 or 1",
+            data.labels[i]
+        )));
+    }
+    let weights = match data.weights {
+        Some(w) if w.len() != rows => {
+            return Err(GbdtError::Shape(format!(
+                "{what}: {} weights for {rows} rows",
+                w.len()
+            )));
+        }
+        Some(w) => {
+            if let Some(i) = w.iter().position(|v| !(v.is_finite() && *v >= 0.0)) {
+                return Err(GbdtError::InvalidData(format!(
+                    "{what}: weight at row {i} is {}, not a finite number ≥ 0",
+                    w[i]
+                )));
+            }
+            w.to_vec()
+        }
+        None => vec![1.0; rows],
+    };
+    Ok((rows, weights))
+}
+
+/// Trains a binary classifier. `valid` enables early stopping and the log.
+pub fn train(
+    params: &ValidGbdtParams,
+    schema: &Schema,
+    data: &TrainData,
+    valid: Option<&TrainData>,
+) -> Result<(Model, TrainLog), GbdtError> {
+    let p = params.get();
+    let width = schema.names.len();
+    if schema.kinds.len() != width || width == 0 {
+        return Err(GbdtError::Shape(
+            "schema needs one kind per feature and at least one feature".into(),
+        ));
+    }
+    if !p.monotone_constraints.is_empty() && p.monotone_constraints.len() != width {
+        return Err(GbdtError::InvalidParam {
+            name: "monotone_constraints",
+            reason: format!(
+                "{} values for {width} features",
+                p.monotone_constraints.len()
+            ),
+        });
+    }
+    let (rows, weights) = check_data(data, width, "training data")?;
+    if rows == 0 {
+        return Err(GbdtError::InvalidData("training data has no rows".into()));
+    }
+    let positive_weight: f64 = data.labels.iter().zip(&weights).map(|(y, w)| y * w).sum();
+    let total_weight: f64 = weights.iter().sum();
+    if total_weight <= 0.0 {
+        return Err(GbdtError::InvalidData("every training weight is 0".into()));
+    }
+    if positive_weight == 0.0 || positive_weight == total_weight {
+        return Err(GbdtError::InvalidData(
+            "every training label is the same: there is nothing to learn".into(),
+        ));
+    }
+
+    // Bin every column.
+    let mut mappers = Vec::with_capacity(width);
+    let mut columns = Vec::with_capacity(width);
+    for f in 0..width {
+        let mut column: Vec<f64> = (0..rows).map(|r| data.features[r * width + f]).collect();
+        if !p.use_missing && schema.kinds[f] == FeatureKind::Numeric {
+            // Prediction reads NaN as 0.0 under MissingType::None; train the same way.
+            column
+                .iter_mut()
+                .filter(|x| x.is_nan())
+                .for_each(|x| *x = 0.0);
+        }
+        let mapper = match schema.kinds[f] {
+            FeatureKind::Numeric => BinMapper::numeric(&column, p.max_bin, 3),
+            FeatureKind::Categorical => {
+                if let Some(bad) = column.iter().find(|v| **v > MAX_CATEGORY) {
+                    return Err(GbdtError::InvalidData(format!(
+                        "categorical feature {:?} has code {bad}; codes must be integers in 0..={MAX_CATEGORY}",
+                        schema.names[f]
+                    )));
+                }
+                if p.monotone_constraints.get(f).is_some_and(|c| *c != 0) {
+                    return Err(GbdtError::InvalidParam {
+                        name: "monotone_constraints",
+                        reason: format!(
+                            "categorical feature {:?} cannot be monotone",
+                            schema.names[f]
+                        ),
+                    });
+                }
+                BinMapper::categorical(&column, p.max_bin)
+            }
+        };
+        columns.push(column.iter().map(|&x| mapper.bin(x)).collect::<Vec<u8>>());
+        mappers.push(mapper);
+    }
+    let binned = Binned {
+        mappers,
+        kinds: schema.kinds.clone(),
+        columns,
+    };
+
+    let objective = BinaryLogLoss {
+        scale_pos_weight: p.scale_pos_weight,
+    };
+    let init = objective.init_score(data.labels, &weights);
+    let mut scores = vec![init; rows];
+    let mut g = vec![0.0; rows];
+    let mut h = vec![0.0; rows];
+
+    let valid_setup = match valid {
+        Some(v) => {
+            let (n, w) = check_data(v, width, "validation data")?;
+            Some((v, w, vec![init; n]))
+        }
+        None => None,
+    };
+    let mut valid_setup = valid_setup;
+
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(p.seed);
+    let mut bag: Vec<u32> = (0..rows as u32).collect();
+    let mut trees = Vec::with_capacity(p.num_iterations);
+    let mut log = TrainLog {
+        valid_metric: Vec::new(),
+        best_iteration: None,
+    };
+    let mut best: Option<(usize, f64)> = None;
+
+    for iteration in 0..p.num_iterations {
+        // Fixed-size chunks: the work split never depends on the thread count.
+        g.par_chunks_mut(8192)
+            .zip(h.par_chunks_mut(8192))
+            .enumerate()
+            .for_each(|(chunk, (gc, hc))| {
+                let at = chunk * 8192;
+                let end = at + gc.len();
+                objective.gradients(
+                    &scores[at..end],
+                    &data.labels[at..end],
+                    &weights[at..end],
+                    gc,
+                    hc,
+                );
+            });
+        if p.bagging_freq > 0 && p.bagging_fraction < 1.0 && iteration % p.bagging_freq == 0 {
+            let keep = ((rows as f64 * p.bagging_fraction).round() as usize).clamp(1, rows);
+            let mut chosen: Vec<u32> = sample(&mut rng, rows, keep)
+                .into_iter()
+                .map(|i| i as u32)
+                .collect();
+            chosen.sort_unstable();
+            bag = chosen;
+        }
+        let allowed = feature_sample(&mut rng, width, p.feature_fraction);
+        let grown = grow(&binned, p, &allowed, &g, &h, bag.clone(), p.learning_rate);
+
+        // Scores: bag rows by their leaf range, the others through the tree.
+        let mut in_bag = vec![false; rows];
+        for (leaf, &(start, end)) in grown.ranges.iter().enumerate() {
+            let value = grown.tree.leaf_value[leaf];
+            for &r in &grown.rows[start..end] {
+                scores[r as usize] += value;
+                in_bag[r as usize] = true;
+            }
+        }
+        if grown.rows.len() < rows {
+            for (r, inside) in in_bag.iter().enumerate() {
+                if !inside {
+                    scores[r] += grown.tree.leaf_value[grown.leaf_of(&binned, r)];
+                }
+            }
+        }
+        let mut tree = grown.tree;
+        if iteration == 0 {
+            // The initial score lives in the first tree, as in LightGBM.
+            for v in &mut tree.leaf_value {
+                *v += init;
+            }
+        }
+
+        if let Some((v, w, vscores)) = valid_setup.as_mut() {
+            // The first tree carries `init`, which the start scores already hold.
+            let offset = if iteration == 0 { init } else { 0.0 };
+            let tree_ref = &tree;
+            vscores
+                .par_chunks_mut(8192)
+                .enumerate()
+                .for_each(|(chunk, part)| {
+                    for (i, s) in part.iter_mut().enumerate() {
+                        let r = chunk * 8192 + i;
+                        *s += tree_ref.predict(&v.features[r * width..(r + 1) * width]) - offset;
+                    }
+                });
+            let metric = match p.stopping_metric {
+                StoppingMetric::LogLoss => log_loss(vscores, v.labels, w),
+                StoppingMetric::Auc => -auc(vscores, v.labels, w),
+            };
+            log.valid_metric.push(match p.stopping_metric {
+                StoppingMetric::LogLoss => metric,
+                StoppingMetric::Auc => -metric,
+            });
+            if best.is_none_or(|(_, b)| metric < b) {
+                best = Some((iteration, metric));
+            }
+            trees.push(tree);
+            if let (Some(patience), Some((at, _))) = (p.early_stopping_rounds, best)
+                && iteration - at >= patience
+            {
+                break;
+            }
+        } else {
+            trees.push(tree);
+        }
+    }
+
+    if let (Some(_), Some((at, _))) = (p.early_stopping_rounds, best) {
+        trees.truncate(at + 1);
+        log.best_iteration = Some(at + 1);
+    }
+    let model = Model {
+        trees,
+        feature_names: schema.names.clone(),
+        feature_kinds: schema.kinds.clone(),
+        sigmoid: 1.0,
+        best_iteration: log.best_iteration,
+    };
+    Ok((model, log))
+}
+
+fn feature_sample(rng: &mut Xoshiro256PlusPlus, width: usize, fraction: f64) -> Vec<bool> {
+    if fraction >= 1.0 {
+        return vec![true; width];
+    }
+    let keep = ((width as f64 * fraction).round() as usize).clamp(1, width);
+    let mut allowed = vec![false; width];
+    for i in sample(rng, width, keep) {
+        allowed[i] = true;
+    }
+    // Consume one draw so the stream position does not depend on `keep`.
+    let _: u64 = rng.random();
+    allowed
+}

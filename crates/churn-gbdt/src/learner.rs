@@ -1,0 +1,590 @@
+//! Grows one tree leaf-wise from gradients: histograms per feature, best split
+//! per leaf, stable partition of row indices, smaller-child histogram plus
+//! subtraction for the larger child.
+//!
+//! **Determinism:** a histogram cell is summed sequentially in row order inside
+//! one task per feature, and every other sum is sequential, so the tree does
+//! not depend on the number of threads.
+
+use rayon::prelude::*;
+
+use crate::binning::BinMapper;
+use crate::model::FeatureKind;
+use crate::params::GbdtParams;
+use crate::tree::{MissingType, Split, Tree};
+
+/// Training features, binned column by column.
+pub(crate) struct Binned {
+    pub(crate) mappers: Vec<BinMapper>,
+    pub(crate) kinds: Vec<FeatureKind>,
+    /// `columns[f][row]`: the bin of row `row` in feature `f`.
+    pub(crate) columns: Vec<Vec<u8>>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct Stats {
+    pub(crate) g: f64,
+    pub(crate) h: f64,
+    pub(crate) n: u32,
+}
+
+impl Stats {
+    fn add(&mut self, other: &Stats) {
+        self.g += other.g;
+        self.h += other.h;
+        self.n += other.n;
+    }
+    fn minus(&self, other: &Stats) -> Stats {
+        Stats {
+            g: self.g - other.g,
+            h: self.h - other.h,
+            n: self.n - other.n,
+        }
+    }
+}
+
+/// A split of binned data, with its raw-value twin for the tree.
+#[derive(Debug, Clone)]
+enum BinSplit {
+    /// Bins `0..=last_left` go left; the missing bin goes `default_left`.
+    Numeric { last_left: u8, default_left: bool },
+    /// Bins marked `true` go left (never the missing bin).
+    Categorical { left: Vec<bool> },
+}
+
+#[derive(Debug, Clone)]
+struct Candidate {
+    gain: f64,
+    feature: usize,
+    split: BinSplit,
+    left: Stats,
+    right: Stats,
+    left_output: f64,
+    right_output: f64,
+}
+
+struct LeafState {
+    start: usize,
+    len: usize,
+    depth: usize,
+    stats: Stats,
+    /// Output bounds from monotone constraints.
+    bounds: (f64, f64),
+    histogram: Option<Vec<Vec<Stats>>>,
+    best: Option<Candidate>,
+    /// (internal node, went left) of the parent split, `None` for the root.
+    parent: Option<(usize, bool)>,
+}
+
+/// What growing one tree produced.
+pub(crate) struct Grown {
+    pub(crate) tree: Tree,
+    /// Bin-level test of each internal node (for out-of-bag score updates).
+    node_splits: Vec<(usize, BinSplit)>,
+    /// Row indices grouped by leaf: leaf `l` owns `rows[ranges[l].0..ranges[l].1]`.
+    pub(crate) rows: Vec<u32>,
+    pub(crate) ranges: Vec<(usize, usize)>,
+}
+
+fn threshold_l1(g: f64, l1: f64) -> f64 {
+    g.signum() * (g.abs() - l1).max(0.0)
+}
+
+fn leaf_output(s: &Stats, p: &GbdtParams, l2: f64, bounds: (f64, f64)) -> f64 {
+    (-threshold_l1(s.g, p.lambda_l1) / (s.h + l2)).clamp(bounds.0, bounds.1)
+}
+
+/// Gain of a leaf holding `s` with output `w`: −(2 G' w + (H + λ2) w²).
+fn leaf_gain(s: &Stats, p: &GbdtParams, l2: f64, w: f64) -> f64 {
+    -(2.0 * threshold_l1(s.g, p.lambda_l1) * w + (s.h + l2) * w * w)
+}
+
+struct Context<'a> {
+    data: &'a Binned,
+    params: &'a GbdtParams,
+    allowed: &'a [bool],
+    g: &'a [f64],
+    h: &'a [f64],
+}
+
+impl Context<'_> {
+    fn histogram(&self, rows: &[u32]) -> Vec<Vec<Stats>> {
+        let og: Vec<f64> = rows.iter().map(|&r| self.g[r as usize]).collect();
+        let oh: Vec<f64> = rows.iter().map(|&r| self.h[r as usize]).collect();
+        (0..self.data.mappers.len())
+            .into_par_iter()
+            .map(|f| {
+                let mut cells = vec![Stats::default(); self.data.mappers[f].value_bins() + 1];
+                if self.allowed[f] {
+                    let column = &self.data.columns[f];
+                    for ((&r, &g), &h) in rows.iter().zip(&og).zip(&oh) {
+                        let cell = &mut cells[column[r as usize] as usize];
+                        cell.g += g;
+                        cell.h += h;
+                        cell.n += 1;
+                    }
+                }
+                cells
+            })
+            .collect()
+    }
+
+    fn valid_side(&self, s: &Stats) -> bool {
+        s.n as usize >= self.params.min_data_in_leaf && s.h >= self.params.min_sum_hessian_in_leaf
+    }
+
+    /// Best split of a leaf over the allowed features (ties: smaller feature, then first threshold).
+    fn best_split(
+        &self,
+        histogram: &[Vec<Stats>],
+        total: &Stats,
+        bounds: (f64, f64),
+    ) -> Option<Candidate> {
+        let p = self.params;
+        let candidates: Vec<Option<Candidate>> = (0..histogram.len())
+            .into_par_iter()
+            .map(|f| {
+                if !self.allowed[f] {
+                    return None;
+                }
+                match self.data.kinds[f] {
+                    FeatureKind::Numeric => self.numeric_split(f, &histogram[f], total, bounds),
+                    FeatureKind::Categorical => {
+                        self.categorical_split(f, &histogram[f], total, bounds)
+                    }
+                }
+            })
+            .collect();
+        let mut best: Option<Candidate> = None;
+        for candidate in candidates.into_iter().flatten() {
+            if best.as_ref().is_none_or(|b| candidate.gain > b.gain) {
+                best = Some(candidate);
+            }
+        }
+        best.filter(|b| b.gain > p.min_gain_to_split && b.gain.is_finite())
+    }
+
+    fn evaluate(
+        &self,
+        feature: usize,
+        left: Stats,
+        right: Stats,
+        total: &Stats,
+        bounds: (f64, f64),
+        l2: f64,
+    ) -> Option<(f64, f64, f64)> {
+        if !self.valid_side(&left) || !self.valid_side(&right) {
+            return None;
+        }
+        let p = self.params;
+        let wl = leaf_output(&left, p, l2, bounds);
+        let wr = leaf_output(&right, p, l2, bounds);
+        match p.monotone_constraints.get(feature).copied().unwrap_or(0) {
+            1 if wl > wr => return None,
+            -1 if wl < wr => return None,
+            _ => {}
+        }
+        let parent = leaf_gain(
+            total,
+            p,
+            p.lambda_l2,
+            leaf_output(total, p, p.lambda_l2, bounds),
+        );
+        let gain = leaf_gain(&left, p, l2, wl) + leaf_gain(&right, p, l2, wr) - parent;
+        Some((gain, wl, wr))
+    }
+
+    fn numeric_split(
+        &self,
+        f: usize,
+        cells: &[Stats],
+        total: &Stats,
+        bounds: (f64, f64),
+    ) -> Option<Candidate> {
+        let bins = cells.len() - 1;
+        let missing = cells[bins];
+        let mut best: Option<Candidate> = None;
+        let directions: &[bool] = if missing.n > 0 {
+            &[false, true]
+        } else {
+            &[false]
+        };
+        for &default_left in directions {
+            let mut left = if default_left {
+                missing
+            } else {
+                Stats::default()
+            };
+            for (t, cell) in cells[..bins.saturating_sub(1)].iter().enumerate() {
+                left.add(cell);
+                let right = total.minus(&left);
+                if let Some((gain, wl, wr)) =
+                    self.evaluate(f, left, right, total, bounds, self.params.lambda_l2)
+                    && best.as_ref().is_none_or(|b| gain > b.gain)
+                {
+                    best = Some(Candidate {
+                        gain,
+                        feature: f,
+                        split: BinSplit::Numeric {
+                            last_left: t as u8,
+                            default_left,
+                        },
+                        left,
+                        right,
+                        left_output: wl,
+                        right_output: wr,
+                    });
+                }
+            }
+        }
+        best
+    }
+
+    fn categorical_split(
+        &self,
+        f: usize,
+        cells: &[Stats],
+        total: &Stats,
+        bounds: (f64, f64),
+    ) -> Option<Candidate> {
+        let p = self.params;
+        let bins = cells.len() - 1;
+        let used: Vec<usize> = (0..bins).filter(|&b| cells[b].n > 0).collect();
+        let mut best: Option<Candidate> = None;
+        let consider = |set: &[usize], l2: f64, best: &mut Option<Candidate>| {
+            let mut left = Stats::default();
+            for &b in set {
+                left.add(&cells[b]);
+            }
+            let right = total.minus(&left);
+            if let Some((gain, wl, wr)) = self.evaluate(f, left, right, total, bounds, l2)
+                && best.as_ref().is_none_or(|b| gain > b.gain)
+            {
+                let mut mask = vec![false; bins + 1];
+                for &b in set {
+                    mask[b] = true;
+                }
+                *best = Some(Candidate {
+                    gain,
+                    feature: f,
+                    split: BinSplit::Categorical { left: mask },
+                    left,
+                    right,
+                    left_output: wl,
+                    right_output: wr,
+                });
+            }
+        };
+        if used.len() <= p.max_cat_to_onehot {
+            for &b in &used {
+                consider(&[b], p.lambda_l2, &mut best);
+            }
+            return best;
+        }
+        // Many categories (LightGBM's rule): keep categories with at least
+        // `cat_smooth` rows, order them by smoothed gradient ratio, and scan
+        // prefixes from both ends; a threshold is tried only once another
+        // `min_data_per_group` rows joined the left, and the right keeps as many.
+        let mut order: Vec<usize> = used
+            .into_iter()
+            .filter(|&b| f64::from(cells[b].n) >= p.cat_smooth)
+            .collect();
+        order.sort_by(|&a, &b| {
+            let ra = cells[a].g / (cells[a].h + p.cat_smooth);
+            let rb = cells[b].g / (cells[b].h + p.cat_smooth);
+            ra.total_cmp(&rb).then(a.cmp(&b))
+        });
+        let limit = p.max_cat_threshold.min(order.len().div_ceil(2));
+        let l2 = p.lambda_l2 + p.cat_l2;
+        for from_end in [false, true] {
+            let mut set: Vec<usize> = Vec::new();
+            let (mut left_rows, mut group_rows) = (0u32, 0u32);
+            for k in 0..limit {
+                let b = if from_end {
+                    order[order.len() - 1 - k]
+                } else {
+                    order[k]
+                };
+                set.push(b);
+                left_rows += cells[b].n;
+                group_rows += cells[b].n;
+                let right_rows = total.n - left_rows;
+                if (right_rows as usize) < p.min_data_per_group {
+                    break;
+                }
+                if (group_rows as usize) < p.min_data_per_group {
+                    continue;
+                }
+                group_rows = 0;
+                consider(&set, l2, &mut best);
+            }
+        }
+        best
+    }
+}
+
+fn goes_left(split: &BinSplit, bin: u8, missing_bin: u8) -> bool {
+    match split {
+        BinSplit::Numeric {
+            last_left,
+            default_left,
+        } => {
+            if bin == missing_bin {
+                *default_left
+            } else {
+                bin <= *last_left
+            }
+        }
+        BinSplit::Categorical { left } => left[bin as usize],
+    }
+}
+
+/// Grows one tree on the rows `bag` (ascending). Leaf outputs are multiplied
+/// by `shrinkage`.
+pub(crate) fn grow(
+    data: &Binned,
+    params: &GbdtParams,
+    allowed: &[bool],
+    g: &[f64],
+    h: &[f64],
+    bag: Vec<u32>,
+    shrinkage: f64,
+) -> Grown {
+    let ctx = Context {
+        data,
+        params,
+        allowed,
+        g,
+        h,
+    };
+    let mut rows = bag;
+    let mut root = Stats::default();
+    for &r in &rows {
+        root.add(&Stats {
+            g: g[r as usize],
+            h: h[r as usize],
+            n: 1,
+        });
+    }
+    let unbounded = (f64::NEG_INFINITY, f64::INFINITY);
+    let histogram = ctx.histogram(&rows);
+    let best = ctx.best_split(&histogram, &root, unbounded);
+    let mut leaves = vec![LeafState {
+        start: 0,
+        len: rows.len(),
+        depth: 0,
+        stats: root,
+        bounds: unbounded,
+        histogram: Some(histogram),
+        best,
+        parent: None,
+    }];
+    let mut tree = Tree::constant(0.0, 0.0);
+    tree.leaf_value.clear();
+    tree.leaf_count.clear();
+    let mut node_splits = Vec::new();
+    let mut scratch = Vec::with_capacity(rows.len());
+
+    while leaves.len() < params.num_leaves {
+        // The leaf with the largest gain (ties: the lower leaf index).
+        let mut chosen: Option<usize> = None;
+        for (i, leaf) in leaves.iter().enumerate() {
+            if let Some(c) = &leaf.best
+                && chosen.is_none_or(|j| leaves[j].best.as_ref().is_none_or(|b| c.gain > b.gain))
+            {
+                chosen = Some(i);
+            }
+        }
+        let Some(index) = chosen else { break };
+        let Some(candidate) = leaves[index].best.take() else {
+            break;
+        };
+        let feature = candidate.feature;
+        let missing_bin = data.mappers[feature].value_bins() as u8;
+
+        // Stable partition of the leaf's rows.
+        let (start, len) = (leaves[index].start, leaves[index].len);
+        let column = &data.columns[feature];
+        scratch.clear();
+        let mut write = start;
+        for i in start..start + len {
+            let r = rows[i];
+            if goes_left(&candidate.split, column[r as usize], missing_bin) {
+                rows[write] = r;
+                write += 1;
+            } else {
+                scratch.push(r);
+            }
+        }
+        rows[write..start + len].copy_from_slice(&scratch);
+        let left_len = write - start;
+
+        // The new internal node, numbered as LightGBM does.
+        let node = tree.split.len();
+        let new_leaf = leaves.len();
+        if let Some((parent, went_left)) = leaves[index].parent {
+            if went_left {
+                tree.left_child[parent] = node as i32;
+            } else {
+                tree.right_child[parent] = node as i32;
+            }
+        }
+        tree.split_feature.push(feature as u32);
+        tree.split
+            .push(raw_split(&data.mappers[feature], &candidate.split));
+        tree.split_gain.push(candidate.gain);
+        tree.left_child.push(!(index as i32));
+        tree.right_child.push(!(new_leaf as i32));
+        tree.internal_count.push(f64::from(leaves[index].stats.n));
+        node_splits.push((feature, candidate.split.clone()));
+
+        // Children bounds: a monotone split fences both sides at the midpoint.
+        let bounds = leaves[index].bounds;
+        let (left_bounds, right_bounds) = match params
+            .monotone_constraints
+            .get(feature)
+            .copied()
+            .unwrap_or(0)
+        {
+            0 => (bounds, bounds),
+            c => {
+                let mid = (candidate.left_output + candidate.right_output) / 2.0;
+                if c > 0 {
+                    ((bounds.0, mid.min(bounds.1)), (mid.max(bounds.0), bounds.1))
+                } else {
+                    ((mid.max(bounds.0), bounds.1), (bounds.0, mid.min(bounds.1)))
+                }
+            }
+        };
+
+        // Histograms: build the smaller child, subtract for the larger.
+        let parent_hist = leaves[index].histogram.take();
+        let left_rows = &rows[start..start + left_len];
+        let right_rows = &rows[start + left_len..start + len];
+        let (left_hist, right_hist) = if left_rows.len() <= right_rows.len() {
+            let small = ctx.histogram(left_rows);
+            let large = subtract(parent_hist, &small, || ctx.histogram(right_rows));
+            (small, large)
+        } else {
+            let small = ctx.histogram(right_rows);
+            let large = subtract(parent_hist, &small, || ctx.histogram(left_rows));
+            (large, small)
+        };
+        let depth = leaves[index].depth + 1;
+        let can_split = params.max_depth.is_none_or(|d| depth < d);
+        let left_best = if can_split {
+            ctx.best_split(&left_hist, &candidate.left, left_bounds)
+        } else {
+            None
+        };
+        let right_best = if can_split {
+            ctx.best_split(&right_hist, &candidate.right, right_bounds)
+        } else {
+            None
+        };
+        leaves[index] = LeafState {
+            start,
+            len: left_len,
+            depth,
+            stats: candidate.left,
+            bounds: left_bounds,
+            histogram: Some(left_hist),
+            best: left_best,
+            parent: Some((node, true)),
+        };
+        leaves.push(LeafState {
+            start: start + left_len,
+            len: len - left_len,
+            depth,
+            stats: candidate.right,
+            bounds: right_bounds,
+            histogram: Some(right_hist),
+            best: right_best,
+            parent: Some((node, false)),
+        });
+    }
+
+    for leaf in &leaves {
+        tree.leaf_value
+            .push(leaf_output(&leaf.stats, params, params.lambda_l2, leaf.bounds) * shrinkage);
+        tree.leaf_count.push(f64::from(leaf.stats.n));
+    }
+    let ranges = leaves.iter().map(|l| (l.start, l.start + l.len)).collect();
+    Grown {
+        tree,
+        node_splits,
+        rows,
+        ranges,
+    }
+}
+
+fn subtract(
+    parent: Option<Vec<Vec<Stats>>>,
+    small: &[Vec<Stats>],
+    rebuild: impl FnOnce() -> Vec<Vec<Stats>>,
+) -> Vec<Vec<Stats>> {
+    match parent {
+        Some(mut parent) => {
+            for (p, s) in parent.iter_mut().zip(small) {
+                for (pc, sc) in p.iter_mut().zip(s) {
+                    *pc = pc.minus(sc);
+                }
+            }
+            parent
+        }
+        None => rebuild(),
+    }
+}
+
+/// The raw-value test equal to a bin split.
+fn raw_split(mapper: &BinMapper, split: &BinSplit) -> Split {
+    match (mapper, split) {
+        (
+            BinMapper::Numeric { upper, has_missing },
+            BinSplit::Numeric {
+                last_left,
+                default_left,
+            },
+        ) => Split::Numeric {
+            threshold: upper[*last_left as usize],
+            default_left: *default_left,
+            missing: if *has_missing {
+                MissingType::NaN
+            } else {
+                MissingType::None
+            },
+        },
+        (BinMapper::Categorical { categories }, BinSplit::Categorical { left }) => {
+            let max = categories.iter().copied().max().unwrap_or(0).max(0) as usize;
+            let mut bitset = vec![0u32; max / 32 + 1];
+            for (bin, &category) in categories.iter().enumerate() {
+                if left[bin] && category >= 0 {
+                    bitset[category as usize / 32] |= 1 << (category as usize % 32);
+                }
+            }
+            Split::Categorical { bitset }
+        }
+        // The learner pairs each mapper with its own kind of split.
+        (_, _) => Split::Categorical { bitset: Vec::new() },
+    }
+}
+
+impl Grown {
+    /// The leaf a binned row reaches.
+    pub(crate) fn leaf_of(&self, data: &Binned, row: usize) -> usize {
+        if self.node_splits.is_empty() {
+            return 0;
+        }
+        let mut node = 0i32;
+        while node >= 0 {
+            let (feature, split) = &self.node_splits[node as usize];
+            let missing_bin = data.mappers[*feature].value_bins() as u8;
+            node = if goes_left(split, data.columns[*feature][row], missing_bin) {
+                self.tree.left_child[node as usize]
+            } else {
+                self.tree.right_child[node as usize]
+            };
+        }
+        !node as usize
+    }
+}

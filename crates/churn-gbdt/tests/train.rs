@@ -1,0 +1,353 @@
+//! Training against LightGBM's accuracy and against its own invariants.
+
+use std::path::Path;
+
+use churn_gbdt::metric::auc;
+use churn_gbdt::{Explainer, FeatureKind, GbdtParams, Schema, StoppingMetric, TrainData, train};
+use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
+
+#[derive(serde::Deserialize)]
+struct Fixture {
+    params: serde_json::Value,
+    rounds: usize,
+    categorical: Vec<usize>,
+    train_x: Vec<Vec<Option<f64>>>,
+    train_y: Vec<f64>,
+    test_x: Vec<Vec<Option<f64>>>,
+    test_y: Vec<f64>,
+    test_auc: f64,
+}
+
+fn flat(rows: &[Vec<Option<f64>>]) -> Vec<f64> {
+    rows.iter()
+        .flat_map(|r| r.iter().map(|v| v.unwrap_or(f64::NAN)))
+        .collect()
+}
+
+fn fixture(name: &str) -> Fixture {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(format!("{name}.json"));
+    serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("parse")
+}
+
+fn schema(width: usize, categorical: &[usize]) -> Schema {
+    Schema {
+        names: (0..width).map(|i| format!("f{i}")).collect(),
+        kinds: (0..width)
+            .map(|i| {
+                if categorical.contains(&i) {
+                    FeatureKind::Categorical
+                } else {
+                    FeatureKind::Numeric
+                }
+            })
+            .collect(),
+    }
+}
+
+/// Our parameters from the fixture's LightGBM parameters.
+fn params_like(f: &Fixture) -> GbdtParams {
+    let get = |k: &str| f.params.get(k).and_then(|v| v.as_f64());
+    GbdtParams {
+        num_iterations: f.rounds,
+        learning_rate: get("learning_rate").unwrap_or(0.1),
+        num_leaves: get("num_leaves").unwrap_or(31.0) as usize,
+        max_depth: get("max_depth").map(|d| d as usize),
+        min_data_in_leaf: get("min_data_in_leaf").unwrap_or(20.0) as usize,
+        bagging_fraction: get("bagging_fraction").unwrap_or(1.0),
+        bagging_freq: get("bagging_freq").unwrap_or(0.0) as usize,
+        feature_fraction: get("feature_fraction").unwrap_or(1.0),
+        use_missing: f
+            .params
+            .get("use_missing")
+            .and_then(|v| v.as_bool())
+            .unwrap_or(true),
+        seed: 7,
+        ..GbdtParams::default()
+    }
+}
+
+#[test]
+fn test_auc_is_within_0_005_of_lightgbm_with_the_same_parameters() {
+    for name in [
+        "nan_missing_categorical",
+        "deep_repeats",
+        "bagging_stumps",
+        "no_missing_handling",
+    ] {
+        let f = fixture(name);
+        let width = f.train_x[0].len();
+        let params = params_like(&f).check().expect("valid");
+        let (train_x, test_x) = (flat(&f.train_x), flat(&f.test_x));
+        let data = TrainData {
+            features: &train_x,
+            labels: &f.train_y,
+            weights: None,
+        };
+        let (model, _) =
+            train(&params, &schema(width, &f.categorical), &data, None).expect("trains");
+        let scores = model.predict_raw_batch(&test_x).expect("shape");
+        let ours = auc(&scores, &f.test_y, &vec![1.0; scores.len()]);
+        eprintln!("{name}: ours {ours:.4} LightGBM {:.4}", f.test_auc);
+        assert!(
+            ours >= f.test_auc - 0.005,
+            "{name}: test AUC {ours:.4} vs LightGBM {:.4}",
+            f.test_auc
+        );
+    }
+}
+
+#[test]
+fn same_data_and_seed_give_identical_models_whatever_the_threads() {
+    let f = fixture("nan_missing_categorical");
+    let width = f.train_x[0].len();
+    let mut p = params_like(&f);
+    p.bagging_fraction = 0.8;
+    p.bagging_freq = 1;
+    p.feature_fraction = 0.7;
+    let params = p.check().expect("valid");
+    let train_x = flat(&f.train_x);
+    let data = TrainData {
+        features: &train_x,
+        labels: &f.train_y,
+        weights: None,
+    };
+    let fit = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("pool");
+        let (model, _) = pool
+            .install(|| train(&params, &schema(width, &f.categorical), &data, None))
+            .expect("trains");
+        serde_json::to_string(&model).expect("serialise")
+    };
+    let one = fit(1);
+    assert_eq!(
+        one,
+        fit(2),
+        "1 and 2 threads must give the same model bytes"
+    );
+    assert_eq!(one, fit(4));
+}
+
+#[test]
+fn early_stopping_keeps_the_best_iteration() {
+    let f = fixture("nan_missing_categorical");
+    let width = f.train_x[0].len();
+    let params = GbdtParams {
+        num_iterations: 400,
+        learning_rate: 0.3,
+        early_stopping_rounds: Some(10),
+        stopping_metric: StoppingMetric::LogLoss,
+        ..GbdtParams::default()
+    }
+    .check()
+    .expect("valid");
+    let (train_x, test_x) = (flat(&f.train_x), flat(&f.test_x));
+    let data = TrainData {
+        features: &train_x,
+        labels: &f.train_y,
+        weights: None,
+    };
+    let valid = TrainData {
+        features: &test_x,
+        labels: &f.test_y,
+        weights: None,
+    };
+    let (model, log) =
+        train(&params, &schema(width, &f.categorical), &data, Some(&valid)).expect("trains");
+    let best = log.best_iteration.expect("early stopping ran");
+    assert!(
+        best < 400 && log.valid_metric.len() == best + 10,
+        "best {best}, ran {}",
+        log.valid_metric.len()
+    );
+    assert_eq!(model.trees.len(), best);
+    let minimum = log
+        .valid_metric
+        .iter()
+        .copied()
+        .fold(f64::INFINITY, f64::min);
+    assert_eq!(log.valid_metric[best - 1], minimum);
+    // The kept model scores exactly the logged best loss.
+    let scores = model.predict_raw_batch(&test_x).expect("shape");
+    let loss = churn_gbdt::metric::log_loss(&scores, &f.test_y, &vec![1.0; scores.len()]);
+    assert!((loss - minimum).abs() < 1e-9, "{loss} vs {minimum}");
+}
+
+/// A small table where feature 0 raises risk, feature 1 lowers it, feature 2
+/// is noise with missing values that mean "high risk".
+fn synthetic(rows: usize, seed: u64) -> (Vec<f64>, Vec<f64>) {
+    let mut state = seed;
+    let mut next = move || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let mut x = Vec::with_capacity(rows * 3);
+    let mut y = Vec::with_capacity(rows);
+    for _ in 0..rows {
+        let (a, b) = (next() * 4.0 - 2.0, next() * 4.0 - 2.0);
+        let missing = next() < 0.2;
+        let c = if missing { f64::NAN } else { next() };
+        let logit = 1.2 * a - 0.8 * b + if missing { 1.5 } else { 0.0 } + (a * b).sin();
+        y.push(if next() < 1.0 / (1.0 + (-logit).exp()) {
+            1.0
+        } else {
+            0.0
+        });
+        x.extend([a, b, c]);
+    }
+    (x, y)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 6,
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct("tests/train.proptest-regressions"))),
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn monotone_constraints_hold_on_random_grids(seed in any::<u64>(), probe in proptest::collection::vec(-3.0f64..3.0, 3)) {
+        let (x, y) = synthetic(2_000, seed);
+        let params = GbdtParams {
+            num_iterations: 30,
+            num_leaves: 15,
+            min_data_in_leaf: 10,
+            monotone_constraints: vec![1, -1, 0],
+            seed,
+            ..GbdtParams::default()
+        }.check().expect("valid");
+        let data = TrainData { features: &x, labels: &y, weights: None };
+        let (model, _) = train(&params, &schema(3, &[]), &data, None).expect("trains");
+        for (feature, direction) in [(0usize, 1.0), (1, -1.0)] {
+            let mut previous = f64::NEG_INFINITY * direction;
+            for step in 0..=60 {
+                let mut row = probe.clone();
+                row[feature] = -3.0 + step as f64 * 0.1;
+                let margin = model.predict_raw(&row);
+                prop_assert!((margin - previous) * direction >= -1e-12, "feature {feature} not monotone at step {step}");
+                previous = margin;
+            }
+        }
+        let explainer = Explainer::new(&model);
+        let phi = explainer.contributions(&probe);
+        prop_assert!((phi.iter().sum::<f64>() - model.predict_raw(&probe)).abs() < 1e-9);
+    }
+}
+
+#[test]
+fn missing_values_follow_the_learned_direction() {
+    let (x, y) = synthetic(4_000, 3);
+    let params = GbdtParams {
+        num_iterations: 40,
+        ..GbdtParams::default()
+    }
+    .check()
+    .expect("valid");
+    let data = TrainData {
+        features: &x,
+        labels: &y,
+        weights: None,
+    };
+    let (model, _) = train(&params, &schema(3, &[]), &data, None).expect("trains");
+    // Missing feature 2 means +1.5 log-odds in the data; the model must have learned it.
+    let with = model.predict_raw(&[0.0, 0.0, f64::NAN]);
+    let without = model.predict_raw(&[0.0, 0.0, 0.5]);
+    assert!(with - without > 0.8, "NaN {with} vs present {without}");
+}
+
+#[test]
+fn bad_data_gives_clear_errors_or_sane_models() {
+    let params = GbdtParams {
+        num_iterations: 5,
+        min_data_in_leaf: 1,
+        ..GbdtParams::default()
+    }
+    .check()
+    .expect("valid");
+    let s = schema(2, &[]);
+    let fit = |x: &[f64], y: &[f64], w: Option<&[f64]>| {
+        train(
+            &params,
+            &s,
+            &TrainData {
+                features: x,
+                labels: y,
+                weights: w,
+            },
+            None,
+        )
+        .map_err(|e| e.to_string())
+    };
+    assert!(
+        fit(&[1.0, 2.0, 3.0, 4.0], &[1.0, 1.0], None)
+            .unwrap_err()
+            .contains("same")
+    );
+    assert!(
+        fit(&[1.0, 2.0], &[0.0], None).unwrap_err().contains("same"),
+        "a single row"
+    );
+    assert!(
+        fit(&[1.0, 2.0, 3.0], &[0.0, 1.0], None)
+            .unwrap_err()
+            .contains("whole number of rows")
+    );
+    assert!(
+        fit(&[1.0, 2.0, 3.0, 4.0], &[0.0, 2.0], None)
+            .unwrap_err()
+            .contains("not 0 or 1")
+    );
+    assert!(
+        fit(&[1.0, 2.0, 3.0, 4.0], &[0.0, 1.0], Some(&[1.0, -1.0]))
+            .unwrap_err()
+            .contains("weight at row 1")
+    );
+    assert!(
+        fit(&[1.0, 2.0, 3.0, 4.0], &[0.0, 1.0], Some(&[0.0, 0.0]))
+            .unwrap_err()
+            .contains("every training weight")
+    );
+    // All-missing column, zero-weight rows: a sane model.
+    let x: Vec<f64> = (0..200).flat_map(|i| [f64::NAN, i as f64]).collect();
+    let y: Vec<f64> = (0..200).map(|i| if i >= 100 { 1.0 } else { 0.0 }).collect();
+    let w: Vec<f64> = (0..200)
+        .map(|i| if i % 10 == 0 { 0.0 } else { 1.0 })
+        .collect();
+    let (model, _) = train(
+        &params,
+        &s,
+        &TrainData {
+            features: &x,
+            labels: &y,
+            weights: Some(&w),
+        },
+        None,
+    )
+    .expect("trains");
+    assert!(
+        model
+            .trees
+            .iter()
+            .all(|t| t.split_feature.iter().all(|&f| f == 1)),
+        "never splits on the all-missing column"
+    );
+    assert!(
+        model.predict_proba(&[f64::NAN, 150.0]) > 0.5
+            && model.predict_proba(&[f64::NAN, 50.0]) < 0.5
+    );
+    let bad = GbdtParams {
+        num_leaves: 1,
+        ..GbdtParams::default()
+    }
+    .check()
+    .unwrap_err()
+    .to_string();
+    assert_eq!(bad, "invalid parameter num_leaves: must be in 2..=131072");
+}
