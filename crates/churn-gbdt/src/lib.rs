@@ -10,6 +10,7 @@
 
 mod binning;
 mod boosting;
+mod compiled;
 mod learner;
 mod lightgbm;
 pub mod metric;
@@ -21,6 +22,7 @@ mod tree;
 
 pub use binning::BinMapper;
 pub use boosting::{MAX_CATEGORY, Schema, TrainData, TrainLog, train};
+pub use compiled::Predictor;
 pub use lightgbm::from_lightgbm_text;
 pub use model::{FeatureKind, Model};
 pub use objective::{BinaryLogLoss, Objective};

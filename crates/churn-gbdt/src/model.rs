@@ -1,6 +1,5 @@
 //! A fitted ensemble: raw margins and probabilities, one row or many.
 
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::GbdtError;
@@ -40,10 +39,6 @@ pub(crate) fn row_count(values: usize, width: usize) -> Result<usize, GbdtError>
         )))
     }
 }
-
-/// Rows per parallel task in batch prediction: fixed, so the work split never
-/// depends on the thread count (each row's sum is in tree order regardless).
-const ROWS_PER_TASK: usize = 1024;
 
 impl Model {
     /// Number of input features.
@@ -87,18 +82,10 @@ impl Model {
         1.0 / (1.0 + (-self.sigmoid * margin).exp())
     }
 
-    /// Margins of many rows, `rows` row-major with `num_features` columns.
+    /// Margins of many rows, `rows` row-major with `num_features` columns
+    /// (compiles a [`crate::Predictor`]; keep one to predict repeatedly).
     pub fn predict_raw_batch(&self, rows: &[f64]) -> Result<Vec<f64>, GbdtError> {
-        let width = self.num_features().max(1);
-        let mut out = vec![0.0; row_count(rows.len(), width)?];
-        out.par_chunks_mut(ROWS_PER_TASK)
-            .zip(rows.par_chunks(ROWS_PER_TASK * width))
-            .for_each(|(margins, block)| {
-                for (margin, row) in margins.iter_mut().zip(block.chunks_exact(width)) {
-                    *margin = self.predict_raw(row);
-                }
-            });
-        Ok(out)
+        crate::Predictor::new(self).predict_raw_batch(rows)
     }
 
     /// Mean margin over the training rows: the TreeSHAP base value.

@@ -20,8 +20,9 @@
 use rayon::prelude::*;
 
 use crate::GbdtError;
+use crate::compiled::{FlatTree, Node, Predictor};
 use crate::model::{Model, row_count};
-use crate::tree::{Split, Tree};
+use crate::tree::Tree;
 
 /// Gauss–Legendre nodes and weights on `[0, 1]` (Newton on Legendre polynomials).
 pub(crate) fn gauss_legendre(n: usize) -> (Vec<f64>, Vec<f64>) {
@@ -77,8 +78,7 @@ struct Leaf {
 
 #[derive(Debug, Clone)]
 struct TreeTables {
-    split_feature: Vec<u32>,
-    split: Vec<Split>,
+    nodes: Vec<Node>,
     leaves: Vec<Leaf>,
     elements: Vec<Element>,
     /// (internal node, goes left).
@@ -101,11 +101,14 @@ pub struct Explainer {
     quadrature: Vec<Quadrature>,
     max_order: usize,
     max_nodes: usize,
+    max_elements: usize,
+    bitsets: Vec<u32>,
 }
 
 /// Scratch space for one thread.
 struct Scratch {
     decisions: Vec<bool>,
+    hot: Vec<bool>,
     product: Vec<f64>,
 }
 
@@ -115,12 +118,14 @@ impl Explainer {
         let mut max_order = 1;
         let mut max_nodes = 0;
         let mut orders_needed = 1;
+        let predictor = Predictor::new(model);
         let trees: Vec<TreeTables> = model
             .trees
             .iter()
-            .map(|tree| {
+            .zip(&predictor.trees)
+            .map(|(tree, flat)| {
                 max_nodes = max_nodes.max(tree.split.len());
-                build_tables(tree, &mut orders_needed)
+                build_tables(tree, flat, &mut orders_needed)
             })
             .collect();
         max_order = max_order.max(orders_needed);
@@ -136,7 +141,18 @@ impl Explainer {
                 }
             })
             .collect();
+        let max_elements = trees
+            .iter()
+            .flat_map(|t| {
+                t.leaves
+                    .iter()
+                    .map(|l| (l.elements.1 - l.elements.0) as usize)
+            })
+            .max()
+            .unwrap_or(0);
         let mut explainer = Explainer {
+            bitsets: predictor.bitsets,
+            max_elements,
             num_features: model.num_features(),
             base_value: model.expected_value(),
             trees,
@@ -181,6 +197,7 @@ impl Explainer {
     fn scratch(&self) -> Scratch {
         Scratch {
             decisions: vec![false; self.max_nodes],
+            hot: vec![false; self.max_elements],
             product: vec![0.0; self.max_order.max(1)],
         }
     }
@@ -195,43 +212,99 @@ impl Explainer {
 
     fn contributions_into(&self, row: &[f64], phi: &mut [f64], scratch: &mut Scratch) {
         for tree in &self.trees {
-            for (node, (feature, split)) in tree.split_feature.iter().zip(&tree.split).enumerate() {
-                let x = row.get(*feature as usize).copied().unwrap_or(f64::NAN);
-                scratch.decisions[node] = split.goes_left(x);
+            for (decision, node) in scratch.decisions.iter_mut().zip(&tree.nodes) {
+                let x = row.get(node.feature()).copied().unwrap_or(f64::NAN);
+                *decision = node.goes_left(x, &self.bitsets);
             }
             for leaf in &tree.leaves {
-                let order = leaf.order as usize;
                 let elements = &tree.elements[leaf.elements.0 as usize..leaf.elements.1 as usize];
                 if elements.is_empty() {
                     continue;
                 }
-                let product = &mut scratch.product[..order];
-                product.fill(leaf.value);
-                for e in elements {
-                    let hot = is_hot(tree, e, &scratch.decisions);
-                    let at = e.coefficients as usize + if hot { 0 } else { order };
-                    for (p, f) in product.iter_mut().zip(&tree.coefficients[at..at + order]) {
-                        *p *= f;
-                    }
+                let hot = &mut scratch.hot[..elements.len()];
+                for (flag, e) in hot.iter_mut().zip(elements) {
+                    // No early exit: a data-dependent branch here mispredicts.
+                    *flag = tree.conditions[e.conditions.0 as usize..e.conditions.1 as usize]
+                        .iter()
+                        .fold(true, |all, &(node, left)| {
+                            all & (scratch.decisions[node as usize] == left)
+                        });
                 }
-                let zero_share: f64 = product
-                    .iter()
-                    .zip(&self.quadrature[order].zero_scale)
-                    .map(|(p, s)| p * s)
-                    .sum();
-                for e in elements {
-                    let feature = e.feature as usize;
-                    if is_hot(tree, e, &scratch.decisions) {
-                        let at = e.coefficients as usize + 2 * order;
-                        let share: f64 = product
-                            .iter()
-                            .zip(&tree.coefficients[at..at + order])
-                            .map(|(p, g)| p * g)
-                            .sum();
-                        phi[feature] += share;
-                    } else {
-                        phi[feature] -= zero_share;
-                    }
+                // A fixed quadrature order lets the compiler unroll and vectorise.
+                match leaf.order {
+                    1 => leaf_shares::<1>(
+                        tree,
+                        leaf,
+                        elements,
+                        hot,
+                        &self.quadrature[1].zero_scale,
+                        phi,
+                    ),
+                    2 => leaf_shares::<2>(
+                        tree,
+                        leaf,
+                        elements,
+                        hot,
+                        &self.quadrature[2].zero_scale,
+                        phi,
+                    ),
+                    3 => leaf_shares::<3>(
+                        tree,
+                        leaf,
+                        elements,
+                        hot,
+                        &self.quadrature[3].zero_scale,
+                        phi,
+                    ),
+                    4 => leaf_shares::<4>(
+                        tree,
+                        leaf,
+                        elements,
+                        hot,
+                        &self.quadrature[4].zero_scale,
+                        phi,
+                    ),
+                    5 => leaf_shares::<5>(
+                        tree,
+                        leaf,
+                        elements,
+                        hot,
+                        &self.quadrature[5].zero_scale,
+                        phi,
+                    ),
+                    6 => leaf_shares::<6>(
+                        tree,
+                        leaf,
+                        elements,
+                        hot,
+                        &self.quadrature[6].zero_scale,
+                        phi,
+                    ),
+                    7 => leaf_shares::<7>(
+                        tree,
+                        leaf,
+                        elements,
+                        hot,
+                        &self.quadrature[7].zero_scale,
+                        phi,
+                    ),
+                    8 => leaf_shares::<8>(
+                        tree,
+                        leaf,
+                        elements,
+                        hot,
+                        &self.quadrature[8].zero_scale,
+                        phi,
+                    ),
+                    order => leaf_shares_any(
+                        tree,
+                        leaf,
+                        elements,
+                        hot,
+                        &self.quadrature[order as usize].zero_scale,
+                        &mut scratch.product,
+                        phi,
+                    ),
                 }
             }
         }
@@ -255,18 +328,86 @@ impl Explainer {
     }
 }
 
-#[inline]
-fn is_hot(tree: &TreeTables, element: &Element, decisions: &[bool]) -> bool {
-    tree.conditions[element.conditions.0 as usize..element.conditions.1 as usize]
-        .iter()
-        .all(|&(node, left)| decisions[node as usize] == left)
+/// One leaf's shares with a compile-time quadrature order `Q`.
+#[inline(always)]
+fn leaf_shares<const Q: usize>(
+    tree: &TreeTables,
+    leaf: &Leaf,
+    elements: &[Element],
+    hot: &[bool],
+    zero_scale: &[f64],
+    phi: &mut [f64],
+) {
+    let mut product = [leaf.value; Q];
+    for (e, &is_hot) in elements.iter().zip(hot) {
+        let at = e.coefficients as usize + if is_hot { 0 } else { Q };
+        let Some(factors) = tree.coefficients.get(at..at + Q) else {
+            continue;
+        };
+        for q in 0..Q {
+            product[q] *= factors[q];
+        }
+    }
+    let mut zero_share = 0.0;
+    for q in 0..Q {
+        zero_share += product[q] * zero_scale[q];
+    }
+    for (e, &is_hot) in elements.iter().zip(hot) {
+        // Both shares are computed and one is selected: cheaper than a mispredicted branch.
+        let at = e.coefficients as usize + 2 * Q;
+        let Some(g1) = tree.coefficients.get(at..at + Q) else {
+            continue;
+        };
+        let mut share = 0.0;
+        for q in 0..Q {
+            share += product[q] * g1[q];
+        }
+        if let Some(slot) = phi.get_mut(e.feature as usize) {
+            *slot += if is_hot { share } else { -zero_share };
+        }
+    }
+}
+
+/// The same for any order (very deep paths).
+fn leaf_shares_any(
+    tree: &TreeTables,
+    leaf: &Leaf,
+    elements: &[Element],
+    hot: &[bool],
+    zero_scale: &[f64],
+    product: &mut [f64],
+    phi: &mut [f64],
+) {
+    let order = leaf.order as usize;
+    let product = &mut product[..order];
+    product.fill(leaf.value);
+    for (e, &is_hot) in elements.iter().zip(hot) {
+        let at = e.coefficients as usize + if is_hot { 0 } else { order };
+        for (p, f) in product.iter_mut().zip(&tree.coefficients[at..at + order]) {
+            *p *= f;
+        }
+    }
+    let zero_share: f64 = product.iter().zip(zero_scale).map(|(p, s)| p * s).sum();
+    for (e, &is_hot) in elements.iter().zip(hot) {
+        let feature = e.feature as usize;
+        if is_hot {
+            let at = e.coefficients as usize + 2 * order;
+            let share: f64 = product
+                .iter()
+                .zip(&tree.coefficients[at..at + order])
+                .map(|(p, g)| p * g)
+                .sum();
+            phi[feature] += share;
+        } else {
+            phi[feature] -= zero_share;
+        }
+    }
 }
 
 /// Walks every root-to-leaf path, merging repeated features.
-fn build_tables(tree: &Tree, max_order: &mut usize) -> TreeTables {
+fn build_tables(tree: &Tree, flat: &FlatTree, max_order: &mut usize) -> TreeTables {
     let mut tables = TreeTables {
-        split_feature: tree.split_feature.clone(),
-        split: tree.split.clone(),
+        nodes: flat.nodes.clone(),
         leaves: Vec::new(),
         elements: Vec::new(),
         conditions: Vec::new(),
