@@ -24,7 +24,7 @@ pub use binning::BinMapper;
 pub use boosting::{MAX_CATEGORY, Schema, TrainData, TrainLog, train};
 pub use compiled::Predictor;
 pub use lightgbm::from_lightgbm_text;
-pub use model::{FeatureKind, Model};
+pub use model::{FeatureImportance, FeatureKind, Model};
 pub use objective::{BinaryLogLoss, Objective};
 pub use params::{GbdtParams, StoppingMetric, ValidGbdtParams};
 pub use shap::Explainer;

@@ -14,6 +14,17 @@ pub enum FeatureKind {
     Categorical,
 }
 
+/// Gain and split-count importance of one feature.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeatureImportance {
+    /// Feature name.
+    pub feature: String,
+    /// Sum of the gains of the splits on it.
+    pub gain: f64,
+    /// Number of splits on it.
+    pub splits: usize,
+}
+
 /// A binary classifier: the sum of the trees' outputs is the log-odds margin.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Model {
@@ -86,6 +97,33 @@ impl Model {
     /// (compiles a [`crate::Predictor`]; keep one to predict repeatedly).
     pub fn predict_raw_batch(&self, rows: &[f64]) -> Result<Vec<f64>, GbdtError> {
         crate::Predictor::new(self).predict_raw_batch(rows)
+    }
+
+    /// Per feature: total gain of its splits and how many splits use it.
+    pub fn split_importance(&self) -> Vec<FeatureImportance> {
+        let mut out: Vec<FeatureImportance> = self
+            .feature_names
+            .iter()
+            .map(|name| FeatureImportance {
+                feature: name.clone(),
+                gain: 0.0,
+                splits: 0,
+            })
+            .collect();
+        for tree in &self.trees {
+            for (&feature, &gain) in tree.split_feature.iter().zip(&tree.split_gain) {
+                if let Some(slot) = out.get_mut(feature as usize) {
+                    slot.gain += gain;
+                    slot.splits += 1;
+                }
+            }
+        }
+        out
+    }
+
+    /// A human-readable JSON dump of the whole model.
+    pub fn to_json(&self) -> Result<String, GbdtError> {
+        serde_json::to_string_pretty(self).map_err(|e| GbdtError::InvalidModel(e.to_string()))
     }
 
     /// Mean margin over the training rows: the TreeSHAP base value.

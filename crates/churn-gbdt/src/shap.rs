@@ -311,6 +311,22 @@ impl Explainer {
         phi[self.num_features] = self.base_value;
     }
 
+    /// Mean |SHAP| per feature over rows (row-major): the global importance
+    /// that reports plot, on the log-odds scale.
+    pub fn mean_abs_contributions(&self, rows: &[f64]) -> Result<Vec<f64>, GbdtError> {
+        let phi = self.contributions_batch(rows)?;
+        let stride = self.num_features + 1;
+        let n = (phi.len() / stride).max(1) as f64;
+        let mut mean = vec![0.0; self.num_features];
+        for row in phi.chunks_exact(stride) {
+            for (m, v) in mean.iter_mut().zip(row) {
+                *m += v.abs();
+            }
+        }
+        mean.iter_mut().for_each(|m| *m /= n);
+        Ok(mean)
+    }
+
     /// SHAP values of many rows (row-major), `num_features + 1` per row, in parallel.
     pub fn contributions_batch(&self, rows: &[f64]) -> Result<Vec<f64>, GbdtError> {
         let width = self.num_features.max(1);

@@ -351,3 +351,47 @@ fn bad_data_gives_clear_errors_or_sane_models() {
     .to_string();
     assert_eq!(bad, "invalid parameter num_leaves: must be in 2..=131072");
 }
+
+#[test]
+fn models_round_trip_through_postcard_and_json_and_report_importance() {
+    let (x, y) = synthetic(3_000, 11);
+    let params = GbdtParams {
+        num_iterations: 20,
+        ..GbdtParams::default()
+    }
+    .check()
+    .expect("valid");
+    let (model, _) = train(
+        &params,
+        &schema(3, &[]),
+        &TrainData {
+            features: &x,
+            labels: &y,
+            weights: None,
+        },
+        None,
+    )
+    .expect("trains");
+    let bytes = postcard::to_stdvec(&model).expect("serialise");
+    let back: churn_gbdt::Model = postcard::from_bytes(&bytes).expect("deserialise");
+    assert_eq!(back, model);
+    let json = model.to_json().expect("dump");
+    let from_json: churn_gbdt::Model = serde_json::from_str(&json).expect("parse dump");
+    assert_eq!(
+        from_json, model,
+        "the JSON dump is exact (floats round-trip)"
+    );
+    assert!(
+        postcard::from_bytes::<churn_gbdt::Model>(&bytes[..bytes.len() / 2]).is_err(),
+        "truncation is an error"
+    );
+
+    // Feature 0 and 1 drive the label, feature 2 only through missingness.
+    let importance = model.split_importance();
+    assert_eq!(importance.len(), 3);
+    assert!(importance[0].gain > importance[2].gain && importance[1].gain > 0.0);
+    let mean_abs = Explainer::new(&model)
+        .mean_abs_contributions(&x[..3_000])
+        .expect("shape");
+    assert!(mean_abs[0] > mean_abs[2] * 0.5 && mean_abs.iter().all(|v| v.is_finite() && *v >= 0.0));
+}
