@@ -117,8 +117,12 @@ fn timings(model: &Model, data: &Data, all_x: &[f64]) -> serde_json::Value {
 
 fn main() -> Result<(), String> {
     let args: Vec<String> = std::env::args().collect();
-    let [_, data_path, lightgbm_model, threads] = args.as_slice() else {
-        return Err("usage: bench_gbdt DATA.bin LIGHTGBM_MODEL.txt THREADS".into());
+    let (data_path, lightgbm_model, threads, train_only) = match args.as_slice() {
+        [_, d, m, t] => (d, m, t, false),
+        [_, d, m, t, mode] if mode == "train-only" => (d, m, t, true),
+        _ => {
+            return Err("usage: bench_gbdt DATA.bin LIGHTGBM_MODEL.txt THREADS [train-only]".into());
+        }
     };
     let threads: usize = threads.parse().map_err(|_| "THREADS must be a number")?;
     rayon::ThreadPoolBuilder::new()
@@ -160,6 +164,17 @@ fn main() -> Result<(), String> {
     )
     .map_err(|e| e.to_string())?;
     let train_s = start.elapsed().as_secs_f64();
+    if train_only {
+        let scores = model
+            .predict_raw_batch(&data.test_x)
+            .map_err(|e| e.to_string())?;
+        let test_auc = auc(&scores, &data.test_y, &vec![1.0; scores.len()]);
+        println!(
+            "{}",
+            serde_json::json!({ "train_s": train_s, "test_auc": test_auc })
+        );
+        return Ok(());
+    }
     let all_x: Vec<f64> = data.train_x.iter().chain(&data.test_x).copied().collect();
     let ours = timings(&model, &data, &all_x);
     let text =

@@ -155,11 +155,7 @@ pub fn train(
         columns.push(column.iter().map(|&x| mapper.bin(x)).collect::<Vec<u8>>());
         mappers.push(mapper);
     }
-    let binned = Binned {
-        mappers,
-        kinds: schema.kinds.clone(),
-        columns,
-    };
+    let binned = Binned::new(mappers, schema.kinds.clone(), columns);
 
     let objective = BinaryLogLoss {
         scale_pos_weight: p.scale_pos_weight,

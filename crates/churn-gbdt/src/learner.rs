@@ -19,7 +19,31 @@ pub(crate) struct Binned {
     pub(crate) kinds: Vec<FeatureKind>,
     /// `columns[f][row]`: the bin of row `row` in feature `f`.
     pub(crate) columns: Vec<Vec<u8>>,
+    /// Feature `f`'s cells are `offsets[f]..offsets[f + 1]` of a histogram.
+    pub(crate) offsets: Vec<usize>,
 }
+
+impl Binned {
+    pub(crate) fn new(
+        mappers: Vec<BinMapper>,
+        kinds: Vec<FeatureKind>,
+        columns: Vec<Vec<u8>>,
+    ) -> Binned {
+        let mut offsets = vec![0];
+        for mapper in &mappers {
+            offsets.push(offsets[offsets.len() - 1] + mapper.value_bins() + 1);
+        }
+        Binned {
+            mappers,
+            kinds,
+            columns,
+            offsets,
+        }
+    }
+}
+
+/// All features' cells of one leaf, feature by feature (see [`Binned::offsets`]).
+type Histogram = Vec<Stats>;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub(crate) struct Stats {
@@ -70,7 +94,7 @@ struct LeafState {
     stats: Stats,
     /// Output bounds from monotone constraints.
     bounds: (f64, f64),
-    histogram: Option<Vec<Vec<Stats>>>,
+    histogram: Option<Histogram>,
     best: Option<Candidate>,
     /// (internal node, went left) of the parent split, `None` for the root.
     parent: Option<(usize, bool)>,
@@ -108,25 +132,50 @@ struct Context<'a> {
 }
 
 impl Context<'_> {
-    fn histogram(&self, rows: &[u32]) -> Vec<Vec<Stats>> {
-        let og: Vec<f64> = rows.iter().map(|&r| self.g[r as usize]).collect();
-        let oh: Vec<f64> = rows.iter().map(|&r| self.h[r as usize]).collect();
-        (0..self.data.mappers.len())
-            .into_par_iter()
-            .map(|f| {
-                let mut cells = vec![Stats::default(); self.data.mappers[f].value_bins() + 1];
-                if self.allowed[f] {
-                    let column = &self.data.columns[f];
-                    for ((&r, &g), &h) in rows.iter().zip(&og).zip(&oh) {
-                        let cell = &mut cells[column[r as usize] as usize];
-                        cell.g += g;
-                        cell.h += h;
-                        cell.n += 1;
-                    }
+    /// One task per feature over its column, cells summed in row order.
+    /// (Measured: a row-major layout with per-row updates of every feature's
+    /// cells was slower here, 33.5 s against 27.7 s for 800k rows x 40.)
+    fn histogram(&self, rows: &[u32]) -> Histogram {
+        let cells = self.data.offsets[self.data.offsets.len() - 1];
+        let (og, oh): (Vec<f64>, Vec<f64>) = if rows.len() == self.g.len() {
+            (Vec::new(), Vec::new())
+        } else {
+            rows.iter()
+                .map(|&r| (self.g[r as usize], self.h[r as usize]))
+                .unzip()
+        };
+        let mut histogram = vec![Stats::default(); cells];
+        let mut slices: Vec<&mut [Stats]> = Vec::with_capacity(self.allowed.len());
+        let mut rest = histogram.as_mut_slice();
+        for f in 0..self.allowed.len() {
+            let (mine, tail) = rest.split_at_mut(self.data.offsets[f + 1] - self.data.offsets[f]);
+            slices.push(mine);
+            rest = tail;
+        }
+        // Every row, in order (the root of an unbagged tree): no gather.
+        let all_rows = rows.len() == self.g.len();
+        slices.into_par_iter().enumerate().for_each(|(f, cells)| {
+            if !self.allowed[f] {
+                return;
+            }
+            let column = &self.data.columns[f];
+            let mut add = |bin: u8, g: f64, h: f64| {
+                let cell = &mut cells[bin as usize];
+                cell.g += g;
+                cell.h += h;
+                cell.n += 1;
+            };
+            if all_rows {
+                for ((&bin, &g), &h) in column.iter().zip(self.g).zip(self.h) {
+                    add(bin, g, h);
                 }
-                cells
-            })
-            .collect()
+            } else {
+                for ((&r, &g), &h) in rows.iter().zip(&og).zip(&oh) {
+                    add(column[r as usize], g, h);
+                }
+            }
+        });
+        histogram
     }
 
     fn valid_side(&self, s: &Stats) -> bool {
@@ -136,21 +185,30 @@ impl Context<'_> {
     /// Best split of a leaf over the allowed features (ties: smaller feature, then first threshold).
     fn best_split(
         &self,
-        histogram: &[Vec<Stats>],
+        histogram: &[Stats],
         total: &Stats,
         bounds: (f64, f64),
     ) -> Option<Candidate> {
         let p = self.params;
-        let candidates: Vec<Option<Candidate>> = (0..histogram.len())
+        let parent_gain = leaf_gain(
+            total,
+            p,
+            p.lambda_l2,
+            leaf_output(total, p, p.lambda_l2, bounds),
+        );
+        let candidates: Vec<Option<Candidate>> = (0..self.allowed.len())
             .into_par_iter()
             .map(|f| {
                 if !self.allowed[f] {
                     return None;
                 }
+                let cells = &histogram[self.data.offsets[f]..self.data.offsets[f + 1]];
                 match self.data.kinds[f] {
-                    FeatureKind::Numeric => self.numeric_split(f, &histogram[f], total, bounds),
+                    FeatureKind::Numeric => {
+                        self.numeric_split(f, cells, total, parent_gain, bounds)
+                    }
                     FeatureKind::Categorical => {
-                        self.categorical_split(f, &histogram[f], total, bounds)
+                        self.categorical_split(f, cells, total, parent_gain, bounds)
                     }
                 }
             })
@@ -169,7 +227,7 @@ impl Context<'_> {
         feature: usize,
         left: Stats,
         right: Stats,
-        total: &Stats,
+        parent_gain: f64,
         bounds: (f64, f64),
         l2: f64,
     ) -> Option<(f64, f64, f64)> {
@@ -184,13 +242,7 @@ impl Context<'_> {
             -1 if wl < wr => return None,
             _ => {}
         }
-        let parent = leaf_gain(
-            total,
-            p,
-            p.lambda_l2,
-            leaf_output(total, p, p.lambda_l2, bounds),
-        );
-        let gain = leaf_gain(&left, p, l2, wl) + leaf_gain(&right, p, l2, wr) - parent;
+        let gain = leaf_gain(&left, p, l2, wl) + leaf_gain(&right, p, l2, wr) - parent_gain;
         Some((gain, wl, wr))
     }
 
@@ -199,6 +251,7 @@ impl Context<'_> {
         f: usize,
         cells: &[Stats],
         total: &Stats,
+        parent_gain: f64,
         bounds: (f64, f64),
     ) -> Option<Candidate> {
         let bins = cells.len() - 1;
@@ -219,7 +272,7 @@ impl Context<'_> {
                 left.add(cell);
                 let right = total.minus(&left);
                 if let Some((gain, wl, wr)) =
-                    self.evaluate(f, left, right, total, bounds, self.params.lambda_l2)
+                    self.evaluate(f, left, right, parent_gain, bounds, self.params.lambda_l2)
                     && best.as_ref().is_none_or(|b| gain > b.gain)
                 {
                     best = Some(Candidate {
@@ -245,6 +298,7 @@ impl Context<'_> {
         f: usize,
         cells: &[Stats],
         total: &Stats,
+        parent_gain: f64,
         bounds: (f64, f64),
     ) -> Option<Candidate> {
         let p = self.params;
@@ -257,7 +311,7 @@ impl Context<'_> {
                 left.add(&cells[b]);
             }
             let right = total.minus(&left);
-            if let Some((gain, wl, wr)) = self.evaluate(f, left, right, total, bounds, l2)
+            if let Some((gain, wl, wr)) = self.evaluate(f, left, right, parent_gain, bounds, l2)
                 && best.as_ref().is_none_or(|b| gain > b.gain)
             {
                 let mut mask = vec![false; bins + 1];
@@ -405,18 +459,20 @@ pub(crate) fn grow(
         // Stable partition of the leaf's rows.
         let (start, len) = (leaves[index].start, leaves[index].len);
         let column = &data.columns[feature];
+        // Branch-free: each row is written to both sides and one cursor moves
+        // (the direction is data-dependent and would mispredict half the time).
         scratch.clear();
-        let mut write = start;
+        scratch.resize(len, 0);
+        let (mut write, mut spill) = (start, 0);
         for i in start..start + len {
             let r = rows[i];
-            if goes_left(&candidate.split, column[r as usize], missing_bin) {
-                rows[write] = r;
-                write += 1;
-            } else {
-                scratch.push(r);
-            }
+            let left = usize::from(goes_left(&candidate.split, column[r as usize], missing_bin));
+            rows[write] = r;
+            scratch[spill] = r;
+            write += left;
+            spill += 1 - left;
         }
-        rows[write..start + len].copy_from_slice(&scratch);
+        rows[write..start + len].copy_from_slice(&scratch[..spill]);
         let left_len = write - start;
 
         // The new internal node, numbered as LightGBM does.
@@ -519,16 +575,14 @@ pub(crate) fn grow(
 }
 
 fn subtract(
-    parent: Option<Vec<Vec<Stats>>>,
-    small: &[Vec<Stats>],
-    rebuild: impl FnOnce() -> Vec<Vec<Stats>>,
-) -> Vec<Vec<Stats>> {
+    parent: Option<Histogram>,
+    small: &[Stats],
+    rebuild: impl FnOnce() -> Histogram,
+) -> Histogram {
     match parent {
         Some(mut parent) => {
             for (p, s) in parent.iter_mut().zip(small) {
-                for (pc, sc) in p.iter_mut().zip(s) {
-                    *pc = pc.minus(sc);
-                }
+                *p = p.minus(s);
             }
             parent
         }
