@@ -121,7 +121,9 @@ fn main() -> Result<(), String> {
         [_, d, m, t] => (d, m, t, false),
         [_, d, m, t, mode] if mode == "train-only" => (d, m, t, true),
         _ => {
-            return Err("usage: bench_gbdt DATA.bin LIGHTGBM_MODEL.txt THREADS [train-only]".into());
+            return Err(
+                "usage: bench_gbdt DATA.bin LIGHTGBM_MODEL.txt THREADS [train-only]".into(),
+            );
         }
     };
     let threads: usize = threads.parse().map_err(|_| "THREADS must be a number")?;

@@ -13,10 +13,18 @@ const NUMERIC_ZERO: u8 = 1;
 const NUMERIC_NAN: u8 = 2;
 const CATEGORICAL: u8 = 3;
 
+/// Row flags after quantization.
+const IS_NAN: u8 = 1;
+const IS_ZERO: u8 = 2;
+
 /// One internal node, 32 bytes.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Node {
     threshold: f64,
+    /// Index of `threshold` in the feature's cuts: `x <= threshold` ⇔ `bin(x) <= cut`.
+    cut: u32,
+    /// Row flags that send a value the default way (by missing type).
+    missing_mask: u8,
     feature: u32,
     /// `[left, right]`; `< 0` is leaf `!c`.
     children: [i32; 2],
@@ -64,6 +72,20 @@ impl Node {
         }
     }
 
+    /// The same decision on a quantized value (`bin`, `flags`); `x` is the raw
+    /// value, read only by categorical nodes.
+    #[inline(always)]
+    pub(crate) fn goes_left_quantized(&self, bin: u32, flags: u8, x: f64, bitsets: &[u32]) -> bool {
+        if self.kind == CATEGORICAL {
+            return self.goes_left(x, bitsets);
+        }
+        if flags & self.missing_mask != 0 {
+            self.default_left
+        } else {
+            bin <= self.cut
+        }
+    }
+
     #[inline(always)]
     pub(crate) fn feature(&self) -> usize {
         self.feature as usize
@@ -82,8 +104,16 @@ pub(crate) struct FlatTree {
 pub struct Predictor {
     pub(crate) trees: Vec<FlatTree>,
     pub(crate) bitsets: Vec<u32>,
+    /// Per feature: the sorted distinct thresholds of its numeric nodes.
+    cuts: Vec<Vec<f64>>,
     num_features: usize,
     sigmoid: f64,
+}
+
+/// A row quantized against a model's cuts.
+pub(crate) struct QuantizedRow {
+    pub(crate) bins: Vec<u32>,
+    pub(crate) flags: Vec<u8>,
 }
 
 impl Predictor {
@@ -126,6 +156,12 @@ impl Predictor {
                         };
                         Node {
                             threshold,
+                            cut: 0,
+                            missing_mask: match kind {
+                                NUMERIC_ZERO => IS_NAN | IS_ZERO,
+                                NUMERIC_NAN => IS_NAN,
+                                _ => 0,
+                            },
                             feature: tree.split_feature[n],
                             children: [tree.left_child[n], tree.right_child[n]],
                             bitset_start: start,
@@ -138,12 +174,85 @@ impl Predictor {
                 leaf_value: tree.leaf_value.clone(),
             })
             .collect();
+        let mut trees: Vec<FlatTree> = trees;
+        let mut cuts: Vec<Vec<f64>> = vec![Vec::new(); model.num_features()];
+        for tree in &trees {
+            for node in &tree.nodes {
+                if node.kind != CATEGORICAL
+                    && let Some(c) = cuts.get_mut(node.feature())
+                {
+                    c.push(node.threshold);
+                }
+            }
+        }
+        for c in &mut cuts {
+            c.sort_by(f64::total_cmp);
+            c.dedup();
+        }
+        for tree in &mut trees {
+            for node in &mut tree.nodes {
+                if node.kind != CATEGORICAL {
+                    let feature_cuts = &cuts[node.feature()];
+                    node.cut = feature_cuts.partition_point(|c| *c < node.threshold) as u32;
+                }
+            }
+        }
         Predictor {
             trees,
             bitsets,
+            cuts,
             num_features: model.num_features(),
             sigmoid: model.sigmoid,
         }
+    }
+
+    /// Quantizes a row into `out` (reused between rows).
+    pub(crate) fn quantize(&self, row: &[f64], out: &mut QuantizedRow) {
+        out.bins.resize(self.num_features, 0);
+        out.flags.resize(self.num_features, 0);
+        for (f, cuts) in self.cuts.iter().enumerate() {
+            let x = row.get(f).copied().unwrap_or(f64::NAN);
+            let nan = x.is_nan();
+            let zero = !nan && x.abs() <= ZERO_THRESHOLD;
+            // NaN reads as 0.0 for nodes that do not treat it as missing.
+            let value = if nan || zero { 0.0 } else { x };
+            out.bins[f] = cuts.partition_point(|c| *c < value) as u32;
+            out.flags[f] = if nan {
+                IS_NAN
+            } else if zero {
+                IS_ZERO
+            } else {
+                0
+            };
+        }
+    }
+
+    pub(crate) fn empty_row() -> QuantizedRow {
+        QuantizedRow {
+            bins: Vec::new(),
+            flags: Vec::new(),
+        }
+    }
+
+    #[inline]
+    fn predict_quantized(&self, row: &[f64], q: &QuantizedRow) -> f64 {
+        let mut sum = 0.0;
+        for tree in &self.trees {
+            let mut node = if tree.nodes.is_empty() { -1 } else { 0i32 };
+            while node >= 0 {
+                let n = &tree.nodes[node as usize];
+                let f = n.feature();
+                let (bin, flags) = (
+                    q.bins.get(f).copied().unwrap_or(0),
+                    q.flags.get(f).copied().unwrap_or(IS_NAN),
+                );
+                let x = row.get(f).copied().unwrap_or(f64::NAN);
+                node =
+                    n.children[usize::from(!n.goes_left_quantized(bin, flags, x, &self.bitsets))];
+            }
+            sum += tree.leaf_value[!node as usize];
+        }
+        sum
     }
 
     /// Number of input features.
@@ -152,19 +261,12 @@ impl Predictor {
     }
 
     /// The log-odds margin of one row; absent trailing values read as missing.
-    #[inline]
+    /// The row is quantized once against the model's cuts, then every node
+    /// compares integers.
     pub fn predict_raw(&self, row: &[f64]) -> f64 {
-        let mut sum = 0.0;
-        for tree in &self.trees {
-            let mut node = if tree.nodes.is_empty() { -1 } else { 0i32 };
-            while node >= 0 {
-                let n = &tree.nodes[node as usize];
-                let x = row.get(n.feature()).copied().unwrap_or(f64::NAN);
-                node = n.children[usize::from(!n.goes_left(x, &self.bitsets))];
-            }
-            sum += tree.leaf_value[!node as usize];
-        }
-        sum
+        let mut q = Self::empty_row();
+        self.quantize(row, &mut q);
+        self.predict_quantized(row, &q)
     }
 
     /// The probability of one row.
@@ -179,8 +281,10 @@ impl Predictor {
         out.par_chunks_mut(1024)
             .zip(rows.par_chunks(1024 * width))
             .for_each(|(margins, block)| {
+                let mut q = Self::empty_row();
                 for (margin, row) in margins.iter_mut().zip(block.chunks_exact(width)) {
-                    *margin = self.predict_raw(row);
+                    self.quantize(row, &mut q);
+                    *margin = self.predict_quantized(row, &q);
                 }
             });
         Ok(out)
