@@ -344,6 +344,10 @@ impl Explainer {
     }
 }
 
+/// Most unique features on a leaf path that the fixed-order kernel takes
+/// (orders 1..=8 cover paths of up to 16 features anyway).
+const MAX_FAST_ELEMENTS: usize = 16;
+
 /// One leaf's shares with a compile-time quadrature order `Q`.
 #[inline(always)]
 fn leaf_shares<const Q: usize>(
@@ -368,18 +372,27 @@ fn leaf_shares<const Q: usize>(
     for q in 0..Q {
         zero_share += product[q] * zero_scale[q];
     }
-    for (e, &is_hot) in elements.iter().zip(hot) {
-        // Both shares are computed and one is selected: cheaper than a mispredicted branch.
+    // Every element is charged the cold share; the hot ones, gathered without
+    // a branch, get it back plus their own share (few elements are hot).
+    let mut hot_list = [0u16; MAX_FAST_ELEMENTS];
+    let mut hot_count = 0;
+    for (k, (e, &is_hot)) in elements.iter().zip(hot).enumerate() {
+        if let Some(slot) = phi.get_mut(e.feature as usize) {
+            *slot -= zero_share;
+        }
+        hot_list[hot_count] = k as u16;
+        hot_count += usize::from(is_hot);
+    }
+    for &k in &hot_list[..hot_count] {
+        let e = &elements[k as usize];
         let at = e.coefficients as usize + 2 * Q;
-        let Some(g1) = tree.coefficients.get(at..at + Q) else {
-            continue;
-        };
-        let mut share = 0.0;
+        let Some(g1) = tree.coefficients.get(at..at + Q) else { continue };
+        let mut share = zero_share;
         for q in 0..Q {
             share += product[q] * g1[q];
         }
         if let Some(slot) = phi.get_mut(e.feature as usize) {
-            *slot += if is_hot { share } else { -zero_share };
+            *slot += share;
         }
     }
 }
