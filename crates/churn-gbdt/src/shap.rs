@@ -386,7 +386,9 @@ fn leaf_shares<const Q: usize>(
     for &k in &hot_list[..hot_count] {
         let e = &elements[k as usize];
         let at = e.coefficients as usize + 2 * Q;
-        let Some(g1) = tree.coefficients.get(at..at + Q) else { continue };
+        let Some(g1) = tree.coefficients.get(at..at + Q) else {
+            continue;
+        };
         let mut share = zero_share;
         for q in 0..Q {
             share += product[q] * g1[q];

@@ -19,6 +19,15 @@ fn run(learners: usize, seed: u64, assignment: AssignmentMode) -> Simulation {
     simulate(&params, &|_| {})
 }
 
+/// The experiment truth of every assigned learner, in learner order.
+fn assigned(sim: &Simulation) -> Vec<&churn_sim::ExperimentTruth> {
+    sim.truth
+        .learners
+        .iter()
+        .filter_map(|l| l.experiment.as_ref())
+        .collect()
+}
+
 /// Each learner's events, in file order.
 fn events_by_learner(dataset: &Dataset) -> Vec<Vec<Event>> {
     let mut by = vec![Vec::new(); dataset.learners.len()];
@@ -82,12 +91,7 @@ fn drawn_outcomes_are_what_the_label_definition_reads_back() {
 #[test]
 fn realised_churn_per_arm_agrees_with_the_truth_within_sampling_error() {
     let sim = run(20_000, 5, AssignmentMode::Uniform);
-    let assigned: Vec<_> = sim
-        .truth
-        .learners
-        .iter()
-        .filter_map(|l| l.experiment.as_ref())
-        .collect();
+    let assigned = assigned(&sim);
     for (a, arm) in sim.truth.experiment.arms.iter().enumerate() {
         let mine: Vec<_> = assigned.iter().filter(|e| e.arm == a).collect();
         let variance: f64 = mine
@@ -127,12 +131,7 @@ fn scale_of_the_signal_is_realistic() {
         control.realised_rate
     );
     // Each treatment helps on average; each helps someone and harms someone.
-    let assigned: Vec<_> = sim
-        .truth
-        .learners
-        .iter()
-        .filter_map(|l| l.experiment.as_ref())
-        .collect();
+    let assigned = assigned(&sim);
     for (a, arm) in sim.truth.experiment.arms.iter().enumerate().skip(1) {
         assert!(
             arm.true_effect < -0.01,
@@ -159,12 +158,7 @@ fn scale_of_the_signal_is_realistic() {
 #[test]
 fn targeted_assignment_treats_risky_learners_more_and_logs_it() {
     let sim = run(8_000, 9, AssignmentMode::Targeted);
-    let assigned: Vec<_> = sim
-        .truth
-        .learners
-        .iter()
-        .filter_map(|l| l.experiment.as_ref())
-        .collect();
+    let assigned = assigned(&sim);
     let mean_risk = |control: bool| {
         let group: Vec<_> = assigned
             .iter()
