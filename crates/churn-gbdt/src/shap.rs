@@ -231,81 +231,16 @@ impl Explainer {
                         });
                 }
                 // A fixed quadrature order lets the compiler unroll and vectorise.
-                match leaf.order {
-                    1 => leaf_shares::<1>(
-                        tree,
-                        leaf,
-                        elements,
-                        hot,
-                        &self.quadrature[1].zero_scale,
-                        phi,
-                    ),
-                    2 => leaf_shares::<2>(
-                        tree,
-                        leaf,
-                        elements,
-                        hot,
-                        &self.quadrature[2].zero_scale,
-                        phi,
-                    ),
-                    3 => leaf_shares::<3>(
-                        tree,
-                        leaf,
-                        elements,
-                        hot,
-                        &self.quadrature[3].zero_scale,
-                        phi,
-                    ),
-                    4 => leaf_shares::<4>(
-                        tree,
-                        leaf,
-                        elements,
-                        hot,
-                        &self.quadrature[4].zero_scale,
-                        phi,
-                    ),
-                    5 => leaf_shares::<5>(
-                        tree,
-                        leaf,
-                        elements,
-                        hot,
-                        &self.quadrature[5].zero_scale,
-                        phi,
-                    ),
-                    6 => leaf_shares::<6>(
-                        tree,
-                        leaf,
-                        elements,
-                        hot,
-                        &self.quadrature[6].zero_scale,
-                        phi,
-                    ),
-                    7 => leaf_shares::<7>(
-                        tree,
-                        leaf,
-                        elements,
-                        hot,
-                        &self.quadrature[7].zero_scale,
-                        phi,
-                    ),
-                    8 => leaf_shares::<8>(
-                        tree,
-                        leaf,
-                        elements,
-                        hot,
-                        &self.quadrature[8].zero_scale,
-                        phi,
-                    ),
-                    order => leaf_shares_any(
-                        tree,
-                        leaf,
-                        elements,
-                        hot,
-                        &self.quadrature[order as usize].zero_scale,
-                        &mut scratch.product,
-                        phi,
-                    ),
+                let zero_scale = &self.quadrature[leaf.order as usize].zero_scale;
+                macro_rules! by_order {
+                    ($($q:literal)+) => {
+                        match leaf.order {
+                            $($q => leaf_shares::<$q>(tree, leaf, elements, hot, zero_scale, phi),)+
+                            _ => leaf_shares_any(tree, leaf, elements, hot, zero_scale, &mut scratch.product, phi),
+                        }
+                    };
                 }
+                by_order!(1 2 3 4 5 6 7 8);
             }
         }
         phi[self.num_features] = self.base_value;
