@@ -350,3 +350,37 @@ fn quickstart_runs_on_the_committed_sample() {
     );
     assert!(out.path().join("simulated/events.parquet").is_file());
 }
+
+#[test]
+fn the_committed_sample_is_what_its_documented_command_makes() {
+    // data/README.md: `churn simulate --learners 5000 --days 180 --seed 42 --out data`.
+    let out = tempfile::tempdir().expect("tempdir");
+    let result = churn(&[
+        "--quiet",
+        "simulate",
+        "--learners",
+        "5000",
+        "--days",
+        "180",
+        "--seed",
+        "42",
+        "--out",
+        path_str(out.path()),
+    ]);
+    assert!(result.status.success(), "{}", text(&result.stderr));
+    for file in [
+        "learners.parquet",
+        "courses.parquet",
+        "events.parquet",
+        "assignments.parquet",
+        "truth.json",
+        "truth_learners.csv",
+    ] {
+        let committed = std::fs::read(sample_dir().join(file)).expect("committed file");
+        let fresh = std::fs::read(out.path().join(file)).expect("fresh file");
+        assert!(
+            committed == fresh,
+            "data/{file} differs from a fresh simulation: regenerate the sample"
+        );
+    }
+}

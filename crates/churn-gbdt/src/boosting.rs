@@ -1,9 +1,9 @@
 //! The boosting loop: gradients → tree → scores, with bagging, feature
 //! sampling and early stopping; every random draw from the one seed.
 
+use rand::SeedableRng;
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::seq::index::sample;
-use rand::{RngExt, SeedableRng};
 use rayon::prelude::*;
 
 use crate::GbdtError;
@@ -165,14 +165,13 @@ pub fn train(
     let mut g = vec![0.0; rows];
     let mut h = vec![0.0; rows];
 
-    let valid_setup = match valid {
+    let mut valid_setup = match valid {
         Some(v) => {
             let (n, w) = check_data(v, width, "validation data")?;
             Some((v, w, vec![init; n]))
         }
         None => None,
     };
-    let mut valid_setup = valid_setup;
 
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(p.seed);
     let mut bag: Vec<u32> = (0..rows as u32).collect();
@@ -293,7 +292,5 @@ fn feature_sample(rng: &mut Xoshiro256PlusPlus, width: usize, fraction: f64) -> 
     for i in sample(rng, width, keep) {
         allowed[i] = true;
     }
-    // Consume one draw so the stream position does not depend on `keep`.
-    let _: u64 = rng.random();
     allowed
 }

@@ -86,6 +86,6 @@ pub fn simulate(params: &ValidSimParams, progress: &(dyn Fn(u64) + Sync)) -> Sim
         dataset.learners.push(sim.learner);
         learners_truth.push(sim.truth);
     }
-    let truth = Truth::new(params.clone(), learners_truth, &dataset);
+    let truth = Truth::new(params.clone(), learners_truth);
     Simulation { dataset, truth }
 }

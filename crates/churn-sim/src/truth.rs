@@ -83,11 +83,7 @@ pub(crate) fn noisy_risk(seed: u64, learner: u64, p: f64) -> f64 {
 }
 
 impl Truth {
-    pub(crate) fn new(
-        params: ValidSimParams,
-        learners: Vec<LearnerTruth>,
-        _dataset: &Dataset,
-    ) -> Truth {
+    pub(crate) fn new(params: ValidSimParams, learners: Vec<LearnerTruth>) -> Truth {
         let assigned: Vec<_> = learners
             .iter()
             .filter_map(|l| l.experiment.as_ref())
