@@ -63,6 +63,10 @@ struct Element {
     feature: u32,
     /// Range into [`TreeTables::conditions`].
     conditions: (u32, u32),
+    /// For trees of at most 64 internal nodes: the element is hot when
+    /// `(decision_bits ^ want) & mask == 0` (bit n: node n on the path / goes left).
+    mask: u64,
+    want: u64,
     /// Offset into [`TreeTables::coefficients`] of `f1[Q], f0[Q], g1[Q]`.
     coefficients: u32,
 }
@@ -212,23 +216,32 @@ impl Explainer {
 
     fn contributions_into(&self, row: &[f64], phi: &mut [f64], scratch: &mut Scratch) {
         for tree in &self.trees {
-            for (decision, node) in scratch.decisions.iter_mut().zip(&tree.nodes) {
+            let mut bits = 0u64;
+            for (n, (decision, node)) in scratch.decisions.iter_mut().zip(&tree.nodes).enumerate() {
                 let x = row.get(node.feature()).copied().unwrap_or(f64::NAN);
                 *decision = node.goes_left(x, &self.bitsets);
+                bits |= u64::from(*decision) << (n & 63);
             }
+            let small = tree.nodes.len() <= 64;
             for leaf in &tree.leaves {
                 let elements = &tree.elements[leaf.elements.0 as usize..leaf.elements.1 as usize];
                 if elements.is_empty() {
                     continue;
                 }
                 let hot = &mut scratch.hot[..elements.len()];
-                for (flag, e) in hot.iter_mut().zip(elements) {
-                    // No early exit: a data-dependent branch here mispredicts.
-                    *flag = tree.conditions[e.conditions.0 as usize..e.conditions.1 as usize]
-                        .iter()
-                        .fold(true, |all, &(node, left)| {
-                            all & (scratch.decisions[node as usize] == left)
-                        });
+                if small {
+                    for (flag, e) in hot.iter_mut().zip(elements) {
+                        *flag = (bits ^ e.want) & e.mask == 0;
+                    }
+                } else {
+                    for (flag, e) in hot.iter_mut().zip(elements) {
+                        // No early exit: a data-dependent branch here mispredicts.
+                        *flag = tree.conditions[e.conditions.0 as usize..e.conditions.1 as usize]
+                            .iter()
+                            .fold(true, |all, &(node, left)| {
+                                all & (scratch.decisions[node as usize] == left)
+                            });
+                    }
                 }
                 // A fixed quadrature order lets the compiler unroll and vectorise.
                 let zero_scale = &self.quadrature[leaf.order as usize].zero_scale;
@@ -416,8 +429,17 @@ fn build_tables(tree: &Tree, flat: &FlatTree, max_order: &mut usize) -> TreeTabl
                 tables
                     .coefficients
                     .extend(std::iter::repeat_n(0.0, 3 * order - 1));
+                let (mut mask, mut want) = (0u64, 0u64);
+                for &(node, left) in &tables.conditions[start as usize..] {
+                    if node < 64 {
+                        mask |= 1 << node;
+                        want |= u64::from(left) << node;
+                    }
+                }
                 tables.elements.push(Element {
                     feature,
+                    mask,
+                    want,
                     conditions: (start, tables.conditions.len() as u32),
                     coefficients: offset,
                 });

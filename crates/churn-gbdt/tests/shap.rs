@@ -268,3 +268,26 @@ fn deep_trees_use_high_quadrature_orders_exactly() {
     let total: f64 = fast.iter().sum();
     assert!((total - model.predict_raw(&row)).abs() < 1e-12);
 }
+
+#[test]
+fn trees_past_64_internal_nodes_take_the_general_path_exactly() {
+    // Hot flags use a 64-bit mask up to 64 internal nodes; larger trees fall back.
+    let mut rng = splitmix(99);
+    for leaves in [66, 80, 100] {
+        let model = model(vec![random_tree(&mut rng, 5, leaves, false)], 5);
+        let explainer = Explainer::new(&model);
+        for _ in 0..20 {
+            let row = random_row(&mut rng, 5);
+            let fast = explainer.contributions(&row);
+            let exact = brute_force(&model, &row);
+            for j in 0..=5 {
+                assert!(
+                    (fast[j] - exact[j]).abs() <= 1e-12 * (1.0 + exact[j].abs()),
+                    "{leaves} leaves, feature {j}: fast {} exact {}",
+                    fast[j],
+                    exact[j]
+                );
+            }
+        }
+    }
+}
