@@ -28,6 +28,15 @@ fn path_str(path: &Path) -> &str {
 
 const NOW: &str = "2026-07-01T00:00:00Z";
 
+/// The committed sample, validated, written again as CSV into a temporary directory.
+fn csv_copy_of_sample() -> (tempfile::TempDir, churn_core::Dataset) {
+    let now = parse_timestamp(NOW).expect("valid");
+    let sample = load_dir(&sample_dir(), &LoadOptions { now }).expect("sample loads");
+    let copy = tempfile::tempdir().expect("tempdir");
+    write_dataset(&sample.dataset, copy.path(), Format::Csv).expect("write csv copy");
+    (copy, sample.dataset)
+}
+
 #[test]
 fn the_committed_sample_validates_with_zero_rejects() {
     let out = tempfile::tempdir().expect("tempdir");
@@ -90,11 +99,8 @@ fn rejected_rows(path: &Path) -> Vec<(usize, String)> {
 
 #[test]
 fn a_corrupted_copy_of_the_sample_gives_exactly_the_expected_rejects() {
-    let now = parse_timestamp(NOW).expect("valid");
-    let sample = load_dir(&sample_dir(), &LoadOptions { now }).expect("sample loads");
-    let d = &sample.dataset;
-    let copy = tempfile::tempdir().expect("tempdir");
-    write_dataset(d, copy.path(), Format::Csv).expect("write csv copy");
+    let (copy, dataset) = csv_copy_of_sample();
+    let d = &dataset;
     let (n_learners, n_courses, n_events, n_assignments) = (
         d.learners.len(),
         d.courses.len(),
@@ -259,10 +265,7 @@ fn a_corrupted_copy_of_the_sample_gives_exactly_the_expected_rejects() {
 
 #[test]
 fn a_missing_column_fails_with_file_and_column() {
-    let copy = tempfile::tempdir().expect("tempdir");
-    let now = parse_timestamp(NOW).expect("valid");
-    let sample = load_dir(&sample_dir(), &LoadOptions { now }).expect("sample loads");
-    write_dataset(&sample.dataset, copy.path(), Format::Csv).expect("write");
+    let (copy, _) = csv_copy_of_sample();
     let learners = copy.path().join("learners.csv");
     let without_plan: String = std::fs::read_to_string(&learners)
         .expect("read")
