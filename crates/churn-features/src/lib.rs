@@ -1,7 +1,15 @@
-//! Feature and label definitions at an as-of time.
+//! Feature and label definitions at an as-of time, and the single-learner path.
 //!
 //! **Architecture invariant:** everything here that looks at a learner at as-of
 //! time `t` reads features only from events with `ts ≤ t` and labels only from
-//! events with `ts > t`. No polars: the server links this crate.
+//! events with `ts > t`. No polars: the server links this crate; the batch table
+//! (`churn-table`) runs these same definitions per learner.
 
+mod compute;
 pub mod label;
+pub mod registry;
+
+pub use compute::{
+    FeatureRow, NEW_LEARNER_DAYS, Profile, SortedEvents, UnsortedEvents, compute, lifecycle_stage,
+};
+pub use registry::{CATEGORICAL, FeatureDef, Group, Kind, NUMERIC};

@@ -1,0 +1,119 @@
+//! Point-in-time properties: features at `t` see nothing after `t`, the label
+//! at `t` sees nothing up to `t`.
+
+use churn_core::{DAY_MS, Event, EventType, NO_COURSE, Plan};
+use churn_features::label::churned_after;
+use churn_features::{FeatureRow, Profile, SortedEvents, compute};
+use proptest::prelude::*;
+
+const LESSONS: [u32; 3] = [4, 8, 12];
+const SPAN: i64 = 120 * DAY_MS;
+
+fn event() -> impl Strategy<Value = Event> {
+    (
+        0..SPAN,
+        0..EventType::ALL.len(),
+        prop_oneof![Just(NO_COURSE), 0u32..3],
+        prop::option::of(0.0..5000.0f64),
+        prop::option::of(0.0..=1.0f64),
+        prop::option::of(0.0..3.0f64),
+    )
+        .prop_map(|(ts, kind, course, measure, score, stalls)| {
+            let mut e = Event::new(ts, 0, EventType::ALL[kind]);
+            e.course = course;
+            let measure = measure.unwrap_or(f64::NAN);
+            e.duration_s = measure;
+            e.amount = measure;
+            e.latency_ms = measure;
+            e.score = score.unwrap_or(f64::NAN);
+            e.stalls = stalls.map_or(f64::NAN, f64::floor);
+            e
+        })
+}
+
+fn sorted(mut events: Vec<Event>) -> Vec<Event> {
+    events.sort_by_key(|e| e.ts);
+    events
+}
+
+fn features_at(events: &[Event], t: i64) -> FeatureRow<'static> {
+    let profile = Profile {
+        signup_at: 0,
+        plan: Plan::Free,
+        acquisition_channel: "ads",
+        device: Some("ios"),
+    };
+    compute(
+        &profile,
+        SortedEvents::check(events).expect("sorted"),
+        t,
+        &LESSONS,
+    )
+}
+
+/// Equal including NaN, bit for bit.
+fn same(a: &FeatureRow<'_>, b: &FeatureRow<'_>) -> bool {
+    a.categorical == b.categorical
+        && a.numeric
+            .iter()
+            .zip(&b.numeric)
+            .all(|(x, y)| x.to_bits() == y.to_bits())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn features_ignore_everything_after_t(
+        history in prop::collection::vec(event(), 0..80),
+        extra in prop::collection::vec(event(), 0..20),
+        t in 0..SPAN,
+        keep_mask in any::<u64>(),
+    ) {
+        let events = sorted(history);
+        let before = features_at(&events, t);
+
+        // Remove a random subset of the events after t.
+        let removed: Vec<Event> = events
+            .iter()
+            .enumerate()
+            .filter(|(i, e)| e.ts <= t || keep_mask >> (i % 64) & 1 == 1)
+            .map(|(_, e)| *e)
+            .collect();
+        prop_assert!(same(&before, &features_at(&removed, t)));
+
+        // Add events after t (moved past t), change the ones after t.
+        let mut added = events.clone();
+        added.extend(extra.iter().map(|e| Event { ts: t + 1 + e.ts, ..*e }));
+        let changed: Vec<Event> = sorted(added)
+            .into_iter()
+            .map(|e| if e.ts > t { Event { event_type: EventType::Payment, amount: 1e6, ..e } } else { e })
+            .collect();
+        prop_assert!(same(&before, &features_at(&changed, t)));
+    }
+
+    #[test]
+    fn the_label_ignores_everything_up_to_t(
+        history in prop::collection::vec(event(), 0..80),
+        extra in prop::collection::vec(event(), 0..20),
+        t in 0..SPAN,
+        horizon_days in 1i64..60,
+    ) {
+        let h = horizon_days * DAY_MS;
+        let events = sorted(history);
+        let label = churned_after(&events, t, h);
+
+        let after_only: Vec<Event> = events.iter().copied().filter(|e| e.ts > t).collect();
+        prop_assert_eq!(label, churned_after(&after_only, t, h));
+
+        let mut more = events.clone();
+        more.extend(extra.iter().map(|e| Event { ts: e.ts % (t + 1), ..*e }));
+        prop_assert_eq!(label, churned_after(&sorted(more), t, h));
+
+        let changed: Vec<Event> = events
+            .iter()
+            .map(|e| if e.ts <= t { Event { event_type: EventType::SubscriptionCancel, ..*e } } else { *e })
+            .collect();
+        prop_assert_eq!(label, churned_after(&changed, t, h));
+    }
+}
