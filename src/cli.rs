@@ -9,7 +9,8 @@ Examples:
   churn quickstart                                  validate the committed sample and simulate a fresh one
   churn simulate --learners 5000 --days 180 --seed 42 --out data/
   churn validate --data data/ --out churn-out/validate --strict
-  churn validate --data exports/ --now 2026-07-01T00:00:00Z";
+  churn validate --data exports/ --now 2026-07-01T00:00:00Z
+  churn features --data data/ --out churn-out/features/table.parquet --every 14d --horizon 30d";
 
 /// Predict which learners are about to leave, say why, and measure what keeps them.
 #[derive(Debug, Parser)]
@@ -39,6 +40,11 @@ pub enum Command {
         after_help = "Example:\n  churn validate --data data/ --out churn-out/validate --strict"
     )]
     Validate(ValidateArgs),
+    /// Compute the training table: features and labels at rolling as-of times.
+    #[command(
+        after_help = "Example:\n  churn features --data data/ --out churn-out/features/table.parquet \\\n      --from 2026-02-01 --to 2026-06-01 --every 14d --horizon 30d"
+    )]
+    Features(FeaturesArgs),
 }
 
 #[derive(Debug, Args)]
@@ -105,6 +111,37 @@ pub struct ValidateArgs {
     #[arg(long, default_value = "churn-out/validate")]
     pub out: PathBuf,
     /// Fail (exit 1) if any row is rejected.
+    #[arg(long)]
+    pub strict: bool,
+    /// Reference time: later timestamps are rejected (RFC 3339; default: now).
+    #[arg(long)]
+    pub now: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct FeaturesArgs {
+    /// Data directory with learners, courses, events as .csv or .parquet.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// The table to write (.parquet or .csv); rejects go to rejects/ beside it.
+    #[arg(long, default_value = "churn-out/features/table.parquet")]
+    pub out: PathBuf,
+    /// First as-of time (default: the earliest with a horizon of history behind it).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Last as-of time (default: the end of the data, at 00:00 UTC).
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Spacing of the as-of times.
+    #[arg(long, default_value = "14d")]
+    pub every: String,
+    /// Label horizon: churned = no activity (or a cancellation) within it.
+    #[arg(long, default_value = "30d")]
+    pub horizon: String,
+    /// Last time the data covers; later horizons are unlabelled (default: the latest event).
+    #[arg(long)]
+    pub data_end: Option<String>,
+    /// Fail (exit 1) if any input row is rejected.
     #[arg(long)]
     pub strict: bool,
     /// Reference time: later timestamps are rejected (RFC 3339; default: now).

@@ -6,13 +6,15 @@ use std::process::ExitCode;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
-use churn_core::parse_timestamp;
+use churn_core::Dataset;
+use churn_core::{format_timestamp, parse_duration, parse_timestamp};
 use churn_data::{Format, LoadOptions, ValidationReport};
 use churn_sim::{AssignmentMode, SimParams};
+use churn_table::{SnapshotSpec, TableFormat};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cli::{
-    Assignment, Cli, Command, FileFormat, QuickstartArgs, SimulateArgs, ValidateArgs,
+    Assignment, Cli, Command, FeaturesArgs, FileFormat, QuickstartArgs, SimulateArgs, ValidateArgs,
 };
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
@@ -30,6 +32,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Quickstart(args) => quickstart(&ui, &args),
         Command::Simulate(args) => simulate(&ui, &args).map(|_| ExitCode::SUCCESS),
         Command::Validate(args) => validate(&ui, &args),
+        Command::Features(args) => features(&ui, &args),
     }
 }
 
@@ -127,11 +130,16 @@ fn simulate(ui: &Ui, args: &SimulateArgs) -> Result<()> {
     Ok(())
 }
 
-fn load_and_report(ui: &Ui, data: &Path, out: &Path, now: i64) -> Result<ValidationReport> {
+fn load_and_report(
+    ui: &Ui,
+    data: &Path,
+    out: &Path,
+    now: i64,
+) -> Result<(Dataset, ValidationReport)> {
     let spinner = ui.spinner("validating");
     let loaded = churn_data::load_dir(data, &LoadOptions { now })?;
     spinner.finish_and_clear();
-    let report = loaded.report;
+    let churn_data::Loaded { dataset, report } = loaded;
     let written = report.write_rejects(out)?;
     let summary = out.join("validation.json");
     std::fs::write(&summary, format!("{:#}\n", report.to_json()))
@@ -151,23 +159,92 @@ fn load_and_report(ui: &Ui, data: &Path, out: &Path, now: i64) -> Result<Validat
             bail!("internal error: counts of {} do not reconcile", table.table);
         }
     }
-    Ok(report)
+    Ok((dataset, report))
+}
+
+fn reference_time(now: &Option<String>) -> Result<i64> {
+    match now {
+        Some(text) => Ok(parse_timestamp(text).with_context(|| format!("--now {text:?}"))?),
+        None => Ok(now_ms()),
+    }
+}
+
+fn optional_time(flag: &str, text: &Option<String>) -> Result<Option<i64>> {
+    text.as_deref()
+        .map(|t| parse_timestamp(t).with_context(|| format!("{flag} {t:?}")))
+        .transpose()
+}
+
+fn strict_failure(report: &ValidationReport, out: &Path) -> ExitCode {
+    eprintln!(
+        "error: --strict: {} rows rejected (see {})",
+        report.total_rejected(),
+        out.join("rejects").display()
+    );
+    ExitCode::FAILURE
 }
 
 fn validate(ui: &Ui, args: &ValidateArgs) -> Result<ExitCode> {
-    let now = match &args.now {
-        Some(text) => parse_timestamp(text).with_context(|| format!("--now {text:?}"))?,
-        None => now_ms(),
-    };
-    let report = load_and_report(ui, &args.data, &args.out, now)?;
+    let (_, report) = load_and_report(ui, &args.data, &args.out, reference_time(&args.now)?)?;
     if args.strict && report.total_rejected() > 0 {
-        eprintln!(
-            "error: --strict: {} rows rejected (see {})",
-            report.total_rejected(),
-            args.out.join("rejects").display()
-        );
-        return Ok(ExitCode::FAILURE);
+        return Ok(strict_failure(&report, &args.out));
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn features(ui: &Ui, args: &FeaturesArgs) -> Result<ExitCode> {
+    let spec = SnapshotSpec {
+        from: optional_time("--from", &args.from)?,
+        to: optional_time("--to", &args.to)?,
+        every: parse_duration(&args.every)
+            .map_err(anyhow::Error::msg)
+            .context("--every")?,
+        horizon: parse_duration(&args.horizon)
+            .map_err(anyhow::Error::msg)
+            .context("--horizon")?,
+        data_end: optional_time("--data-end", &args.data_end)?,
+    };
+    TableFormat::of(&args.out)?;
+    let out_dir = match args.out.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let clock = Instant::now();
+    let (mut dataset, report) =
+        load_and_report(ui, &args.data, &out_dir, reference_time(&args.now)?)?;
+    if args.strict && report.total_rejected() > 0 {
+        return Ok(strict_failure(&report, &out_dir));
+    }
+    let loaded_in = clock.elapsed();
+    let plan = spec.resolve(&dataset)?;
+    let bar = ui.progress(dataset.learners.len() as u64, "features");
+    let summary = churn_table::write_table(&mut dataset, &plan, &args.out, &|n| bar.inc(n))?;
+    bar.finish_and_clear();
+    let times = plan.times();
+    println!(
+        "{} snapshots every {} from {} to {} (horizon {}, data end {})",
+        times.len(),
+        args.every,
+        times
+            .first()
+            .map_or_else(String::new, |&t| format_timestamp(t)),
+        times
+            .last()
+            .map_or_else(String::new, |&t| format_timestamp(t)),
+        args.horizon,
+        format_timestamp(plan.data_end()),
+    );
+    println!(
+        "{} examples of {} learners: {} labelled ({:.1}% churned), {} unlabelled; loaded in {:.1} s, features in {:.1} s -> {}",
+        summary.rows,
+        summary.learners,
+        summary.labelled,
+        100.0 * summary.churned as f64 / summary.labelled.max(1) as f64,
+        summary.rows - summary.labelled,
+        loaded_in.as_secs_f64(),
+        (clock.elapsed() - loaded_in).as_secs_f64(),
+        args.out.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -176,7 +253,7 @@ fn quickstart(ui: &Ui, args: &QuickstartArgs) -> Result<ExitCode> {
         "== 1. validate the committed sample ({})",
         args.data.display()
     );
-    let report = load_and_report(ui, &args.data, &args.out.join("validate"), now_ms())?;
+    let (_, report) = load_and_report(ui, &args.data, &args.out.join("validate"), now_ms())?;
     if report.total_rejected() > 0 {
         bail!("the committed sample should validate cleanly");
     }

@@ -1,0 +1,238 @@
+//! The training table: every (learner, as-of time) example of a dataset with
+//! its features and label, for rolling as-of times, in one pass over the events.
+//!
+//! The numbers come from `churn-features` (the same function the server runs
+//! for one learner); this crate only groups events by learner, runs those
+//! definitions per learner in parallel and writes the rows with polars, in
+//! chunks of learners so the output never has to fit in memory at once.
+
+mod write;
+
+use std::path::{Path, PathBuf};
+
+use churn_core::{DAY_MS, Dataset, Event, format_timestamp};
+use churn_features::label::{LabelStatus, label_status};
+use churn_features::{FeatureRow, Profile, SortedEvents, compute};
+use rayon::prelude::*;
+
+pub use write::TableFormat;
+
+/// Learners per written chunk: bounds the rows held in memory.
+const LEARNERS_PER_CHUNK: usize = 8192;
+
+/// What can go wrong building a table.
+#[derive(Debug, thiserror::Error)]
+pub enum TableError {
+    #[error("invalid snapshot plan: {0}")]
+    Plan(String),
+    #[error("the dataset has no events, so there is nothing to take snapshots of")]
+    NoEvents,
+    #[error("cannot write {path}: {message}")]
+    Write { path: PathBuf, message: String },
+}
+
+/// The as-of times asked for; unset bounds are derived from the data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotSpec {
+    /// First as-of time (ms). Default: the earliest snapshot, stepping back
+    /// from `to` by `every`, that has `horizon` of history behind it.
+    pub from: Option<i64>,
+    /// Last as-of time (ms). Default: the end of the data, floored to 00:00 UTC.
+    pub to: Option<i64>,
+    /// Spacing of the as-of times (ms).
+    pub every: i64,
+    /// Label horizon (ms).
+    pub horizon: i64,
+    /// Last time the data covers (ms). Default: the latest event.
+    pub data_end: Option<i64>,
+}
+
+impl SnapshotSpec {
+    /// Rolling snapshots every 14 days with a 30-day horizon.
+    pub fn every_14_days() -> Self {
+        SnapshotSpec {
+            from: None,
+            to: None,
+            every: 14 * DAY_MS,
+            horizon: 30 * DAY_MS,
+            data_end: None,
+        }
+    }
+
+    /// Checks the spec against a dataset and lists the as-of times.
+    pub fn resolve(&self, dataset: &Dataset) -> Result<SnapshotPlan, TableError> {
+        if self.every <= 0 || self.horizon <= 0 {
+            return Err(TableError::Plan(
+                "--every and --horizon must be positive".into(),
+            ));
+        }
+        let first_event = dataset.events.iter().map(|e| e.ts).min();
+        let last_event = dataset.events.iter().map(|e| e.ts).max();
+        let (Some(first_event), Some(last_event)) = (first_event, last_event) else {
+            return Err(TableError::NoEvents);
+        };
+        let data_end = self.data_end.unwrap_or(last_event);
+        let to = self.to.unwrap_or(data_end.div_euclid(DAY_MS) * DAY_MS);
+        let from = match self.from {
+            Some(from) => from,
+            None => {
+                let earliest = first_event.saturating_add(self.horizon);
+                let steps = (to - earliest).max(0) / self.every;
+                to - steps * self.every
+            }
+        };
+        if from > to {
+            return Err(TableError::Plan(format!(
+                "--from {} is after --to {}",
+                format_timestamp(from),
+                format_timestamp(to)
+            )));
+        }
+        let times: Vec<i64> = (0..)
+            .map(|k: i64| from + k * self.every)
+            .take_while(|&t| t <= to)
+            .collect();
+        Ok(SnapshotPlan {
+            times,
+            horizon: self.horizon,
+            data_end,
+        })
+    }
+}
+
+/// Checked as-of times, horizon and end of data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotPlan {
+    times: Vec<i64>,
+    horizon: i64,
+    data_end: i64,
+}
+
+impl SnapshotPlan {
+    /// The as-of times, ascending.
+    pub fn times(&self) -> &[i64] {
+        &self.times
+    }
+
+    /// The label horizon (ms).
+    pub fn horizon(&self) -> i64 {
+        self.horizon
+    }
+
+    /// The last time the data covers (ms): later horizons are unlabelled.
+    pub fn data_end(&self) -> i64 {
+        self.data_end
+    }
+}
+
+/// One example: a learner at an as-of time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Example<'a> {
+    /// Index into `dataset.learners`.
+    pub learner: u32,
+    pub as_of: i64,
+    /// `None` when the horizon runs past the end of the data.
+    pub churned: Option<bool>,
+    pub features: FeatureRow<'a>,
+}
+
+/// Counts of what a table holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TableSummary {
+    pub rows: usize,
+    pub labelled: usize,
+    pub churned: usize,
+    pub learners: usize,
+    pub snapshots: usize,
+}
+
+/// Sorts the events by (learner, time), stable, and returns where each
+/// learner's events start: learner `l` owns `events[starts[l]..starts[l + 1]]`.
+pub fn group_by_learner(dataset: &mut Dataset) -> Vec<usize> {
+    let events = &mut dataset.events;
+    if !events.is_sorted_by_key(|e| (e.learner, e.ts)) {
+        events.par_sort_by_key(|e| (e.learner, e.ts));
+    }
+    let learners = dataset.learners.len();
+    let mut starts = Vec::with_capacity(learners + 1);
+    for l in 0..=learners as u32 {
+        starts.push(events.partition_point(|e| e.learner < l));
+    }
+    starts
+}
+
+/// The examples of one learner at every as-of time of the plan.
+pub fn learner_examples<'a>(
+    dataset: &'a Dataset,
+    learner: u32,
+    events: &[Event],
+    plan: &SnapshotPlan,
+    course_lessons: &[u32],
+) -> Vec<Example<'a>> {
+    let profile = Profile::from(&dataset.learners[learner as usize]);
+    // Grouped events are sorted, so this never fails; an unsorted slice would
+    // give wrong windows, so refuse it rather than guess.
+    let Ok(sorted) = SortedEvents::check(events) else {
+        return Vec::new();
+    };
+    plan.times
+        .iter()
+        .filter_map(|&t| {
+            let status = label_status(profile.signup_at, events, t, plan.horizon, plan.data_end);
+            let churned = match status {
+                LabelStatus::NotEligible(_) => return None,
+                LabelStatus::Unlabelled => None,
+                LabelStatus::Labelled { churned } => Some(churned),
+            };
+            Some(Example {
+                learner,
+                as_of: t,
+                churned,
+                features: compute(&profile, sorted, t, course_lessons),
+            })
+        })
+        .collect()
+}
+
+/// Computes the table of `dataset` at the plan's as-of times and writes it to
+/// `out` (`.parquet` or `.csv`), rows ordered by learner then as-of time.
+///
+/// `progress` receives the number of learners done after each chunk.
+pub fn write_table(
+    dataset: &mut Dataset,
+    plan: &SnapshotPlan,
+    out: &Path,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<TableSummary, TableError> {
+    let starts = group_by_learner(dataset);
+    let dataset = &*dataset;
+    let course_lessons: Vec<u32> = dataset.courses.iter().map(|c| c.lessons).collect();
+    let mut writer = write::ChunkWriter::create(out)?;
+    let mut summary = TableSummary {
+        snapshots: plan.times.len(),
+        ..TableSummary::default()
+    };
+    let learners: Vec<u32> = (0..dataset.learners.len() as u32).collect();
+    for chunk in learners.chunks(LEARNERS_PER_CHUNK) {
+        let per_learner: Vec<Vec<Example<'_>>> = chunk
+            .par_iter()
+            .map(|&l| {
+                let events = &dataset.events[starts[l as usize]..starts[l as usize + 1]];
+                learner_examples(dataset, l, events, plan, &course_lessons)
+            })
+            .collect();
+        let examples: Vec<Example<'_>> = per_learner.into_iter().flatten().collect();
+        summary.rows += examples.len();
+        summary.labelled += examples.iter().filter(|e| e.churned.is_some()).count();
+        summary.churned += examples.iter().filter(|e| e.churned == Some(true)).count();
+        let mut last = None;
+        summary.learners += examples
+            .iter()
+            .filter(|e| last.replace(e.learner) != Some(e.learner))
+            .count();
+        writer.write(dataset, &examples)?;
+        progress(chunk.len() as u64);
+    }
+    writer.finish()?;
+    Ok(summary)
+}

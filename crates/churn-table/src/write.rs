@@ -1,0 +1,178 @@
+//! Writes examples chunk by chunk: Parquet row groups or CSV lines.
+//!
+//! Columns: `learner_id`, `as_of` (UTC timestamp), `churned` (0/1, null when
+//! unlabelled), then every feature of the registry in order. Missing numbers
+//! are NaN, missing categories null.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use churn_core::{Dataset, format_timestamp};
+use churn_features::registry::{CATEGORICAL, NUMERIC};
+use polars::prelude::*;
+
+use crate::{Example, TableError};
+
+/// The file format of a table, from its extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableFormat {
+    Parquet,
+    Csv,
+}
+
+impl TableFormat {
+    /// The format of `path` by extension.
+    pub fn of(path: &Path) -> Result<Self, TableError> {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("parquet") => Ok(TableFormat::Parquet),
+            Some("csv") => Ok(TableFormat::Csv),
+            _ => Err(TableError::Write {
+                path: path.to_owned(),
+                message: "unknown table format (use a .parquet or .csv file name)".into(),
+            }),
+        }
+    }
+}
+
+enum Sink {
+    Parquet(Box<polars::io::parquet::write::BatchedWriter<File>>),
+    Csv {
+        file: File,
+        header_written: bool,
+    },
+    /// Nothing written yet: the Parquet writer needs the first chunk's schema.
+    PendingParquet(File),
+}
+
+pub(crate) struct ChunkWriter {
+    path: PathBuf,
+    format: TableFormat,
+    sink: Sink,
+}
+
+impl ChunkWriter {
+    pub(crate) fn create(path: &Path) -> Result<Self, TableError> {
+        let format = TableFormat::of(path)?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| write_error(path, e))?;
+        }
+        let file = File::create(path).map_err(|e| write_error(path, e))?;
+        let sink = match format {
+            TableFormat::Parquet => Sink::PendingParquet(file),
+            TableFormat::Csv => Sink::Csv {
+                file,
+                header_written: false,
+            },
+        };
+        Ok(ChunkWriter {
+            path: path.to_owned(),
+            format,
+            sink,
+        })
+    }
+
+    pub(crate) fn write(
+        &mut self,
+        dataset: &Dataset,
+        examples: &[Example<'_>],
+    ) -> Result<(), TableError> {
+        let mut df =
+            frame(dataset, examples, self.format).map_err(|e| write_error(&self.path, e))?;
+        let path = &self.path;
+        match &mut self.sink {
+            Sink::PendingParquet(file) => {
+                let file = file.try_clone().map_err(|e| write_error(path, e))?;
+                let mut writer = ParquetWriter::new(file)
+                    .with_compression(ParquetCompression::Zstd(None))
+                    .batched(df.schema())
+                    .map_err(|e| write_error(path, e))?;
+                writer.write_batch(&df).map_err(|e| write_error(path, e))?;
+                self.sink = Sink::Parquet(Box::new(writer));
+            }
+            Sink::Parquet(writer) => writer.write_batch(&df).map_err(|e| write_error(path, e))?,
+            Sink::Csv {
+                file,
+                header_written,
+            } => {
+                if examples.is_empty() && *header_written {
+                    return Ok(());
+                }
+                CsvWriter::new(&mut *file)
+                    .include_header(!*header_written)
+                    .finish(&mut df)
+                    .map_err(|e| write_error(path, e))?;
+                *header_written = true;
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn finish(mut self) -> Result<(), TableError> {
+        if matches!(self.sink, Sink::PendingParquet(_)) {
+            // No chunk at all: still write a valid, empty table.
+            self.write(&Dataset::default(), &[])?;
+        }
+        if let Sink::Parquet(writer) = &mut self.sink {
+            writer.finish().map_err(|e| write_error(&self.path, e))?;
+        }
+        Ok(())
+    }
+}
+
+fn write_error(path: &Path, error: impl ToString) -> TableError {
+    TableError::Write {
+        path: path.to_owned(),
+        message: error.to_string(),
+    }
+}
+
+fn frame(
+    dataset: &Dataset,
+    examples: &[Example<'_>],
+    format: TableFormat,
+) -> PolarsResult<DataFrame> {
+    let mut columns = Vec::with_capacity(3 + NUMERIC.len() + CATEGORICAL.len());
+    columns.push(Column::new(
+        "learner_id".into(),
+        examples
+            .iter()
+            .map(|e| dataset.learners[e.learner as usize].id.as_str())
+            .collect::<Vec<_>>(),
+    ));
+    let as_of: Vec<i64> = examples.iter().map(|e| e.as_of).collect();
+    columns.push(match format {
+        TableFormat::Parquet => Int64Chunked::from_vec("as_of".into(), as_of)
+            .into_datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC))
+            .into_column(),
+        TableFormat::Csv => Column::new(
+            "as_of".into(),
+            as_of.into_iter().map(format_timestamp).collect::<Vec<_>>(),
+        ),
+    });
+    columns.push(Column::new(
+        "churned".into(),
+        examples
+            .iter()
+            .map(|e| e.churned.map(i32::from))
+            .collect::<Vec<_>>(),
+    ));
+    for (i, feature) in NUMERIC.iter().enumerate() {
+        columns.push(Column::new(
+            feature.name.into(),
+            examples
+                .iter()
+                .map(|e| e.features.numeric[i])
+                .collect::<Vec<f64>>(),
+        ));
+    }
+    for (i, feature) in CATEGORICAL.iter().enumerate() {
+        columns.push(Column::new(
+            feature.name.into(),
+            examples
+                .iter()
+                .map(|e| e.features.categorical[i])
+                .collect::<Vec<Option<&str>>>(),
+        ));
+    }
+    DataFrame::new(examples.len(), columns)
+}
