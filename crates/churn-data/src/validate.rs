@@ -1,6 +1,8 @@
 //! The row rules of the data contract, table by table.
 
 use std::collections::HashMap;
+
+use rayon::prelude::*;
 use std::collections::hash_map::Entry;
 use std::path::Path;
 
@@ -48,7 +50,7 @@ struct IdIndex<T> {
     table: Table,
     field: &'static str,
     /// id → (1-based first row, the accepted value; `None` while unaccepted).
-    ids: HashMap<String, (usize, Option<T>)>,
+    ids: HashMap<String, (usize, Option<T>), foldhash::fast::RandomState>,
 }
 
 impl<T: Copy> IdIndex<T> {
@@ -56,7 +58,7 @@ impl<T: Copy> IdIndex<T> {
         IdIndex {
             table,
             field,
-            ids: HashMap::new(),
+            ids: HashMap::default(),
         }
     }
 
@@ -91,6 +93,122 @@ impl<T: Copy> IdIndex<T> {
                 self.field, self.table
             )),
         }
+    }
+}
+
+/// Rows of the events file validated per parallel task.
+const EVENT_ROWS_PER_TASK: usize = 1 << 18;
+
+/// The columns of the events file.
+struct EventColumns {
+    learner_ids: TextCol,
+    ts: TimeCol,
+    types: TextCol,
+    course_ids: Option<TextCol>,
+    duration: Option<NumCol>,
+    score: Option<NumCol>,
+    amount: Option<NumCol>,
+    latency: Option<NumCol>,
+    stalls: Option<NumCol>,
+}
+
+impl EventColumns {
+    /// Validates `rows`: the accepted events and the rejects, in row order.
+    fn validate_rows(
+        &self,
+        frame: &Frame,
+        rows: std::ops::Range<usize>,
+        learner_index: &IdIndex<(u32, i64)>,
+        course_index: &IdIndex<u32>,
+        now: i64,
+    ) -> (Vec<Event>, Vec<Reject>) {
+        let mut events = Vec::with_capacity(rows.len());
+        let mut rejects = Vec::new();
+        for row in rows {
+            let mut p = RowProblems::default();
+            let learner = text(&self.learner_ids, row, "learner_id", &mut p).and_then(|id| {
+                learner_index
+                    .resolve(id)
+                    .map_err(|r| p.add("learner_id", r))
+                    .ok()
+            });
+            let ts = time(&self.ts, row, "ts", now, &mut p);
+            if let (Some((_, signup_at)), Some(ts)) = (learner, ts)
+                && ts < signup_at
+            {
+                p.add(
+                    "ts",
+                    format!(
+                        "ts {} is before the learner's signup_at {}",
+                        format_timestamp(ts),
+                        format_timestamp(signup_at)
+                    ),
+                );
+            }
+            let event_type = text(&self.types, row, "event_type", &mut p).and_then(|v| {
+                EventType::parse(v)
+                    .map_err(|e| p.add("event_type", e.to_string()))
+                    .ok()
+            });
+            let course = match self.course_ids.as_ref().and_then(|c| c.get(row)) {
+                None => Some(NO_COURSE),
+                Some(id) => course_index
+                    .resolve(id)
+                    .map_err(|r| p.add("course_id", r))
+                    .ok(),
+            };
+            let duration_s = non_negative(
+                number(self.duration.as_ref(), row, "duration_s", &mut p),
+                "duration_s",
+                &mut p,
+            );
+            let score = match number(self.score.as_ref(), row, "score", &mut p) {
+                Some(s) if !(0.0..=1.0).contains(&s) => {
+                    p.add("score", format!("score {s} is outside [0, 1]"));
+                    f64::NAN
+                }
+                Some(s) => s,
+                None => f64::NAN,
+            };
+            let amount = non_negative(
+                number(self.amount.as_ref(), row, "amount", &mut p),
+                "amount",
+                &mut p,
+            );
+            let latency_ms = non_negative(
+                number(self.latency.as_ref(), row, "latency_ms", &mut p),
+                "latency_ms",
+                &mut p,
+            );
+            let stalls = non_negative(
+                number(self.stalls.as_ref(), row, "stalls", &mut p),
+                "stalls",
+                &mut p,
+            );
+            if stalls.fract() != 0.0 && stalls.is_finite() {
+                p.add(
+                    "stalls",
+                    format!("stalls must be a whole number, got {stalls}"),
+                );
+            }
+            match (learner, ts, event_type, course) {
+                (Some((learner, _)), Some(ts), Some(event_type), Some(course)) if p.is_empty() => {
+                    events.push(Event {
+                        ts,
+                        learner,
+                        course,
+                        event_type,
+                        duration_s,
+                        score,
+                        amount,
+                        latency_ms,
+                        stalls,
+                    });
+                }
+                _ => rejects.push(p.into_reject(frame, row)),
+            }
+        }
+        (events, rejects)
     }
 }
 
@@ -297,100 +415,34 @@ pub(crate) fn validate(
 
     // events
     let frame = Frame::read(events_file)?;
-    let learner_ids = required(&frame, "learner_id", frame.text("learner_id", true)?)?;
-    let ts_col = required(&frame, "ts", frame.time("ts", true)?)?;
-    let types = required(&frame, "event_type", frame.text("event_type", true)?)?;
-    let course_ids = frame.text("course_id", false)?;
-    let duration = frame.number("duration_s", false)?;
-    let score = frame.number("score", false)?;
-    let amount = frame.number("amount", false)?;
-    let latency = frame.number("latency_ms", false)?;
-    let stalls = frame.number("stalls", false)?;
+    let columns = EventColumns {
+        learner_ids: required(&frame, "learner_id", frame.text("learner_id", true)?)?,
+        ts: required(&frame, "ts", frame.time("ts", true)?)?,
+        types: required(&frame, "event_type", frame.text("event_type", true)?)?,
+        course_ids: frame.text("course_id", false)?,
+        duration: frame.number("duration_s", false)?,
+        score: frame.number("score", false)?,
+        amount: frame.number("amount", false)?,
+        latency: frame.number("latency_ms", false)?,
+        stalls: frame.number("stalls", false)?,
+    };
+    // Rows are independent once learners and courses are known: validate
+    // fixed ranges in parallel and concatenate them in row order.
+    let ranges: Vec<std::ops::Range<usize>> = (0..frame.height())
+        .step_by(EVENT_ROWS_PER_TASK)
+        .map(|a| a..(a + EVENT_ROWS_PER_TASK).min(frame.height()))
+        .collect();
+    let parts: Vec<(Vec<Event>, Vec<Reject>)> = ranges
+        .into_par_iter()
+        .map(|rows| columns.validate_rows(&frame, rows, &learner_index, &course_index, now))
+        .collect();
+    dataset
+        .events
+        .reserve_exact(parts.iter().map(|(e, _)| e.len()).sum());
     let mut rejects = Vec::new();
-    dataset.events.reserve(frame.height());
-    for row in 0..frame.height() {
-        let mut p = RowProblems::default();
-        let learner = text(&learner_ids, row, "learner_id", &mut p).and_then(|id| {
-            learner_index
-                .resolve(id)
-                .map_err(|r| p.add("learner_id", r))
-                .ok()
-        });
-        let ts = time(&ts_col, row, "ts", now, &mut p);
-        if let (Some((_, signup_at)), Some(ts)) = (learner, ts)
-            && ts < signup_at
-        {
-            p.add(
-                "ts",
-                format!(
-                    "ts {} is before the learner's signup_at {}",
-                    format_timestamp(ts),
-                    format_timestamp(signup_at)
-                ),
-            );
-        }
-        let event_type = text(&types, row, "event_type", &mut p).and_then(|v| {
-            EventType::parse(v)
-                .map_err(|e| p.add("event_type", e.to_string()))
-                .ok()
-        });
-        let course = match course_ids.as_ref().and_then(|c| c.get(row)) {
-            None => Some(NO_COURSE),
-            Some(id) => course_index
-                .resolve(id)
-                .map_err(|r| p.add("course_id", r))
-                .ok(),
-        };
-        let duration_s = non_negative(
-            number(duration.as_ref(), row, "duration_s", &mut p),
-            "duration_s",
-            &mut p,
-        );
-        let score = match number(score.as_ref(), row, "score", &mut p) {
-            Some(s) if !(0.0..=1.0).contains(&s) => {
-                p.add("score", format!("score {s} is outside [0, 1]"));
-                f64::NAN
-            }
-            Some(s) => s,
-            None => f64::NAN,
-        };
-        let amount = non_negative(
-            number(amount.as_ref(), row, "amount", &mut p),
-            "amount",
-            &mut p,
-        );
-        let latency_ms = non_negative(
-            number(latency.as_ref(), row, "latency_ms", &mut p),
-            "latency_ms",
-            &mut p,
-        );
-        let stalls = non_negative(
-            number(stalls.as_ref(), row, "stalls", &mut p),
-            "stalls",
-            &mut p,
-        );
-        if stalls.fract() != 0.0 && stalls.is_finite() {
-            p.add(
-                "stalls",
-                format!("stalls must be a whole number, got {stalls}"),
-            );
-        }
-        match (learner, ts, event_type, course) {
-            (Some((learner, _)), Some(ts), Some(event_type), Some(course)) if p.is_empty() => {
-                dataset.events.push(Event {
-                    ts,
-                    learner,
-                    course,
-                    event_type,
-                    duration_s,
-                    score,
-                    amount,
-                    latency_ms,
-                    stalls,
-                });
-            }
-            _ => rejects.push(p.into_reject(&frame, row)),
-        }
+    for (events, part_rejects) in parts {
+        dataset.events.extend_from_slice(&events);
+        rejects.extend(part_rejects);
     }
     tables.push(report(Table::Events, &frame, rejects));
 
