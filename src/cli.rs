@@ -1,5 +1,6 @@
 //! Command-line arguments.
 
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -147,4 +148,8 @@ pub struct FeaturesArgs {
     /// Reference time: later timestamps are rejected (RFC 3339; default: now).
     #[arg(long)]
     pub now: Option<String>,
+    /// Split the learners into N groups and read the events once per group, so
+    /// that only 1/N of them is in memory (for event tables larger than RAM).
+    #[arg(long, default_value = "1", value_name = "N")]
+    pub partitions: NonZeroUsize,
 }

@@ -10,7 +10,7 @@ use churn_core::Dataset;
 use churn_core::{format_timestamp, parse_duration, parse_timestamp};
 use churn_data::{Format, LoadOptions, ValidationReport};
 use churn_sim::{AssignmentMode, SimParams};
-use churn_table::{SnapshotSpec, TableFormat};
+use churn_table::{SnapshotSpec, TableFormat, TableWriter};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cli::{
@@ -139,7 +139,12 @@ fn load_and_report(
     let spinner = ui.spinner("validating");
     let loaded = churn_data::load_dir(data, &LoadOptions { now })?;
     spinner.finish_and_clear();
-    let churn_data::Loaded { dataset, report } = loaded;
+    report_validation(&loaded.report, out)?;
+    Ok((loaded.dataset, loaded.report))
+}
+
+/// Writes the rejects and validation.json to `out` and prints the counts.
+fn report_validation(report: &ValidationReport, out: &Path) -> Result<()> {
     let written = report.write_rejects(out)?;
     let summary = out.join("validation.json");
     std::fs::write(&summary, format!("{:#}\n", report.to_json()))
@@ -159,7 +164,7 @@ fn load_and_report(
             bail!("internal error: counts of {} do not reconcile", table.table);
         }
     }
-    Ok((dataset, report))
+    Ok(())
 }
 
 fn reference_time(now: &Option<String>) -> Result<i64> {
@@ -210,16 +215,42 @@ fn features(ui: &Ui, args: &FeaturesArgs) -> Result<ExitCode> {
         _ => std::path::PathBuf::from("."),
     };
     let clock = Instant::now();
-    let (mut dataset, report) =
-        load_and_report(ui, &args.data, &out_dir, reference_time(&args.now)?)?;
-    if args.strict && report.total_rejected() > 0 {
-        return Ok(strict_failure(&report, &out_dir));
-    }
-    let loaded_in = clock.elapsed();
-    let plan = spec.resolve(&dataset)?;
-    let bar = ui.progress(dataset.learners.len() as u64, "features");
-    let summary = churn_table::write_table(&mut dataset, &plan, &args.out, &|n| bar.inc(n))?;
-    bar.finish_and_clear();
+    let now = reference_time(&args.now)?;
+    let (plan, summary, loaded_in) = if args.partitions.get() == 1 {
+        let (mut dataset, report) = load_and_report(ui, &args.data, &out_dir, now)?;
+        if args.strict && report.total_rejected() > 0 {
+            return Ok(strict_failure(&report, &out_dir));
+        }
+        let loaded_in = clock.elapsed();
+        let plan = spec.resolve(&dataset)?;
+        let bar = ui.progress(dataset.learners.len() as u64, "features");
+        let summary = churn_table::write_table(&mut dataset, &plan, &args.out, &|n| bar.inc(n))?;
+        bar.finish_and_clear();
+        (plan, summary, loaded_in)
+    } else {
+        let spinner = ui.spinner("validating");
+        let mut part =
+            churn_data::load_dir_partitioned(&args.data, &LoadOptions { now }, args.partitions)?;
+        spinner.finish_and_clear();
+        report_validation(&part.report, &out_dir)?;
+        if args.strict && part.report.total_rejected() > 0 {
+            return Ok(strict_failure(&part.report, &out_dir));
+        }
+        let loaded_in = clock.elapsed();
+        let plan = spec.resolve_for_span(part.event_span)?;
+        let bar = ui.progress(
+            (part.dataset.learners.len() * part.partitions()) as u64,
+            "features",
+        );
+        let mut writer = TableWriter::create(&args.out)?;
+        for k in 0..part.partitions() {
+            part.dataset.events = part.events_of(k)?;
+            writer.append(&mut part.dataset, &plan, &|n| bar.inc(n))?;
+            part.dataset.events = Vec::new();
+        }
+        bar.finish_and_clear();
+        (plan, writer.finish()?, loaded_in)
+    };
     let times = plan.times();
     println!(
         "{} snapshots every {} from {} to {} (horizon {}, data end {})",
@@ -257,7 +288,23 @@ fn quickstart(ui: &Ui, args: &QuickstartArgs) -> Result<ExitCode> {
     if report.total_rejected() > 0 {
         bail!("the committed sample should validate cleanly");
     }
-    println!("\n== 2. simulate a fresh platform with known truth");
+    println!("\n== 2. compute the training table (features and labels every 14 days)");
+    features(
+        ui,
+        &FeaturesArgs {
+            data: args.data.clone(),
+            out: args.out.join("features/table.parquet"),
+            from: None,
+            to: None,
+            every: "14d".into(),
+            horizon: "30d".into(),
+            data_end: None,
+            strict: false, // step 1 already refused a sample with rejects
+            now: None,
+            partitions: std::num::NonZeroUsize::MIN,
+        },
+    )?;
+    println!("\n== 3. simulate a fresh platform with known truth");
     let sim_out = args.out.join("simulated");
     simulate(
         ui,
@@ -273,7 +320,7 @@ fn quickstart(ui: &Ui, args: &QuickstartArgs) -> Result<ExitCode> {
             assignment: Assignment::Uniform,
         },
     )?;
-    println!("\n== 3. validate it");
+    println!("\n== 4. validate it");
     load_and_report(ui, &sim_out, &args.out.join("validate-simulated"), now_ms())?;
     println!("\nresults in {}", args.out.display());
     Ok(ExitCode::SUCCESS)

@@ -387,3 +387,100 @@ fn the_committed_sample_is_what_its_documented_command_makes() {
         );
     }
 }
+
+fn sorted_data_lines(path: &Path) -> (String, Vec<String>) {
+    let text = std::fs::read_to_string(path).expect("table");
+    let mut lines = text.lines().map(str::to_owned);
+    let header = lines.next().expect("header");
+    let mut rows: Vec<String> = lines.collect();
+    rows.sort();
+    (header, rows)
+}
+
+#[test]
+fn features_in_partitions_equal_features_in_one_pass() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let table = |partitions: &str| {
+        let path = out.path().join(format!("p{partitions}/table.csv"));
+        let result = churn(&[
+            "features",
+            "--data",
+            "data",
+            "--out",
+            path_str(&path),
+            "--now",
+            NOW,
+            "--partitions",
+            partitions,
+        ]);
+        assert!(result.status.success(), "{}", text(&result.stderr));
+        assert!(text(&result.stdout).contains("snapshots every 14d"));
+        path
+    };
+    let (header, one) = sorted_data_lines(&table("1"));
+    let (_, three) = sorted_data_lines(&table("3"));
+    assert!(header.starts_with("learner_id,as_of,churned,days_since_last_login,"));
+    assert!(header.ends_with(",plan,acquisition_channel,device,lifecycle_stage"));
+    assert!(one.len() > 10_000);
+    assert_eq!(one, three);
+    assert!(out.path().join("p3/validation.json").is_file());
+}
+
+#[test]
+fn features_refuses_bad_arguments_and_strict_fails_on_rejects() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let table = out.path().join("table.parquet");
+    let run = |extra: &[&str]| {
+        let mut args = vec!["features", "--data", "data", "--out", path_str(&table)];
+        args.extend_from_slice(extra);
+        churn(&args)
+    };
+    for (extra, message) in [
+        (&["--every", "0d"][..], "--every"),
+        (&["--horizon", "30"][..], "--horizon"),
+        (
+            &["--from", "2026-06-01", "--to", "2026-03-01"][..],
+            "is after --to",
+        ),
+        (&["--to", "June"][..], "--to"),
+        (&["--partitions", "0"][..], "--partitions"),
+    ] {
+        let result = run(extra);
+        assert!(!result.status.success(), "{extra:?} should fail");
+        assert!(
+            text(&result.stderr).contains(message),
+            "{extra:?}: {}",
+            text(&result.stderr)
+        );
+    }
+    let result = churn(&["features", "--data", "data", "--out", "table.txt"]);
+    assert!(
+        text(&result.stderr).contains("table.txt"),
+        "{}",
+        text(&result.stderr)
+    );
+
+    let (copy, _) = csv_copy_of_sample();
+    let events = copy.path().join("events.csv");
+    let mut fields: Vec<String> = first_data_line(&events)
+        .split(',')
+        .map(str::to_owned)
+        .collect();
+    fields[2] = "teleport".into();
+    append(&events, &[fields.join(",")]);
+    let strict = churn(&[
+        "features",
+        "--data",
+        path_str(copy.path()),
+        "--out",
+        path_str(&table),
+        "--now",
+        NOW,
+        "--strict",
+    ]);
+    assert!(!strict.status.success());
+    assert!(text(&strict.stderr).contains("1 rows rejected"));
+    let rejects = rejected_rows(&out.path().join("rejects/events.csv"));
+    assert_eq!(rejects.len(), 1);
+    assert_eq!(rejects[0].1, "event_type");
+}

@@ -16,6 +16,8 @@ use crate::DataError;
 pub(crate) struct Frame {
     pub(crate) file: PathBuf,
     pub(crate) df: DataFrame,
+    /// 0-based row of the file where this frame starts (0 unless a slice).
+    pub(crate) first_row: usize,
 }
 
 /// A text column; empty strings count as null.
@@ -35,6 +37,16 @@ pub(crate) enum TimeCol {
 
 impl Frame {
     pub(crate) fn read(file: &Path) -> Result<Frame, DataError> {
+        Self::read_slice(file, 0, usize::MAX)
+    }
+
+    /// Rows `first_row .. first_row + rows` of the file (fewer at its end).
+    pub(crate) fn read_slice(
+        file: &Path,
+        first_row: usize,
+        rows: usize,
+    ) -> Result<Frame, DataError> {
+        let n_rows = (rows != usize::MAX).then_some(rows);
         let read_error = |source: PolarsError| DataError::Read {
             file: file.to_owned(),
             message: source.to_string(),
@@ -43,6 +55,8 @@ impl Frame {
             Some("csv") => CsvReadOptions::default()
                 .with_has_header(true)
                 .with_infer_schema_length(Some(0))
+                .with_skip_rows_after_header(first_row)
+                .with_n_rows(n_rows)
                 .try_into_reader_with_file_path(Some(file.to_owned()))
                 .and_then(|reader| reader.finish())
                 .map_err(read_error)?,
@@ -51,7 +65,10 @@ impl Frame {
                     path: file.to_owned(),
                     source,
                 })?;
-                ParquetReader::new(handle).finish().map_err(read_error)?
+                ParquetReader::new(handle)
+                    .with_slice(n_rows.map(|n| (first_row, n)))
+                    .finish()
+                    .map_err(read_error)?
             }
             _ => {
                 return Err(DataError::Read {
@@ -65,6 +82,7 @@ impl Frame {
         Ok(Frame {
             file: file.to_owned(),
             df,
+            first_row,
         })
     }
 
@@ -221,7 +239,10 @@ impl Frame {
             Some((row, value)) => Err(self.wrong_type(
                 name,
                 expected,
-                format!("no value parses, e.g. {value:?} at row {}", row + 1),
+                format!(
+                    "no value parses, e.g. {value:?} at row {}",
+                    self.first_row + row + 1
+                ),
             )),
         }
     }

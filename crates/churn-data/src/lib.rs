@@ -16,8 +16,10 @@ mod report;
 mod validate;
 mod write;
 
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 
+use churn_core::Event;
 pub use churn_core::{Dataset, Table};
 pub use report::{Reject, TableReport, ValidationReport};
 pub use write::{Format, write_dataset};
@@ -129,26 +131,195 @@ pub fn table_file(dir: &Path, table: Table) -> Result<Option<PathBuf>, DataError
     }
 }
 
+/// The files of a data directory.
+struct DirFiles {
+    learners: PathBuf,
+    courses: PathBuf,
+    events: PathBuf,
+    assignments: Option<PathBuf>,
+}
+
+impl DirFiles {
+    fn find(dir: &Path) -> Result<Self, DataError> {
+        if !dir.is_dir() {
+            return Err(DataError::NotADirectory(dir.to_owned()));
+        }
+        let required = |table: Table| {
+            table_file(dir, table)?.ok_or_else(|| DataError::MissingTable {
+                dir: dir.to_owned(),
+                table,
+            })
+        };
+        Ok(DirFiles {
+            learners: required(Table::Learners)?,
+            courses: required(Table::Courses)?,
+            events: required(Table::Events)?,
+            assignments: table_file(dir, Table::Assignments)?,
+        })
+    }
+}
+
 /// Reads and validates every table of a data directory.
 pub fn load_dir(dir: &Path, options: &LoadOptions) -> Result<Loaded, DataError> {
-    if !dir.is_dir() {
-        return Err(DataError::NotADirectory(dir.to_owned()));
-    }
-    let required = |table: Table| {
-        table_file(dir, table)?.ok_or_else(|| DataError::MissingTable {
-            dir: dir.to_owned(),
-            table,
-        })
-    };
-    let learners = required(Table::Learners)?;
-    let courses = required(Table::Courses)?;
-    let events = required(Table::Events)?;
-    let assignments = table_file(dir, Table::Assignments)?;
+    let files = DirFiles::find(dir)?;
     validate::validate(
-        &learners,
-        &courses,
-        &events,
-        assignments.as_deref(),
+        &files.learners,
+        &files.courses,
+        &files.events,
+        files.assignments.as_deref(),
         options,
     )
+}
+
+/// A data directory validated in full, whose events are handed out one
+/// partition of learners at a time, for event tables larger than memory.
+///
+/// The events file is read in slices: once to validate every row (the report
+/// is the same as [`load_dir`]'s), then once per [`Partitioned::events_of`].
+/// Only one slice of the file and one partition's events are in memory at once.
+pub struct Partitioned {
+    /// Learners, courses and assignments; `events` is empty.
+    pub dataset: Dataset,
+    /// Every table's counts and rejects, as [`load_dir`] gives them.
+    pub report: ValidationReport,
+    /// Earliest and latest accepted event time (ms), if any event was accepted.
+    pub event_span: Option<(i64, i64)>,
+    partitions: NonZeroUsize,
+    slice_rows: usize,
+    events_file: PathBuf,
+    profiles: validate::Profiles,
+}
+
+/// Rows of the events file read per slice in a partitioned load.
+const PARTITIONED_SLICE_ROWS: usize = 1 << 20;
+
+/// Validates a data directory and prepares to read its events in
+/// `partitions` groups of learners (learner index modulo `partitions`).
+pub fn load_dir_partitioned(
+    dir: &Path,
+    options: &LoadOptions,
+    partitions: NonZeroUsize,
+) -> Result<Partitioned, DataError> {
+    partitioned(dir, options, partitions, PARTITIONED_SLICE_ROWS)
+}
+
+fn partitioned(
+    dir: &Path,
+    options: &LoadOptions,
+    partitions: NonZeroUsize,
+    slice_rows: usize,
+) -> Result<Partitioned, DataError> {
+    let files = DirFiles::find(dir)?;
+    let mut profiles = validate::validate_profiles(&files.learners, &files.courses, options)?;
+    let scan = profiles.scan_events(
+        &files.events,
+        slice_rows,
+        &validate::EventSelection::CountOnly,
+        &mut Vec::new(),
+    )?;
+    let mut tables = std::mem::take(&mut profiles.tables);
+    tables.push(scan.report);
+    if let Some(file) = &files.assignments {
+        profiles.validate_assignments(file)?;
+        tables.append(&mut profiles.tables);
+    }
+    Ok(Partitioned {
+        dataset: std::mem::take(&mut profiles.dataset),
+        report: ValidationReport { tables },
+        event_span: scan.span,
+        partitions,
+        slice_rows,
+        events_file: files.events,
+        profiles,
+    })
+}
+
+impl Partitioned {
+    /// The number of partitions.
+    pub fn partitions(&self) -> usize {
+        self.partitions.get()
+    }
+
+    /// The accepted events of the learners in `partition` (learner index
+    /// modulo [`Self::partitions`]), in file order.
+    pub fn events_of(&self, partition: usize) -> Result<Vec<Event>, DataError> {
+        let partitions = self.partitions.get() as u32;
+        let partition = partition as u32;
+        let mut events = Vec::new();
+        let selected = |learner: u32| learner % partitions == partition;
+        self.profiles.scan_events(
+            &self.events_file,
+            self.slice_rows,
+            &validate::EventSelection::Learners(&selected),
+            &mut events,
+        )?;
+        Ok(events)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EVENTS: &str = "\
+learner_id,ts,event_type,course_id,duration_s,score,amount,latency_ms,stalls
+L1,2026-01-10T09:00:00Z,login,,,,,,
+L2,2026-01-12T10:00:00Z,quiz_attempt,C1,,0.8,,,
+L9,2026-01-12T10:00:00Z,login,,,,,,
+L3,2026-01-12T10:00:00Z,login,,,,,,
+L1,2026-01-12T10:00:00Z,clicks,,,,,,
+L2,2026-01-13T10:00:00Z,video_watch,C1,60,,,,
+L3,2026-01-14T10:00:00Z,checkin,,,,,,
+L1,2026-01-09T00:00:00Z,login,,,,,,
+L2,2026-01-15T10:00:00Z,login,,,,,,
+L3,2026-01-15T10:00:00Z,payment,,,,-1,,
+L1,2026-01-16T10:00:00Z,login,,,,,,
+";
+
+    #[test]
+    fn partitions_in_small_slices_give_the_same_report_and_events() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let write =
+            |name: &str, text: &str| std::fs::write(dir.path().join(name), text).expect("write");
+        write(
+            "learners.csv",
+            "learner_id,signup_at,plan,acquisition_channel\nL1,2026-01-10T08:00:00Z,free,ads\nL2,2026-01-11T08:00:00Z,annual,ads\nL3,2026-01-11T08:00:00Z,monthly,ads\n",
+        );
+        write("courses.csv", "course_id,level,lessons\nC1,beginner,10\n");
+        write("events.csv", EVENTS);
+        let options = LoadOptions {
+            now: churn_core::parse_timestamp("2026-06-01T00:00:00Z").expect("valid"),
+        };
+        let whole = load_dir(dir.path(), &options).expect("loads");
+        for (partitions, slice_rows) in [(1, 3), (2, 3), (3, 4), (2, 100)] {
+            let partitions = NonZeroUsize::new(partitions).expect("non-zero");
+            let part = partitioned(dir.path(), &options, partitions, slice_rows).expect("loads");
+            let (a, b) = (
+                whole.report.table(Table::Events).expect("events"),
+                part.report.table(Table::Events).expect("events"),
+            );
+            assert_eq!((a.read, a.accepted), (b.read, b.accepted));
+            assert_eq!(a.rejects, b.rejects, "the same rows, numbered the same");
+            assert_eq!(
+                a.rejects.iter().map(|r| r.row).collect::<Vec<_>>(),
+                [3, 5, 8, 10]
+            );
+            let mut events: Vec<Event> = (0..part.partitions())
+                .flat_map(|k| part.events_of(k).expect("events"))
+                .collect();
+            assert!(
+                events
+                    .iter()
+                    .all(|e| (e.learner as usize) < part.dataset.learners.len())
+            );
+            events.sort_by_key(|e| (e.learner, e.ts));
+            let mut expected = whole.dataset.events.clone();
+            expected.sort_by_key(|e| (e.learner, e.ts));
+            // Debug text, because the measures are NaN where absent.
+            assert_eq!(format!("{events:?}"), format!("{expected:?}"));
+            let first = expected.iter().map(|e| e.ts).min();
+            let last = expected.iter().map(|e| e.ts).max();
+            assert_eq!(part.event_span, first.zip(last));
+        }
+    }
 }

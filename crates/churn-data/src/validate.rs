@@ -36,7 +36,7 @@ impl RowProblems {
 
     fn into_reject(self, frame: &Frame, row: usize) -> Reject {
         Reject {
-            row: row + 1,
+            row: frame.first_row + row + 1,
             field: self.fields.join(","),
             reason: self.reasons.join("; "),
             values: frame.row_values(row),
@@ -96,8 +96,30 @@ impl<T: Copy> IdIndex<T> {
     }
 }
 
+/// Rows of a Parquet events file read at once: bounds the polars frame in memory.
+const EVENT_ROWS_PER_SLICE: usize = 1 << 21;
+
 /// Rows of the events file validated per parallel task.
 const EVENT_ROWS_PER_TASK: usize = 1 << 18;
+
+/// Which events a pass over the events file keeps.
+pub(crate) enum EventSelection<'a> {
+    /// Validate every row, record rejects, keep every accepted event.
+    All,
+    /// Validate every row, record rejects, keep no event (counts and span only).
+    CountOnly,
+    /// Keep the accepted events of the selected learner indexes; skip other
+    /// rows unchecked and record no rejects (a counting pass already did).
+    Learners(&'a (dyn Fn(u32) -> bool + Sync)),
+}
+
+/// What validating some rows found.
+struct FoundEvents {
+    events: Vec<Event>,
+    rejects: Vec<Reject>,
+    accepted: usize,
+    span: Option<(i64, i64)>,
+}
 
 /// The columns of the events file.
 struct EventColumns {
@@ -121,9 +143,17 @@ impl EventColumns {
         learner_index: &IdIndex<(u32, i64)>,
         course_index: &IdIndex<u32>,
         now: i64,
-    ) -> (Vec<Event>, Vec<Reject>) {
-        let mut events = Vec::with_capacity(rows.len());
-        let mut rejects = Vec::new();
+        selection: &EventSelection<'_>,
+    ) -> FoundEvents {
+        let mut found = FoundEvents {
+            events: Vec::with_capacity(match selection {
+                EventSelection::CountOnly => 0,
+                _ => rows.len(),
+            }),
+            rejects: Vec::new(),
+            accepted: 0,
+            span: None,
+        };
         for row in rows {
             let mut p = RowProblems::default();
             let learner = text(&self.learner_ids, row, "learner_id", &mut p).and_then(|id| {
@@ -132,6 +162,11 @@ impl EventColumns {
                     .map_err(|r| p.add("learner_id", r))
                     .ok()
             });
+            if let EventSelection::Learners(selected) = selection
+                && !learner.is_some_and(|(l, _)| selected(l))
+            {
+                continue;
+            }
             let ts = time(&self.ts, row, "ts", now, &mut p);
             if let (Some((_, signup_at)), Some(ts)) = (learner, ts)
                 && ts < signup_at
@@ -193,7 +228,7 @@ impl EventColumns {
             }
             match (learner, ts, event_type, course) {
                 (Some((learner, _)), Some(ts), Some(event_type), Some(course)) if p.is_empty() => {
-                    events.push(Event {
+                    let event = Event {
                         ts,
                         learner,
                         course,
@@ -203,12 +238,18 @@ impl EventColumns {
                         amount,
                         latency_ms,
                         stalls,
-                    });
+                    };
+                    found.accepted += 1;
+                    found.span = Some(found.span.map_or((ts, ts), |(a, b)| (a.min(ts), b.max(ts))));
+                    if !matches!(selection, EventSelection::CountOnly) {
+                        found.events.push(event);
+                    }
                 }
-                _ => rejects.push(p.into_reject(frame, row)),
+                _ if matches!(selection, EventSelection::Learners(_)) => {}
+                _ => found.rejects.push(p.into_reject(frame, row)),
             }
         }
-        (events, rejects)
+        found
     }
 }
 
@@ -309,6 +350,15 @@ fn non_negative(value: Option<f64>, field: &'static str, p: &mut RowProblems) ->
     }
 }
 
+/// Learners, courses and the id indexes that events and assignments resolve against.
+pub(crate) struct Profiles {
+    pub(crate) dataset: Dataset,
+    pub(crate) tables: Vec<TableReport>,
+    learner_index: IdIndex<(u32, i64)>,
+    course_index: IdIndex<u32>,
+    now: i64,
+}
+
 pub(crate) fn validate(
     learners_file: &Path,
     courses_file: &Path,
@@ -316,6 +366,32 @@ pub(crate) fn validate(
     assignments_file: Option<&Path>,
     options: &LoadOptions,
 ) -> Result<Loaded, DataError> {
+    let mut profiles = validate_profiles(learners_file, courses_file, options)?;
+    // CSV cannot be read from the middle, so it is read whole; Parquet in slices.
+    let slice = match events_file.extension().and_then(|e| e.to_str()) {
+        Some("parquet") => EVENT_ROWS_PER_SLICE,
+        _ => usize::MAX,
+    };
+    let mut events = Vec::new();
+    let scan = profiles.scan_events(events_file, slice, &EventSelection::All, &mut events)?;
+    profiles.dataset.events = events;
+    profiles.tables.push(scan.report);
+    if let Some(file) = assignments_file {
+        profiles.validate_assignments(file)?;
+    }
+    Ok(Loaded {
+        dataset: profiles.dataset,
+        report: ValidationReport {
+            tables: profiles.tables,
+        },
+    })
+}
+
+pub(crate) fn validate_profiles(
+    learners_file: &Path,
+    courses_file: &Path,
+    options: &LoadOptions,
+) -> Result<Profiles, DataError> {
     let now = options.now;
     let mut dataset = Dataset::default();
     let mut tables = Vec::new();
@@ -412,42 +488,100 @@ pub(crate) fn validate(
         }
     }
     tables.push(report(Table::Courses, &frame, rejects));
+    Ok(Profiles {
+        dataset,
+        tables,
+        learner_index,
+        course_index,
+        now,
+    })
+}
 
-    // events
-    let frame = Frame::read(events_file)?;
-    let columns = EventColumns {
-        learner_ids: required(&frame, "learner_id", frame.text("learner_id", true)?)?,
-        ts: required(&frame, "ts", frame.time("ts", true)?)?,
-        types: required(&frame, "event_type", frame.text("event_type", true)?)?,
-        course_ids: frame.text("course_id", false)?,
-        duration: frame.number("duration_s", false)?,
-        score: frame.number("score", false)?,
-        amount: frame.number("amount", false)?,
-        latency: frame.number("latency_ms", false)?,
-        stalls: frame.number("stalls", false)?,
-    };
-    // Rows are independent once learners and courses are known: validate
-    // fixed ranges in parallel and concatenate them in row order.
-    let ranges: Vec<std::ops::Range<usize>> = (0..frame.height())
-        .step_by(EVENT_ROWS_PER_TASK)
-        .map(|a| a..(a + EVENT_ROWS_PER_TASK).min(frame.height()))
-        .collect();
-    let parts: Vec<(Vec<Event>, Vec<Reject>)> = ranges
-        .into_par_iter()
-        .map(|rows| columns.validate_rows(&frame, rows, &learner_index, &course_index, now))
-        .collect();
-    dataset
-        .events
-        .reserve_exact(parts.iter().map(|(e, _)| e.len()).sum());
-    let mut rejects = Vec::new();
-    for (events, part_rejects) in parts {
-        dataset.events.extend_from_slice(&events);
-        rejects.extend(part_rejects);
+/// What a pass over the events file found.
+pub(crate) struct EventScan {
+    /// Counts and rejects (rejects only when asked to record them).
+    pub(crate) report: TableReport,
+    /// Earliest and latest accepted event time.
+    pub(crate) span: Option<(i64, i64)>,
+}
+
+impl Profiles {
+    /// Validates the events file `slice_rows` rows at a time and appends the
+    /// events `selection` keeps to `out`, in row order.
+    pub(crate) fn scan_events(
+        &self,
+        file: &Path,
+        slice_rows: usize,
+        selection: &EventSelection<'_>,
+        out: &mut Vec<Event>,
+    ) -> Result<EventScan, DataError> {
+        let mut report = TableReport {
+            table: Table::Events,
+            file: file.to_owned(),
+            columns: Vec::new(),
+            read: 0,
+            accepted: 0,
+            rejects: Vec::new(),
+        };
+        let mut span: Option<(i64, i64)> = None;
+        loop {
+            let frame = Frame::read_slice(file, report.read, slice_rows)?;
+            if report.read == 0 {
+                report.columns = frame.column_names();
+            }
+            let columns = EventColumns {
+                learner_ids: required(&frame, "learner_id", frame.text("learner_id", true)?)?,
+                ts: required(&frame, "ts", frame.time("ts", true)?)?,
+                types: required(&frame, "event_type", frame.text("event_type", true)?)?,
+                course_ids: frame.text("course_id", false)?,
+                duration: frame.number("duration_s", false)?,
+                score: frame.number("score", false)?,
+                amount: frame.number("amount", false)?,
+                latency: frame.number("latency_ms", false)?,
+                stalls: frame.number("stalls", false)?,
+            };
+            // Rows are independent once learners and courses are known: validate
+            // fixed ranges in parallel and append them in row order.
+            let height = frame.height();
+            let ranges: Vec<std::ops::Range<usize>> = (0..height)
+                .step_by(EVENT_ROWS_PER_TASK)
+                .map(|a| a..(a + EVENT_ROWS_PER_TASK).min(height))
+                .collect();
+            let parts: Vec<FoundEvents> = ranges
+                .into_par_iter()
+                .map(|rows| {
+                    columns.validate_rows(
+                        &frame,
+                        rows,
+                        &self.learner_index,
+                        &self.course_index,
+                        self.now,
+                        selection,
+                    )
+                })
+                .collect();
+            for part in parts {
+                report.accepted += part.accepted;
+                report.rejects.extend(part.rejects);
+                out.extend_from_slice(&part.events);
+                span = match (span, part.span) {
+                    (Some((a, b)), Some((c, d))) => Some((a.min(c), b.max(d))),
+                    (x, y) => x.or(y),
+                };
+            }
+            report.read += height;
+            if height < slice_rows {
+                break;
+            }
+        }
+        Ok(EventScan { report, span })
     }
-    tables.push(report(Table::Events, &frame, rejects));
 
-    // assignments
-    if let Some(file) = assignments_file {
+    pub(crate) fn validate_assignments(&mut self, file: &Path) -> Result<(), DataError> {
+        let now = self.now;
+        let learner_index = &self.learner_index;
+        let dataset = &mut self.dataset;
+        let tables = &mut self.tables;
         let frame = Frame::read(file)?;
         let experiments = required(&frame, "experiment_id", frame.text("experiment_id", true)?)?;
         let learner_ids = required(&frame, "learner_id", frame.text("learner_id", true)?)?;
@@ -537,12 +671,8 @@ pub(crate) fn validate(
             }
         }
         tables.push(report(Table::Assignments, &frame, rejects));
+        Ok(())
     }
-
-    Ok(Loaded {
-        dataset,
-        report: ValidationReport { tables },
-    })
 }
 
 fn duplicate(field: &str, id: &str, first_row: usize) -> String {

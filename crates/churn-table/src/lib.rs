@@ -61,14 +61,22 @@ impl SnapshotSpec {
 
     /// Checks the spec against a dataset and lists the as-of times.
     pub fn resolve(&self, dataset: &Dataset) -> Result<SnapshotPlan, TableError> {
+        let first = dataset.events.iter().map(|e| e.ts).min();
+        let last = dataset.events.iter().map(|e| e.ts).max();
+        self.resolve_for_span(first.zip(last))
+    }
+
+    /// Checks the spec given the earliest and latest event time of the data.
+    pub fn resolve_for_span(
+        &self,
+        event_span: Option<(i64, i64)>,
+    ) -> Result<SnapshotPlan, TableError> {
         if self.every <= 0 || self.horizon <= 0 {
             return Err(TableError::Plan(
                 "--every and --horizon must be positive".into(),
             ));
         }
-        let first_event = dataset.events.iter().map(|e| e.ts).min();
-        let last_event = dataset.events.iter().map(|e| e.ts).max();
-        let (Some(first_event), Some(last_event)) = (first_event, last_event) else {
+        let Some((first_event, last_event)) = event_span else {
             return Err(TableError::NoEvents);
         };
         let data_end = self.data_end.unwrap_or(last_event);
@@ -194,45 +202,71 @@ pub fn learner_examples<'a>(
         .collect()
 }
 
+/// Writes a table, one dataset (or one partition of learners) at a time.
+pub struct TableWriter {
+    writer: write::ChunkWriter,
+    summary: TableSummary,
+}
+
+impl TableWriter {
+    /// Creates `out` (`.parquet` or `.csv`) and its directory.
+    pub fn create(out: &Path) -> Result<Self, TableError> {
+        Ok(TableWriter {
+            writer: write::ChunkWriter::create(out)?,
+            summary: TableSummary::default(),
+        })
+    }
+
+    /// Appends the examples of every learner of `dataset` at the plan's as-of
+    /// times, ordered by learner then as-of time. `progress` receives the
+    /// number of learners done after each chunk.
+    pub fn append(
+        &mut self,
+        dataset: &mut Dataset,
+        plan: &SnapshotPlan,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<(), TableError> {
+        let starts = group_by_learner(dataset);
+        let dataset = &*dataset;
+        let course_lessons: Vec<u32> = dataset.courses.iter().map(|c| c.lessons).collect();
+        let summary = &mut self.summary;
+        summary.snapshots = plan.times.len();
+        let learners: Vec<u32> = (0..dataset.learners.len() as u32).collect();
+        for chunk in learners.chunks(LEARNERS_PER_CHUNK) {
+            let per_learner: Vec<Vec<Example<'_>>> = chunk
+                .par_iter()
+                .map(|&l| {
+                    let events = &dataset.events[starts[l as usize]..starts[l as usize + 1]];
+                    learner_examples(dataset, l, events, plan, &course_lessons)
+                })
+                .collect();
+            summary.learners += per_learner.iter().filter(|rows| !rows.is_empty()).count();
+            let examples: Vec<Example<'_>> = per_learner.into_iter().flatten().collect();
+            summary.rows += examples.len();
+            summary.labelled += examples.iter().filter(|e| e.churned.is_some()).count();
+            summary.churned += examples.iter().filter(|e| e.churned == Some(true)).count();
+            self.writer.write(dataset, &examples)?;
+            progress(chunk.len() as u64);
+        }
+        Ok(())
+    }
+
+    /// Finishes the file and says what it holds.
+    pub fn finish(self) -> Result<TableSummary, TableError> {
+        self.writer.finish()?;
+        Ok(self.summary)
+    }
+}
+
 /// Computes the table of `dataset` at the plan's as-of times and writes it to
 /// `out` (`.parquet` or `.csv`), rows ordered by learner then as-of time.
-///
-/// `progress` receives the number of learners done after each chunk.
 pub fn write_table(
     dataset: &mut Dataset,
     plan: &SnapshotPlan,
     out: &Path,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<TableSummary, TableError> {
-    let starts = group_by_learner(dataset);
-    let dataset = &*dataset;
-    let course_lessons: Vec<u32> = dataset.courses.iter().map(|c| c.lessons).collect();
-    let mut writer = write::ChunkWriter::create(out)?;
-    let mut summary = TableSummary {
-        snapshots: plan.times.len(),
-        ..TableSummary::default()
-    };
-    let learners: Vec<u32> = (0..dataset.learners.len() as u32).collect();
-    for chunk in learners.chunks(LEARNERS_PER_CHUNK) {
-        let per_learner: Vec<Vec<Example<'_>>> = chunk
-            .par_iter()
-            .map(|&l| {
-                let events = &dataset.events[starts[l as usize]..starts[l as usize + 1]];
-                learner_examples(dataset, l, events, plan, &course_lessons)
-            })
-            .collect();
-        let examples: Vec<Example<'_>> = per_learner.into_iter().flatten().collect();
-        summary.rows += examples.len();
-        summary.labelled += examples.iter().filter(|e| e.churned.is_some()).count();
-        summary.churned += examples.iter().filter(|e| e.churned == Some(true)).count();
-        let mut last = None;
-        summary.learners += examples
-            .iter()
-            .filter(|e| last.replace(e.learner) != Some(e.learner))
-            .count();
-        writer.write(dataset, &examples)?;
-        progress(chunk.len() as u64);
-    }
-    writer.finish()?;
-    Ok(summary)
+    let mut writer = TableWriter::create(out)?;
+    writer.append(dataset, plan, progress)?;
+    writer.finish()
 }

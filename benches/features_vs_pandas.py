@@ -1,0 +1,88 @@
+"""Side by side: `churn features` against the same table written in pandas.
+
+    .venv/bin/python benches/features_vs_pandas.py [--learners 100000] [--days 180]
+
+Simulates the platform once (cached in --work), then runs, each as its own
+process on the same Parquet files, our CLI (release build) and
+benches/features_pandas.py with rolling 14-day snapshots and a 30-day horizon,
+end to end (read, validate/compute, write), --repeat times each. Prints the
+best wall time and the peak RSS of both (from wait4 of each child), the ratios, and checks that the two tables
+hold the same rows and values.
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(cmd, repeat):
+    """Best wall seconds and largest peak RSS (GiB) of `repeat` runs, each its own process."""
+    runs = [run_once(cmd) for _ in range(repeat)]
+    return min(r[0] for r in runs), max(r[1] for r in runs), runs[-1][2]
+
+
+def run_once(cmd):
+    start = time.perf_counter()
+    child = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    output = child.stdout.read().decode()
+    _, status, usage = os.wait4(child.pid, 0)
+    seconds = time.perf_counter() - start
+    if status != 0:
+        sys.exit(f"{cmd[0]} failed:\n{output}")
+    return seconds, usage.ru_maxrss / 2**20, output.strip()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--learners", type=int, default=100_000)
+    parser.add_argument("--days", type=int, default=180)
+    parser.add_argument("--repeat", type=int, default=2, help="runs of each side; the best wall time counts")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/churn-bench-features"))
+    args = parser.parse_args()
+
+    subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "churn"], cwd=ROOT, check=True)
+    churn = os.environ.get("CARGO_TARGET_DIR", str(ROOT / "target")) + "/release/churn"
+    data = args.work / f"sim-{args.learners}-{args.days}"
+    if not (data / "events.parquet").exists():
+        subprocess.run(
+            [churn, "--quiet", "simulate", "--learners", str(args.learners), "--days", str(args.days),
+             "--seed", "42", "--out", str(data)],
+            check=True,
+        )
+    events = pd.read_parquet(data / "events.parquet", columns=["ts"]).shape[0]
+    ours_out, pandas_out = args.work / "ours.parquet", args.work / "pandas.parquet"
+
+    ours = run([churn, "--quiet", "features", "--data", str(data), "--out", str(ours_out),
+                "--every", "14d", "--horizon", "30d", "--now", "2100-01-01T00:00:00Z"], args.repeat)
+    peer = run([sys.executable, str(ROOT / "benches" / "features_pandas.py"), "--data", str(data),
+                "--out", str(pandas_out), "--every-days", "14", "--horizon-days", "30"], args.repeat)
+
+    a = pd.read_parquet(ours_out).sort_values(["learner_id", "as_of"]).reset_index(drop=True)
+    b = pd.read_parquet(pandas_out).sort_values(["learner_id", "as_of"]).reset_index(drop=True)
+    same_rows = len(a) == len(b) and (a["learner_id"] == b["learner_id"]).all() and (a["as_of"] == b["as_of"]).all()
+    worst = 0.0
+    if same_rows:
+        for column in a.columns[2:]:
+            if a[column].dtype.kind == "f":
+                x, y = a[column].to_numpy(), b[column].to_numpy(dtype=float)
+                both = ~(np.isnan(x) & np.isnan(y))
+                worst = max(worst, float(np.nanmax(np.abs(x[both] - y[both]), initial=0.0)))
+
+    print(f"{args.learners} learners, {events:,} events, {len(a):,} examples ({a['as_of'].nunique()} snapshots)")
+    print(f"{'':24}{'wall s':>10}{'peak RSS GiB':>14}")
+    print(f"{'churn features':24}{ours[0]:>10.2f}{ours[1]:>14.2f}")
+    print(f"{'pandas':24}{peer[0]:>10.2f}{peer[1]:>14.2f}")
+    print(f"speed-up {peer[0] / ours[0]:.1f}x (goal >= 10x); our peak RSS {ours[1]:.2f} GiB (goal <= 4 GiB)")
+    print(f"same rows: {same_rows}; largest numeric difference {worst:.2e}")
+
+
+if __name__ == "__main__":
+    main()
