@@ -48,7 +48,9 @@ def main():
     parser.add_argument("--work", type=Path, default=Path("/tmp/churn-bench-features"))
     args = parser.parse_args()
 
-    subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "churn"], cwd=ROOT, check=True)
+    # The binary `cargo test --release --workspace` builds (same features as the tests);
+    # build it the same way so no second polars build is needed.
+    subprocess.run(["cargo", "test", "--release", "--workspace", "--no-run", "--quiet"], cwd=ROOT, check=True)
     churn = os.environ.get("CARGO_TARGET_DIR", str(ROOT / "target")) + "/release/churn"
     data = args.work / f"sim-{args.learners}-{args.days}"
     if not (data / "events.parquet").exists():

@@ -11,4 +11,6 @@ fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
 
 cargo test --release --workspace
-.venv/bin/python -m pytest -q tests/python
+# The Python tests run the binary the Rust tests just built (same features, no rebuild).
+target_dir="${CARGO_TARGET_DIR:-$PWD/target}"
+CHURN_BIN="$target_dir/release/churn" .venv/bin/python -m pytest -q tests/python
