@@ -46,6 +46,11 @@ pub enum Command {
         after_help = "Example:\n  churn features --data data/ --out churn-out/features/table.parquet \\\n      --from 2026-02-01 --to 2026-06-01 --every 14d --horizon 30d"
     )]
     Features(FeaturesArgs),
+    /// Train churn models (gbdt, logistic or both) out of time, calibrated, as versioned artifacts.
+    #[command(
+        after_help = "Example:\n  churn train --data data/ --kind both --name churn --out models/ --seed 42"
+    )]
+    Train(TrainArgs),
 }
 
 #[derive(Debug, Args)]
@@ -152,4 +157,52 @@ pub struct FeaturesArgs {
     /// that only 1/N of them is in memory (for event tables larger than RAM).
     #[arg(long, default_value = "1", value_name = "N")]
     pub partitions: NonZeroUsize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ModelKind {
+    Gbdt,
+    Logistic,
+    /// Both, as `<name>-gbdt` and `<name>-logistic`.
+    Both,
+}
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Data directory with learners, courses, events as .csv or .parquet.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Which model family to fit.
+    #[arg(long, value_enum, default_value_t = ModelKind::Both)]
+    pub kind: ModelKind,
+    /// Model name (with --kind both: <name>-gbdt and <name>-logistic).
+    #[arg(long, default_value = "churn")]
+    pub name: String,
+    /// Models directory: artifacts go to <out>/<name>/<version>/.
+    #[arg(long, default_value = "models")]
+    pub out: PathBuf,
+    /// The one seed of every random step.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Inverse L2 strength of the logistic model (scikit-learn's C).
+    #[arg(long, default_value_t = 1.0)]
+    pub logistic_c: f64,
+    /// First as-of time (default: the earliest with a horizon of history behind it).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Last as-of time (default: the end of the data, at 00:00 UTC).
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Spacing of the as-of times.
+    #[arg(long, default_value = "14d")]
+    pub every: String,
+    /// Label horizon.
+    #[arg(long, default_value = "30d")]
+    pub horizon: String,
+    /// Where validation.json and rejects/ go.
+    #[arg(long, default_value = "churn-out/train")]
+    pub work: PathBuf,
+    /// Reference time: later timestamps are rejected (RFC 3339; default: now).
+    #[arg(long)]
+    pub now: Option<String>,
 }

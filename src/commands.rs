@@ -14,7 +14,8 @@ use churn_table::{SnapshotSpec, TableFormat, TableWriter};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cli::{
-    Assignment, Cli, Command, FeaturesArgs, FileFormat, QuickstartArgs, SimulateArgs, ValidateArgs,
+    Assignment, Cli, Command, FeaturesArgs, FileFormat, ModelKind, QuickstartArgs, SimulateArgs,
+    TrainArgs, ValidateArgs,
 };
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
@@ -33,6 +34,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Simulate(args) => simulate(&ui, &args).map(|_| ExitCode::SUCCESS),
         Command::Validate(args) => validate(&ui, &args),
         Command::Features(args) => features(&ui, &args),
+        Command::Train(args) => train(&ui, &args).map(|_| ExitCode::SUCCESS),
     }
 }
 
@@ -324,4 +326,111 @@ fn quickstart(ui: &Ui, args: &QuickstartArgs) -> Result<ExitCode> {
     load_and_report(ui, &sim_out, &args.out.join("validate-simulated"), now_ms())?;
     println!("\nresults in {}", args.out.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// SHA-256 over the table files of a data directory (name and bytes, in
+/// table order): the training-data fingerprint on the model card.
+fn data_fingerprint(data: &Path) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    for table in churn_core::Table::ALL {
+        if let Some(file) = churn_data::table_file(data, table)? {
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            hasher.update(table.name().as_bytes());
+            hasher.update((bytes.len() as u64).to_le_bytes());
+            hasher.update(&bytes);
+        }
+    }
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
+fn train(ui: &Ui, args: &TrainArgs) -> Result<Vec<std::path::PathBuf>> {
+    let spec = SnapshotSpec {
+        from: optional_time("--from", &args.from)?,
+        to: optional_time("--to", &args.to)?,
+        every: parse_duration(&args.every)
+            .map_err(anyhow::Error::msg)
+            .context("--every")?,
+        horizon: parse_duration(&args.horizon)
+            .map_err(anyhow::Error::msg)
+            .context("--horizon")?,
+        data_end: None,
+    };
+    let (mut dataset, _) = load_and_report(ui, &args.data, &args.work, reference_time(&args.now)?)?;
+    let plan = spec.resolve(&dataset)?;
+    let spinner = ui.spinner("features");
+    let table = churn_train::Table::from_dataset(&mut dataset, &plan);
+    spinner.finish_and_clear();
+    let split = churn_train::out_of_time_split(&table.as_of, plan.horizon())?;
+    let config = churn_train::TrainConfig {
+        logistic_c: args.logistic_c,
+        ..churn_train::TrainConfig::with_seed(args.seed)
+    };
+    let families = match args.kind {
+        ModelKind::Gbdt => vec![churn_train::Family::Gbdt],
+        ModelKind::Logistic => vec![churn_train::Family::Logistic],
+        ModelKind::Both => vec![churn_train::Family::Gbdt, churn_train::Family::Logistic],
+    };
+    let fingerprint = data_fingerprint(&args.data)?;
+    println!(
+        "{} labelled examples: train {} / valid {} / test {} (out of time, purge gap {})",
+        table.rows(),
+        split.train.len(),
+        split.valid.len(),
+        split.test.len(),
+        args.horizon
+    );
+    let mut written = Vec::new();
+    for family in families {
+        let spinner = ui.spinner(&format!("fitting {}", family.name()));
+        let fitted = churn_train::fit_family(&table, &split, family, &config)?;
+        spinner.finish_and_clear();
+        let name = match args.kind {
+            ModelKind::Both => format!("{}-{}", args.name, family.name()),
+            _ => args.name.clone(),
+        };
+        let metrics = serde_json::json!({
+            "test": fitted.test,
+            "valid": fitted.valid,
+            "test_by_segment": fitted.by_segment,
+            "importance_mean_abs_contribution": fitted.importance,
+        });
+        let card_input = churn_model::CardInput {
+            training: serde_json::json!({
+                "data": args.data.display().to_string(),
+                "data_sha256": fingerprint,
+                "every": args.every,
+                "horizon": args.horizon,
+                "split": split.describe(plan.horizon()),
+                "calibration": fitted.calibration,
+            }),
+            seed: args.seed,
+            parameters: fitted.parameters.clone(),
+            metrics,
+            created_at_ms: now_ms(),
+        };
+        let (card, dir) = churn_model::artifact::save(&args.out, &name, &fitted.model, card_input)?;
+        let t = &fitted.test;
+        println!(
+            "{name}@{}: test AUC {:.4} [{:.4}, {:.4}]  AP {:.4}  log loss {:.4}  Brier {:.4}  ECE {:.4}  lift@10% {:.2}  calibration {} -> {}",
+            card.version,
+            t.roc_auc.estimate,
+            t.roc_auc.low,
+            t.roc_auc.high,
+            t.average_precision,
+            t.log_loss,
+            t.brier,
+            t.ece,
+            t.lift_at_10,
+            card.calibration,
+            dir.display()
+        );
+        written.push(dir);
+    }
+    Ok(written)
 }

@@ -484,3 +484,42 @@ fn features_refuses_bad_arguments_and_strict_fails_on_rejects() {
     assert_eq!(rejects.len(), 1);
     assert_eq!(rejects[0].1, "event_type");
 }
+
+#[test]
+fn training_gives_the_same_model_bytes_whatever_the_threads() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let model_bin = |threads: &str| {
+        let models = out.path().join(format!("models-{threads}"));
+        let result = churn(&[
+            "--threads",
+            threads,
+            "train",
+            "--data",
+            "data",
+            "--out",
+            path_str(&models),
+            "--work",
+            path_str(&out.path().join("work")),
+            "--now",
+            NOW,
+        ]);
+        assert!(result.status.success(), "{}", text(&result.stderr));
+        assert!(
+            text(&result.stdout).contains("test AUC"),
+            "{}",
+            text(&result.stdout)
+        );
+        ["churn-gbdt", "churn-logistic"].map(|name| {
+            let dir = churn_model::artifact::resolve(name, &models).expect("written");
+            let artifact = churn_model::artifact::load(&dir).expect("loads back");
+            assert_eq!(artifact.card.kind, &name[6..]);
+            assert_eq!(artifact.card.contribution_scale, "log_odds");
+            let auc = artifact.card.metrics["test"]["roc_auc"]["estimate"]
+                .as_f64()
+                .expect("test AUC on the card");
+            assert!(auc > 0.8, "{name}: test AUC {auc}");
+            std::fs::read(dir.join("model.bin")).expect("model.bin")
+        })
+    };
+    assert_eq!(model_bin("1"), model_bin("2"));
+}

@@ -1,0 +1,277 @@
+//! Model artifacts on disk: `models/<name>/<version>/{model.bin, model.json}`.
+//!
+//! `model.bin` is the postcard encoding of the format version and the
+//! [`ChurnModel`]: deterministic bytes for the same model. `model.json` is the
+//! model card, which records the SHA-256 of `model.bin`. A version is a
+//! sortable UTC stamp and the first 6 hex digits of that hash
+//! (`20261125T153000Z-3f2a9c`), so `<name>` alone means the highest version.
+//! Writing goes to a temporary directory renamed into place, so a reader never
+//! sees half an artifact.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::ModelError;
+use crate::model::{ChurnModel, PreparedModel};
+use crate::schema::{InputFeature, Kind};
+
+/// Version of the `model.bin` layout; loading refuses any other.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// What `model.bin` holds.
+#[derive(Serialize, Deserialize)]
+struct Body {
+    format_version: u32,
+    model: ChurnModel,
+}
+
+/// The model card (`model.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelCard {
+    pub format_version: u32,
+    pub name: String,
+    pub version: String,
+    /// `gbdt` or `logistic`.
+    pub kind: String,
+    /// Input features in order, with kinds, descriptions and category vocabularies.
+    pub features: Vec<InputFeature>,
+    /// `none`, `platt` or `isotonic`.
+    pub calibration: String,
+    /// Always `log_odds`: contributions are on the margin scale, before calibration.
+    pub contribution_scale: String,
+    /// What the model was trained on: data fingerprint, period, row counts.
+    pub training: serde_json::Value,
+    pub seed: u64,
+    /// Every parameter of the fit.
+    pub parameters: serde_json::Value,
+    /// Metrics overall and by segment, with intervals.
+    pub metrics: serde_json::Value,
+    /// RFC 3339.
+    pub created_at: String,
+    pub crate_version: String,
+    /// Hex SHA-256 of `model.bin`.
+    pub sha256: String,
+}
+
+/// What the trainer knows beyond the model itself.
+#[derive(Debug, Clone)]
+pub struct CardInput {
+    pub training: serde_json::Value,
+    pub seed: u64,
+    pub parameters: serde_json::Value,
+    pub metrics: serde_json::Value,
+    /// Milliseconds since the epoch, UTC: the version stamp and `created_at`.
+    pub created_at_ms: i64,
+}
+
+/// A loaded artifact.
+pub struct Artifact {
+    pub card: ModelCard,
+    pub model: PreparedModel,
+    /// The version directory it was read from.
+    pub dir: PathBuf,
+}
+
+/// Hex SHA-256.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The bytes of `model.bin` for a model.
+pub fn model_bytes(model: &ChurnModel) -> Result<Vec<u8>, ModelError> {
+    postcard::to_allocvec(&Body {
+        format_version: FORMAT_VERSION,
+        model: model.clone(),
+    })
+    .map_err(|e| ModelError::Encode(e.to_string()))
+}
+
+fn io_error(path: &Path, source: std::io::Error) -> ModelError {
+    ModelError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// `20261125T153000Z` for a UTC time in ms.
+fn version_stamp(ms: i64) -> String {
+    let text = churn_core::format_timestamp(ms); // 2026-11-25T15:30:00Z or with .mmm
+    let digits: String = text
+        .chars()
+        .take(19)
+        .filter(|c| c.is_ascii_digit() || *c == 'T')
+        .collect();
+    format!("{digits}Z")
+}
+
+/// Writes `model` as `<models_dir>/<name>/<version>/`, atomically. Returns the card.
+pub fn save(
+    models_dir: &Path,
+    name: &str,
+    model: &ChurnModel,
+    input: CardInput,
+) -> Result<(ModelCard, PathBuf), ModelError> {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+        || name.starts_with('.')
+    {
+        return Err(ModelError::Name(format!(
+            "{name:?} is not a model name (letters, digits, '-', '_', '.'; not starting with '.')"
+        )));
+    }
+    model.validate()?;
+    let bytes = model_bytes(model)?;
+    let sha256 = sha256_hex(&bytes);
+    let version = format!("{}-{}", version_stamp(input.created_at_ms), &sha256[..6]);
+    let card = ModelCard {
+        format_version: FORMAT_VERSION,
+        name: name.to_owned(),
+        version: version.clone(),
+        kind: model.kind().to_owned(),
+        features: model.schema.features.clone(),
+        calibration: model.calibration.name().to_owned(),
+        contribution_scale: "log_odds".into(),
+        training: input.training,
+        seed: input.seed,
+        parameters: input.parameters,
+        metrics: input.metrics,
+        created_at: churn_core::format_timestamp(input.created_at_ms),
+        crate_version: env!("CARGO_PKG_VERSION").into(),
+        sha256,
+    };
+    let card_json =
+        serde_json::to_string_pretty(&card).map_err(|e| ModelError::Encode(e.to_string()))?;
+    let parent = models_dir.join(name);
+    std::fs::create_dir_all(&parent).map_err(|e| io_error(&parent, e))?;
+    let target = parent.join(&version);
+    if target.exists() {
+        return Err(ModelError::Exists(target));
+    }
+    let temp = parent.join(format!(".tmp-{version}-{}", std::process::id()));
+    std::fs::create_dir_all(&temp).map_err(|e| io_error(&temp, e))?;
+    for (file, content) in [
+        ("model.bin", &bytes[..]),
+        ("model.json", card_json.as_bytes()),
+    ] {
+        let path = temp.join(file);
+        let mut handle = std::fs::File::create(&path).map_err(|e| io_error(&path, e))?;
+        handle
+            .write_all(content)
+            .and_then(|_| handle.sync_all())
+            .map_err(|e| io_error(&path, e))?;
+    }
+    std::fs::rename(&temp, &target).map_err(|e| io_error(&target, e))?;
+    Ok((card, target))
+}
+
+/// Finds an artifact: a version directory path, or `name` / `name@version`
+/// under `models_dir` (`name` alone: the highest version).
+pub fn resolve(reference: &str, models_dir: &Path) -> Result<PathBuf, ModelError> {
+    let as_path = Path::new(reference);
+    if as_path.join("model.bin").is_file() || as_path.join("model.json").is_file() {
+        return Ok(as_path.to_owned());
+    }
+    let (name, version) = match reference.split_once('@') {
+        Some((n, v)) => (n, Some(v)),
+        None => (reference, None),
+    };
+    let dir = models_dir.join(name);
+    match version {
+        Some(v) => {
+            let path = dir.join(v);
+            if path.is_dir() {
+                Ok(path)
+            } else {
+                Err(ModelError::NotFound(format!(
+                    "no version {v:?} of model {name:?} in {}",
+                    models_dir.display()
+                )))
+            }
+        }
+        None => {
+            let entries = std::fs::read_dir(&dir).map_err(|_| {
+                ModelError::NotFound(format!(
+                    "no model {name:?} in {} (and no artifact directory of that path)",
+                    models_dir.display()
+                ))
+            })?;
+            entries
+                .filter_map(|e| e.ok())
+                .filter(|e| e.path().is_dir())
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|v| !v.starts_with('.'))
+                .max()
+                .map(|v| dir.join(v))
+                .ok_or_else(|| ModelError::NotFound(format!("model {name:?} has no versions")))
+        }
+    }
+}
+
+/// Loads and checks an artifact directory: card readable, format version,
+/// checksum, decodable body, schema of the card = schema of the model, model
+/// consistent. Each failure is its own clear error.
+pub fn load(dir: &Path) -> Result<Artifact, ModelError> {
+    let card_path = dir.join("model.json");
+    let card_text = std::fs::read_to_string(&card_path).map_err(|e| io_error(&card_path, e))?;
+    let card: ModelCard = serde_json::from_str(&card_text).map_err(|e| ModelError::Corrupt {
+        path: card_path.clone(),
+        reason: format!("not a model card: {e}"),
+    })?;
+    if card.format_version != FORMAT_VERSION {
+        return Err(ModelError::FormatVersion {
+            path: card_path,
+            found: card.format_version,
+            expected: FORMAT_VERSION,
+        });
+    }
+    let bin_path = dir.join("model.bin");
+    let bytes = std::fs::read(&bin_path).map_err(|e| io_error(&bin_path, e))?;
+    let actual = sha256_hex(&bytes);
+    if actual != card.sha256 {
+        return Err(ModelError::Checksum {
+            path: bin_path,
+            expected: card.sha256,
+            actual,
+            bytes: bytes.len(),
+        });
+    }
+    let body: Body = postcard::from_bytes(&bytes).map_err(|e| ModelError::Corrupt {
+        path: bin_path.clone(),
+        reason: format!("cannot decode ({e}); truncated or not a churn model"),
+    })?;
+    if body.format_version != FORMAT_VERSION {
+        return Err(ModelError::FormatVersion {
+            path: bin_path,
+            found: body.format_version,
+            expected: FORMAT_VERSION,
+        });
+    }
+    if body.model.schema.features != card.features {
+        return Err(ModelError::SchemaMismatch(format!(
+            "{}: the card's features differ from the model's",
+            dir.display()
+        )));
+    }
+    let model = PreparedModel::new(body.model)?;
+    Ok(Artifact {
+        card,
+        model,
+        dir: dir.to_owned(),
+    })
+}
+
+/// The (name, kind) list of a card, for [`crate::InputSchema::expect`]-style checks.
+pub fn card_features(card: &ModelCard) -> Vec<(&str, Kind)> {
+    card.features
+        .iter()
+        .map(|f| (f.name.as_str(), f.kind))
+        .collect()
+}

@@ -1,0 +1,224 @@
+//! The labelled table a model is fitted on, and its out-of-time split.
+
+use churn_core::{Dataset, format_timestamp};
+use churn_model::{Input, InputSchema, Kind};
+use churn_table::{SnapshotPlan, group_by_learner, learner_examples};
+use rayon::prelude::*;
+
+use crate::TrainError;
+
+/// Labelled examples: numeric and categorical features, label, as-of time.
+#[derive(Debug, Clone, Default)]
+pub struct Table {
+    /// (name, kind, description), numeric features first.
+    pub features: Vec<(String, Kind, String)>,
+    pub numeric: Vec<f64>,
+    pub categorical: Vec<Option<String>>,
+    pub labels: Vec<f64>,
+    pub as_of: Vec<i64>,
+    pub ids: Vec<String>,
+}
+
+impl Table {
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.labels.len()
+    }
+
+    pub fn numeric_len(&self) -> usize {
+        self.features
+            .iter()
+            .filter(|f| f.1 == Kind::Numeric)
+            .count()
+    }
+
+    pub fn categorical_len(&self) -> usize {
+        self.features.len() - self.numeric_len()
+    }
+
+    /// The labelled examples of `dataset` at the plan's as-of times
+    /// (unlabelled ones are left out: they cannot be fitted or scored).
+    pub fn from_dataset(dataset: &mut Dataset, plan: &SnapshotPlan) -> Table {
+        let starts = group_by_learner(dataset);
+        let dataset = &*dataset;
+        let lessons: Vec<u32> = dataset.courses.iter().map(|c| c.lessons).collect();
+        let per_learner: Vec<_> = (0..dataset.learners.len() as u32)
+            .into_par_iter()
+            .map(|l| {
+                let events = &dataset.events[starts[l as usize]..starts[l as usize + 1]];
+                learner_examples(dataset, l, events, plan, &lessons)
+            })
+            .collect();
+        let mut table = Table {
+            features: churn_features::NUMERIC
+                .iter()
+                .map(|f| (f.name.to_owned(), Kind::Numeric, f.description.to_owned()))
+                .chain(churn_features::CATEGORICAL.iter().map(|f| {
+                    (
+                        f.name.to_owned(),
+                        Kind::Categorical,
+                        f.description.to_owned(),
+                    )
+                }))
+                .collect(),
+            ..Table::default()
+        };
+        for example in per_learner.into_iter().flatten() {
+            let Some(churned) = example.churned else {
+                continue;
+            };
+            table.numeric.extend_from_slice(&example.features.numeric);
+            table.categorical.extend(
+                example
+                    .features
+                    .categorical
+                    .iter()
+                    .map(|c| c.map(str::to_owned)),
+            );
+            table.labels.push(f64::from(u8::from(churned)));
+            table.as_of.push(example.as_of);
+            table
+                .ids
+                .push(dataset.learners[example.learner as usize].id.clone());
+        }
+        table
+    }
+
+    /// Row `i` as a model input.
+    pub fn input<'a>(&'a self, i: usize, categories: &'a mut Vec<Option<&'a str>>) -> Input<'a> {
+        let (n, c) = (self.numeric_len(), self.categorical_len());
+        categories.clear();
+        categories.extend(
+            self.categorical[i * c..(i + 1) * c]
+                .iter()
+                .map(|v| v.as_deref()),
+        );
+        Input {
+            numeric: &self.numeric[i * n..(i + 1) * n],
+            categorical: categories,
+        }
+    }
+
+    /// The schema with each categorical feature's vocabulary taken from `rows`.
+    pub fn schema(&self, rows: &[usize]) -> Result<InputSchema, TrainError> {
+        let (n, c) = (self.numeric_len(), self.categorical_len());
+        let features = self
+            .features
+            .iter()
+            .enumerate()
+            .map(|(j, (name, kind, description))| {
+                let mut categories: Vec<String> = if *kind == Kind::Categorical {
+                    let k = j - n;
+                    rows.iter()
+                        .filter_map(|&i| self.categorical[i * c + k].clone())
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                categories.sort();
+                categories.dedup();
+                churn_model::InputFeature {
+                    name: name.clone(),
+                    kind: *kind,
+                    description: description.clone(),
+                    categories,
+                }
+            })
+            .collect();
+        InputSchema::new(features).map_err(TrainError::Model)
+    }
+}
+
+/// Row indexes of the three out-of-time parts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Split {
+    pub train: Vec<usize>,
+    pub valid: Vec<usize>,
+    pub test: Vec<usize>,
+    /// The as-of times of each part.
+    pub train_times: Vec<i64>,
+    pub valid_time: i64,
+    pub test_time: i64,
+}
+
+impl Split {
+    /// A readable account of the split for the model card.
+    pub fn describe(&self, horizon: i64) -> serde_json::Value {
+        serde_json::json!({
+            "method": "out of time with purge gap: every training as-of t has t + horizon <= the validation as-of; validation as-of + horizon <= the test as-of",
+            "horizon_days": horizon as f64 / churn_core::DAY_MS as f64,
+            "train_as_of": self.train_times.iter().map(|t| format_timestamp(*t)).collect::<Vec<_>>(),
+            "valid_as_of": format_timestamp(self.valid_time),
+            "test_as_of": format_timestamp(self.test_time),
+            "rows": {"train": self.train.len(), "valid": self.valid.len(), "test": self.test.len()},
+        })
+    }
+}
+
+/// DESIGN.md's out-of-time split: test = the latest labelled as-of time;
+/// validation = the latest as-of `v` with `v + horizon ≤ test`; training = every
+/// as-of `t` with `t + horizon ≤ v`. No label window overlaps a later part.
+pub fn out_of_time_split(as_of: &[i64], horizon: i64) -> Result<Split, TrainError> {
+    let mut times: Vec<i64> = as_of.to_vec();
+    times.sort_unstable();
+    times.dedup();
+    let Some(&test_time) = times.last() else {
+        return Err(TrainError::Split("no labelled examples".into()));
+    };
+    let valid_time = times
+        .iter()
+        .rev()
+        .find(|&&t| t + horizon <= test_time)
+        .copied()
+        .ok_or_else(|| {
+            TrainError::Split(format!(
+                "no as-of time lies a horizon before the test as-of {}: take more snapshots (--from earlier or --every shorter)",
+                format_timestamp(test_time)
+            ))
+        })?;
+    let train_times: Vec<i64> = times
+        .iter()
+        .copied()
+        .filter(|&t| t + horizon <= valid_time)
+        .collect();
+    if train_times.is_empty() {
+        return Err(TrainError::Split(format!(
+            "no as-of time lies a horizon before the validation as-of {}: take more snapshots",
+            format_timestamp(valid_time)
+        )));
+    }
+    let rows_at = |keep: &dyn Fn(i64) -> bool| -> Vec<usize> {
+        (0..as_of.len()).filter(|&i| keep(as_of[i])).collect()
+    };
+    Ok(Split {
+        train: rows_at(&|t| t + horizon <= valid_time),
+        valid: rows_at(&|t| t == valid_time),
+        test: rows_at(&|t| t == test_time),
+        train_times,
+        valid_time,
+        test_time,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use churn_core::DAY_MS;
+
+    #[test]
+    fn no_label_window_overlaps_a_later_part() {
+        let as_of: Vec<i64> = (0..10).flat_map(|k| [k * 14 * DAY_MS; 3]).collect();
+        let h = 30 * DAY_MS;
+        let split = out_of_time_split(&as_of, h).unwrap();
+        assert_eq!(split.test_time, 9 * 14 * DAY_MS);
+        // 7·14 + 30 > 9·14 = 126 days, 6·14 + 30 ≤ 126: validation at day 84.
+        assert_eq!(split.valid_time, 6 * 14 * DAY_MS);
+        // 4·14 + 30 > 84, 3·14 + 30 ≤ 84: training up to day 42.
+        assert_eq!(split.train_times.last(), Some(&(3 * 14 * DAY_MS)));
+        for &i in &split.train {
+            assert!(as_of[i] + h <= split.valid_time);
+        }
+        assert_eq!((split.valid.len(), split.test.len()), (3, 3));
+        assert!(out_of_time_split(&as_of[..6], h).is_err());
+    }
+}

@@ -1,0 +1,106 @@
+//! Metrics and the logistic fit against scikit-learn (fixtures/make_fixtures.py).
+
+use churn_model::{ChurnModel, Kind, PreparedModel, Scorer};
+use churn_train::metrics::{average_precision, brier, log_loss, roc_auc};
+use churn_train::{Table, fit};
+use serde_json::Value;
+
+fn fixture(name: &str) -> Value {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/");
+    let text = std::fs::read_to_string(format!("{path}{name}")).expect("fixture");
+    serde_json::from_str(&text).expect("json")
+}
+
+fn floats(v: &Value) -> Vec<f64> {
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|x| x.as_f64().unwrap_or(f64::NAN))
+        .collect()
+}
+
+#[test]
+fn metrics_equal_scikit_learn() {
+    let f = fixture("metrics.json");
+    let (p, y) = (floats(&f["p"]), floats(&f["y"]));
+    for (name, ours) in [
+        ("roc_auc", roc_auc(&p, &y)),
+        ("average_precision", average_precision(&p, &y)),
+        ("log_loss", log_loss(&p, &y)),
+        ("brier", brier(&p, &y)),
+    ] {
+        let theirs = f[name].as_f64().expect("number");
+        assert!(
+            (ours - theirs).abs() <= 1e-9,
+            "{name}: ours {ours}, scikit-learn {theirs}"
+        );
+    }
+}
+
+#[test]
+fn logistic_equals_scikit_learn() {
+    let f = fixture("logistic.json");
+    let rows = f["y"].as_array().expect("labels").len();
+    let mut table = Table {
+        features: vec![
+            ("x1".into(), Kind::Numeric, String::new()),
+            ("x2".into(), Kind::Numeric, String::new()),
+            ("x3".into(), Kind::Numeric, String::new()),
+            ("cat".into(), Kind::Categorical, String::new()),
+        ],
+        labels: floats(&f["y"]),
+        ..Table::default()
+    };
+    for r in 0..rows {
+        table.numeric.extend(floats(&f["numeric"][r]));
+        table
+            .categorical
+            .push(f["category"][r].as_str().map(str::to_owned));
+        table.as_of.push(0);
+        table.ids.push(r.to_string());
+    }
+    let all: Vec<usize> = (0..rows).collect();
+    let schema = table.schema(&all).expect("schema");
+    let c = f["C"].as_f64().expect("C");
+    let model = fit::fit_logistic(&table, &schema, &all, c).expect("fits");
+
+    let expected = floats(&f["coefficients"]);
+    assert_eq!(
+        model.coefficients.len(),
+        expected.len(),
+        "same design columns"
+    );
+    for (i, (ours, theirs)) in model.coefficients.iter().zip(&expected).enumerate() {
+        assert!(
+            (ours - theirs).abs() <= 1e-4,
+            "coefficient {i}: ours {ours}, scikit-learn {theirs}"
+        );
+    }
+    let intercept = f["intercept"].as_f64().expect("intercept");
+    assert!((model.intercept - intercept).abs() <= 1e-4);
+
+    let prepared = PreparedModel::new(ChurnModel {
+        schema,
+        scorer: Scorer::Logistic(model),
+        calibration: churn_model::Calibration::None,
+    })
+    .expect("valid model");
+    let probabilities = floats(&f["probabilities"]);
+    for r in 0..rows {
+        let mut categories = Vec::new();
+        let explained = prepared
+            .explain(&table.input(r, &mut categories))
+            .expect("explains");
+        assert!(
+            (explained.probability - probabilities[r]).abs() <= 1e-6,
+            "row {r}: ours {}, scikit-learn {}",
+            explained.probability,
+            probabilities[r]
+        );
+        let sum: f64 = explained.base_value + explained.contributions.iter().sum::<f64>();
+        assert!(
+            (sum - explained.margin).abs() < 1e-12,
+            "contributions sum to the margin"
+        );
+    }
+}
