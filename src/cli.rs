@@ -132,21 +132,8 @@ pub struct FeaturesArgs {
     /// The table to write (.parquet or .csv); rejects go to rejects/ beside it.
     #[arg(long, default_value = "churn-out/features/table.parquet")]
     pub out: PathBuf,
-    /// First as-of time (default: the earliest with a horizon of history behind it).
-    #[arg(long)]
-    pub from: Option<String>,
-    /// Last as-of time (default: the end of the data, at 00:00 UTC).
-    #[arg(long)]
-    pub to: Option<String>,
-    /// Spacing of the as-of times.
-    #[arg(long, default_value = "14d")]
-    pub every: String,
-    /// Label horizon: churned = no activity (or a cancellation) within it.
-    #[arg(long, default_value = "30d")]
-    pub horizon: String,
-    /// Last time the data covers; later horizons are unlabelled (default: the latest event).
-    #[arg(long)]
-    pub data_end: Option<String>,
+    #[command(flatten)]
+    pub snapshots: SnapshotArgs,
     /// Fail (exit 1) if any input row is rejected.
     #[arg(long)]
     pub strict: bool,
@@ -187,6 +174,19 @@ pub struct TrainArgs {
     /// Inverse L2 strength of the logistic model (scikit-learn's C).
     #[arg(long, default_value_t = 1.0)]
     pub logistic_c: f64,
+    #[command(flatten)]
+    pub snapshots: SnapshotArgs,
+    /// Where validation.json and rejects/ go.
+    #[arg(long, default_value = "churn-out/train")]
+    pub work: PathBuf,
+    /// Reference time: later timestamps are rejected (RFC 3339; default: now).
+    #[arg(long)]
+    pub now: Option<String>,
+}
+
+/// The as-of times of a training table (shared by `features` and `train`).
+#[derive(Debug, Clone, Args)]
+pub struct SnapshotArgs {
     /// First as-of time (default: the earliest with a horizon of history behind it).
     #[arg(long)]
     pub from: Option<String>,
@@ -196,13 +196,10 @@ pub struct TrainArgs {
     /// Spacing of the as-of times.
     #[arg(long, default_value = "14d")]
     pub every: String,
-    /// Label horizon.
+    /// Label horizon: churned = no activity (or a cancellation) within it.
     #[arg(long, default_value = "30d")]
     pub horizon: String,
-    /// Where validation.json and rejects/ go.
-    #[arg(long, default_value = "churn-out/train")]
-    pub work: PathBuf,
-    /// Reference time: later timestamps are rejected (RFC 3339; default: now).
+    /// Last time the data covers; later horizons are unlabelled (default: the latest event).
     #[arg(long)]
-    pub now: Option<String>,
+    pub data_end: Option<String>,
 }

@@ -15,7 +15,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cli::{
     Assignment, Cli, Command, FeaturesArgs, FileFormat, ModelKind, QuickstartArgs, SimulateArgs,
-    TrainArgs, ValidateArgs,
+    SnapshotArgs, TrainArgs, ValidateArgs,
 };
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
@@ -199,18 +199,23 @@ fn validate(ui: &Ui, args: &ValidateArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn features(ui: &Ui, args: &FeaturesArgs) -> Result<ExitCode> {
-    let spec = SnapshotSpec {
+fn snapshot_spec(args: &SnapshotArgs) -> Result<SnapshotSpec> {
+    let duration = |flag: &str, text: &str| {
+        parse_duration(text)
+            .map_err(anyhow::Error::msg)
+            .with_context(|| flag.to_owned())
+    };
+    Ok(SnapshotSpec {
         from: optional_time("--from", &args.from)?,
         to: optional_time("--to", &args.to)?,
-        every: parse_duration(&args.every)
-            .map_err(anyhow::Error::msg)
-            .context("--every")?,
-        horizon: parse_duration(&args.horizon)
-            .map_err(anyhow::Error::msg)
-            .context("--horizon")?,
+        every: duration("--every", &args.every)?,
+        horizon: duration("--horizon", &args.horizon)?,
         data_end: optional_time("--data-end", &args.data_end)?,
-    };
+    })
+}
+
+fn features(ui: &Ui, args: &FeaturesArgs) -> Result<ExitCode> {
+    let spec = snapshot_spec(&args.snapshots)?;
     TableFormat::of(&args.out)?;
     let out_dir = match args.out.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
@@ -257,14 +262,14 @@ fn features(ui: &Ui, args: &FeaturesArgs) -> Result<ExitCode> {
     println!(
         "{} snapshots every {} from {} to {} (horizon {}, data end {})",
         times.len(),
-        args.every,
+        args.snapshots.every,
         times
             .first()
             .map_or_else(String::new, |&t| format_timestamp(t)),
         times
             .last()
             .map_or_else(String::new, |&t| format_timestamp(t)),
-        args.horizon,
+        args.snapshots.horizon,
         format_timestamp(plan.data_end()),
     );
     println!(
@@ -296,11 +301,13 @@ fn quickstart(ui: &Ui, args: &QuickstartArgs) -> Result<ExitCode> {
         &FeaturesArgs {
             data: args.data.clone(),
             out: args.out.join("features/table.parquet"),
-            from: None,
-            to: None,
-            every: "14d".into(),
-            horizon: "30d".into(),
-            data_end: None,
+            snapshots: SnapshotArgs {
+                from: None,
+                to: None,
+                every: "14d".into(),
+                horizon: "30d".into(),
+                data_end: None,
+            },
             strict: false, // step 1 already refused a sample with rejects
             now: None,
             partitions: std::num::NonZeroUsize::MIN,
@@ -350,17 +357,7 @@ fn data_fingerprint(data: &Path) -> Result<String> {
 }
 
 fn train(ui: &Ui, args: &TrainArgs) -> Result<Vec<std::path::PathBuf>> {
-    let spec = SnapshotSpec {
-        from: optional_time("--from", &args.from)?,
-        to: optional_time("--to", &args.to)?,
-        every: parse_duration(&args.every)
-            .map_err(anyhow::Error::msg)
-            .context("--every")?,
-        horizon: parse_duration(&args.horizon)
-            .map_err(anyhow::Error::msg)
-            .context("--horizon")?,
-        data_end: None,
-    };
+    let spec = snapshot_spec(&args.snapshots)?;
     let (mut dataset, _) = load_and_report(ui, &args.data, &args.work, reference_time(&args.now)?)?;
     let plan = spec.resolve(&dataset)?;
     let spinner = ui.spinner("features");
@@ -383,7 +380,7 @@ fn train(ui: &Ui, args: &TrainArgs) -> Result<Vec<std::path::PathBuf>> {
         split.train.len(),
         split.valid.len(),
         split.test.len(),
-        args.horizon
+        args.snapshots.horizon
     );
     let mut written = Vec::new();
     for family in families {
@@ -404,8 +401,8 @@ fn train(ui: &Ui, args: &TrainArgs) -> Result<Vec<std::path::PathBuf>> {
             training: serde_json::json!({
                 "data": args.data.display().to_string(),
                 "data_sha256": fingerprint,
-                "every": args.every,
-                "horizon": args.horizon,
+                "every": args.snapshots.every,
+                "horizon": args.snapshots.horizon,
                 "split": split.describe(plan.horizon()),
                 "calibration": fitted.calibration,
             }),
