@@ -40,29 +40,13 @@ pub fn roc_auc(p: &[f64], y: &[f64]) -> f64 {
 
 /// Average precision (area under the precision–recall curve, step-wise).
 pub fn average_precision(p: &[f64], y: &[f64]) -> f64 {
-    let mut order: Vec<usize> = (0..p.len()).collect();
-    order.sort_by(|&a, &b| p[b].total_cmp(&p[a]));
-    let positives = y.iter().filter(|v| **v == 1.0).count() as f64;
-    if positives == 0.0 {
+    if !y.contains(&1.0) {
         return f64::NAN;
     }
-    let (mut tp, mut seen, mut ap, mut last_recall) = (0.0, 0.0, 0.0, 0.0);
-    let mut i = 0;
-    while i < order.len() {
-        let mut j = i;
-        while j + 1 < order.len() && p[order[j + 1]] == p[order[i]] {
-            j += 1;
-        }
-        for &k in &order[i..=j] {
-            tp += y[k];
-            seen += 1.0;
-        }
-        let recall = tp / positives;
-        ap += (recall - last_recall) * (tp / seen);
-        last_recall = recall;
-        i = j + 1;
-    }
-    ap
+    pr_curve(p, y)
+        .windows(2)
+        .map(|w| (w[1].0 - w[0].0) * w[1].1)
+        .sum()
 }
 
 /// Mean log loss.
