@@ -86,16 +86,15 @@ fn logistic_equals_scikit_learn() {
     })
     .expect("valid model");
     let probabilities = floats(&f["probabilities"]);
-    for r in 0..rows {
+    for (r, expected) in probabilities.iter().enumerate() {
         let mut categories = Vec::new();
         let explained = prepared
             .explain(&table.input(r, &mut categories))
             .expect("explains");
         assert!(
-            (explained.probability - probabilities[r]).abs() <= 1e-6,
-            "row {r}: ours {}, scikit-learn {}",
+            (explained.probability - expected).abs() <= 1e-6,
+            "row {r}: ours {}, scikit-learn {expected}",
             explained.probability,
-            probabilities[r]
         );
         let sum: f64 = explained.base_value + explained.contributions.iter().sum::<f64>();
         assert!(
