@@ -51,6 +51,11 @@ pub enum Command {
         after_help = "Example:\n  churn train --data data/ --kind both --name churn --out models/ --seed 42"
     )]
     Train(TrainArgs),
+    /// Score a model on labelled examples of a data directory (every labelled as-of time).
+    #[command(
+        after_help = "Example:\n  churn evaluate --model churn-gbdt --data data/ --from 2026-05-01"
+    )]
+    Evaluate(EvaluateArgs),
 }
 
 #[derive(Debug, Args)]
@@ -202,4 +207,25 @@ pub struct SnapshotArgs {
     /// Last time the data covers; later horizons are unlabelled (default: the latest event).
     #[arg(long)]
     pub data_end: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct EvaluateArgs {
+    /// An artifact directory, or NAME / NAME@VERSION under --models.
+    #[arg(long)]
+    pub model: String,
+    /// Models directory for NAME references.
+    #[arg(long, default_value = "models")]
+    pub models: PathBuf,
+    /// Data directory with learners, courses, events as .csv or .parquet.
+    #[arg(long)]
+    pub data: PathBuf,
+    #[command(flatten)]
+    pub snapshots: SnapshotArgs,
+    /// Where validation.json and rejects/ go.
+    #[arg(long, default_value = "churn-out/evaluate")]
+    pub work: PathBuf,
+    /// Reference time: later timestamps are rejected (RFC 3339; default: now).
+    #[arg(long)]
+    pub now: Option<String>,
 }

@@ -14,8 +14,8 @@ use churn_table::{SnapshotSpec, TableFormat, TableWriter};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cli::{
-    Assignment, Cli, Command, FeaturesArgs, FileFormat, ModelKind, QuickstartArgs, SimulateArgs,
-    SnapshotArgs, TrainArgs, ValidateArgs,
+    Assignment, Cli, Command, EvaluateArgs, FeaturesArgs, FileFormat, ModelKind, QuickstartArgs,
+    SimulateArgs, SnapshotArgs, TrainArgs, ValidateArgs,
 };
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
@@ -35,6 +35,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Validate(args) => validate(&ui, &args),
         Command::Features(args) => features(&ui, &args),
         Command::Train(args) => train(&ui, &args).map(|_| ExitCode::SUCCESS),
+        Command::Evaluate(args) => evaluate(&ui, &args).map(|_| ExitCode::SUCCESS),
     }
 }
 
@@ -430,4 +431,49 @@ fn train(ui: &Ui, args: &TrainArgs) -> Result<Vec<std::path::PathBuf>> {
         written.push(dir);
     }
     Ok(written)
+}
+
+fn evaluate(ui: &Ui, args: &EvaluateArgs) -> Result<()> {
+    let dir = churn_model::artifact::resolve(&args.model, &args.models)?;
+    let artifact = churn_model::artifact::load(&dir)?;
+    artifact
+        .model
+        .schema()
+        .expect(&churn_model::InputSchema::registry_features())
+        .with_context(|| format!("{} was not trained on churn's features", dir.display()))?;
+    let spec = snapshot_spec(&args.snapshots)?;
+    let (mut dataset, _) = load_and_report(ui, &args.data, &args.work, reference_time(&args.now)?)?;
+    let plan = spec.resolve(&dataset)?;
+    let table = churn_train::Table::from_dataset(&mut dataset, &plan);
+    if table.rows() == 0 {
+        bail!("no labelled examples at the as-of times asked for");
+    }
+    let bar = ui.progress(table.rows() as u64, "scoring");
+    let mut probabilities = Vec::with_capacity(table.rows());
+    for i in 0..table.rows() {
+        let mut categories = Vec::new();
+        probabilities.push(
+            artifact
+                .model
+                .probability(&table.input(i, &mut categories))?,
+        );
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let m = churn_train::metrics::metrics(&probabilities, &table.labels, artifact.card.seed);
+    println!(
+        "{}@{} on {} labelled examples ({} labelled as-of times): churn {:.1}%",
+        artifact.card.name,
+        artifact.card.version,
+        m.rows,
+        {
+            let mut times = table.as_of.clone();
+            times.sort_unstable();
+            times.dedup();
+            times.len()
+        },
+        100.0 * m.churn_rate
+    );
+    println!("{}", serde_json::to_string_pretty(&m)?);
+    Ok(())
 }

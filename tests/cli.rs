@@ -522,4 +522,34 @@ fn training_gives_the_same_model_bytes_whatever_the_threads() {
         })
     };
     assert_eq!(model_bin("1"), model_bin("2"));
+
+    let models = out.path().join("models-1");
+    let evaluate = |model: &str| {
+        churn(&[
+            "evaluate",
+            "--model",
+            model,
+            "--models",
+            path_str(&models),
+            "--data",
+            "data",
+            "--from",
+            "2026-05-01",
+            "--work",
+            path_str(&out.path().join("work")),
+            "--now",
+            NOW,
+        ])
+    };
+    let result = evaluate("churn-logistic");
+    assert!(result.status.success(), "{}", text(&result.stderr));
+    assert!(text(&result.stdout).contains("labelled examples"));
+    assert!(text(&result.stdout).contains("\"roc_auc\""));
+    let missing = evaluate("no-such-model");
+    assert!(!missing.status.success());
+    assert!(
+        text(&missing.stderr).contains("no model \"no-such-model\""),
+        "{}",
+        text(&missing.stderr)
+    );
 }
