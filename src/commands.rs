@@ -350,11 +350,7 @@ fn data_fingerprint(data: &Path) -> Result<String> {
             hasher.update(&bytes);
         }
     }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    Ok(churn_model::artifact::hex(&hasher.finalize()))
 }
 
 fn train(ui: &Ui, args: &TrainArgs) -> Result<Vec<std::path::PathBuf>> {

@@ -154,19 +154,50 @@ pub struct TableSummary {
     pub snapshots: usize,
 }
 
-/// Sorts the events by (learner, time), stable, and returns where each
-/// learner's events start: learner `l` owns `events[starts[l]..starts[l + 1]]`.
-pub fn group_by_learner(dataset: &mut Dataset) -> Vec<usize> {
-    let events = &mut dataset.events;
-    if !events.is_sorted_by_key(|e| (e.learner, e.ts)) {
-        events.par_sort_by_key(|e| (e.learner, e.ts));
+/// A dataset whose events are sorted by (learner, time): what computing
+/// examples needs, built once.
+pub struct Grouped<'a> {
+    dataset: &'a Dataset,
+    /// Learner `l` owns `events[starts[l]..starts[l + 1]]`.
+    starts: Vec<usize>,
+    course_lessons: Vec<u32>,
+}
+
+impl<'a> Grouped<'a> {
+    /// Sorts the events by (learner, time), stable, in place.
+    pub fn new(dataset: &'a mut Dataset) -> Self {
+        let events = &mut dataset.events;
+        if !events.is_sorted_by_key(|e| (e.learner, e.ts)) {
+            events.par_sort_by_key(|e| (e.learner, e.ts));
+        }
+        let starts = (0..=dataset.learners.len() as u32)
+            .map(|l| events.partition_point(|e| e.learner < l))
+            .collect();
+        let dataset = &*dataset;
+        Grouped {
+            dataset,
+            starts,
+            course_lessons: dataset.courses.iter().map(|c| c.lessons).collect(),
+        }
     }
-    let learners = dataset.learners.len();
-    let mut starts = Vec::with_capacity(learners + 1);
-    for l in 0..=learners as u32 {
-        starts.push(events.partition_point(|e| e.learner < l));
+
+    /// The dataset.
+    pub fn dataset(&self) -> &'a Dataset {
+        self.dataset
     }
-    starts
+
+    /// The examples of `learners` at the plan's as-of times, computed in
+    /// parallel, one list per learner in the order given.
+    pub fn examples(&self, learners: &[u32], plan: &SnapshotPlan) -> Vec<Vec<Example<'a>>> {
+        learners
+            .par_iter()
+            .map(|&l| {
+                let events =
+                    &self.dataset.events[self.starts[l as usize]..self.starts[l as usize + 1]];
+                learner_examples(self.dataset, l, events, plan, &self.course_lessons)
+            })
+            .collect()
+    }
 }
 
 /// The examples of one learner at every as-of time of the plan.
@@ -226,20 +257,13 @@ impl TableWriter {
         plan: &SnapshotPlan,
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<(), TableError> {
-        let starts = group_by_learner(dataset);
-        let dataset = &*dataset;
-        let course_lessons: Vec<u32> = dataset.courses.iter().map(|c| c.lessons).collect();
+        let grouped = Grouped::new(dataset);
+        let dataset = grouped.dataset();
         let summary = &mut self.summary;
         summary.snapshots = plan.times.len();
         let learners: Vec<u32> = (0..dataset.learners.len() as u32).collect();
         for chunk in learners.chunks(LEARNERS_PER_CHUNK) {
-            let per_learner: Vec<Vec<Example<'_>>> = chunk
-                .par_iter()
-                .map(|&l| {
-                    let events = &dataset.events[starts[l as usize]..starts[l as usize + 1]];
-                    learner_examples(dataset, l, events, plan, &course_lessons)
-                })
-                .collect();
+            let per_learner = grouped.examples(chunk, plan);
             summary.learners += per_learner.iter().filter(|rows| !rows.is_empty()).count();
             let examples: Vec<Example<'_>> = per_learner.into_iter().flatten().collect();
             summary.rows += examples.len();

@@ -2,8 +2,7 @@
 
 use churn_core::{Dataset, format_timestamp};
 use churn_model::{Input, InputSchema, Kind};
-use churn_table::{SnapshotPlan, group_by_learner, learner_examples};
-use rayon::prelude::*;
+use churn_table::{Grouped, SnapshotPlan};
 
 use crate::TrainError;
 
@@ -39,16 +38,10 @@ impl Table {
     /// The labelled examples of `dataset` at the plan's as-of times
     /// (unlabelled ones are left out: they cannot be fitted or scored).
     pub fn from_dataset(dataset: &mut Dataset, plan: &SnapshotPlan) -> Table {
-        let starts = group_by_learner(dataset);
-        let dataset = &*dataset;
-        let lessons: Vec<u32> = dataset.courses.iter().map(|c| c.lessons).collect();
-        let per_learner: Vec<_> = (0..dataset.learners.len() as u32)
-            .into_par_iter()
-            .map(|l| {
-                let events = &dataset.events[starts[l as usize]..starts[l as usize + 1]];
-                learner_examples(dataset, l, events, plan, &lessons)
-            })
-            .collect();
+        let grouped = Grouped::new(dataset);
+        let dataset = grouped.dataset();
+        let learners: Vec<u32> = (0..dataset.learners.len() as u32).collect();
+        let per_learner = grouped.examples(&learners, plan);
         let mut table = Table {
             features: churn_features::NUMERIC
                 .iter()
