@@ -56,6 +56,16 @@ pub enum Command {
         after_help = "Example:\n  churn evaluate --model churn-gbdt --data data/ --from 2026-05-01"
     )]
     Evaluate(EvaluateArgs),
+    /// Score the active learners at one as-of time: probability, risk band, top factors, suggested action.
+    #[command(
+        after_help = "Example:\n  churn predict --model churn-gbdt --data data/ --as-of 2026-06-01 --out predictions.csv"
+    )]
+    Predict(PredictArgs),
+    /// Explain one learner's score: every feature's log-odds contribution and the suggested action.
+    #[command(
+        after_help = "Example:\n  churn explain --model churn-gbdt --data data/ --learner L0042 --as-of 2026-06-01"
+    )]
+    Explain(ExplainArgs),
 }
 
 #[derive(Debug, Args)]
@@ -209,14 +219,21 @@ pub struct SnapshotArgs {
     pub data_end: Option<String>,
 }
 
-#[derive(Debug, Args)]
-pub struct EvaluateArgs {
+/// Which model artifact to use.
+#[derive(Debug, Clone, Args)]
+pub struct ModelSource {
     /// An artifact directory, or NAME / NAME@VERSION under --models.
     #[arg(long)]
     pub model: String,
     /// Models directory for NAME references.
     #[arg(long, default_value = "models")]
     pub models: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct EvaluateArgs {
+    #[command(flatten)]
+    pub source: ModelSource,
     /// Data directory with learners, courses, events as .csv or .parquet.
     #[arg(long)]
     pub data: PathBuf,
@@ -228,4 +245,56 @@ pub struct EvaluateArgs {
     /// Reference time: later timestamps are rejected (RFC 3339; default: now).
     #[arg(long)]
     pub now: Option<String>,
+}
+
+/// A model, the playbook and a data directory at one as-of time.
+#[derive(Debug, Args)]
+pub struct ScoringArgs {
+    #[command(flatten)]
+    pub source: ModelSource,
+    /// Data directory with learners, courses, events as .csv or .parquet.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// The as-of time (RFC 3339 or a date; default: the latest event). Events after it are not read.
+    #[arg(long)]
+    pub as_of: Option<String>,
+    /// Playbook with risk bands and interventions (default: the committed playbook.toml).
+    #[arg(long)]
+    pub playbook: Option<PathBuf>,
+    /// Learners without activity for this long are gone, not scored (default: the model's label horizon).
+    #[arg(long)]
+    pub horizon: Option<String>,
+    /// Where validation.json and rejects/ go.
+    #[arg(long, default_value = "churn-out/score")]
+    pub work: PathBuf,
+    /// Reference time: later timestamps are rejected (RFC 3339; default: now).
+    #[arg(long)]
+    pub now: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PredictArgs {
+    #[command(flatten)]
+    pub scoring: ScoringArgs,
+    /// The predictions CSV.
+    #[arg(long, default_value = "predictions.csv")]
+    pub out: PathBuf,
+    /// Top factors per learner.
+    #[arg(long, default_value_t = 3)]
+    pub top_k: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    #[command(flatten)]
+    pub scoring: ScoringArgs,
+    /// The learner's id.
+    #[arg(long)]
+    pub learner: String,
+    /// Features listed (largest |contribution| first; the rest are summed).
+    #[arg(long, default_value_t = 10)]
+    pub top_k: usize,
+    /// Print JSON (the shape of a `/v1/predict` prediction) instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }

@@ -28,7 +28,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             .build_global()
             .context("cannot set up the thread pool")?;
     }
-    let ui = Ui { quiet: cli.quiet };
+    let ui = Ui {
+        quiet: cli.quiet,
+        // Their output is the answer (JSON, a table, a CSV): the validation
+        // summary goes to stderr.
+        validation_on_stderr: matches!(cli.command, Command::Predict(_) | Command::Explain(_)),
+    };
     match cli.command {
         Command::Quickstart(args) => quickstart(&ui, &args),
         Command::Simulate(args) => simulate(&ui, &args).map(|_| ExitCode::SUCCESS),
@@ -36,15 +41,18 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Features(args) => features(&ui, &args),
         Command::Train(args) => train(&ui, &args).map(|_| ExitCode::SUCCESS),
         Command::Evaluate(args) => evaluate(&ui, &args).map(|_| ExitCode::SUCCESS),
+        Command::Predict(args) => crate::scoring::predict(&ui, &args).map(|_| ExitCode::SUCCESS),
+        Command::Explain(args) => crate::scoring::explain(&ui, &args).map(|_| ExitCode::SUCCESS),
     }
 }
 
-struct Ui {
+pub struct Ui {
     quiet: bool,
+    validation_on_stderr: bool,
 }
 
 impl Ui {
-    fn progress(&self, len: u64, what: &str) -> ProgressBar {
+    pub fn progress(&self, len: u64, what: &str) -> ProgressBar {
         if self.quiet || !std::io::stderr().is_terminal() {
             return ProgressBar::hidden();
         }
@@ -57,7 +65,7 @@ impl Ui {
         bar
     }
 
-    fn spinner(&self, what: &str) -> ProgressBar {
+    pub fn spinner(&self, what: &str) -> ProgressBar {
         if self.quiet || !std::io::stderr().is_terminal() {
             return ProgressBar::hidden();
         }
@@ -133,7 +141,7 @@ fn simulate(ui: &Ui, args: &SimulateArgs) -> Result<()> {
     Ok(())
 }
 
-fn load_and_report(
+pub fn load_and_report(
     ui: &Ui,
     data: &Path,
     out: &Path,
@@ -142,19 +150,18 @@ fn load_and_report(
     let spinner = ui.spinner("validating");
     let loaded = churn_data::load_dir(data, &LoadOptions { now })?;
     spinner.finish_and_clear();
-    report_validation(&loaded.report, out)?;
+    report_validation(ui, &loaded.report, out)?;
     Ok((loaded.dataset, loaded.report))
 }
 
 /// Writes the rejects and validation.json to `out` and prints the counts.
-fn report_validation(report: &ValidationReport, out: &Path) -> Result<()> {
+fn report_validation(ui: &Ui, report: &ValidationReport, out: &Path) -> Result<()> {
     let written = report.write_rejects(out)?;
     let summary = out.join("validation.json");
     std::fs::write(&summary, format!("{:#}\n", report.to_json()))
         .with_context(|| format!("cannot write {}", summary.display()))?;
-    print!("{report}");
-    println!(
-        "{} rows rejected; rejects written to {}",
+    let text = format!(
+        "{report}{} rows rejected; rejects written to {}",
         report.total_rejected(),
         written
             .first()
@@ -162,6 +169,11 @@ fn report_validation(report: &ValidationReport, out: &Path) -> Result<()> {
             .unwrap_or(out)
             .display()
     );
+    if ui.validation_on_stderr {
+        eprintln!("{text}");
+    } else {
+        println!("{text}");
+    }
     for table in &report.tables {
         if !table.reconciles() {
             bail!("internal error: counts of {} do not reconcile", table.table);
@@ -170,7 +182,7 @@ fn report_validation(report: &ValidationReport, out: &Path) -> Result<()> {
     Ok(())
 }
 
-fn reference_time(now: &Option<String>) -> Result<i64> {
+pub fn reference_time(now: &Option<String>) -> Result<i64> {
     match now {
         Some(text) => Ok(parse_timestamp(text).with_context(|| format!("--now {text:?}"))?),
         None => Ok(now_ms()),
@@ -240,7 +252,7 @@ fn features(ui: &Ui, args: &FeaturesArgs) -> Result<ExitCode> {
         let mut part =
             churn_data::load_dir_partitioned(&args.data, &LoadOptions { now }, args.partitions)?;
         spinner.finish_and_clear();
-        report_validation(&part.report, &out_dir)?;
+        report_validation(ui, &part.report, &out_dir)?;
         if args.strict && part.report.total_rejected() > 0 {
             return Ok(strict_failure(&part.report, &out_dir));
         }
@@ -380,6 +392,7 @@ fn train(ui: &Ui, args: &TrainArgs) -> Result<Vec<std::path::PathBuf>> {
         args.snapshots.horizon
     );
     let mut written = Vec::new();
+    let mut fits = Vec::new();
     for family in families {
         let spinner = ui.spinner(&format!("fitting {}", family.name()));
         let fitted = churn_train::fit_family(&table, &split, family, &config)?;
@@ -424,19 +437,63 @@ fn train(ui: &Ui, args: &TrainArgs) -> Result<Vec<std::path::PathBuf>> {
             card.calibration,
             dir.display()
         );
+        fits.push((format!("{name}@{}", card.version), fitted));
         written.push(dir);
+    }
+    let spinner = ui.spinner("report");
+    let reported: Vec<churn_train::report::Reported> = fits
+        .iter()
+        .map(|(label, fitted)| churn_train::report::Reported {
+            label: label.clone(),
+            fitted,
+        })
+        .collect();
+    let context = vec![
+        format!(
+            "Data {} (SHA-256 {}), as-of times every {} with a {} label horizon, seed {}.",
+            args.data.display(),
+            &fingerprint[..12.min(fingerprint.len())],
+            args.snapshots.every,
+            args.snapshots.horizon,
+            args.seed
+        ),
+        format!(
+            "{} labelled examples: train {} (as-of {} to {}), validation {} (as-of {}), test {} (as-of {}).",
+            table.rows(),
+            split.train.len(),
+            split
+                .train_times
+                .first()
+                .map_or_else(String::new, |t| format_timestamp(*t)),
+            split
+                .train_times
+                .last()
+                .map_or_else(String::new, |t| format_timestamp(*t)),
+            split.valid.len(),
+            format_timestamp(split.valid_time),
+            split.test.len(),
+            format_timestamp(split.test_time),
+        ),
+    ];
+    let html = churn_train::report::training_report(
+        &format!("churn training report: {}", args.name),
+        &context,
+        &reported,
+        &table,
+        &split,
+    )?;
+    spinner.finish_and_clear();
+    for dir in &written {
+        write_atomically(&dir.join("report.html"), html.as_bytes())?;
+    }
+    if let Some(dir) = written.first() {
+        println!("report: {}", dir.join("report.html").display());
     }
     Ok(written)
 }
 
 fn evaluate(ui: &Ui, args: &EvaluateArgs) -> Result<()> {
-    let dir = churn_model::artifact::resolve(&args.model, &args.models)?;
-    let artifact = churn_model::artifact::load(&dir)?;
-    artifact
-        .model
-        .schema()
-        .expect(&churn_model::InputSchema::registry_features())
-        .with_context(|| format!("{} was not trained on churn's features", dir.display()))?;
+    let artifact = crate::scoring::load_feature_model(&args.source)?;
     let spec = snapshot_spec(&args.snapshots)?;
     let (mut dataset, _) = load_and_report(ui, &args.data, &args.work, reference_time(&args.now)?)?;
     let plan = spec.resolve(&dataset)?;
@@ -471,5 +528,14 @@ fn evaluate(ui: &Ui, args: &EvaluateArgs) -> Result<()> {
         100.0 * m.churn_rate
     );
     println!("{}", serde_json::to_string_pretty(&m)?);
+    Ok(())
+}
+
+/// Writes `bytes` to `path` through a temporary file and a rename, so a reader
+/// never sees half a file.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
 }

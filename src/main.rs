@@ -3,6 +3,7 @@
 
 mod cli;
 mod commands;
+mod scoring;
 
 use std::process::ExitCode;
 

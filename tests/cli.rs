@@ -521,7 +521,45 @@ fn training_gives_the_same_model_bytes_whatever_the_threads() {
             std::fs::read(dir.join("model.bin")).expect("model.bin")
         })
     };
-    assert_eq!(model_bin("1"), model_bin("2"));
+    let one = model_bin("1");
+    assert_eq!(one, model_bin("2"));
+    // The committed models/ are what training on the committed sample gives
+    // (scripts/regenerate-models.sh makes them).
+    for (name, bytes) in ["churn-gbdt", "churn-logistic"].iter().zip(&one) {
+        let committed = churn_model::artifact::resolve(name, Path::new("models"))
+            .expect("models/ is committed");
+        let committed_bytes = std::fs::read(committed.join("model.bin")).expect("model.bin");
+        assert!(
+            &committed_bytes == bytes,
+            "{name}: retraining on data/ no longer reproduces {}: run scripts/regenerate-models.sh",
+            committed.display()
+        );
+    }
+    let report = std::fs::read_to_string(
+        churn_model::artifact::resolve("churn-gbdt", &out.path().join("models-1"))
+            .expect("written")
+            .join("report.html"),
+    )
+    .expect("report.html next to the artifact");
+    for chart in [
+        "ROC curve (test)",
+        "Precision–recall (test)",
+        "Reliability (test, 10 equal-mass bins)",
+        "Cumulative gains (test)",
+        "Lift (test)",
+        "Importance: churn-gbdt",
+        "Contributions: churn-logistic",
+        "plan = monthly",
+        "device = ",
+        "acquisition_channel = ",
+    ] {
+        assert!(report.contains(chart), "the report lacks {chart:?}");
+    }
+    assert_eq!(
+        report.matches("<svg").count(),
+        9,
+        "5 curves + 2 importance + 2 beeswarms"
+    );
 
     let models = out.path().join("models-1");
     let evaluate = |model: &str| {
@@ -551,5 +589,167 @@ fn training_gives_the_same_model_bytes_whatever_the_threads() {
         text(&missing.stderr).contains("no model \"no-such-model\""),
         "{}",
         text(&missing.stderr)
+    );
+}
+
+fn score(command: &str, extra: &[&str], work: &Path) -> Output {
+    let mut args = vec![
+        command,
+        "--model",
+        "churn-gbdt",
+        "--models",
+        "models",
+        "--data",
+        "data",
+        "--as-of",
+        "2026-05-01",
+        "--work",
+        path_str(work),
+        "--now",
+        NOW,
+    ];
+    args.extend_from_slice(extra);
+    churn(&args)
+}
+
+#[test]
+fn predict_writes_every_active_learner_with_factors_and_an_action() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let csv_path = out.path().join("p/predictions.csv");
+    let result = score("predict", &["--out", path_str(&csv_path)], out.path());
+    assert!(result.status.success(), "{}", text(&result.stderr));
+
+    // Independent count of the active learners at the as-of time: signed up,
+    // some activity in the 30 days before, no cancellation after the last one.
+    let (_, dataset) = csv_copy_of_sample();
+    let t = parse_timestamp("2026-05-01T00:00:00Z").expect("valid");
+    let active = (0..dataset.learners.len() as u32)
+        .filter(|&l| {
+            let mut events: Vec<_> = dataset
+                .events
+                .iter()
+                .filter(|e| e.learner == l && e.ts <= t)
+                .collect();
+            events.sort_by_key(|e| e.ts);
+            churn_features::label::not_eligible(
+                dataset.learners[l as usize].signup_at,
+                &events.into_iter().cloned().collect::<Vec<_>>(),
+                t,
+                30 * churn_core::DAY_MS,
+            )
+            .is_none()
+        })
+        .count();
+
+    let mut reader = csv::Reader::from_path(&csv_path).expect("predictions.csv");
+    let header = reader.headers().expect("header").clone();
+    let column = |name: &str| header.iter().position(|h| h == name).expect(name);
+    let (p, band, f1, c1, action, reason) = (
+        column("churn_probability"),
+        column("risk_band"),
+        column("factor_1_feature"),
+        column("factor_1_contribution"),
+        column("action"),
+        column("reason"),
+    );
+    let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.expect("row")).collect();
+    assert_eq!(rows.len(), active, "one row per active learner");
+    let mut actions = std::collections::BTreeSet::new();
+    for row in &rows {
+        let probability: f64 = row[p].parse().expect("probability");
+        assert!((0.0..=1.0).contains(&probability));
+        let expected_band = if probability >= 0.5 {
+            "high"
+        } else if probability >= 0.2 {
+            "medium"
+        } else {
+            "low"
+        };
+        assert_eq!(&row[band], expected_band);
+        if !row[f1].is_empty() {
+            assert!(churn_features::registry::find(&row[f1]).is_some());
+            assert!(row[c1].parse::<f64>().expect("contribution") > 0.0);
+        }
+        if expected_band == "low" {
+            assert_eq!(&row[action], "none");
+        }
+        assert!(!row[reason].is_empty());
+        actions.insert(row[action].to_owned());
+    }
+    assert!(
+        actions.contains("recall_coupon") && actions.len() >= 4,
+        "the playbook suggests several interventions: {actions:?}"
+    );
+}
+
+#[test]
+fn explain_breaks_one_score_into_contributions_that_sum_to_the_margin() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let csv_path = out.path().join("predictions.csv");
+    let result = score("predict", &["--out", path_str(&csv_path)], out.path());
+    assert!(result.status.success(), "{}", text(&result.stderr));
+    let mut reader = csv::Reader::from_path(&csv_path).expect("predictions.csv");
+    let first = reader.records().next().expect("a row").expect("row");
+    let learner = first[0].to_owned();
+    let probability: f64 = first[2].parse().expect("probability");
+
+    let result = score(
+        "explain",
+        &["--learner", &learner, "--json", "--top-k", "40"],
+        out.path(),
+    );
+    assert!(result.status.success(), "{}", text(&result.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&result.stdout).expect("JSON");
+    assert_eq!(json["learner_id"], learner.as_str());
+    assert_eq!(json["contribution_scale"], "log_odds");
+    assert!((json["churn_probability"].as_f64().expect("p") - probability).abs() < 1e-6);
+    let contributions = json["contributions"].as_object().expect("contributions");
+    assert_eq!(contributions.len(), 37);
+    let sum: f64 = contributions.values().map(|c| c.as_f64().expect("c")).sum();
+    let margin = json["margin"].as_f64().expect("margin");
+    assert!(
+        (json["base_value"].as_f64().expect("base") + sum - margin).abs() < 1e-6,
+        "base + contributions = margin"
+    );
+    let factors = json["top_factors"].as_array().expect("factors");
+    assert!(!factors.is_empty());
+    for f in factors {
+        assert!(f["contribution"].as_f64().expect("c") > 0.0);
+        assert!(!f["description"].as_str().expect("d").is_empty());
+    }
+
+    let table = score("explain", &["--learner", &learner], out.path());
+    assert!(table.status.success());
+    let stdout = text(&table.stdout);
+    assert!(
+        stdout.contains("churn probability") && stdout.contains("suggested:"),
+        "{stdout}"
+    );
+
+    let unknown = score("explain", &["--learner", "NOPE"], out.path());
+    assert!(!unknown.status.success());
+    assert!(
+        text(&unknown.stderr).contains("--learner \"NOPE\": no such learner"),
+        "{}",
+        text(&unknown.stderr)
+    );
+
+    let bad_playbook = out.path().join("pb.toml");
+    std::fs::write(&bad_playbook, "format_version = 1\nname = \"x\"\n").expect("write");
+    let refused = score(
+        "predict",
+        &[
+            "--playbook",
+            path_str(&bad_playbook),
+            "--out",
+            path_str(&csv_path),
+        ],
+        out.path(),
+    );
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused.stderr).contains("pb.toml"),
+        "{}",
+        text(&refused.stderr)
     );
 }

@@ -5,18 +5,24 @@
 //! No polars, no linfa, no training code: fitting lives in `churn-train`,
 //! which produces a [`ChurnModel`]; this crate scores and explains it.
 
+pub mod answer;
 pub mod artifact;
 pub mod calibration;
 pub mod logistic;
 mod model;
+pub mod playbook;
+pub mod policy;
 pub mod schema;
 
 use std::path::PathBuf;
 
+pub use answer::{Answer, FactorView, Value, answer};
 pub use artifact::{Artifact, CardInput, ModelCard};
 pub use calibration::Calibration;
 pub use logistic::LogisticModel;
 pub use model::{ChurnModel, Factor, Prediction, PreparedModel, Scorer};
+pub use playbook::{Playbook, PlaybookFile, RiskBand, RiskBands};
+pub use policy::{Case, Policy, Suggestion};
 pub use schema::{Input, InputFeature, InputSchema, Kind};
 
 /// What can go wrong with a model or an artifact.

@@ -4,6 +4,7 @@
 
 pub mod fit;
 pub mod metrics;
+pub mod report;
 pub mod table;
 
 use std::collections::BTreeMap;
@@ -30,6 +31,8 @@ pub enum TrainError {
     Gbdt(churn_gbdt::GbdtError),
     #[error(transparent)]
     Model(churn_model::ModelError),
+    #[error(transparent)]
+    Report(#[from] churn_report::ReportError),
 }
 
 /// Which model family to fit.

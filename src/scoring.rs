@@ -1,0 +1,358 @@
+//! `churn predict` and `churn explain`: a model and the playbook applied to
+//! the learners of a data directory at one as-of time.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use churn_core::{DAY_MS, Dataset, format_timestamp, parse_duration, parse_timestamp};
+use churn_model::artifact::Artifact;
+use churn_model::{Answer, Input, InputSchema, Playbook, Policy};
+use churn_table::{Example, Grouped, SnapshotSpec};
+use rayon::prelude::*;
+
+use crate::cli::{ExplainArgs, ModelSource, PredictArgs, ScoringArgs};
+use crate::commands::{Ui, load_and_report, reference_time};
+
+/// Loads an artifact that reads churn's own features.
+pub fn load_feature_model(source: &ModelSource) -> Result<Artifact> {
+    let dir = churn_model::artifact::resolve(&source.model, &source.models)?;
+    let artifact = churn_model::artifact::load(&dir)?;
+    artifact
+        .model
+        .schema()
+        .expect(&InputSchema::registry_features())
+        .with_context(|| format!("{} was not trained on churn's features", dir.display()))?;
+    Ok(artifact)
+}
+
+/// The model's label horizon: the card's, else `--horizon`, else 30 days.
+fn horizon(artifact: &Artifact, flag: &Option<String>) -> Result<i64> {
+    if let Some(text) = flag {
+        return parse_duration(text)
+            .map_err(anyhow::Error::msg)
+            .with_context(|| format!("--horizon {text:?}"));
+    }
+    match artifact
+        .card
+        .training
+        .get("horizon")
+        .and_then(|h| h.as_str())
+    {
+        Some(text) => parse_duration(text)
+            .map_err(anyhow::Error::msg)
+            .with_context(|| format!("{}: training.horizon {text:?}", artifact.dir.display())),
+        None => Ok(30 * DAY_MS),
+    }
+}
+
+/// Everything `predict` and `explain` share: model, playbook, data, as-of time.
+struct Scoring {
+    artifact: Artifact,
+    playbook: Playbook,
+    as_of: i64,
+    horizon: i64,
+}
+
+impl Scoring {
+    fn open(ui: &Ui, args: &ScoringArgs) -> Result<(Self, Dataset)> {
+        let artifact = load_feature_model(&args.source)?;
+        let playbook =
+            churn_model::playbook::load(args.playbook.as_deref(), artifact.model.schema())?;
+        let horizon = horizon(&artifact, &args.horizon)?;
+        let (dataset, _) = load_and_report(ui, &args.data, &args.work, reference_time(&args.now)?)?;
+        let as_of = match &args.as_of {
+            Some(text) => parse_timestamp(text).with_context(|| format!("--as-of {text:?}"))?,
+            None => dataset
+                .events
+                .iter()
+                .map(|e| e.ts)
+                .max()
+                .context("the data has no events: give --as-of")?,
+        };
+        Ok((
+            Scoring {
+                artifact,
+                playbook,
+                as_of,
+                horizon,
+            },
+            dataset,
+        ))
+    }
+
+    /// The examples (active learners) among `learners` at the as-of time.
+    fn examples<'d>(
+        &self,
+        dataset: &'d mut Dataset,
+        learners: Option<&[u32]>,
+    ) -> Result<(&'d Dataset, Vec<Example<'d>>)> {
+        let plan = SnapshotSpec {
+            from: Some(self.as_of),
+            to: Some(self.as_of),
+            every: DAY_MS,
+            horizon: self.horizon,
+            data_end: Some(self.as_of),
+        }
+        .resolve_for_span(Some((self.as_of, self.as_of)))?;
+        let grouped = Grouped::new(dataset);
+        let all: Vec<u32>;
+        let learners = match learners {
+            Some(l) => l,
+            None => {
+                all = (0..grouped.dataset().learners.len() as u32).collect();
+                &all
+            }
+        };
+        let examples = grouped
+            .examples(learners, &plan)
+            .into_iter()
+            .flatten()
+            .collect();
+        Ok((grouped.dataset(), examples))
+    }
+}
+
+fn answer(scoring: &Scoring, example: &Example<'_>, top_k: usize) -> Result<Answer> {
+    let input = Input::from(&example.features);
+    Ok(churn_model::answer(
+        &scoring.artifact.model,
+        &scoring.playbook as &dyn Policy,
+        scoring.playbook.bands(),
+        &input,
+        top_k,
+    )?)
+}
+
+pub fn predict(ui: &Ui, args: &PredictArgs) -> Result<()> {
+    if args.top_k == 0 {
+        bail!("--top-k must be at least 1");
+    }
+    let (scoring, mut dataset) = Scoring::open(ui, &args.scoring)?;
+    let spinner = ui.spinner("features");
+    let (dataset, examples) = scoring.examples(&mut dataset, None)?;
+    spinner.finish_and_clear();
+    let scoring = &scoring;
+    let bar = ui.progress(examples.len() as u64, "scoring");
+    let answers: Vec<Answer> = examples
+        .par_iter()
+        .map(|e| {
+            let a = answer(scoring, e, args.top_k);
+            bar.inc(1);
+            a
+        })
+        .collect::<Result<_>>()?;
+    bar.finish_and_clear();
+    write_predictions(&args.out, dataset, &examples, &answers, args.top_k)?;
+
+    let mut bands = [0usize; 3];
+    let mut actions = std::collections::BTreeMap::<&str, usize>::new();
+    for a in &answers {
+        bands[a.risk_band as usize] += 1;
+        *actions
+            .entry(a.suggested_action.action.as_str())
+            .or_default() += 1;
+    }
+    println!(
+        "{}@{} at {}: {} active learners scored ({} of {} not active: not yet signed up, or gone for {} days)",
+        scoring.artifact.card.name,
+        scoring.artifact.card.version,
+        format_timestamp(scoring.as_of),
+        answers.len(),
+        dataset.learners.len() - answers.len(),
+        dataset.learners.len(),
+        scoring.horizon / DAY_MS,
+    );
+    println!(
+        "risk bands: low {}  medium {}  high {}",
+        bands[0], bands[1], bands[2]
+    );
+    let actions: Vec<String> = actions.iter().map(|(a, n)| format!("{a} {n}")).collect();
+    println!(
+        "suggested ({}): {}",
+        scoring.playbook.id(),
+        actions.join("  ")
+    );
+    println!("wrote {}", args.out.display());
+    Ok(())
+}
+
+fn write_predictions(
+    out: &Path,
+    dataset: &churn_core::Dataset,
+    examples: &[Example<'_>],
+    answers: &[Answer],
+    top_k: usize,
+) -> Result<()> {
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let tmp = out.with_extension("csv.tmp");
+    let mut writer =
+        csv::Writer::from_path(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+    let mut header = vec![
+        "learner_id".to_owned(),
+        "as_of".into(),
+        "churn_probability".into(),
+        "risk_band".into(),
+        "margin".into(),
+    ];
+    for k in 1..=top_k {
+        for part in ["feature", "value", "contribution", "description"] {
+            header.push(format!("factor_{k}_{part}"));
+        }
+    }
+    header.extend(["action".into(), "reason".into(), "policy".into()]);
+    writer.write_record(&header)?;
+    for (e, a) in examples.iter().zip(answers) {
+        let mut row = vec![
+            dataset.learners[e.learner as usize].id.clone(),
+            format_timestamp(e.as_of),
+            format!("{:.6}", a.churn_probability),
+            a.risk_band.name().to_owned(),
+            format!("{:.6}", a.margin),
+        ];
+        for k in 0..top_k {
+            match a.top_factors.get(k) {
+                Some(f) => row.extend([
+                    f.feature.clone(),
+                    f.value.to_string(),
+                    format!("{:.6}", f.contribution),
+                    f.description.clone(),
+                ]),
+                None => row.extend(std::iter::repeat_n(String::new(), 4)),
+            }
+        }
+        row.extend([
+            a.suggested_action.action.clone(),
+            a.suggested_action.reason.clone(),
+            a.suggested_action.policy.clone(),
+        ]);
+        writer.write_record(&row)?;
+    }
+    writer
+        .flush()
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    drop(writer);
+    std::fs::rename(&tmp, out).with_context(|| format!("cannot write {}", out.display()))?;
+    Ok(())
+}
+
+pub fn explain(ui: &Ui, args: &ExplainArgs) -> Result<()> {
+    let (scoring, mut dataset) = Scoring::open(ui, &args.scoring)?;
+    let Some(index) = dataset.learners.iter().position(|l| l.id == args.learner) else {
+        bail!(
+            "--learner {:?}: no such learner in {}",
+            args.learner,
+            args.scoring.data.display()
+        );
+    };
+    let as_of = scoring.as_of;
+    let horizon = scoring.horizon;
+    let (dataset, examples) = scoring.examples(&mut dataset, Some(&[index as u32]))?;
+    let Some(example) = examples.into_iter().next() else {
+        let signup = dataset.learners[index].signup_at;
+        bail!(
+            "learner {} is not active at {}: {}",
+            args.learner,
+            format_timestamp(as_of),
+            if signup > as_of {
+                format!("signed up later, at {}", format_timestamp(signup))
+            } else {
+                format!(
+                    "no activity in the {} days before, or cancelled",
+                    horizon / DAY_MS
+                )
+            }
+        );
+    };
+    let all = scoring.artifact.model.schema().features.len();
+    let a = answer(&scoring, &example, all)?;
+    if args.json {
+        let mut value = serde_json::to_value(&a)?;
+        value["learner_id"] = serde_json::json!(args.learner);
+        value["as_of"] = serde_json::json!(format_timestamp(as_of));
+        value["model"] = serde_json::json!({
+            "name": scoring.artifact.card.name,
+            "version": scoring.artifact.card.version,
+        });
+        value["contributions"] = scoring
+            .artifact
+            .model
+            .schema()
+            .names()
+            .zip(&a.prediction.contributions)
+            .map(|(name, c)| (name.to_owned(), serde_json::json!(c)))
+            .collect::<serde_json::Map<_, _>>()
+            .into();
+        value["top_factors"] =
+            serde_json::to_value(&a.top_factors[..a.top_factors.len().min(args.top_k)])?;
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(());
+    }
+    let card = &scoring.artifact.card;
+    println!(
+        "{} at {}  ({}@{})",
+        args.learner,
+        format_timestamp(as_of),
+        card.name,
+        card.version
+    );
+    println!(
+        "churn probability {:.1}%  risk {}  (margin {:+.3} log-odds = base {:+.3} + contributions)",
+        100.0 * a.churn_probability,
+        a.risk_band.name(),
+        a.margin,
+        a.base_value
+    );
+    println!(
+        "suggested: {}: {}  [{}]",
+        a.suggested_action.action, a.suggested_action.reason, a.suggested_action.policy
+    );
+    println!();
+    println!(
+        "{:<28} {:>12} {:>10}  description",
+        "feature", "value", "log-odds"
+    );
+    let schema = scoring.artifact.model.schema();
+    let mut order: Vec<usize> = (0..all).collect();
+    order.sort_by(|&i, &j| {
+        a.prediction.contributions[j]
+            .abs()
+            .total_cmp(&a.prediction.contributions[i].abs())
+    });
+    let input = Input::from(&example.features);
+    for &j in order.iter().take(args.top_k.max(1)) {
+        let value = churn_model::answer::value_of(&scoring.artifact.model, &input, j);
+        println!(
+            "{:<28} {:>12} {:>+10.4}  {}",
+            schema.features[j].name,
+            short(&value),
+            a.prediction.contributions[j],
+            schema.features[j].description
+        );
+    }
+    let rest: f64 = order
+        .iter()
+        .skip(args.top_k.max(1))
+        .map(|&j| a.prediction.contributions[j])
+        .sum();
+    if order.len() > args.top_k {
+        println!(
+            "{:<28} {:>12} {:>+10.4}  the other {} features",
+            "(rest)",
+            "",
+            rest,
+            order.len() - args.top_k
+        );
+    }
+    Ok(())
+}
+
+fn short(value: &churn_model::Value) -> String {
+    match value {
+        churn_model::Value::Number(v) if v.fract() == 0.0 => format!("{v:.0}"),
+        churn_model::Value::Number(v) => format!("{v:.3}"),
+        churn_model::Value::Category(c) => c.clone(),
+        churn_model::Value::Missing => "missing".into(),
+    }
+}
