@@ -161,7 +161,8 @@ pub struct FeaturesArgs {
     pub partitions: NonZeroUsize,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ModelKind {
     Gbdt,
     Logistic,
@@ -169,38 +170,73 @@ pub enum ModelKind {
     Both,
 }
 
+/// `churn train`. Every flag is a shortcut for a key of the `--config` file
+/// (shown in brackets); unset flags keep the file's value or the default.
 #[derive(Debug, Args)]
 pub struct TrainArgs {
-    /// Data directory with learners, courses, events as .csv or .parquet.
+    /// Settings file (TOML) with any of the keys below; flags and --set override it.
     #[arg(long)]
-    pub data: PathBuf,
-    /// Which model family to fit.
-    #[arg(long, value_enum, default_value_t = ModelKind::Both)]
-    pub kind: ModelKind,
-    /// Model name (with --kind both: <name>-gbdt and <name>-logistic).
-    #[arg(long, default_value = "churn")]
-    pub name: String,
-    /// Models directory: artifacts go to <out>/<name>/<version>/.
-    #[arg(long, default_value = "models")]
-    pub out: PathBuf,
-    /// The one seed of every random step.
-    #[arg(long, default_value_t = 42)]
-    pub seed: u64,
-    /// Inverse L2 strength of the logistic model (scikit-learn's C).
-    #[arg(long, default_value_t = 1.0)]
-    pub logistic_c: f64,
-    #[command(flatten)]
-    pub snapshots: SnapshotArgs,
-    /// Where validation.json and rejects/ go.
-    #[arg(long, default_value = "churn-out/train")]
-    pub work: PathBuf,
-    /// Reference time: later timestamps are rejected (RFC 3339; default: now).
+    pub config: Option<PathBuf>,
+    /// Override one setting, e.g. --set gbdt.learning_rate=0.1 --set logistic.c=0.5 (repeatable).
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Data directory with learners, courses, events as .csv or .parquet [data].
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Tabular mode: a .parquet or .csv table of numeric and categorical columns [features].
+    #[arg(long)]
+    pub features: Option<PathBuf>,
+    /// Tabular mode: the test table; the card's test metrics are on it [test].
+    #[arg(long)]
+    pub test: Option<PathBuf>,
+    /// Tabular mode: the label column, 0/1 or true/false [label].
+    #[arg(long)]
+    pub label: Option<String>,
+    /// Tabular mode: split out of time by this column (default: stratified random split with the seed) [time_column].
+    #[arg(long)]
+    pub time_column: Option<String>,
+    /// Which model family to fit (default both) [kind].
+    #[arg(long, value_enum)]
+    pub kind: Option<ModelKind>,
+    /// Model name; with kind both: <name>-gbdt and <name>-logistic (default churn) [name].
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Models directory: artifacts go to <out>/<name>/<version>/ (default models) [out].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// The one seed of every random step (default 42) [seed].
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Inverse L2 strength of the logistic model, scikit-learn's C (default 1) [logistic.c].
+    #[arg(long)]
+    pub logistic_c: Option<f64>,
+    /// First as-of time (default: the earliest with a horizon of history behind it) [snapshots.from].
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Last as-of time (default: the end of the data, at 00:00 UTC) [snapshots.to].
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Spacing of the as-of times (default 14d) [snapshots.every].
+    #[arg(long)]
+    pub every: Option<String>,
+    /// Label horizon (default 30d) [snapshots.horizon].
+    #[arg(long)]
+    pub horizon: Option<String>,
+    /// Last time the data covers (default: the latest event) [snapshots.data_end].
+    #[arg(long)]
+    pub data_end: Option<String>,
+    /// Where validation.json and rejects/ go (default churn-out/train) [work].
+    #[arg(long)]
+    pub work: Option<PathBuf>,
+    /// Reference time: later timestamps are rejected (RFC 3339; default: now) [now].
     #[arg(long)]
     pub now: Option<String>,
 }
 
-/// The as-of times of a training table (shared by `features` and `train`).
-#[derive(Debug, Clone, Args)]
+/// The as-of times of a training table (shared by `features`, `evaluate` and,
+/// as the `[snapshots]` settings, `train`).
+#[derive(Debug, Clone, Args, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SnapshotArgs {
     /// First as-of time (default: the earliest with a horizon of history behind it).
     #[arg(long)]

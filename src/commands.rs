@@ -14,8 +14,8 @@ use churn_table::{SnapshotSpec, TableFormat, TableWriter};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cli::{
-    Assignment, Cli, Command, EvaluateArgs, FeaturesArgs, FileFormat, ModelKind, QuickstartArgs,
-    SimulateArgs, SnapshotArgs, TrainArgs, ValidateArgs,
+    Assignment, Cli, Command, EvaluateArgs, FeaturesArgs, FileFormat, QuickstartArgs, SimulateArgs,
+    SnapshotArgs, ValidateArgs,
 };
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
@@ -39,7 +39,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Simulate(args) => simulate(&ui, &args).map(|_| ExitCode::SUCCESS),
         Command::Validate(args) => validate(&ui, &args),
         Command::Features(args) => features(&ui, &args),
-        Command::Train(args) => train(&ui, &args).map(|_| ExitCode::SUCCESS),
+        Command::Train(args) => crate::training::train(&ui, &args).map(|_| ExitCode::SUCCESS),
         Command::Evaluate(args) => evaluate(&ui, &args).map(|_| ExitCode::SUCCESS),
         Command::Predict(args) => crate::scoring::predict(&ui, &args).map(|_| ExitCode::SUCCESS),
         Command::Explain(args) => crate::scoring::explain(&ui, &args).map(|_| ExitCode::SUCCESS),
@@ -76,7 +76,7 @@ impl Ui {
     }
 }
 
-fn now_ms() -> i64 {
+pub fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
@@ -212,7 +212,7 @@ fn validate(ui: &Ui, args: &ValidateArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn snapshot_spec(args: &SnapshotArgs) -> Result<SnapshotSpec> {
+pub fn snapshot_spec(args: &SnapshotArgs) -> Result<SnapshotSpec> {
     let duration = |flag: &str, text: &str| {
         parse_duration(text)
             .map_err(anyhow::Error::msg)
@@ -348,150 +348,6 @@ fn quickstart(ui: &Ui, args: &QuickstartArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// SHA-256 over the table files of a data directory (name and bytes, in
-/// table order): the training-data fingerprint on the model card.
-fn data_fingerprint(data: &Path) -> Result<String> {
-    use sha2::{Digest, Sha256};
-    let mut hasher = Sha256::new();
-    for table in churn_core::Table::ALL {
-        if let Some(file) = churn_data::table_file(data, table)? {
-            let bytes =
-                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
-            hasher.update(table.name().as_bytes());
-            hasher.update((bytes.len() as u64).to_le_bytes());
-            hasher.update(&bytes);
-        }
-    }
-    Ok(churn_model::artifact::hex(&hasher.finalize()))
-}
-
-fn train(ui: &Ui, args: &TrainArgs) -> Result<Vec<std::path::PathBuf>> {
-    let spec = snapshot_spec(&args.snapshots)?;
-    let (mut dataset, _) = load_and_report(ui, &args.data, &args.work, reference_time(&args.now)?)?;
-    let plan = spec.resolve(&dataset)?;
-    let spinner = ui.spinner("features");
-    let table = churn_train::Table::from_dataset(&mut dataset, &plan);
-    spinner.finish_and_clear();
-    let split = churn_train::out_of_time_split(&table.as_of, plan.horizon())?;
-    let config = churn_train::TrainConfig {
-        logistic_c: args.logistic_c,
-        ..churn_train::TrainConfig::with_seed(args.seed)
-    };
-    let families = match args.kind {
-        ModelKind::Gbdt => vec![churn_train::Family::Gbdt],
-        ModelKind::Logistic => vec![churn_train::Family::Logistic],
-        ModelKind::Both => vec![churn_train::Family::Gbdt, churn_train::Family::Logistic],
-    };
-    let fingerprint = data_fingerprint(&args.data)?;
-    println!(
-        "{} labelled examples: train {} / valid {} / test {} (out of time, purge gap {})",
-        table.rows(),
-        split.train.len(),
-        split.valid.len(),
-        split.test.len(),
-        args.snapshots.horizon
-    );
-    let mut written = Vec::new();
-    let mut fits = Vec::new();
-    for family in families {
-        let spinner = ui.spinner(&format!("fitting {}", family.name()));
-        let fitted = churn_train::fit_family(&table, &split, family, &config)?;
-        spinner.finish_and_clear();
-        let name = match args.kind {
-            ModelKind::Both => format!("{}-{}", args.name, family.name()),
-            _ => args.name.clone(),
-        };
-        let metrics = serde_json::json!({
-            "test": fitted.test,
-            "valid": fitted.valid,
-            "test_by_segment": fitted.by_segment,
-            "importance_mean_abs_contribution": fitted.importance,
-        });
-        let card_input = churn_model::CardInput {
-            training: serde_json::json!({
-                "data": args.data.display().to_string(),
-                "data_sha256": fingerprint,
-                "every": args.snapshots.every,
-                "horizon": args.snapshots.horizon,
-                "split": split.describe(plan.horizon()),
-                "calibration": fitted.calibration,
-            }),
-            seed: args.seed,
-            parameters: fitted.parameters.clone(),
-            metrics,
-            created_at_ms: now_ms(),
-        };
-        let (card, dir) = churn_model::artifact::save(&args.out, &name, &fitted.model, card_input)?;
-        let t = &fitted.test;
-        println!(
-            "{name}@{}: test AUC {:.4} [{:.4}, {:.4}]  AP {:.4}  log loss {:.4}  Brier {:.4}  ECE {:.4}  lift@10% {:.2}  calibration {} -> {}",
-            card.version,
-            t.roc_auc.estimate,
-            t.roc_auc.low,
-            t.roc_auc.high,
-            t.average_precision,
-            t.log_loss,
-            t.brier,
-            t.ece,
-            t.lift_at_10,
-            card.calibration,
-            dir.display()
-        );
-        fits.push((format!("{name}@{}", card.version), fitted));
-        written.push(dir);
-    }
-    let spinner = ui.spinner("report");
-    let reported: Vec<churn_train::report::Reported> = fits
-        .iter()
-        .map(|(label, fitted)| churn_train::report::Reported {
-            label: label.clone(),
-            fitted,
-        })
-        .collect();
-    let context = vec![
-        format!(
-            "Data {} (SHA-256 {}), as-of times every {} with a {} label horizon, seed {}.",
-            args.data.display(),
-            &fingerprint[..12.min(fingerprint.len())],
-            args.snapshots.every,
-            args.snapshots.horizon,
-            args.seed
-        ),
-        format!(
-            "{} labelled examples: train {} (as-of {} to {}), validation {} (as-of {}), test {} (as-of {}).",
-            table.rows(),
-            split.train.len(),
-            split
-                .train_times
-                .first()
-                .map_or_else(String::new, |t| format_timestamp(*t)),
-            split
-                .train_times
-                .last()
-                .map_or_else(String::new, |t| format_timestamp(*t)),
-            split.valid.len(),
-            format_timestamp(split.valid_time),
-            split.test.len(),
-            format_timestamp(split.test_time),
-        ),
-    ];
-    let html = churn_train::report::training_report(
-        &format!("churn training report: {}", args.name),
-        &context,
-        &reported,
-        &table,
-        &split,
-    )?;
-    spinner.finish_and_clear();
-    for dir in &written {
-        write_atomically(&dir.join("report.html"), html.as_bytes())?;
-    }
-    if let Some(dir) = written.first() {
-        println!("report: {}", dir.join("report.html").display());
-    }
-    Ok(written)
-}
-
 fn evaluate(ui: &Ui, args: &EvaluateArgs) -> Result<()> {
     let artifact = crate::scoring::load_feature_model(&args.source)?;
     let spec = snapshot_spec(&args.snapshots)?;
@@ -528,14 +384,5 @@ fn evaluate(ui: &Ui, args: &EvaluateArgs) -> Result<()> {
         100.0 * m.churn_rate
     );
     println!("{}", serde_json::to_string_pretty(&m)?);
-    Ok(())
-}
-
-/// Writes `bytes` to `path` through a temporary file and a rename, so a reader
-/// never sees half a file.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
 }

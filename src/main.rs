@@ -4,6 +4,9 @@
 mod cli;
 mod commands;
 mod scoring;
+mod tabular;
+mod train_config;
+mod training;
 
 use std::process::ExitCode;
 

@@ -753,3 +753,121 @@ fn explain_breaks_one_score_into_contributions_that_sum_to_the_margin() {
         text(&refused.stderr)
     );
 }
+
+/// A plain table: x1 drives the label, x2 is noise, `tier` shifts the risk,
+/// `day` orders the rows; rows 7 and 12 have bad labels.
+fn write_plain_table(path: &Path, rows: usize, offset: usize) {
+    let mut text = String::from("id,x1,x2,tier,day,y\n");
+    for i in offset..offset + rows {
+        // A deterministic pseudo-random stream (no RNG crate needed here).
+        let u = |k: usize| ((i * 7919 + k * 104_729) % 1000) as f64 / 1000.0;
+        let x1 = u(1) * 4.0 - 2.0;
+        let tier = ["a", "b", "c"][i % 3];
+        let logit = 2.0 * x1 + if tier == "c" { 1.0 } else { -0.5 };
+        let y = u(3) < 1.0 / (1.0 + (-logit).exp());
+        let label = match i {
+            7 => "maybe".to_owned(),
+            12 => String::new(),
+            _ => u8::from(y).to_string(),
+        };
+        text.push_str(&format!(
+            "r{i},{x1:.4},{:.4},{tier},{},{label}\n",
+            u(2),
+            1 + i / 50
+        ));
+    }
+    std::fs::write(path, text).expect("write table");
+}
+
+#[test]
+fn train_on_a_plain_table_rejects_bad_labels_and_splits_by_time_or_test_file() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let train_csv = out.path().join("train.csv");
+    let test_csv = out.path().join("test.csv");
+    write_plain_table(&train_csv, 3000, 0);
+    write_plain_table(&test_csv, 1000, 3000);
+    let models = out.path().join("models");
+    let work = out.path().join("work");
+    let train = |extra: &[&str]| {
+        let mut args = vec![
+            "train",
+            "--features",
+            path_str(&train_csv),
+            "--label",
+            "y",
+            "--out",
+            path_str(&models),
+            "--work",
+            path_str(&work),
+            "--set",
+            "gbdt.min_data_in_leaf=20",
+        ];
+        args.extend_from_slice(extra);
+        churn(&args)
+    };
+    let result = train(&["--time-column", "day", "--kind", "gbdt", "--name", "plain"]);
+    assert!(result.status.success(), "{}", text(&result.stderr));
+    let stdout = text(&result.stdout);
+    assert!(
+        stdout.contains("3000 rows read, 2998 accepted, 2 rejected"),
+        "{stdout}"
+    );
+    let rejects = std::fs::read_to_string(work.join("rejects/train.csv")).expect("rejects");
+    let lines: Vec<&str> = rejects.lines().collect();
+    assert_eq!(lines.len(), 3, "{rejects}");
+    assert!(
+        lines[1].starts_with("8,y,") && lines[1].contains("maybe"),
+        "{rejects}"
+    );
+    assert!(lines[2].starts_with("13,y,missing label"), "{rejects}");
+
+    let dir = churn_model::artifact::resolve("plain", &models).expect("written");
+    let card = churn_model::artifact::load(&dir).expect("loads").card;
+    assert_eq!(card.training["mode"], "table");
+    // The id column is text: it becomes a categorical feature, as any text column would.
+    let names: Vec<&str> = card.features.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["x1", "x2", "id", "tier"]);
+    let auc = card.metrics["test"]["roc_auc"]["estimate"]
+        .as_f64()
+        .expect("auc");
+    assert!(auc > 0.75, "x1 carries the signal: test AUC {auc}");
+    assert!(dir.join("report.html").exists());
+
+    // With --test, the test metrics are on exactly that file.
+    let result = train(&[
+        "--test",
+        path_str(&test_csv),
+        "--kind",
+        "logistic",
+        "--name",
+        "plain-test",
+    ]);
+    assert!(result.status.success(), "{}", text(&result.stderr));
+    let dir = churn_model::artifact::resolve("plain-test", &models).expect("written");
+    let card = churn_model::artifact::load(&dir).expect("loads").card;
+    assert_eq!(card.metrics["test"]["rows"], 1000);
+    assert_eq!(card.training["split"]["rows"]["test"], 1000);
+
+    // Mistakes are named.
+    let missing = train(&["--set", "label=churned"]);
+    assert!(!missing.status.success());
+    assert!(
+        text(&missing.stderr).contains("\"churned\""),
+        "{}",
+        text(&missing.stderr)
+    );
+    let both = churn(&[
+        "train",
+        "--data",
+        "data",
+        "--features",
+        path_str(&train_csv),
+        "--label",
+        "y",
+    ]);
+    assert!(
+        text(&both.stderr).contains("not both"),
+        "{}",
+        text(&both.stderr)
+    );
+}

@@ -13,6 +13,7 @@
 
 mod columns;
 mod report;
+pub mod tabular;
 mod validate;
 mod write;
 
@@ -21,7 +22,7 @@ use std::path::{Path, PathBuf};
 
 use churn_core::Event;
 pub use churn_core::{Dataset, Table};
-pub use report::{Reject, TableReport, ValidationReport};
+pub use report::{Reject, TableReport, ValidationReport, write_rejects_file};
 pub use write::{Format, write_dataset};
 
 /// A problem with a whole file or directory (row problems are rejects, not errors).

@@ -75,7 +75,7 @@ impl ValidationReport {
         let mut written = Vec::new();
         for report in &self.tables {
             let path = dir.join(format!("{}.csv", report.table.name()));
-            write_rejects_csv(report, &path)?;
+            write_rejects_file(&report.columns, &report.rejects, &path)?;
             written.push(path);
         }
         Ok(written)
@@ -100,12 +100,18 @@ impl ValidationReport {
     }
 }
 
-fn write_rejects_csv(report: &TableReport, path: &Path) -> Result<(), DataError> {
+/// Writes rejected rows as CSV: `row`, `field`, `reason`, then the file's own
+/// `columns` (an empty file with its header when nothing was rejected).
+pub fn write_rejects_file(
+    columns: &[String],
+    rows: &[Reject],
+    path: &Path,
+) -> Result<(), DataError> {
     let write_error = |message: String| DataError::Write {
         file: path.to_owned(),
         message,
     };
-    let rows = &report.rejects;
+    let file_columns = columns;
     let mut columns: Vec<Column> = vec![
         Column::new(
             "row".into(),
@@ -120,7 +126,7 @@ fn write_rejects_csv(report: &TableReport, path: &Path) -> Result<(), DataError>
             rows.iter().map(|r| r.reason.as_str()).collect::<Vec<_>>(),
         ),
     ];
-    for (i, name) in report.columns.iter().enumerate() {
+    for (i, name) in file_columns.iter().enumerate() {
         // A file column named like one of ours keeps its data under a prefixed name.
         let name = if ["row", "field", "reason"].contains(&name.as_str()) {
             format!("value_{name}")

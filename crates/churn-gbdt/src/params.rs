@@ -15,6 +15,7 @@ pub enum StoppingMetric {
 
 /// Raw training parameters; LightGBM's names and defaults where they exist.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct GbdtParams {
     /// Boosting rounds.
     pub num_iterations: usize,

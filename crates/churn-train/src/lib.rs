@@ -15,7 +15,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 pub use metrics::Metrics;
-pub use table::{Split, Table, out_of_time_split};
+pub use table::{Split, Table, holdout, out_of_time_split};
 
 /// What can go wrong in training.
 #[derive(Debug, thiserror::Error)]

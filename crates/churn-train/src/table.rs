@@ -193,6 +193,65 @@ pub fn out_of_time_split(as_of: &[i64], horizon: i64) -> Result<Split, TrainErro
     })
 }
 
+/// Splits `rows` of a plain table into (kept, held out), holding out about
+/// `share` of them: the latest by `times` when given (rows sharing a time
+/// stay together, so nothing held out is older than anything kept), else a
+/// random draw within each label (stratified) from `seed`.
+pub fn holdout(
+    rows: &[usize],
+    labels: &[f64],
+    times: Option<&[i64]>,
+    share: f64,
+    seed: u64,
+) -> Result<(Vec<usize>, Vec<usize>), TrainError> {
+    use rand::seq::SliceRandom;
+    use rand::{SeedableRng, rngs::Xoshiro256PlusPlus};
+    let target = ((rows.len() as f64) * share).round() as usize;
+    if target == 0 || target >= rows.len() {
+        return Err(TrainError::Split(format!(
+            "{} rows cannot be split {:.0}% / {:.0}%",
+            rows.len(),
+            100.0 * (1.0 - share),
+            100.0 * share
+        )));
+    }
+    let (kept, held): (Vec<usize>, Vec<usize>) = match times {
+        Some(times) => {
+            let mut sorted: Vec<i64> = rows.iter().map(|&i| times[i]).collect();
+            sorted.sort_unstable();
+            let cut = sorted[sorted.len() - target];
+            rows.iter().partition(|&&i| times[i] < cut)
+        }
+        None => {
+            let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+            let mut held = Vec::new();
+            for class in [0.0, 1.0] {
+                let mut members: Vec<usize> = rows
+                    .iter()
+                    .copied()
+                    .filter(|&i| labels[i] == class)
+                    .collect();
+                members.shuffle(&mut rng);
+                let take = ((members.len() as f64) * share).round() as usize;
+                held.extend_from_slice(&members[..take]);
+            }
+            held.sort_unstable();
+            let kept = rows
+                .iter()
+                .copied()
+                .filter(|i| held.binary_search(i).is_err())
+                .collect();
+            (kept, held)
+        }
+    };
+    if kept.is_empty() || held.is_empty() {
+        return Err(TrainError::Split(
+            "every row has the same time: nothing is earlier than the held-out part".into(),
+        ));
+    }
+    Ok((kept, held))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,5 +272,40 @@ mod tests {
         }
         assert_eq!((split.valid.len(), split.test.len()), (3, 3));
         assert!(out_of_time_split(&as_of[..6], h).is_err());
+    }
+
+    #[test]
+    fn holdout_by_time_keeps_ties_together_and_random_holdout_is_stratified() {
+        let rows: Vec<usize> = (0..10).collect();
+        let labels = [0.0, 1.0, 0.0, 1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 1.0];
+        let times = [5, 1, 2, 9, 9, 3, 4, 6, 7, 8];
+        let (kept, held) = holdout(&rows, &labels, Some(&times), 0.2, 1).unwrap();
+        assert_eq!(held, vec![3, 4], "the two latest");
+        assert!(kept.iter().all(|&i| times[i] < 9));
+        let times = [1, 1, 1, 1, 1, 1, 1, 1, 2, 2];
+        let (_, held) = holdout(&rows, &labels, Some(&times), 0.1, 1).unwrap();
+        assert_eq!(
+            held,
+            vec![8, 9],
+            "a tie at the cut goes with the later part"
+        );
+
+        let labels: Vec<f64> = (0..1000).map(|i| f64::from(u8::from(i % 4 == 0))).collect();
+        let rows: Vec<usize> = (0..1000).collect();
+        let (kept, held) = holdout(&rows, &labels, None, 0.2, 7).unwrap();
+        assert_eq!(held.len(), 200);
+        assert_eq!(
+            held.iter().filter(|&&i| labels[i] == 1.0).count(),
+            50,
+            "25% positives held"
+        );
+        assert_eq!(kept.len() + held.len(), 1000);
+        assert_eq!(
+            holdout(&rows, &labels, None, 0.2, 7).unwrap().1,
+            held,
+            "seeded"
+        );
+        assert_ne!(holdout(&rows, &labels, None, 0.2, 8).unwrap().1, held);
+        assert!(holdout(&rows[..2], &labels, None, 0.2, 7).is_err());
     }
 }

@@ -1,0 +1,300 @@
+//! `churn train`'s settings: defaults, then `--config train.toml`, then the
+//! flags given, then each `--set key=value`, merged as one TOML table and
+//! read into [`TrainSettings`] once (unknown keys are refused by name).
+//!
+//! The flags are shortcuts for keys of the file, so everything a flag can
+//! say, the file can say, and the model card records the merged result.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use churn_gbdt::GbdtParams;
+use serde::{Deserialize, Serialize};
+
+use crate::cli::{ModelKind, SnapshotArgs, TrainArgs};
+
+/// Everything one training run needs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainSettings {
+    /// Data directory (learners, courses, events): the churn-feature mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<PathBuf>,
+    /// A table of features and a label: the tabular mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub features: Option<PathBuf>,
+    /// Tabular mode: the test table (default: split off `features`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test: Option<PathBuf>,
+    /// Tabular mode: the 0/1 label column.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// Tabular mode: split out of time by this column (default: stratified at random).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_column: Option<String>,
+    pub kind: ModelKind,
+    pub name: String,
+    pub out: PathBuf,
+    pub seed: u64,
+    pub work: PathBuf,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub now: Option<String>,
+    pub snapshots: SnapshotArgs,
+    pub logistic: LogisticSettings,
+    pub gbdt: GbdtParams,
+}
+
+/// The logistic model's settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogisticSettings {
+    /// scikit-learn's C: inverse L2 strength.
+    pub c: f64,
+}
+
+fn defaults() -> TrainSettings {
+    let config = churn_train::TrainConfig::with_seed(42);
+    TrainSettings {
+        data: None,
+        features: None,
+        test: None,
+        label: None,
+        time_column: None,
+        kind: ModelKind::Both,
+        name: "churn".into(),
+        out: "models".into(),
+        seed: 42,
+        work: "churn-out/train".into(),
+        now: None,
+        snapshots: SnapshotArgs {
+            from: None,
+            to: None,
+            every: "14d".into(),
+            horizon: "30d".into(),
+            data_end: None,
+        },
+        logistic: LogisticSettings {
+            c: config.logistic_c,
+        },
+        gbdt: config.gbdt,
+    }
+}
+
+/// Merges `overlay` into `base`, tables key by key.
+fn merge(base: &mut toml::Table, overlay: toml::Table) {
+    for (key, value) in overlay {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
+}
+
+/// Sets a dotted key (`gbdt.learning_rate`) in `table`.
+fn set(table: &mut toml::Table, key: &str, value: toml::Value) -> Result<()> {
+    let mut parts: Vec<&str> = key.split('.').collect();
+    let Some(last) = parts.pop() else {
+        bail!("empty key");
+    };
+    let mut at = table;
+    for part in parts {
+        let entry = at
+            .entry(part.to_owned())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let toml::Value::Table(inner) = entry else {
+            bail!("{key}: {part} is not a table");
+        };
+        at = inner;
+    }
+    if last.is_empty() {
+        bail!("{key}: empty key");
+    }
+    at.insert(last.to_owned(), value);
+    Ok(())
+}
+
+/// A `--set` value: TOML when it parses (`0.1`, `true`, `[1, -1]`, `"x"`),
+/// otherwise the text as a string (`--set name=churn2`).
+fn parse_value(text: &str) -> toml::Value {
+    format!("v = {text}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(text.to_owned()))
+}
+
+fn path_value(path: &Path) -> toml::Value {
+    toml::Value::String(path.display().to_string())
+}
+
+/// The merged settings of a `churn train` invocation.
+pub fn resolve(args: &TrainArgs) -> Result<TrainSettings> {
+    let mut table = toml::Table::try_from(defaults()).context("internal: default settings")?;
+    if let Some(path) = &args.config {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read --config {}", path.display()))?;
+        let file: toml::Table =
+            toml::from_str(&text).with_context(|| format!("--config {}", path.display()))?;
+        merge(&mut table, file);
+    }
+    let mut flags: Vec<(&str, toml::Value)> = Vec::new();
+    let mut flag = |key: &'static str, value: Option<toml::Value>| {
+        if let Some(value) = value {
+            flags.push((key, value));
+        }
+    };
+    let string = |s: &Option<String>| s.as_ref().map(|s| toml::Value::String(s.clone()));
+    let path = |p: &Option<PathBuf>| p.as_deref().map(path_value);
+    flag("data", path(&args.data));
+    flag("features", path(&args.features));
+    flag("test", path(&args.test));
+    flag("label", string(&args.label));
+    flag("time_column", string(&args.time_column));
+    flag(
+        "kind",
+        args.kind.map(|k| {
+            toml::Value::String(
+                match k {
+                    ModelKind::Gbdt => "gbdt",
+                    ModelKind::Logistic => "logistic",
+                    ModelKind::Both => "both",
+                }
+                .into(),
+            )
+        }),
+    );
+    flag("name", string(&args.name));
+    flag("out", path(&args.out));
+    flag(
+        "seed",
+        args.seed
+            .map(|s| i64::try_from(s).map_or(toml::Value::Float(s as f64), toml::Value::Integer)),
+    );
+    flag("work", path(&args.work));
+    flag("now", string(&args.now));
+    flag("logistic.c", args.logistic_c.map(toml::Value::Float));
+    flag("snapshots.from", string(&args.from));
+    flag("snapshots.to", string(&args.to));
+    flag("snapshots.every", string(&args.every));
+    flag("snapshots.horizon", string(&args.horizon));
+    flag("snapshots.data_end", string(&args.data_end));
+    for (key, value) in flags {
+        set(&mut table, key, value)?;
+    }
+    for assignment in &args.set {
+        let Some((key, value)) = assignment.split_once('=') else {
+            bail!("--set {assignment:?}: expected key=value, e.g. --set gbdt.learning_rate=0.1");
+        };
+        set(&mut table, key.trim(), parse_value(value.trim()))
+            .with_context(|| format!("--set {assignment:?}"))?;
+    }
+    let mut settings: TrainSettings = toml::Value::Table(table)
+        .try_into()
+        .context("training settings (defaults, --config, flags and --set merged)")?;
+    // The one seed drives every random step.
+    settings.gbdt.seed = settings.seed;
+    match (&settings.data, &settings.features) {
+        (Some(_), Some(_)) => bail!("give --data (churn data) or --features (a table), not both"),
+        (None, None) => {
+            bail!("give --data DIR (churn data) or --features FILE --label COL (a table)")
+        }
+        (Some(_), None)
+            if settings.label.is_some()
+                || settings.test.is_some()
+                || settings.time_column.is_some() =>
+        {
+            bail!("--label, --test and --time-column go with --features, not --data")
+        }
+        (None, Some(_)) if settings.label.is_none() => bail!("--features needs --label COL"),
+        _ => {}
+    }
+    if !(settings.logistic.c.is_finite() && settings.logistic.c > 0.0) {
+        bail!(
+            "logistic.c must be a positive number, got {}",
+            settings.logistic.c
+        );
+    }
+    Ok(settings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn settings(args: &[&str], config: Option<&str>) -> Result<TrainSettings> {
+        let dir = tempfile::tempdir()?;
+        let mut argv = vec!["churn", "train"];
+        let path = dir.path().join("train.toml");
+        let path_text = path.display().to_string();
+        if let Some(text) = config {
+            std::fs::write(&path, text)?;
+            argv.extend(["--config", path_text.as_str()]);
+        }
+        argv.extend_from_slice(args);
+        let cli = crate::cli::Cli::try_parse_from(argv)?;
+        let crate::cli::Command::Train(train) = cli.command else {
+            bail!("not train");
+        };
+        resolve(&train)
+    }
+
+    #[test]
+    fn file_then_flags_then_set_each_override_the_one_before() {
+        let config = "data = \"from-file\"\nseed = 7\nname = \"file\"\n[gbdt]\nlearning_rate = 0.2\nnum_leaves = 15\n[snapshots]\nevery = \"7d\"\n";
+        let s = settings(
+            &[
+                "--name",
+                "flag",
+                "--set",
+                "gbdt.num_leaves=63",
+                "--set",
+                "snapshots.horizon=21d",
+            ],
+            Some(config),
+        )
+        .unwrap();
+        assert_eq!(s.data.as_deref(), Some(Path::new("from-file")));
+        assert_eq!(s.name, "flag");
+        assert_eq!(s.seed, 7);
+        assert_eq!(s.gbdt.seed, 7, "the one seed");
+        assert_eq!(s.gbdt.learning_rate, 0.2);
+        assert_eq!(s.gbdt.num_leaves, 63);
+        assert_eq!(s.snapshots.every, "7d");
+        assert_eq!(s.snapshots.horizon, "21d");
+        // Untouched keys keep their defaults.
+        assert_eq!(s.gbdt.min_data_in_leaf, 50);
+        assert_eq!(s.logistic.c, 1.0);
+    }
+
+    #[test]
+    fn the_flags_alone_give_the_defaults() {
+        let s = settings(&["--data", "data"], None).unwrap();
+        let d = defaults();
+        assert_eq!(s.gbdt, d.gbdt);
+        assert_eq!(
+            (s.kind, s.seed, s.name.as_str()),
+            (ModelKind::Both, 42, "churn")
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_named() {
+        let err = |args: &[&str], config: Option<&str>| {
+            format!("{:#}", settings(args, config).unwrap_err())
+        };
+        assert!(
+            err(&["--data", "d", "--set", "gbdt.learning_rat=0.1"], None).contains("learning_rat")
+        );
+        assert!(
+            err(&["--data", "d", "--set", "gbdt.num_leaves=many"], None).contains("num_leaves")
+        );
+        assert!(err(&["--data", "d"], Some("sed = 1\n")).contains("sed"));
+        assert!(err(&["--data", "d", "--set", "novalue"], None).contains("key=value"));
+        assert!(err(&[], None).contains("--data DIR"));
+        assert!(err(&["--data", "d", "--label", "y"], None).contains("go with --features"));
+        assert!(err(&["--data", "d", "--logistic-c", "0"], None).contains("logistic.c"));
+    }
+}

@@ -1,0 +1,208 @@
+//! `churn train`: settings → labelled table and split (churn data or any
+//! table) → fitted, calibrated models → artifacts and the report.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use churn_core::format_timestamp;
+
+use crate::cli::{ModelKind, TrainArgs};
+use crate::commands::{Ui, load_and_report, reference_time, snapshot_spec};
+use crate::train_config::{self, TrainSettings};
+
+/// A labelled table ready to fit, and what the card and report say about it.
+pub struct Prepared {
+    pub table: churn_train::Table,
+    pub split: churn_train::Split,
+    /// The card's `training` section.
+    pub training: serde_json::Value,
+    /// Lines under the report's title.
+    pub context: Vec<String>,
+}
+
+pub fn train(ui: &Ui, args: &TrainArgs) -> Result<Vec<PathBuf>> {
+    let settings = train_config::resolve(args)?;
+    let prepared = match (&settings.data, &settings.features) {
+        (Some(data), _) => from_churn_data(ui, &settings, data)?,
+        (None, Some(features)) => crate::tabular::prepare(ui, &settings, features)?,
+        (None, None) => anyhow::bail!("give --data DIR or --features FILE --label COL"),
+    };
+    fit_and_save(ui, &settings, prepared)
+}
+
+/// SHA-256 over the table files of a data directory (name and bytes, in
+/// table order): the training-data fingerprint on the model card.
+fn data_fingerprint(data: &Path) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    for table in churn_core::Table::ALL {
+        if let Some(file) = churn_data::table_file(data, table)? {
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            hasher.update(table.name().as_bytes());
+            hasher.update((bytes.len() as u64).to_le_bytes());
+            hasher.update(&bytes);
+        }
+    }
+    Ok(churn_model::artifact::hex(&hasher.finalize()))
+}
+
+fn from_churn_data(ui: &Ui, settings: &TrainSettings, data: &Path) -> Result<Prepared> {
+    let spec = snapshot_spec(&settings.snapshots)?;
+    let (mut dataset, _) =
+        load_and_report(ui, data, &settings.work, reference_time(&settings.now)?)?;
+    let plan = spec.resolve(&dataset)?;
+    let spinner = ui.spinner("features");
+    let table = churn_train::Table::from_dataset(&mut dataset, &plan);
+    spinner.finish_and_clear();
+    let split = churn_train::out_of_time_split(&table.as_of, plan.horizon())?;
+    let fingerprint = data_fingerprint(data)?;
+    let snapshots = &settings.snapshots;
+    println!(
+        "{} labelled examples: train {} / valid {} / test {} (out of time, purge gap {})",
+        table.rows(),
+        split.train.len(),
+        split.valid.len(),
+        split.test.len(),
+        snapshots.horizon
+    );
+    let context = vec![
+        format!(
+            "Data {} (SHA-256 {}), as-of times every {} with a {} label horizon, seed {}.",
+            data.display(),
+            &fingerprint[..12.min(fingerprint.len())],
+            snapshots.every,
+            snapshots.horizon,
+            settings.seed
+        ),
+        format!(
+            "{} labelled examples: train {} (as-of {} to {}), validation {} (as-of {}), test {} (as-of {}).",
+            table.rows(),
+            split.train.len(),
+            split
+                .train_times
+                .first()
+                .map_or_else(String::new, |t| format_timestamp(*t)),
+            split
+                .train_times
+                .last()
+                .map_or_else(String::new, |t| format_timestamp(*t)),
+            split.valid.len(),
+            format_timestamp(split.valid_time),
+            split.test.len(),
+            format_timestamp(split.test_time),
+        ),
+    ];
+    let training = serde_json::json!({
+        "mode": "churn_data",
+        "data": data.display().to_string(),
+        "data_sha256": fingerprint,
+        "every": snapshots.every,
+        "horizon": snapshots.horizon,
+        "split": split.describe(plan.horizon()),
+    });
+    Ok(Prepared {
+        table,
+        split,
+        training,
+        context,
+    })
+}
+
+fn fit_and_save(ui: &Ui, settings: &TrainSettings, prepared: Prepared) -> Result<Vec<PathBuf>> {
+    let Prepared {
+        table,
+        split,
+        training,
+        context,
+    } = prepared;
+    let config = churn_train::TrainConfig {
+        gbdt: settings.gbdt.clone(),
+        logistic_c: settings.logistic.c,
+        seed: settings.seed,
+    };
+    let families = match settings.kind {
+        ModelKind::Gbdt => vec![churn_train::Family::Gbdt],
+        ModelKind::Logistic => vec![churn_train::Family::Logistic],
+        ModelKind::Both => vec![churn_train::Family::Gbdt, churn_train::Family::Logistic],
+    };
+    let settings_json = serde_json::to_value(settings)?;
+    let mut written = Vec::new();
+    let mut fits = Vec::new();
+    for family in families {
+        let spinner = ui.spinner(&format!("fitting {}", family.name()));
+        let fitted = churn_train::fit_family(&table, &split, family, &config)?;
+        spinner.finish_and_clear();
+        let name = match settings.kind {
+            ModelKind::Both => format!("{}-{}", settings.name, family.name()),
+            _ => settings.name.clone(),
+        };
+        let metrics = serde_json::json!({
+            "test": fitted.test,
+            "valid": fitted.valid,
+            "test_by_segment": fitted.by_segment,
+            "importance_mean_abs_contribution": fitted.importance,
+        });
+        let mut training = training.clone();
+        training["calibration"] = fitted.calibration.clone();
+        training["settings"] = settings_json.clone();
+        let card_input = churn_model::CardInput {
+            training,
+            seed: settings.seed,
+            parameters: fitted.parameters.clone(),
+            metrics,
+            created_at_ms: crate::commands::now_ms(),
+        };
+        let (card, dir) =
+            churn_model::artifact::save(&settings.out, &name, &fitted.model, card_input)?;
+        let t = &fitted.test;
+        println!(
+            "{name}@{}: test AUC {:.4} [{:.4}, {:.4}]  AP {:.4}  log loss {:.4}  Brier {:.4}  ECE {:.4}  lift@10% {:.2}  calibration {} -> {}",
+            card.version,
+            t.roc_auc.estimate,
+            t.roc_auc.low,
+            t.roc_auc.high,
+            t.average_precision,
+            t.log_loss,
+            t.brier,
+            t.ece,
+            t.lift_at_10,
+            card.calibration,
+            dir.display()
+        );
+        fits.push((format!("{name}@{}", card.version), fitted));
+        written.push(dir);
+    }
+    let spinner = ui.spinner("report");
+    let reported: Vec<churn_train::report::Reported> = fits
+        .iter()
+        .map(|(label, fitted)| churn_train::report::Reported {
+            label: label.clone(),
+            fitted,
+        })
+        .collect();
+    let html = churn_train::report::training_report(
+        &format!("churn training report: {}", settings.name),
+        &context,
+        &reported,
+        &table,
+        &split,
+    )?;
+    spinner.finish_and_clear();
+    for dir in &written {
+        write_atomically(&dir.join("report.html"), html.as_bytes())?;
+    }
+    if let Some(dir) = written.first() {
+        println!("report: {}", dir.join("report.html").display());
+    }
+    Ok(written)
+}
+
+/// Writes `bytes` to `path` through a temporary file and a rename, so a reader
+/// never sees half a file.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
