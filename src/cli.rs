@@ -66,6 +66,12 @@ pub enum Command {
         after_help = "Example:\n  churn explain --model churn-gbdt --data data/ --learner L0042 --as-of 2026-06-01"
     )]
     Explain(ExplainArgs),
+    /// Turn a LightGBM model.txt (binary objective) into a churn artifact: same predictions, exact TreeSHAP.
+    #[command(
+        name = "import-lightgbm",
+        after_help = "Example:\n  churn import-lightgbm model.txt --name churn-lgbm --out models/"
+    )]
+    ImportLightgbm(ImportArgs),
 }
 
 #[derive(Debug, Args)]
@@ -333,4 +339,16 @@ pub struct ExplainArgs {
     /// Print JSON (the shape of a `/v1/predict` prediction) instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// LightGBM text model (`booster.save_model("model.txt")`).
+    pub model_txt: PathBuf,
+    /// Artifact name.
+    #[arg(long)]
+    pub name: String,
+    /// Models directory.
+    #[arg(long, default_value = "models")]
+    pub out: PathBuf,
 }

@@ -14,8 +14,8 @@ use churn_table::{SnapshotSpec, TableFormat, TableWriter};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cli::{
-    Assignment, Cli, Command, EvaluateArgs, FeaturesArgs, FileFormat, QuickstartArgs, SimulateArgs,
-    SnapshotArgs, ValidateArgs,
+    Assignment, Cli, Command, EvaluateArgs, FeaturesArgs, FileFormat, ImportArgs, QuickstartArgs,
+    SimulateArgs, SnapshotArgs, ValidateArgs,
 };
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
@@ -42,6 +42,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Train(args) => crate::training::train(&ui, &args).map(|_| ExitCode::SUCCESS),
         Command::Evaluate(args) => evaluate(&ui, &args).map(|_| ExitCode::SUCCESS),
         Command::Predict(args) => crate::scoring::predict(&ui, &args).map(|_| ExitCode::SUCCESS),
+        Command::ImportLightgbm(args) => import_lightgbm(&args).map(|_| ExitCode::SUCCESS),
         Command::Explain(args) => crate::scoring::explain(&ui, &args).map(|_| ExitCode::SUCCESS),
     }
 }
@@ -384,5 +385,55 @@ fn evaluate(ui: &Ui, args: &EvaluateArgs) -> Result<()> {
         100.0 * m.churn_rate
     );
     println!("{}", serde_json::to_string_pretty(&m)?);
+    Ok(())
+}
+
+fn import_lightgbm(args: &ImportArgs) -> Result<()> {
+    let path = &args.model_txt;
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text = String::from_utf8(bytes.clone()).with_context(|| {
+        format!(
+            "{} is not a LightGBM text model (not UTF-8)",
+            path.display()
+        )
+    })?;
+    let model = churn_model::import::from_lightgbm(&text, |name| {
+        churn_features::registry::find(name).map(|f| f.description.to_owned())
+    })
+    .with_context(|| format!("cannot import {}", path.display()))?;
+    let trees = match &model.scorer {
+        churn_model::Scorer::Gbdt(m) => m.trees.len(),
+        churn_model::Scorer::Logistic(_) => 0,
+    };
+    let reads_churn_features = model
+        .schema
+        .expect(&churn_model::InputSchema::registry_features())
+        .is_ok();
+    let card_input = churn_model::CardInput {
+        training: serde_json::json!({
+            "mode": "imported_lightgbm",
+            "source": path.display().to_string(),
+            "source_sha256": churn_model::artifact::sha256_hex(&bytes),
+            "reads_churn_features": reads_churn_features,
+        }),
+        seed: 0,
+        parameters: serde_json::json!({ "trees": trees, "calibration": model.calibration.name() }),
+        metrics: serde_json::json!({}),
+        created_at_ms: now_ms(),
+    };
+    let (card, dir) = churn_model::artifact::save(&args.out, &args.name, &model, card_input)?;
+    println!(
+        "{}@{}: {} trees, {} features ({}) -> {}",
+        card.name,
+        card.version,
+        trees,
+        card.features.len(),
+        if reads_churn_features {
+            "churn's features: evaluate, predict, explain and serve work on raw data"
+        } else {
+            "a plain table: serve with feature payloads"
+        },
+        dir.display()
+    );
     Ok(())
 }

@@ -73,6 +73,16 @@ pub fn from_lightgbm_text(text: &str) -> Result<Model, GbdtError> {
         ));
     }
     let mut feature_kinds = vec![FeatureKind::Numeric; num_features];
+    // `feature_infos` lists a numeric feature as `[min:max]` (or `none` when
+    // unused) and a categorical one as its category values `a:b:c`: this
+    // marks categorical features that no split happens to use.
+    if let Ok((_, infos)) = get("feature_infos") {
+        for (kind, info) in feature_kinds.iter_mut().zip(infos.split_whitespace()) {
+            if !info.starts_with('[') && info != "none" {
+                *kind = FeatureKind::Categorical;
+            }
+        }
+    }
 
     let mut trees = Vec::new();
     while i < lines.len() {
