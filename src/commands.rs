@@ -384,7 +384,16 @@ fn evaluate(ui: &Ui, args: &EvaluateArgs) -> Result<()> {
         },
         100.0 * m.churn_rate
     );
-    println!("{}", serde_json::to_string_pretty(&m)?);
+    let rows: Vec<usize> = (0..table.rows()).collect();
+    let by_segment =
+        churn_train::metrics_by_segment(&table, &rows, &probabilities, artifact.card.seed);
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&serde_json::json!({
+            "overall": m,
+            "by_segment": by_segment,
+        }))?
+    );
     Ok(())
 }
 

@@ -130,9 +130,24 @@ fn fit_and_save(ui: &Ui, settings: &TrainSettings, prepared: Prepared) -> Result
     let mut written = Vec::new();
     let mut fits = Vec::new();
     for family in families {
-        let spinner = ui.spinner(&format!("fitting {}", family.name()));
-        let fitted = churn_train::fit_family(&table, &split, family, &config)?;
-        spinner.finish_and_clear();
+        let fitted = match family {
+            churn_train::Family::Gbdt => {
+                // Early stopping usually ends it before the last round.
+                let bar = ui.progress(config.gbdt.num_iterations as u64, "boosting");
+                let fitted =
+                    churn_train::fit_family(&table, &split, family, &config, &mut |done| {
+                        bar.set_position(done as u64)
+                    })?;
+                bar.finish_and_clear();
+                fitted
+            }
+            churn_train::Family::Logistic => {
+                let spinner = ui.spinner("fitting logistic");
+                let fitted = churn_train::fit_family(&table, &split, family, &config, &mut |_| {})?;
+                spinner.finish_and_clear();
+                fitted
+            }
+        };
         let name = match settings.kind {
             ModelKind::Both => format!("{}-{}", settings.name, family.name()),
             _ => settings.name.clone(),

@@ -582,7 +582,22 @@ fn training_gives_the_same_model_bytes_whatever_the_threads() {
     let result = evaluate("churn-logistic");
     assert!(result.status.success(), "{}", text(&result.stderr));
     assert!(text(&result.stdout).contains("labelled examples"));
-    assert!(text(&result.stdout).contains("\"roc_auc\""));
+    let json: serde_json::Value = serde_json::from_str(
+        &text(&result.stdout)[text(&result.stdout).find('{').expect("JSON")..],
+    )
+    .expect("metrics JSON");
+    assert!(
+        json["overall"]["roc_auc"]["estimate"]
+            .as_f64()
+            .expect("auc")
+            > 0.8
+    );
+    assert!(
+        json["by_segment"]["plan"]["monthly"]["rows"]
+            .as_u64()
+            .expect("rows")
+            > 0
+    );
     let missing = evaluate("no-such-model");
     assert!(!missing.status.success());
     assert!(

@@ -88,6 +88,18 @@ pub fn train(
     data: &TrainData,
     valid: Option<&TrainData>,
 ) -> Result<(Model, TrainLog), GbdtError> {
+    train_with_progress(params, schema, data, valid, &mut |_| {})
+}
+
+/// [`train`], calling `progress` with the number of rounds done after each
+/// boosting round (for a progress bar; it cannot change the result).
+pub fn train_with_progress(
+    params: &ValidGbdtParams,
+    schema: &Schema,
+    data: &TrainData,
+    valid: Option<&TrainData>,
+    progress: &mut dyn FnMut(usize),
+) -> Result<(Model, TrainLog), GbdtError> {
     let p = params.get();
     let width = schema.names.len();
     if schema.kinds.len() != width || width == 0 {
@@ -183,6 +195,7 @@ pub fn train(
     let mut best: Option<(usize, f64)> = None;
 
     for iteration in 0..p.num_iterations {
+        progress(iteration);
         // Fixed-size chunks: the work split never depends on the thread count.
         g.par_chunks_mut(8192)
             .zip(h.par_chunks_mut(8192))

@@ -21,7 +21,7 @@ pub mod shap;
 mod tree;
 
 pub use binning::BinMapper;
-pub use boosting::{MAX_CATEGORY, Schema, TrainData, TrainLog, train};
+pub use boosting::{MAX_CATEGORY, Schema, TrainData, TrainLog, train, train_with_progress};
 pub use compiled::Predictor;
 pub use lightgbm::from_lightgbm_text;
 pub use model::{FeatureImportance, FeatureKind, Model};

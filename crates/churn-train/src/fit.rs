@@ -37,6 +37,7 @@ pub fn fit_gbdt(
     train: &[usize],
     valid: &[usize],
     params: &GbdtParams,
+    progress: &mut dyn FnMut(usize),
 ) -> Result<(churn_gbdt::Model, TrainLog), TrainError> {
     let checked = params.clone().check().map_err(TrainError::Gbdt)?;
     let gbdt_schema = Schema {
@@ -62,7 +63,8 @@ pub fn fit_gbdt(
         labels: &y_valid,
         weights: None,
     };
-    churn_gbdt::train(&checked, &gbdt_schema, &data, Some(&valid_data)).map_err(TrainError::Gbdt)
+    churn_gbdt::train_with_progress(&checked, &gbdt_schema, &data, Some(&valid_data), progress)
+        .map_err(TrainError::Gbdt)
 }
 
 /// The logistic design of `schema` fitted on `rows`: columns, medians, means, scales.

@@ -109,19 +109,62 @@ pub struct Fitted {
 /// Segments reported separately when the table has them.
 pub const SEGMENT_FEATURES: [&str; 3] = ["plan", "acquisition_channel", "device"];
 
+/// Metrics of the predictions `p` of `rows` by value of each segment feature
+/// (plan, acquisition_channel, device) the table has: feature → value → metrics.
+pub fn metrics_by_segment(
+    table: &Table,
+    rows: &[usize],
+    p: &[f64],
+    seed: u64,
+) -> BTreeMap<String, BTreeMap<String, Metrics>> {
+    let mut by_segment = BTreeMap::new();
+    let n = table.numeric_len();
+    let c = table.categorical_len();
+    for (j, feature) in table.features.iter().enumerate() {
+        if feature.1 != Kind::Categorical || !SEGMENT_FEATURES.contains(&feature.0.as_str()) {
+            continue;
+        }
+        let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        for (r, &i) in rows.iter().enumerate() {
+            let value = table.categorical[i * c + (j - n)]
+                .clone()
+                .unwrap_or_else(|| "(missing)".into());
+            groups.entry(value).or_default().push(r);
+        }
+        let segment: BTreeMap<String, Metrics> = groups
+            .into_iter()
+            .map(|(value, members)| {
+                let p: Vec<f64> = members.iter().map(|&r| p[r]).collect();
+                let y: Vec<f64> = members.iter().map(|&r| table.labels[rows[r]]).collect();
+                (value, metrics::metrics(&p, &y, seed))
+            })
+            .collect();
+        by_segment.insert(feature.0.clone(), segment);
+    }
+    by_segment
+}
+
 /// Fits one family on `split.train`, early-stops and calibrates on
-/// `split.valid`, evaluates on `split.test`.
+/// `split.valid`, evaluates on `split.test`. `progress` hears the boosting
+/// rounds done (gbdt only; up to `config.gbdt.num_iterations`).
 pub fn fit_family(
     table: &Table,
     split: &Split,
     family: Family,
     config: &TrainConfig,
+    progress: &mut dyn FnMut(usize),
 ) -> Result<Fitted, TrainError> {
     let schema = table.schema(&split.train)?;
     let (scorer, parameters) = match family {
         Family::Gbdt => {
-            let (model, log) =
-                fit::fit_gbdt(table, &schema, &split.train, &split.valid, &config.gbdt)?;
+            let (model, log) = fit::fit_gbdt(
+                table,
+                &schema,
+                &split.train,
+                &split.valid,
+                &config.gbdt,
+                progress,
+            )?;
             let mut parameters =
                 serde_json::to_value(&config.gbdt).map_err(|e| TrainError::Fit(e.to_string()))?;
             parameters["trees"] = serde_json::json!(model.trees.len());
@@ -200,30 +243,7 @@ pub fn fit_family(
         })
         .collect();
 
-    let mut by_segment = BTreeMap::new();
-    let n = table.numeric_len();
-    let c = table.categorical_len();
-    for (j, feature) in table.features.iter().enumerate() {
-        if feature.1 != Kind::Categorical || !SEGMENT_FEATURES.contains(&feature.0.as_str()) {
-            continue;
-        }
-        let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-        for (r, &i) in split.test.iter().enumerate() {
-            let value = table.categorical[i * c + (j - n)]
-                .clone()
-                .unwrap_or_else(|| "(missing)".into());
-            groups.entry(value).or_default().push(r);
-        }
-        let segment: BTreeMap<String, Metrics> = groups
-            .into_iter()
-            .map(|(value, rows)| {
-                let p: Vec<f64> = rows.iter().map(|&r| test_p[r]).collect();
-                let y: Vec<f64> = rows.iter().map(|&r| test_y[r]).collect();
-                (value, metrics::metrics(&p, &y, config.seed))
-            })
-            .collect();
-        by_segment.insert(feature.0.clone(), segment);
-    }
+    let by_segment = metrics_by_segment(table, &split.test, &test_p, config.seed);
 
     Ok(Fitted {
         family,
