@@ -178,7 +178,7 @@ pub enum ModelKind {
 
 /// `churn train`. Every flag is a shortcut for a key of the `--config` file
 /// (shown in brackets); unset flags keep the file's value or the default.
-#[derive(Debug, Args)]
+#[derive(Debug, Default, Args)]
 pub struct TrainArgs {
     /// Settings file (TOML) with any of the keys below; flags and --set override it.
     #[arg(long)]

@@ -327,7 +327,38 @@ fn quickstart(ui: &Ui, args: &QuickstartArgs) -> Result<ExitCode> {
             partitions: std::num::NonZeroUsize::MIN,
         },
     )?;
-    println!("\n== 3. simulate a fresh platform with known truth");
+    println!("\n== 3. train gbdt and logistic models out of time, with the report");
+    let models = args.out.join("models");
+    let written = crate::training::train(
+        ui,
+        &crate::cli::TrainArgs {
+            data: Some(args.data.clone()),
+            out: Some(models.clone()),
+            work: Some(args.out.join("train")),
+            ..Default::default()
+        },
+    )?;
+    println!("\n== 4. score the active learners at the end of the data, with reasons and actions");
+    crate::scoring::predict(
+        ui,
+        &crate::cli::PredictArgs {
+            scoring: crate::cli::ScoringArgs {
+                source: crate::cli::ModelSource {
+                    model: "churn-gbdt".into(),
+                    models,
+                },
+                data: args.data.clone(),
+                as_of: None,
+                playbook: None,
+                horizon: None,
+                work: args.out.join("predict"),
+                now: None,
+            },
+            out: args.out.join("predictions.csv"),
+            top_k: 3,
+        },
+    )?;
+    println!("\n== 5. simulate a fresh platform with known truth");
     let sim_out = args.out.join("simulated");
     simulate(
         ui,
@@ -343,9 +374,12 @@ fn quickstart(ui: &Ui, args: &QuickstartArgs) -> Result<ExitCode> {
             assignment: Assignment::Uniform,
         },
     )?;
-    println!("\n== 4. validate it");
+    println!("\n== 6. validate it");
     load_and_report(ui, &sim_out, &args.out.join("validate-simulated"), now_ms())?;
     println!("\nresults in {}", args.out.display());
+    if let Some(dir) = written.first() {
+        println!("open the training report: {}", dir.join("report.html").display());
+    }
     Ok(ExitCode::SUCCESS)
 }
 
