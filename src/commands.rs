@@ -378,7 +378,10 @@ fn quickstart(ui: &Ui, args: &QuickstartArgs) -> Result<ExitCode> {
     load_and_report(ui, &sim_out, &args.out.join("validate-simulated"), now_ms())?;
     println!("\nresults in {}", args.out.display());
     if let Some(dir) = written.first() {
-        println!("open the training report: {}", dir.join("report.html").display());
+        println!(
+            "open the training report: {}",
+            dir.join("report.html").display()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
