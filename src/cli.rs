@@ -72,6 +72,11 @@ pub enum Command {
         after_help = "Example:\n  churn import-lightgbm model.txt --name churn-lgbm --out models/"
     )]
     ImportLightgbm(ImportArgs),
+    /// Serve predictions over HTTP: probability, reasons and suggested action, with hot reload.
+    #[command(
+        after_help = "Examples:\n  churn serve --models models/ --addr 127.0.0.1:8080\n  CHURN_SERVE_ADMIN_TOKEN=... churn serve --champion churn-gbdt --challenger churn-logistic --challenger-share 0.1\n\nSettings: defaults < --config FILE < CHURN_SERVE_* environment < flags."
+    )]
+    Serve(ServeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -351,4 +356,47 @@ pub struct ImportArgs {
     /// Models directory.
     #[arg(long, default_value = "models")]
     pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Settings file (TOML; any key of the server's settings, e.g. max_batch, admin_token).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Models directory.
+    #[arg(long)]
+    pub models: Option<PathBuf>,
+    /// Champion model: NAME (newest version) or NAME@VERSION (default churn-gbdt).
+    #[arg(long)]
+    pub champion: Option<String>,
+    /// Challenger model, served to a sticky share of learners.
+    #[arg(long)]
+    pub challenger: Option<String>,
+    /// Share of learners sent to the challenger (default 0.1).
+    #[arg(long)]
+    pub challenger_share: Option<f64>,
+    /// Address to listen on (default 127.0.0.1:8080).
+    #[arg(long)]
+    pub addr: Option<std::net::SocketAddr>,
+    /// Playbook (default: the committed playbook.toml).
+    #[arg(long)]
+    pub playbook: Option<PathBuf>,
+    /// Exploration share for the suggested action (default 0).
+    #[arg(long)]
+    pub epsilon: Option<f64>,
+    /// Course catalogue (courses.csv) for raw-event instances.
+    #[arg(long)]
+    pub courses: Option<PathBuf>,
+    /// Prediction log, JSON lines, size-rotated.
+    #[arg(long)]
+    pub prediction_log: Option<PathBuf>,
+    /// Poll the models directory for new versions every N seconds (0 = off).
+    #[arg(long)]
+    pub watch_seconds: Option<u64>,
+    /// Largest batch per request.
+    #[arg(long)]
+    pub max_batch: Option<usize>,
+    /// Requests handled at once; beyond, 503 + Retry-After.
+    #[arg(long)]
+    pub max_concurrency: Option<usize>,
 }

@@ -23,7 +23,7 @@ pub use calibration::Calibration;
 pub use logistic::LogisticModel;
 pub use model::{ChurnModel, Factor, Prediction, PreparedModel, Scorer};
 pub use playbook::{Playbook, PlaybookFile, RiskBand, RiskBands};
-pub use policy::{Case, Policy, Suggestion};
+pub use policy::{Case, Explore, Policy, Suggestion};
 pub use schema::{Input, InputFeature, InputSchema, Kind};
 
 /// What can go wrong with a model or an artifact.

@@ -357,6 +357,11 @@ impl Policy for Playbook {
         actions
     }
 
+    /// Learners at or above `min_band`: the ones the playbook would treat.
+    fn eligible(&self, case: &Case<'_>) -> bool {
+        self.bands().band(case.prediction.probability) >= self.file.suggest.min_band
+    }
+
     fn suggest(&self, case: &Case<'_>) -> Suggestion {
         let outcome = |action: &str, reason: String| Suggestion {
             action: action.to_owned(),

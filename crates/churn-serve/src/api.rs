@@ -1,0 +1,463 @@
+//! Request parsing and checking: every way a request can be wrong becomes an
+//! [`ApiError`] that names the field (`instances[3].events[7].ts`).
+//!
+//! An instance is either a feature map (`{"learner_id", "features": {name:
+//! value}}`, every feature of the model present, `null` for missing) or raw
+//! data (`{"learner_id", "as_of", "profile", "events"}`) from which the
+//! features are computed by the same code as the batch table.
+
+use churn_core::{Event, EventType, NO_COURSE, Plan, parse_timestamp};
+use churn_features::{Profile, SortedEvents};
+use churn_model::Kind;
+use serde_json::{Map, Value};
+
+use crate::config::ServeConfig;
+use crate::error::ApiError;
+use crate::state::{Catalogue, Served};
+
+/// A parsed `/v1/predict` body.
+pub struct PredictRequest {
+    pub instances: Vec<Value>,
+    pub top_k: usize,
+}
+
+/// An instance's input values, owned.
+pub struct OwnedInput {
+    pub numeric: Vec<f64>,
+    pub categorical: Vec<Option<String>>,
+}
+
+impl OwnedInput {
+    pub fn categories(&self) -> Vec<Option<&str>> {
+        self.categorical.iter().map(|c| c.as_deref()).collect()
+    }
+}
+
+/// Parses the JSON body (already size-limited).
+pub fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
+    let text = std::str::from_utf8(body).map_err(|e| {
+        ApiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "invalid_utf8",
+            format!("the body is not UTF-8 (byte {})", e.valid_up_to()),
+        )
+    })?;
+    serde_json::from_str(text).map_err(|e| {
+        ApiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "malformed_json",
+            format!("the body is not valid JSON: {e}"),
+        )
+    })
+}
+
+fn object<'a>(value: &'a Value, field: &str) -> Result<&'a Map<String, Value>, ApiError> {
+    value
+        .as_object()
+        .ok_or_else(|| ApiError::field(field, format!("{field} must be an object")))
+}
+
+fn refuse_unknown(map: &Map<String, Value>, known: &[&str], at: &str) -> Result<(), ApiError> {
+    match map.keys().find(|k| !known.contains(&k.as_str())) {
+        Some(key) => Err(ApiError::field(
+            join(at, key),
+            format!(
+                "unknown field {key:?} (expected one of: {})",
+                known.join(", ")
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+fn join(at: &str, key: &str) -> String {
+    if at.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{at}.{key}")
+    }
+}
+
+/// Checks the envelope: `instances` (1 ..= max_batch) and `top_k`.
+pub fn parse_predict(value: Value, config: &ServeConfig) -> Result<PredictRequest, ApiError> {
+    let Value::Object(mut map) = value else {
+        return Err(ApiError::field(
+            "",
+            "the body must be a JSON object with \"instances\"",
+        ));
+    };
+    refuse_unknown(&map, &["instances", "top_k"], "")?;
+    let top_k = match map.get("top_k") {
+        None | Some(Value::Null) => 3,
+        Some(v) => match v.as_u64() {
+            Some(k) if (k as usize) <= config.max_top_k => k as usize,
+            _ => {
+                return Err(ApiError::field(
+                    "top_k",
+                    format!(
+                        "top_k must be a whole number from 0 to {}",
+                        config.max_top_k
+                    ),
+                ));
+            }
+        },
+    };
+    let instances = match map.remove("instances") {
+        Some(Value::Array(items)) => items,
+        Some(_) => return Err(ApiError::field("instances", "instances must be an array")),
+        None => return Err(ApiError::field("instances", "missing field \"instances\"")),
+    };
+    if instances.is_empty() {
+        return Err(ApiError::field("instances", "instances is empty"));
+    }
+    if instances.len() > config.max_batch {
+        return Err(ApiError::new(
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            "batch_too_large",
+            format!(
+                "{} instances; at most {} per request",
+                instances.len(),
+                config.max_batch
+            ),
+        )
+        .with_field("instances"));
+    }
+    Ok(PredictRequest { instances, top_k })
+}
+
+impl ApiError {
+    fn with_field(mut self, field: &str) -> Self {
+        self.field = Some(field.to_owned());
+        self
+    }
+}
+
+/// The learner id of instance `i`.
+pub fn learner_id(instance: &Value, i: usize) -> Result<&str, ApiError> {
+    let at = format!("instances[{i}]");
+    let map = object(instance, &at)?;
+    match map.get("learner_id") {
+        Some(Value::String(id)) if !id.is_empty() && id.len() <= 256 => Ok(id),
+        Some(Value::String(_)) => Err(ApiError::field(
+            format!("{at}.learner_id"),
+            "learner_id must be 1 to 256 characters",
+        )),
+        Some(_) => Err(ApiError::field(
+            format!("{at}.learner_id"),
+            "learner_id must be a string",
+        )),
+        None => Err(ApiError::field(
+            format!("{at}.learner_id"),
+            "missing field \"learner_id\"",
+        )),
+    }
+}
+
+/// The model input of instance `i`.
+pub fn instance_input(
+    served: &Served,
+    instance: &Value,
+    i: usize,
+    catalogue: &Catalogue,
+    config: &ServeConfig,
+) -> Result<OwnedInput, ApiError> {
+    let at = format!("instances[{i}]");
+    let map = object(instance, &at)?;
+    if map.contains_key("features") {
+        refuse_unknown(map, &["learner_id", "features"], &at)?;
+        return feature_map(served, &map["features"], &format!("{at}.features"));
+    }
+    if map.contains_key("events") || map.contains_key("profile") {
+        refuse_unknown(
+            map,
+            &["learner_id", "as_of", "profile", "events", "courses"],
+            &at,
+        )?;
+        if !served.reads_churn_features {
+            return Err(ApiError::field(
+                &at,
+                format!(
+                    "model {} reads a plain table, not churn's features: send \"features\"",
+                    served.name()
+                ),
+            ));
+        }
+        return raw(map, &at, catalogue, config);
+    }
+    Err(ApiError::field(
+        &at,
+        "an instance needs \"features\", or \"as_of\" + \"profile\" + \"events\"",
+    ))
+}
+
+fn feature_map(served: &Served, value: &Value, at: &str) -> Result<OwnedInput, ApiError> {
+    let map = object(value, at)?;
+    let schema = served.artifact.model.schema();
+    let numeric_len = schema.numeric_len();
+    let mut input = OwnedInput {
+        numeric: vec![f64::NAN; numeric_len],
+        categorical: vec![None; schema.features.len() - numeric_len],
+    };
+    if let Some(unknown) = map.keys().find(|k| !served.index.contains_key(k.as_str())) {
+        return Err(ApiError::field(
+            join(at, unknown),
+            format!("model {} has no feature {unknown:?}", served.name()),
+        ));
+    }
+    for (j, feature) in schema.features.iter().enumerate() {
+        let field = join(at, &feature.name);
+        let Some(value) = map.get(&feature.name) else {
+            return Err(ApiError::field(
+                field,
+                format!(
+                    "missing feature {:?} (send null for a missing value)",
+                    feature.name
+                ),
+            ));
+        };
+        match (feature.kind, value) {
+            (_, Value::Null) => {}
+            (Kind::Numeric, Value::Number(n)) => match n.as_f64() {
+                Some(v) if v.is_finite() => input.numeric[j] = v,
+                _ => return Err(ApiError::field(field, "not a finite number")),
+            },
+            (Kind::Numeric, _) => {
+                return Err(ApiError::field(
+                    field,
+                    format!("{} must be a number or null", feature.name),
+                ));
+            }
+            (Kind::Categorical, Value::String(s)) => {
+                input.categorical[j - numeric_len] = Some(s.clone());
+            }
+            (Kind::Categorical, _) => {
+                return Err(ApiError::field(
+                    field,
+                    format!("{} must be a string or null", feature.name),
+                ));
+            }
+        }
+    }
+    Ok(input)
+}
+
+fn timestamp(value: Option<&Value>, field: &str) -> Result<i64, ApiError> {
+    match value {
+        Some(Value::String(text)) => parse_timestamp(text)
+            .map_err(|e| ApiError::field(field, format!("{text:?} is not a timestamp: {e}"))),
+        Some(_) => Err(ApiError::field(
+            field,
+            "must be an RFC 3339 timestamp string",
+        )),
+        None => Err(ApiError::field(field, "missing")),
+    }
+}
+
+fn optional_number(map: &Map<String, Value>, key: &str, at: &str) -> Result<f64, ApiError> {
+    match map.get(key) {
+        None | Some(Value::Null) => Ok(f64::NAN),
+        Some(Value::Number(n)) => match n.as_f64() {
+            Some(v) if v.is_finite() && v >= 0.0 => Ok(v),
+            _ => Err(ApiError::field(
+                join(at, key),
+                "must be a finite number ≥ 0",
+            )),
+        },
+        Some(_) => Err(ApiError::field(join(at, key), "must be a number")),
+    }
+}
+
+fn raw(
+    map: &Map<String, Value>,
+    at: &str,
+    catalogue: &Catalogue,
+    config: &ServeConfig,
+) -> Result<OwnedInput, ApiError> {
+    let as_of = timestamp(map.get("as_of"), &join(at, "as_of"))?;
+    let profile_at = join(at, "profile");
+    let profile = object(
+        map.get("profile")
+            .ok_or_else(|| ApiError::field(&profile_at, "missing"))?,
+        &profile_at,
+    )?;
+    refuse_unknown(
+        profile,
+        &["signup_at", "plan", "acquisition_channel", "device"],
+        &profile_at,
+    )?;
+    let signup_at = timestamp(profile.get("signup_at"), &join(&profile_at, "signup_at"))?;
+    if as_of < signup_at {
+        return Err(ApiError::field(
+            join(at, "as_of"),
+            "as_of is before the learner's signup_at",
+        ));
+    }
+    let plan = match profile.get("plan") {
+        Some(Value::String(p)) => {
+            Plan::parse(p).map_err(|e| ApiError::field(join(&profile_at, "plan"), e.to_string()))?
+        }
+        _ => {
+            return Err(ApiError::field(
+                join(&profile_at, "plan"),
+                "must be a string",
+            ));
+        }
+    };
+    let channel = match profile.get("acquisition_channel") {
+        Some(Value::String(c)) if !c.is_empty() => c.as_str(),
+        _ => {
+            return Err(ApiError::field(
+                join(&profile_at, "acquisition_channel"),
+                "must be a non-empty string",
+            ));
+        }
+    };
+    let device = match profile.get("device") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(d)) => Some(d.as_str()),
+        Some(_) => {
+            return Err(ApiError::field(
+                join(&profile_at, "device"),
+                "must be a string or null",
+            ));
+        }
+    };
+
+    // Courses named in the request extend (and override) the catalogue.
+    let mut lessons = catalogue.lessons.clone();
+    let mut extra = std::collections::HashMap::new();
+    if let Some(courses) = map.get("courses") {
+        let courses_at = join(at, "courses");
+        for (id, count) in object(courses, &courses_at)? {
+            let count = count
+                .as_u64()
+                .filter(|&c| c <= u64::from(u32::MAX))
+                .ok_or_else(|| {
+                    ApiError::field(join(&courses_at, id), "lessons must be a whole number")
+                })?;
+            extra.insert(id.as_str(), lessons.len() as u32);
+            lessons.push(count as u32);
+        }
+    }
+
+    let events_at = join(at, "events");
+    let Some(Value::Array(items)) = map.get("events") else {
+        return Err(ApiError::field(events_at, "events must be an array"));
+    };
+    if items.len() > config.max_events {
+        return Err(ApiError::field(
+            events_at,
+            format!(
+                "{} events; at most {} per instance",
+                items.len(),
+                config.max_events
+            ),
+        ));
+    }
+    let mut events = Vec::with_capacity(items.len());
+    for (k, item) in items.iter().enumerate() {
+        let e_at = format!("{events_at}[{k}]");
+        let e = object(item, &e_at)?;
+        refuse_unknown(
+            e,
+            &[
+                "ts",
+                "event_type",
+                "course_id",
+                "duration_s",
+                "score",
+                "amount",
+                "latency_ms",
+                "stalls",
+            ],
+            &e_at,
+        )?;
+        let ts = timestamp(e.get("ts"), &join(&e_at, "ts"))?;
+        if ts < signup_at {
+            return Err(ApiError::field(
+                join(&e_at, "ts"),
+                "event before the learner's signup_at",
+            ));
+        }
+        if let Some(previous) = events.last().map(|p: &Event| p.ts)
+            && ts < previous
+        {
+            return Err(ApiError::field(
+                join(&e_at, "ts"),
+                "events must be sorted by ts (this one is earlier than the one before)",
+            ));
+        }
+        let event_type = match e.get("event_type") {
+            Some(Value::String(t)) => EventType::parse(t)
+                .map_err(|err| ApiError::field(join(&e_at, "event_type"), err.to_string()))?,
+            _ => {
+                return Err(ApiError::field(
+                    join(&e_at, "event_type"),
+                    "must be a string",
+                ));
+            }
+        };
+        let course = match e.get("course_id") {
+            None | Some(Value::Null) => NO_COURSE,
+            Some(Value::String(id)) => match extra.get(id.as_str()).or(catalogue.index.get(id)) {
+                Some(&c) => c,
+                None => {
+                    return Err(ApiError::field(
+                        join(&e_at, "course_id"),
+                        format!(
+                            "unknown course {id:?}: give its lessons in \"courses\" or start the server with a course catalogue"
+                        ),
+                    ));
+                }
+            },
+            Some(_) => {
+                return Err(ApiError::field(
+                    join(&e_at, "course_id"),
+                    "must be a string",
+                ));
+            }
+        };
+        let score = optional_number(e, "score", &e_at)?;
+        if score > 1.0 {
+            return Err(ApiError::field(
+                join(&e_at, "score"),
+                "score must be in [0, 1]",
+            ));
+        }
+        let stalls = optional_number(e, "stalls", &e_at)?;
+        if stalls.is_finite() && stalls.fract() != 0.0 {
+            return Err(ApiError::field(
+                join(&e_at, "stalls"),
+                "stalls must be a whole number",
+            ));
+        }
+        events.push(Event {
+            ts,
+            learner: 0,
+            course,
+            event_type,
+            duration_s: optional_number(e, "duration_s", &e_at)?,
+            score,
+            amount: optional_number(e, "amount", &e_at)?,
+            latency_ms: optional_number(e, "latency_ms", &e_at)?,
+            stalls,
+        });
+    }
+    let sorted = SortedEvents::check(&events)
+        .map_err(|_| ApiError::field(&events_at, "events must be sorted by ts"))?;
+    let profile = Profile {
+        signup_at,
+        plan,
+        acquisition_channel: channel,
+        device,
+    };
+    let row = churn_features::compute(&profile, sorted, as_of, &lessons);
+    Ok(OwnedInput {
+        numeric: row.numeric.to_vec(),
+        categorical: row
+            .categorical
+            .iter()
+            .map(|c| c.map(str::to_owned))
+            .collect(),
+    })
+}

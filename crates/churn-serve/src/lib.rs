@@ -1,0 +1,237 @@
+//! `churn serve`: churn probability, reasons and a suggested intervention
+//! over HTTP (DESIGN.md "HTTP API").
+//!
+//! Links churn-model and churn-features only (no polars, no linfa, no
+//! training code). Models are swapped atomically on reload ([`arc_swap`]);
+//! bad input gets a 4xx JSON error naming the field; load beyond
+//! `max_concurrency` gets 503 + Retry-After instead of a queue.
+
+mod api;
+pub mod config;
+mod error;
+mod oip;
+mod openapi;
+mod predlog;
+mod routes;
+mod state;
+mod telemetry;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+
+pub use config::ServeConfig;
+pub use error::ApiError;
+pub use state::bucket;
+
+/// What can stop the server from starting.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error(transparent)]
+    Model(#[from] churn_model::ModelError),
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {0}: {1}")]
+    Bind(std::net::SocketAddr, #[source] std::io::Error),
+}
+
+/// A built server: its router and its state (for reloads from outside).
+pub struct App {
+    pub router: Router,
+    state: Arc<state::AppState>,
+}
+
+impl App {
+    /// Checks the configuration, loads the models, opens the log.
+    pub fn build(config: ServeConfig) -> Result<Self, ServeError> {
+        config.check()?;
+        let deployment =
+            state::load_deployment(&config, &config.champion, config.challenger.as_deref())?;
+        let catalogue = match &config.courses {
+            Some(path) => state::Catalogue::read(path)?,
+            None => state::Catalogue::default(),
+        };
+        let telemetry = telemetry::Telemetry::new();
+        let log = config
+            .prediction_log
+            .as_deref()
+            .map(|path| {
+                predlog::PredictionLog::open(
+                    path,
+                    config.log_max_bytes,
+                    config.log_keep,
+                    config.log_buffer,
+                    telemetry.log_dropped.clone(),
+                )
+            })
+            .transpose()?;
+        let state = Arc::new(state::AppState {
+            config,
+            deployment: ArcSwap::from_pointee(deployment),
+            catalogue,
+            telemetry,
+            log,
+            reload: tokio::sync::Mutex::new(()),
+        });
+        routes::publish_models(&state);
+        Ok(App {
+            router: routes::router(state.clone()),
+            state,
+        })
+    }
+
+    /// The models being served, as `(role, name@version)`.
+    pub fn models(&self) -> Vec<(String, String)> {
+        let deployment = self.state.deployment.load();
+        deployment
+            .all()
+            .map(|(role, s)| {
+                (
+                    role.name().to_owned(),
+                    format!("{}@{}", s.name(), s.version()),
+                )
+            })
+            .collect()
+    }
+
+    /// Re-resolves the configured models and swaps them in if they load and
+    /// check; the old ones keep serving otherwise.
+    pub async fn reload(&self) -> Result<serde_json::Value, String> {
+        let config = &self.state.config;
+        routes::reload_models(
+            &self.state,
+            config.champion.clone(),
+            config.challenger.clone(),
+        )
+        .await
+    }
+
+    /// Serves on `listener` until `shutdown` resolves, then stops accepting,
+    /// gives in-flight requests `shutdown_grace_ms` and flushes the log.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), ServeError> {
+        let config = self.state.config.clone();
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(Duration::from_millis(config.header_timeout_ms))
+            .keep_alive(true);
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let watcher = (config.watch_seconds > 0).then(|| {
+            let state = self.state.clone();
+            tokio::spawn(watch(state, Duration::from_secs(config.watch_seconds)))
+        });
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    let (stream, _) = match accepted {
+                        Ok(pair) => pair,
+                        Err(e) => {
+                            // Out of file descriptors and the like: wait, do not spin.
+                            tracing::warn!(error = %e, "accept failed");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    };
+                    let _ = stream.set_nodelay(true);
+                    let service = TowerToHyperService::new(self.router.clone());
+                    let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                    let connection = graceful.watch(connection.into_owned());
+                    tokio::spawn(async move {
+                        if let Err(e) = connection.await {
+                            tracing::debug!(error = %e, "connection ended with an error");
+                        }
+                    });
+                }
+                () = &mut shutdown => break,
+            }
+        }
+        drop(listener);
+        tracing::info!("shutting down: draining in-flight requests");
+        if let Some(w) = watcher {
+            w.abort();
+        }
+        let grace = Duration::from_millis(config.shutdown_grace_ms);
+        if tokio::time::timeout(grace, graceful.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!("connections still open after the grace period; closing them");
+        }
+        drop(self.router);
+        if let Ok(mut state) = Arc::try_unwrap(self.state) {
+            if let Some(log) = state.log.as_mut() {
+                log.close();
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Polls the models directory and reloads when a reference resolves to a new version.
+async fn watch(state: Arc<state::AppState>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let config = &state.config;
+        let resolve = |r: &str| churn_model::artifact::resolve(r, &config.models).ok();
+        let wanted: Vec<Option<PathBuf>> = std::iter::once(resolve(&config.champion))
+            .chain(config.challenger.as_deref().map(resolve))
+            .collect();
+        let current: Vec<Option<PathBuf>> = {
+            let deployment = state.deployment.load();
+            deployment
+                .all()
+                .map(|(_, s)| Some(s.artifact.dir.clone()))
+                .collect()
+        };
+        if wanted.iter().all(Option::is_some) && wanted != current {
+            let _ =
+                routes::reload_models(&state, config.champion.clone(), config.challenger.clone())
+                    .await;
+        }
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,216 @@
+//! What the server holds: the deployed models (swapped atomically on reload),
+//! the policy, the course catalogue, telemetry and the prediction log.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use churn_model::artifact::Artifact;
+use churn_model::{Explore, InputSchema, Playbook};
+
+use crate::ServeError;
+use crate::config::ServeConfig;
+use crate::predlog::PredictionLog;
+use crate::telemetry::Telemetry;
+
+/// Champion or challenger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Champion,
+    Challenger,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Champion => "champion",
+            Role::Challenger => "challenger",
+        }
+    }
+}
+
+/// One loaded model with its policy, ready to answer.
+pub struct Served {
+    pub artifact: Artifact,
+    pub policy: Explore<Playbook>,
+    /// Whether the model reads churn's own features (raw-event instances allowed).
+    pub reads_churn_features: bool,
+    /// Feature name → schema index.
+    pub index: HashMap<String, usize>,
+    /// The model card as JSON (served by `/v1/models/{name}`).
+    pub card: serde_json::Value,
+}
+
+impl Served {
+    pub fn name(&self) -> &str {
+        &self.artifact.card.name
+    }
+
+    pub fn version(&self) -> &str {
+        &self.artifact.card.version
+    }
+}
+
+/// The models answering now.
+pub struct Deployment {
+    pub champion: Arc<Served>,
+    pub challenger: Option<Arc<Served>>,
+    pub challenger_share: f64,
+}
+
+impl Deployment {
+    /// The model for a learner: the challenger for a fixed share of learner ids
+    /// (by a stable hash, so a learner always meets the same model).
+    pub fn route(&self, learner_id: &str) -> (Role, &Arc<Served>) {
+        match &self.challenger {
+            Some(challenger) if bucket(learner_id) < self.challenger_share => {
+                (Role::Challenger, challenger)
+            }
+            _ => (Role::Champion, &self.champion),
+        }
+    }
+
+    /// Every served model.
+    pub fn all(&self) -> impl Iterator<Item = (Role, &Arc<Served>)> {
+        std::iter::once((Role::Champion, &self.champion))
+            .chain(self.challenger.iter().map(|c| (Role::Challenger, c)))
+    }
+
+    /// The served model called `name`.
+    pub fn find(&self, name: &str) -> Option<(Role, &Arc<Served>)> {
+        self.all().find(|(_, s)| s.name() == name)
+    }
+}
+
+/// A learner id's position in [0, 1): FNV-1a, stable across processes and versions.
+pub fn bucket(learner_id: &str) -> f64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in learner_id.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    // FNV's low bits mix poorly: finish with a multiply-xorshift.
+    hash ^= hash >> 33;
+    hash = hash.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    hash ^= hash >> 33;
+    (hash >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Course id → (index, lessons), for raw-event instances.
+#[derive(Debug, Default)]
+pub struct Catalogue {
+    pub index: HashMap<String, u32>,
+    pub lessons: Vec<u32>,
+}
+
+impl Catalogue {
+    /// Reads a CSV with `course_id` and `lessons` columns (the data contract's courses.csv).
+    pub fn read(path: &Path) -> Result<Self, ServeError> {
+        let fail = |m: String| ServeError::Config(format!("courses {}: {m}", path.display()));
+        let mut reader = csv::Reader::from_path(path).map_err(|e| fail(e.to_string()))?;
+        let headers = reader.headers().map_err(|e| fail(e.to_string()))?.clone();
+        let column = |name: &str| {
+            headers
+                .iter()
+                .position(|h| h == name)
+                .ok_or_else(|| fail(format!("no {name} column")))
+        };
+        let (id, lessons) = (column("course_id")?, column("lessons")?);
+        let mut catalogue = Catalogue::default();
+        for (row, record) in reader.records().enumerate() {
+            let record = record.map_err(|e| fail(e.to_string()))?;
+            let course = record.get(id).unwrap_or("").to_owned();
+            let count: u32 = record
+                .get(lessons)
+                .and_then(|v| v.trim().parse().ok())
+                .ok_or_else(|| fail(format!("row {}: lessons is not a whole number", row + 1)))?;
+            let index = catalogue.lessons.len() as u32;
+            if catalogue.index.insert(course.clone(), index).is_some() {
+                return Err(fail(format!("row {}: course {course:?} twice", row + 1)));
+            }
+            catalogue.lessons.push(count);
+        }
+        Ok(catalogue)
+    }
+}
+
+/// The server's shared state.
+pub struct AppState {
+    pub config: ServeConfig,
+    pub deployment: ArcSwap<Deployment>,
+    pub catalogue: Catalogue,
+    pub telemetry: Telemetry,
+    pub log: Option<PredictionLog>,
+    /// One reload at a time.
+    pub reload: tokio::sync::Mutex<()>,
+}
+
+/// Loads and checks one model reference with the configured playbook.
+pub fn load_served(config: &ServeConfig, reference: &str) -> Result<Served, ServeError> {
+    let dir = churn_model::artifact::resolve(reference, &config.models)?;
+    let artifact = churn_model::artifact::load(&dir)?;
+    let schema = artifact.model.schema();
+    let reads_churn_features = schema.expect(&InputSchema::registry_features()).is_ok();
+    let playbook = churn_model::playbook::load(config.playbook.as_deref(), schema)?;
+    let policy = Explore::new(playbook, config.epsilon, config.seed)?;
+    let index = schema
+        .features
+        .iter()
+        .enumerate()
+        .map(|(j, f)| (f.name.clone(), j))
+        .collect();
+    let card = serde_json::to_value(&artifact.card)
+        .map_err(|e| ServeError::Config(format!("model card: {e}")))?;
+    Ok(Served {
+        artifact,
+        policy,
+        reads_churn_features,
+        index,
+        card,
+    })
+}
+
+/// Loads the configured champion and challenger.
+pub fn load_deployment(
+    config: &ServeConfig,
+    champion: &str,
+    challenger: Option<&str>,
+) -> Result<Deployment, ServeError> {
+    let champion = Arc::new(load_served(config, champion)?);
+    let challenger = challenger
+        .map(|c| load_served(config, c).map(Arc::new))
+        .transpose()?;
+    if let Some(c) = &challenger
+        && c.name() == champion.name()
+    {
+        return Err(ServeError::Config(format!(
+            "champion and challenger are both {:?}: give the challenger another name",
+            c.name()
+        )));
+    }
+    Ok(Deployment {
+        champion,
+        challenger,
+        challenger_share: config.challenger_share,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_are_uniform_and_stable() {
+        let n = 100_000;
+        let below = (0..n).filter(|i| bucket(&format!("L{i:06}")) < 0.1).count();
+        let share = below as f64 / n as f64;
+        assert!(
+            (share - 0.1).abs() < 4.0 * (0.09 / n as f64).sqrt(),
+            "{share}"
+        );
+        // Fixed values: changing the hash would move learners between models.
+        assert_eq!(bucket("L000001"), bucket("L000001"));
+        assert!((bucket("") - 0.2).abs() < 1.0);
+    }
+}

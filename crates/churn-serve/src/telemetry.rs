@@ -1,0 +1,123 @@
+//! Prometheus metrics (prometheus-client: one registry per server, so tests
+//! can run many servers in one process).
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteStatus {
+    pub route: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabel {
+    pub route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BandRole {
+    pub band: String,
+    pub role: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ModelLabel {
+    pub name: String,
+    pub version: String,
+    pub role: String,
+}
+
+/// The server's metrics.
+pub struct Telemetry {
+    registry: Registry,
+    pub requests: Family<RouteStatus, Counter>,
+    pub latency: Family<RouteLabel, Histogram>,
+    pub predictions: Family<BandRole, Counter>,
+    pub model_info: Family<ModelLabel, Gauge>,
+    pub log_dropped: Counter,
+    pub shed: Counter,
+    pub reloads: Family<RouteLabel, Counter>,
+}
+
+fn latency_histogram() -> Histogram {
+    // 50 µs … ~3.3 s.
+    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+        0.000_05, 2.0, 17,
+    ))
+}
+
+impl Telemetry {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("churn");
+        let requests = Family::<RouteStatus, Counter>::default();
+        let latency = Family::<RouteLabel, Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
+        let predictions = Family::<BandRole, Counter>::default();
+        let model_info = Family::<ModelLabel, Gauge>::default();
+        let log_dropped = Counter::default();
+        let shed = Counter::default();
+        let reloads = Family::<RouteLabel, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests by route and status",
+            requests.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "Time to answer, by route",
+            latency.clone(),
+        );
+        registry.register(
+            "predictions",
+            "Predictions by risk band and model role",
+            predictions.clone(),
+        );
+        registry.register(
+            "model_info",
+            "Models being served (1 = serving)",
+            model_info.clone(),
+        );
+        registry.register(
+            "prediction_log_dropped",
+            "Prediction log records dropped because the writer fell behind",
+            log_dropped.clone(),
+        );
+        registry.register(
+            "load_shed",
+            "Requests refused with 503 because the server was at capacity",
+            shed.clone(),
+        );
+        registry.register("reloads", "Model reloads by outcome", reloads.clone());
+        Telemetry {
+            registry,
+            requests,
+            latency,
+            predictions,
+            model_info,
+            log_dropped,
+            shed,
+            reloads,
+        }
+    }
+
+    /// The Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        if prometheus_client::encoding::text::encode(&mut text, &self.registry).is_err() {
+            text.clear();
+        }
+        text
+    }
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
