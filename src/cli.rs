@@ -87,6 +87,12 @@ pub struct QuickstartArgs {
     /// Where results go.
     #[arg(long, default_value = "churn-out/quickstart")]
     pub out: PathBuf,
+    /// Stop before serving the trained model.
+    #[arg(long)]
+    pub no_serve: bool,
+    /// Address to serve on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: std::net::SocketAddr,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -358,7 +364,7 @@ pub struct ImportArgs {
     pub out: PathBuf,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Default, Args)]
 pub struct ServeArgs {
     /// Settings file (TOML; any key of the server's settings, e.g. max_batch, admin_token).
     #[arg(long)]

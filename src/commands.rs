@@ -384,6 +384,20 @@ fn quickstart(ui: &Ui, args: &QuickstartArgs) -> Result<ExitCode> {
             dir.join("report.html").display()
         );
     }
+    if args.no_serve {
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("\n== 7. serve the trained gbdt model (Ctrl-C to stop)");
+    println!(
+        "try:  curl -s http://{}/v1/models   and   POST /v1/predict (see README)",
+        args.addr
+    );
+    serve(&ServeArgs {
+        models: Some(args.out.join("models")),
+        champion: Some("churn-gbdt".into()),
+        addr: Some(args.addr),
+        ..Default::default()
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -344,7 +344,7 @@ fn simulate_rejects_bad_parameters_clearly() {
 #[test]
 fn quickstart_runs_on_the_committed_sample() {
     let out = tempfile::tempdir().expect("tempdir");
-    let result = churn(&["quickstart", "--out", path_str(out.path())]);
+    let result = churn(&["quickstart", "--no-serve", "--out", path_str(out.path())]);
     assert!(result.status.success(), "{}", text(&result.stderr));
     let stdout = text(&result.stdout);
     assert!(

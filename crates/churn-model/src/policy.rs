@@ -33,6 +33,9 @@ pub struct Suggestion {
     pub propensity: f64,
 }
 
+/// The action that means "do nothing".
+pub const NO_ACTION: &str = "none";
+
 /// A rule that turns a scored learner into a suggested intervention.
 pub trait Policy: Send + Sync {
     /// `name@version`, as logged with each suggestion.
@@ -199,6 +202,3 @@ mod tests {
         assert_eq!((off.action.as_str(), off.propensity), ("a", 1.0));
     }
 }
-
-/// The action that means "do nothing".
-pub const NO_ACTION: &str = "none";

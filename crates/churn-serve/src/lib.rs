@@ -179,10 +179,11 @@ impl App {
             tracing::warn!("connections still open after the grace period; closing them");
         }
         drop(self.router);
-        if let Ok(mut state) = Arc::try_unwrap(self.state) {
-            if let Some(log) = state.log.as_mut() {
-                log.close();
-            }
+        // The last reference closes the log (its Drop writes what is queued).
+        if let Ok(mut state) = Arc::try_unwrap(self.state)
+            && let Some(log) = state.log.as_mut()
+        {
+            log.close();
         }
         Ok(())
     }

@@ -252,6 +252,15 @@ fn login(ts: &str) -> Value {
     json!({"ts": ts, "event_type": "login"})
 }
 
+/// A bad request: name, request, expected status, error code and field.
+type Case = (
+    &'static str,
+    Request<Body>,
+    StatusCode,
+    &'static str,
+    Option<String>,
+);
+
 #[tokio::test]
 async fn every_bad_input_gets_a_4xx_json_error_naming_the_field() {
     let mut config = config();
@@ -271,7 +280,7 @@ async fn every_bad_input_gets_a_4xx_json_error_naming_the_field() {
     let bad = StatusCode::BAD_REQUEST;
     let unprocessable = StatusCode::UNPROCESSABLE_ENTITY;
     let f0 = |name: &str| Some(format!("instances[0].features.{name}"));
-    let cases: Vec<(&str, Request<Body>, StatusCode, &str, Option<String>)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "malformed",
             post("/v1/predict", "{\"instances\": ["),

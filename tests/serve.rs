@@ -1,0 +1,463 @@
+//! `churn serve` over a real socket: the same answers as `churn predict`,
+//! model swaps under load without a failed request, slow clients cut off,
+//! the prediction log written without learner data.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use churn_core::{NO_COURSE, format_timestamp, parse_timestamp};
+use churn_data::{LoadOptions, load_dir};
+use churn_serve::{App, ServeConfig};
+use serde_json::{Value, json};
+
+/// A server on an ephemeral port, stopped when dropped.
+struct Server {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Server {
+    fn start(config: ServeConfig) -> Server {
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async move {
+                let app = App::build(config).expect("server starts");
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind");
+                addr_tx
+                    .send(listener.local_addr().expect("addr"))
+                    .expect("send");
+                app.serve(listener, async {
+                    let _ = stopped.await;
+                })
+                .await
+                .expect("serve");
+            });
+        });
+        let addr = addr_rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("listening");
+        Server {
+            addr,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            thread.join().expect("server thread");
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// One HTTP/1.1 request on its own connection: (status, body).
+fn http(addr: SocketAddr, method: &str, path: &str, headers: &[&str], body: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for h in headers {
+        request.push_str(h);
+        request.push_str("\r\n");
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes()).expect("write");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    (
+        status,
+        if chunked {
+            dechunk(body)
+        } else {
+            body.to_owned()
+        },
+    )
+}
+
+/// Undoes chunked transfer encoding.
+fn dechunk(body: &str) -> String {
+    let mut out = String::new();
+    let mut rest = body;
+    while let Some((size, tail)) = rest.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 || tail.len() < n {
+            break;
+        }
+        out.push_str(&tail[..n]);
+        rest = tail[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+fn predict(addr: SocketAddr, body: &Value) -> (u16, Value) {
+    let (status, text) = http(
+        addr,
+        "POST",
+        "/v1/predict",
+        &["Content-Type: application/json"],
+        &body.to_string(),
+    );
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(json!({"raw": text})),
+    )
+}
+
+fn churn_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_churn")
+}
+
+/// Raw instances (profile + events up to `as_of`) of the sample's learners.
+fn raw_instances(as_of: &str) -> (Vec<Value>, PathBuf, tempfile::TempDir) {
+    let now = parse_timestamp("2026-07-01T00:00:00Z").expect("time");
+    let dataset = load_dir(Path::new("data"), &LoadOptions { now })
+        .expect("sample")
+        .dataset;
+    let t = parse_timestamp(as_of).expect("as_of");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let courses = dir.path().join("courses.csv");
+    let mut csv = String::from("course_id,lessons\n");
+    for c in &dataset.courses {
+        csv.push_str(&format!("{},{}\n", c.id, c.lessons));
+    }
+    std::fs::write(&courses, csv).expect("courses.csv");
+    let mut events: Vec<Vec<&churn_core::Event>> = vec![Vec::new(); dataset.learners.len()];
+    for e in dataset.events.iter().filter(|e| e.ts <= t) {
+        events[e.learner as usize].push(e);
+    }
+    let number = |v: f64| if v.is_nan() { Value::Null } else { json!(v) };
+    let instances = dataset
+        .learners
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.signup_at <= t)
+        .map(|(i, l)| {
+            let mut own = events[i].clone();
+            own.sort_by_key(|e| e.ts);
+            let events: Vec<Value> = own
+                .iter()
+                .map(|e| {
+                    json!({
+                        "ts": format_timestamp(e.ts),
+                        "event_type": e.event_type.as_str(),
+                        "course_id": (e.course != NO_COURSE).then(|| dataset.courses[e.course as usize].id.clone()),
+                        "duration_s": number(e.duration_s), "score": number(e.score), "amount": number(e.amount),
+                        "latency_ms": number(e.latency_ms), "stalls": number(e.stalls),
+                    })
+                })
+                .collect();
+            json!({
+                "learner_id": l.id, "as_of": as_of,
+                "profile": {"signup_at": format_timestamp(l.signup_at), "plan": l.plan.as_str(),
+                            "acquisition_channel": l.acquisition_channel, "device": l.device},
+                "events": events,
+            })
+        })
+        .collect();
+    (instances, courses, dir)
+}
+
+fn config(models: &Path) -> ServeConfig {
+    ServeConfig {
+        models: models.to_owned(),
+        ..ServeConfig::default()
+    }
+}
+
+#[test]
+fn predictions_over_http_equal_churn_predict() {
+    let as_of = "2026-05-01T00:00:00Z";
+    let out = tempfile::tempdir().expect("tempdir");
+    let csv_path = out.path().join("predictions.csv");
+    let status = Command::new(churn_bin())
+        .args([
+            "--quiet",
+            "predict",
+            "--model",
+            "churn-gbdt",
+            "--data",
+            "data",
+            "--as-of",
+            as_of,
+        ])
+        .args(["--now", "2026-07-01T00:00:00Z", "--out"])
+        .arg(&csv_path)
+        .arg("--work")
+        .arg(out.path().join("work"))
+        .status()
+        .expect("churn predict");
+    assert!(status.success());
+    let mut reader = csv::Reader::from_path(&csv_path).expect("csv");
+    let expected: std::collections::HashMap<String, (f64, String, String)> = reader
+        .records()
+        .map(|r| {
+            let r = r.expect("row");
+            (
+                r[0].to_owned(),
+                (
+                    r[2].parse().expect("p"),
+                    r[5].to_owned(),
+                    r[r.len() - 3].to_owned(),
+                ),
+            )
+        })
+        .collect();
+
+    let (instances, courses, _dir) = raw_instances(as_of);
+    let mut config = config(Path::new("models"));
+    config.courses = Some(courses);
+    let server = Server::start(config);
+    let mut compared = 0;
+    for chunk in instances.chunks(200) {
+        let (status, value) = predict(server.addr, &json!({"instances": chunk, "top_k": 3}));
+        assert_eq!(status, 200, "{value}");
+        for p in value["predictions"].as_array().expect("predictions") {
+            let id = p["learner_id"].as_str().expect("id");
+            // churn predict scores active learners only; the server scores whoever it is asked about.
+            let Some((probability, factor, action)) = expected.get(id) else {
+                continue;
+            };
+            let ours = p["churn_probability"].as_f64().expect("p");
+            assert!(
+                (ours - probability).abs() <= 5e-7,
+                "{id}: {ours} vs {probability}"
+            );
+            assert_eq!(
+                p["top_factors"][0]["feature"].as_str().unwrap_or(""),
+                factor,
+                "{id}"
+            );
+            assert_eq!(
+                p["suggested_action"]["action"].as_str().expect("action"),
+                action,
+                "{id}"
+            );
+            compared += 1;
+        }
+    }
+    assert_eq!(
+        compared,
+        expected.len(),
+        "every learner of predictions.csv compared"
+    );
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read_dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).expect("copy");
+        }
+    }
+}
+
+fn features_instance(id: &str) -> Value {
+    let mut features = serde_json::Map::new();
+    for f in churn_features::NUMERIC {
+        features.insert(f.name.into(), json!(1.0));
+    }
+    for f in churn_features::CATEGORICAL {
+        features.insert(f.name.into(), Value::Null);
+    }
+    json!({"learner_id": id, "features": features})
+}
+
+#[test]
+fn models_swap_under_load_without_a_failed_request() {
+    let models = tempfile::tempdir().expect("tempdir");
+    copy_dir(Path::new("models"), models.path());
+    // A broken model: its model.bin truncated.
+    let gbdt = churn_model::artifact::resolve("churn-gbdt", models.path()).expect("committed");
+    let broken = models.path().join("churn-broken").join("v1");
+    copy_dir(&gbdt, &broken);
+    let bin = std::fs::read(broken.join("model.bin")).expect("model.bin");
+    std::fs::write(broken.join("model.bin"), &bin[..bin.len() / 2]).expect("truncate");
+
+    let token = "admin-token-for-the-reload-test";
+    let mut config = config(models.path());
+    config.admin_token = Some(token.into());
+    let log = models.path().join("log/predictions.jsonl");
+    config.prediction_log = Some(log.clone());
+    let mut server = Server::start(config);
+    let addr = server.addr;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (done, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let clients: Vec<_> = (0..2)
+        .map(|c| {
+            let (stop, done, failed) = (stop.clone(), done.clone(), failed.clone());
+            std::thread::spawn(move || {
+                let mut i = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let (status, value) = predict(
+                        addr,
+                        &json!({"instances": [features_instance(&format!("c{c}-{i}"))]}),
+                    );
+                    if status == 200 && value["predictions"][0]["churn_probability"].is_number() {
+                        done.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                    i += 1;
+                }
+            })
+        })
+        .collect();
+    let auth = format!("Authorization: Bearer {token}");
+    let reload = |champion: &str| {
+        http(
+            addr,
+            "POST",
+            "/v1/admin/reload",
+            &["Content-Type: application/json", &auth],
+            &json!({"champion": champion}).to_string(),
+        )
+    };
+    for k in 0..20 {
+        let champion = if k % 2 == 0 {
+            "churn-logistic"
+        } else {
+            "churn-gbdt"
+        };
+        let (status, body) = reload(champion);
+        assert_eq!(status, 200, "reload {k}: {body}");
+        let (_, value) = predict(addr, &json!({"instances": [features_instance("probe")]}));
+        assert_eq!(
+            value["predictions"][0]["model"]["name"], champion,
+            "swap {k} took effect"
+        );
+    }
+    let (status, body) = reload("churn-broken");
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body.contains("reload_failed") && body.contains("model.bin"),
+        "{body}"
+    );
+    let (status, value) = predict(addr, &json!({"instances": [features_instance("after")]}));
+    assert_eq!(status, 200);
+    assert_eq!(
+        value["predictions"][0]["model"]["name"], "churn-gbdt",
+        "the old model keeps serving"
+    );
+
+    std::thread::sleep(Duration::from_millis(200));
+    stop.store(true, Ordering::Relaxed);
+    for client in clients {
+        client.join().expect("client");
+    }
+    assert_eq!(
+        failed.load(Ordering::Relaxed),
+        0,
+        "no request failed during the swaps"
+    );
+    assert!(
+        done.load(Ordering::Relaxed) > 20,
+        "the clients kept sending"
+    );
+    let (_, metrics) = http(addr, "GET", "/metrics", &[], "");
+    assert!(
+        metrics.contains("churn_reloads_total{route=\"ok\"} 20"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("churn_reloads_total{route=\"refused\"} 1"));
+
+    server.stop();
+    let text = std::fs::read_to_string(&log).expect("prediction log");
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    assert!(lines.len() > 20);
+    for line in &lines {
+        for key in [
+            "time",
+            "request_id",
+            "learner_id",
+            "model",
+            "churn_probability",
+            "top_factors",
+            "suggested_action",
+        ] {
+            assert!(line.get(key).is_some(), "log line lacks {key}: {line}");
+        }
+        assert!(
+            line.get("features").is_none() && line.get("events").is_none(),
+            "no learner data in the log"
+        );
+        assert!(line["suggested_action"]["propensity"].is_number());
+    }
+}
+
+#[test]
+fn a_slow_client_is_cut_off_while_others_are_served() {
+    let mut config = config(Path::new("models"));
+    config.header_timeout_ms = 300;
+    let server = Server::start(config);
+    let mut slow = TcpStream::connect(server.addr).expect("connect");
+    slow.write_all(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\n")
+        .expect("partial headers");
+    let (status, _) = predict(
+        server.addr,
+        &json!({"instances": [features_instance("L1")]}),
+    );
+    assert_eq!(status, 200, "others are served meanwhile");
+    slow.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut buffer = Vec::new();
+    let started = std::time::Instant::now();
+    let _ = slow.read_to_end(&mut buffer);
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "the server closed the slow connection"
+    );
+    let text = String::from_utf8_lossy(&buffer);
+    assert!(
+        text.is_empty() || text.starts_with("HTTP/1.1 408"),
+        "{text}"
+    );
+    let (status, _) = http(server.addr, "GET", "/healthz", &[], "");
+    assert_eq!(status, 200);
+}
