@@ -305,8 +305,16 @@ fn score_all(
         let learner = api::learner_id(instance, i)?;
         let (role, served) = deployment.route(learner);
         let input = api::instance_input(served, instance, i, &state.catalogue, &state.config)?;
-        let (prediction, line) =
-            score_one(served, role, learner, &input, request.top_k, request_id)?;
+        let logging = state.log.is_some();
+        let (prediction, line) = score_one(
+            served,
+            role,
+            learner,
+            &input,
+            request.top_k,
+            request_id,
+            logging,
+        )?;
         state
             .telemetry
             .predictions
@@ -315,7 +323,7 @@ fn score_all(
                 role: role.name().to_owned(),
             })
             .inc();
-        if state.log.is_some() {
+        if let Some(line) = line {
             log_lines.push(line);
         }
         out.push(prediction);
@@ -335,7 +343,8 @@ fn score_one(
     input: &OwnedInput,
     top_k: usize,
     request_id: &str,
-) -> Result<(Value, String), ApiError> {
+    logging: bool,
+) -> Result<(Value, Option<String>), ApiError> {
     let categories = input.categories();
     let model_input = churn_model::Input {
         numeric: &input.numeric,
@@ -363,7 +372,8 @@ fn score_one(
             e.to_string(),
         )
     })?;
-    let log = json!({
+    let log = logging.then(|| {
+        json!({
         "time": churn_core::format_timestamp(now_ms()),
         "request_id": request_id,
         "learner_id": learner,
@@ -373,7 +383,8 @@ fn score_one(
         "top_factors": answer.top_factors.iter().map(|f| json!({"feature": f.feature, "contribution": f.contribution})).collect::<Vec<_>>(),
         "suggested_action": answer.suggested_action,
     })
-    .to_string();
+        .to_string()
+    });
     if let Value::Object(map) = &mut value {
         map.insert("learner_id".into(), json!(learner));
         map.insert("model".into(), model);
