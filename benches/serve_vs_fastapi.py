@@ -139,7 +139,7 @@ def main() -> int:
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     peer = subprocess.Popen([sys.executable, "-m", "uvicorn", "peer_fastapi:app", "--port", str(PEER),
                              "--workers", str(args.workers), "--log-level", "warning"],
-                            cwd=ROOT / "benches", env={**os.environ, "CHURN_PEER_MODEL": str(model_txt)},
+                            cwd=ROOT / "benches", env={**os.environ, "CHURN_PEER_MODEL": str(model_txt), "OMP_NUM_THREADS": "1"},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_ready(OURS)
