@@ -272,6 +272,19 @@ pub struct SnapshotArgs {
     pub data_end: Option<String>,
 }
 
+impl Default for SnapshotArgs {
+    /// Every 14 days with a 30-day horizon, bounds from the data (the flags' defaults).
+    fn default() -> Self {
+        SnapshotArgs {
+            from: None,
+            to: None,
+            every: "14d".into(),
+            horizon: "30d".into(),
+            data_end: None,
+        }
+    }
+}
+
 /// Which model artifact to use.
 #[derive(Debug, Clone, Args)]
 pub struct ModelSource {

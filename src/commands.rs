@@ -316,13 +316,7 @@ fn quickstart(ui: &Ui, args: &QuickstartArgs) -> Result<ExitCode> {
         &FeaturesArgs {
             data: args.data.clone(),
             out: args.out.join("features/table.parquet"),
-            snapshots: SnapshotArgs {
-                from: None,
-                to: None,
-                every: "14d".into(),
-                horizon: "30d".into(),
-                data_end: None,
-            },
+            snapshots: SnapshotArgs::default(),
             strict: false, // step 1 already refused a sample with rejects
             now: None,
             partitions: std::num::NonZeroUsize::MIN,

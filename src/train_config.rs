@@ -66,13 +66,7 @@ fn defaults() -> TrainSettings {
         seed: 42,
         work: "churn-out/train".into(),
         now: None,
-        snapshots: SnapshotArgs {
-            from: None,
-            to: None,
-            every: "14d".into(),
-            horizon: "30d".into(),
-            data_end: None,
-        },
+        snapshots: SnapshotArgs::default(),
         logistic: LogisticSettings {
             c: config.logistic_c,
         },

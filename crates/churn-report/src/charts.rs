@@ -5,6 +5,7 @@
 //! font file is embedded (plotters' bitmap backends would need one).
 
 use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
@@ -86,6 +87,58 @@ fn compact(svg: String) -> String {
         .replace(" opacity=\"1\"", "")
 }
 
+type Root<'a> = DrawingArea<SVGBackend<'a>, Shift>;
+
+/// Draws on a fresh SVG canvas of `style`'s size and returns the document.
+fn render(
+    title: &str,
+    style: Style,
+    draw: impl FnOnce(&Root<'_>) -> Result<(), String>,
+) -> Result<String, ReportError> {
+    let fail = fail(title);
+    let mut svg = String::new();
+    {
+        let root =
+            SVGBackend::with_string(&mut svg, (style.width, style.height)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| fail(e.to_string()))?;
+        draw(&root).map_err(&fail)?;
+        root.present().map_err(|e| fail(e.to_string()))?;
+    }
+    Ok(compact(svg))
+}
+
+type RowChart<'a, 'b> =
+    ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// A chart with one horizontal row per item (row 0 on top), names drawn by
+/// [`draw_row_names`], and `x` as the value axis.
+fn row_chart<'a, 'b>(
+    root: &'a Root<'b>,
+    title: &str,
+    x_label: &str,
+    x: std::ops::Range<f64>,
+    rows: usize,
+) -> Result<RowChart<'a, 'b>, String> {
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, (FONT, 17))
+        .margin(14)
+        .x_label_area_size(42)
+        .y_label_area_size(NAME_AREA)
+        .build_cartesian_2d(x, -0.5..rows as f64 - 0.5)
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .disable_y_mesh()
+        .y_labels(0)
+        .x_desc(x_label)
+        .light_line_style(RGBColor(238, 238, 238))
+        .label_style((FONT, 12))
+        .axis_desc_style((FONT, 13))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    Ok(chart)
+}
+
 /// Keeps at most [`MAX_POINTS`] points, evenly spaced by index, always the last.
 fn thin(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
     if points.len() <= MAX_POINTS {
@@ -116,19 +169,10 @@ impl LineChart {
     pub fn svg(&self) -> Result<String, ReportError> {
         check_range(&self.title, "x", self.x_range)?;
         check_range(&self.title, "y", self.y_range)?;
-        let fail = fail(&self.title);
-        let mut svg = String::new();
-        {
-            let root = SVGBackend::with_string(&mut svg, (self.style.width, self.style.height))
-                .into_drawing_area();
-            root.fill(&WHITE).map_err(|e| fail(e.to_string()))?;
-            self.draw(&root).map_err(&fail)?;
-            root.present().map_err(|e| fail(e.to_string()))?;
-        }
-        Ok(compact(svg))
+        render(&self.title, self.style, |root| self.draw(root))
     }
 
-    fn draw(&self, root: &DrawingArea<SVGBackend<'_>, Shift>) -> Result<(), String> {
+    fn draw(&self, root: &Root<'_>) -> Result<(), String> {
         let err = |e: &dyn std::fmt::Display| e.to_string();
         let mut chart = ChartBuilder::on(root)
             .caption(&self.title, (FONT, 17))
@@ -216,7 +260,7 @@ const NAME_AREA: u32 = 200;
 
 /// Writes row names right-aligned just left of the plot, at each row's height.
 fn draw_row_names(
-    root: &DrawingArea<SVGBackend<'_>, Shift>,
+    root: &Root<'_>,
     names: impl Iterator<Item = (String, (i32, i32))>,
 ) -> Result<(), String> {
     let style = TextStyle::from((FONT, 12).into_font()).pos(Pos::new(HPos::Right, VPos::Center));
@@ -236,50 +280,25 @@ impl BarChart {
             return Err(fail("no positive bar to draw".into()));
         }
         let n = self.bars.len();
-        let mut svg = String::new();
-        {
-            let root = SVGBackend::with_string(&mut svg, (self.style.width, self.style.height))
-                .into_drawing_area();
-            root.fill(&WHITE).map_err(|e| fail(e.to_string()))?;
-            let draw = || -> Result<(), String> {
-                let mut chart = ChartBuilder::on(&root)
-                    .caption(&self.title, (FONT, 17))
-                    .margin(14)
-                    .x_label_area_size(42)
-                    .y_label_area_size(NAME_AREA)
-                    .build_cartesian_2d(0.0..max * 1.05, -0.5..n as f64 - 0.5)
-                    .map_err(|e| e.to_string())?;
-                chart
-                    .configure_mesh()
-                    .disable_y_mesh()
-                    .y_labels(0)
-                    .x_desc(self.x_label.as_str())
-                    .light_line_style(RGBColor(238, 238, 238))
-                    .label_style((FONT, 12))
-                    .axis_desc_style((FONT, 13))
-                    .draw()
-                    .map_err(|e| e.to_string())?;
-                let row = |i: usize| (n - 1 - i) as f64;
-                chart
-                    .draw_series(self.bars.iter().enumerate().map(|(i, (_, v))| {
-                        Rectangle::new(
-                            [(0.0, row(i) - 0.36), (v.max(0.0), row(i) + 0.36)],
-                            PALETTE[0].filled(),
-                        )
-                    }))
-                    .map_err(|e| e.to_string())?;
-                draw_row_names(
-                    &root,
-                    self.bars
-                        .iter()
-                        .enumerate()
-                        .map(|(i, (name, _))| (name.clone(), chart.backend_coord(&(0.0, row(i))))),
-                )
-            };
-            draw().map_err(&fail)?;
-            root.present().map_err(|e| fail(e.to_string()))?;
-        }
-        Ok(compact(svg))
+        render(&self.title, self.style, |root| {
+            let mut chart = row_chart(root, &self.title, &self.x_label, 0.0..max * 1.05, n)?;
+            let row = |i: usize| (n - 1 - i) as f64;
+            chart
+                .draw_series(self.bars.iter().enumerate().map(|(i, (_, v))| {
+                    Rectangle::new(
+                        [(0.0, row(i) - 0.36), (v.max(0.0), row(i) + 0.36)],
+                        PALETTE[0].filled(),
+                    )
+                }))
+                .map_err(|e| e.to_string())?;
+            draw_row_names(
+                root,
+                self.bars
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (name, _))| (name.clone(), chart.backend_coord(&(0.0, row(i))))),
+            )
+        })
     }
 }
 
@@ -355,63 +374,38 @@ impl Beeswarm {
         let pad = ((high - low) * 0.05).max(1e-6);
         let (low, high) = (low.min(0.0) - pad, high.max(0.0) + pad);
         let n = self.rows.len();
-        let mut svg = String::new();
-        {
-            let root = SVGBackend::with_string(&mut svg, (self.style.width, self.style.height))
-                .into_drawing_area();
-            root.fill(&WHITE).map_err(|e| fail(e.to_string()))?;
-            let draw = || -> Result<(), String> {
-                let mut chart = ChartBuilder::on(&root)
-                    .caption(&self.title, (FONT, 17))
-                    .margin(14)
-                    .x_label_area_size(42)
-                    .y_label_area_size(NAME_AREA)
-                    .build_cartesian_2d(low..high, -0.5..n as f64 - 0.5)
-                    .map_err(|e| e.to_string())?;
+        render(&self.title, self.style, |root| {
+            let mut chart = row_chart(root, &self.title, &self.x_label, low..high, n)?;
+            chart
+                .draw_series(std::iter::once(PathElement::new(
+                    vec![(0.0, -0.5), (0.0, n as f64 - 0.5)],
+                    REFERENCE,
+                )))
+                .map_err(|e| e.to_string())?;
+            let row_y = |i: usize| (n - 1 - i) as f64;
+            for (i, row) in self.rows.iter().enumerate() {
+                let points: Vec<(f64, Option<f64>)> = row
+                    .points
+                    .iter()
+                    .copied()
+                    .filter(|p| p.0.is_finite())
+                    .collect();
+                let xs: Vec<f64> = points.iter().map(|p| p.0).collect();
+                let offsets = swarm_offsets(&xs, low, high, 120, 0.4);
                 chart
-                    .configure_mesh()
-                    .disable_y_mesh()
-                    .y_labels(0)
-                    .x_desc(self.x_label.as_str())
-                    .light_line_style(RGBColor(238, 238, 238))
-                    .label_style((FONT, 12))
-                    .axis_desc_style((FONT, 13))
-                    .draw()
+                    .draw_series(points.iter().zip(&offsets).map(|(&(x, rank), dy)| {
+                        Circle::new((x, row_y(i) + dy), 2, value_color(rank).mix(0.8).filled())
+                    }))
                     .map_err(|e| e.to_string())?;
-                chart
-                    .draw_series(std::iter::once(PathElement::new(
-                        vec![(0.0, -0.5), (0.0, n as f64 - 0.5)],
-                        REFERENCE,
-                    )))
-                    .map_err(|e| e.to_string())?;
-                let row_y = |i: usize| (n - 1 - i) as f64;
-                for (i, row) in self.rows.iter().enumerate() {
-                    let points: Vec<(f64, Option<f64>)> = row
-                        .points
-                        .iter()
-                        .copied()
-                        .filter(|p| p.0.is_finite())
-                        .collect();
-                    let xs: Vec<f64> = points.iter().map(|p| p.0).collect();
-                    let offsets = swarm_offsets(&xs, low, high, 120, 0.4);
-                    chart
-                        .draw_series(points.iter().zip(&offsets).map(|(&(x, rank), dy)| {
-                            Circle::new((x, row_y(i) + dy), 2, value_color(rank).mix(0.8).filled())
-                        }))
-                        .map_err(|e| e.to_string())?;
-                }
-                draw_row_names(
-                    &root,
-                    self.rows
-                        .iter()
-                        .enumerate()
-                        .map(|(i, r)| (r.name.clone(), chart.backend_coord(&(low, row_y(i))))),
-                )
-            };
-            draw().map_err(&fail)?;
-            root.present().map_err(|e| fail(e.to_string()))?;
-        }
-        Ok(compact(svg))
+            }
+            draw_row_names(
+                root,
+                self.rows
+                    .iter()
+                    .enumerate()
+                    .map(|(i, r)| (r.name.clone(), chart.backend_coord(&(low, row_y(i))))),
+            )
+        })
     }
 }
 
