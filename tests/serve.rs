@@ -461,3 +461,42 @@ fn a_slow_client_is_cut_off_while_others_are_served() {
     let (status, _) = http(server.addr, "GET", "/healthz", &[], "");
     assert_eq!(status, 200);
 }
+
+#[test]
+fn a_new_version_in_the_models_directory_is_picked_up_by_the_watcher() {
+    let models = tempfile::tempdir().expect("tempdir");
+    copy_dir(Path::new("models"), models.path());
+    let mut config = config(models.path());
+    config.watch_seconds = 1;
+    let server = Server::start(config);
+    let version = |addr| {
+        let (_, value) = predict(addr, &json!({"instances": [features_instance("w")]}));
+        value["predictions"][0]["model"]["version"]
+            .as_str()
+            .expect("version")
+            .to_owned()
+    };
+    let before = version(server.addr);
+    // A newer version: the same artifact under a later directory name, with its card saying so.
+    let current = churn_model::artifact::resolve("churn-gbdt", models.path()).expect("committed");
+    let newer = models
+        .path()
+        .join("churn-gbdt")
+        .join("29990101T000000Z-000000");
+    copy_dir(&current, &newer);
+    let card = std::fs::read_to_string(newer.join("model.json")).expect("card");
+    std::fs::write(
+        newer.join("model.json"),
+        card.replace(&before, "29990101T000000Z-000000"),
+    )
+    .expect("card");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while version(server.addr) == before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the watcher did not reload"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(version(server.addr), "29990101T000000Z-000000");
+}
