@@ -500,3 +500,35 @@ fn a_new_version_in_the_models_directory_is_picked_up_by_the_watcher() {
     }
     assert_eq!(version(server.addr), "29990101T000000Z-000000");
 }
+
+#[test]
+fn shutdown_lets_the_request_in_flight_finish() {
+    let mut config = config(Path::new("models"));
+    config.max_batch = 20_000;
+    config.max_body_bytes = 64 << 20;
+    let mut server = Server::start(config);
+    let instances: Vec<Value> = (0..20_000)
+        .map(|i| features_instance(&format!("L{i}")))
+        .collect();
+    let body = json!({"instances": instances}).to_string();
+    let addr = server.addr;
+    let started = std::time::Instant::now();
+    let client = std::thread::spawn(move || {
+        http(
+            addr,
+            "POST",
+            "/v1/predict",
+            &["Content-Type: application/json"],
+            &body,
+        )
+    });
+    // The request is on the wire and being scored (it takes far longer than this).
+    std::thread::sleep(Duration::from_millis(150));
+    server.stop();
+    let (status, text) = client.join().expect("client");
+    assert_eq!(status, 200, "the in-flight request was answered, not cut");
+    let value: Value = serde_json::from_str(&text).expect("JSON");
+    assert_eq!(value["predictions"].as_array().map(Vec::len), Some(20_000));
+    assert!(started.elapsed() > Duration::from_millis(150));
+    assert!(TcpStream::connect(addr).is_err(), "no longer accepting");
+}
