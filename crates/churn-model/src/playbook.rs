@@ -314,6 +314,9 @@ impl Playbook {
                 "no data".into()
             } else if v.fract() == 0.0 && v.abs() < 1e15 {
                 format!("{v:.0}")
+            } else if v.abs() >= 1.0 {
+                // "21.6 days", "137.4 ms": a person reads one decimal.
+                format!("{v:.1}")
             } else {
                 format!("{v:.2}")
             }
