@@ -100,6 +100,13 @@ fn from_churn_data(ui: &Ui, settings: &TrainSettings, data: &Path) -> Result<Pre
         "every": snapshots.every,
         "horizon": snapshots.horizon,
         "split": split.describe(plan.horizon()),
+        // The catalogue the features were computed with: the server computes
+        // completion_rate for raw-event requests from it.
+        "courses": dataset
+            .courses
+            .iter()
+            .map(|c| serde_json::json!([c.id, c.lessons]))
+            .collect::<Vec<_>>(),
     });
     Ok(Prepared {
         table,

@@ -243,12 +243,24 @@ fn predictions_over_http_equal_churn_predict() {
         .collect();
 
     let (instances, courses, _dir) = raw_instances(as_of);
-    let mut config = config(Path::new("models"));
-    config.courses = Some(courses);
-    let server = Server::start(config);
+    // The model card's catalogue (the courses it was trained with) is enough …
+    let server = Server::start(config(Path::new("models")));
+    compare_with_predict(server.addr, &instances, &expected);
+    // … and a catalogue file does the same.
+    let mut with_file = config(Path::new("models"));
+    with_file.courses = Some(courses);
+    let server = Server::start(with_file);
+    compare_with_predict(server.addr, &instances, &expected);
+}
+
+fn compare_with_predict(
+    addr: SocketAddr,
+    instances: &[Value],
+    expected: &std::collections::HashMap<String, (f64, String, String)>,
+) {
     let mut compared = 0;
     for chunk in instances.chunks(200) {
-        let (status, value) = predict(server.addr, &json!({"instances": chunk, "top_k": 3}));
+        let (status, value) = predict(addr, &json!({"instances": chunk, "top_k": 3}));
         assert_eq!(status, 200, "{value}");
         for p in value["predictions"].as_array().expect("predictions") {
             let id = p["learner_id"].as_str().expect("id");

@@ -158,7 +158,6 @@ pub fn instance_input(
     served: &Served,
     instance: &Value,
     i: usize,
-    catalogue: &Catalogue,
     config: &ServeConfig,
 ) -> Result<OwnedInput, ApiError> {
     let at = format!("instances[{i}]");
@@ -182,7 +181,7 @@ pub fn instance_input(
                 ),
             ));
         }
-        return raw(map, &at, catalogue, config);
+        return raw(map, &at, &served.catalogue, config);
     }
     Err(ApiError::field(
         &at,
@@ -405,7 +404,7 @@ fn raw(
                     return Err(ApiError::field(
                         join(&e_at, "course_id"),
                         format!(
-                            "unknown course {id:?}: give its lessons in \"courses\" or start the server with a course catalogue"
+                            "unknown course {id:?}: not in the model's catalogue; give its lessons in \"courses\" or start the server with --courses"
                         ),
                     ));
                 }

@@ -62,10 +62,6 @@ impl App {
         config.check()?;
         let deployment =
             state::load_deployment(&config, &config.champion, config.challenger.as_deref())?;
-        let catalogue = match &config.courses {
-            Some(path) => state::Catalogue::read(path)?,
-            None => state::Catalogue::default(),
-        };
         let telemetry = telemetry::Telemetry::new();
         let log = config
             .prediction_log
@@ -83,7 +79,6 @@ impl App {
         let state = Arc::new(state::AppState {
             config,
             deployment: ArcSwap::from_pointee(deployment),
-            catalogue,
             telemetry,
             log,
             reload: tokio::sync::Mutex::new(()),

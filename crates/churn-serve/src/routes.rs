@@ -304,7 +304,7 @@ fn score_all(
     for (i, instance) in request.instances.iter().enumerate() {
         let learner = api::learner_id(instance, i)?;
         let (role, served) = deployment.route(learner);
-        let input = api::instance_input(served, instance, i, &state.catalogue, &state.config)?;
+        let input = api::instance_input(served, instance, i, &state.config)?;
         let logging = state.log.is_some();
         let (prediction, line) = score_one(
             served,

@@ -40,6 +40,9 @@ pub struct Served {
     pub index: HashMap<String, usize>,
     /// The model card as JSON (served by `/v1/models/{name}`).
     pub card: serde_json::Value,
+    /// Course id → lessons for raw-event instances: the configured catalogue,
+    /// else the one the model was trained with (its card's `training.courses`).
+    pub catalogue: Catalogue,
 }
 
 impl Served {
@@ -105,6 +108,24 @@ pub struct Catalogue {
 }
 
 impl Catalogue {
+    /// The catalogue a model card records (`training.courses`: `[[id, lessons], …]`); empty when absent.
+    pub fn from_card(training: &serde_json::Value) -> Self {
+        let mut catalogue = Catalogue::default();
+        for pair in training["courses"].as_array().into_iter().flatten() {
+            if let (Some(id), Some(lessons)) = (pair[0].as_str(), pair[1].as_u64())
+                && !catalogue.index.contains_key(id)
+            {
+                catalogue
+                    .index
+                    .insert(id.to_owned(), catalogue.lessons.len() as u32);
+                catalogue
+                    .lessons
+                    .push(u32::try_from(lessons).unwrap_or(u32::MAX));
+            }
+        }
+        catalogue
+    }
+
     /// Reads a CSV with `course_id` and `lessons` columns (the data contract's courses.csv).
     pub fn read(path: &Path) -> Result<Self, ServeError> {
         let fail = |m: String| ServeError::Config(format!("courses {}: {m}", path.display()));
@@ -139,7 +160,6 @@ impl Catalogue {
 pub struct AppState {
     pub config: ServeConfig,
     pub deployment: ArcSwap<Deployment>,
-    pub catalogue: Catalogue,
     pub telemetry: Telemetry,
     pub log: Option<PredictionLog>,
     /// One reload at a time.
@@ -162,12 +182,17 @@ pub fn load_served(config: &ServeConfig, reference: &str) -> Result<Served, Serv
         .collect();
     let card = serde_json::to_value(&artifact.card)
         .map_err(|e| ServeError::Config(format!("model card: {e}")))?;
+    let catalogue = match &config.courses {
+        Some(path) => Catalogue::read(path)?,
+        None => Catalogue::from_card(&artifact.card.training),
+    };
     Ok(Served {
         artifact,
         policy,
         reads_churn_features,
         index,
         card,
+        catalogue,
     })
 }
 
@@ -199,6 +224,41 @@ pub fn load_deployment(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn catalogues_come_from_a_csv_or_the_model_card() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("courses.csv");
+        std::fs::write(&path, "course_id,title,lessons\nC1,a,12\nC2,b,7\n").unwrap();
+        let csv = Catalogue::read(&path).unwrap();
+        assert_eq!(csv.lessons[csv.index["C2"] as usize], 7);
+        std::fs::write(&path, "course_id,lessons\nC1,12\nC1,3\n").unwrap();
+        let err = Catalogue::read(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("courses.csv") && err.contains("twice"),
+            "{err}"
+        );
+        std::fs::write(&path, "course_id,lessons\nC1,many\n").unwrap();
+        assert!(
+            Catalogue::read(&path)
+                .unwrap_err()
+                .to_string()
+                .contains("row 1")
+        );
+
+        let card = serde_json::json!({"courses": [["C1", 12], ["C2", 7], ["C1", 3]]});
+        let from_card = Catalogue::from_card(&card);
+        assert_eq!(
+            from_card.lessons,
+            vec![12, 7],
+            "the first entry of a repeated id wins"
+        );
+        assert!(
+            Catalogue::from_card(&serde_json::json!({}))
+                .index
+                .is_empty()
+        );
+    }
 
     #[test]
     fn buckets_are_uniform_and_stable() {
