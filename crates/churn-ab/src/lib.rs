@@ -1,0 +1,20 @@
+//! The statistics of retention experiments (DESIGN.md "A/B evaluation of
+//! interventions"): per-arm churn rates with Wilson intervals, each arm
+//! against control (difference with Newcombe's interval, pooled two-proportion
+//! z-test, Holm adjustment across arms), sample-ratio mismatch, and planning.
+//!
+//! Every function matches statsmodels / scipy on committed fixtures
+//! (`fixtures/make_fixtures.py`, `tests/reference.rs`).
+//!
+//! Still to come (issue 7): CUPED, effects by risk decile, uplift models with
+//! Qini/AUUC, policy values (IPW, SNIPW, DR) and the `churn ab` command.
+
+pub mod stats;
+
+/// What can go wrong computing a statistic.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AbError {
+    #[error("{0}")]
+    Invalid(String),
+}

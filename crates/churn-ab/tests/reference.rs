@@ -1,0 +1,112 @@
+//! Every statistic against statsmodels / scipy on committed fixtures
+//! (`fixtures/make_fixtures.py`).
+
+use churn_ab::stats;
+use serde_json::Value;
+
+fn fixtures() -> Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/stats.json");
+    serde_json::from_str(&std::fs::read_to_string(path).expect("fixtures/stats.json"))
+        .expect("JSON")
+}
+
+fn close(ours: f64, theirs: &Value, tolerance: f64, what: &str) {
+    let theirs = theirs
+        .as_f64()
+        .unwrap_or_else(|| panic!("{what}: not a number"));
+    assert!(
+        (ours - theirs).abs() <= tolerance * theirs.abs().max(1.0),
+        "{what}: ours {ours} statsmodels {theirs}"
+    );
+}
+
+#[test]
+fn wilson_newcombe_and_z_test_match_statsmodels() {
+    let f = fixtures();
+    let cases = f["proportions"].as_array().expect("cases");
+    assert!(cases.len() >= 90);
+    let mut z_tests = 0;
+    for c in cases {
+        let n = |k: &str| c[k].as_u64().expect("count");
+        let (k1, n1, k0, n0) = (n("k1"), n("n1"), n("k0"), n("n0"));
+        let alpha = c["alpha"].as_f64().expect("alpha");
+        let at = format!("{k1}/{n1} vs {k0}/{n0} at {alpha}");
+        let w = stats::wilson(k1, n1, alpha).expect("wilson");
+        close(w.low, &c["wilson"][0], 1e-9, &format!("wilson low {at}"));
+        close(w.high, &c["wilson"][1], 1e-9, &format!("wilson high {at}"));
+        let d = stats::newcombe(k1, n1, k0, n0, alpha).expect("newcombe");
+        close(
+            d.low,
+            &c["newcombe"][0],
+            1e-9,
+            &format!("newcombe low {at}"),
+        );
+        close(
+            d.high,
+            &c["newcombe"][1],
+            1e-9,
+            &format!("newcombe high {at}"),
+        );
+        match (
+            stats::two_proportion_z(k1, n1, k0, n0).expect("z"),
+            c.get("z"),
+        ) {
+            (Some(t), Some(z)) => {
+                close(t.statistic, &z[0], 1e-9, &format!("z {at}"));
+                close(t.p_value, &z[1], 1e-9, &format!("p {at}"));
+                z_tests += 1;
+            }
+            (None, None) => {}
+            (ours, theirs) => panic!("{at}: ours {ours:?}, statsmodels {theirs:?}"),
+        }
+    }
+    assert!(z_tests >= 80);
+}
+
+#[test]
+fn holm_srm_and_planning_match_statsmodels_and_scipy() {
+    let f = fixtures();
+    for c in f["holm"].as_array().expect("holm") {
+        let p: Vec<f64> = c["p"]
+            .as_array()
+            .expect("p")
+            .iter()
+            .map(|v| v.as_f64().expect("p"))
+            .collect();
+        let ours = stats::holm(&p).expect("holm");
+        for (i, value) in ours.iter().enumerate() {
+            close(*value, &c["adjusted"][i], 1e-12, "holm");
+        }
+    }
+    for c in f["srm"].as_array().expect("srm") {
+        let observed: Vec<u64> = c["observed"]
+            .as_array()
+            .expect("o")
+            .iter()
+            .map(|v| v.as_u64().expect("o"))
+            .collect();
+        let planned: Vec<f64> = c["planned"]
+            .as_array()
+            .expect("s")
+            .iter()
+            .map(|v| v.as_f64().expect("s"))
+            .collect();
+        let t = stats::sample_ratio_mismatch(&observed, &planned).expect("srm");
+        close(t.statistic, &c["chi2"], 1e-9, "srm chi2");
+        close(t.p_value, &c["p"], 1e-9, "srm p");
+    }
+    for c in f["plan"].as_array().expect("plan") {
+        let g = |k: &str| c[k].as_f64().expect("number");
+        let arms = c["arms"].as_u64().expect("arms") as usize;
+        close(
+            stats::cohens_h(g("baseline"), g("baseline") - g("mde")),
+            &c["h"],
+            1e-12,
+            "cohen's h",
+        );
+        let n =
+            stats::learners_per_arm(g("baseline"), g("mde"), 0.05, g("power"), arms).expect("plan");
+        // statsmodels solves with brentq to its default tolerance.
+        close(n, &c["n"], 1e-6, "learners per arm");
+    }
+}
