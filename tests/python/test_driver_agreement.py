@@ -8,23 +8,18 @@ log-odds), for each of the four drivers the playbook acts on. The mapping
 from features to drivers is the playbook's (benches/driver_agreement.py).
 """
 
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parents[2]
+from churn_cli import ROOT, churn
+
 sys.path.insert(0, str(ROOT / "benches"))
 
 import driver_agreement  # noqa: E402
 
 
-def churn(*args):
-    binary = os.environ.get("CHURN_BIN")
-    command = [binary] if binary else ["cargo", "run", "--release", "--quiet", "--"]
-    subprocess.run([*command, "--quiet", *args], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
 
 
 def test_top_factors_name_the_dominant_driver(tmp_path):

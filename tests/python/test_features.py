@@ -5,8 +5,6 @@ definitions with pandas; `churn features` must give the same rows, the same
 labels, the same categories and numbers equal to 1e-9 (NaN = NaN).
 """
 
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -14,18 +12,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from churn_cli import ROOT, churn
+
 sys.path.insert(0, str(ROOT / "benches"))
 
 import features_pandas  # noqa: E402
 
 
-def churn(*args):
-    # scripts/test.sh points CHURN_BIN at the binary `cargo test` built; `cargo run`
-    # would resolve features for the root package alone and rebuild polars.
-    binary = os.environ.get("CHURN_BIN")
-    command = [binary] if binary else ["cargo", "run", "--release", "--quiet", "--"]
-    subprocess.run([*command, "--quiet", *args], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
 
 
 def ours(data: Path, out: Path, every_days: int, horizon_days: int) -> pd.DataFrame:

@@ -9,26 +9,17 @@ raw events itself; its probabilities must equal LightGBM's on the table rows
 """
 
 import json
-import os
-import subprocess
 from pathlib import Path
 
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parents[2]
+from churn_cli import ROOT, churn
+
 CATEGORICAL = ["plan", "acquisition_channel", "device", "lifecycle_stage"]
 
 
-def churn(*args, capture=False):
-    binary = os.environ.get("CHURN_BIN")
-    command = [binary] if binary else ["cargo", "run", "--release", "--quiet", "--"]
-    result = subprocess.run(
-        [*command, "--quiet", *args], cwd=ROOT, check=True,
-        stdout=subprocess.PIPE if capture else subprocess.DEVNULL,
-    )
-    return result.stdout
 
 
 def test_imported_lightgbm_matches_lightgbm(tmp_path):
