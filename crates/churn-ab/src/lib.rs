@@ -9,6 +9,7 @@
 //! Still to come (issue 7): CUPED, effects by risk decile, uplift models with
 //! Qini/AUUC, policy values (IPW, SNIPW, DR) and the `churn ab` command.
 
+pub mod policy_value;
 pub mod stats;
 
 /// What can go wrong computing a statistic.

@@ -110,3 +110,52 @@ fn holm_srm_and_planning_match_statsmodels_and_scipy() {
         close(n, &c["n"], 1e-6, "learners per arm");
     }
 }
+
+#[test]
+fn ipw_snipw_and_dr_match_direct_numpy_formulas() {
+    use churn_ab::policy_value::{Bootstrap, Estimator, Logged, policy_churn};
+    let f = fixtures();
+    let v = &f["policy_value"];
+    let numbers = |key: &str| -> Vec<f64> {
+        v[key]
+            .as_array()
+            .expect(key)
+            .iter()
+            .map(|x| x.as_f64().expect(key))
+            .collect()
+    };
+    let arms = v["arms"].as_u64().expect("arms") as usize;
+    let arm = numbers("arm");
+    let propensity = numbers("propensity");
+    let churned = numbers("churned");
+    let log: Vec<Logged> = (0..arm.len())
+        .map(|i| Logged {
+            arm: arm[i] as usize,
+            propensity: propensity[i],
+            churned: churned[i] == 1.0,
+        })
+        .collect();
+    let target: Vec<usize> = numbers("target").iter().map(|&a| a as usize).collect();
+    let outcome = numbers("outcome");
+    let bootstrap = Bootstrap {
+        alpha: 0.05,
+        resamples: 400,
+        seed: 3,
+    };
+    for (estimator, key) in [
+        (Estimator::Ipw, "ipw"),
+        (Estimator::SelfNormalisedIpw, "snipw"),
+        (Estimator::DoublyRobust, "dr"),
+    ] {
+        let value = policy_churn(&log, &target, arms, Some(&outcome), estimator, bootstrap)
+            .expect("estimate");
+        close(value.estimate, &v[key], 1e-12, key);
+        assert!(
+            value.interval.low < value.estimate && value.estimate < value.interval.high,
+            "{key}: {value:?}"
+        );
+        let again = policy_churn(&log, &target, arms, Some(&outcome), estimator, bootstrap)
+            .expect("estimate");
+        assert_eq!(value, again, "{key}: the seed fixes the interval");
+    }
+}
