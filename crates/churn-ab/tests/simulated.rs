@@ -80,12 +80,11 @@ fn ipw_is_unbiased_and_covers_where_the_naive_rate_is_biased() {
     }
     let r = experiments;
     let (low, high) = acceptance_region(r);
-    for arm in 0..arms {
-        for (k, name) in ["IPW", "SNIPW"].iter().enumerate() {
+    for (name, counts) in ["IPW", "SNIPW"].iter().zip(&covered) {
+        for (arm, count) in counts.iter().enumerate() {
             assert!(
-                (low..=high).contains(&covered[k][arm]),
-                "{name}, arm {arm}: {} of {r} intervals cover the truth (acceptance {low}..={high})",
-                covered[k][arm]
+                (low..=high).contains(count),
+                "{name}, arm {arm}: {count} of {r} intervals cover the truth (acceptance {low}..={high})"
             );
         }
     }
