@@ -95,16 +95,16 @@ fn ipw_is_unbiased_and_covers_where_the_naive_rate_is_biased() {
         "naive control bias {}",
         mean(error[0][0])
     );
-    for arm in 0..arms {
+    for (arm, (ipw, snipw)) in error[1].iter().zip(&error[2]).enumerate() {
         assert!(
-            mean(error[2][arm]).abs() < 0.005,
+            mean(*snipw).abs() < 0.005,
             "SNIPW bias, arm {arm}: {}",
-            mean(error[2][arm])
+            mean(*snipw)
         );
         assert!(
-            mean(error[1][arm]).abs() < 0.01,
+            mean(*ipw).abs() < 0.01,
             "IPW bias, arm {arm}: {}",
-            mean(error[1][arm])
+            mean(*ipw)
         );
     }
     eprintln!(
