@@ -77,6 +77,11 @@ pub enum Command {
         after_help = "Examples:\n  churn serve --models models/ --addr 127.0.0.1:8080\n  CHURN_SERVE_ADMIN_TOKEN=... churn serve --champion churn-gbdt --challenger churn-logistic --challenger-share 0.1\n\nSettings: defaults < --config FILE < CHURN_SERVE_* environment < flags."
     )]
     Serve(ServeArgs),
+    /// Read out a retention experiment: churn by arm, effects against control, sample-ratio check.
+    #[command(
+        after_help = "Example:\n  churn ab --data data/ --out churn-out/ab\n  churn ab --data sim/ --experiment retention-2026 --allocation control=0.25 --allocation recall_coupon=0.25 ..."
+    )]
+    Ab(AbArgs),
 }
 
 #[derive(Debug, Args)]
@@ -418,4 +423,30 @@ pub struct ServeArgs {
     /// Requests handled at once; beyond, 503 + Retry-After.
     #[arg(long)]
     pub max_concurrency: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct AbArgs {
+    /// Data directory with learners, courses, events and assignments.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Experiment id (needed when the assignments hold several).
+    #[arg(long)]
+    pub experiment: Option<String>,
+    /// Outcome window after assignment: churned = no activity (or a cancellation) within it.
+    #[arg(long, default_value = "30d")]
+    pub horizon: String,
+    /// The control arm's name.
+    #[arg(long, default_value = "control")]
+    pub control: String,
+    /// Planned share of an arm, for the sample-ratio check (repeat per arm; default:
+    /// the logged propensities when constant per arm, else equal shares).
+    #[arg(long, value_name = "ARM=SHARE")]
+    pub allocation: Vec<String>,
+    /// Where ab.json, validation.json and rejects/ go.
+    #[arg(long, default_value = "churn-out/ab")]
+    pub out: PathBuf,
+    /// Reference time: later timestamps are rejected (RFC 3339; default: now).
+    #[arg(long)]
+    pub now: Option<String>,
 }

@@ -1,6 +1,7 @@
 //! `churn`: the command line. It parses arguments, validates them and wires
 //! the library crates together; the work lives in `crates/`.
 
+mod ab;
 mod cli;
 mod commands;
 mod scoring;

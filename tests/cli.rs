@@ -886,3 +886,79 @@ fn train_on_a_plain_table_rejects_bad_labels_and_splits_by_time_or_test_file() {
         text(&both.stderr)
     );
 }
+
+#[test]
+fn ab_reads_the_sample_experiment_exactly_as_the_simulator_drew_it() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "ab",
+            "--data",
+            "data",
+            "--out",
+            path_str(out.path()),
+            "--now",
+            NOW,
+        ];
+        args.extend_from_slice(extra);
+        churn(&args)
+    };
+    let result = run(&[]);
+    assert!(result.status.success(), "{}", text(&result.stderr));
+    let ab: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.path().join("ab.json")).expect("ab.json"),
+    )
+    .expect("JSON");
+    let truth: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string("data/truth.json").expect("truth.json"))
+            .expect("JSON");
+    // The outcome read back from the events is the outcome the simulator drew.
+    let arms = ab["readout"]["arms"].as_array().expect("arms");
+    for t in truth["experiment"]["arms"].as_array().expect("truth arms") {
+        let ours = arms
+            .iter()
+            .find(|a| a["arm"] == t["arm"])
+            .unwrap_or_else(|| panic!("arm {} missing", t["arm"]));
+        assert_eq!(ours["n"], t["n"], "{}", t["arm"]);
+        assert_eq!(ours["churned"], t["churned"], "{}", t["arm"]);
+    }
+    assert_eq!(ab["analysed"], ab["assigned"]);
+    assert_eq!(ab["readout"]["sample_ratio"]["mismatch"], false);
+    assert!(text(&result.stdout).contains("recall_coupon"));
+
+    // A skewed planned split is flagged; mistakes are named.
+    let skewed = run(&[
+        "--allocation",
+        "control=0.7",
+        "--allocation",
+        "recall_coupon=0.1",
+        "--allocation",
+        "foundational_course=0.1",
+        "--allocation",
+        "proactive_contact=0.1",
+    ]);
+    assert!(skewed.status.success());
+    assert!(
+        text(&skewed.stdout).contains("MISMATCH"),
+        "{}",
+        text(&skewed.stdout)
+    );
+    let unknown = run(&["--experiment", "nope"]);
+    assert!(
+        text(&unknown.stderr).contains("retention-2026"),
+        "{}",
+        text(&unknown.stderr)
+    );
+    let control = run(&["--control", "placebo"]);
+    assert!(
+        text(&control.stderr).contains("no \"placebo\" arm"),
+        "{}",
+        text(&control.stderr)
+    );
+    let allocation = run(&["--allocation", "coupon=1"]);
+    assert!(
+        text(&allocation.stderr).contains("no arm \"coupon\""),
+        "{}",
+        text(&allocation.stderr)
+    );
+}

@@ -6,10 +6,14 @@
 //! Every function matches statsmodels / scipy on committed fixtures
 //! (`fixtures/make_fixtures.py`, `tests/reference.rs`).
 //!
+//! [`readout`] assembles them for one experiment; [`policy_value`] estimates
+//! what a targeting policy would have done (IPW, SNIPW, DR).
+//!
 //! Still to come (issue 7): CUPED, effects by risk decile, uplift models with
-//! Qini/AUUC, policy values (IPW, SNIPW, DR) and the `churn ab` command.
+//! Qini/AUUC, the policy comparison, the HTML report.
 
 pub mod policy_value;
+pub mod readout;
 pub mod stats;
 
 /// What can go wrong computing a statistic.

@@ -186,6 +186,15 @@ impl<'a> Grouped<'a> {
         self.dataset
     }
 
+    /// Learner `l`'s events, sorted by time (empty for an unknown index).
+    pub fn events_of(&self, l: u32) -> &'a [Event] {
+        let l = l as usize;
+        match (self.starts.get(l), self.starts.get(l + 1)) {
+            (Some(&from), Some(&to)) => &self.dataset.events[from..to],
+            _ => &[],
+        }
+    }
+
     /// The examples of `learners` at the plan's as-of times, computed in
     /// parallel, one list per learner in the order given.
     pub fn examples(&self, learners: &[u32], plan: &SnapshotPlan) -> Vec<Vec<Example<'a>>> {
