@@ -74,6 +74,7 @@ pub fn ab(ui: &Ui, args: &AbArgs) -> Result<()> {
     // Outcomes by arm; learners without a label are counted, not dropped silently.
     let mut arms: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     let mut propensities: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    let mut scored: Vec<(String, bool, Option<f64>)> = Vec::new();
     let (mut gone, mut unlabelled) = (0usize, 0usize);
     let assigned_at = rows.first().map(|a| a.assigned_at);
     for a in &rows {
@@ -87,6 +88,7 @@ pub fn ab(ui: &Ui, args: &AbArgs) -> Result<()> {
                 if let Some(p) = a.propensity {
                     propensities.entry(a.arm.clone()).or_default().push(p);
                 }
+                scored.push((a.arm.clone(), churned, a.risk_score));
             }
             LabelStatus::NotEligible(_) => gone += 1,
             LabelStatus::Unlabelled => unlabelled += 1,
@@ -213,6 +215,46 @@ pub fn ab(ui: &Ui, args: &AbArgs) -> Result<()> {
             "note: propensities vary by learner (targeted assignment): the per-arm rates above compare different populations; give --allocation for the planned split"
         );
     }
+    // Who it helps: effects by decile of the risk score logged at assignment.
+    let deciles = if scored.iter().all(|s| s.2.is_some()) {
+        let index: HashMap<&str, usize> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.as_str(), i))
+            .collect();
+        let learners: Vec<(usize, bool, f64)> = scored
+            .iter()
+            .filter_map(|(arm, churned, risk)| {
+                Some((*index.get(arm.as_str())?, *churned, (*risk)?))
+            })
+            .collect();
+        let deciles = churn_ab::readout::by_risk_decile(&names, 0, &learners, 0.05)?;
+        println!("\nby decile of the logged risk score (difference vs control, pp):");
+        print!("{:<8} {:>13}", "decile", "risk");
+        for name in &names[1..] {
+            print!("  {name:>26}");
+        }
+        println!();
+        for d in &deciles {
+            print!("{:<8} {:>5.3}–{:<7.3}", d.decile, d.risk_low, d.risk_high);
+            for e in &d.effects {
+                match (e.difference, e.interval) {
+                    (Some(diff), Some((low, high))) => print!(
+                        "  {:>+7.1} [{:>+6.1}, {:>+6.1}]",
+                        100.0 * diff,
+                        100.0 * low,
+                        100.0 * high
+                    ),
+                    _ => print!("  {:>26}", "–"),
+                }
+            }
+            println!();
+        }
+        Some(deciles)
+    } else {
+        println!("\n(no risk score on every assignment: effects by risk decile need one)");
+        None
+    };
     let out = args.out.join("ab.json");
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
@@ -224,6 +266,7 @@ pub fn ab(ui: &Ui, args: &AbArgs) -> Result<()> {
         "horizon_days": horizon / churn_core::DAY_MS,
         "propensities_vary": varying,
         "readout": readout,
+        "by_risk_decile": deciles,
     });
     std::fs::write(&out, format!("{json:#}\n"))
         .with_context(|| format!("cannot write {}", out.display()))?;

@@ -924,6 +924,25 @@ fn ab_reads_the_sample_experiment_exactly_as_the_simulator_drew_it() {
     }
     assert_eq!(ab["analysed"], ab["assigned"]);
     assert_eq!(ab["readout"]["sample_ratio"]["mismatch"], false);
+    let deciles = ab["by_risk_decile"].as_array().expect("deciles");
+    assert_eq!(deciles.len(), 10);
+    let in_deciles: u64 = deciles
+        .iter()
+        .map(|d| {
+            d["control_n"].as_u64().expect("n")
+                + d["effects"]
+                    .as_array()
+                    .expect("effects")
+                    .iter()
+                    .map(|e| e["n"].as_u64().expect("n"))
+                    .sum::<u64>()
+        })
+        .sum();
+    assert_eq!(
+        Some(in_deciles),
+        ab["analysed"].as_u64(),
+        "every learner in one decile"
+    );
     assert!(text(&result.stdout).contains("recall_coupon"));
 
     // A skewed planned split is flagged; mistakes are named.

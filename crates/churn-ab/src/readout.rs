@@ -136,6 +136,97 @@ pub fn readout(
     })
 }
 
+/// One arm against control inside a risk decile.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DecileEffect {
+    pub arm: String,
+    pub n: u64,
+    pub churned: u64,
+    /// Arm rate − control rate in this decile; `None` when either side is empty.
+    pub difference: Option<f64>,
+    pub interval: Option<(f64, f64)>,
+}
+
+/// The learners of one risk decile.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Decile {
+    /// 1 = lowest risk.
+    pub decile: usize,
+    pub risk_low: f64,
+    pub risk_high: f64,
+    pub control_n: u64,
+    pub control_churned: u64,
+    pub effects: Vec<DecileEffect>,
+}
+
+/// Effects against control by decile of a risk score known at assignment:
+/// `learners` are `(arm index into names, churned, risk)`. Deciles hold equal
+/// numbers of learners (ties split by order).
+pub fn by_risk_decile(
+    names: &[String],
+    control: usize,
+    learners: &[(usize, bool, f64)],
+    alpha: f64,
+) -> Result<Vec<Decile>, AbError> {
+    if let Some(l) = learners
+        .iter()
+        .find(|l| l.0 >= names.len() || !l.2.is_finite())
+    {
+        return Err(AbError::Invalid(format!(
+            "a learner has arm {} of {} or a risk score of {}",
+            l.0,
+            names.len(),
+            l.2
+        )));
+    }
+    let mut order: Vec<usize> = (0..learners.len()).collect();
+    order.sort_by(|&a, &b| learners[a].2.total_cmp(&learners[b].2));
+    let n = order.len();
+    let mut deciles = Vec::new();
+    for d in 0..10 {
+        let members = &order[d * n / 10..(d + 1) * n / 10];
+        if members.is_empty() {
+            continue;
+        }
+        let mut counts = vec![(0u64, 0u64); names.len()];
+        for &i in members {
+            let (arm, churned, _) = learners[i];
+            counts[arm].0 += 1;
+            counts[arm].1 += u64::from(churned);
+        }
+        let (n0, k0) = counts[control];
+        let mut effects = Vec::new();
+        for (a, name) in names.iter().enumerate().filter(|(a, _)| *a != control) {
+            let (n1, k1) = counts[a];
+            let (difference, interval) = if n1 > 0 && n0 > 0 {
+                let ci = stats::newcombe(k1, n1, k0, n0, alpha)?;
+                (
+                    Some(k1 as f64 / n1 as f64 - k0 as f64 / n0 as f64),
+                    Some(pair(ci)),
+                )
+            } else {
+                (None, None)
+            };
+            effects.push(DecileEffect {
+                arm: name.clone(),
+                n: n1,
+                churned: k1,
+                difference,
+                interval,
+            });
+        }
+        deciles.push(Decile {
+            decile: d + 1,
+            risk_low: learners[members[0]].2,
+            risk_high: learners[members[members.len() - 1]].2,
+            control_n: n0,
+            control_churned: k0,
+            effects,
+        });
+    }
+    Ok(deciles)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,5 +258,24 @@ mod tests {
         .unwrap();
         assert!(skewed.sample_ratio.mismatch);
         assert!(readout(&names, &[(1, 0); 3], "placebo", &[1.0; 3], 0.05).is_err());
+    }
+
+    #[test]
+    fn deciles_split_by_risk_and_compare_within() {
+        let names: Vec<String> = ["control", "a"].map(String::from).to_vec();
+        // Risk i/100; arm alternates; the treated arm only helps the riskiest half.
+        let learners: Vec<(usize, bool, f64)> = (0..100)
+            .map(|i| {
+                let arm = i % 2;
+                let churned = if i >= 50 { arm == 0 } else { i % 4 == 0 };
+                (arm, churned, i as f64 / 100.0)
+            })
+            .collect();
+        let deciles = by_risk_decile(&names, 0, &learners, 0.05).unwrap();
+        assert_eq!(deciles.len(), 10);
+        assert_eq!((deciles[0].risk_low, deciles[9].risk_high), (0.0, 0.99));
+        assert_eq!(deciles[9].control_n + deciles[9].effects[0].n, 10);
+        assert_eq!(deciles[9].effects[0].difference, Some(-1.0));
+        assert!(by_risk_decile(&names, 0, &[(2, true, 0.5)], 0.05).is_err());
     }
 }
