@@ -461,10 +461,7 @@ fn import_lightgbm(args: &ImportArgs) -> Result<()> {
         churn_model::Scorer::Gbdt(m) => m.trees.len(),
         churn_model::Scorer::Logistic(_) => 0,
     };
-    let reads_churn_features = model
-        .schema
-        .expect(&churn_model::InputSchema::registry_features())
-        .is_ok();
+    let reads_churn_features = model.schema.reads_churn_features();
     let card_input = churn_model::CardInput {
         training: serde_json::json!({
             "mode": "imported_lightgbm",

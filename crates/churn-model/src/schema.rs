@@ -201,6 +201,12 @@ impl InputSchema {
         Ok(())
     }
 
+    /// Whether this schema reads exactly churn's own features (so inputs can
+    /// be computed from raw events by `churn_features::compute`).
+    pub fn reads_churn_features(&self) -> bool {
+        self.expect(&Self::registry_features()).is_ok()
+    }
+
     /// The registry's (name, kind) list, for [`Self::expect`].
     pub fn registry_features() -> Vec<(&'static str, Kind)> {
         churn_features::NUMERIC

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use churn_model::artifact::Artifact;
-use churn_model::{Explore, InputSchema, Playbook};
+use churn_model::{Explore, Playbook};
 
 use crate::ServeError;
 use crate::config::ServeConfig;
@@ -171,7 +171,7 @@ pub fn load_served(config: &ServeConfig, reference: &str) -> Result<Served, Serv
     let dir = churn_model::artifact::resolve(reference, &config.models)?;
     let artifact = churn_model::artifact::load(&dir)?;
     let schema = artifact.model.schema();
-    let reads_churn_features = schema.expect(&InputSchema::registry_features()).is_ok();
+    let reads_churn_features = schema.reads_churn_features();
     let playbook = churn_model::playbook::load(config.playbook.as_deref(), schema)?;
     let policy = Explore::new(playbook, config.epsilon, config.seed)?;
     let index = schema
