@@ -125,13 +125,6 @@ pub fn parse_predict(value: Value, config: &ServeConfig) -> Result<PredictReques
     Ok(PredictRequest { instances, top_k })
 }
 
-impl ApiError {
-    fn with_field(mut self, field: &str) -> Self {
-        self.field = Some(field.to_owned());
-        self
-    }
-}
-
 /// The learner id of instance `i`.
 pub fn learner_id(instance: &Value, i: usize) -> Result<&str, ApiError> {
     let at = format!("instances[{i}]");
@@ -322,8 +315,9 @@ fn raw(
         }
     };
 
-    // Courses named in the request extend (and override) the catalogue.
-    let mut lessons = catalogue.lessons.clone();
+    // Courses named in the request extend (and override) the catalogue; the
+    // catalogue is copied only for such a request.
+    let mut lessons = std::borrow::Cow::Borrowed(catalogue.lessons.as_slice());
     let mut extra = std::collections::HashMap::new();
     if let Some(courses) = map.get("courses") {
         let courses_at = join(at, "courses");
@@ -335,7 +329,7 @@ fn raw(
                     ApiError::field(join(&courses_at, id), "lessons must be a whole number")
                 })?;
             extra.insert(id.as_str(), lessons.len() as u32);
-            lessons.push(count as u32);
+            lessons.to_mut().push(count as u32);
         }
     }
 

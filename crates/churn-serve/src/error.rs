@@ -35,6 +35,12 @@ impl ApiError {
         }
     }
 
+    /// The same error, naming the request field at fault.
+    pub fn with_field(mut self, field: &str) -> Self {
+        self.field = Some(field.to_owned());
+        self
+    }
+
     pub fn body(&self) -> serde_json::Value {
         serde_json::json!({
             "error": {"code": self.code, "message": self.message, "field": self.field}

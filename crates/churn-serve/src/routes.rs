@@ -425,14 +425,7 @@ fn unknown_model(name: &str) -> ApiError {
         "unknown_model",
         format!("no model {name:?} is being served"),
     )
-    .with_field_name("name")
-}
-
-impl ApiError {
-    fn with_field_name(mut self, field: &str) -> Self {
-        self.field = Some(field.to_owned());
-        self
-    }
+    .with_field("name")
 }
 
 async fn model_card(State(state): Shared, Path(name): Path<String>) -> Response {
