@@ -227,9 +227,11 @@ async fn json_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<
     }
     let limit = state.config.max_body_bytes;
     let bytes = axum::body::to_bytes(body, limit).await.map_err(|e| {
-        let too_large = std::error::Error::source(&e)
-            .is_some_and(|s| s.to_string().contains("length limit"))
-            || e.to_string().contains("length limit");
+        let message = e.to_string();
+        let too_large = e
+            .into_inner()
+            .downcast_ref::<http_body_util::LengthLimitError>()
+            .is_some();
         if too_large {
             ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -240,7 +242,7 @@ async fn json_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<
             ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "bad_body",
-                format!("cannot read the body: {e}"),
+                format!("cannot read the body: {message}"),
             )
         }
     })?;
