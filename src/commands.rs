@@ -565,3 +565,20 @@ fn serve(args: &ServeArgs) -> Result<()> {
         Ok::<(), anyhow::Error>(())
     })
 }
+
+/// Writes `path` through a temporary file beside it and a rename, so a reader
+/// never sees half a file.
+pub fn write_atomically(
+    path: &Path,
+    write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> Result<()>,
+) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    let file =
+        std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+    let mut out = std::io::BufWriter::new(file);
+    write(&mut out).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::io::Write::flush(&mut out).with_context(|| format!("cannot write {}", tmp.display()))?;
+    drop(out);
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}

@@ -186,9 +186,19 @@ fn write_predictions(
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    let tmp = out.with_extension("csv.tmp");
-    let mut writer =
-        csv::Writer::from_path(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+    crate::commands::write_atomically(out, |w| {
+        write_predictions_csv(w, dataset, examples, answers, top_k)
+    })
+}
+
+fn write_predictions_csv(
+    w: &mut impl std::io::Write,
+    dataset: &churn_core::Dataset,
+    examples: &[Example<'_>],
+    answers: &[Answer],
+    top_k: usize,
+) -> Result<()> {
+    let mut writer = csv::Writer::from_writer(w);
     let mut header = vec![
         "learner_id".to_owned(),
         "as_of".into(),
@@ -229,11 +239,7 @@ fn write_predictions(
         ]);
         writer.write_record(&row)?;
     }
-    writer
-        .flush()
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-    drop(writer);
-    std::fs::rename(&tmp, out).with_context(|| format!("cannot write {}", out.display()))?;
+    writer.flush()?;
     Ok(())
 }
 

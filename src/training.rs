@@ -212,19 +212,12 @@ fn fit_and_save(ui: &Ui, settings: &TrainSettings, prepared: Prepared) -> Result
     )?;
     spinner.finish_and_clear();
     for dir in &written {
-        write_atomically(&dir.join("report.html"), html.as_bytes())?;
+        crate::commands::write_atomically(&dir.join("report.html"), |w| {
+            Ok(std::io::Write::write_all(w, html.as_bytes())?)
+        })?;
     }
     if let Some(dir) = written.first() {
         println!("report: {}", dir.join("report.html").display());
     }
     Ok(written)
-}
-
-/// Writes `bytes` to `path` through a temporary file and a rename, so a reader
-/// never sees half a file.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
 }
