@@ -159,3 +159,113 @@ fn ipw_snipw_and_dr_match_direct_numpy_formulas() {
         assert_eq!(value, again, "{key}: the seed fixes the interval");
     }
 }
+
+fn numbers(v: &Value, key: &str) -> Vec<f64> {
+    v[key]
+        .as_array()
+        .unwrap_or_else(|| panic!("{key}"))
+        .iter()
+        .map(|x| x.as_f64().unwrap_or_else(|| panic!("{key}")))
+        .collect()
+}
+
+#[test]
+fn qini_auuc_and_uplift_at_k_match_scikit_uplift() {
+    use churn_ab::uplift::{Scored, auuc, qini_coefficient, qini_curve, uplift_at_k, uplift_curve};
+    let f = fixtures();
+    let cases = f["uplift"].as_array().expect("uplift cases");
+    assert!(cases.len() >= 5);
+    for (c, case) in cases.iter().enumerate() {
+        let (score, treated, churned) = (
+            numbers(case, "score"),
+            numbers(case, "treated"),
+            numbers(case, "churned"),
+        );
+        let samples: Vec<Scored> = (0..score.len())
+            .map(|i| Scored {
+                uplift: score[i],
+                treated: treated[i] == 1.0,
+                retained: churned[i] == 0.0,
+            })
+            .collect();
+        let qini = qini_curve(&samples).expect("qini curve");
+        let uplift = uplift_curve(&samples).expect("uplift curve");
+        for (ours, x_key, y_key) in [
+            (&qini, "qini_x", "qini_y"),
+            (&uplift, "uplift_x", "uplift_y"),
+        ] {
+            let (x, y) = (numbers(case, x_key), numbers(case, y_key));
+            assert_eq!(ours.x, x, "case {c}: {x_key}");
+            assert_eq!(ours.y.len(), y.len(), "case {c}: {y_key}");
+            for (i, (a, b)) in ours.y.iter().zip(&y).enumerate() {
+                assert!(
+                    (a - b).abs() <= 1e-9 * b.abs().max(1.0),
+                    "case {c}: {y_key}[{i}] ours {a} sklift {b}"
+                );
+            }
+        }
+        close(
+            qini_coefficient(&samples).expect("qini"),
+            &case["qini_coefficient"],
+            1e-9,
+            "qini coefficient",
+        );
+        close(auuc(&samples).expect("auuc"), &case["auuc"], 1e-9, "auuc");
+        for at in case["at_k"].as_array().expect("at_k") {
+            let k = at["k"].as_f64().expect("k");
+            let by_group = at["strategy"] == "by_group";
+            let ours = uplift_at_k(&samples, k, by_group).expect("uplift at k");
+            close(
+                ours,
+                &at["value"],
+                1e-9,
+                &format!("case {c}: uplift at {k} ({})", at["strategy"]),
+            );
+        }
+    }
+}
+
+#[test]
+fn cuped_matches_its_numpy_formula() {
+    let f = fixtures();
+    for (c, case) in f["cuped"].as_array().expect("cuped").iter().enumerate() {
+        let (y1, x1, y0, x0) = (
+            numbers(case, "y1"),
+            numbers(case, "x1"),
+            numbers(case, "y0"),
+            numbers(case, "x0"),
+        );
+        let ours = stats::cuped((&y1, &x1), (&y0, &x0), 0.05).expect("cuped");
+        close(
+            ours.theta,
+            &case["theta"],
+            1e-9,
+            &format!("case {c}: theta"),
+        );
+        close(
+            ours.difference,
+            &case["difference"],
+            1e-9,
+            &format!("case {c}: difference"),
+        );
+        close(
+            ours.interval.low,
+            &case["interval"][0],
+            1e-9,
+            &format!("case {c}: low"),
+        );
+        close(
+            ours.interval.high,
+            &case["interval"][1],
+            1e-9,
+            &format!("case {c}: high"),
+        );
+        close(ours.p_value, &case["p"], 1e-9, &format!("case {c}: p"));
+        close(
+            ours.variance_reduction,
+            &case["variance_reduction"],
+            1e-9,
+            &format!("case {c}: variance reduction"),
+        );
+    }
+}
