@@ -15,6 +15,7 @@
 pub mod policy_value;
 pub mod readout;
 pub mod stats;
+pub mod targeting;
 pub mod uplift;
 
 /// What can go wrong computing a statistic.

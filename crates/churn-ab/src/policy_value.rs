@@ -6,6 +6,8 @@
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{RngExt, SeedableRng};
 
+use serde::Serialize;
+
 use crate::AbError;
 use crate::stats::Interval;
 
@@ -150,11 +152,7 @@ pub fn policy_churn(
             "the doubly robust estimator needs an outcome model".into(),
         ));
     }
-    if !(alpha > 0.0 && alpha < 1.0) || resamples < 10 {
-        return Err(AbError::Invalid(format!(
-            "need alpha in (0, 1) and at least 10 resamples, got {alpha} and {resamples}"
-        )));
-    }
+    check_bootstrap(&bootstrap)?;
     let scores = scores(log, policy, arms, outcome, estimator);
     let n = scores.len();
     let estimate = ratio(&scores, 0..n);
@@ -166,6 +164,14 @@ pub fn policy_churn(
         })
         .filter(|v| v.is_finite())
         .collect();
+    Ok(Value {
+        estimate,
+        interval: percentile_interval(&mut replicates, alpha),
+    })
+}
+
+/// The percentile interval of bootstrap replicates (linear interpolation, as numpy's default).
+fn percentile_interval(replicates: &mut [f64], alpha: f64) -> Interval {
     replicates.sort_by(f64::total_cmp);
     let quantile = |q: f64| {
         if replicates.is_empty() {
@@ -175,13 +181,202 @@ pub fn policy_churn(
         let (below, above) = (at.floor() as usize, at.ceil() as usize);
         replicates[below] + (replicates[above] - replicates[below]) * (at - below as f64)
     };
-    Ok(Value {
-        estimate,
-        interval: Interval {
-            low: quantile(alpha / 2.0),
-            high: quantile(1.0 - alpha / 2.0),
-        },
-    })
+    Interval {
+        low: quantile(alpha / 2.0),
+        high: quantile(1.0 - alpha / 2.0),
+    }
+}
+
+fn check_bootstrap(bootstrap: &Bootstrap) -> Result<(), AbError> {
+    if !(bootstrap.alpha > 0.0 && bootstrap.alpha < 1.0) || bootstrap.resamples < 10 {
+        return Err(AbError::Invalid(format!(
+            "need alpha in (0, 1) and at least 10 resamples, got {} and {}",
+            bootstrap.alpha, bootstrap.resamples
+        )));
+    }
+    Ok(())
+}
+
+/// What a churn prevented is worth and what each arm's treatment costs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Economics {
+    pub learner_value: f64,
+    /// Per arm, control (arm 0) included (usually 0).
+    pub costs: Vec<f64>,
+}
+
+/// A targeting policy to evaluate: an arm for every logged learner (arm 0 =
+/// control = no intervention). Choices must not depend on the learner's own
+/// outcome: scores from a model that saw the learner must be cross-fitted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Candidate {
+    pub name: String,
+    pub choices: Vec<usize>,
+}
+
+/// An estimate with its bootstrap interval.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Estimate {
+    pub estimate: f64,
+    pub low: f64,
+    pub high: f64,
+}
+
+/// One estimate per estimator.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ByEstimator {
+    pub ipw: Estimate,
+    pub snipw: Estimate,
+    pub dr: Estimate,
+}
+
+/// What a candidate policy would have done.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PolicyValue {
+    pub name: String,
+    /// The share of learners it treats (gives an arm other than control).
+    pub treated_share: f64,
+    /// The mean treatment cost per learner.
+    pub cost_per_learner: f64,
+    /// The churn rate it would have had.
+    pub churn: ByEstimator,
+    /// Net value per learner against treating no one: churn prevented ×
+    /// learner value − treatment cost.
+    pub net_value: ByEstimator,
+}
+
+const ESTIMATORS: [Estimator; 3] = [
+    Estimator::Ipw,
+    Estimator::SelfNormalisedIpw,
+    Estimator::DoublyRobust,
+];
+
+/// Evaluates every candidate on the same log with the three estimators.
+/// Bootstrap replicates resample learners once for all candidates, so the
+/// intervals of differences between policies are paired. `outcome` is the
+/// (cross-fitted) outcome model of [`check`]'s layout, needed by DR.
+pub fn compare(
+    log: &[Logged],
+    candidates: &[Candidate],
+    arms: usize,
+    outcome: &[f64],
+    economics: &Economics,
+    bootstrap: Bootstrap,
+) -> Result<Vec<PolicyValue>, AbError> {
+    check_bootstrap(&bootstrap)?;
+    if economics.costs.len() != arms
+        || !economics.learner_value.is_finite()
+        || economics.costs.iter().any(|c| !c.is_finite())
+    {
+        return Err(AbError::Invalid(format!(
+            "need a finite learner value and a finite cost for each of the {arms} arms"
+        )));
+    }
+    let none = vec![0usize; log.len()];
+    let mut all: Vec<&[usize]> = vec![&none];
+    for c in candidates {
+        check(log, &c.choices, arms, Some(outcome))
+            .map_err(|e| AbError::Invalid(format!("candidate {}: {e}", c.name)))?;
+        all.push(&c.choices);
+    }
+    check(log, &none, arms, Some(outcome))?;
+    // scores[policy][estimator]: per-learner (numerator, weight).
+    let scores: Vec<Vec<Vec<(f64, f64)>>> = all
+        .iter()
+        .map(|policy| {
+            ESTIMATORS
+                .iter()
+                .map(|&e| self::scores(log, policy, arms, Some(outcome), e))
+                .collect()
+        })
+        .collect();
+    let costs: Vec<Vec<f64>> = all
+        .iter()
+        .map(|policy| policy.iter().map(|&a| economics.costs[a]).collect())
+        .collect();
+    let n = log.len();
+    let value = economics.learner_value;
+    let net = |churn_none: f64, churn: f64, cost: f64| value * (churn_none - churn) - cost;
+    let point: Vec<[(f64, f64); 3]> = (0..all.len())
+        .map(|p| {
+            let cost = costs[p].iter().sum::<f64>() / n as f64;
+            std::array::from_fn(|e| {
+                let churn = ratio(&scores[p][e], 0..n);
+                let none = ratio(&scores[0][e], 0..n);
+                (churn, net(none, churn, cost))
+            })
+        })
+        .collect();
+    // replicates[policy][estimator] = (churn values, net values)
+    let mut replicates: Vec<[(Vec<f64>, Vec<f64>); 3]> = (0..all.len())
+        .map(|_| std::array::from_fn(|_| (Vec::new(), Vec::new())))
+        .collect();
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(bootstrap.seed);
+    let mut draws = vec![0usize; n];
+    for _ in 0..bootstrap.resamples {
+        for d in draws.iter_mut() {
+            *d = rng.random_range(0..n);
+        }
+        let none: [f64; 3] = std::array::from_fn(|e| ratio(&scores[0][e], draws.iter().copied()));
+        for p in 0..all.len() {
+            let cost = draws.iter().map(|&i| costs[p][i]).sum::<f64>() / n as f64;
+            for e in 0..3 {
+                let churn = ratio(&scores[p][e], draws.iter().copied());
+                let value = net(none[e], churn, cost);
+                if churn.is_finite() && value.is_finite() {
+                    replicates[p][e].0.push(churn);
+                    replicates[p][e].1.push(value);
+                }
+            }
+        }
+    }
+    let estimate = |point: f64, replicates: &mut Vec<f64>| {
+        let interval = percentile_interval(replicates, bootstrap.alpha);
+        Estimate {
+            estimate: point,
+            low: interval.low,
+            high: interval.high,
+        }
+    };
+    let mut out = Vec::with_capacity(all.len());
+    for (p, reps) in replicates.iter_mut().enumerate() {
+        let name = if p == 0 {
+            "treat_none".to_owned()
+        } else {
+            candidates[p - 1].name.clone()
+        };
+        let [ipw, snipw, dr] = reps;
+        out.push(PolicyValue {
+            name,
+            treated_share: all[p].iter().filter(|&&a| a != 0).count() as f64 / n as f64,
+            cost_per_learner: costs[p].iter().sum::<f64>() / n as f64,
+            churn: ByEstimator {
+                ipw: estimate(point[p][0].0, &mut ipw.0),
+                snipw: estimate(point[p][1].0, &mut snipw.0),
+                dr: estimate(point[p][2].0, &mut dr.0),
+            },
+            net_value: ByEstimator {
+                ipw: estimate(point[p][0].1, &mut ipw.1),
+                snipw: estimate(point[p][1].1, &mut snipw.1),
+                dr: estimate(point[p][2].1, &mut dr.1),
+            },
+        });
+    }
+    Ok(out)
+}
+
+/// The policy to roll out: the highest doubly robust net value (ties to the
+/// earlier, simpler candidate). `values` as [`compare`] returns them.
+pub fn recommend(values: &[PolicyValue]) -> Option<usize> {
+    values
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| v.net_value.dr.estimate.is_finite())
+        .fold(None, |best: Option<(usize, f64)>, (i, v)| match best {
+            Some((_, b)) if b >= v.net_value.dr.estimate => best,
+            _ => Some((i, v.net_value.dr.estimate)),
+        })
+        .map(|(i, _)| i)
 }
 
 #[cfg(test)]

@@ -269,3 +269,76 @@ fn cuped_matches_its_numpy_formula() {
         );
     }
 }
+
+#[test]
+fn net_values_match_direct_numpy_formulas() {
+    use churn_ab::policy_value::{Bootstrap, Candidate, Economics, Logged, compare};
+    let f = fixtures();
+    let v = &f["policy_value"];
+    let (arm, propensity, churned) = (
+        numbers(v, "arm"),
+        numbers(v, "propensity"),
+        numbers(v, "churned"),
+    );
+    let log: Vec<Logged> = (0..arm.len())
+        .map(|i| Logged {
+            arm: arm[i] as usize,
+            propensity: propensity[i],
+            churned: churned[i] == 1.0,
+        })
+        .collect();
+    let candidate = Candidate {
+        name: "target".into(),
+        choices: numbers(v, "target").iter().map(|&a| a as usize).collect(),
+    };
+    let economics = Economics {
+        learner_value: v["learner_value"].as_f64().expect("value"),
+        costs: numbers(v, "costs"),
+    };
+    let bootstrap = Bootstrap {
+        alpha: 0.05,
+        resamples: 200,
+        seed: 9,
+    };
+    let arms = v["arms"].as_u64().expect("arms") as usize;
+    let values = compare(
+        &log,
+        &[candidate],
+        arms,
+        &numbers(v, "outcome"),
+        &economics,
+        bootstrap,
+    )
+    .expect("compare");
+    assert_eq!(values[0].name, "treat_none");
+    let none = &values[0].net_value;
+    for e in [none.ipw, none.snipw, none.dr] {
+        assert_eq!(
+            e.estimate, 0.0,
+            "treating no one gains nothing by definition"
+        );
+    }
+    let target = &values[1];
+    close(target.churn.ipw.estimate, &v["ipw"], 1e-12, "ipw churn");
+    close(target.churn.dr.estimate, &v["dr"], 1e-12, "dr churn");
+    close(
+        target.net_value.ipw.estimate,
+        &v["net_value"]["ipw"],
+        1e-12,
+        "ipw net value",
+    );
+    close(
+        target.net_value.snipw.estimate,
+        &v["net_value"]["snipw"],
+        1e-12,
+        "snipw net value",
+    );
+    close(
+        target.net_value.dr.estimate,
+        &v["net_value"]["dr"],
+        1e-12,
+        "dr net value",
+    );
+    let dr = target.net_value.dr;
+    assert!(dr.low < dr.estimate && dr.estimate < dr.high, "{dr:?}");
+}
