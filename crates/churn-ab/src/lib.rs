@@ -12,6 +12,7 @@
 //! Still to come (issue 7): CUPED, effects by risk decile, uplift models with
 //! Qini/AUUC, the policy comparison, the HTML report.
 
+pub mod design;
 pub mod policy_value;
 pub mod readout;
 pub mod stats;

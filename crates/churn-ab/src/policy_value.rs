@@ -262,7 +262,7 @@ pub fn compare(
     outcome: &[f64],
     economics: &Economics,
     bootstrap: Bootstrap,
-) -> Result<Vec<PolicyValue>, AbError> {
+) -> Result<Comparison, AbError> {
     check_bootstrap(&bootstrap)?;
     if economics.costs.len() != arms
         || !economics.learner_value.is_finite()
@@ -313,22 +313,29 @@ pub fn compare(
         .collect();
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(bootstrap.seed);
     let mut draws = vec![0usize; n];
+    // paired[replicate][policy]: the DR net value, for the interval of differences.
+    let mut paired: Vec<Vec<f64>> = Vec::with_capacity(bootstrap.resamples);
     for _ in 0..bootstrap.resamples {
         for d in draws.iter_mut() {
             *d = rng.random_range(0..n);
         }
         let none: [f64; 3] = std::array::from_fn(|e| ratio(&scores[0][e], draws.iter().copied()));
+        let mut dr_net = Vec::with_capacity(all.len());
         for p in 0..all.len() {
             let cost = draws.iter().map(|&i| costs[p][i]).sum::<f64>() / n as f64;
             for e in 0..3 {
                 let churn = ratio(&scores[p][e], draws.iter().copied());
                 let value = net(none[e], churn, cost);
+                if e == 2 {
+                    dr_net.push(value);
+                }
                 if churn.is_finite() && value.is_finite() {
                     replicates[p][e].0.push(churn);
                     replicates[p][e].1.push(value);
                 }
             }
         }
+        paired.push(dr_net);
     }
     let estimate = |point: f64, replicates: &mut Vec<f64>| {
         let interval = percentile_interval(replicates, bootstrap.alpha);
@@ -362,16 +369,51 @@ pub fn compare(
             },
         });
     }
-    Ok(out)
+    let recommended = best_by_dr(&out, None);
+    let runner_up = recommended.and_then(|r| best_by_dr(&out, Some(r)));
+    let advantage = match (recommended, runner_up) {
+        (Some(r), Some(u)) => {
+            let mut differences: Vec<f64> = paired
+                .iter()
+                .map(|row| row[r] - row[u])
+                .filter(|d| d.is_finite())
+                .collect();
+            let interval = percentile_interval(&mut differences, bootstrap.alpha);
+            Some(Estimate {
+                estimate: out[r].net_value.dr.estimate - out[u].net_value.dr.estimate,
+                low: interval.low,
+                high: interval.high,
+            })
+        }
+        _ => None,
+    };
+    Ok(Comparison {
+        values: out,
+        recommended,
+        runner_up,
+        advantage,
+    })
 }
 
-/// The policy to roll out: the highest doubly robust net value (ties to the
-/// earlier, simpler candidate). `values` as [`compare`] returns them.
-pub fn recommend(values: &[PolicyValue]) -> Option<usize> {
+/// Every candidate's value and the one to roll out.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Comparison {
+    /// `treat_none` first, then the candidates in the order given.
+    pub values: Vec<PolicyValue>,
+    /// The highest doubly robust net value (ties to the earlier, simpler candidate).
+    pub recommended: Option<usize>,
+    /// The second highest.
+    pub runner_up: Option<usize>,
+    /// Recommended − runner-up net value per learner (DR), with its paired
+    /// bootstrap interval: when it includes 0 the data cannot tell them apart.
+    pub advantage: Option<Estimate>,
+}
+
+fn best_by_dr(values: &[PolicyValue], except: Option<usize>) -> Option<usize> {
     values
         .iter()
         .enumerate()
-        .filter(|(_, v)| v.net_value.dr.estimate.is_finite())
+        .filter(|(i, v)| v.net_value.dr.estimate.is_finite() && Some(*i) != except)
         .fold(None, |best: Option<(usize, f64)>, (i, v)| match best {
             Some((_, b)) if b >= v.net_value.dr.estimate => best,
             _ => Some((i, v.net_value.dr.estimate)),

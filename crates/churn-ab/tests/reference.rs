@@ -301,7 +301,7 @@ fn net_values_match_direct_numpy_formulas() {
         seed: 9,
     };
     let arms = v["arms"].as_u64().expect("arms") as usize;
-    let values = compare(
+    let comparison = compare(
         &log,
         &[candidate],
         arms,
@@ -310,6 +310,7 @@ fn net_values_match_direct_numpy_formulas() {
         bootstrap,
     )
     .expect("compare");
+    let values = &comparison.values;
     assert_eq!(values[0].name, "treat_none");
     let none = &values[0].net_value;
     for e in [none.ipw, none.snipw, none.dr] {

@@ -162,6 +162,21 @@ impl InputSchema {
             .map_or(f64::NAN, |i| i as f64)
     }
 
+    /// This schema as churn-gbdt's trainer reads it (names and kinds).
+    pub fn gbdt_schema(&self) -> churn_gbdt::Schema {
+        churn_gbdt::Schema {
+            names: self.names().map(str::to_owned).collect(),
+            kinds: self
+                .features
+                .iter()
+                .map(|f| match f.kind {
+                    Kind::Numeric => churn_gbdt::FeatureKind::Numeric,
+                    Kind::Categorical => churn_gbdt::FeatureKind::Categorical,
+                })
+                .collect(),
+        }
+    }
+
     /// The dense row a gbdt model reads: numbers, then category codes.
     pub fn encode_codes(&self, input: &Input<'_>, out: &mut Vec<f64>) {
         out.clear();

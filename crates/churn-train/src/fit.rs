@@ -1,9 +1,9 @@
 //! Fitting: gbdt (churn-gbdt), logistic (linfa-logistic) and calibration.
 
-use churn_gbdt::{FeatureKind, GbdtParams, Schema, TrainData, TrainLog};
+use churn_gbdt::{GbdtParams, TrainData, TrainLog};
+use churn_model::InputSchema;
 use churn_model::calibration::{Calibration, sigmoid};
 use churn_model::logistic::{DesignColumn, LogisticModel, Source};
-use churn_model::{InputSchema, Kind};
 use linfa::prelude::*;
 use linfa_logistic::LogisticRegression;
 use ndarray::{Array1, Array2};
@@ -40,17 +40,7 @@ pub fn fit_gbdt(
     progress: &mut dyn FnMut(usize),
 ) -> Result<(churn_gbdt::Model, TrainLog), TrainError> {
     let checked = params.clone().check().map_err(TrainError::Gbdt)?;
-    let gbdt_schema = Schema {
-        names: schema.names().map(str::to_owned).collect(),
-        kinds: schema
-            .features
-            .iter()
-            .map(|f| match f.kind {
-                Kind::Numeric => FeatureKind::Numeric,
-                Kind::Categorical => FeatureKind::Categorical,
-            })
-            .collect(),
-    };
+    let gbdt_schema = schema.gbdt_schema();
     let (x_train, y_train) = (gbdt_rows(table, schema, train), labels(table, train));
     let (x_valid, y_valid) = (gbdt_rows(table, schema, valid), labels(table, valid));
     let data = TrainData {
