@@ -1,44 +1,195 @@
-//! `churn ab`: the readout of one retention experiment from assignments and
-//! events (outcome = the churn label at `assigned_at`).
+//! `churn ab`: the readout of one retention experiment (outcome = the churn
+//! label at `assigned_at`, or the assignments' `churned` column), who it
+//! helps, and which targeting policy to roll out; `churn ab plan` sizes one.
 
 use std::collections::{BTreeMap, HashMap};
 
 use anyhow::{Context, Result, bail};
-use churn_core::{format_timestamp, parse_duration};
-use churn_features::label::{LabelStatus, label_status};
+use churn_ab::policy_value::{Bootstrap, Candidate, Economics, Logged, PolicyComparison};
+use churn_ab::readout::{Decile, Readout};
+use churn_ab::stats::Cuped;
+use churn_ab::uplift::{Curve, Learners, Scored, TLearner};
+use churn_core::{DAY_MS, Dataset, format_timestamp, parse_duration};
+use churn_features::FeatureRow;
+use churn_model::{Input, Policy};
+use churn_table::{Grouped, SnapshotSpec};
+use serde::Serialize;
 
-use crate::cli::AbArgs;
-use crate::commands::{Ui, load_and_report, reference_time};
+use crate::ab_report;
+use crate::cli::{AbArgs, AbCommand, ModelSource, PlanArgs};
+use crate::commands::{Ui, load_and_report, reference_time, write_atomically};
+
+/// One analysed learner.
+pub struct Unit<'d> {
+    pub arm: usize,
+    pub churned: bool,
+    pub propensity: Option<f64>,
+    pub risk_score: Option<f64>,
+    pub cost: Option<f64>,
+    pub features: FeatureRow<'d>,
+}
+
+/// The learners of one experiment with an outcome, and those left out.
+pub struct Experiment<'d> {
+    pub id: String,
+    /// Control first, then the treated arms by name.
+    pub names: Vec<String>,
+    pub units: Vec<Unit<'d>>,
+    pub assigned: usize,
+    pub already_gone: usize,
+    pub horizon_past_data: usize,
+    pub assigned_at: Vec<i64>,
+}
+
+/// Uplift of one treated arm against control, from cross-fitted models.
+#[derive(Debug, Serialize)]
+pub struct ArmUplift {
+    pub arm: String,
+    pub learners: usize,
+    pub qini_coefficient: f64,
+    pub auuc: f64,
+    /// Observed churn reduction among the top 10% / 30% by predicted uplift.
+    pub uplift_at_10: f64,
+    pub uplift_at_30: f64,
+    /// Mean predicted churn reduction.
+    pub mean_predicted: f64,
+    pub qini: Curve,
+}
+
+/// A CUPED-adjusted comparison.
+#[derive(Debug, Serialize)]
+pub struct CupedComparison {
+    pub arm: String,
+    pub difference: f64,
+    pub interval: (f64, f64),
+    pub p_value: f64,
+    pub theta: f64,
+    pub variance_reduction: f64,
+}
+
+impl CupedComparison {
+    fn new(arm: &str, c: Cuped) -> Self {
+        CupedComparison {
+            arm: arm.to_owned(),
+            difference: c.difference,
+            interval: (c.interval.low, c.interval.high),
+            p_value: c.p_value,
+            theta: c.theta,
+            variance_reduction: c.variance_reduction,
+        }
+    }
+}
+
+/// Everything `churn ab` found, as written to ab.json.
+#[derive(Serialize)]
+pub struct Analysis {
+    pub experiment: String,
+    pub assigned_at: Vec<String>,
+    pub assigned: usize,
+    pub analysed: usize,
+    pub excluded: BTreeMap<&'static str, usize>,
+    pub horizon_days: i64,
+    pub propensities_vary: bool,
+    pub readout: Readout,
+    pub cuped: Option<(String, Vec<CupedComparison>)>,
+    /// What ranks the deciles and the top-k% by risk policies.
+    pub risk_source: Option<String>,
+    pub by_risk_decile: Option<Vec<Decile>>,
+    pub uplift: Vec<ArmUplift>,
+    pub learner_value: f64,
+    pub costs: BTreeMap<String, f64>,
+    pub policies: Option<PolicyComparison>,
+    pub notes: Vec<String>,
+}
 
 pub fn ab(ui: &Ui, args: &AbArgs) -> Result<()> {
+    if let Some(AbCommand::Plan(plan_args)) = &args.command {
+        return plan(plan_args);
+    }
+    let data = args.data.as_ref().context("--data is required")?;
     let horizon = parse_duration(&args.horizon)
         .map_err(anyhow::Error::msg)
         .with_context(|| format!("--horizon {:?}", args.horizon))?;
-    let (mut dataset, _) = load_and_report(ui, &args.data, &args.out, reference_time(&args.now)?)?;
-    if dataset.assignments.is_empty() {
+    if !(args.learner_value.is_finite() && args.learner_value >= 0.0) {
         bail!(
-            "{} has no assignments table: there is no experiment to read",
-            args.data.display()
+            "--learner-value {}: must be a non-negative number",
+            args.learner_value
         );
     }
-    let mut experiments: BTreeMap<&str, usize> = BTreeMap::new();
-    for a in &dataset.assignments {
-        *experiments.entry(a.experiment_id.as_str()).or_default() += 1;
+    let model = match &args.model {
+        Some(model) => Some(crate::scoring::load_feature_model(&ModelSource {
+            model: model.clone(),
+            models: args.models.clone(),
+        })?),
+        None => None,
+    };
+    let (mut dataset, _) = load_and_report(ui, data, &args.out, reference_time(&args.now)?)?;
+    let spinner = ui.spinner("outcomes and features at assignment");
+    let experiment = experiment(&mut dataset, args, horizon)?;
+    spinner.finish_and_clear();
+    let analysis = analyse(ui, args, &experiment, model.as_ref(), horizon)?;
+    ab_report::print(&analysis, &args.control);
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    let json_path = args.out.join("ab.json");
+    write_atomically(&json_path, |w| {
+        serde_json::to_writer_pretty(&mut *w, &analysis)?;
+        Ok(std::io::Write::write_all(w, b"\n")?)
+    })?;
+    let html_path = args.out.join("ab.html");
+    let html = ab_report::html(&analysis, &args.control)?;
+    write_atomically(&html_path, |w| {
+        Ok(std::io::Write::write_all(w, html.as_bytes())?)
+    })?;
+    println!("wrote {} and {}", json_path.display(), html_path.display());
+    Ok(())
+}
+
+fn plan(args: &PlanArgs) -> Result<()> {
+    let n = churn_ab::stats::learners_per_arm(
+        args.baseline_rate,
+        args.mde,
+        args.alpha,
+        args.power,
+        args.arms,
+    )
+    .map_err(anyhow::Error::msg)?;
+    let per_arm = n.ceil() as u64;
+    println!(
+        "{per_arm} learners per arm ({} in all with control and {} treated arm{}) detect a churn reduction from {:.1}% to {:.1}% with power {} at two-sided alpha {} ({} per comparison).",
+        per_arm * (args.arms as u64 + 1),
+        args.arms,
+        if args.arms == 1 { "" } else { "s" },
+        100.0 * args.baseline_rate,
+        100.0 * (args.baseline_rate - args.mde),
+        args.power,
+        args.alpha,
+        args.alpha / args.arms as f64
+    );
+    Ok(())
+}
+
+/// Chooses the experiment, checks its assignments and computes each learner's
+/// outcome and features at assignment.
+fn experiment<'d>(dataset: &'d mut Dataset, args: &AbArgs, horizon: i64) -> Result<Experiment<'d>> {
+    if dataset.assignments.is_empty() {
+        bail!("the data has no assignments table: there is no experiment to read");
     }
-    let experiment = match (&args.experiment, experiments.len()) {
-        (Some(id), _) if experiments.contains_key(id.as_str()) => id.clone(),
+    let mut experiments: BTreeMap<String, usize> = BTreeMap::new();
+    for a in &dataset.assignments {
+        *experiments.entry(a.experiment_id.clone()).or_default() += 1;
+    }
+    let listed = || experiments.keys().cloned().collect::<Vec<_>>().join(", ");
+    let id = match (&args.experiment, experiments.len()) {
+        (Some(id), _) if experiments.contains_key(id) => id.clone(),
         (Some(id), _) => bail!(
             "--experiment {id:?}: not in the assignments (found: {})",
-            experiments.keys().copied().collect::<Vec<_>>().join(", ")
+            listed()
         ),
-        (None, 1) => experiments
-            .keys()
-            .next()
-            .map(|k| (*k).to_owned())
-            .unwrap_or_default(),
+        (None, 1) => experiments.keys().next().cloned().unwrap_or_default(),
         (None, _) => bail!(
             "several experiments: choose one with --experiment ({})",
-            experiments.keys().copied().collect::<Vec<_>>().join(", ")
+            listed()
         ),
     };
     let data_end = dataset
@@ -47,13 +198,12 @@ pub fn ab(ui: &Ui, args: &AbArgs) -> Result<()> {
         .map(|e| e.ts)
         .max()
         .unwrap_or(i64::MIN);
-    let grouped = churn_table::Grouped::new(&mut dataset);
+    let grouped = Grouped::new(dataset);
     let dataset = grouped.dataset();
-
     let rows: Vec<_> = dataset
         .assignments
         .iter()
-        .filter(|a| a.experiment_id == experiment)
+        .filter(|a| a.experiment_id == id)
         .collect();
     let mut seen: HashMap<u32, usize> = HashMap::new();
     for a in &rows {
@@ -65,80 +215,151 @@ pub fn ab(ui: &Ui, args: &AbArgs) -> Result<()> {
         .min_by_key(|(l, _)| **l)
     {
         bail!(
-            "experiment {experiment}: learner {} is assigned {times} times ({} learners assigned more than once); one assignment per learner is needed",
+            "experiment {id}: learner {} is assigned {times} times ({} learners assigned more than once); one assignment per learner is needed",
             dataset.learners[learner as usize].id,
             seen.values().filter(|n| **n > 1).count()
         );
     }
-
-    // Outcomes by arm; learners without a label are counted, not dropped silently.
-    let mut arms: BTreeMap<String, (u64, u64)> = BTreeMap::new();
-    let mut propensities: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-    let mut scored: Vec<(String, bool, Option<f64>)> = Vec::new();
-    let (mut gone, mut unlabelled) = (0usize, 0usize);
-    let assigned_at = rows.first().map(|a| a.assigned_at);
-    for a in &rows {
-        let learner = &dataset.learners[a.learner as usize];
-        let events = grouped.events_of(a.learner);
-        match label_status(learner.signup_at, events, a.assigned_at, horizon, data_end) {
-            LabelStatus::Labelled { churned } => {
-                let entry = arms.entry(a.arm.clone()).or_default();
-                entry.0 += 1;
-                entry.1 += u64::from(churned);
-                if let Some(p) = a.propensity {
-                    propensities.entry(a.arm.clone()).or_default().push(p);
-                }
-                scored.push((a.arm.clone(), churned, a.risk_score));
-            }
-            LabelStatus::NotEligible(_) => gone += 1,
-            LabelStatus::Unlabelled => unlabelled += 1,
-        }
-    }
-    if !arms.contains_key(&args.control) {
+    let mut arm_names: Vec<String> = rows.iter().map(|a| a.arm.clone()).collect();
+    arm_names.sort();
+    arm_names.dedup();
+    if !arm_names.contains(&args.control) {
         bail!(
-            "experiment {experiment}: no {:?} arm (arms: {}); name the control arm with --control",
+            "experiment {id}: no {:?} arm (arms: {}); name the control arm with --control",
             args.control,
-            arms.keys().cloned().collect::<Vec<_>>().join(", ")
+            arm_names.join(", ")
         );
     }
-    // Control first, then the treated arms by name.
-    let mut names: Vec<String> = vec![args.control.clone()];
-    names.extend(arms.keys().filter(|k| **k != args.control).cloned());
-    let outcomes: Vec<(u64, u64)> = names.iter().map(|n| arms[n]).collect();
+    let mut names = vec![args.control.clone()];
+    names.extend(arm_names.into_iter().filter(|n| *n != args.control));
+    let index: HashMap<&str, usize> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), i))
+        .collect();
+
+    // One snapshot plan per assignment time.
+    let mut by_time: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
+    for (r, a) in rows.iter().enumerate() {
+        by_time.entry(a.assigned_at).or_default().push(r);
+    }
+    let mut units = Vec::with_capacity(rows.len());
+    let (mut already_gone, mut horizon_past_data) = (0, 0);
+    for (&t, members) in &by_time {
+        let plan = SnapshotSpec {
+            from: Some(t),
+            to: Some(t),
+            every: DAY_MS,
+            horizon,
+            data_end: Some(data_end),
+        }
+        .resolve_for_span(Some((t, data_end.max(t))))?;
+        let learners: Vec<u32> = members.iter().map(|&r| rows[r].learner).collect();
+        for (&r, examples) in members.iter().zip(grouped.examples(&learners, &plan)) {
+            let a = rows[r];
+            let Some(example) = examples.into_iter().next() else {
+                already_gone += 1;
+                continue;
+            };
+            let Some(churned) = a.churned.or(example.churned) else {
+                horizon_past_data += 1;
+                continue;
+            };
+            units.push(Unit {
+                arm: index[a.arm.as_str()],
+                churned,
+                propensity: a.propensity,
+                risk_score: a.risk_score,
+                cost: a.cost,
+                features: example.features,
+            });
+        }
+    }
+    if units.is_empty() {
+        bail!("experiment {id}: no assigned learner has an outcome yet");
+    }
+    Ok(Experiment {
+        id,
+        names,
+        units,
+        assigned: rows.len(),
+        already_gone,
+        horizon_past_data,
+        assigned_at: by_time.keys().copied().collect(),
+    })
+}
+
+/// `ARM=VALUE` items into a value per arm name, refusing unknown arms.
+fn per_arm(
+    items: &[String],
+    flag: &str,
+    names: &[String],
+    positive: bool,
+) -> Result<HashMap<String, f64>> {
+    let mut out = HashMap::new();
+    for item in items {
+        let Some((arm, value)) = item.split_once('=') else {
+            bail!("{flag} {item:?}: expected ARM=NUMBER");
+        };
+        let value: f64 = value
+            .parse()
+            .ok()
+            .filter(|v: &f64| v.is_finite() && if positive { *v > 0.0 } else { *v >= 0.0 })
+            .with_context(|| {
+                format!(
+                    "{flag} {item:?}: the number must be {}",
+                    if positive { "positive" } else { "non-negative" }
+                )
+            })?;
+        if !names.iter().any(|n| n == arm) {
+            bail!(
+                "{flag} {item:?}: no arm {arm:?} (arms: {})",
+                names.join(", ")
+            );
+        }
+        out.insert(arm.to_owned(), value);
+    }
+    Ok(out)
+}
+
+fn analyse(
+    ui: &Ui,
+    args: &AbArgs,
+    experiment: &Experiment<'_>,
+    model: Option<&churn_model::artifact::Artifact>,
+    horizon: i64,
+) -> Result<Analysis> {
+    let names = &experiment.names;
+    let units = &experiment.units;
+    let arms = names.len();
+    let mut notes = Vec::new();
+    let mut outcomes = vec![(0u64, 0u64); arms];
+    for u in units {
+        outcomes[u.arm].0 += 1;
+        outcomes[u.arm].1 += u64::from(u.churned);
+    }
 
     // The planned split: --allocation, else constant logged propensities, else equal.
+    let logged: Vec<Vec<f64>> = (0..arms)
+        .map(|a| {
+            units
+                .iter()
+                .filter(|u| u.arm == a)
+                .filter_map(|u| u.propensity)
+                .collect()
+        })
+        .collect();
+    let propensities_vary = logged.iter().any(|p| p.iter().any(|&q| q != p[0]));
     let planned: Vec<f64> = if args.allocation.is_empty() {
-        names
+        logged
             .iter()
-            .map(|n| {
-                let p = propensities.get(n).map(Vec::as_slice).unwrap_or(&[]);
-                match p.first() {
-                    Some(&first) if p.iter().all(|&q| q == first) => first,
-                    _ => 1.0,
-                }
+            .map(|p| match p.first() {
+                Some(&first) if p.iter().all(|&q| q == first) => first,
+                _ => 1.0,
             })
             .collect()
     } else {
-        let mut shares = HashMap::new();
-        for item in &args.allocation {
-            let Some((arm, share)) = item.split_once('=') else {
-                bail!("--allocation {item:?}: expected arm=share");
-            };
-            let share: f64 = share
-                .parse()
-                .ok()
-                .filter(|s: &f64| s.is_finite() && *s > 0.0)
-                .with_context(|| {
-                    format!("--allocation {item:?}: the share must be a positive number")
-                })?;
-            if !names.iter().any(|n| n == arm) {
-                bail!(
-                    "--allocation {item:?}: no arm {arm:?} (arms: {})",
-                    names.join(", ")
-                );
-            }
-            shares.insert(arm.to_owned(), share);
-        }
+        let shares = per_arm(&args.allocation, "--allocation", names, true)?;
         names
             .iter()
             .map(|n| {
@@ -149,127 +370,297 @@ pub fn ab(ui: &Ui, args: &AbArgs) -> Result<()> {
             })
             .collect::<Result<_>>()?
     };
-    let varying = propensities.values().any(|p| p.iter().any(|&q| q != p[0]));
-    let readout = churn_ab::readout::readout(&names, &outcomes, &args.control, &planned, 0.05)?;
+    if propensities_vary && args.allocation.is_empty() {
+        notes.push("propensities vary by learner (targeted assignment): the per-arm rates compare different populations; the policy values below weight by the logged propensities. Give --allocation for the planned split of the sample-ratio check.".into());
+    }
+    let readout = churn_ab::readout::readout(names, &outcomes, &args.control, &planned, 0.05)?;
 
-    let analysed: u64 = outcomes.iter().map(|o| o.0).sum();
-    println!(
-        "experiment {experiment} at {}: {} assigned = {analysed} with a {}-day outcome + {gone} already gone at assignment + {unlabelled} whose horizon runs past the data",
-        assigned_at.map(format_timestamp).unwrap_or_default(),
-        rows.len(),
-        horizon / churn_core::DAY_MS
-    );
-    println!(
-        "\n{:<22} {:>7} {:>8} {:>8}  95% interval",
-        "arm", "n", "churned", "rate"
-    );
-    for a in &readout.arms {
-        println!(
-            "{:<22} {:>7} {:>8} {:>7.1}%  [{:.1}%, {:.1}%]",
-            a.arm,
-            a.n,
-            a.churned,
-            100.0 * a.rate,
-            100.0 * a.interval.0,
-            100.0 * a.interval.1
-        );
-    }
-    println!(
-        "\nagainst {}: difference in churn (negative = fewer churned)",
-        args.control
-    );
-    for c in &readout.comparisons {
-        println!(
-            "{:<22} {:>+7.2} pp  [{:+.2}, {:+.2}]  relative {:+.1}%  p {}  Holm p {}{}",
-            c.arm,
-            100.0 * c.difference,
-            100.0 * c.interval.0,
-            100.0 * c.interval.1,
-            100.0 * c.relative,
-            c.p_value.map_or("–".into(), |p| format!("{p:.4}")),
-            c.p_holm.map_or("–".into(), |p| format!("{p:.4}")),
-            if c.p_holm.is_some_and(|p| p < 0.05) && c.interval.1 < 0.0 {
-                "  ← reduces churn"
-            } else {
-                ""
-            }
-        );
-    }
-    let srm = &readout.sample_ratio;
-    println!(
-        "\nsample ratio: chi-square {:.2}, p {:.4} against the planned split {:?}{}",
-        srm.chi2,
-        srm.p_value,
-        srm.planned
-            .iter()
-            .map(|s| (s * 1000.0).round() / 1000.0)
-            .collect::<Vec<_>>(),
-        if srm.mismatch {
-            "  ** MISMATCH (p < 0.001): the assignment did not follow the plan; do not trust the effects **"
-        } else {
-            "  (no mismatch)"
+    let cuped = match &args.cuped {
+        Some(feature) => Some((feature.clone(), cuped(experiment, feature)?)),
+        None => None,
+    };
+
+    // Risk: the model's, else the logged score.
+    let (risk, risk_source): (Option<Vec<f64>>, Option<String>) = match model {
+        Some(artifact) => {
+            let risk = units
+                .iter()
+                .map(|u| artifact.model.probability(&Input::from(&u.features)))
+                .collect::<Result<Vec<f64>, _>>()?;
+            (
+                Some(risk),
+                Some(format!("{} at assignment", artifact.card.label())),
+            )
         }
-    );
-    if varying && args.allocation.is_empty() {
-        println!(
-            "note: propensities vary by learner (targeted assignment): the per-arm rates above compare different populations; give --allocation for the planned split"
+        None if units.iter().all(|u| u.risk_score.is_some()) => (
+            Some(units.iter().filter_map(|u| u.risk_score).collect()),
+            Some("the risk_score logged at assignment".into()),
+        ),
+        None => (None, None),
+    };
+    let by_risk_decile = match &risk {
+        Some(risk) => {
+            let learners: Vec<(usize, bool, f64)> = units
+                .iter()
+                .zip(risk)
+                .map(|(u, &r)| (u.arm, u.churned, r))
+                .collect();
+            Some(churn_ab::readout::by_risk_decile(
+                names, 0, &learners, 0.05,
+            )?)
+        }
+        None => {
+            notes.push("no risk score: give --model (or log risk_score at assignment) for effects by risk decile and the top-k% by risk policies".into());
+            None
+        }
+    };
+
+    // Economics.
+    let flagged = per_arm(&args.cost, "--cost", names, false)?;
+    let costs: Vec<f64> = (0..arms)
+        .map(|a| {
+            if let Some(&c) = flagged.get(&names[a]) {
+                return c;
+            }
+            let logged: Vec<f64> = units
+                .iter()
+                .filter(|u| u.arm == a)
+                .filter_map(|u| u.cost)
+                .collect();
+            if logged.is_empty() {
+                if a != 0 {
+                    notes.push(format!(
+                        "no cost known for {}: counted as 0 (give --cost {}=C)",
+                        names[a], names[a]
+                    ));
+                }
+                0.0
+            } else {
+                logged.iter().sum::<f64>() / logged.len() as f64
+            }
+        })
+        .collect();
+    let economics = Economics {
+        learner_value: args.learner_value,
+        costs,
+    };
+
+    let (uplift, policies) = if args.no_uplift {
+        (Vec::new(), None)
+    } else {
+        uplift_and_policies(
+            ui,
+            args,
+            experiment,
+            model,
+            risk.as_deref(),
+            &planned,
+            &economics,
+            &mut notes,
+        )?
+    };
+
+    Ok(Analysis {
+        experiment: experiment.id.clone(),
+        assigned_at: experiment
+            .assigned_at
+            .iter()
+            .map(|&t| format_timestamp(t))
+            .collect(),
+        assigned: experiment.assigned,
+        analysed: units.len(),
+        excluded: BTreeMap::from([
+            ("already_gone", experiment.already_gone),
+            ("horizon_past_data", experiment.horizon_past_data),
+        ]),
+        horizon_days: horizon / DAY_MS,
+        propensities_vary,
+        readout,
+        cuped,
+        risk_source,
+        by_risk_decile,
+        uplift,
+        learner_value: economics.learner_value,
+        costs: names
+            .iter()
+            .cloned()
+            .zip(economics.costs.iter().copied())
+            .collect(),
+        policies,
+        notes,
+    })
+}
+
+fn cuped(experiment: &Experiment<'_>, feature: &str) -> Result<Vec<CupedComparison>> {
+    let covariate: Vec<f64> = experiment
+        .units
+        .iter()
+        .map(|u| {
+            u.features.number(feature).with_context(|| {
+                format!("--cuped {feature:?}: not a numeric feature (see churn features --list)")
+            })
+        })
+        .collect::<Result<_>>()?;
+    if let Some(missing) = covariate.iter().position(|x| !x.is_finite()) {
+        bail!(
+            "--cuped {feature:?}: missing for {} learners (first: row {missing}); choose a covariate every learner has",
+            covariate.iter().filter(|x| !x.is_finite()).count()
         );
     }
-    // Who it helps: effects by decile of the risk score logged at assignment.
-    let deciles = if scored.iter().all(|s| s.2.is_some()) {
-        let index: HashMap<&str, usize> = names
+    let column = |arm: usize| -> (Vec<f64>, Vec<f64>) {
+        experiment
+            .units
+            .iter()
+            .zip(&covariate)
+            .filter(|(u, _)| u.arm == arm)
+            .map(|(u, &x)| (f64::from(u8::from(u.churned)), x))
+            .unzip()
+    };
+    let control = column(0);
+    (1..experiment.names.len())
+        .map(|a| {
+            let treated = column(a);
+            let c =
+                churn_ab::stats::cuped((&treated.0, &treated.1), (&control.0, &control.1), 0.05)
+                    .map_err(|e| anyhow::anyhow!("CUPED for {}: {e}", experiment.names[a]))?;
+            Ok(CupedComparison::new(&experiment.names[a], c))
+        })
+        .collect()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn uplift_and_policies(
+    ui: &Ui,
+    args: &AbArgs,
+    experiment: &Experiment<'_>,
+    model: Option<&churn_model::artifact::Artifact>,
+    risk: Option<&[f64]>,
+    planned: &[f64],
+    economics: &Economics,
+    notes: &mut Vec<String>,
+) -> Result<(Vec<ArmUplift>, Option<PolicyComparison>)> {
+    let names = &experiment.names;
+    let units = &experiment.units;
+    let arms = names.len();
+    let features: Vec<FeatureRow<'_>> = units.iter().map(|u| u.features.clone()).collect();
+    let design = churn_ab::design::Design::new(&features)?;
+    let arm: Vec<usize> = units.iter().map(|u| u.arm).collect();
+    let churned: Vec<bool> = units.iter().map(|u| u.churned).collect();
+    let tlearner = TLearner::for_experiments(args.seed)?;
+    let bar = ui.progress(
+        (tlearner.folds * arms) as u64,
+        "uplift models (cross-fitted)",
+    );
+    let outcome = tlearner.cross_fit(
+        &design.schema.gbdt_schema(),
+        &Learners {
+            rows: &design.rows,
+            arm: &arm,
+            churned: &churned,
+        },
+        arms,
+        &mut |done| bar.inc(done as u64),
+    )?;
+    bar.finish_and_clear();
+
+    let mut uplift = Vec::new();
+    for a in 1..arms {
+        let samples: Vec<Scored> = units
             .iter()
             .enumerate()
-            .map(|(i, n)| (n.as_str(), i))
-            .collect();
-        let learners: Vec<(usize, bool, f64)> = scored
-            .iter()
-            .filter_map(|(arm, churned, risk)| {
-                Some((*index.get(arm.as_str())?, *churned, (*risk)?))
+            .filter(|(_, u)| u.arm == a || u.arm == 0)
+            .map(|(i, u)| Scored {
+                uplift: outcome[i * arms] - outcome[i * arms + a],
+                treated: u.arm == a,
+                retained: !u.churned,
             })
             .collect();
-        let deciles = churn_ab::readout::by_risk_decile(&names, 0, &learners, 0.05)?;
-        println!("\nby decile of the logged risk score (difference vs control, pp):");
-        print!("{:<8} {:>13}", "decile", "risk");
-        for name in &names[1..] {
-            print!("  {name:>26}");
-        }
-        println!();
-        for d in &deciles {
-            print!("{:<8} {:>5.3}–{:<7.3}", d.decile, d.risk_low, d.risk_high);
-            for e in &d.effects {
-                match (e.difference, e.interval) {
-                    (Some(diff), Some((low, high))) => print!(
-                        "  {:>+7.1} [{:>+6.1}, {:>+6.1}]",
-                        100.0 * diff,
-                        100.0 * low,
-                        100.0 * high
-                    ),
-                    _ => print!("  {:>26}", "–"),
+        uplift.push(ArmUplift {
+            arm: names[a].clone(),
+            learners: samples.len(),
+            qini_coefficient: churn_ab::uplift::qini_coefficient(&samples)?,
+            auuc: churn_ab::uplift::auuc(&samples)?,
+            uplift_at_10: churn_ab::uplift::uplift_at_k(&samples, 0.1, false)?,
+            uplift_at_30: churn_ab::uplift::uplift_at_k(&samples, 0.3, false)?,
+            mean_predicted: samples.iter().map(|s| s.uplift).sum::<f64>() / samples.len() as f64,
+            qini: churn_ab::uplift::qini_curve(&samples)?,
+        });
+    }
+
+    // The log: logged propensities, else the planned share of the arm.
+    let total: f64 = planned.iter().sum();
+    let log: Vec<Logged> = units
+        .iter()
+        .map(|u| Logged {
+            arm: u.arm,
+            propensity: u.propensity.unwrap_or(planned[u.arm] / total),
+            churned: u.churned,
+        })
+        .collect();
+    let mut candidates = churn_ab::targeting::candidates(names, risk, &outcome, economics)?;
+    if let Some(artifact) = model {
+        candidates.push(playbook_candidate(artifact, experiment, notes)?);
+    }
+    let comparison = churn_ab::policy_value::compare(
+        &log,
+        &candidates,
+        arms,
+        &outcome,
+        economics,
+        Bootstrap {
+            alpha: 0.05,
+            resamples: args.resamples,
+            seed: args.seed,
+        },
+    )?;
+    Ok((uplift, Some(comparison)))
+}
+
+/// The playbook's suggestion for each learner, as an arm (actions the
+/// experiment did not test count as no intervention, and are noted).
+fn playbook_candidate(
+    artifact: &churn_model::artifact::Artifact,
+    experiment: &Experiment<'_>,
+    notes: &mut Vec<String>,
+) -> Result<Candidate> {
+    let playbook = churn_model::playbook::load(None, artifact.model.schema())?;
+    let mut untested: BTreeMap<String, usize> = BTreeMap::new();
+    let mut choices = Vec::with_capacity(experiment.units.len());
+    for u in &experiment.units {
+        let answer = churn_model::answer(
+            &artifact.model,
+            &playbook as &dyn Policy,
+            playbook.bands(),
+            &Input::from(&u.features),
+            1,
+        )?;
+        let action = answer.suggested_action.action;
+        match experiment.names.iter().position(|n| *n == action) {
+            Some(a) => choices.push(a),
+            None => {
+                if action != churn_model::policy::NO_ACTION {
+                    *untested.entry(action).or_default() += 1;
                 }
+                choices.push(0);
             }
-            println!();
         }
-        Some(deciles)
-    } else {
-        println!("\n(no risk score on every assignment: effects by risk decile need one)");
-        None
-    };
-    let out = args.out.join("ab.json");
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("cannot create {}", args.out.display()))?;
-    let json = serde_json::json!({
-        "experiment": experiment,
-        "assigned": rows.len(),
-        "analysed": analysed,
-        "excluded": {"already_gone": gone, "horizon_past_data": unlabelled},
-        "horizon_days": horizon / churn_core::DAY_MS,
-        "propensities_vary": varying,
-        "readout": readout,
-        "by_risk_decile": deciles,
-    });
-    std::fs::write(&out, format!("{json:#}\n"))
-        .with_context(|| format!("cannot write {}", out.display()))?;
-    println!("wrote {}", out.display());
-    Ok(())
+    }
+    notes.push(format!(
+        "the playbook policy: the default playbook applied to {}'s scores at assignment",
+        artifact.card.label()
+    ));
+    if !untested.is_empty() {
+        notes.push(format!(
+            "the playbook suggests actions this experiment did not test, counted as no intervention: {}",
+            untested
+                .iter()
+                .map(|(a, n)| format!("{a} ({n})"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    Ok(Candidate {
+        name: "playbook".into(),
+        choices,
+    })
 }

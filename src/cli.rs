@@ -426,14 +426,18 @@ pub struct ServeArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct AbArgs {
+    #[command(subcommand)]
+    pub command: Option<AbCommand>,
     /// Data directory with learners, courses, events and assignments.
-    #[arg(long)]
-    pub data: PathBuf,
+    #[arg(long, required = true)]
+    pub data: Option<PathBuf>,
     /// Experiment id (needed when the assignments hold several).
     #[arg(long)]
     pub experiment: Option<String>,
     /// Outcome window after assignment: churned = no activity (or a cancellation) within it.
+    /// An assignments `churned` column, when present, is the outcome instead.
     #[arg(long, default_value = "30d")]
     pub horizon: String,
     /// The control arm's name.
@@ -443,10 +447,63 @@ pub struct AbArgs {
     /// the logged propensities when constant per arm, else equal shares).
     #[arg(long, value_name = "ARM=SHARE")]
     pub allocation: Vec<String>,
-    /// Where ab.json, validation.json and rejects/ go.
+    /// A churn model (artifact directory, or NAME / NAME@VERSION under --models) whose
+    /// risk at assignment splits the effects by decile and ranks the top-k% policies;
+    /// it also lets the playbook compete as a policy. Default: the logged risk_score.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Models directory for --model NAME.
+    #[arg(long, default_value = "models")]
+    pub models: PathBuf,
+    /// What a retained learner is worth, in the unit of the costs.
+    #[arg(long, default_value_t = 100.0, allow_negative_numbers = true)]
+    pub learner_value: f64,
+    /// Cost of one treatment with an arm (repeat per arm; default: the assignments'
+    /// cost column, averaged per arm, else 0).
+    #[arg(long, value_name = "ARM=COST")]
+    pub cost: Vec<String>,
+    /// CUPED: adjust each comparison by this numeric feature at assignment (a
+    /// pre-period covariate such as active_days_30d).
+    #[arg(long, value_name = "FEATURE")]
+    pub cuped: Option<String>,
+    /// Skip the uplift models (and the policies that need them).
+    #[arg(long)]
+    pub no_uplift: bool,
+    /// Bootstrap resamples for the policy values.
+    #[arg(long, default_value_t = 1000)]
+    pub resamples: usize,
+    /// Seed of the cross-fitting folds, the uplift models and the bootstrap.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Where ab.json, ab.html, validation.json and rejects/ go.
     #[arg(long, default_value = "churn-out/ab")]
     pub out: PathBuf,
     /// Reference time: later timestamps are rejected (RFC 3339; default: now).
     #[arg(long)]
     pub now: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AbCommand {
+    /// Learners needed per arm to detect a churn reduction.
+    #[command(after_help = "Example:\n  churn ab plan --baseline-rate 0.25 --mde 0.02 --arms 3")]
+    Plan(PlanArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Control churn rate expected over the horizon.
+    #[arg(long)]
+    pub baseline_rate: f64,
+    /// Smallest absolute churn reduction worth detecting (0.02 = 2 points).
+    #[arg(long)]
+    pub mde: f64,
+    #[arg(long, default_value_t = 0.8)]
+    pub power: f64,
+    /// Two-sided significance level, split over the treated arms (Bonferroni).
+    #[arg(long, default_value_t = 0.05)]
+    pub alpha: f64,
+    /// Treated arms, each compared with control.
+    #[arg(long, default_value_t = 1)]
+    pub arms: usize,
 }

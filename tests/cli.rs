@@ -980,4 +980,195 @@ fn ab_reads_the_sample_experiment_exactly_as_the_simulator_drew_it() {
         "{}",
         text(&allocation.stderr)
     );
+    for (args, expected) in [
+        (&["--cost", "coupon=1"][..], "no arm \"coupon\""),
+        (&["--cost", "recall_coupon=-1"][..], "non-negative"),
+        (&["--cuped", "plan"][..], "not a numeric feature"),
+        (&["--learner-value", "-5"][..], "--learner-value"),
+    ] {
+        let refused = run(args);
+        assert!(!refused.status.success(), "{args:?}");
+        assert!(
+            text(&refused.stderr).contains(expected),
+            "{args:?}: {}",
+            text(&refused.stderr)
+        );
+    }
+}
+
+#[test]
+fn ab_finds_who_it_helps_and_recommends_a_policy_with_a_report() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let run = |dir: &Path| {
+        churn(&[
+            "ab",
+            "--data",
+            "data",
+            "--out",
+            path_str(dir),
+            "--now",
+            NOW,
+            "--model",
+            "churn-gbdt",
+            "--cuped",
+            "active_days_30d",
+            "--quiet",
+        ])
+    };
+    let result = run(out.path());
+    assert!(result.status.success(), "{}", text(&result.stderr));
+    let json = std::fs::read_to_string(out.path().join("ab.json")).expect("ab.json");
+    let ab: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+    // CUPED on a pre-period covariate shrinks the variance and keeps the sign.
+    let cuped = ab["cuped"][1].as_array().expect("cuped");
+    assert_eq!(cuped.len(), 3);
+    for (c, raw) in cuped.iter().zip(
+        ab["readout"]["comparisons"]
+            .as_array()
+            .expect("comparisons"),
+    ) {
+        assert_eq!(c["arm"], raw["arm"]);
+        assert!(
+            c["variance_reduction"].as_f64().expect("reduction") > 0.0,
+            "{c}"
+        );
+        let (adjusted, unadjusted) = (
+            c["difference"].as_f64().expect("d"),
+            raw["difference"].as_f64().expect("d"),
+        );
+        assert!(adjusted * unadjusted > 0.0, "{adjusted} vs {unadjusted}");
+    }
+    // Uplift per treated arm, on arm + control learners.
+    let uplift = ab["uplift"].as_array().expect("uplift");
+    assert_eq!(uplift.len(), 3);
+    for u in uplift {
+        assert!(u["qini_coefficient"].as_f64().expect("qini").is_finite());
+        assert_eq!(u["qini"]["x"][0], 0.0);
+    }
+    // Every candidate evaluated, a recommendation with its interval.
+    let policies = &ab["policies"];
+    let names: Vec<&str> = policies["values"]
+        .as_array()
+        .expect("values")
+        .iter()
+        .map(|v| v["name"].as_str().expect("name"))
+        .collect();
+    for expected in [
+        "treat_none",
+        "all→recall_coupon",
+        "top20%risk→recall_coupon",
+        "uplift→best_arm",
+        "playbook",
+    ] {
+        assert!(
+            names.contains(&expected),
+            "{expected} missing from {names:?}"
+        );
+    }
+    let recommended = policies["recommended"].as_u64().expect("recommended") as usize;
+    let best = &policies["values"][recommended]["net_value"]["dr"];
+    assert!(best["low"].as_f64() <= best["estimate"].as_f64());
+    let stdout = text(&result.stdout);
+    assert!(stdout.contains("recommended policy:"), "{stdout}");
+    assert!(stdout.contains("recall_coupon reduced churn"), "{stdout}");
+    let html = std::fs::read_to_string(out.path().join("ab.html")).expect("ab.html");
+    for section in [
+        "Churn by arm",
+        "CUPED on active_days_30d",
+        "effect by risk decile",
+        "Qini curves",
+        "Which policy to roll out",
+    ] {
+        assert!(html.contains(section), "{section} missing from ab.html");
+    }
+    assert!(html.matches("<svg").count() >= 6);
+    // Same data and seed: the same readout, byte for byte.
+    let again = tempfile::tempdir().expect("tempdir");
+    assert!(run(again.path()).status.success());
+    assert_eq!(
+        std::fs::read_to_string(again.path().join("ab.json")).expect("ab.json"),
+        json
+    );
+}
+
+#[test]
+fn ab_takes_the_outcome_from_a_churned_column_when_there_is_one() {
+    let (dir, _) = csv_copy_of_sample();
+    let path = dir.path().join("assignments.csv");
+    let text_in = std::fs::read_to_string(&path).expect("assignments.csv");
+    let mut lines = text_in.lines();
+    let header = lines.next().expect("header");
+    let arm_at = header
+        .split(',')
+        .position(|c| c == "arm")
+        .expect("arm column");
+    let mut rewritten = format!("{header},churned\n");
+    for line in lines {
+        let arm = line.split(',').nth(arm_at).expect("arm");
+        // Everyone in control churned, nobody elsewhere: the readout must say so.
+        rewritten.push_str(&format!("{line},{}\n", arm == "control"));
+    }
+    std::fs::write(&path, rewritten).expect("write");
+    let out = tempfile::tempdir().expect("tempdir");
+    let result = churn(&[
+        "ab",
+        "--data",
+        path_str(dir.path()),
+        "--out",
+        path_str(out.path()),
+        "--now",
+        NOW,
+        "--no-uplift",
+    ]);
+    assert!(result.status.success(), "{}", text(&result.stderr));
+    let ab: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.path().join("ab.json")).expect("ab.json"),
+    )
+    .expect("JSON");
+    for arm in ab["readout"]["arms"].as_array().expect("arms") {
+        let expected = if arm["arm"] == "control" { 1.0 } else { 0.0 };
+        assert_eq!(arm["rate"].as_f64(), Some(expected), "{arm}");
+    }
+}
+
+#[test]
+fn ab_plan_sizes_an_experiment_as_statsmodels_does() {
+    let fixtures: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string("crates/churn-ab/fixtures/stats.json").expect("stats.json"),
+    )
+    .expect("JSON");
+    for case in fixtures["plan"].as_array().expect("plan cases") {
+        let (baseline, mde, power, arms) = (
+            case["baseline"].as_f64().expect("baseline").to_string(),
+            case["mde"].as_f64().expect("mde").to_string(),
+            case["power"].as_f64().expect("power").to_string(),
+            case["arms"].as_u64().expect("arms").to_string(),
+        );
+        let result = churn(&[
+            "ab",
+            "plan",
+            "--baseline-rate",
+            &baseline,
+            "--mde",
+            &mde,
+            "--power",
+            &power,
+            "--arms",
+            &arms,
+        ]);
+        assert!(result.status.success(), "{}", text(&result.stderr));
+        let expected = case["n"].as_f64().expect("n").ceil() as u64;
+        assert!(
+            text(&result.stdout).starts_with(&format!("{expected} learners per arm")),
+            "{}",
+            text(&result.stdout)
+        );
+    }
+    let bad = churn(&["ab", "plan", "--baseline-rate", "0.2", "--mde", "0.3"]);
+    assert!(!bad.status.success());
+    assert!(
+        text(&bad.stderr).contains("detectable reduction"),
+        "{}",
+        text(&bad.stderr)
+    );
 }

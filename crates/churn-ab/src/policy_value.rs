@@ -262,7 +262,7 @@ pub fn compare(
     outcome: &[f64],
     economics: &Economics,
     bootstrap: Bootstrap,
-) -> Result<Comparison, AbError> {
+) -> Result<PolicyComparison, AbError> {
     check_bootstrap(&bootstrap)?;
     if economics.costs.len() != arms
         || !economics.learner_value.is_finite()
@@ -387,7 +387,7 @@ pub fn compare(
         }
         _ => None,
     };
-    Ok(Comparison {
+    Ok(PolicyComparison {
         values: out,
         recommended,
         runner_up,
@@ -397,7 +397,7 @@ pub fn compare(
 
 /// Every candidate's value and the one to roll out.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Comparison {
+pub struct PolicyComparison {
     /// `treat_none` first, then the candidates in the order given.
     pub values: Vec<PolicyValue>,
     /// The highest doubly robust net value (ties to the earlier, simpler candidate).

@@ -33,8 +33,9 @@ fn top(scores: &[f64], share: f64) -> Vec<usize> {
 }
 
 /// The candidates, named with the arm names (`names[0]` = control): treat
-/// all with each arm; the top k% by `risk` with each arm; by modelled net
-/// uplift, everyone with a positive net value and the top k% of them.
+/// all with each arm; the top k% by `risk` with the arm of highest mean
+/// modelled net value; by modelled net uplift, everyone with a positive net
+/// value and the top k% of them.
 pub fn candidates(
     names: &[String],
     risk: Option<&[f64]>,
@@ -63,18 +64,30 @@ pub fn candidates(
         });
     }
     if let Some(risk) = risk {
+        // One arm for the riskiest: the one the models value most on average.
+        // (One per arm would add noisy candidates and a winner's curse.)
+        let a = (1..arms)
+            .map(|a| {
+                let net: f64 = outcome
+                    .chunks_exact(arms)
+                    .map(|p| economics.learner_value * (p[0] - p[a]) - economics.costs[a])
+                    .sum();
+                (a, net)
+            })
+            .fold(
+                (1, f64::MIN),
+                |best, (a, net)| if net > best.1 { (a, net) } else { best },
+            )
+            .0;
         for share in TOP_SHARES {
-            let chosen = top(risk, share);
-            for (a, name) in names.iter().enumerate().skip(1) {
-                let mut choices = vec![0; n];
-                for &i in &chosen {
-                    choices[i] = a;
-                }
-                out.push(Candidate {
-                    name: format!("top{:.0}%risk→{name}", 100.0 * share),
-                    choices,
-                });
+            let mut choices = vec![0; n];
+            for i in top(risk, share) {
+                choices[i] = a;
             }
+            out.push(Candidate {
+                name: format!("top{:.0}%risk→{}", 100.0 * share, names[a]),
+                choices,
+            });
         }
     }
     let best = best_arms(outcome, arms, economics);
@@ -117,7 +130,9 @@ mod tests {
         let c = candidates(&names, Some(&[0.9, 0.1]), &outcome, &economics).unwrap();
         let by_name = |n: &str| c.iter().find(|c| c.name == n).unwrap().choices.clone();
         assert_eq!(by_name("all→b"), vec![2, 2]);
+        // Arm a's total modelled net value (5 − 4) beats arm b's (10 − 15).
         assert_eq!(by_name("top50%risk→a"), vec![1, 0]);
+        assert!(c.iter().all(|c| c.name != "top50%risk→b"));
         assert_eq!(by_name("uplift→best_arm"), vec![2, 0]);
         assert!(candidates(&names, Some(&[0.9]), &outcome, &economics).is_err());
     }

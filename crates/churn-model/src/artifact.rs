@@ -56,6 +56,13 @@ pub struct ModelCard {
     pub sha256: String,
 }
 
+impl ModelCard {
+    /// `name@version`, how logs and reports name the model.
+    pub fn label(&self) -> String {
+        format!("{}@{}", self.name, self.version)
+    }
+}
+
 /// What the trainer knows beyond the model itself.
 #[derive(Debug, Clone)]
 pub struct CardInput {

@@ -302,6 +302,95 @@ impl BarChart {
     }
 }
 
+/// One row of an [`IntervalChart`].
+#[derive(Debug, Clone)]
+pub struct IntervalRow {
+    pub name: String,
+    pub estimate: f64,
+    pub low: f64,
+    pub high: f64,
+    /// Highlighted (drawn in the accent colour), e.g. the recommended policy.
+    pub highlight: bool,
+}
+
+/// Estimates with intervals, one row each, first on top (a forest plot),
+/// with an optional dashed vertical reference (e.g. 0 or the control rate).
+#[derive(Debug, Clone)]
+pub struct IntervalChart {
+    pub title: String,
+    pub x_label: String,
+    pub rows: Vec<IntervalRow>,
+    pub reference: Option<f64>,
+    pub style: Style,
+}
+
+impl IntervalChart {
+    /// The chart as an `<svg>` element.
+    pub fn svg(&self) -> Result<String, ReportError> {
+        let fail = fail(&self.title);
+        let finite =
+            |r: &&IntervalRow| r.low.is_finite() && r.high.is_finite() && r.estimate.is_finite();
+        let (mut low, mut high) = self
+            .rows
+            .iter()
+            .filter(finite)
+            .fold((f64::MAX, f64::MIN), |(l, h), r| {
+                (l.min(r.low), h.max(r.high))
+            });
+        if let Some(x) = self.reference {
+            (low, high) = (low.min(x), high.max(x));
+        }
+        if !(low.is_finite() && high.is_finite() && low <= high) {
+            return Err(fail("no finite interval to draw".into()));
+        }
+        let pad = ((high - low) * 0.06).max(1e-9);
+        let n = self.rows.len();
+        render(&self.title, self.style, |root| {
+            let mut chart = row_chart(root, &self.title, &self.x_label, low - pad..high + pad, n)?;
+            let row = |i: usize| (n - 1 - i) as f64;
+            if let Some(x) = self.reference {
+                chart
+                    .draw_series(DashedLineSeries::new(
+                        [(x, -0.5), (x, n as f64 - 0.5)],
+                        5,
+                        4,
+                        RGBColor(150, 150, 150).stroke_width(1),
+                    ))
+                    .map_err(|e| e.to_string())?;
+            }
+            for (i, r) in self.rows.iter().enumerate().filter(|(_, r)| finite(r)) {
+                let color = if r.highlight { PALETTE[1] } else { PALETTE[0] };
+                chart
+                    .draw_series([
+                        PathElement::new(
+                            [(r.low, row(i)), (r.high, row(i))],
+                            color.stroke_width(2),
+                        ),
+                        PathElement::new(
+                            [(r.low, row(i) - 0.18), (r.low, row(i) + 0.18)],
+                            color.stroke_width(2),
+                        ),
+                        PathElement::new(
+                            [(r.high, row(i) - 0.18), (r.high, row(i) + 0.18)],
+                            color.stroke_width(2),
+                        ),
+                    ])
+                    .map_err(|e| e.to_string())?;
+                chart
+                    .draw_series([Circle::new((r.estimate, row(i)), 4, color.filled())])
+                    .map_err(|e| e.to_string())?;
+            }
+            draw_row_names(
+                root,
+                self.rows
+                    .iter()
+                    .enumerate()
+                    .map(|(i, r)| (r.name.clone(), chart.backend_coord(&(low - pad, row(i))))),
+            )
+        })
+    }
+}
+
 /// One row of a beeswarm: a feature and, per example, its contribution and
 /// its value's rank in [0, 1] (`None`: missing or categorical, drawn grey).
 #[derive(Debug, Clone)]
@@ -445,6 +534,40 @@ mod tests {
         }
         // 2001 points are thinned to a light polyline.
         assert!(svg.len() < 60_000, "{} bytes", svg.len());
+    }
+
+    #[test]
+    fn an_interval_chart_names_its_rows_and_skips_what_it_cannot_draw() {
+        let row = |name: &str, e: f64, low: f64, high: f64| IntervalRow {
+            name: name.into(),
+            estimate: e,
+            low,
+            high,
+            highlight: name == "arm-b",
+        };
+        let chart = IntervalChart {
+            title: "effects".into(),
+            x_label: "difference".into(),
+            rows: vec![
+                row("arm-a", -0.1, -0.2, 0.0),
+                row("arm-b", 0.05, 0.01, 0.09),
+                row("arm-c", f64::NAN, f64::NAN, 1.0),
+            ],
+            reference: Some(0.0),
+            style: Style::default(),
+        };
+        let svg = chart.svg().unwrap();
+        for text in ["effects", "difference", "arm-a", "arm-b", "arm-c"] {
+            assert!(svg.contains(text), "{text} missing");
+        }
+        // Two drawable rows: two dots.
+        assert_eq!(svg.matches("<circle").count(), 2, "{svg}");
+        let empty = IntervalChart {
+            rows: vec![row("c", f64::NAN, f64::NAN, f64::NAN)],
+            reference: None,
+            ..chart
+        };
+        assert!(empty.svg().is_err());
     }
 
     #[test]

@@ -6,7 +6,9 @@
 
 mod charts;
 
-pub use charts::{BarChart, Beeswarm, BeeswarmRow, Legend, LineChart, Series, Style};
+pub use charts::{
+    BarChart, Beeswarm, BeeswarmRow, IntervalChart, IntervalRow, Legend, LineChart, Series, Style,
+};
 
 use std::fmt::Write as _;
 
