@@ -371,9 +371,23 @@ fn analyse(
             .collect::<Result<_>>()?
     };
     if propensities_vary && args.allocation.is_empty() {
-        notes.push("propensities vary by learner (targeted assignment): the per-arm rates compare different populations; the policy values below weight by the logged propensities. Give --allocation for the planned split of the sample-ratio check.".into());
+        notes.push("propensities vary by learner (targeted assignment): the per-arm rates compare different populations; the policy values below weight by the logged propensities, and so does the sample-ratio check.".into());
     }
-    let readout = churn_ab::readout::readout(names, &outcomes, &args.control, &planned, 0.05)?;
+    let mut readout = churn_ab::readout::readout(names, &outcomes, &args.control, &planned, 0.05)?;
+    if propensities_vary && args.allocation.is_empty() {
+        let logged: Option<Vec<f64>> = units.iter().map(|u| u.propensity).collect();
+        if let Some(propensity) = logged {
+            let arm: Vec<usize> = units.iter().map(|u| u.arm).collect();
+            let test = churn_ab::stats::propensity_ratio_mismatch(&arm, &propensity, arms)?;
+            readout.sample_ratio = churn_ab::readout::SampleRatio {
+                method: "Horvitz–Thompson: each arm's Σ 1/propensity against the learners assigned (largest |z|, Bonferroni over arms)".into(),
+                chi2: test.statistic,
+                p_value: test.p_value,
+                mismatch: test.p_value < 0.001,
+                planned: Vec::new(),
+            };
+        }
+    }
 
     let cuped = match &args.cuped {
         Some(feature) => Some((feature.clone(), cuped(experiment, feature)?)),
@@ -613,7 +627,102 @@ fn uplift_and_policies(
             seed: args.seed,
         },
     )?;
+    if let Some(dir) = &args.export_policy {
+        let learners = Learners {
+            rows: &design.rows,
+            arm: &arm,
+            churned: &churned,
+        };
+        let exported = Export {
+            experiment,
+            design: &design,
+            learners: &learners,
+            tlearner: &tlearner,
+            economics,
+            comparison: &comparison,
+            candidates: &candidates,
+        };
+        let path = exported.write(dir)?;
+        notes.push(format!(
+            "exported the recommended policy to {} (serve it with churn serve --policy {})",
+            path.display(),
+            path.display()
+        ));
+    }
     Ok((uplift, Some(comparison)))
+}
+
+/// What `--export-policy` needs to write the recommended policy.
+struct Export<'a, 'd> {
+    experiment: &'a Experiment<'d>,
+    design: &'a churn_ab::design::Design,
+    learners: &'a Learners<'a>,
+    tlearner: &'a TLearner,
+    economics: &'a Economics,
+    comparison: &'a PolicyComparison,
+    candidates: &'a [Candidate],
+}
+
+impl Export<'_, '_> {
+    fn write(&self, dir: &std::path::Path) -> Result<std::path::PathBuf> {
+        use churn_model::uplift_policy::{PolicyCard, Rule};
+        let chosen = self
+            .comparison
+            .recommended
+            .context("no policy could be valued: nothing to export")?;
+        let value = &self.comparison.values[chosen];
+        // Value 0 is treat_none; candidate k is value k + 1.
+        let rule = match chosen {
+            0 => Rule::Nobody,
+            k => self.candidates[k - 1].rule.clone().with_context(|| {
+                format!(
+                    "the recommended policy is {}: it is not an exportable rule (serve the playbook instead)",
+                    value.name
+                )
+            })?,
+        };
+        let arms = self.experiment.names.len();
+        let (features, models) = if matches!(rule, Rule::BestNetUplift { .. }) {
+            // Final per-arm models on every learner of the arm.
+            let schema = self.design.schema.gbdt_schema();
+            let models = (0..arms)
+                .map(|a| {
+                    let rows: Vec<usize> = (0..self.learners.arm.len())
+                        .filter(|&i| self.learners.arm[i] == a)
+                        .collect();
+                    self.tlearner.fit_arm(
+                        &schema,
+                        self.learners,
+                        &rows,
+                        self.tlearner.seed ^ (a as u64 + 1),
+                    )
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            (self.design.schema.features.clone(), models)
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        let card = PolicyCard {
+            format_version: 0,
+            name: format!("{}-policy", self.experiment.id),
+            version: churn_model::artifact::version_stamp(crate::commands::now_ms()),
+            source: serde_json::json!({
+                "experiment": self.experiment.id,
+                "assigned_at": self.experiment.assigned_at.iter().map(|&t| format_timestamp(t)).collect::<Vec<_>>(),
+                "candidate": value.name,
+                "net_value_per_learner_dr": value.net_value.dr,
+                "churn_dr": value.churn.dr,
+                "treated_share": value.treated_share,
+            }),
+            arms: self.experiment.names.clone(),
+            costs: self.economics.costs.clone(),
+            learner_value: self.economics.learner_value,
+            rule,
+            features,
+            sha256: String::new(),
+        };
+        Ok(churn_model::uplift_policy::save(dir, card, models)?)
+    }
 }
 
 /// The playbook's suggestion for each learner, as an arm (actions the
@@ -662,5 +771,6 @@ fn playbook_candidate(
     Ok(Candidate {
         name: "playbook".into(),
         choices,
+        rule: None,
     })
 }

@@ -27,14 +27,24 @@ fn working_arms(analysis: &Analysis) -> Vec<&str> {
 
 fn srm_line(analysis: &Analysis) -> String {
     let srm = &analysis.readout.sample_ratio;
+    let against = if srm.planned.is_empty() {
+        format!(
+            "statistic {:.2}, p {:.4} ({})",
+            srm.chi2, srm.p_value, srm.method
+        )
+    } else {
+        format!(
+            "chi-square {:.2}, p {:.4} against the planned split {:?}",
+            srm.chi2,
+            srm.p_value,
+            srm.planned
+                .iter()
+                .map(|s| (s * 1000.0).round() / 1000.0)
+                .collect::<Vec<_>>()
+        )
+    };
     format!(
-        "sample ratio: chi-square {:.2}, p {:.4} against the planned split {:?}{}",
-        srm.chi2,
-        srm.p_value,
-        srm.planned
-            .iter()
-            .map(|s| (s * 1000.0).round() / 1000.0)
-            .collect::<Vec<_>>(),
+        "sample ratio: {against}{}",
         if srm.mismatch {
             "  ** MISMATCH (p < 0.001): the assignment did not follow the plan; do not trust the effects **"
         } else {
@@ -47,13 +57,14 @@ fn recommendation_line(p: &PolicyComparison) -> Option<String> {
     let best = &p.values[p.recommended?];
     let dr = best.net_value.dr;
     let mut line = format!(
-        "recommended policy: {} — net value {:.2} per learner [{:.2}, {:.2}] (DR), churn {:.1}%, treats {:.0}% of learners",
+        "recommended policy: {} — net value {:.2} per learner [{:.2}, {:.2}] (DR), churn {:.1}%, treats {:.0}% of learners\n  why: {}",
         best.name,
         dr.estimate,
         dr.low,
         dr.high,
         100.0 * best.churn.dr.estimate,
-        100.0 * best.treated_share
+        100.0 * best.treated_share,
+        p.reason
     );
     if let (
         Some(u),
@@ -190,13 +201,13 @@ pub fn print(analysis: &Analysis, control: &str) {
                 .join(" ")
         );
         println!(
-            "{:<40} {:>8} {:>8} {:>24} {:>9} {:>9}",
-            "policy", "treated", "churn", "net value DR [95%]", "IPW", "SNIPW"
+            "{:<32} {:>8} {:>8} {:>24} {:>9} {:>9} {:>9}",
+            "policy", "treated", "churn", "net value DR [95%]", "IPW", "SNIPW", "modelled"
         );
         for v in &p.values {
             let dr = v.net_value.dr;
             println!(
-                "{:<40} {:>7.0}% {:>7.1}% {:>8.2} [{:>6.2}, {:>6.2}] {:>9.2} {:>9.2}",
+                "{:<32} {:>7.0}% {:>7.1}% {:>8.2} [{:>6.2}, {:>6.2}] {:>9.2} {:>9.2} {:>9.2}",
                 v.name,
                 100.0 * v.treated_share,
                 100.0 * v.churn.dr.estimate,
@@ -204,7 +215,8 @@ pub fn print(analysis: &Analysis, control: &str) {
                 dr.low,
                 dr.high,
                 v.net_value.ipw.estimate,
-                v.net_value.snipw.estimate
+                v.net_value.snipw.estimate,
+                v.modelled_net_value
             );
         }
         if let Some(line) = recommendation_line(p) {
@@ -505,7 +517,7 @@ pub fn html(analysis: &Analysis, control: &str) -> Result<String> {
     if let Some(p) = &a.policies {
         page.heading("Which policy to roll out");
         page.note(&format!(
-            "Net value per learner against treating no one = churn prevented × learner value ({}) − treatment cost ({}). Churn by inverse propensity weighting (IPW), self-normalised IPW and doubly robust (DR, with the cross-fitted uplift models) on the logged propensities; 95% bootstrap intervals resample learners (no refitting), paired across policies.",
+            "Net value per learner against treating no one = churn prevented × learner value ({}) − treatment cost ({}). Churn by inverse propensity weighting (IPW), self-normalised IPW and doubly robust (DR, with the cross-fitted uplift models) on the logged propensities; 95% bootstrap intervals resample learners (no refitting), paired across policies. The modelled net value is the uplift models' own expectation. The recommendation is the models' favourite unless another policy beats it significantly by DR.",
             a.learner_value,
             a.costs
                 .iter()
@@ -537,6 +549,7 @@ pub fn html(analysis: &Analysis, control: &str) -> Result<String> {
                     Cell::Text(e(v.net_value.dr, 1.0, 2)),
                     Cell::Text(e(v.net_value.ipw, 1.0, 2)),
                     Cell::Text(e(v.net_value.snipw, 1.0, 2)),
+                    Cell::Number(v.modelled_net_value, 2),
                 ]
             })
             .collect();
@@ -549,6 +562,7 @@ pub fn html(analysis: &Analysis, control: &str) -> Result<String> {
                 "net value (DR)",
                 "net value (IPW)",
                 "net value (SNIPW)",
+                "modelled net value",
             ],
             &rows,
         );

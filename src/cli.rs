@@ -332,6 +332,10 @@ pub struct ScoringArgs {
     /// Playbook with risk bands and interventions (default: the committed playbook.toml).
     #[arg(long)]
     pub playbook: Option<PathBuf>,
+    /// Suggest actions by a policy exported with `churn ab --export-policy`
+    /// instead of the playbook (the playbook still gives the risk bands).
+    #[arg(long)]
+    pub policy: Option<PathBuf>,
     /// Learners without activity for this long are gone, not scored (default: the model's label horizon).
     #[arg(long)]
     pub horizon: Option<String>,
@@ -405,6 +409,10 @@ pub struct ServeArgs {
     /// Playbook (default: the committed playbook.toml).
     #[arg(long)]
     pub playbook: Option<PathBuf>,
+    /// Suggest actions by a policy exported with `churn ab --export-policy`
+    /// (a directory) instead of the playbook.
+    #[arg(long)]
+    pub policy: Option<PathBuf>,
     /// Exploration share for the suggested action (default 0).
     #[arg(long)]
     pub epsilon: Option<f64>,
@@ -469,6 +477,9 @@ pub struct AbArgs {
     /// Skip the uplift models (and the policies that need them).
     #[arg(long)]
     pub no_uplift: bool,
+    /// Write the recommended policy here (a new directory) for `churn serve --policy`.
+    #[arg(long, value_name = "DIR")]
+    pub export_policy: Option<PathBuf>,
     /// Bootstrap resamples for the policy values.
     #[arg(long, default_value_t = 1000)]
     pub resamples: usize,

@@ -346,6 +346,7 @@ fn quickstart(ui: &Ui, args: &QuickstartArgs) -> Result<ExitCode> {
                 data: args.data.clone(),
                 as_of: None,
                 playbook: None,
+                policy: None,
                 horizon: None,
                 work: args.out.join("predict"),
                 now: None,
@@ -520,6 +521,9 @@ pub fn serve_config(args: &ServeArgs) -> Result<churn_serve::ServeConfig> {
     }
     if let Some(v) = &args.playbook {
         config.playbook = Some(v.clone());
+    }
+    if let Some(v) = &args.policy {
+        config.policy = Some(v.clone());
     }
     if let Some(v) = args.epsilon {
         config.epsilon = v;

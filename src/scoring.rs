@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use churn_core::{DAY_MS, Dataset, format_timestamp, parse_duration, parse_timestamp};
 use churn_model::artifact::Artifact;
-use churn_model::{Answer, Input, InputSchema, Playbook, Policy};
+use churn_model::{Answer, Input, InputSchema, Policy, RiskBands};
 use churn_table::{Example, Grouped, SnapshotSpec};
 use rayon::prelude::*;
 
@@ -48,7 +48,8 @@ fn horizon(artifact: &Artifact, flag: &Option<String>) -> Result<i64> {
 /// Everything `predict` and `explain` share: model, playbook, data, as-of time.
 struct Scoring {
     artifact: Artifact,
-    playbook: Playbook,
+    policy: Box<dyn Policy>,
+    bands: RiskBands,
     as_of: i64,
     horizon: i64,
 }
@@ -58,6 +59,15 @@ impl Scoring {
         let artifact = load_feature_model(&args.source)?;
         let playbook =
             churn_model::playbook::load(args.playbook.as_deref(), artifact.model.schema())?;
+        let bands = playbook.bands();
+        let policy: Box<dyn Policy> = match &args.policy {
+            Some(dir) => {
+                let policy = churn_model::uplift_policy::load(dir)?;
+                policy.check_inputs(artifact.model.schema())?;
+                Box::new(policy)
+            }
+            None => Box::new(playbook),
+        };
         let horizon = horizon(&artifact, &args.horizon)?;
         let (dataset, _) = load_and_report(ui, &args.data, &args.work, reference_time(&args.now)?)?;
         let as_of = match &args.as_of {
@@ -72,7 +82,8 @@ impl Scoring {
         Ok((
             Scoring {
                 artifact,
-                playbook,
+                policy,
+                bands,
                 as_of,
                 horizon,
             },
@@ -116,8 +127,8 @@ fn answer(scoring: &Scoring, example: &Example<'_>, top_k: usize) -> Result<Answ
     let input = Input::from(&example.features);
     Ok(churn_model::answer(
         &scoring.artifact.model,
-        &scoring.playbook as &dyn Policy,
-        scoring.playbook.bands(),
+        &scoring.policy,
+        scoring.bands,
         &input,
         top_k,
     )?)
@@ -169,7 +180,7 @@ pub fn predict(ui: &Ui, args: &PredictArgs) -> Result<()> {
     let actions: Vec<String> = actions.iter().map(|(a, n)| format!("{a} {n}")).collect();
     println!(
         "suggested ({}): {}",
-        scoring.playbook.id(),
+        scoring.policy.id(),
         actions.join("  ")
     );
     println!("wrote {}", args.out.display());

@@ -1056,7 +1056,7 @@ fn ab_finds_who_it_helps_and_recommends_a_policy_with_a_report() {
     for expected in [
         "treat_none",
         "all→recall_coupon",
-        "top20%risk→recall_coupon",
+        "top20%risk→foundational_course",
         "uplift→best_arm",
         "playbook",
     ] {

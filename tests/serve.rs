@@ -253,6 +253,103 @@ fn predictions_over_http_equal_churn_predict() {
     compare_with_predict(server.addr, &instances, &expected);
 }
 
+#[test]
+fn an_exported_experiment_policy_suggests_the_same_actions_over_http_as_in_batch() {
+    let as_of = "2026-05-01T00:00:00Z";
+    let out = tempfile::tempdir().expect("tempdir");
+    let policy = out.path().join("policy");
+    let status = Command::new(churn_bin())
+        .args([
+            "--quiet",
+            "ab",
+            "--data",
+            "data",
+            "--now",
+            "2026-07-01T00:00:00Z",
+            "--model",
+            "churn-gbdt",
+        ])
+        .arg("--out")
+        .arg(out.path().join("ab"))
+        .arg("--export-policy")
+        .arg(&policy)
+        .status()
+        .expect("churn ab");
+    assert!(status.success());
+    let card: Value = serde_json::from_str(
+        &std::fs::read_to_string(policy.join("policy.json")).expect("policy.json"),
+    )
+    .expect("JSON");
+    let id = format!(
+        "{}@{}",
+        card["name"].as_str().expect("name"),
+        card["version"].as_str().expect("version")
+    );
+    let csv_path = out.path().join("predictions.csv");
+    let status = Command::new(churn_bin())
+        .args([
+            "--quiet",
+            "predict",
+            "--model",
+            "churn-gbdt",
+            "--data",
+            "data",
+            "--as-of",
+            as_of,
+        ])
+        .args(["--now", "2026-07-01T00:00:00Z", "--out"])
+        .arg(&csv_path)
+        .arg("--policy")
+        .arg(&policy)
+        .arg("--work")
+        .arg(out.path().join("work"))
+        .status()
+        .expect("churn predict");
+    assert!(status.success());
+    let mut reader = csv::Reader::from_path(&csv_path).expect("csv");
+    let headers = reader.headers().expect("headers").clone();
+    let policy_column = headers
+        .iter()
+        .position(|h| h == "policy")
+        .expect("policy column");
+    let mut actions = std::collections::BTreeSet::new();
+    let expected: std::collections::HashMap<String, (f64, String, String)> = reader
+        .records()
+        .map(|r| {
+            let r = r.expect("row");
+            assert_eq!(
+                &r[policy_column], id,
+                "every action comes from the exported policy"
+            );
+            actions.insert(r[r.len() - 3].to_owned());
+            (
+                r[0].to_owned(),
+                (
+                    r[2].parse().expect("p"),
+                    r[5].to_owned(),
+                    r[r.len() - 3].to_owned(),
+                ),
+            )
+        })
+        .collect();
+    // The policy targets: some learners are treated, others not.
+    assert!(
+        actions.contains("none") && actions.len() >= 2,
+        "{actions:?}"
+    );
+    let mut with_policy = config(Path::new("models"));
+    with_policy.policy = Some(policy.clone());
+    let server = Server::start(with_policy);
+    let (instances, _courses, _dir) = raw_instances(as_of);
+    compare_with_predict(server.addr, &instances, &expected);
+    let (status, value) = predict(server.addr, &json!({"instances": [features_instance("x")]}));
+    assert_eq!(status, 200, "{value}");
+    assert_eq!(
+        value["predictions"][0]["suggested_action"]["policy"],
+        id.as_str()
+    );
+}
+
 fn compare_with_predict(
     addr: SocketAddr,
     instances: &[Value],

@@ -212,6 +212,9 @@ pub struct Economics {
 pub struct Candidate {
     pub name: String,
     pub choices: Vec<usize>,
+    /// The rule that makes these choices for a new learner, when it can be
+    /// exported (`None` for policies that live elsewhere, e.g. the playbook).
+    pub rule: Option<churn_model::uplift_policy::Rule>,
 }
 
 /// An estimate with its bootstrap interval.
@@ -243,6 +246,9 @@ pub struct PolicyValue {
     /// Net value per learner against treating no one: churn prevented ×
     /// learner value − treatment cost.
     pub net_value: ByEstimator,
+    /// Net value by the outcome model alone (the direct method): what the
+    /// cross-fitted models expect, with no correction from observed outcomes.
+    pub modelled_net_value: f64,
 }
 
 const ESTIMATORS: [Estimator; 3] = [
@@ -367,29 +373,72 @@ pub fn compare(
                 snipw: estimate(point[p][1].1, &mut snipw.1),
                 dr: estimate(point[p][2].1, &mut dr.1),
             },
+            modelled_net_value: all[p]
+                .iter()
+                .enumerate()
+                .map(|(i, &a)| {
+                    let row = &outcome[i * arms..(i + 1) * arms];
+                    value * (row[0] - row[a]) - economics.costs[a]
+                })
+                .sum::<f64>()
+                / n as f64,
         });
     }
-    let recommended = best_by_dr(&out, None);
-    let runner_up = recommended.and_then(|r| best_by_dr(&out, Some(r)));
-    let advantage = match (recommended, runner_up) {
-        (Some(r), Some(u)) => {
-            let mut differences: Vec<f64> = paired
-                .iter()
-                .map(|row| row[r] - row[u])
-                .filter(|d| d.is_finite())
-                .collect();
-            let interval = percentile_interval(&mut differences, bootstrap.alpha);
-            Some(Estimate {
-                estimate: out[r].net_value.dr.estimate - out[u].net_value.dr.estimate,
-                low: interval.low,
-                high: interval.high,
-            })
+    let paired_difference = |a: usize, b: usize| {
+        let mut differences: Vec<f64> = paired
+            .iter()
+            .map(|row| row[a] - row[b])
+            .filter(|d| d.is_finite())
+            .collect();
+        let interval = percentile_interval(&mut differences, bootstrap.alpha);
+        Estimate {
+            estimate: out[a].net_value.dr.estimate - out[b].net_value.dr.estimate,
+            low: interval.low,
+            high: interval.high,
         }
+    };
+    // The model's favourite stands unless the data show another is better.
+    let by_data = best_by(&out, None, |v| v.net_value.dr.estimate);
+    let by_model = best_by(&out, None, |v| v.modelled_net_value);
+    let (recommended, reason) = match (by_data, by_model) {
+        (Some(d), Some(m)) if d != m => {
+            let gap = paired_difference(d, m);
+            if gap.low > 0.0 {
+                (
+                    Some(d),
+                    format!(
+                        "{} has the highest doubly robust net value and beats the outcome model's favourite {} by {:.2} [{:.2}, {:.2}] per learner",
+                        out[d].name, out[m].name, gap.estimate, gap.low, gap.high
+                    ),
+                )
+            } else {
+                (
+                    Some(m),
+                    format!(
+                        "{} has the highest modelled net value; {} scores {:.2} [{:.2}, {:.2}] per learner more by the doubly robust estimate, which the data cannot tell from no difference",
+                        out[m].name, out[d].name, gap.estimate, gap.low, gap.high
+                    ),
+                )
+            }
+        }
+        (Some(d), _) => (
+            Some(d),
+            format!(
+                "{} has the highest doubly robust and modelled net value",
+                out[d].name
+            ),
+        ),
+        _ => (None, "no policy could be valued".into()),
+    };
+    let runner_up = recommended.and_then(|r| best_by(&out, Some(r), |v| v.net_value.dr.estimate));
+    let advantage = match (recommended, runner_up) {
+        (Some(r), Some(u)) => Some(paired_difference(r, u)),
         _ => None,
     };
     Ok(PolicyComparison {
         values: out,
         recommended,
+        reason,
         runner_up,
         advantage,
     })
@@ -400,23 +449,32 @@ pub fn compare(
 pub struct PolicyComparison {
     /// `treat_none` first, then the candidates in the order given.
     pub values: Vec<PolicyValue>,
-    /// The highest doubly robust net value (ties to the earlier, simpler candidate).
+    /// The policy to roll out: the outcome model's favourite (highest
+    /// modelled net value) unless the policy with the highest doubly robust
+    /// net value beats it significantly (paired interval above 0). Ties go to
+    /// the earlier, simpler candidate.
     pub recommended: Option<usize>,
-    /// The second highest.
+    /// Why, in words.
+    pub reason: String,
+    /// The best other policy by the doubly robust net value.
     pub runner_up: Option<usize>,
     /// Recommended − runner-up net value per learner (DR), with its paired
     /// bootstrap interval: when it includes 0 the data cannot tell them apart.
     pub advantage: Option<Estimate>,
 }
 
-fn best_by_dr(values: &[PolicyValue], except: Option<usize>) -> Option<usize> {
+fn best_by(
+    values: &[PolicyValue],
+    except: Option<usize>,
+    key: impl Fn(&PolicyValue) -> f64,
+) -> Option<usize> {
     values
         .iter()
         .enumerate()
-        .filter(|(i, v)| v.net_value.dr.estimate.is_finite() && Some(*i) != except)
+        .filter(|(i, v)| key(v).is_finite() && Some(*i) != except)
         .fold(None, |best: Option<(usize, f64)>, (i, v)| match best {
-            Some((_, b)) if b >= v.net_value.dr.estimate => best,
-            _ => Some((i, v.net_value.dr.estimate)),
+            Some((_, b)) if b >= key(v) => best,
+            _ => Some((i, key(v))),
         })
         .map(|(i, _)| i)
 }

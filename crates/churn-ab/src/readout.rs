@@ -36,6 +36,9 @@ pub struct Comparison {
 /// The sample-ratio check.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SampleRatio {
+    /// How it was tested.
+    pub method: String,
+    /// Pearson's chi-square, or the largest |z| for the propensity method.
     pub chi2: f64,
     pub p_value: f64,
     /// `p < 0.001`: the assignment did not follow the plan; effects are suspect.
@@ -127,6 +130,7 @@ pub fn readout(
         arms,
         comparisons,
         sample_ratio: SampleRatio {
+            method: "Pearson chi-square of the arm counts against the planned split".into(),
             chi2: srm.statistic,
             p_value: srm.p_value,
             mismatch: srm.p_value < 0.001,

@@ -147,6 +147,57 @@ pub fn sample_ratio_mismatch(observed: &[u64], planned: &[f64]) -> Result<Test, 
     })
 }
 
+/// Sample-ratio mismatch under logged, varying propensities (targeted
+/// assignment), when only the propensity of the arm received is logged:
+/// for every arm, the Horvitz–Thompson count Σ 1/p over its learners
+/// estimates the number of learners, with variance Σ (1 − p)/p². The
+/// statistic is the largest |z| over arms; its p-value is Bonferroni-adjusted
+/// over the arms.
+pub fn propensity_ratio_mismatch(
+    arm: &[usize],
+    propensity: &[f64],
+    arms: usize,
+) -> Result<Test, AbError> {
+    if arm.len() != propensity.len() || arm.is_empty() || arms < 2 {
+        return Err(AbError::Invalid(format!(
+            "{} arms and {} propensities for {arms} arms: need one of each per learner and 2 arms",
+            arm.len(),
+            propensity.len()
+        )));
+    }
+    if let Some(i) =
+        (0..arm.len()).find(|&i| !(propensity[i] > 0.0 && propensity[i] <= 1.0) || arm[i] >= arms)
+    {
+        return Err(AbError::Invalid(format!(
+            "learner {i}: arm {} with propensity {} (need an arm below {arms} and a propensity in (0, 1])",
+            arm[i], propensity[i]
+        )));
+    }
+    let n = arm.len() as f64;
+    let mut worst = 0.0f64;
+    for a in 0..arms {
+        let (mut count, mut variance) = (0.0, 0.0);
+        for (&g, &p) in arm.iter().zip(propensity) {
+            if g == a {
+                count += 1.0 / p;
+                variance += (1.0 - p) / (p * p);
+            }
+        }
+        let z = if variance > 0.0 {
+            (count - n) / variance.sqrt()
+        } else if count == n {
+            0.0
+        } else {
+            f64::INFINITY
+        };
+        worst = worst.max(z.abs());
+    }
+    Ok(Test {
+        statistic: worst,
+        p_value: (arms as f64 * 2.0 * normal().sf(worst)).min(1.0),
+    })
+}
+
 /// Cohen's h between two proportions (statsmodels `proportion_effectsize`).
 pub fn cohens_h(p1: f64, p2: f64) -> f64 {
     2.0 * p1.sqrt().asin() - 2.0 * p2.sqrt().asin()

@@ -2,6 +2,8 @@
 //! no one, treat everyone with one arm, the riskiest k% with one arm, and by
 //! modelled uplift net of cost (everyone worth it, or the top k% of them).
 
+use churn_model::uplift_policy::Rule;
+
 use crate::AbError;
 use crate::policy_value::{Candidate, Economics};
 
@@ -61,6 +63,7 @@ pub fn candidates(
         out.push(Candidate {
             name: format!("all→{name}"),
             choices: vec![a; n],
+            rule: Some(Rule::Everyone { arm: a }),
         });
     }
     if let Some(risk) = risk {
@@ -81,12 +84,15 @@ pub fn candidates(
             .0;
         for share in TOP_SHARES {
             let mut choices = vec![0; n];
-            for i in top(risk, share) {
+            let chosen = top(risk, share);
+            for &i in &chosen {
                 choices[i] = a;
             }
+            let threshold = chosen.iter().map(|&i| risk[i]).fold(1.0, f64::min);
             out.push(Candidate {
                 name: format!("top{:.0}%risk→{}", 100.0 * share, names[a]),
                 choices,
+                rule: Some(Rule::RiskAtLeast { threshold, arm: a }),
             });
         }
     }
@@ -94,16 +100,30 @@ pub fn candidates(
     out.push(Candidate {
         name: "uplift→best_arm".into(),
         choices: best.iter().map(|b| b.0).collect(),
+        rule: Some(Rule::BestNetUplift { min_net_value: 0.0 }),
     });
     let net: Vec<f64> = best.iter().map(|b| b.1).collect();
     for share in TOP_SHARES {
         let mut choices = vec![0; n];
-        for i in top(&net, share) {
+        let chosen = top(&net, share);
+        for &i in &chosen {
             choices[i] = best[i].0;
         }
+        let min_net_value = chosen
+            .iter()
+            .map(|&i| net[i])
+            .fold(f64::MAX, f64::min)
+            .max(0.0);
         out.push(Candidate {
             name: format!("top{:.0}%uplift→best_arm", 100.0 * share),
             choices,
+            rule: Some(Rule::BestNetUplift {
+                min_net_value: if chosen.is_empty() {
+                    f64::MAX
+                } else {
+                    min_net_value
+                },
+            }),
         });
     }
     Ok(out)

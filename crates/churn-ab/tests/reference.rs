@@ -290,6 +290,7 @@ fn net_values_match_direct_numpy_formulas() {
     let candidate = Candidate {
         name: "target".into(),
         choices: numbers(v, "target").iter().map(|&a| a as usize).collect(),
+        rule: None,
     };
     let economics = Economics {
         learner_value: v["learner_value"].as_f64().expect("value"),
@@ -339,6 +340,12 @@ fn net_values_match_direct_numpy_formulas() {
         &v["net_value"]["dr"],
         1e-12,
         "dr net value",
+    );
+    close(
+        target.modelled_net_value,
+        &v["net_value"]["modelled"],
+        1e-12,
+        "modelled net value",
     );
     let dr = target.net_value.dr;
     assert!(dr.low < dr.estimate && dr.estimate < dr.high, "{dr:?}");

@@ -28,6 +28,7 @@ fn ipw_is_unbiased_and_covers_where_the_naive_rate_is_biased() {
     let arms = 4;
     let mut covered = [[0u64; 4]; 2];
     let mut error = [[0.0f64; 4]; 3];
+    let (mut srm_alarms, mut srm_detected) = (0u64, 0u64);
     for seed in 0..experiments {
         let params = SimParams {
             learners: 3000,
@@ -54,6 +55,30 @@ fn ipw_is_unbiased_and_covers_where_the_naive_rate_is_biased() {
                 churned: e.churned,
             })
             .collect();
+        // Sample-ratio check under the logged propensities: quiet on the log
+        // as drawn, loud when a quarter of one arm's learners went missing.
+        let arm_of: Vec<usize> = log.iter().map(|l| l.arm).collect();
+        let propensity: Vec<f64> = log.iter().map(|l| l.propensity).collect();
+        let test =
+            churn_ab::stats::propensity_ratio_mismatch(&arm_of, &propensity, arms).expect("srm");
+        srm_alarms += u64::from(test.p_value < 0.001);
+        let mut seen_in_arm = 0usize;
+        let kept: Vec<usize> = (0..log.len())
+            .filter(|&i| {
+                if log[i].arm != 1 {
+                    return true;
+                }
+                seen_in_arm += 1;
+                !seen_in_arm.is_multiple_of(4)
+            })
+            .collect();
+        let lossy = churn_ab::stats::propensity_ratio_mismatch(
+            &kept.iter().map(|&i| arm_of[i]).collect::<Vec<_>>(),
+            &kept.iter().map(|&i| propensity[i]).collect::<Vec<_>>(),
+            arms,
+        )
+        .expect("srm");
+        srm_detected += u64::from(lossy.p_value < 0.001);
         for arm in 0..arms {
             let truth =
                 assigned.iter().map(|e| e.probabilities[arm]).sum::<f64>() / assigned.len() as f64;
@@ -79,6 +104,20 @@ fn ipw_is_unbiased_and_covers_where_the_naive_rate_is_biased() {
         }
     }
     let r = experiments;
+    eprintln!(
+        "sample-ratio alarms: {srm_alarms} of {r} logs as drawn, {srm_detected} of {r} with a quarter of one arm lost"
+    );
+    // At p < 0.001, more than 2 alarms in 60 (or 1% of R) would be a broken test.
+    assert!(
+        srm_alarms <= 2.max(r / 100),
+        "{srm_alarms} false sample-ratio alarms in {r}"
+    );
+    // Inverse propensities are noisy: with ~1,500 learners the loss is caught
+    // about two times in three (41 of 60 here).
+    assert!(
+        srm_detected * 5 >= r * 3,
+        "lost learners detected in only {srm_detected} of {r}"
+    );
     let (low, high) = acceptance_region(r);
     for (name, counts) in ["IPW", "SNIPW"].iter().zip(&covered) {
         for (arm, count) in counts.iter().enumerate() {

@@ -109,7 +109,7 @@ fn io_error(path: &Path, source: std::io::Error) -> ModelError {
 }
 
 /// `20261125T153000Z` for a UTC time in ms.
-fn version_stamp(ms: i64) -> String {
+pub fn version_stamp(ms: i64) -> String {
     let text = churn_core::format_timestamp(ms); // 2026-11-25T15:30:00Z or with .mmm
     let digits: String = text
         .chars()

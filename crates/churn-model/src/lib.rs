@@ -14,6 +14,7 @@ mod model;
 pub mod playbook;
 pub mod policy;
 pub mod schema;
+pub mod uplift_policy;
 
 use std::path::PathBuf;
 

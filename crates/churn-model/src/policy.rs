@@ -63,6 +63,21 @@ pub struct Explore<P> {
     draws: std::sync::atomic::AtomicU64,
 }
 
+impl<P: Policy + ?Sized> Policy for Box<P> {
+    fn id(&self) -> String {
+        (**self).id()
+    }
+    fn actions(&self) -> Vec<String> {
+        (**self).actions()
+    }
+    fn suggest(&self, case: &Case<'_>) -> Suggestion {
+        (**self).suggest(case)
+    }
+    fn eligible(&self, case: &Case<'_>) -> bool {
+        (**self).eligible(case)
+    }
+}
+
 /// SplitMix64: the draw `k` of stream `seed`, as a uniform number in [0, 1).
 fn uniform(seed: u64, k: u64) -> f64 {
     let mut z = seed ^ k.wrapping_mul(0x9E37_79B9_7F4A_7C15);

@@ -22,8 +22,12 @@ pub struct ServeConfig {
     pub challenger: Option<String>,
     /// Share of learners (sticky by learner_id) sent to the challenger.
     pub challenger_share: f64,
-    /// Playbook file (default: the committed playbook.toml built in).
+    /// Playbook file (default: the committed playbook.toml built in): the
+    /// risk bands, and the suggested actions unless `policy` is set.
     pub playbook: Option<PathBuf>,
+    /// A policy directory exported by `churn ab --export-policy`: suggests the
+    /// actions instead of the playbook.
+    pub policy: Option<PathBuf>,
     /// Exploration share ε for the suggested action (0 = the playbook's choice always).
     pub epsilon: f64,
     /// Seed of the exploration draws.
@@ -71,6 +75,7 @@ impl Default for ServeConfig {
             challenger: None,
             challenger_share: 0.1,
             playbook: None,
+            policy: None,
             epsilon: 0.0,
             seed: 42,
             courses: None,
@@ -120,6 +125,7 @@ impl ServeConfig {
                     self.challenger_share = value.parse().map_err(|_| bad("not a number"))?
                 }
                 "PLAYBOOK" => self.playbook = Some(value.into()),
+                "POLICY" => self.policy = Some(value.into()),
                 "EPSILON" => self.epsilon = value.parse().map_err(|_| bad("not a number"))?,
                 "COURSES" => self.courses = Some(value.into()),
                 "ADMIN_TOKEN" => self.admin_token = Some(value),

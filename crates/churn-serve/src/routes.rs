@@ -355,7 +355,7 @@ fn score_one(
     let answer = churn_model::answer(
         &served.artifact.model,
         &served.policy,
-        served.policy.inner().bands(),
+        served.bands,
         &model_input,
         top_k,
     )

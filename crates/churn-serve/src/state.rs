@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use churn_model::artifact::Artifact;
-use churn_model::{Explore, Playbook};
+use churn_model::{Explore, Policy, RiskBands};
 
 use crate::ServeError;
 use crate::config::ServeConfig;
@@ -33,7 +33,10 @@ impl Role {
 /// One loaded model with its policy, ready to answer.
 pub struct Served {
     pub artifact: Artifact,
-    pub policy: Explore<Playbook>,
+    /// The playbook, or the configured experiment policy, with exploration.
+    pub policy: Explore<Box<dyn Policy>>,
+    /// The playbook's risk bands.
+    pub bands: RiskBands,
     /// Whether the model reads churn's own features (raw-event instances allowed).
     pub reads_churn_features: bool,
     /// Feature name → schema index.
@@ -173,7 +176,16 @@ pub fn load_served(config: &ServeConfig, reference: &str) -> Result<Served, Serv
     let schema = artifact.model.schema();
     let reads_churn_features = schema.reads_churn_features();
     let playbook = churn_model::playbook::load(config.playbook.as_deref(), schema)?;
-    let policy = Explore::new(playbook, config.epsilon, config.seed)?;
+    let bands = playbook.bands();
+    let chosen: Box<dyn Policy> = match &config.policy {
+        Some(dir) => {
+            let policy = churn_model::uplift_policy::load(dir)?;
+            policy.check_inputs(schema)?;
+            Box::new(policy)
+        }
+        None => Box::new(playbook),
+    };
+    let policy = Explore::new(chosen, config.epsilon, config.seed)?;
     let index = schema
         .features
         .iter()
@@ -189,6 +201,7 @@ pub fn load_served(config: &ServeConfig, reference: &str) -> Result<Served, Serv
     Ok(Served {
         artifact,
         policy,
+        bands,
         reads_churn_features,
         index,
         card,
