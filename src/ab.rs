@@ -124,6 +124,23 @@ pub fn ab(ui: &Ui, args: &AbArgs) -> Result<()> {
         None => None,
     };
     let (mut dataset, _) = load_and_report(ui, data, &args.out, reference_time(&args.now)?)?;
+    if !args.prediction_log.is_empty() {
+        let log = crate::ab_log::assignments_from_log(
+            &args.prediction_log,
+            &dataset,
+            &args.control,
+            &args.out,
+        )?;
+        println!(
+            "prediction log: {} lines = {} assignments + {} repeat predictions + {} rejected (written to {})",
+            log.lines,
+            log.assignments.len(),
+            log.repeats,
+            log.rejected,
+            log.rejects_path.display()
+        );
+        dataset.assignments = log.assignments;
+    }
     let spinner = ui.spinner("outcomes and features at assignment");
     let experiment = experiment(&mut dataset, args, horizon)?;
     spinner.finish_and_clear();

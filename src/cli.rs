@@ -477,6 +477,11 @@ pub struct AbArgs {
     /// Skip the uplift models (and the policies that need them).
     #[arg(long)]
     pub no_uplift: bool,
+    /// Read the experiment from the server's prediction log (JSON lines; repeat for
+    /// rotated files) instead of the assignments table: the policy is the
+    /// experiment, the suggested action the arm, the logged propensity its probability.
+    #[arg(long, value_name = "FILE")]
+    pub prediction_log: Vec<PathBuf>,
     /// Write the recommended policy here (a new directory) for `churn serve --policy`.
     #[arg(long, value_name = "DIR")]
     pub export_policy: Option<PathBuf>,

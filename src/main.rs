@@ -2,6 +2,7 @@
 //! the library crates together; the work lives in `crates/`.
 
 mod ab;
+mod ab_log;
 mod ab_report;
 mod cli;
 mod commands;

@@ -350,6 +350,115 @@ fn an_exported_experiment_policy_suggests_the_same_actions_over_http_as_in_batch
     );
 }
 
+#[test]
+fn the_prediction_log_of_an_exploring_server_reads_back_as_an_experiment() {
+    let as_of = "2026-05-16T00:00:00Z";
+    let out = tempfile::tempdir().expect("tempdir");
+    let log = out.path().join("log/predictions.jsonl");
+    let mut exploring = config(Path::new("models"));
+    exploring.epsilon = 0.5;
+    exploring.prediction_log = Some(log.clone());
+    let mut server = Server::start(exploring);
+    let (instances, _courses, _dir) = raw_instances(as_of);
+    for chunk in instances.chunks(200) {
+        let (status, value) = predict(server.addr, &json!({"instances": chunk}));
+        assert_eq!(status, 200, "{value}");
+    }
+    // A learner asked about twice: the first answer is the assignment.
+    let (status, _) = predict(server.addr, &json!({"instances": [&instances[0]]}));
+    assert_eq!(status, 200);
+    server.stop();
+    let mut text = std::fs::read_to_string(&log).expect("log");
+    let logged = text.lines().count();
+    assert_eq!(logged, instances.len() + 1);
+    text.push_str("not json\n");
+    text.push_str(
+        &text
+            .lines()
+            .next()
+            .expect("a line")
+            .replace(instances[0]["learner_id"].as_str().expect("id"), "nobody"),
+    );
+    text.push('\n');
+    std::fs::write(&log, text).expect("write log");
+
+    let result = Command::new(churn_bin())
+        .args([
+            "--quiet",
+            "ab",
+            "--data",
+            "data",
+            "--now",
+            "2026-07-01T00:00:00Z",
+            "--no-uplift",
+        ])
+        .arg("--out")
+        .arg(out.path().join("ab"))
+        .arg("--prediction-log")
+        .arg(&log)
+        .output()
+        .expect("churn ab");
+    let stdout = String::from_utf8_lossy(&result.stdout);
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    // Every line is accounted for.
+    let expected = format!(
+        "prediction log: {} lines = {} assignments + 1 repeat predictions + 2 rejected",
+        logged + 2,
+        instances.len()
+    );
+    assert!(stdout.contains(&expected), "{stdout}");
+    let rejects =
+        std::fs::read_to_string(out.path().join("ab/rejects/prediction_log.csv")).expect("rejects");
+    assert_eq!(rejects.lines().count(), 1 + 3, "{rejects}");
+    assert!(
+        rejects.contains("unknown learner") && rejects.contains("not JSON"),
+        "{rejects}"
+    );
+    let ab: Value = serde_json::from_str(
+        &std::fs::read_to_string(out.path().join("ab/ab.json")).expect("ab.json"),
+    )
+    .expect("JSON");
+    let excluded = ab["excluded"]["already_gone"].as_u64().expect("gone")
+        + ab["excluded"]["horizon_past_data"].as_u64().expect("past");
+    assert_eq!(ab["assigned"].as_u64(), Some(instances.len() as u64));
+    assert_eq!(
+        ab["analysed"].as_u64().expect("analysed") + excluded,
+        instances.len() as u64
+    );
+    // Exploration put learners in every arm with logged propensities; the
+    // sample-ratio check weighs by them and finds the log consistent.
+    assert!(
+        ab["experiment"]
+            .as_str()
+            .expect("id")
+            .contains("+explore(0.5)"),
+        "{}",
+        ab["experiment"]
+    );
+    assert!(ab["propensities_vary"].as_bool().expect("flag"));
+    let srm = &ab["readout"]["sample_ratio"];
+    assert!(
+        srm["method"]
+            .as_str()
+            .expect("method")
+            .starts_with("Horvitz"),
+        "{srm}"
+    );
+    assert_eq!(srm["mismatch"], false, "{srm}");
+    let arms: Vec<&str> = ab["readout"]["arms"]
+        .as_array()
+        .expect("arms")
+        .iter()
+        .map(|a| a["arm"].as_str().expect("arm"))
+        .collect();
+    assert_eq!(arms[0], "control");
+    assert!(arms.len() >= 4, "{arms:?}");
+}
+
 fn compare_with_predict(
     addr: SocketAddr,
     instances: &[Value],

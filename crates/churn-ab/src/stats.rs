@@ -152,7 +152,9 @@ pub fn sample_ratio_mismatch(observed: &[u64], planned: &[f64]) -> Result<Test, 
 /// for every arm, the Horvitz–Thompson count Σ 1/p over its learners
 /// estimates the number of learners, with variance Σ (1 − p)/p². The
 /// statistic is the largest |z| over arms; its p-value is Bonferroni-adjusted
-/// over the arms.
+/// over the arms. Learners logged with propensity 1 could only get their arm
+/// (e.g. not eligible for exploration) and are left out: the count is over
+/// the learners for whom every arm was possible.
 pub fn propensity_ratio_mismatch(
     arm: &[usize],
     propensity: &[f64],
@@ -173,12 +175,18 @@ pub fn propensity_ratio_mismatch(
             arm[i], propensity[i]
         )));
     }
-    let n = arm.len() as f64;
+    let n = propensity.iter().filter(|&&p| p < 1.0).count() as f64;
+    if n == 0.0 {
+        return Ok(Test {
+            statistic: 0.0,
+            p_value: 1.0,
+        });
+    }
     let mut worst = 0.0f64;
     for a in 0..arms {
         let (mut count, mut variance) = (0.0, 0.0);
         for (&g, &p) in arm.iter().zip(propensity) {
-            if g == a {
+            if g == a && p < 1.0 {
                 count += 1.0 / p;
                 variance += (1.0 - p) / (p * p);
             }

@@ -126,7 +126,13 @@ impl<P: Policy> Policy for Explore<P> {
 
     fn suggest(&self, case: &Case<'_>) -> Suggestion {
         let mut chosen = self.inner.suggest(case);
-        if self.epsilon == 0.0 || self.actions.is_empty() || !self.inner.eligible(case) {
+        if self.epsilon == 0.0 || self.actions.is_empty() {
+            return chosen;
+        }
+        // The deployed policy answers for every learner, explored or not, so
+        // that a log reads back as one experiment.
+        chosen.policy = self.id();
+        if !self.inner.eligible(case) {
             return chosen;
         }
         let k = self

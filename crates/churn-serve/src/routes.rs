@@ -307,16 +307,13 @@ fn score_all(
         let learner = api::learner_id(instance, i)?;
         let (role, served) = deployment.route(learner);
         let input = api::instance_input(served, instance, i, &state.config)?;
-        let logging = state.log.is_some();
-        let (prediction, line) = score_one(
-            served,
-            role,
-            learner,
-            &input,
-            request.top_k,
+        // The as-of time of a raw instance goes into the log, so that `churn ab
+        // --prediction-log` can read each outcome from that time.
+        let log = state.log.is_some().then(|| LogContext {
             request_id,
-            logging,
-        )?;
+            as_of: instance.get("as_of").and_then(Value::as_str),
+        });
+        let (prediction, line) = score_one(served, role, learner, &input, request.top_k, log)?;
         state
             .telemetry
             .predictions
@@ -338,14 +335,19 @@ fn score_all(
     Ok(out)
 }
 
+/// What a prediction-log line needs besides the answer.
+struct LogContext<'a> {
+    request_id: &'a str,
+    as_of: Option<&'a str>,
+}
+
 fn score_one(
     served: &Served,
     role: Role,
     learner: &str,
     input: &OwnedInput,
     top_k: usize,
-    request_id: &str,
-    logging: bool,
+    log: Option<LogContext<'_>>,
 ) -> Result<(Value, Option<String>), ApiError> {
     let categories = input.categories();
     let model_input = churn_model::Input {
@@ -374,11 +376,12 @@ fn score_one(
             e.to_string(),
         )
     })?;
-    let log = logging.then(|| {
+    let log = log.map(|context| {
         json!({
         "time": churn_core::format_timestamp(now_ms()),
-        "request_id": request_id,
+        "request_id": context.request_id,
         "learner_id": learner,
+        "as_of": context.as_of,
         "model": model,
         "churn_probability": answer.churn_probability,
         "risk_band": answer.risk_band,
