@@ -207,6 +207,7 @@ fn the_recommended_policy_is_near_the_best_by_the_truth() {
         costs: vec![0.0, 5.0, 2.0, 15.0],
     };
     let (mut near, mut regrets) = (0u64, Vec::new());
+    let (mut dr_covered, mut dr_intervals) = (0u64, 0u64);
     for seed in 0..experiments {
         let params = SimParams {
             learners: std::env::var("CHURN_AB_LEARNERS")
@@ -276,6 +277,18 @@ fn the_recommended_policy_is_near_the_best_by_the_truth() {
         .expect("compare");
         let values = &comparison.values;
         let chosen = comparison.recommended.expect("a recommendation");
+        // DR intervals of "everyone gets arm a" against the true rate.
+        for (a, name) in names.iter().enumerate().skip(1) {
+            let rate_if_all =
+                truth.iter().map(|e| e.probabilities[a]).sum::<f64>() / truth.len() as f64;
+            let v = values
+                .iter()
+                .find(|v| v.name == format!("all→{name}"))
+                .expect("treat-all candidate");
+            dr_covered +=
+                u64::from(v.churn.dr.low <= rate_if_all && rate_if_all <= v.churn.dr.high);
+            dr_intervals += 1;
+        }
         let true_value = |choices: &[usize]| {
             truth
                 .iter()
@@ -322,8 +335,72 @@ fn the_recommended_policy_is_near_the_best_by_the_truth() {
     eprintln!(
         "the recommendation is within 10% of the best in {near} of {experiments} experiments"
     );
+    let (low, high) = acceptance_region(dr_intervals);
+    eprintln!(
+        "DR intervals cover the true treat-all churn in {dr_covered} of {dr_intervals} (acceptance {low}..={high})"
+    );
+    assert!(
+        (low..=high).contains(&dr_covered),
+        "DR coverage {dr_covered} of {dr_intervals} outside {low}..={high}"
+    );
     assert!(
         near as f64 >= 0.9 * experiments as f64,
         "the recommendation is within 10% of the best candidate's true value in {near} of {experiments} experiments; regrets {regrets:?}"
+    );
+}
+
+#[test]
+fn newcombe_intervals_cover_the_true_effect_under_uniform_assignment() {
+    use churn_ab::stats::newcombe;
+    // CI runs 100 experiments (3 comparisons each); `CHURN_AB_EXPERIMENTS` changes it.
+    let experiments: u64 = std::env::var("CHURN_AB_EXPERIMENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100);
+    let (mut covered, mut intervals) = (0u64, 0u64);
+    for seed in 0..experiments {
+        let params = SimParams {
+            learners: 3000,
+            days: 120,
+            seed: 9000 + seed,
+            assignment: AssignmentMode::Uniform,
+            ..SimParams::default()
+        }
+        .check()
+        .expect("valid parameters");
+        let simulation = simulate(&params, &|_| {});
+        let assigned: Vec<_> = simulation
+            .truth
+            .learners
+            .iter()
+            .filter_map(|l| l.experiment.as_ref())
+            .collect();
+        let count = |arm: usize| {
+            let given: Vec<_> = assigned.iter().filter(|e| e.arm == arm).collect();
+            (
+                given.iter().filter(|e| e.churned).count() as u64,
+                given.len() as u64,
+            )
+        };
+        let (k0, n0) = count(0);
+        for arm in 1..4 {
+            let (k1, n1) = count(arm);
+            let effect = assigned
+                .iter()
+                .map(|e| e.probabilities[arm] - e.probabilities[0])
+                .sum::<f64>()
+                / assigned.len() as f64;
+            let interval = newcombe(k1, n1, k0, n0, 0.05).expect("interval");
+            covered += u64::from(interval.low <= effect && effect <= interval.high);
+            intervals += 1;
+        }
+    }
+    let (low, high) = acceptance_region(intervals);
+    eprintln!(
+        "Newcombe intervals cover the true effect in {covered} of {intervals} (acceptance {low}..={high})"
+    );
+    assert!(
+        (low..=high).contains(&covered),
+        "Newcombe coverage {covered} of {intervals} outside {low}..={high}"
     );
 }
