@@ -25,6 +25,40 @@ fn working_arms(analysis: &Analysis) -> Vec<&str> {
         .collect()
 }
 
+/// For whom each arm works: the risk deciles whose interval lies below 0.
+fn for_whom(analysis: &Analysis) -> Vec<String> {
+    let Some(deciles) = &analysis.by_risk_decile else {
+        return Vec::new();
+    };
+    analysis
+        .readout
+        .arms
+        .iter()
+        .skip(1)
+        .enumerate()
+        .filter_map(|(k, arm)| {
+            let helped: Vec<String> = deciles
+                .iter()
+                .filter(|d| {
+                    d.effects
+                        .get(k)
+                        .and_then(|e| e.interval)
+                        .is_some_and(|i| i.1 < 0.0)
+                })
+                .map(|d| d.decile.to_string())
+                .collect();
+            (!helped.is_empty()).then(|| {
+                format!(
+                    "{} reduces churn in risk decile{} {} (of 10, riskiest = 10; 95% intervals not adjusted across deciles)",
+                    arm.arm,
+                    if helped.len() == 1 { "" } else { "s" },
+                    helped.join(", ")
+                )
+            })
+        })
+        .collect()
+}
+
 fn srm_line(analysis: &Analysis) -> String {
     let srm = &analysis.readout.sample_ratio;
     let against = if srm.planned.is_empty() {
@@ -240,6 +274,9 @@ pub fn print(analysis: &Analysis, control: &str) {
             "no sample ratio mismatch"
         }
     );
+    for line in for_whom(a) {
+        println!("for whom: {line}");
+    }
     for note in &a.notes {
         println!("note: {note}");
     }
@@ -277,6 +314,9 @@ pub fn html(analysis: &Analysis, control: &str) -> Result<String> {
             working.join(", ")
         )
     });
+    for line in for_whom(a) {
+        page.note(&format!("For whom: {line}."));
+    }
     page.note(&srm_line(a));
     for note in &a.notes {
         page.note(note);

@@ -1071,6 +1071,10 @@ fn ab_finds_who_it_helps_and_recommends_a_policy_with_a_report() {
     let stdout = text(&result.stdout);
     assert!(stdout.contains("recommended policy:"), "{stdout}");
     assert!(stdout.contains("recall_coupon reduced churn"), "{stdout}");
+    assert!(
+        stdout.contains("for whom: recall_coupon reduces churn in risk decile"),
+        "{stdout}"
+    );
     let html = std::fs::read_to_string(out.path().join("ab.html")).expect("ab.html");
     for section in [
         "Churn by arm",
