@@ -82,6 +82,11 @@ pub enum Command {
         after_help = "Example:\n  churn ab --data data/ --out churn-out/ab\n  churn ab --data sim/ --experiment retention-2026 --allocation control=0.25 --allocation recall_coupon=0.25 ..."
     )]
     Ab(AbArgs),
+    /// Is the live model still right: realised accuracy, calibration and prediction drift from the server's log.
+    #[command(
+        after_help = "Example:\n  churn monitor --log churn-out/predictions.jsonl --data data/ --every 7d --out churn-out/monitor --fail-on 'auc<0.7,psi>0.25'"
+    )]
+    Monitor(MonitorArgs),
 }
 
 #[derive(Debug, Args)]
@@ -522,4 +527,36 @@ pub struct PlanArgs {
     /// Treated arms, each compared with control.
     #[arg(long, default_value_t = 1)]
     pub arms: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct MonitorArgs {
+    /// The server's prediction log (JSON lines; repeat for rotated files).
+    #[arg(long, required = true, value_name = "FILE")]
+    pub log: Vec<PathBuf>,
+    /// Data directory whose events reveal the outcomes.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Only this model (NAME or NAME@VERSION); default: every model in the log.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Period length.
+    #[arg(long, default_value = "7d")]
+    pub every: String,
+    /// Label horizon: churned = no activity (or a cancellation) within it after the prediction.
+    #[arg(long, default_value = "30d")]
+    pub horizon: String,
+    /// Exit with status 3 when a model's latest period crosses one of these
+    /// (comma separated; metrics auc, ap, brier, ece, psi), e.g. `auc<0.7,psi>0.25`.
+    #[arg(long)]
+    pub fail_on: Option<String>,
+    /// Seed of the AUC bootstrap.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Where monitor.json, monitor.html, validation.json and rejects/ go.
+    #[arg(long, default_value = "churn-out/monitor")]
+    pub out: PathBuf,
+    /// Reference time: later timestamps are rejected (RFC 3339; default: now).
+    #[arg(long)]
+    pub now: Option<String>,
 }

@@ -44,6 +44,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Predict(args) => crate::scoring::predict(&ui, &args).map(|_| ExitCode::SUCCESS),
         Command::Serve(args) => serve(&args).map(|_| ExitCode::SUCCESS),
         Command::Ab(args) => crate::ab::ab(&ui, &args).map(|_| ExitCode::SUCCESS),
+        Command::Monitor(args) => crate::monitor::monitor(&ui, &args),
         Command::ImportLightgbm(args) => import_lightgbm(&args).map(|_| ExitCode::SUCCESS),
         Command::Explain(args) => crate::scoring::explain(&ui, &args).map(|_| ExitCode::SUCCESS),
     }

@@ -6,6 +6,8 @@ mod ab_log;
 mod ab_report;
 mod cli;
 mod commands;
+mod monitor;
+mod prediction_log;
 mod scoring;
 mod tabular;
 mod train_config;

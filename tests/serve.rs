@@ -459,6 +459,137 @@ fn the_prediction_log_of_an_exploring_server_reads_back_as_an_experiment() {
     assert!(arms.len() >= 4, "{arms:?}");
 }
 
+#[test]
+fn monitoring_a_served_log_gives_what_churn_evaluate_gives_on_the_same_rows() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let log = out.path().join("log/predictions.jsonl");
+    let mut logging = config(Path::new("models"));
+    logging.prediction_log = Some(log.clone());
+    let mut server = Server::start(logging);
+    let times = [
+        "2026-04-17T00:00:00Z",
+        "2026-05-01T00:00:00Z",
+        "2026-05-15T00:00:00Z",
+    ];
+    let mut sent = 0;
+    for as_of in times {
+        let (instances, _courses, _dir) = raw_instances(as_of);
+        for chunk in instances.chunks(200) {
+            let (status, value) = predict(server.addr, &json!({"instances": chunk}));
+            assert_eq!(status, 200, "{value}");
+        }
+        sent += instances.len();
+    }
+    server.stop();
+    let monitor = |extra: &[&str]| {
+        Command::new(churn_bin())
+            .args([
+                "--quiet",
+                "monitor",
+                "--data",
+                "data",
+                "--now",
+                "2026-07-01T00:00:00Z",
+                "--every",
+                "14d",
+            ])
+            .arg("--log")
+            .arg(&log)
+            .arg("--out")
+            .arg(out.path().join("monitor"))
+            .args(extra)
+            .output()
+            .expect("churn monitor")
+    };
+    let result = monitor(&[]);
+    let stdout = String::from_utf8_lossy(&result.stdout).into_owned();
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    assert!(
+        stdout.contains(&format!(
+            "prediction log: {sent} lines = {sent} read + 0 rejected"
+        )),
+        "{stdout}"
+    );
+    let report: Value = serde_json::from_str(
+        &std::fs::read_to_string(out.path().join("monitor/monitor.json")).expect("monitor.json"),
+    )
+    .expect("JSON");
+    let periods = report["periods"].as_array().expect("periods");
+    assert_eq!(periods.len(), 3, "one period per as-of time");
+    // Each period's realised AUC is churn evaluate's at that as-of time.
+    for (period, as_of) in periods.iter().zip(times) {
+        let model = &period["models"][0];
+        let evaluated = Command::new(churn_bin())
+            .args([
+                "--quiet",
+                "evaluate",
+                "--model",
+                "churn-gbdt",
+                "--data",
+                "data",
+                "--now",
+                "2026-07-01T00:00:00Z",
+            ])
+            .args(["--from", as_of, "--to", as_of])
+            .arg("--work")
+            .arg(out.path().join("evaluate"))
+            .output()
+            .expect("churn evaluate");
+        assert!(evaluated.status.success());
+        let text = String::from_utf8_lossy(&evaluated.stdout).into_owned();
+        let json: Value =
+            serde_json::from_str(&text[text.find('{').expect("JSON")..]).expect("evaluate JSON");
+        let (ours, theirs) = (&model["metrics"], &json["overall"]);
+        assert_eq!(ours["rows"], theirs["rows"], "{as_of}: labelled rows");
+        for key in ["churn_rate", "average_precision", "brier", "ece"] {
+            let (a, b) = (
+                ours[key].as_f64().expect(key),
+                theirs[key].as_f64().expect(key),
+            );
+            assert!(
+                (a - b).abs() < 1e-6,
+                "{as_of} {key}: monitor {a}, evaluate {b}"
+            );
+        }
+        let (a, b) = (
+            ours["roc_auc"]["estimate"].as_f64().expect("auc"),
+            theirs["roc_auc"]["estimate"].as_f64().expect("auc"),
+        );
+        assert!(
+            (a - b).abs() < 1e-6,
+            "{as_of} AUC: monitor {a}, evaluate {b}"
+        );
+        let predictions = model["predictions"].as_u64().expect("n");
+        let accounted = ours["rows"].as_u64().expect("rows")
+            + model["pending"].as_u64().expect("pending")
+            + model["not_eligible"].as_u64().expect("gone");
+        assert_eq!(
+            predictions, accounted,
+            "{as_of}: every prediction accounted for"
+        );
+    }
+    assert_eq!(
+        periods[0]["models"][0]["psi"].as_f64(),
+        Some(0.0),
+        "the first period is the reference"
+    );
+    // Thresholds gate a scheduled job.
+    assert_eq!(
+        monitor(&["--fail-on", "auc<0.5,psi>5"]).status.code(),
+        Some(0)
+    );
+    let failing = monitor(&["--fail-on", "auc<0.9999"]);
+    assert_eq!(failing.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&failing.stderr).contains("FAIL: churn-gbdt@"));
+    let bad = monitor(&["--fail-on", "recall<0.5"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown metric \"recall\""));
+}
+
 fn compare_with_predict(
     addr: SocketAddr,
     instances: &[Value],
