@@ -475,6 +475,7 @@ fn import_lightgbm(args: &ImportArgs) -> Result<()> {
         parameters: serde_json::json!({ "trees": trees, "calibration": model.calibration.name() }),
         metrics: serde_json::json!({}),
         created_at_ms: now_ms(),
+        reference: None,
     };
     let (card, dir) = churn_model::artifact::save(&args.out, &args.name, &model, card_input)?;
     println!(

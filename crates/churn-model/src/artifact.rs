@@ -72,6 +72,8 @@ pub struct CardInput {
     pub metrics: serde_json::Value,
     /// Milliseconds since the epoch, UTC: the version stamp and `created_at`.
     pub created_at_ms: i64,
+    /// Training distributions for drift checks, written as `reference.json`.
+    pub reference: Option<crate::drift::TrainingReference>,
 }
 
 /// A loaded artifact.
@@ -80,6 +82,8 @@ pub struct Artifact {
     pub model: PreparedModel,
     /// The version directory it was read from.
     pub dir: PathBuf,
+    /// `reference.json`, when training wrote one (imported models have none).
+    pub reference: Option<crate::drift::TrainingReference>,
 }
 
 /// Hex SHA-256.
@@ -148,10 +152,10 @@ pub fn save(
         features: model.schema.features.clone(),
         calibration: model.calibration.name().to_owned(),
         contribution_scale: "log_odds".into(),
-        training: input.training,
+        training: input.training.clone(),
         seed: input.seed,
-        parameters: input.parameters,
-        metrics: input.metrics,
+        parameters: input.parameters.clone(),
+        metrics: input.metrics.clone(),
         created_at: churn_core::format_timestamp(input.created_at_ms),
         crate_version: env!("CARGO_PKG_VERSION").into(),
         sha256,
@@ -166,10 +170,18 @@ pub fn save(
     }
     let temp = parent.join(format!(".tmp-{version}-{}", std::process::id()));
     std::fs::create_dir_all(&temp).map_err(|e| io_error(&temp, e))?;
-    for (file, content) in [
+    let reference_json = match &input.reference {
+        Some(r) => Some(serde_json::to_string(r).map_err(|e| ModelError::Encode(e.to_string()))?),
+        None => None,
+    };
+    let mut files = vec![
         ("model.bin", &bytes[..]),
         ("model.json", card_json.as_bytes()),
-    ] {
+    ];
+    if let Some(json) = &reference_json {
+        files.push(("reference.json", json.as_bytes()));
+    }
+    for (file, content) in files {
         let path = temp.join(file);
         let mut handle = std::fs::File::create(&path).map_err(|e| io_error(&path, e))?;
         handle
@@ -270,10 +282,22 @@ pub fn load(dir: &Path) -> Result<Artifact, ModelError> {
         )));
     }
     let model = PreparedModel::new(body.model)?;
+    let reference_path = dir.join("reference.json");
+    let reference = match std::fs::read_to_string(&reference_path) {
+        Ok(text) => Some(
+            serde_json::from_str(&text).map_err(|e| ModelError::Corrupt {
+                path: reference_path.clone(),
+                reason: format!("not a training reference: {e}"),
+            })?,
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(io_error(&reference_path, e)),
+    };
     Ok(Artifact {
         card,
         model,
         dir: dir.to_owned(),
+        reference,
     })
 }
 

@@ -8,6 +8,7 @@
 pub mod answer;
 pub mod artifact;
 pub mod calibration;
+pub mod drift;
 pub mod import;
 pub mod logistic;
 mod model;

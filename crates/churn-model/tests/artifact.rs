@@ -53,6 +53,7 @@ fn card_input() -> CardInput {
         parameters: serde_json::json!({}),
         metrics: serde_json::json!({}),
         created_at_ms: 1_795_000_000_000,
+        reference: None,
     }
 }
 

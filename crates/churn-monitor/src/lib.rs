@@ -7,7 +7,7 @@
 //! The join (which learner, which label) is the caller's: this crate takes
 //! [`Observation`]s and aggregates them.
 
-pub mod drift;
+pub use churn_model::drift;
 
 use std::collections::BTreeMap;
 
@@ -17,11 +17,13 @@ use serde::Serialize;
 use crate::drift::{Ks, Reference, ks_2samp};
 
 /// What can go wrong.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum MonitorError {
     #[error("{0}")]
     Invalid(String),
+    #[error(transparent)]
+    Model(#[from] churn_model::ModelError),
 }
 
 /// What became of a prediction's learner.

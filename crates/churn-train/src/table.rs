@@ -92,6 +92,49 @@ impl Table {
         }
     }
 
+    /// The distributions of every feature over `rows` and of `predictions`
+    /// (the model's test-set probabilities): the reference drift is measured
+    /// against.
+    pub fn reference(
+        &self,
+        rows: &[usize],
+        predictions: &[f64],
+    ) -> churn_model::drift::TrainingReference {
+        use churn_model::drift::{
+            CategoricalReference, NumericReference, TrainingReference, category_shares, quantiles,
+        };
+        let (n, c) = (self.numeric_len(), self.categorical_len());
+        let numeric = (0..n)
+            .map(|j| {
+                let values: Vec<f64> = rows.iter().map(|&i| self.numeric[i * n + j]).collect();
+                let (quantiles, missing_share) = quantiles(&values);
+                NumericReference {
+                    feature: self.features[j].0.clone(),
+                    quantiles,
+                    missing_share,
+                }
+            })
+            .collect();
+        let categorical = (0..c)
+            .map(|j| {
+                let values: Vec<Option<&str>> = rows
+                    .iter()
+                    .map(|&i| self.categorical[i * c + j].as_deref())
+                    .collect();
+                CategoricalReference {
+                    feature: self.features[n + j].0.clone(),
+                    shares: category_shares(&values),
+                }
+            })
+            .collect();
+        TrainingReference {
+            rows: rows.len(),
+            predictions: quantiles(predictions).0,
+            numeric,
+            categorical,
+        }
+    }
+
     /// The schema with each categorical feature's vocabulary taken from `rows`.
     pub fn schema(&self, rows: &[usize]) -> Result<InputSchema, TrainError> {
         let (n, c) = (self.numeric_len(), self.categorical_len());

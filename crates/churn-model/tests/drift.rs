@@ -1,6 +1,6 @@
 //! PSI and KS against numpy / scipy on committed fixtures (`fixtures/make_fixtures.py`).
 
-use churn_monitor::drift::{Reference, ks_2samp};
+use churn_model::drift::{Reference, ks_2samp};
 use serde_json::Value;
 
 fn numbers(v: &Value, key: &str) -> Vec<f64> {
