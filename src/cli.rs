@@ -418,6 +418,13 @@ pub struct ServeArgs {
     /// (a directory) instead of the playbook.
     #[arg(long)]
     pub policy: Option<PathBuf>,
+    /// Log the served feature values of a sampled share of learners (JSON
+    /// lines, size-rotated) for `churn monitor --features`.
+    #[arg(long)]
+    pub feature_log: Option<PathBuf>,
+    /// Share of learners whose features are logged (default 0.1).
+    #[arg(long)]
+    pub feature_log_share: Option<f64>,
     /// Exploration share for the suggested action (default 0).
     #[arg(long)]
     pub epsilon: Option<f64>,
@@ -540,6 +547,13 @@ pub struct MonitorArgs {
     /// Only this model (NAME or NAME@VERSION); default: every model in the log.
     #[arg(long)]
     pub model: Option<String>,
+    /// The server's feature log (`churn serve --feature-log`; repeat for rotated
+    /// files): input drift per feature against each model's training reference.
+    #[arg(long, value_name = "FILE")]
+    pub features: Vec<PathBuf>,
+    /// Where the models in the log are (their reference.json is the baseline of drift).
+    #[arg(long, default_value = "models")]
+    pub models: PathBuf,
     /// Period length.
     #[arg(long, default_value = "7d")]
     pub every: String,
@@ -547,7 +561,8 @@ pub struct MonitorArgs {
     #[arg(long, default_value = "30d")]
     pub horizon: String,
     /// Exit with status 3 when a model's latest period crosses one of these
-    /// (comma separated; metrics auc, ap, brier, ece, psi), e.g. `auc<0.7,psi>0.25`.
+    /// (comma separated; metrics auc, ap, brier, ece, psi of the predictions,
+    /// feature_psi = the largest feature PSI), e.g. `auc<0.7,psi>0.25`.
     #[arg(long)]
     pub fail_on: Option<String>,
     /// Seed of the AUC bootstrap.

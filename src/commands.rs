@@ -527,6 +527,12 @@ pub fn serve_config(args: &ServeArgs) -> Result<churn_serve::ServeConfig> {
     if let Some(v) = &args.policy {
         config.policy = Some(v.clone());
     }
+    if let Some(v) = &args.feature_log {
+        config.feature_log = Some(v.clone());
+    }
+    if let Some(v) = args.feature_log_share {
+        config.feature_log_share = v;
+    }
     if let Some(v) = args.epsilon {
         config.epsilon = v;
     }

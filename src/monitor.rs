@@ -22,7 +22,7 @@ struct Threshold {
     limit: f64,
 }
 
-const METRICS: [&str; 5] = ["auc", "ap", "brier", "ece", "psi"];
+const METRICS: [&str; 6] = ["auc", "ap", "brier", "ece", "psi", "feature_psi"];
 
 fn thresholds(text: &Option<String>) -> Result<Vec<Threshold>> {
     let Some(text) = text else {
@@ -81,7 +81,34 @@ fn breaches(report: &Monitoring, thresholds: &[Threshold]) -> Vec<String> {
     models.sort();
     models.dedup();
     let mut out = Vec::new();
-    for t in thresholds {
+    for t in thresholds.iter().filter(|t| t.metric == "feature_psi") {
+        let mut names: Vec<&str> = report
+            .feature_drift
+            .iter()
+            .map(|d| d.model.as_str())
+            .collect();
+        names.dedup();
+        for model in names {
+            let latest = report.feature_drift.iter().rev().find(|d| d.model == model);
+            if let Some(top) = latest.and_then(|d| d.features.first().map(|f| (d.start, f)))
+                && (if t.above {
+                    top.1.psi > t.limit
+                } else {
+                    top.1.psi < t.limit
+                })
+            {
+                out.push(format!(
+                    "{model}, period from {}: feature_psi of {} = {:.4} {} {}",
+                    format_timestamp(top.0),
+                    top.1.feature,
+                    top.1.psi,
+                    if t.above { ">" } else { "<" },
+                    t.limit
+                ));
+            }
+        }
+    }
+    for t in thresholds.iter().filter(|t| t.metric != "feature_psi") {
         for &(model, role) in &models {
             let latest = report.periods.iter().rev().find_map(|p| {
                 p.models
@@ -173,7 +200,50 @@ pub fn monitor(ui: &Ui, args: &MonitorArgs) -> Result<ExitCode> {
             }
         })
         .collect();
-    let report = churn_monitor::monitor(&observations, every, None, args.seed)?;
+    let features = read_features(&args.features, &args.out)?;
+    let mut labels: Vec<&str> = observations
+        .iter()
+        .map(|o| o.model.as_str())
+        .chain(features.iter().map(|f| f.model.as_str()))
+        .collect();
+    labels.sort_unstable();
+    labels.dedup();
+    let mut references = std::collections::BTreeMap::new();
+    for label in labels {
+        let found = churn_model::artifact::resolve(label, &args.models)
+            .and_then(|dir| churn_model::artifact::load(&dir));
+        match found {
+            Ok(artifact) => {
+                if let Some(r) = artifact.reference {
+                    references.insert(label.to_owned(), r);
+                } else {
+                    println!(
+                        "note: {label} has no reference.json: drift is measured against its first period"
+                    );
+                }
+            }
+            Err(e) => println!("note: {label}: {e}; drift is measured against its first period"),
+        }
+    }
+    let start = churn_monitor::first_day(
+        observations
+            .iter()
+            .map(|o| o.time)
+            .chain(features.iter().map(|f| f.time)),
+    )
+    .unwrap_or(0);
+    let prediction_references = references
+        .iter()
+        .map(|(k, r)| (k.clone(), r.predictions.clone()))
+        .collect();
+    let mut report = churn_monitor::monitor(
+        &observations,
+        start,
+        every,
+        &prediction_references,
+        args.seed,
+    )?;
+    report.feature_drift = churn_monitor::feature_drift(&features, start, every, &references)?;
     print(&report);
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
@@ -196,6 +266,101 @@ pub fn monitor(ui: &Ui, args: &MonitorArgs) -> Result<ExitCode> {
         eprintln!("FAIL: {line}");
     }
     Ok(ExitCode::from(3))
+}
+
+/// The feature log's rows; bad lines are counted and written to
+/// `<out>/rejects/feature_log.csv`.
+fn read_features(
+    paths: &[std::path::PathBuf],
+    out: &std::path::Path,
+) -> Result<Vec<churn_monitor::FeatureObservation>> {
+    use serde_json::Value;
+    let (mut rows, mut rejects, mut lines) = (Vec::new(), Vec::new(), 0usize);
+    for path in paths {
+        let content = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        for (i, line) in content
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+        {
+            lines += 1;
+            let parsed = (|| -> Result<churn_monitor::FeatureObservation, (String, String)> {
+                let value: Value = serde_json::from_str(line)
+                    .map_err(|e| ("line".to_owned(), format!("not JSON: {e}")))?;
+                let when = value
+                    .get("as_of")
+                    .and_then(Value::as_str)
+                    .or_else(|| value.get("time").and_then(Value::as_str))
+                    .ok_or_else(|| ("time".to_owned(), "no as_of or time".to_owned()))?;
+                let time = churn_core::parse_timestamp(when)
+                    .map_err(|e| ("time".to_owned(), e.to_string()))?;
+                let model = match (
+                    value.pointer("/model/name").and_then(Value::as_str),
+                    value.pointer("/model/version").and_then(Value::as_str),
+                ) {
+                    (Some(n), Some(v)) => format!("{n}@{v}"),
+                    _ => return Err(("model".into(), "missing model name or version".into())),
+                };
+                let map = value
+                    .get("features")
+                    .and_then(Value::as_object)
+                    .ok_or_else(|| {
+                        ("features".to_owned(), "missing or not an object".to_owned())
+                    })?;
+                let mut observation = churn_monitor::FeatureObservation {
+                    time,
+                    model,
+                    numeric: Default::default(),
+                    categorical: Default::default(),
+                };
+                for (name, v) in map {
+                    match v {
+                        Value::Number(n) => {
+                            observation
+                                .numeric
+                                .insert(name.clone(), n.as_f64().unwrap_or(f64::NAN));
+                        }
+                        Value::String(s) => {
+                            observation
+                                .categorical
+                                .insert(name.clone(), Some(s.clone()));
+                        }
+                        Value::Null => {
+                            observation.numeric.insert(name.clone(), f64::NAN);
+                            observation.categorical.insert(name.clone(), None);
+                        }
+                        _ => {
+                            return Err((
+                                format!("features.{name}"),
+                                "not a number, string or null".into(),
+                            ));
+                        }
+                    }
+                }
+                Ok(observation)
+            })();
+            match parsed {
+                Ok(o) => rows.push(o),
+                Err((field, reason)) => rejects.push(churn_data::Reject {
+                    row: i + 1,
+                    field,
+                    reason,
+                    values: vec![path.display().to_string(), line.to_owned()],
+                }),
+            }
+        }
+    }
+    if !paths.is_empty() {
+        let rejects_path = crate::prediction_log::write_rejects(out, "feature_log", &rejects)?;
+        println!(
+            "feature log: {lines} lines = {} read + {} rejected (written to {})",
+            rows.len(),
+            rejects.len(),
+            rejects_path.display()
+        );
+    }
+    Ok(rows)
 }
 
 fn auc_text(m: &ModelPeriod) -> String {
@@ -393,6 +558,88 @@ fn html(report: &Monitoring) -> Result<String> {
         ],
         &rows,
     );
+    if !report.feature_drift.is_empty() {
+        page.heading("Input drift (feature log against the training rows)");
+        page.note("PSI per feature over the reference's decile bins (plus a missing bin); above 0.25 is usually read as a large shift, 0.1–0.25 as moderate. KS against the training quantiles for numeric features.");
+        let mut top: Vec<&str> = Vec::new();
+        if let Some(last) = report.feature_drift.last() {
+            top = last
+                .features
+                .iter()
+                .take(6)
+                .map(|f| f.feature.as_str())
+                .collect();
+        }
+        let series: Vec<Series> = top
+            .iter()
+            .map(|feature| Series {
+                name: (*feature).to_owned(),
+                points: report
+                    .feature_drift
+                    .iter()
+                    .filter_map(|d| {
+                        let f = d.features.iter().find(|f| f.feature == *feature)?;
+                        Some((d.start as f64 / DAY_MS as f64, f.psi))
+                    })
+                    .collect(),
+                markers: true,
+            })
+            .collect();
+        let (x0, x1) = report
+            .feature_drift
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(a, b), d| {
+                let x = d.start as f64 / DAY_MS as f64;
+                (a.min(x), b.max(x))
+            });
+        let top_psi = series
+            .iter()
+            .flat_map(|s| s.points.iter().map(|p| p.1))
+            .fold(0.3_f64, f64::max);
+        let chart = LineChart {
+            title: "PSI of the most drifting features by period".into(),
+            x_label: "period start (days since 1970-01-01)".into(),
+            y_label: "PSI".into(),
+            x_range: (x0 - 1.0, x1 + 1.0),
+            y_range: (0.0, top_psi * 1.1),
+            series,
+            reference: Some(("0.25".into(), vec![(x0 - 1.0, 0.25), (x1 + 1.0, 0.25)])),
+            legend: Legend::UpperLeft,
+            style: Style::default(),
+        }
+        .svg()?;
+        page.charts(&[(
+            chart,
+            "The six features that drift most in the latest period.",
+        )]);
+        let rows: Vec<Vec<Cell>> = report
+            .feature_drift
+            .iter()
+            .flat_map(|d| {
+                d.features.iter().take(5).map(move |f| {
+                    vec![
+                        Cell::Text(format_timestamp(d.start)),
+                        Cell::Text(d.model.clone()),
+                        Cell::Number(d.rows as f64, 0),
+                        Cell::Text(f.feature.clone()),
+                        Cell::Number(f.psi, 3),
+                        Cell::Number(f.ks.unwrap_or(f64::NAN), 3),
+                    ]
+                })
+            })
+            .collect();
+        page.table(
+            &[
+                "period from",
+                "model",
+                "rows",
+                "feature (top 5)",
+                "PSI",
+                "KS",
+            ],
+            &rows,
+        );
+    }
     page.heading("By segment (all periods, labelled predictions)");
     let rows: Vec<Vec<Cell>> = report
         .by_segment

@@ -174,7 +174,7 @@ fn fit_and_save(ui: &Ui, settings: &TrainSettings, prepared: Prepared) -> Result
             parameters: fitted.parameters.clone(),
             metrics,
             created_at_ms: crate::commands::now_ms(),
-            reference: Some(table.reference(&split.train, &fitted.test_probabilities)),
+            reference: Some(table.reference(&split.test, &fitted.test_probabilities)),
         };
         let (card, dir) =
             churn_model::artifact::save(&settings.out, &name, &fitted.model, card_input)?;

@@ -196,6 +196,42 @@ fn raw_instances(as_of: &str) -> (Vec<Value>, PathBuf, tempfile::TempDir) {
     (instances, courses, dir)
 }
 
+/// Raw instances of the learners still active at `as_of` (not gone or cancelled).
+fn active_instances(as_of: &str) -> Vec<Value> {
+    let now = parse_timestamp("2026-07-01T00:00:00Z").expect("time");
+    let mut dataset = load_dir(Path::new("data"), &LoadOptions { now })
+        .expect("sample")
+        .dataset;
+    let t = parse_timestamp(as_of).expect("as_of");
+    dataset.events.sort_by_key(|e| (e.learner, e.ts));
+    let active: std::collections::HashSet<String> = dataset
+        .learners
+        .iter()
+        .enumerate()
+        .filter(|(i, l)| {
+            let from = dataset
+                .events
+                .partition_point(|e| (e.learner as usize) < *i);
+            let to = dataset
+                .events
+                .partition_point(|e| (e.learner as usize) <= *i);
+            churn_features::label::not_eligible(
+                l.signup_at,
+                &dataset.events[from..to],
+                t,
+                30 * churn_core::DAY_MS,
+            )
+            .is_none()
+        })
+        .map(|(_, l)| l.id.clone())
+        .collect();
+    raw_instances(as_of)
+        .0
+        .into_iter()
+        .filter(|i| active.contains(i["learner_id"].as_str().unwrap_or("")))
+        .collect()
+}
+
 fn config(models: &Path) -> ServeConfig {
     ServeConfig {
         models: models.to_owned(),
@@ -463,23 +499,54 @@ fn the_prediction_log_of_an_exploring_server_reads_back_as_an_experiment() {
 fn monitoring_a_served_log_gives_what_churn_evaluate_gives_on_the_same_rows() {
     let out = tempfile::tempdir().expect("tempdir");
     let log = out.path().join("log/predictions.jsonl");
+    let features_log = out.path().join("log/features.jsonl");
     let mut logging = config(Path::new("models"));
     logging.prediction_log = Some(log.clone());
+    logging.feature_log = Some(features_log.clone());
+    logging.feature_log_share = 1.0;
     let mut server = Server::start(logging);
     let times = [
-        "2026-04-17T00:00:00Z",
-        "2026-05-01T00:00:00Z",
         "2026-05-15T00:00:00Z",
+        "2026-05-22T00:00:00Z",
+        "2026-05-29T00:00:00Z",
     ];
     let mut sent = 0;
     for as_of in times {
-        let (instances, _courses, _dir) = raw_instances(as_of);
+        // The learners still active, as an application would ask about.
+        let instances = active_instances(as_of);
         for chunk in instances.chunks(200) {
             let (status, value) = predict(server.addr, &json!({"instances": chunk}));
             assert_eq!(status, 200, "{value}");
         }
         sent += instances.len();
     }
+    // The same drift, live, for an alert: PSI over the latest served rows.
+    let (status, metrics) = http(server.addr, "GET", "/metrics", &[], "");
+    assert_eq!(status, 200);
+    let gauge = |name: &str| -> Vec<f64> {
+        metrics
+            .lines()
+            .filter(|l| l.starts_with(name))
+            .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+            .collect()
+    };
+    let features = gauge("churn_feature_psi{");
+    let registry = churn_features::NUMERIC.len() + churn_features::CATEGORICAL.len();
+    assert_eq!(
+        features.len(),
+        registry,
+        "one gauge per feature:\n{metrics}"
+    );
+    assert!(
+        features.iter().all(|v| v.is_finite() && *v < 0.25),
+        "{features:?}"
+    );
+    let prediction = gauge("churn_prediction_psi{");
+    assert!(
+        prediction.len() == 1 && prediction[0] < 0.1,
+        "{prediction:?}"
+    );
+    assert_eq!(gauge("churn_drift_window_rows{"), vec![2000.0]);
     server.stop();
     let monitor = |extra: &[&str]| {
         Command::new(churn_bin())
@@ -491,10 +558,12 @@ fn monitoring_a_served_log_gives_what_churn_evaluate_gives_on_the_same_rows() {
                 "--now",
                 "2026-07-01T00:00:00Z",
                 "--every",
-                "14d",
+                "7d",
             ])
             .arg("--log")
             .arg(&log)
+            .arg("--features")
+            .arg(&features_log)
             .arg("--out")
             .arg(out.path().join("monitor"))
             .args(extra)
@@ -519,8 +588,9 @@ fn monitoring_a_served_log_gives_what_churn_evaluate_gives_on_the_same_rows() {
     )
     .expect("JSON");
     let periods = report["periods"].as_array().expect("periods");
-    assert_eq!(periods.len(), 3, "one period per as-of time");
-    // Each period's realised AUC is churn evaluate's at that as-of time.
+    assert_eq!(periods.len(), 3, "one period per as-of time: {stdout}");
+    // Each period's realised metrics are churn evaluate's at that as-of time
+    // (served probabilities equal batch ones within 5e-7, hence 1e-5).
     for (period, as_of) in periods.iter().zip(times) {
         let model = &period["models"][0];
         let evaluated = Command::new(churn_bin())
@@ -551,7 +621,7 @@ fn monitoring_a_served_log_gives_what_churn_evaluate_gives_on_the_same_rows() {
                 theirs[key].as_f64().expect(key),
             );
             assert!(
-                (a - b).abs() < 1e-6,
+                (a - b).abs() < 1e-5,
                 "{as_of} {key}: monitor {a}, evaluate {b}"
             );
         }
@@ -560,7 +630,7 @@ fn monitoring_a_served_log_gives_what_churn_evaluate_gives_on_the_same_rows() {
             theirs["roc_auc"]["estimate"].as_f64().expect("auc"),
         );
         assert!(
-            (a - b).abs() < 1e-6,
+            (a - b).abs() < 1e-5,
             "{as_of} AUC: monitor {a}, evaluate {b}"
         );
         let predictions = model["predictions"].as_u64().expect("n");
@@ -572,14 +642,31 @@ fn monitoring_a_served_log_gives_what_churn_evaluate_gives_on_the_same_rows() {
             "{as_of}: every prediction accounted for"
         );
     }
-    assert_eq!(
-        periods[0]["models"][0]["psi"].as_f64(),
-        Some(0.0),
-        "the first period is the reference"
+    // Unchanged data: the served population looks like the training rows.
+    for period in periods {
+        let psi = period["models"][0]["psi"].as_f64().expect("psi");
+        assert!(psi < 0.1, "prediction PSI {psi} on unchanged data");
+    }
+    let drift = report["feature_drift"].as_array().expect("feature drift");
+    assert_eq!(drift.len(), 3, "input drift per period");
+    for d in drift {
+        let top = &d["features"][0];
+        assert!(
+            top["psi"].as_f64().expect("psi") < 0.25,
+            "{top} drifts on unchanged data"
+        );
+    }
+    let served = std::fs::read_to_string(&features_log).expect("feature log");
+    assert_eq!(served.lines().count(), sent, "share 1: every row logged");
+    assert!(
+        !served.contains("learner_id") && !served.contains("events"),
+        "no learner data in the feature log"
     );
     // Thresholds gate a scheduled job.
     assert_eq!(
-        monitor(&["--fail-on", "auc<0.5,psi>5"]).status.code(),
+        monitor(&["--fail-on", "auc<0.5,psi>5,feature_psi>0.25"])
+            .status
+            .code(),
         Some(0)
     );
     let failing = monitor(&["--fail-on", "auc<0.9999"]);

@@ -94,6 +94,8 @@ pub struct Monitoring {
     pub by_segment: Vec<SegmentMetrics>,
     /// What the drift is measured against.
     pub reference: String,
+    /// Input drift from the feature log, per period and model.
+    pub feature_drift: Vec<FeatureDriftPeriod>,
 }
 
 fn labelled(rows: &[&Observation]) -> (Vec<f64>, Vec<f64>) {
@@ -112,17 +114,23 @@ fn metrics_of(rows: &[&Observation], seed: u64) -> Option<Metrics> {
     (positives > 0 && positives < y.len()).then(|| metrics::metrics(&p, &y, seed))
 }
 
-/// Aggregates observations into periods of `every` ms starting at the first
-/// observation's day. Drift is measured against `reference` (e.g. the
-/// training distribution of predicted probabilities) when given, else
-/// against each model's first period.
+/// The start of the first period: the day of the earliest time.
+pub fn first_day(times: impl Iterator<Item = i64>) -> Option<i64> {
+    const DAY: i64 = 86_400_000;
+    times.min().map(|t| t.div_euclid(DAY) * DAY)
+}
+
+/// Aggregates observations into periods of `every` ms from `start`. The drift
+/// of each model's predictions is measured against `references[model]` (the
+/// quantiles of its test predictions, from its training reference) when
+/// present, else against the model's first period.
 pub fn monitor(
     observations: &[Observation],
+    start: i64,
     every: i64,
-    reference: Option<&[f64]>,
+    references: &BTreeMap<String, Vec<f64>>,
     seed: u64,
 ) -> Result<Monitoring, MonitorError> {
-    const DAY: i64 = 86_400_000;
     if every <= 0 {
         return Err(MonitorError::Invalid("the period must be positive".into()));
     }
@@ -138,13 +146,7 @@ pub fn monitor(
             o.probability, o.model
         )));
     }
-    let first = observations
-        .iter()
-        .map(|o| o.time)
-        .min()
-        .unwrap_or(0)
-        .div_euclid(DAY)
-        * DAY;
+    let first = start;
     let mut grouped: BTreeMap<(i64, &str, &str), Vec<&Observation>> = BTreeMap::new();
     for o in observations {
         let period = (o.time - first).div_euclid(every);
@@ -153,28 +155,19 @@ pub fn monitor(
             .or_default()
             .push(o);
     }
-    let fixed = match reference {
-        Some(values) => Some(Reference::from_values(values, 10)?),
-        None => None,
-    };
-    // Per model: its first period's predictions, the reference when none is given.
+    // Per model: its first period's predictions, the reference when it has none.
     let mut first_seen: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
     let mut periods: Vec<Period> = Vec::new();
     for ((period, model, role), rows) in &grouped {
         let probabilities: Vec<f64> = rows.iter().map(|o| o.probability).collect();
-        let baseline = first_seen
-            .entry(model)
-            .or_insert_with(|| probabilities.clone());
-        let (psi, ks) = match &fixed {
-            Some(r) => (
-                Some(r.psi(&probabilities)?),
-                Some(ks_2samp(&probabilities, reference.unwrap_or(&[]))?),
-            ),
-            None => (
-                Some(Reference::from_values(baseline, 10)?.psi(&probabilities)?),
-                Some(ks_2samp(&probabilities, baseline)?),
-            ),
+        let baseline: &[f64] = match references.get(*model) {
+            Some(r) if !r.is_empty() => r,
+            _ => first_seen
+                .entry(model)
+                .or_insert_with(|| probabilities.clone()),
         };
+        let psi = Some(Reference::from_values(baseline, 10)?.psi(&probabilities)?);
+        let ks = Some(ks_2samp(&probabilities, baseline)?);
         let entry = ModelPeriod {
             model: (*model).to_owned(),
             role: (*role).to_owned(),
@@ -223,10 +216,95 @@ pub fn monitor(
         every,
         periods,
         by_segment,
-        reference: if reference.is_some() {
-            "the model card's distribution of predicted probabilities".into()
+        reference: if references.is_empty() {
+            "each model's first period (no training reference found)".into()
         } else {
-            "each model's first period".into()
+            "the model's test-set predictions in training (reference.json)".into()
         },
+        feature_drift: Vec::new(),
     })
+}
+
+/// One logged row of served features.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeatureObservation {
+    pub time: i64,
+    pub model: String,
+    pub numeric: BTreeMap<String, f64>,
+    pub categorical: BTreeMap<String, Option<String>>,
+}
+
+/// One feature's drift in one period.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FeatureDrift {
+    pub feature: String,
+    pub psi: f64,
+    /// KS statistic against the training quantiles (numeric features).
+    pub ks: Option<f64>,
+}
+
+/// A model's input drift in one period, the most drifting features first.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FeatureDriftPeriod {
+    pub start: i64,
+    pub model: String,
+    pub rows: usize,
+    pub features: Vec<FeatureDrift>,
+}
+
+/// Input drift per period and model against each model's training
+/// reference (models without one are skipped).
+pub fn feature_drift(
+    rows: &[FeatureObservation],
+    start: i64,
+    every: i64,
+    references: &BTreeMap<String, churn_model::drift::TrainingReference>,
+) -> Result<Vec<FeatureDriftPeriod>, MonitorError> {
+    if every <= 0 {
+        return Err(MonitorError::Invalid("the period must be positive".into()));
+    }
+    let mut grouped: BTreeMap<(i64, &str), Vec<&FeatureObservation>> = BTreeMap::new();
+    for r in rows {
+        grouped
+            .entry(((r.time - start).div_euclid(every), r.model.as_str()))
+            .or_default()
+            .push(r);
+    }
+    let mut out = Vec::new();
+    for ((period, model), rows) in grouped {
+        let Some(reference) = references.get(model) else {
+            continue;
+        };
+        let mut features = Vec::new();
+        for r in &reference.numeric {
+            let values: Vec<f64> = rows
+                .iter()
+                .map(|o| o.numeric.get(&r.feature).copied().unwrap_or(f64::NAN))
+                .collect();
+            features.push(FeatureDrift {
+                feature: r.feature.clone(),
+                psi: r.psi(&values)?,
+                ks: r.ks(&values).map(|k| k.statistic),
+            });
+        }
+        for r in &reference.categorical {
+            let values: Vec<Option<&str>> = rows
+                .iter()
+                .map(|o| o.categorical.get(&r.feature).and_then(|v| v.as_deref()))
+                .collect();
+            features.push(FeatureDrift {
+                feature: r.feature.clone(),
+                psi: r.psi(&values),
+                ks: None,
+            });
+        }
+        features.sort_by(|a, b| b.psi.total_cmp(&a.psi).then(a.feature.cmp(&b.feature)));
+        out.push(FeatureDriftPeriod {
+            start: start + period * every,
+            model: model.to_owned(),
+            rows: rows.len(),
+            features,
+        });
+    }
+    Ok(out)
 }

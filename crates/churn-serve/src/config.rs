@@ -54,6 +54,14 @@ pub struct ServeConfig {
     pub header_timeout_ms: u64,
     /// Prediction log (JSON lines); none when unset.
     pub prediction_log: Option<PathBuf>,
+    /// Served feature values for `churn monitor`'s input drift, JSON lines,
+    /// size-rotated like the prediction log; off unless set. It holds the
+    /// model's input values (not raw events), for a sampled share of learners.
+    pub feature_log: Option<PathBuf>,
+    /// Share of learners (by a hash of learner_id) whose features are logged.
+    pub feature_log_share: f64,
+    /// Served rows per model kept for the live drift (PSI) in /metrics; 0 = off.
+    pub drift_window: usize,
     /// Rotate the log when it reaches this size, bytes.
     pub log_max_bytes: u64,
     /// Rotated log files kept.
@@ -89,6 +97,9 @@ impl Default for ServeConfig {
             request_timeout_ms: 10_000,
             header_timeout_ms: 5_000,
             prediction_log: None,
+            feature_log: None,
+            feature_log_share: 0.1,
+            drift_window: 2000,
             log_max_bytes: 64 << 20,
             log_keep: 5,
             log_buffer: 65_536,
@@ -131,6 +142,11 @@ impl ServeConfig {
                 "ADMIN_TOKEN" => self.admin_token = Some(value),
                 "PREDICT_TOKEN" => self.predict_token = Some(value),
                 "PREDICTION_LOG" => self.prediction_log = Some(value.into()),
+                "FEATURE_LOG" => self.feature_log = Some(value.into()),
+                "FEATURE_LOG_SHARE" => {
+                    self.feature_log_share = value.parse().map_err(|_| bad("not a number"))?
+                }
+                "DRIFT_WINDOW" => self.drift_window = number(&value)? as usize,
                 "MAX_BATCH" => self.max_batch = number(&value)? as usize,
                 "MAX_BODY_BYTES" => self.max_body_bytes = number(&value)? as usize,
                 "MAX_CONCURRENCY" => self.max_concurrency = number(&value)? as usize,
@@ -149,6 +165,12 @@ impl ServeConfig {
             return fail(format!(
                 "challenger_share must be in [0, 1], got {}",
                 self.challenger_share
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.feature_log_share) {
+            return fail(format!(
+                "feature_log_share must be in [0, 1], got {}",
+                self.feature_log_share
             ));
         }
         if !(0.0..=1.0).contains(&self.epsilon) {

@@ -8,6 +8,7 @@
 
 mod api;
 pub mod config;
+mod drift;
 mod error;
 mod oip;
 mod openapi;
@@ -76,11 +77,25 @@ impl App {
                 )
             })
             .transpose()?;
+        let feature_log = config
+            .feature_log
+            .as_deref()
+            .map(|path| {
+                predlog::PredictionLog::open(
+                    path,
+                    config.log_max_bytes,
+                    config.log_keep,
+                    config.log_buffer,
+                    telemetry.log_dropped.clone(),
+                )
+            })
+            .transpose()?;
         let state = Arc::new(state::AppState {
             config,
             deployment: ArcSwap::from_pointee(deployment),
             telemetry,
             log,
+            feature_log,
             reload: tokio::sync::Mutex::new(()),
         });
         routes::publish_models(&state);

@@ -19,7 +19,7 @@ use tracing::Instrument;
 use crate::api::{self, OwnedInput};
 use crate::error::ApiError;
 use crate::state::{AppState, Deployment, Role, Served};
-use crate::telemetry::{BandRole, ModelLabel, RouteLabel, RouteStatus};
+use crate::telemetry::{BandRole, FeatureLabel, ModelLabel, RouteLabel, RouteStatus};
 
 /// The request id of the request being answered.
 #[derive(Clone)]
@@ -303,6 +303,7 @@ fn score_all(
 ) -> Result<Vec<Value>, ApiError> {
     let mut out = Vec::with_capacity(request.instances.len());
     let mut log_lines = Vec::new();
+    let mut feature_lines = Vec::new();
     for (i, instance) in request.instances.iter().enumerate() {
         let learner = api::learner_id(instance, i)?;
         let (role, served) = deployment.route(learner);
@@ -325,6 +326,11 @@ fn score_all(
         if let Some(line) = line {
             log_lines.push(line);
         }
+        if state.feature_log.is_some()
+            && crate::state::bucket(&format!("features:{learner}")) < state.config.feature_log_share
+        {
+            feature_lines.push(feature_line(served, role, instance, &input));
+        }
         out.push(prediction);
     }
     if let Some(log) = &state.log {
@@ -332,7 +338,33 @@ fn score_all(
             log.record(line);
         }
     }
+    if let Some(log) = &state.feature_log {
+        for line in feature_lines {
+            log.record(line);
+        }
+    }
     Ok(out)
+}
+
+/// One feature-log line: the model's input values, no learner id or events.
+fn feature_line(served: &Served, role: Role, instance: &Value, input: &OwnedInput) -> String {
+    let schema = served.artifact.model.schema();
+    let categories = input.categories();
+    let mut features = serde_json::Map::new();
+    for (j, f) in schema.features.iter().enumerate() {
+        let value = match input.numeric.get(j) {
+            Some(v) if j < schema.numeric_len() => json!(v.is_finite().then_some(*v)),
+            _ => json!(categories.get(j - schema.numeric_len()).copied().flatten()),
+        };
+        features.insert(f.name.clone(), value);
+    }
+    json!({
+        "time": churn_core::format_timestamp(now_ms()),
+        "as_of": instance.get("as_of").and_then(Value::as_str),
+        "model": {"name": served.name(), "version": served.version(), "role": role.name()},
+        "features": features,
+    })
+    .to_string()
 }
 
 /// What a prediction-log line needs besides the answer.
@@ -368,6 +400,9 @@ fn score_one(
             e.to_string(),
         )
     })?;
+    if let Some(drift) = &served.drift {
+        drift.observe(&model_input, answer.churn_probability);
+    }
     let model = json!({"name": served.name(), "version": served.version(), "role": role.name()});
     let mut value = serde_json::to_value(&answer).map_err(|e| {
         ApiError::new(
@@ -452,6 +487,40 @@ async fn ready(State(state): Shared) -> Response {
 }
 
 async fn metrics(State(state): Shared) -> Response {
+    // The drift gauges are computed when scraped, off the predict path.
+    let deployment = state.deployment.load_full();
+    for (role, served) in deployment.all() {
+        let Some(drift) = served.drift.as_ref().and_then(|d| d.psi()) else {
+            continue;
+        };
+        let model = ModelLabel {
+            name: served.name().to_owned(),
+            version: served.version().to_owned(),
+            role: role.name().to_owned(),
+        };
+        for (feature, psi) in drift.features {
+            state
+                .telemetry
+                .feature_psi
+                .get_or_create(&FeatureLabel {
+                    name: model.name.clone(),
+                    version: model.version.clone(),
+                    role: model.role.clone(),
+                    feature,
+                })
+                .set(psi);
+        }
+        state
+            .telemetry
+            .prediction_psi
+            .get_or_create(&model)
+            .set(drift.prediction);
+        state
+            .telemetry
+            .drift_rows
+            .get_or_create(&model)
+            .set(drift.rows as i64);
+    }
     (
         [(
             header::CONTENT_TYPE,

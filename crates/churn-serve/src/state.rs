@@ -37,6 +37,8 @@ pub struct Served {
     pub policy: Explore<Box<dyn Policy>>,
     /// The playbook's risk bands.
     pub bands: RiskBands,
+    /// Live drift against the model's training reference (when it has one).
+    pub drift: Option<crate::drift::LiveDrift>,
     /// Whether the model reads churn's own features (raw-event instances allowed).
     pub reads_churn_features: bool,
     /// Feature name → schema index.
@@ -165,6 +167,8 @@ pub struct AppState {
     pub deployment: ArcSwap<Deployment>,
     pub telemetry: Telemetry,
     pub log: Option<PredictionLog>,
+    /// The sampled feature log, when configured.
+    pub feature_log: Option<PredictionLog>,
     /// One reload at a time.
     pub reload: tokio::sync::Mutex<()>,
 }
@@ -198,7 +202,14 @@ pub fn load_served(config: &ServeConfig, reference: &str) -> Result<Served, Serv
         Some(path) => Catalogue::read(path)?,
         None => Catalogue::from_card(&artifact.card.training),
     };
+    let drift = match (&artifact.reference, config.drift_window) {
+        (Some(reference), window) if window > 0 => {
+            crate::drift::LiveDrift::new(reference.clone(), schema, window)
+        }
+        _ => None,
+    };
     Ok(Served {
+        drift,
         artifact,
         policy,
         bands,

@@ -32,6 +32,16 @@ pub struct ModelLabel {
     pub role: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FeatureLabel {
+    pub name: String,
+    pub version: String,
+    pub role: String,
+    pub feature: String,
+}
+
+type FloatGauge = Gauge<f64, std::sync::atomic::AtomicU64>;
+
 /// The server's metrics.
 pub struct Telemetry {
     registry: Registry,
@@ -42,6 +52,9 @@ pub struct Telemetry {
     pub log_dropped: Counter,
     pub shed: Counter,
     pub reloads: Family<RouteLabel, Counter>,
+    pub feature_psi: Family<FeatureLabel, FloatGauge>,
+    pub prediction_psi: Family<ModelLabel, FloatGauge>,
+    pub drift_rows: Family<ModelLabel, Gauge>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -94,6 +107,24 @@ impl Telemetry {
             shed.clone(),
         );
         registry.register("reloads", "Model reloads by outcome", reloads.clone());
+        let feature_psi = Family::<FeatureLabel, FloatGauge>::default();
+        let prediction_psi = Family::<ModelLabel, FloatGauge>::default();
+        let drift_rows = Family::<ModelLabel, Gauge>::default();
+        registry.register(
+            "feature_psi",
+            "Population stability index of each input feature over the latest served rows against the model's training rows",
+            feature_psi.clone(),
+        );
+        registry.register(
+            "prediction_psi",
+            "Population stability index of the predicted probability over the latest served rows against the model's test predictions",
+            prediction_psi.clone(),
+        );
+        registry.register(
+            "drift_window_rows",
+            "Served rows the drift statistics are computed over",
+            drift_rows.clone(),
+        );
         Telemetry {
             registry,
             requests,
@@ -103,6 +134,9 @@ impl Telemetry {
             log_dropped,
             shed,
             reloads,
+            feature_psi,
+            prediction_psi,
+            drift_rows,
         }
     }
 

@@ -93,8 +93,10 @@ impl Table {
     }
 
     /// The distributions of every feature over `rows` and of `predictions`
-    /// (the model's test-set probabilities): the reference drift is measured
-    /// against.
+    /// (the model's probabilities on those rows): the reference drift is
+    /// measured against. Training uses the test rows, the latest as-of time it
+    /// saw: cumulative features (tenure, lessons completed) grow with calendar
+    /// time, so older rows would show drift that is only age.
     pub fn reference(
         &self,
         rows: &[usize],
