@@ -148,6 +148,10 @@ pub struct SimulateArgs {
     /// How learners are assigned to arms.
     #[arg(long, value_enum, default_value_t = Assignment::Uniform)]
     pub assignment: Assignment,
+    /// From this day on, behaviour changes (a new cohort from other channels,
+    /// worse live-class latency): a scenario for `churn monitor`.
+    #[arg(long)]
+    pub drift_day: Option<u32>,
 }
 
 #[derive(Debug, Args)]

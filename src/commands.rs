@@ -98,6 +98,7 @@ fn simulate(ui: &Ui, args: &SimulateArgs) -> Result<()> {
         courses: args.courses,
         experiment_day: args.experiment_day,
         horizon_days: 30,
+        drift_day: args.drift_day,
         assignment: match args.assignment {
             Assignment::Uniform => AssignmentMode::Uniform,
             Assignment::Targeted => AssignmentMode::Targeted,
@@ -370,6 +371,7 @@ fn quickstart(ui: &Ui, args: &QuickstartArgs) -> Result<ExitCode> {
             courses: 30,
             experiment_day: None,
             assignment: Assignment::Uniform,
+            drift_day: None,
         },
     )?;
     println!("\n== 6. validate it");

@@ -148,9 +148,14 @@ fn churn_bin() -> &'static str {
 
 /// Raw instances (profile + events up to `as_of`) of the sample's learners.
 fn raw_instances(as_of: &str) -> (Vec<Value>, PathBuf, tempfile::TempDir) {
-    let now = parse_timestamp("2026-07-01T00:00:00Z").expect("time");
-    let dataset = load_dir(Path::new("data"), &LoadOptions { now })
-        .expect("sample")
+    raw_instances_in(Path::new("data"), as_of)
+}
+
+/// Raw instances of the learners of the data directory `data`.
+fn raw_instances_in(data: &Path, as_of: &str) -> (Vec<Value>, PathBuf, tempfile::TempDir) {
+    let now = parse_timestamp("2026-12-31T00:00:00Z").expect("time");
+    let dataset = load_dir(data, &LoadOptions { now })
+        .expect("data loads")
         .dataset;
     let t = parse_timestamp(as_of).expect("as_of");
     let dir = tempfile::tempdir().expect("tempdir");
@@ -198,9 +203,14 @@ fn raw_instances(as_of: &str) -> (Vec<Value>, PathBuf, tempfile::TempDir) {
 
 /// Raw instances of the learners still active at `as_of` (not gone or cancelled).
 fn active_instances(as_of: &str) -> Vec<Value> {
-    let now = parse_timestamp("2026-07-01T00:00:00Z").expect("time");
-    let mut dataset = load_dir(Path::new("data"), &LoadOptions { now })
-        .expect("sample")
+    active_instances_in(Path::new("data"), as_of)
+}
+
+/// Raw instances of the learners of `data` still active at `as_of`.
+fn active_instances_in(data: &Path, as_of: &str) -> Vec<Value> {
+    let now = parse_timestamp("2026-12-31T00:00:00Z").expect("time");
+    let mut dataset = load_dir(data, &LoadOptions { now })
+        .expect("data loads")
         .dataset;
     let t = parse_timestamp(as_of).expect("as_of");
     dataset.events.sort_by_key(|e| (e.learner, e.ts));
@@ -225,7 +235,7 @@ fn active_instances(as_of: &str) -> Vec<Value> {
         })
         .map(|(_, l)| l.id.clone())
         .collect();
-    raw_instances(as_of)
+    raw_instances_in(data, as_of)
         .0
         .into_iter()
         .filter(|i| active.contains(i["learner_id"].as_str().unwrap_or("")))
@@ -967,4 +977,206 @@ fn shutdown_lets_the_request_in_flight_finish() {
     assert_eq!(value["predictions"].as_array().map(Vec::len), Some(20_000));
     assert!(started.elapsed() > Duration::from_millis(150));
     assert!(TcpStream::connect(addr).is_err(), "no longer accepting");
+}
+
+/// Simulates a platform (with a change of behaviour at day 150, 2026-05-31,
+/// or none), trains on what was known then, serves it weekly with both logs, and
+/// returns `churn monitor`'s report.
+fn monitor_scenario(drift: bool) -> Value {
+    let out = tempfile::tempdir().expect("tempdir");
+    let data = out.path().join("data");
+    let mut simulate = Command::new(churn_bin());
+    simulate.args([
+        "--quiet",
+        "simulate",
+        "--learners",
+        "3000",
+        "--days",
+        "240",
+        "--seed",
+        "5",
+    ]);
+    if drift {
+        simulate.args(["--drift-day", "150"]);
+    }
+    assert!(
+        simulate
+            .arg("--out")
+            .arg(&data)
+            .status()
+            .expect("simulate")
+            .success()
+    );
+    let models = out.path().join("models");
+    let trained = Command::new(churn_bin())
+        .args([
+            "--quiet",
+            "train",
+            "--kind",
+            "gbdt",
+            "--name",
+            "scenario",
+            "--data-end",
+            "2026-05-31",
+            "--every",
+            "7d",
+            "--now",
+            "2026-12-31T00:00:00Z",
+        ])
+        .arg("--data")
+        .arg(&data)
+        .arg("--out")
+        .arg(&models)
+        .arg("--work")
+        .arg(out.path().join("train"))
+        .status()
+        .expect("train");
+    assert!(trained.success());
+    let (log, features) = (
+        out.path().join("predictions.jsonl"),
+        out.path().join("features.jsonl"),
+    );
+    let mut serving = config(&models);
+    serving.champion = "scenario".into();
+    serving.prediction_log = Some(log.clone());
+    serving.feature_log = Some(features.clone());
+    serving.feature_log_share = 1.0;
+    serving.max_events = 1_000_000;
+    serving.max_body_bytes = 512 << 20;
+    let mut server = Server::start(serving);
+    let start = parse_timestamp("2026-04-12T00:00:00Z").expect("time");
+    for week in 0..16 {
+        let as_of = format_timestamp(start + week * 7 * churn_core::DAY_MS);
+        let instances = active_instances_in(&data, &as_of);
+        for chunk in instances.chunks(200) {
+            let (status, value) = predict(server.addr, &json!({"instances": chunk}));
+            assert_eq!(status, 200, "{value}");
+        }
+    }
+    server.stop();
+    let result = Command::new(churn_bin())
+        .args([
+            "--quiet",
+            "monitor",
+            "--every",
+            "7d",
+            "--now",
+            "2026-12-31T00:00:00Z",
+        ])
+        .arg("--data")
+        .arg(&data)
+        .arg("--log")
+        .arg(&log)
+        .arg("--features")
+        .arg(&features)
+        .arg("--models")
+        .arg(&models)
+        .arg("--out")
+        .arg(out.path().join("monitor"))
+        .output()
+        .expect("monitor");
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    eprintln!("{}", String::from_utf8_lossy(&result.stdout));
+    serde_json::from_str(
+        &std::fs::read_to_string(out.path().join("monitor/monitor.json")).expect("monitor.json"),
+    )
+    .expect("JSON")
+}
+
+#[test]
+fn the_monitor_flags_a_changed_platform_in_the_right_period_and_stays_quiet_otherwise() {
+    let changed = monitor_scenario(true);
+    let unchanged = monitor_scenario(false);
+    let drift_day = parse_timestamp("2026-05-31T00:00:00Z").expect("time");
+    let psi = |report: &Value, feature: &str| -> Vec<(i64, f64)> {
+        report["feature_drift"]
+            .as_array()
+            .expect("drift")
+            .iter()
+            .map(|d| {
+                let f = d["features"]
+                    .as_array()
+                    .expect("features")
+                    .iter()
+                    .find(|f| f["feature"] == feature)
+                    .expect("feature");
+                (
+                    d["start"].as_i64().expect("start"),
+                    f["psi"].as_f64().expect("psi"),
+                )
+            })
+            .collect()
+    };
+    // Worse live classes: the latency features drift from the period after
+    // the change and lead the list two weeks in; never before, never without it.
+    for feature in ["live_mean_latency_ms_30d", "live_stalls_per_class_30d"] {
+        for (start, value) in psi(&changed, feature) {
+            if start < drift_day {
+                assert!(
+                    value < 0.1,
+                    "{feature} drifts ({value}) before the change, period {start}"
+                );
+            } else if start >= drift_day + 14 * churn_core::DAY_MS {
+                assert!(
+                    value > 0.25,
+                    "{feature} PSI {value} two weeks after the change, period {start}"
+                );
+            }
+        }
+        for (start, value) in psi(&unchanged, feature) {
+            assert!(
+                value < 0.1,
+                "{feature} drifts ({value}) without a change, period {start}"
+            );
+        }
+    }
+    let later = changed["feature_drift"]
+        .as_array()
+        .expect("drift")
+        .last()
+        .expect("a period")
+        .clone();
+    let leaders: Vec<&str> = later["features"].as_array().expect("f")[..2]
+        .iter()
+        .map(|f| f["feature"].as_str().unwrap_or(""))
+        .collect();
+    assert!(leaders.contains(&"live_mean_latency_ms_30d"), "{leaders:?}");
+    // The new cohort's channels show as it grows.
+    let channel = psi(&changed, "acquisition_channel");
+    assert!(channel.last().expect("a period").1 > 0.1, "{channel:?}");
+    assert!(
+        psi(&unchanged, "acquisition_channel")
+            .iter()
+            .all(|(_, v)| *v < 0.05)
+    );
+    // The model trained before the change ranks worse after it.
+    let auc = |report: &Value, from: i64, to: i64| -> f64 {
+        let values: Vec<f64> = report["periods"]
+            .as_array()
+            .expect("periods")
+            .iter()
+            .filter(|p| (from..to).contains(&p["start"].as_i64().unwrap_or(0)))
+            .filter_map(|p| p["models"][0]["metrics"]["roc_auc"]["estimate"].as_f64())
+            .collect();
+        values.iter().sum::<f64>() / values.len() as f64
+    };
+    let week = 7 * churn_core::DAY_MS;
+    let (before, after) = (
+        (drift_day - 7 * week, drift_day),
+        (drift_day + week, drift_day + 6 * week),
+    );
+    let changed_drop = auc(&changed, before.0, before.1) - auc(&changed, after.0, after.1);
+    let unchanged_drop = auc(&unchanged, before.0, before.1) - auc(&unchanged, after.0, after.1);
+    assert!(
+        changed_drop > 0.025,
+        "AUC drop after the change: {changed_drop}"
+    );
+    assert!(
+        unchanged_drop < 0.02,
+        "AUC drop without a change: {unchanged_drop}"
+    );
 }

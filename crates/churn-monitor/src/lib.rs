@@ -308,3 +308,53 @@ pub fn feature_drift(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: i64 = 86_400_000;
+
+    fn observation(day: i64, model: &str, role: &str, p: f64, outcome: Outcome) -> Observation {
+        Observation {
+            time: day * DAY + 3_600_000,
+            model: model.into(),
+            role: role.into(),
+            probability: p,
+            outcome,
+            segments: vec![("plan".into(), "free".into())],
+        }
+    }
+
+    #[test]
+    fn champion_and_challenger_share_a_period_and_pending_outcomes_are_counted() {
+        let mut rows = Vec::new();
+        for day in 0..14 {
+            for (k, p) in [0.1, 0.2, 0.7, 0.9].into_iter().enumerate() {
+                let outcome = match (day, k) {
+                    (13, _) => Outcome::Pending,
+                    (_, 0) => Outcome::NotEligible,
+                    (_, 1) => Outcome::Stayed,
+                    _ => Outcome::Churned,
+                };
+                rows.push(observation(day, "a@1", "champion", p, outcome));
+                rows.push(observation(day, "b@1", "challenger", 1.0 - p, outcome));
+            }
+        }
+        let start = first_day(rows.iter().map(|o| o.time)).unwrap();
+        let report = monitor(&rows, start, 7 * DAY, &BTreeMap::new(), 1).unwrap();
+        assert_eq!(report.periods.len(), 2);
+        let second = &report.periods[1];
+        assert_eq!(second.start, 7 * DAY);
+        let roles: Vec<&str> = second.models.iter().map(|m| m.role.as_str()).collect();
+        assert_eq!(roles, ["champion", "challenger"]);
+        let (a, b) = (&second.models[0], &second.models[1]);
+        assert_eq!((a.predictions, a.pending, a.not_eligible), (28, 4, 6));
+        // The champion ranks churners first, the challenger last.
+        assert_eq!(a.metrics.as_ref().unwrap().roc_auc.estimate, 1.0);
+        assert_eq!(b.metrics.as_ref().unwrap().roc_auc.estimate, 0.0);
+        // Without a reference, each model's first period is its own baseline.
+        assert_eq!(report.periods[0].models[0].psi, Some(0.0));
+        assert!(monitor(&rows, start, 0, &BTreeMap::new(), 1).is_err());
+    }
+}

@@ -178,6 +178,8 @@ pub(crate) fn digits(count: usize) -> usize {
 /// The running state of one learner's simulation.
 struct Life<'a> {
     rng: Rng,
+    /// From this time live classes have worse latency (the drift scenario).
+    worse_latency_from: Option<i64>,
     index: u32,
     catalogue: &'a Catalogue,
     traits: Traits,
@@ -266,9 +268,33 @@ pub(crate) fn simulate_learner(
     let signup_day = (signup_span * rng.uniform().powf(0.85)) as u32;
     let day0 = raw.start + i64::from(signup_day) * DAY_MS;
     let signup_at = rng.time_between(day0 + 6 * HOUR_MS, day0 + 20 * HOUR_MS);
+    // The drift scenario's new cohort: another channel mix, drawn from a
+    // stream of its own so that the rest of the learner is unchanged.
+    let mut channel = channel;
+    let mut traits = traits;
+    if raw.drift_day.is_some_and(|d| signup_day >= d) {
+        let mut cohort = Rng::new(stream_seed(raw.seed ^ 0x00D2_1F7C_0407, u64::from(index)));
+        let new_channel = *cohort.pick(&[
+            ("organic", 0.1),
+            ("paid_search", 0.35),
+            ("social", 0.45),
+            ("referral", 0.05),
+            ("partner", 0.05),
+        ]);
+        let motivation = |c: &str| match c {
+            "referral" => 0.35,
+            "partner" => 0.2,
+            "social" => -0.25,
+            "paid_search" => -0.1,
+            _ => 0.0,
+        };
+        traits.motivation += motivation(new_channel) - motivation(channel);
+        channel = new_channel;
+    }
 
     let mut life = Life {
         rng,
+        worse_latency_from: raw.drift_day.map(|d| raw.start + i64::from(d) * DAY_MS),
         index,
         catalogue,
         traits,
@@ -667,9 +693,15 @@ impl Life<'_> {
             ts += MINUTE_MS;
         }
         if self.rng.chance(0.45 * t.live_affinity) {
-            let latency = (130f64.ln() - 0.45 * t.network_quality + 0.35 * self.rng.normal())
-                .exp()
-                .round();
+            let degraded = if self.worse_latency_from.is_some_and(|from| ts >= from) {
+                0.8
+            } else {
+                0.0
+            };
+            let latency =
+                (130f64.ln() - 0.45 * t.network_quality + 0.35 * self.rng.normal() + degraded)
+                    .exp()
+                    .round();
             let stalls = f64::from(self.rng.poisson(((latency - 150.0) / 90.0).max(0.0)));
             let seconds = (2_700.0 - 200.0 * stalls).max(300.0);
             if fits(ts + seconds as i64 * 1000) {

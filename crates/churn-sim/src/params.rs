@@ -33,6 +33,11 @@ pub struct SimParams {
     pub horizon_days: u32,
     /// How arms are assigned.
     pub assignment: AssignmentMode,
+    /// A change of behaviour from this day on (for monitoring): learners who
+    /// sign up from it come mostly from social and paid search, and every
+    /// live class from it has worse latency. `None`: no change.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drift_day: Option<u32>,
 }
 
 impl Default for SimParams {
@@ -47,6 +52,7 @@ impl Default for SimParams {
             experiment_day: None,
             horizon_days: 30,
             assignment: AssignmentMode::Uniform,
+            drift_day: None,
         }
     }
 }
@@ -95,6 +101,9 @@ impl SimParams {
                     "must be in {min_days}..=3650 (30 days of history before the experiment plus its horizon)"
                 ),
             ));
+        }
+        if self.drift_day.is_some_and(|d| d == 0 || d >= self.days) {
+            return Err(bad("drift_day", format!("must be in 1..{}", self.days)));
         }
         if self.start.rem_euclid(DAY_MS) != 0 {
             return Err(bad("start", "must be a midnight UTC"));

@@ -18,6 +18,7 @@ fn simulated() -> churn_core::Dataset {
         experiment_day: None,
         horizon_days: 30,
         assignment: AssignmentMode::Uniform,
+        drift_day: None,
     }
     .check()
     .expect("valid parameters");
