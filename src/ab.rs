@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use crate::ab_report;
 use crate::cli::{AbArgs, AbCommand, ModelSource, PlanArgs};
-use crate::commands::{Ui, load_and_report, reference_time, write_atomically};
+use crate::commands::{Ui, load_and_report, reference_time, write_json_and_html};
 
 /// One analysed learner.
 pub struct Unit<'d> {
@@ -146,19 +146,8 @@ pub fn ab(ui: &Ui, args: &AbArgs) -> Result<()> {
     spinner.finish_and_clear();
     let analysis = analyse(ui, args, &experiment, model.as_ref(), horizon)?;
     ab_report::print(&analysis, &args.control);
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("cannot create {}", args.out.display()))?;
-    let json_path = args.out.join("ab.json");
-    write_atomically(&json_path, |w| {
-        serde_json::to_writer_pretty(&mut *w, &analysis)?;
-        Ok(std::io::Write::write_all(w, b"\n")?)
-    })?;
-    let html_path = args.out.join("ab.html");
     let html = ab_report::html(&analysis, &args.control)?;
-    write_atomically(&html_path, |w| {
-        Ok(std::io::Write::write_all(w, html.as_bytes())?)
-    })?;
-    println!("wrote {} and {}", json_path.display(), html_path.display());
+    write_json_and_html(&args.out, "ab", &analysis, &html)?;
     Ok(())
 }
 

@@ -582,6 +582,28 @@ fn serve(args: &ServeArgs) -> Result<()> {
 
 /// Writes `path` through a temporary file beside it and a rename, so a reader
 /// never sees half a file.
+/// Writes `<out>/<stem>.json` (pretty) and `<out>/<stem>.html`, each atomically,
+/// and says where.
+pub fn write_json_and_html(
+    out: &Path,
+    stem: &str,
+    value: &impl serde::Serialize,
+    html: &str,
+) -> Result<()> {
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let json_path = out.join(format!("{stem}.json"));
+    write_atomically(&json_path, |w| {
+        serde_json::to_writer_pretty(&mut *w, value)?;
+        Ok(std::io::Write::write_all(w, b"\n")?)
+    })?;
+    let html_path = out.join(format!("{stem}.html"));
+    write_atomically(&html_path, |w| {
+        Ok(std::io::Write::write_all(w, html.as_bytes())?)
+    })?;
+    println!("wrote {} and {}", json_path.display(), html_path.display());
+    Ok(())
+}
+
 pub fn write_atomically(
     path: &Path,
     write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> Result<()>,

@@ -12,7 +12,7 @@ use churn_monitor::{ModelPeriod, Monitoring, Observation, Outcome};
 use churn_report::{Cell, Legend, LineChart, Page, Series, Style};
 
 use crate::cli::MonitorArgs;
-use crate::commands::{Ui, load_and_report, reference_time, write_atomically};
+use crate::commands::{Ui, load_and_report, reference_time, write_json_and_html};
 
 /// One `--fail-on` condition, e.g. `auc<0.7`.
 #[derive(Debug, Clone, PartialEq)]
@@ -245,19 +245,8 @@ pub fn monitor(ui: &Ui, args: &MonitorArgs) -> Result<ExitCode> {
     )?;
     report.feature_drift = churn_monitor::feature_drift(&features, start, every, &references)?;
     print(&report);
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("cannot create {}", args.out.display()))?;
-    let json_path = args.out.join("monitor.json");
-    write_atomically(&json_path, |w| {
-        serde_json::to_writer_pretty(&mut *w, &report)?;
-        Ok(std::io::Write::write_all(w, b"\n")?)
-    })?;
-    let html_path = args.out.join("monitor.html");
-    let html = html(&report)?;
-    write_atomically(&html_path, |w| {
-        Ok(std::io::Write::write_all(w, html.as_bytes())?)
-    })?;
-    println!("wrote {} and {}", json_path.display(), html_path.display());
+    write_json_and_html(&args.out, "monitor", &report, &html(&report)?)?;
+
     let crossed = breaches(&report, &thresholds);
     if crossed.is_empty() {
         return Ok(ExitCode::SUCCESS);
@@ -275,82 +264,59 @@ fn read_features(
     out: &std::path::Path,
 ) -> Result<Vec<churn_monitor::FeatureObservation>> {
     use serde_json::Value;
-    let (mut rows, mut rejects, mut lines) = (Vec::new(), Vec::new(), 0usize);
-    for path in paths {
-        let content = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        for (i, line) in content
-            .lines()
-            .enumerate()
-            .filter(|(_, l)| !l.trim().is_empty())
-        {
-            lines += 1;
-            let parsed = (|| -> Result<churn_monitor::FeatureObservation, (String, String)> {
-                let value: Value = serde_json::from_str(line)
-                    .map_err(|e| ("line".to_owned(), format!("not JSON: {e}")))?;
-                let when = value
-                    .get("as_of")
-                    .and_then(Value::as_str)
-                    .or_else(|| value.get("time").and_then(Value::as_str))
-                    .ok_or_else(|| ("time".to_owned(), "no as_of or time".to_owned()))?;
-                let time = churn_core::parse_timestamp(when)
-                    .map_err(|e| ("time".to_owned(), e.to_string()))?;
-                let model = match (
-                    value.pointer("/model/name").and_then(Value::as_str),
-                    value.pointer("/model/version").and_then(Value::as_str),
-                ) {
-                    (Some(n), Some(v)) => format!("{n}@{v}"),
-                    _ => return Err(("model".into(), "missing model name or version".into())),
-                };
-                let map = value
-                    .get("features")
-                    .and_then(Value::as_object)
-                    .ok_or_else(|| {
-                        ("features".to_owned(), "missing or not an object".to_owned())
-                    })?;
-                let mut observation = churn_monitor::FeatureObservation {
-                    time,
-                    model,
-                    numeric: Default::default(),
-                    categorical: Default::default(),
-                };
-                for (name, v) in map {
-                    match v {
-                        Value::Number(n) => {
-                            observation
-                                .numeric
-                                .insert(name.clone(), n.as_f64().unwrap_or(f64::NAN));
-                        }
-                        Value::String(s) => {
-                            observation
-                                .categorical
-                                .insert(name.clone(), Some(s.clone()));
-                        }
-                        Value::Null => {
-                            observation.numeric.insert(name.clone(), f64::NAN);
-                            observation.categorical.insert(name.clone(), None);
-                        }
-                        _ => {
-                            return Err((
-                                format!("features.{name}"),
-                                "not a number, string or null".into(),
-                            ));
-                        }
-                    }
+    let (rows, rejects, lines) = crate::prediction_log::read_lines(paths, |line, _| {
+        let value: Value = serde_json::from_str(line)
+            .map_err(|e| ("line".to_owned(), format!("not JSON: {e}")))?;
+        let when = value
+            .get("as_of")
+            .and_then(Value::as_str)
+            .or_else(|| value.get("time").and_then(Value::as_str))
+            .ok_or_else(|| ("time".to_owned(), "no as_of or time".to_owned()))?;
+        let time =
+            churn_core::parse_timestamp(when).map_err(|e| ("time".to_owned(), e.to_string()))?;
+        let model = match (
+            value.pointer("/model/name").and_then(Value::as_str),
+            value.pointer("/model/version").and_then(Value::as_str),
+        ) {
+            (Some(n), Some(v)) => format!("{n}@{v}"),
+            _ => return Err(("model".into(), "missing model name or version".into())),
+        };
+        let map = value
+            .get("features")
+            .and_then(Value::as_object)
+            .ok_or_else(|| ("features".to_owned(), "missing or not an object".to_owned()))?;
+        let mut observation = churn_monitor::FeatureObservation {
+            time,
+            model,
+            numeric: Default::default(),
+            categorical: Default::default(),
+        };
+        for (name, v) in map {
+            match v {
+                Value::Number(n) => {
+                    observation
+                        .numeric
+                        .insert(name.clone(), n.as_f64().unwrap_or(f64::NAN));
                 }
-                Ok(observation)
-            })();
-            match parsed {
-                Ok(o) => rows.push(o),
-                Err((field, reason)) => rejects.push(churn_data::Reject {
-                    row: i + 1,
-                    field,
-                    reason,
-                    values: vec![path.display().to_string(), line.to_owned()],
-                }),
+                Value::String(s) => {
+                    observation
+                        .categorical
+                        .insert(name.clone(), Some(s.clone()));
+                }
+                Value::Null => {
+                    observation.numeric.insert(name.clone(), f64::NAN);
+                    observation.categorical.insert(name.clone(), None);
+                }
+                _ => {
+                    return Err((
+                        format!("features.{name}"),
+                        "not a number, string or null".into(),
+                    ));
+                }
             }
         }
-    }
+        Ok(observation)
+    })?;
     if !paths.is_empty() {
         let rejects_path = crate::prediction_log::write_rejects(out, "feature_log", &rejects)?;
         println!(

@@ -97,14 +97,12 @@ fn parse(line: &str, ids: &HashMap<&str, u32>, source: Reject) -> Result<Logged,
     })
 }
 
-/// Every line of the files: the predictions read, the lines rejected, and the line count.
-pub fn read(paths: &[PathBuf], dataset: &Dataset) -> Result<(Vec<Logged>, Vec<Reject>, usize)> {
-    let ids: HashMap<&str, u32> = dataset
-        .learners
-        .iter()
-        .enumerate()
-        .map(|(i, l)| (l.id.as_str(), i as u32))
-        .collect();
+/// Every non-empty line of the files through `parse`: what it read (with
+/// where it came from), the lines it refused as rejects, and the line count.
+pub fn read_lines<T>(
+    paths: &[PathBuf],
+    mut parse: impl FnMut(&str, Reject) -> Result<T, (String, String)>,
+) -> Result<(Vec<T>, Vec<Reject>, usize)> {
     let (mut read, mut rejects, mut lines) = (Vec::new(), Vec::new(), 0);
     for path in paths {
         let content = std::fs::read_to_string(path)
@@ -121,8 +119,8 @@ pub fn read(paths: &[PathBuf], dataset: &Dataset) -> Result<(Vec<Logged>, Vec<Re
                 reason: String::new(),
                 values: vec![path.display().to_string(), line.to_owned()],
             };
-            match parse(line, &ids, source.clone()) {
-                Ok(logged) => read.push(logged),
+            match parse(line, source.clone()) {
+                Ok(value) => read.push(value),
                 Err((field, reason)) => rejects.push(Reject {
                     field,
                     reason,
@@ -132,6 +130,17 @@ pub fn read(paths: &[PathBuf], dataset: &Dataset) -> Result<(Vec<Logged>, Vec<Re
         }
     }
     Ok((read, rejects, lines))
+}
+
+/// Every logged prediction of the files: those read, the lines rejected, and the line count.
+pub fn read(paths: &[PathBuf], dataset: &Dataset) -> Result<(Vec<Logged>, Vec<Reject>, usize)> {
+    let ids: HashMap<&str, u32> = dataset
+        .learners
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (l.id.as_str(), i as u32))
+        .collect();
+    read_lines(paths, |line, source| parse(line, &ids, source))
 }
 
 /// Writes the rejected lines to `<out>/rejects/<name>.csv`.

@@ -239,42 +239,59 @@ pub fn resolve(reference: &str, models_dir: &Path) -> Result<PathBuf, ModelError
 /// Loads and checks an artifact directory: card readable, format version,
 /// checksum, decodable body, schema of the card = schema of the model, model
 /// consistent. Each failure is its own clear error.
-pub fn load(dir: &Path) -> Result<Artifact, ModelError> {
-    let card_path = dir.join("model.json");
-    let card_text = std::fs::read_to_string(&card_path).map_err(|e| io_error(&card_path, e))?;
-    let card: ModelCard = serde_json::from_str(&card_text).map_err(|e| ModelError::Corrupt {
-        path: card_path.clone(),
-        reason: format!("not a model card: {e}"),
-    })?;
-    if card.format_version != FORMAT_VERSION {
-        return Err(ModelError::FormatVersion {
-            path: card_path,
-            found: card.format_version,
-            expected: FORMAT_VERSION,
-        });
+/// Reads a JSON card, refusing unreadable text by file (`what`: what it should be).
+pub(crate) fn read_card<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    what: &str,
+) -> Result<T, ModelError> {
+    let text = std::fs::read_to_string(path).map_err(|e| io_error(path, e))?;
+    serde_json::from_str(&text).map_err(|e| ModelError::Corrupt {
+        path: path.to_owned(),
+        reason: format!("not a {what}: {e}"),
+    })
+}
+
+/// Refuses a format version other than `expected`, naming the file.
+pub(crate) fn check_format(path: &Path, found: u32, expected: u32) -> Result<(), ModelError> {
+    if found == expected {
+        return Ok(());
     }
-    let bin_path = dir.join("model.bin");
-    let bytes = std::fs::read(&bin_path).map_err(|e| io_error(&bin_path, e))?;
+    Err(ModelError::FormatVersion {
+        path: path.to_owned(),
+        found,
+        expected,
+    })
+}
+
+/// Reads a postcard body whose SHA-256 the card recorded and decodes it.
+pub(crate) fn read_body<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    sha256: &str,
+    what: &str,
+) -> Result<T, ModelError> {
+    let bytes = std::fs::read(path).map_err(|e| io_error(path, e))?;
     let actual = sha256_hex(&bytes);
-    if actual != card.sha256 {
+    if actual != sha256 {
         return Err(ModelError::Checksum {
-            path: bin_path,
-            expected: card.sha256,
+            path: path.to_owned(),
+            expected: sha256.to_owned(),
             actual,
             bytes: bytes.len(),
         });
     }
-    let body: Body = postcard::from_bytes(&bytes).map_err(|e| ModelError::Corrupt {
-        path: bin_path.clone(),
-        reason: format!("cannot decode ({e}); truncated or not a churn model"),
-    })?;
-    if body.format_version != FORMAT_VERSION {
-        return Err(ModelError::FormatVersion {
-            path: bin_path,
-            found: body.format_version,
-            expected: FORMAT_VERSION,
-        });
-    }
+    postcard::from_bytes(&bytes).map_err(|e| ModelError::Corrupt {
+        path: path.to_owned(),
+        reason: format!("cannot decode ({e}); truncated or not a churn {what}"),
+    })
+}
+
+pub fn load(dir: &Path) -> Result<Artifact, ModelError> {
+    let card_path = dir.join("model.json");
+    let card: ModelCard = read_card(&card_path, "model card")?;
+    check_format(&card_path, card.format_version, FORMAT_VERSION)?;
+    let bin_path = dir.join("model.bin");
+    let body: Body = read_body(&bin_path, &card.sha256, "model")?;
+    check_format(&bin_path, body.format_version, FORMAT_VERSION)?;
     if body.model.schema.features != card.features {
         return Err(ModelError::SchemaMismatch(format!(
             "{}: the card's features differ from the model's",

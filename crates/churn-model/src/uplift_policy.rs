@@ -14,7 +14,7 @@ use churn_gbdt::Predictor;
 use serde::{Deserialize, Serialize};
 
 use crate::ModelError;
-use crate::artifact::sha256_hex;
+use crate::artifact::{check_format, read_body, read_card, sha256_hex};
 use crate::policy::{Case, NO_ACTION, Policy, Suggestion};
 use crate::schema::{InputFeature, InputSchema};
 
@@ -160,40 +160,11 @@ pub fn save(
 /// decodable models consistent with the card.
 pub fn load(dir: &Path) -> Result<UpliftPolicy, ModelError> {
     let card_path = dir.join("policy.json");
-    let text = std::fs::read_to_string(&card_path).map_err(|e| io_error(&card_path, e))?;
-    let card: PolicyCard = serde_json::from_str(&text).map_err(|e| ModelError::Corrupt {
-        path: card_path.clone(),
-        reason: format!("not a policy card: {e}"),
-    })?;
-    if card.format_version != POLICY_FORMAT_VERSION {
-        return Err(ModelError::FormatVersion {
-            path: card_path,
-            found: card.format_version,
-            expected: POLICY_FORMAT_VERSION,
-        });
-    }
+    let card: PolicyCard = read_card(&card_path, "policy card")?;
+    check_format(&card_path, card.format_version, POLICY_FORMAT_VERSION)?;
     let bin_path = dir.join("policy.bin");
-    let bytes = std::fs::read(&bin_path).map_err(|e| io_error(&bin_path, e))?;
-    let actual = sha256_hex(&bytes);
-    if actual != card.sha256 {
-        return Err(ModelError::Checksum {
-            path: bin_path,
-            expected: card.sha256,
-            actual,
-            bytes: bytes.len(),
-        });
-    }
-    let body: Body = postcard::from_bytes(&bytes).map_err(|e| ModelError::Corrupt {
-        path: bin_path.clone(),
-        reason: format!("cannot decode ({e}); truncated or not a churn policy"),
-    })?;
-    if body.format_version != POLICY_FORMAT_VERSION {
-        return Err(ModelError::FormatVersion {
-            path: bin_path,
-            found: body.format_version,
-            expected: POLICY_FORMAT_VERSION,
-        });
-    }
+    let body: Body = read_body(&bin_path, &card.sha256, "policy")?;
+    check_format(&bin_path, body.format_version, POLICY_FORMAT_VERSION)?;
     let schema = check(&card, &body.models).map_err(|reason| ModelError::Corrupt {
         path: dir.to_owned(),
         reason,

@@ -64,10 +64,8 @@ impl App {
         let deployment =
             state::load_deployment(&config, &config.champion, config.challenger.as_deref())?;
         let telemetry = telemetry::Telemetry::new();
-        let log = config
-            .prediction_log
-            .as_deref()
-            .map(|path| {
+        let open = |path: Option<&std::path::Path>| {
+            path.map(|path| {
                 predlog::PredictionLog::open(
                     path,
                     config.log_max_bytes,
@@ -76,20 +74,10 @@ impl App {
                     telemetry.log_dropped.clone(),
                 )
             })
-            .transpose()?;
-        let feature_log = config
-            .feature_log
-            .as_deref()
-            .map(|path| {
-                predlog::PredictionLog::open(
-                    path,
-                    config.log_max_bytes,
-                    config.log_keep,
-                    config.log_buffer,
-                    telemetry.log_dropped.clone(),
-                )
-            })
-            .transpose()?;
+            .transpose()
+        };
+        let log = open(config.prediction_log.as_deref())?;
+        let feature_log = open(config.feature_log.as_deref())?;
         let state = Arc::new(state::AppState {
             config,
             deployment: ArcSwap::from_pointee(deployment),
