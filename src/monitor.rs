@@ -329,6 +329,18 @@ fn read_features(
     Ok(rows)
 }
 
+fn interval_text(i: Option<churn_train::metrics::Interval>, digits: usize) -> String {
+    i.map_or("–".into(), |i| {
+        format!(
+            "{:.d$} [{:.d$}, {:.d$}]",
+            i.estimate,
+            i.low,
+            i.high,
+            d = digits
+        )
+    })
+}
+
 fn auc_text(m: &ModelPeriod) -> String {
     m.metrics.as_ref().map_or("–".into(), |x| {
         format!(
@@ -381,7 +393,17 @@ fn print(report: &Monitoring) {
     );
 }
 
-fn series_of(report: &Monitoring, value: impl Fn(&ModelPeriod) -> Option<f64>) -> Vec<Series> {
+type Metric = fn(&ModelPeriod) -> Option<f64>;
+
+/// Days from the first period's start, and the axis label that says so.
+fn days_axis(report: &Monitoring) -> (i64, String) {
+    let first = report.periods.first().map_or(0, |p| p.start);
+    (first, format!("days since {}", format_timestamp(first)))
+}
+
+/// One series per model and role (and per `(suffix, value)` pair).
+fn series_of(report: &Monitoring, values: &[(&str, Metric)]) -> Vec<Series> {
+    let (first, _) = days_axis(report);
     let mut names: Vec<String> = report
         .periods
         .iter()
@@ -391,7 +413,12 @@ fn series_of(report: &Monitoring, value: impl Fn(&ModelPeriod) -> Option<f64>) -
     names.dedup();
     names
         .into_iter()
-        .map(|name| Series {
+        .flat_map(|name| {
+            values
+                .iter()
+                .map(move |(suffix, value)| (name.clone(), *suffix, *value))
+        })
+        .map(|(name, suffix, value)| Series {
             points: report
                 .periods
                 .iter()
@@ -400,10 +427,10 @@ fn series_of(report: &Monitoring, value: impl Fn(&ModelPeriod) -> Option<f64>) -
                         .models
                         .iter()
                         .find(|m| format!("{} ({})", m.model, m.role) == name)?;
-                    Some((p.start as f64 / DAY_MS as f64, value(m)?))
+                    Some(((p.start - first) as f64 / DAY_MS as f64, value(m)?))
                 })
                 .collect(),
-            name,
+            name: format!("{name}{suffix}"),
             markers: true,
         })
         .filter(|s| !s.points.is_empty())
@@ -414,9 +441,9 @@ fn chart(
     report: &Monitoring,
     title: &str,
     y_label: &str,
-    value: impl Fn(&ModelPeriod) -> Option<f64>,
+    values: &[(&str, Metric)],
 ) -> Result<Option<String>> {
-    let series = series_of(report, value);
+    let series = series_of(report, values);
     let points = series.iter().flat_map(|s| s.points.iter());
     let (x0, x1, y0, y1) = points.fold(
         (f64::MAX, f64::MIN, f64::MAX, f64::MIN),
@@ -429,13 +456,13 @@ fn chart(
     Ok(Some(
         LineChart {
             title: title.into(),
-            x_label: "period start (days since 1970-01-01)".into(),
+            x_label: days_axis(report).1,
             y_label: y_label.into(),
             x_range: (x0 - xpad, x1 + xpad),
             y_range: ((y0 - ypad).max(0.0), y1 + ypad),
             series,
             reference: None,
-            legend: Legend::LowerRight,
+            legend: Legend::UpperLeft,
             style: Style::default(),
         }
         .svg()?,
@@ -449,30 +476,86 @@ fn html(report: &Monitoring) -> Result<String> {
         report.every / DAY_MS,
         report.reference
     ));
+    let auc: Metric = |m| m.metrics.as_ref().map(|x| x.roc_auc.estimate);
+    let ece: Metric = |m| m.metrics.as_ref().map(|x| x.ece);
+    let psi: Metric = |m| m.psi;
+    let predicted: Metric = |m| Some(m.mean_predicted);
+    let realised: Metric = |m| m.metrics.as_ref().map(|x| x.churn_rate);
     let mut charts = Vec::new();
-    for (title, label, f) in [
+    for (title, label, values) in [
+        ("Realised ROC-AUC by period", "ROC-AUC", vec![("", auc)]),
+        ("Calibration error (ECE) by period", "ECE", vec![("", ece)]),
         (
-            "Realised ROC-AUC by period",
-            "ROC-AUC",
-            (|m: &ModelPeriod| m.metrics.as_ref().map(|x| x.roc_auc.estimate))
-                as fn(&ModelPeriod) -> Option<f64>,
+            "Drift of predictions (PSI) by period",
+            "PSI",
+            vec![("", psi)],
         ),
-        ("Calibration error (ECE) by period", "ECE", |m| {
-            m.metrics.as_ref().map(|x| x.ece)
-        }),
-        ("Drift of predictions (PSI) by period", "PSI", |m| m.psi),
         (
             "Mean predicted vs realised churn",
-            "mean predicted probability",
-            |m| Some(m.mean_predicted),
+            "churn rate",
+            vec![(" predicted", predicted), (" realised", realised)],
         ),
     ] {
-        if let Some(svg) = chart(report, title, label, f)? {
+        if let Some(svg) = chart(report, title, label, &values)? {
             charts.push((svg, title));
         }
     }
     page.heading("Over time");
     page.charts(&charts);
+    // Reliability of each model in its latest period with outcomes.
+    let mut latest: Vec<(String, &ModelPeriod)> = Vec::new();
+    for p in report.periods.iter().rev() {
+        for m in &p.models {
+            let name = format!(
+                "{} ({}) from {}",
+                m.model,
+                m.role,
+                format_timestamp(p.start)
+            );
+            if !m.reliability.is_empty()
+                && !latest
+                    .iter()
+                    .any(|(_, l)| l.model == m.model && l.role == m.role)
+            {
+                latest.push((name, m));
+            }
+        }
+    }
+    if !latest.is_empty() {
+        let series: Vec<Series> = latest
+            .iter()
+            .map(|(name, m)| Series {
+                name: name.clone(),
+                points: m
+                    .reliability
+                    .iter()
+                    .map(|b| (b.mean_predicted, b.observed_rate))
+                    .collect(),
+                markers: true,
+            })
+            .collect();
+        let top = series
+            .iter()
+            .flat_map(|s| s.points.iter().flat_map(|p| [p.0, p.1]))
+            .fold(0.05_f64, f64::max)
+            .min(1.0);
+        let reliability = LineChart {
+            title: "Reliability in the latest period with outcomes (10 equal-mass bins)".into(),
+            x_label: "mean predicted probability".into(),
+            y_label: "realised churn rate".into(),
+            x_range: (0.0, top * 1.05),
+            y_range: (0.0, top * 1.05),
+            series,
+            reference: Some(("perfect".into(), vec![(0.0, 0.0), (1.0, 1.0)])),
+            legend: Legend::UpperLeft,
+            style: Style::default(),
+        }
+        .svg()?;
+        page.charts(&[(
+            reliability,
+            "On the diagonal: the predicted churn is the churn that happened.",
+        )]);
+    }
     page.heading("By period, model and role");
     let rows: Vec<Vec<Cell>> = report
         .periods
@@ -493,12 +576,9 @@ fn html(report: &Monitoring) -> Result<String> {
                     ),
                     Cell::Number(100.0 * m.mean_predicted, 1),
                     Cell::Text(auc_text(m)),
-                    Cell::Number(
-                        m.metrics.as_ref().map_or(f64::NAN, |x| x.average_precision),
-                        3,
-                    ),
-                    Cell::Number(m.metrics.as_ref().map_or(f64::NAN, |x| x.brier), 4),
-                    Cell::Number(m.metrics.as_ref().map_or(f64::NAN, |x| x.ece), 4),
+                    Cell::Text(interval_text(m.intervals.map(|i| i.average_precision), 3)),
+                    Cell::Text(interval_text(m.intervals.map(|i| i.brier), 4)),
+                    Cell::Text(interval_text(m.intervals.map(|i| i.ece), 4)),
                     Cell::Number(m.psi.unwrap_or(f64::NAN), 3),
                     Cell::Number(m.ks.map_or(f64::NAN, |k| k.statistic), 3),
                 ]
@@ -516,9 +596,9 @@ fn html(report: &Monitoring) -> Result<String> {
             "churn",
             "mean predicted %",
             "ROC-AUC [95%]",
-            "PR-AUC",
-            "Brier",
-            "ECE",
+            "PR-AUC [95%]",
+            "Brier [95%]",
+            "ECE [95%]",
             "PSI",
             "KS",
         ],
@@ -527,6 +607,7 @@ fn html(report: &Monitoring) -> Result<String> {
     if !report.feature_drift.is_empty() {
         page.heading("Input drift (feature log against the training rows)");
         page.note("PSI per feature over the reference's decile bins (plus a missing bin); above 0.25 is usually read as a large shift, 0.1–0.25 as moderate. KS against the training quantiles for numeric features.");
+        let (first, axis) = days_axis(report);
         let mut top: Vec<&str> = Vec::new();
         if let Some(last) = report.feature_drift.last() {
             top = last
@@ -545,7 +626,7 @@ fn html(report: &Monitoring) -> Result<String> {
                     .iter()
                     .filter_map(|d| {
                         let f = d.features.iter().find(|f| f.feature == *feature)?;
-                        Some((d.start as f64 / DAY_MS as f64, f.psi))
+                        Some(((d.start - first) as f64 / DAY_MS as f64, f.psi))
                     })
                     .collect(),
                 markers: true,
@@ -555,7 +636,7 @@ fn html(report: &Monitoring) -> Result<String> {
             .feature_drift
             .iter()
             .fold((f64::MAX, f64::MIN), |(a, b), d| {
-                let x = d.start as f64 / DAY_MS as f64;
+                let x = (d.start - first) as f64 / DAY_MS as f64;
                 (a.min(x), b.max(x))
             });
         let top_psi = series
@@ -564,7 +645,7 @@ fn html(report: &Monitoring) -> Result<String> {
             .fold(0.3_f64, f64::max);
         let chart = LineChart {
             title: "PSI of the most drifting features by period".into(),
-            x_label: "period start (days since 1970-01-01)".into(),
+            x_label: axis.clone(),
             y_label: "PSI".into(),
             x_range: (x0 - 1.0, x1 + 1.0),
             y_range: (0.0, top_psi * 1.1),

@@ -1080,7 +1080,11 @@ fn monitor_scenario(drift: bool) -> Value {
         "{}",
         String::from_utf8_lossy(&result.stderr)
     );
-    eprintln!("{}", String::from_utf8_lossy(&result.stdout));
+    // CHURN_KEEP_MONITOR=DIR keeps the report to look at.
+    if let Some(keep) = std::env::var_os("CHURN_KEEP_MONITOR") {
+        let keep = Path::new(&keep).join(if drift { "changed" } else { "unchanged" });
+        copy_dir(&out.path().join("monitor"), &keep);
+    }
     serde_json::from_str(
         &std::fs::read_to_string(out.path().join("monitor/monitor.json")).expect("monitor.json"),
     )

@@ -11,7 +11,7 @@ pub use churn_model::drift;
 
 use std::collections::BTreeMap;
 
-use churn_train::metrics::{self, Metrics};
+use churn_train::metrics::{self, CalibrationBin, Interval, Metrics};
 use serde::Serialize;
 
 use crate::drift::{Ks, Reference, ks_2samp};
@@ -64,6 +64,10 @@ pub struct ModelPeriod {
     pub mean_predicted: f64,
     /// Over the labelled predictions; `None` with fewer than two classes.
     pub metrics: Option<Metrics>,
+    /// Bootstrap 95% intervals of PR-AUC, Brier and ECE (the AUC's is in `metrics`).
+    pub intervals: Option<MetricIntervals>,
+    /// Reliability: 10 equal-mass bins of the labelled predictions.
+    pub reliability: Vec<CalibrationBin>,
     /// Drift of the predicted probabilities against the reference.
     pub psi: Option<f64>,
     pub ks: Option<Ks>,
@@ -106,6 +110,69 @@ fn labelled(rows: &[&Observation]) -> (Vec<f64>, Vec<f64>) {
             _ => None,
         })
         .unzip()
+}
+
+/// Percentile bootstrap intervals of the metrics that have no interval in [`Metrics`].
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct MetricIntervals {
+    pub average_precision: Interval,
+    pub brier: Interval,
+    pub ece: Interval,
+}
+
+/// Learners resampled 200 times (seeded); a replicate with one class is skipped.
+fn intervals_of(rows: &[&Observation], seed: u64) -> Option<MetricIntervals> {
+    let (p, y) = labelled(rows);
+    let positives = y.iter().filter(|&&v| v == 1.0).count();
+    if positives == 0 || positives == y.len() {
+        return None;
+    }
+    let n = p.len();
+    // SplitMix64 draws: no RNG state to share, the same replicates for every metric.
+    let mut state = seed ^ 0x005E_ED0F_B007;
+    let mut next = || {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        ((z ^ (z >> 31)) % n as u64) as usize
+    };
+    let mut replicates: [Vec<f64>; 3] = Default::default();
+    let (mut ps, mut ys) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for _ in 0..200 {
+        ps.clear();
+        ys.clear();
+        for _ in 0..n {
+            let i = next();
+            ps.push(p[i]);
+            ys.push(y[i]);
+        }
+        let k = ys.iter().filter(|&&v| v == 1.0).count();
+        if k == 0 || k == n {
+            continue;
+        }
+        replicates[0].push(metrics::average_precision(&ps, &ys));
+        replicates[1].push(metrics::brier(&ps, &ys));
+        replicates[2].push(metrics::ece(&ps, &ys));
+    }
+    let interval = |estimate: f64, values: &mut Vec<f64>| {
+        values.sort_by(f64::total_cmp);
+        let at = |q: f64| values[((values.len() - 1) as f64 * q).round() as usize];
+        Interval {
+            estimate,
+            low: at(0.025),
+            high: at(0.975),
+        }
+    };
+    if replicates[0].is_empty() {
+        return None;
+    }
+    let [ap, brier, ece] = &mut replicates;
+    Some(MetricIntervals {
+        average_precision: interval(metrics::average_precision(&p, &y), ap),
+        brier: interval(metrics::brier(&p, &y), brier),
+        ece: interval(metrics::ece(&p, &y), ece),
+    })
 }
 
 fn metrics_of(rows: &[&Observation], seed: u64) -> Option<Metrics> {
@@ -182,6 +249,11 @@ pub fn monitor(
                 .count(),
             mean_predicted: probabilities.iter().sum::<f64>() / probabilities.len() as f64,
             metrics: metrics_of(rows, seed),
+            intervals: intervals_of(rows, seed),
+            reliability: {
+                let (p, y) = labelled(rows);
+                metrics::reliability(&p, &y, 10)
+            },
             psi,
             ks,
         };
@@ -353,6 +425,11 @@ mod tests {
         // The champion ranks churners first, the challenger last.
         assert_eq!(a.metrics.as_ref().unwrap().roc_auc.estimate, 1.0);
         assert_eq!(b.metrics.as_ref().unwrap().roc_auc.estimate, 0.0);
+        let intervals = a.intervals.unwrap();
+        for i in [intervals.average_precision, intervals.brier, intervals.ece] {
+            assert!(i.low <= i.estimate && i.estimate <= i.high, "{i:?}");
+        }
+        assert_eq!(a.reliability.iter().map(|b| b.count).sum::<usize>(), 18);
         // Without a reference, each model's first period is its own baseline.
         assert_eq!(report.periods[0].models[0].psi, Some(0.0));
         assert!(monitor(&rows, start, 0, &BTreeMap::new(), 1).is_err());
