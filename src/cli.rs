@@ -569,6 +569,10 @@ pub struct MonitorArgs {
     /// feature_psi = the largest feature PSI), e.g. `auc<0.7,psi>0.25`.
     #[arg(long)]
     pub fail_on: Option<String>,
+    /// Features the `feature_psi` gate ignores (comma separated), e.g. age-like
+    /// ones such as tenure_days that drift as a population matures; still reported.
+    #[arg(long, value_delimiter = ',', value_name = "FEATURE,...")]
+    pub gate_ignores: Vec<String>,
     /// Seed of the AUC bootstrap.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,

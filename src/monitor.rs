@@ -71,8 +71,9 @@ fn value_of(m: &ModelPeriod, metric: &str) -> Option<f64> {
     }
 }
 
-/// The conditions crossed in each model's latest period that has the metric.
-fn breaches(report: &Monitoring, thresholds: &[Threshold]) -> Vec<String> {
+/// The conditions crossed in each model's latest period that has the metric
+/// (`ignored` features do not count for `feature_psi`).
+fn breaches(report: &Monitoring, thresholds: &[Threshold], ignored: &[String]) -> Vec<String> {
     let mut models: Vec<(&str, &str)> = report
         .periods
         .iter()
@@ -90,7 +91,13 @@ fn breaches(report: &Monitoring, thresholds: &[Threshold]) -> Vec<String> {
         names.dedup();
         for model in names {
             let latest = report.feature_drift.iter().rev().find(|d| d.model == model);
-            if let Some(top) = latest.and_then(|d| d.features.first().map(|f| (d.start, f)))
+            let top = latest.and_then(|d| {
+                d.features
+                    .iter()
+                    .find(|f| !ignored.contains(&f.feature))
+                    .map(|f| (d.start, f))
+            });
+            if let Some(top) = top
                 && (if t.above {
                     top.1.psi > t.limit
                 } else {
@@ -134,6 +141,13 @@ fn breaches(report: &Monitoring, thresholds: &[Threshold]) -> Vec<String> {
 
 pub fn monitor(ui: &Ui, args: &MonitorArgs) -> Result<ExitCode> {
     let thresholds = thresholds(&args.fail_on)?;
+    if let Some(unknown) = args
+        .gate_ignores
+        .iter()
+        .find(|f| churn_features::registry::find(f).is_none())
+    {
+        bail!("--gate-ignores {unknown:?}: not a feature");
+    }
     let every = parse_duration(&args.every)
         .map_err(anyhow::Error::msg)
         .with_context(|| format!("--every {:?}", args.every))?;
@@ -246,8 +260,7 @@ pub fn monitor(ui: &Ui, args: &MonitorArgs) -> Result<ExitCode> {
     report.feature_drift = churn_monitor::feature_drift(&features, start, every, &references)?;
     print(&report);
     write_json_and_html(&args.out, "monitor", &report, &html(&report)?)?;
-
-    let crossed = breaches(&report, &thresholds);
+    let crossed = breaches(&report, &thresholds, &args.gate_ignores);
     if crossed.is_empty() {
         return Ok(ExitCode::SUCCESS);
     }

@@ -982,7 +982,7 @@ fn shutdown_lets_the_request_in_flight_finish() {
 /// Simulates a platform (with a change of behaviour at day 150, 2026-05-31,
 /// or none), trains on what was known then, serves it weekly with both logs, and
 /// returns `churn monitor`'s report.
-fn monitor_scenario(drift: bool) -> Value {
+fn monitor_scenario(drift: bool) -> (Value, Option<i32>) {
     let out = tempfile::tempdir().expect("tempdir");
     let data = out.path().join("data");
     let mut simulate = Command::new(churn_bin());
@@ -1085,16 +1085,48 @@ fn monitor_scenario(drift: bool) -> Value {
         let keep = Path::new(&keep).join(if drift { "changed" } else { "unchanged" });
         copy_dir(&out.path().join("monitor"), &keep);
     }
-    serde_json::from_str(
+    // The gate a scheduled job would run: any feature past PSI 0.25, tenure aside.
+    let gate = Command::new(churn_bin())
+        .args([
+            "--quiet",
+            "monitor",
+            "--every",
+            "7d",
+            "--now",
+            "2026-12-31T00:00:00Z",
+        ])
+        .args([
+            "--fail-on",
+            "feature_psi>0.25",
+            "--gate-ignores",
+            "tenure_days",
+        ])
+        .arg("--data")
+        .arg(&data)
+        .arg("--log")
+        .arg(&log)
+        .arg("--features")
+        .arg(&features)
+        .arg("--models")
+        .arg(&models)
+        .arg("--out")
+        .arg(out.path().join("gate"))
+        .status()
+        .expect("monitor gate");
+    let report: Value = serde_json::from_str(
         &std::fs::read_to_string(out.path().join("monitor/monitor.json")).expect("monitor.json"),
     )
-    .expect("JSON")
+    .expect("JSON");
+    (report, gate.code())
 }
 
 #[test]
 fn the_monitor_flags_a_changed_platform_in_the_right_period_and_stays_quiet_otherwise() {
-    let changed = monitor_scenario(true);
-    let unchanged = monitor_scenario(false);
+    let (changed, changed_gate) = monitor_scenario(true);
+    let (unchanged, unchanged_gate) = monitor_scenario(false);
+    // The scheduled job's gate fails on the change and passes without it.
+    assert_eq!(changed_gate, Some(3));
+    assert_eq!(unchanged_gate, Some(0));
     let drift_day = parse_timestamp("2026-05-31T00:00:00Z").expect("time");
     let psi = |report: &Value, feature: &str| -> Vec<(i64, f64)> {
         report["feature_drift"]
