@@ -126,6 +126,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=15)
     parser.add_argument("--workers", type=int, default=2, help="uvicorn workers of the peer")
+    parser.add_argument("--with-reference", action="store_true",
+                        help="give the imported model the committed churn-gbdt's reference.json, so the server "
+                             "also keeps its live drift window (what a trained model costs on the predict path)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("wrk is not installed (apt-get install wrk)", file=sys.stderr)
@@ -134,6 +137,10 @@ def main() -> int:
     model_txt, body = build_model(work)
     body_file = work / "body.json"
     body_file.write_text(json.dumps(body))
+    if args.with_reference:
+        reference = next((ROOT / "models" / "churn-gbdt").glob("*/reference.json"))
+        version = next((work / "models" / "bench").iterdir())
+        shutil.copy(reference, version / "reference.json")
     ours = subprocess.Popen([churn_bin(), "serve", "--models", str(work / "models"), "--champion", "bench",
                              "--addr", f"127.0.0.1:{OURS}", "--max-concurrency", "4096"],
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -556,7 +556,12 @@ fn monitoring_a_served_log_gives_what_churn_evaluate_gives_on_the_same_rows() {
         prediction.len() == 1 && prediction[0] < 0.1,
         "{prediction:?}"
     );
-    assert_eq!(gauge("churn_drift_window_rows{"), vec![2000.0]);
+    // One prediction in four enters the window, up to 2,000 rows.
+    let rows = gauge("churn_drift_window_rows{");
+    assert!(
+        rows.len() == 1 && rows[0] > 1000.0 && rows[0] <= 2000.0,
+        "{rows:?}"
+    );
     server.stop();
     let monitor = |extra: &[&str]| {
         Command::new(churn_bin())

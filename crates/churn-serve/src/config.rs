@@ -60,7 +60,8 @@ pub struct ServeConfig {
     pub feature_log: Option<PathBuf>,
     /// Share of learners (by a hash of learner_id) whose features are logged.
     pub feature_log_share: f64,
-    /// Served rows per model kept for the live drift (PSI) in /metrics; 0 = off.
+    /// Served rows per model kept for the live drift (PSI) in /metrics (one
+    /// prediction in four enters); 0 = off.
     pub drift_window: usize,
     /// Rotate the log when it reaches this size, bytes.
     pub log_max_bytes: u64,

@@ -4,17 +4,21 @@
 //! running `churn monitor`. The statistics are churn-model's, the same that
 //! `churn monitor` computes from the feature log.
 
-use std::collections::VecDeque;
 use std::sync::Mutex;
 
 use churn_model::drift::{NumericReference, TrainingReference};
 use churn_model::{Input, InputSchema};
 
-/// One served row, as the window keeps it.
-struct Row {
+/// The latest rows, in flat ring buffers (no allocation per request):
+/// numeric values, category indices into the reference's categories (`len`
+/// for one it never saw), predicted probabilities.
+struct Window {
     numeric: Vec<f64>,
-    categorical: Vec<Option<String>>,
-    probability: f64,
+    categorical: Vec<u16>,
+    probability: Vec<f64>,
+    /// Next slot to write.
+    next: usize,
+    rows: usize,
 }
 
 /// Drift over the window.
@@ -26,6 +30,10 @@ pub struct WindowDrift {
     pub rows: usize,
 }
 
+/// Every how many predictions one row enters the window: a sample keeps
+/// the cost on the predict path small and still covers recent traffic.
+const STRIDE: u64 = 4;
+
 /// The most recent served rows of one model and its training reference.
 pub struct LiveDrift {
     reference: TrainingReference,
@@ -33,7 +41,8 @@ pub struct LiveDrift {
     numeric_at: Vec<usize>,
     categorical_at: Vec<usize>,
     capacity: usize,
-    window: Mutex<VecDeque<Row>>,
+    seen: std::sync::atomic::AtomicU64,
+    window: Mutex<Window>,
 }
 
 impl LiveDrift {
@@ -55,90 +64,107 @@ impl LiveDrift {
             .iter()
             .map(|r| position(&r.feature).map(|p| p - schema.numeric_len()))
             .collect::<Option<Vec<_>>>()?;
-        if numeric_at.iter().any(|&p| p >= schema.numeric_len()) {
+        if numeric_at.iter().any(|&p| p >= schema.numeric_len())
+            || reference
+                .categorical
+                .iter()
+                .any(|r| r.shares.len() >= usize::from(u16::MAX))
+        {
             return None;
         }
+        let capacity = capacity.max(1);
         Some(LiveDrift {
+            window: Mutex::new(Window {
+                numeric: vec![f64::NAN; capacity * numeric_at.len()],
+                categorical: vec![0; capacity * categorical_at.len()],
+                probability: vec![f64::NAN; capacity],
+                next: 0,
+                rows: 0,
+            }),
             reference,
             numeric_at,
             categorical_at,
-            capacity: capacity.max(1),
-            window: Mutex::new(VecDeque::new()),
+            capacity,
+            seen: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
-    /// Adds one served row. Never waits: a row that finds the window busy
-    /// is skipped (the window is a sample either way).
+    /// Adds one served row (one in [`STRIDE`]). Never waits: a row that finds
+    /// the window busy is skipped (the window is a sample either way).
     pub fn observe(&self, input: &Input<'_>, probability: f64) {
+        let seen = self.seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if !seen.is_multiple_of(STRIDE) {
+            return;
+        }
         let Ok(mut window) = self.window.try_lock() else {
             return;
         };
-        if window.len() == self.capacity {
-            window.pop_front();
+        let slot = window.next;
+        let (n, c) = (self.numeric_at.len(), self.categorical_at.len());
+        for (k, &p) in self.numeric_at.iter().enumerate() {
+            window.numeric[slot * n + k] = input.numeric.get(p).copied().unwrap_or(f64::NAN);
         }
-        window.push_back(Row {
-            numeric: self
-                .numeric_at
+        for (k, &p) in self.categorical_at.iter().enumerate() {
+            let shares = &self.reference.categorical[k].shares;
+            let key = input.categorical.get(p).copied().flatten().unwrap_or("");
+            let index = shares
                 .iter()
-                .map(|&p| input.numeric.get(p).copied().unwrap_or(f64::NAN))
-                .collect(),
-            categorical: self
-                .categorical_at
-                .iter()
-                .map(|&p| {
-                    input
-                        .categorical
-                        .get(p)
-                        .copied()
-                        .flatten()
-                        .map(str::to_owned)
-                })
-                .collect(),
-            probability,
-        });
+                .position(|(c, _)| c == key)
+                .unwrap_or(shares.len());
+            window.categorical[slot * c + k] = index as u16;
+        }
+        window.probability[slot] = probability;
+        window.next = (slot + 1) % self.capacity;
+        window.rows = (window.rows + 1).min(self.capacity);
     }
 
     /// PSI of each feature over the window (in reference order), of the
     /// predicted probability, and the number of rows; `None` before any row.
     pub fn psi(&self) -> Option<WindowDrift> {
-        let rows: Vec<Row> = {
+        let (numeric, categorical, probability, rows) = {
             let window = self.window.lock().ok()?;
-            if window.is_empty() {
+            if window.rows == 0 {
                 return None;
             }
-            window
-                .iter()
-                .map(|r| Row {
-                    numeric: r.numeric.clone(),
-                    categorical: r.categorical.clone(),
-                    probability: r.probability,
-                })
-                .collect()
+            let rows = window.rows;
+            let (n, c) = (self.numeric_at.len(), self.categorical_at.len());
+            (
+                window.numeric[..rows * n].to_vec(),
+                window.categorical[..rows * c].to_vec(),
+                window.probability[..rows].to_vec(),
+                rows,
+            )
         };
-        let mut out = Vec::new();
+        let (n, c) = (self.numeric_at.len(), self.categorical_at.len());
+        let mut features = Vec::new();
         for (k, r) in self.reference.numeric.iter().enumerate() {
-            let values: Vec<f64> = rows.iter().map(|row| row.numeric[k]).collect();
-            out.push((r.feature.clone(), r.psi(&values).unwrap_or(f64::NAN)));
+            let values: Vec<f64> = (0..rows).map(|i| numeric[i * n + k]).collect();
+            features.push((r.feature.clone(), r.psi(&values).unwrap_or(f64::NAN)));
         }
         for (k, r) in self.reference.categorical.iter().enumerate() {
-            let values: Vec<Option<&str>> = rows
-                .iter()
-                .map(|row| row.categorical[k].as_deref())
+            let values: Vec<Option<&str>> = (0..rows)
+                .map(
+                    |i| match r.shares.get(usize::from(categorical[i * c + k])) {
+                        Some((category, _)) if category.is_empty() => None,
+                        Some((category, _)) => Some(category.as_str()),
+                        // Not a category of the reference: any key it does not hold.
+                        None => Some("\u{1}unseen"),
+                    },
+                )
                 .collect();
-            out.push((r.feature.clone(), r.psi(&values)));
+            features.push((r.feature.clone(), r.psi(&values)));
         }
-        let predictions: Vec<f64> = rows.iter().map(|r| r.probability).collect();
-        let prediction_psi = NumericReference {
+        let prediction = NumericReference {
             feature: String::new(),
             quantiles: self.reference.predictions.clone(),
             missing_share: 0.0,
         }
-        .psi(&predictions)
+        .psi(&probability)
         .unwrap_or(f64::NAN);
         Some(WindowDrift {
-            features: out,
-            prediction: prediction_psi,
-            rows: rows.len(),
+            features,
+            prediction,
+            rows,
         })
     }
 }
