@@ -56,6 +56,8 @@ pub trait Policy: Send + Sync {
 /// one returned — `(1 − ε) + ε/|A|` for the policy's own choice, `ε/|A|` for
 /// any other — so experiments and off-policy evaluation on the log are unbiased.
 pub struct Explore<P> {
+    /// `inner's id+explore(ε)`, made once: every answer carries it.
+    id: String,
     inner: P,
     epsilon: f64,
     actions: Vec<String>,
@@ -96,7 +98,13 @@ impl<P: Policy> Explore<P> {
             )));
         }
         let actions = inner.actions();
+        let id = if epsilon > 0.0 {
+            format!("{}+explore({epsilon})", inner.id())
+        } else {
+            inner.id()
+        };
         Ok(Explore {
+            id,
             inner,
             epsilon,
             actions,
@@ -113,11 +121,7 @@ impl<P: Policy> Explore<P> {
 
 impl<P: Policy> Policy for Explore<P> {
     fn id(&self) -> String {
-        if self.epsilon > 0.0 {
-            format!("{}+explore({})", self.inner.id(), self.epsilon)
-        } else {
-            self.inner.id()
-        }
+        self.id.clone()
     }
 
     fn actions(&self) -> Vec<String> {
@@ -146,12 +150,10 @@ impl<P: Policy> Policy for Explore<P> {
                 chosen.action = self.actions[pick].clone();
                 chosen.reason = format!("exploration: {} drawn at random", chosen.action);
                 chosen.propensity = share;
-                chosen.policy = self.id();
                 return chosen;
             }
         }
         chosen.propensity = (1.0 - self.epsilon) + share;
-        chosen.policy = self.id();
         chosen
     }
 
