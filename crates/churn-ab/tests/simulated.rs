@@ -8,6 +8,14 @@ use churn_ab::policy_value::{Bootstrap, Estimator, Logged, policy_churn};
 use churn_sim::{AssignmentMode, SimParams, simulate};
 use statrs::distribution::{Binomial, DiscreteCDF};
 
+/// A size the larger checks raise through the environment (`default` when unset).
+fn size_from_env(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// The smallest and largest number of covered intervals out of `r` that a
 /// correct 95% method produces with probability 99.9%.
 fn acceptance_region(r: u64) -> (u64, u64) {
@@ -21,10 +29,7 @@ fn acceptance_region(r: u64) -> (u64, u64) {
 fn ipw_is_unbiased_and_covers_where_the_naive_rate_is_biased() {
     // CI runs 60 experiments; `CHURN_AB_EXPERIMENTS=500 cargo test --release -p
     // churn-ab --test simulated -- --nocapture` runs the larger check.
-    let experiments: u64 = std::env::var("CHURN_AB_EXPERIMENTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(60);
+    let experiments = size_from_env("CHURN_AB_EXPERIMENTS", 60);
     let arms = 4;
     let mut covered = [[0u64; 4]; 2];
     let mut error = [[0.0f64; 4]; 3];
@@ -190,10 +195,7 @@ fn the_recommended_policy_is_near_the_best_by_the_truth() {
     // `CHURN_AB_LEARNERS` changes the size. With about 3,000 assigned the
     // candidates' true values differ by less than the estimates' noise and the
     // check fails: the readout says so through the advantage's interval.
-    let experiments: u64 = std::env::var("CHURN_AB_POLICY_EXPERIMENTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(12);
+    let experiments = size_from_env("CHURN_AB_POLICY_EXPERIMENTS", 12);
     let names: Vec<String> = [
         "control",
         "recall_coupon",
@@ -210,10 +212,7 @@ fn the_recommended_policy_is_near_the_best_by_the_truth() {
     let (mut dr_covered, mut dr_intervals) = (0u64, 0u64);
     for seed in 0..experiments {
         let params = SimParams {
-            learners: std::env::var("CHURN_AB_LEARNERS")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(30_000),
+            learners: size_from_env("CHURN_AB_LEARNERS", 30_000) as usize,
             days: 120,
             seed: 5000 + seed,
             assignment: if seed % 2 == 0 {
@@ -353,10 +352,7 @@ fn the_recommended_policy_is_near_the_best_by_the_truth() {
 fn newcombe_intervals_cover_the_true_effect_under_uniform_assignment() {
     use churn_ab::stats::newcombe;
     // CI runs 100 experiments (3 comparisons each); `CHURN_AB_EXPERIMENTS` changes it.
-    let experiments: u64 = std::env::var("CHURN_AB_EXPERIMENTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(100);
+    let experiments = size_from_env("CHURN_AB_EXPERIMENTS", 100);
     let (mut covered, mut intervals) = (0u64, 0u64);
     for seed in 0..experiments {
         let params = SimParams {
