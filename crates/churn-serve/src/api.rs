@@ -454,3 +454,48 @@ fn raw(
             .collect(),
     })
 }
+
+/// The raw instance of one learner of `dataset` as `/v1/predict` reads it:
+/// profile, the learner's `events` (already sorted by time and cut at
+/// `as_of`) and the as-of time. The inverse of the parser above, so a client
+/// (or the quickstart's curl example, or a test) can send a learner of a data
+/// directory as it is.
+pub fn raw_instance(
+    dataset: &churn_core::Dataset,
+    learner: usize,
+    events: &[&Event],
+    as_of: i64,
+) -> Value {
+    use churn_core::format_timestamp;
+    use serde_json::json;
+    let number = |v: f64| if v.is_nan() { Value::Null } else { json!(v) };
+    let l = &dataset.learners[learner];
+    let events: Vec<Value> = events
+        .iter()
+        .map(|e| {
+            json!({
+                "ts": format_timestamp(e.ts),
+                "event_type": e.event_type.as_str(),
+                "course_id": (e.course != NO_COURSE)
+                    .then(|| dataset.courses.get(e.course as usize).map(|c| c.id.clone()))
+                    .flatten(),
+                "duration_s": number(e.duration_s),
+                "score": number(e.score),
+                "amount": number(e.amount),
+                "latency_ms": number(e.latency_ms),
+                "stalls": number(e.stalls),
+            })
+        })
+        .collect();
+    json!({
+        "learner_id": l.id,
+        "as_of": format_timestamp(as_of),
+        "profile": {
+            "signup_at": format_timestamp(l.signup_at),
+            "plan": l.plan.as_str(),
+            "acquisition_channel": l.acquisition_channel,
+            "device": l.device,
+        },
+        "events": events,
+    })
+}

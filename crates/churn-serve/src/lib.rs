@@ -29,6 +29,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 
+pub use api::raw_instance;
 pub use config::ServeConfig;
 pub use error::ApiError;
 pub use state::bucket;

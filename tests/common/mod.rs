@@ -1,0 +1,125 @@
+//! What the end-to-end tests of the binary and the server share: plain HTTP
+//! over a socket and learners of a data directory as raw `/v1/predict`
+//! instances.
+#![allow(dead_code)] // each test crate uses its own part of this module
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use churn_core::parse_timestamp;
+use churn_data::{LoadOptions, load_dir};
+use serde_json::{Value, json};
+
+/// One HTTP/1.1 request on its own connection: (status, body).
+pub fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[&str],
+    body: &str,
+) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for h in headers {
+        request.push_str(h);
+        request.push_str("\r\n");
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes()).expect("write");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    (
+        status,
+        if chunked {
+            dechunk(body)
+        } else {
+            body.to_owned()
+        },
+    )
+}
+
+/// Undoes chunked transfer encoding.
+pub fn dechunk(body: &str) -> String {
+    let mut out = String::new();
+    let mut rest = body;
+    while let Some((size, tail)) = rest.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 || tail.len() < n {
+            break;
+        }
+        out.push_str(&tail[..n]);
+        rest = tail[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+pub fn predict(addr: SocketAddr, body: &Value) -> (u16, Value) {
+    let (status, text) = http(
+        addr,
+        "POST",
+        "/v1/predict",
+        &["Content-Type: application/json"],
+        &body.to_string(),
+    );
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(json!({"raw": text})),
+    )
+}
+
+pub fn churn_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_churn")
+}
+
+/// Raw instances (profile + events up to `as_of`) of the learners of the data
+/// directory `data` who had signed up by then, and a `courses.csv` of its
+/// catalogue (in the returned temporary directory).
+pub fn raw_instances_in(data: &Path, as_of: &str) -> (Vec<Value>, PathBuf, tempfile::TempDir) {
+    let now = parse_timestamp("2026-12-31T00:00:00Z").expect("time");
+    let dataset = load_dir(data, &LoadOptions { now })
+        .expect("data loads")
+        .dataset;
+    let t = parse_timestamp(as_of).expect("as_of");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let courses = dir.path().join("courses.csv");
+    let mut csv = String::from("course_id,lessons\n");
+    for c in &dataset.courses {
+        csv.push_str(&format!("{},{}\n", c.id, c.lessons));
+    }
+    std::fs::write(&courses, csv).expect("courses.csv");
+    let mut events: Vec<Vec<&churn_core::Event>> = vec![Vec::new(); dataset.learners.len()];
+    for e in dataset.events.iter().filter(|e| e.ts <= t) {
+        events[e.learner as usize].push(e);
+    }
+    let instances = dataset
+        .learners
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.signup_at <= t)
+        .map(|(i, _)| {
+            events[i].sort_by_key(|e| e.ts);
+            churn_serve::raw_instance(&dataset, i, &events[i], t)
+        })
+        .collect();
+    (instances, courses, dir)
+}
