@@ -16,7 +16,7 @@ use churn_serve::{App, ServeConfig};
 use serde_json::{Value, json};
 
 mod common;
-use common::{churn_bin, http, predict, raw_instances_in};
+use common::{churn_bin, compare_with_predict, http, predict, raw_instances_in, read_predictions};
 
 /// A server on an ephemeral port, stopped when dropped.
 struct Server {
@@ -152,21 +152,7 @@ fn predictions_over_http_equal_churn_predict() {
         .status()
         .expect("churn predict");
     assert!(status.success());
-    let mut reader = csv::Reader::from_path(&csv_path).expect("csv");
-    let expected: std::collections::HashMap<String, (f64, String, String)> = reader
-        .records()
-        .map(|r| {
-            let r = r.expect("row");
-            (
-                r[0].to_owned(),
-                (
-                    r[2].parse().expect("p"),
-                    r[5].to_owned(),
-                    r[r.len() - 3].to_owned(),
-                ),
-            )
-        })
-        .collect();
+    let expected = read_predictions(&csv_path);
 
     let (instances, courses, _dir) = raw_instances(as_of);
     // The model card's catalogue (the courses it was trained with) is enough …
@@ -572,46 +558,6 @@ fn monitoring_a_served_log_gives_what_churn_evaluate_gives_on_the_same_rows() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown metric \"recall\""));
 }
 
-fn compare_with_predict(
-    addr: SocketAddr,
-    instances: &[Value],
-    expected: &std::collections::HashMap<String, (f64, String, String)>,
-) {
-    let mut compared = 0;
-    for chunk in instances.chunks(200) {
-        let (status, value) = predict(addr, &json!({"instances": chunk, "top_k": 3}));
-        assert_eq!(status, 200, "{value}");
-        for p in value["predictions"].as_array().expect("predictions") {
-            let id = p["learner_id"].as_str().expect("id");
-            // churn predict scores active learners only; the server scores whoever it is asked about.
-            let Some((probability, factor, action)) = expected.get(id) else {
-                continue;
-            };
-            let ours = p["churn_probability"].as_f64().expect("p");
-            assert!(
-                (ours - probability).abs() <= 5e-7,
-                "{id}: {ours} vs {probability}"
-            );
-            assert_eq!(
-                p["top_factors"][0]["feature"].as_str().unwrap_or(""),
-                factor,
-                "{id}"
-            );
-            assert_eq!(
-                p["suggested_action"]["action"].as_str().expect("action"),
-                action,
-                "{id}"
-            );
-            compared += 1;
-        }
-    }
-    assert_eq!(
-        compared,
-        expected.len(),
-        "every learner of predictions.csv compared"
-    );
-}
-
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("mkdir");
     for entry in std::fs::read_dir(from).expect("read_dir") {
@@ -730,10 +676,10 @@ fn models_swap_under_load_without_a_failed_request() {
     );
     let (_, metrics) = http(addr, "GET", "/metrics", &[], "");
     assert!(
-        metrics.contains("churn_reloads_total{route=\"ok\"} 20"),
+        metrics.contains("churn_reloads_total{outcome=\"ok\"} 20"),
         "{metrics}"
     );
-    assert!(metrics.contains("churn_reloads_total{route=\"refused\"} 1"));
+    assert!(metrics.contains("churn_reloads_total{outcome=\"refused\"} 1"));
 
     server.stop();
     let text = std::fs::read_to_string(&log).expect("prediction log");

@@ -3,9 +3,11 @@
 //! instances.
 #![allow(dead_code)] // each test crate uses its own part of this module
 
+use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use churn_core::parse_timestamp;
@@ -122,4 +124,83 @@ pub fn raw_instances_in(data: &Path, as_of: &str) -> (Vec<Value>, PathBuf, tempf
         })
         .collect();
     (instances, courses, dir)
+}
+
+/// `churn predict`'s CSV as learner id → (probability, first factor, action).
+pub fn read_predictions(path: &Path) -> HashMap<String, (f64, String, String)> {
+    let mut reader = csv::Reader::from_path(path).expect("predictions csv");
+    reader
+        .records()
+        .map(|r| {
+            let r = r.expect("row");
+            (
+                r[0].to_owned(),
+                (
+                    r[2].parse().expect("p"),
+                    r[5].to_owned(),
+                    r[r.len() - 3].to_owned(),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// Sends `instances` to the server at `addr` in batches of 200 and checks that
+/// every learner of `expected` (read by [`read_predictions`]) gets the same
+/// probability, first factor and action.
+pub fn compare_with_predict(
+    addr: SocketAddr,
+    instances: &[Value],
+    expected: &HashMap<String, (f64, String, String)>,
+) {
+    let mut compared = 0;
+    for chunk in instances.chunks(200) {
+        let (status, value) = predict(addr, &json!({"instances": chunk, "top_k": 3}));
+        assert_eq!(status, 200, "{value}");
+        for p in value["predictions"].as_array().expect("predictions") {
+            let id = p["learner_id"].as_str().expect("id");
+            // churn predict scores active learners only; the server scores whoever it is asked about.
+            let Some((probability, factor, action)) = expected.get(id) else {
+                continue;
+            };
+            let ours = p["churn_probability"].as_f64().expect("p");
+            assert!(
+                (ours - probability).abs() <= 5e-7,
+                "{id}: {ours} vs {probability}"
+            );
+            assert_eq!(
+                p["top_factors"][0]["feature"].as_str().unwrap_or(""),
+                factor,
+                "{id}"
+            );
+            assert_eq!(
+                p["suggested_action"]["action"].as_str().expect("action"),
+                action,
+                "{id}"
+            );
+            compared += 1;
+        }
+    }
+    assert_eq!(
+        compared,
+        expected.len(),
+        "every learner of predictions.csv compared"
+    );
+}
+
+/// Runs the built `churn` binary in the repository root.
+pub fn churn(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_churn"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run churn")
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+pub fn path_str(path: &Path) -> &str {
+    path.to_str().expect("utf-8 temp path")
 }

@@ -19,7 +19,7 @@ use tracing::Instrument;
 use crate::api::{self, OwnedInput};
 use crate::error::ApiError;
 use crate::state::{AppState, Deployment, Role, Served};
-use crate::telemetry::{BandRole, FeatureLabel, ModelLabel, RouteLabel, RouteStatus};
+use crate::telemetry::{BandRole, FeatureLabel, ModelLabel, OutcomeLabel, RouteLabel, RouteStatus};
 
 /// The request id of the request being answered.
 #[derive(Clone)]
@@ -630,8 +630,8 @@ pub async fn reload_models(
         state
             .telemetry
             .reloads
-            .get_or_create(&RouteLabel {
-                route: label.to_owned(),
+            .get_or_create(&OutcomeLabel {
+                outcome: label.to_owned(),
             })
             .inc()
     };

@@ -19,6 +19,12 @@ pub struct RouteLabel {
     pub route: String,
 }
 
+/// How a reload ended: `ok` or `refused`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    pub outcome: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct BandRole {
     pub band: String,
@@ -51,7 +57,7 @@ pub struct Telemetry {
     pub model_info: Family<ModelLabel, Gauge>,
     pub log_dropped: Counter,
     pub shed: Counter,
-    pub reloads: Family<RouteLabel, Counter>,
+    pub reloads: Family<OutcomeLabel, Counter>,
     pub feature_psi: Family<FeatureLabel, FloatGauge>,
     pub prediction_psi: Family<ModelLabel, FloatGauge>,
     pub drift_rows: Family<ModelLabel, Gauge>,
@@ -75,7 +81,7 @@ impl Telemetry {
         let model_info = Family::<ModelLabel, Gauge>::default();
         let log_dropped = Counter::default();
         let shed = Counter::default();
-        let reloads = Family::<RouteLabel, Counter>::default();
+        let reloads = Family::<OutcomeLabel, Counter>::default();
         registry.register(
             "http_requests",
             "HTTP requests by route and status",
