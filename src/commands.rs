@@ -309,7 +309,7 @@ fn quickstart(ui: &Ui, args: &QuickstartArgs) -> Result<ExitCode> {
         "== 1. validate the committed sample ({})",
         args.data.display()
     );
-    let (_, report) = load_and_report(ui, &args.data, &args.out.join("validate"), now_ms())?;
+    let (sample, report) = load_and_report(ui, &args.data, &args.out.join("validate"), now_ms())?;
     if report.total_rejected() > 0 {
         bail!("the committed sample should validate cleanly");
     }
@@ -337,7 +337,7 @@ fn quickstart(ui: &Ui, args: &QuickstartArgs) -> Result<ExitCode> {
         },
     )?;
     println!("\n== 4. score the active learners at the end of the data, with reasons and actions");
-    crate::scoring::predict(
+    let scored = crate::scoring::predict(
         ui,
         &crate::cli::PredictArgs {
             scoring: crate::cli::ScoringArgs {
@@ -376,6 +376,19 @@ fn quickstart(ui: &Ui, args: &QuickstartArgs) -> Result<ExitCode> {
     )?;
     println!("\n== 6. validate it");
     load_and_report(ui, &sim_out, &args.out.join("validate-simulated"), now_ms())?;
+    let example_request = match &scored.riskiest {
+        Some((learner, probability)) => {
+            let path = args.out.join("request.json");
+            write_example_request(&sample, learner, scored.as_of, &path)?;
+            println!(
+                "\nan example request: {} holds learner {learner}'s profile and events up to {} (batch probability {probability:.4}; the server answers the same)",
+                path.display(),
+                format_timestamp(scored.as_of)
+            );
+            Some(path)
+        }
+        None => None,
+    };
     println!("\nresults in {}", args.out.display());
     if let Some(dir) = written.first() {
         println!(
@@ -387,10 +400,15 @@ fn quickstart(ui: &Ui, args: &QuickstartArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     println!("\n== 7. serve the trained gbdt model (Ctrl-C to stop)");
-    println!(
-        "try:  curl -s http://{}/v1/models   and   POST /v1/predict (see README)",
-        args.addr
-    );
+    println!("try, from another terminal:");
+    println!("  curl -s http://{}/v1/models", args.addr);
+    if let Some(request) = &example_request {
+        println!(
+            "  curl -s http://{}/v1/predict -H 'content-type: application/json' -d @{}",
+            args.addr,
+            request.display()
+        );
+    }
     serve(&ServeArgs {
         models: Some(args.out.join("models")),
         champion: Some("churn-gbdt".into()),
@@ -398,6 +416,30 @@ fn quickstart(ui: &Ui, args: &QuickstartArgs) -> Result<ExitCode> {
         ..Default::default()
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes a `/v1/predict` body asking about `learner` of `dataset` at `as_of`,
+/// from raw events, as an application would send it.
+fn write_example_request(dataset: &Dataset, learner: &str, as_of: i64, path: &Path) -> Result<()> {
+    let index = dataset
+        .learners
+        .iter()
+        .position(|l| l.id == learner)
+        .with_context(|| format!("learner {learner} is not in the sample"))?;
+    let mut events: Vec<&churn_core::Event> = dataset
+        .events
+        .iter()
+        .filter(|e| e.learner as usize == index && e.ts <= as_of)
+        .collect();
+    events.sort_by_key(|e| e.ts);
+    let body = serde_json::json!({
+        "instances": [churn_serve::raw_instance(dataset, index, &events, as_of)],
+        "top_k": 3,
+    });
+    write_atomically(path, |w| {
+        serde_json::to_writer_pretty(&mut *w, &body)?;
+        Ok(())
+    })
 }
 
 fn evaluate(ui: &Ui, args: &EvaluateArgs) -> Result<()> {

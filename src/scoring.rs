@@ -134,7 +134,15 @@ fn answer(scoring: &Scoring, example: &Example<'_>, top_k: usize) -> Result<Answ
     )?)
 }
 
-pub fn predict(ui: &Ui, args: &PredictArgs) -> Result<()> {
+/// What [`predict`] scored, for a caller that shows an example.
+pub struct Scored {
+    /// The as-of time of every prediction.
+    pub as_of: i64,
+    /// The learner with the highest churn probability, and that probability.
+    pub riskiest: Option<(String, f64)>,
+}
+
+pub fn predict(ui: &Ui, args: &PredictArgs) -> Result<Scored> {
     if args.top_k == 0 {
         bail!("--top-k must be at least 1");
     }
@@ -184,7 +192,20 @@ pub fn predict(ui: &Ui, args: &PredictArgs) -> Result<()> {
         actions.join("  ")
     );
     println!("wrote {}", args.out.display());
-    Ok(())
+    let riskiest = examples
+        .iter()
+        .zip(&answers)
+        .max_by(|(_, a), (_, b)| a.churn_probability.total_cmp(&b.churn_probability))
+        .map(|(e, a)| {
+            (
+                dataset.learners[e.learner as usize].id.clone(),
+                a.churn_probability,
+            )
+        });
+    Ok(Scored {
+        as_of: scoring.as_of,
+        riskiest,
+    })
 }
 
 fn write_predictions(

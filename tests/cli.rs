@@ -329,19 +329,6 @@ fn simulate_rejects_bad_parameters_clearly() {
 }
 
 #[test]
-fn quickstart_runs_on_the_committed_sample() {
-    let out = tempfile::tempdir().expect("tempdir");
-    let result = churn(&["quickstart", "--no-serve", "--out", path_str(out.path())]);
-    assert!(result.status.success(), "{}", text(&result.stderr));
-    let stdout = text(&result.stdout);
-    assert!(
-        stdout.contains("0 rows rejected") && stdout.contains("true effect"),
-        "{stdout}"
-    );
-    assert!(out.path().join("simulated/events.parquet").is_file());
-}
-
-#[test]
 fn the_committed_sample_is_what_its_documented_command_makes() {
     // data/README.md: `churn simulate --learners 5000 --days 180 --seed 42 --out data`.
     let out = tempfile::tempdir().expect("tempdir");

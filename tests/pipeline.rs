@@ -1,66 +1,19 @@
 //! The whole pipeline as a user runs it, on a freshly simulated platform:
 //! simulate → validate → features → train → predict → `churn serve` as its own
 //! process on a real socket → the HTTP answers equal the batch predictions →
-//! the experiment read back by `churn ab` as the simulator drew it.
+//! the experiment read back by `churn ab` as the simulator drew it. And the
+//! README's first command, run as written in a fresh copy of the repository.
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use serde_json::Value;
 
 mod common;
 use common::{
-    churn, churn_bin, compare_with_predict, http, path_str, raw_instances_in, read_predictions,
-    text,
+    ServeProcess, churn, churn_bin, compare_with_predict, http, path_str, predict,
+    raw_instances_in, read_predictions, text,
 };
-
-/// `churn serve` as a child process, killed when dropped.
-struct ServeProcess {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl ServeProcess {
-    /// Starts `churn serve` on an ephemeral port and waits for its
-    /// "listening on http://ADDR" line.
-    fn start(args: &[&str]) -> ServeProcess {
-        let mut child = Command::new(churn_bin())
-            .arg("serve")
-            .args(args)
-            .args(["--addr", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("churn serve starts");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let addr = loop {
-            let line = match lines.next() {
-                Some(Ok(line)) => line,
-                _ => {
-                    let _ = child.kill();
-                    panic!("churn serve exited before listening");
-                }
-            };
-            if let Some(rest) = line.strip_prefix("listening on http://") {
-                let addr = rest.split_whitespace().next().unwrap_or_default();
-                break addr.parse().expect("address");
-            }
-        };
-        // Keep draining stdout so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        ServeProcess { child, addr }
-    }
-}
-
-impl Drop for ServeProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn run(args: &[&str]) -> String {
     let result = churn(args);
@@ -228,4 +181,108 @@ fn simulate_validate_features_train_predict_serve_and_read_the_experiment() {
         assert_eq!(ours["churned"], t["churned"], "{}", t["arm"]);
     }
     assert!(ab.join("ab.html").is_file());
+}
+
+/// The first command of the README's "Two commands", without its comment.
+fn readme_first_command() -> String {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+        .expect("README.md");
+    let section = readme
+        .split("## Two commands")
+        .nth(1)
+        .expect("a \"Two commands\" section");
+    let block = section
+        .split("```sh\n")
+        .nth(1)
+        .expect("a shell block in it");
+    let first = block.lines().next().expect("a first command");
+    first
+        .split('#')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
+/// Copies the repository as a fresh clone would hold it: no build output, no
+/// virtualenv, no earlier results.
+fn copy_repository(from: &Path, to: &Path) {
+    const LEFT_OUT: [&str; 4] = ["target", ".venv", ".git", "churn-out"];
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read_dir") {
+        let entry = entry.expect("entry");
+        let name = entry.file_name();
+        let (source, target) = (entry.path(), to.join(&name));
+        let kind = entry.file_type().expect("file type");
+        if kind.is_dir() {
+            if from == Path::new(env!("CARGO_MANIFEST_DIR"))
+                && LEFT_OUT.iter().any(|n| name == std::ffi::OsStr::new(n))
+            {
+                continue;
+            }
+            copy_repository(&source, &target);
+        } else if kind.is_file() {
+            std::fs::copy(&source, &target).expect("copy");
+        }
+    }
+}
+
+#[test]
+fn the_readme_first_command_runs_in_a_fresh_copy_and_its_example_request_is_answered() {
+    // `cargo run --release -- ARGS` is this test's binary with ARGS: the test
+    // command has just built it, in the same profile.
+    let command = readme_first_command();
+    let args = command
+        .strip_prefix("cargo run --release -- ")
+        .unwrap_or_else(|| panic!("the README's first command is {command:?}"));
+    let copy = tempfile::tempdir().expect("tempdir");
+    copy_repository(Path::new(env!("CARGO_MANIFEST_DIR")), copy.path());
+    let result = Command::new(churn_bin())
+        .args(args.split_whitespace())
+        .arg("--no-serve")
+        .current_dir(copy.path())
+        .output()
+        .expect("run the README's first command");
+    let stdout = text(&result.stdout);
+    assert!(
+        result.status.success(),
+        "{command} --no-serve: {}\n{stdout}",
+        text(&result.stderr)
+    );
+    assert!(stdout.contains("0 rows rejected"), "{stdout}");
+
+    // Everything it promises is there …
+    let out = copy.path().join("churn-out/quickstart");
+    assert!(out.join("predictions.csv").is_file());
+    for kind in ["gbdt", "logistic"] {
+        let models = out.join(format!("models/churn-{kind}"));
+        let version = std::fs::read_dir(&models)
+            .expect("trained model")
+            .next()
+            .expect("a version")
+            .expect("entry")
+            .path();
+        assert!(
+            version.join("report.html").is_file(),
+            "{}",
+            version.display()
+        );
+    }
+
+    // … and the server it would start answers the example request it printed
+    // with the probability it printed.
+    let printed: f64 = stdout
+        .split("(batch probability ")
+        .nth(1)
+        .and_then(|rest| rest.split(';').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no example request in {stdout}"));
+    let request = json_file(&out.join("request.json"));
+    let server = ServeProcess::start(&["--models", path_str(&out.join("models"))]);
+    let (status, answer) = predict(server.addr, &request);
+    assert_eq!(status, 200, "{answer}");
+    let served = answer["predictions"][0]["churn_probability"]
+        .as_f64()
+        .expect("probability");
+    assert!((served - printed).abs() <= 5e-5, "{served} vs {printed}");
 }

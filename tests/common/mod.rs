@@ -4,10 +4,11 @@
 #![allow(dead_code)] // each test crate uses its own part of this module
 
 use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use churn_core::parse_timestamp;
@@ -203,4 +204,50 @@ pub fn text(bytes: &[u8]) -> String {
 
 pub fn path_str(path: &Path) -> &str {
     path.to_str().expect("utf-8 temp path")
+}
+
+/// `churn serve` as a child process, killed when dropped.
+pub struct ServeProcess {
+    child: Child,
+    pub addr: SocketAddr,
+}
+
+impl ServeProcess {
+    /// Starts `churn serve` on an ephemeral port and waits for its
+    /// "listening on http://ADDR" line.
+    pub fn start(args: &[&str]) -> ServeProcess {
+        let mut child = Command::new(churn_bin())
+            .arg("serve")
+            .args(args)
+            .args(["--addr", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("churn serve starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let addr = loop {
+            let line = match lines.next() {
+                Some(Ok(line)) => line,
+                _ => {
+                    let _ = child.kill();
+                    panic!("churn serve exited before listening");
+                }
+            };
+            if let Some(rest) = line.strip_prefix("listening on http://") {
+                let addr = rest.split_whitespace().next().unwrap_or_default();
+                break addr.parse().expect("address");
+            }
+        };
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        ServeProcess { child, addr }
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
