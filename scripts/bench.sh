@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Runs every side-by-side benchmark in one go and keeps what they printed.
+#
+#   ./scripts/bench.sh [--quick] [--criterion]
+#
+# Each benchmark measures our tool and its peer in the same run and prints the
+# ratios (BENCHMARKS.md explains each figure). Output: churn-out/bench/<UTC time>/,
+# one log per benchmark plus machine.txt (CPU, cores, memory, versions).
+# --quick runs smaller sizes (a smoke run, not figures to quote); --criterion
+# adds the criterion benches (a separate bench-profile build, ~15 min cold).
+# Installs what it needs: the Python peers into .venv (requirements.txt), wrk
+# from Debian's packages and oha from crates.io when they are missing.
+# Run it on an otherwise idle machine: the figures are wall times.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+quick=0
+criterion=0
+for arg in "$@"; do
+  case "$arg" in
+    --quick) quick=1 ;;
+    --criterion) criterion=1 ;;
+    *) echo "usage: $0 [--quick] [--criterion]" >&2; exit 2 ;;
+  esac
+done
+
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+if ! command -v wrk >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then apt-get install -y -q wrk >/dev/null; else sudo apt-get install -y -q wrk >/dev/null; fi
+fi
+if ! command -v oha >/dev/null; then
+  cargo install --quiet --locked oha
+fi
+# The binary the test command builds (same features, so no second build of polars).
+cargo test --release --workspace --no-run --quiet
+target_dir="${CARGO_TARGET_DIR:-$PWD/target}"
+export CHURN_BIN="$target_dir/release/churn"
+
+out="churn-out/bench/$(date -u +%Y%m%dT%H%M%SZ)"
+mkdir -p "$out"
+{
+  echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+  echo "cores: $(nproc)"
+  echo "memory: $(free -g | awk '/Mem:/ {print $2}') GiB"
+  echo "os: $(. /etc/os-release && echo "$PRETTY_NAME")"
+  echo "rustc: $(rustc --version)"
+  echo "python: $(.venv/bin/python --version)"
+  .venv/bin/python -c 'import lightgbm, sklearn, pandas, fastapi; print(f"lightgbm {lightgbm.__version__}, scikit-learn {sklearn.__version__}, pandas {pandas.__version__}, fastapi {fastapi.__version__}")'
+  echo "wrk: $(wrk -v 2>&1 | head -1)"
+  echo "oha: $(oha --version)"
+} > "$out/machine.txt"
+cat "$out/machine.txt"
+
+run() {
+  local name=$1
+  shift
+  echo
+  echo "== $name: $*"
+  local start=$(date +%s)
+  "$@" 2>&1 | tee "$out/$name.log"
+  echo "($name: $(( $(date +%s) - start )) s)" | tee -a "$out/$name.log"
+}
+
+if [ "$quick" = 1 ]; then
+  run gbdt_vs_lightgbm .venv/bin/python benches/gbdt_vs_lightgbm.py --rows 100000
+  run features_vs_pandas .venv/bin/python benches/features_vs_pandas.py --learners 10000 --repeat 1 --work "$out/features-work"
+  run serve_vs_fastapi .venv/bin/python benches/serve_vs_fastapi.py --seconds 5
+else
+  run gbdt_vs_lightgbm .venv/bin/python benches/gbdt_vs_lightgbm.py
+  run features_vs_pandas .venv/bin/python benches/features_vs_pandas.py
+  run serve_vs_fastapi .venv/bin/python benches/serve_vs_fastapi.py --seconds 15
+fi
+if [ "$criterion" = 1 ]; then
+  run criterion_predict_shap cargo bench -p churn-gbdt --bench predict_shap
+  run criterion_single_learner cargo bench -p churn-features --bench single_learner
+fi
+echo
+echo "logs in $out"
