@@ -7,7 +7,7 @@ use churn_core::{format_timestamp, parse_timestamp};
 use churn_data::{Format, LoadOptions, load_dir, write_dataset};
 
 mod common;
-use common::{churn, path_str, text};
+use common::{assert_arms_as_drawn, churn, path_str, text};
 
 fn sample_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("data")
@@ -887,15 +887,7 @@ fn ab_reads_the_sample_experiment_exactly_as_the_simulator_drew_it() {
         serde_json::from_str(&std::fs::read_to_string("data/truth.json").expect("truth.json"))
             .expect("JSON");
     // The outcome read back from the events is the outcome the simulator drew.
-    let arms = ab["readout"]["arms"].as_array().expect("arms");
-    for t in truth["experiment"]["arms"].as_array().expect("truth arms") {
-        let ours = arms
-            .iter()
-            .find(|a| a["arm"] == t["arm"])
-            .unwrap_or_else(|| panic!("arm {} missing", t["arm"]));
-        assert_eq!(ours["n"], t["n"], "{}", t["arm"]);
-        assert_eq!(ours["churned"], t["churned"], "{}", t["arm"]);
-    }
+    assert_arms_as_drawn(&ab, &truth);
     assert_eq!(ab["analysed"], ab["assigned"]);
     assert_eq!(ab["readout"]["sample_ratio"]["mismatch"], false);
     let deciles = ab["by_risk_decile"].as_array().expect("deciles");

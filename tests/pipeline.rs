@@ -11,8 +11,8 @@ use serde_json::Value;
 
 mod common;
 use common::{
-    ServeProcess, churn, churn_bin, compare_with_predict, http, path_str, predict,
-    raw_instances_in, read_predictions, text,
+    ServeProcess, assert_arms_as_drawn, churn, churn_bin, compare_with_predict, http, path_str,
+    predict, raw_instances_in, read_predictions, text,
 };
 
 fn run(args: &[&str]) -> String {
@@ -171,15 +171,7 @@ fn simulate_validate_features_train_predict_serve_and_read_the_experiment() {
     ]);
     assert!(readout.contains("recommended"), "{readout}");
     let ab_json = json_file(&ab.join("ab.json"));
-    let arms = ab_json["readout"]["arms"].as_array().expect("arms");
-    for t in truth["experiment"]["arms"].as_array().expect("truth arms") {
-        let ours = arms
-            .iter()
-            .find(|a| a["arm"] == t["arm"])
-            .unwrap_or_else(|| panic!("arm {} missing", t["arm"]));
-        assert_eq!(ours["n"], t["n"], "{}", t["arm"]);
-        assert_eq!(ours["churned"], t["churned"], "{}", t["arm"]);
-    }
+    assert_arms_as_drawn(&ab_json, &truth);
     assert!(ab.join("ab.html").is_file());
 }
 

@@ -251,3 +251,17 @@ impl Drop for ServeProcess {
         let _ = self.child.wait();
     }
 }
+
+/// Every arm of `churn ab`'s `ab.json` has the learners and churners the
+/// simulator's `truth.json` drew.
+pub fn assert_arms_as_drawn(ab: &Value, truth: &Value) {
+    let arms = ab["readout"]["arms"].as_array().expect("arms");
+    for t in truth["experiment"]["arms"].as_array().expect("truth arms") {
+        let ours = arms
+            .iter()
+            .find(|a| a["arm"] == t["arm"])
+            .unwrap_or_else(|| panic!("arm {} missing", t["arm"]));
+        assert_eq!(ours["n"], t["n"], "{}", t["arm"]);
+        assert_eq!(ours["churned"], t["churned"], "{}", t["arm"]);
+    }
+}
