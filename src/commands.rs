@@ -433,7 +433,8 @@ fn write_example_request(dataset: &Dataset, learner: &str, as_of: i64, path: &Pa
         .collect();
     events.sort_by_key(|e| e.ts);
     let body = serde_json::json!({
-        "instances": [churn_serve::raw_instance(dataset, index, &events, as_of)],
+        "instances": [churn_serve::raw_instance(dataset, index, &events, as_of)
+            .with_context(|| format!("learner {learner} is not in the sample"))?],
         "top_k": 3,
     });
     write_atomically(path, |w| {

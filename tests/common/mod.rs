@@ -121,7 +121,7 @@ pub fn raw_instances_in(data: &Path, as_of: &str) -> (Vec<Value>, PathBuf, tempf
         .filter(|(_, l)| l.signup_at <= t)
         .map(|(i, _)| {
             events[i].sort_by_key(|e| e.ts);
-            churn_serve::raw_instance(&dataset, i, &events[i], t)
+            churn_serve::raw_instance(&dataset, i, &events[i], t).expect("a learner of the dataset")
         })
         .collect();
     (instances, courses, dir)

@@ -459,17 +459,18 @@ fn raw(
 /// profile, the learner's `events` (already sorted by time and cut at
 /// `as_of`) and the as-of time. The inverse of the parser above, so a client
 /// (or the quickstart's curl example, or a test) can send a learner of a data
-/// directory as it is.
+/// directory as it is. `None` when `learner` is not an index of
+/// `dataset.learners`.
 pub fn raw_instance(
     dataset: &churn_core::Dataset,
     learner: usize,
     events: &[&Event],
     as_of: i64,
-) -> Value {
+) -> Option<Value> {
     use churn_core::format_timestamp;
     use serde_json::json;
     let number = |v: f64| if v.is_nan() { Value::Null } else { json!(v) };
-    let l = &dataset.learners[learner];
+    let l = dataset.learners.get(learner)?;
     let events: Vec<Value> = events
         .iter()
         .map(|e| {
@@ -487,7 +488,7 @@ pub fn raw_instance(
             })
         })
         .collect();
-    json!({
+    Some(json!({
         "learner_id": l.id,
         "as_of": format_timestamp(as_of),
         "profile": {
@@ -497,5 +498,5 @@ pub fn raw_instance(
             "device": l.device,
         },
         "events": events,
-    })
+    }))
 }
