@@ -20,7 +20,7 @@ pub fn load_feature_model(source: &ModelSource) -> Result<Artifact> {
     artifact
         .model
         .schema()
-        .expect(&InputSchema::registry_features())
+        .require(&InputSchema::registry_features())
         .with_context(|| format!("{} was not trained on churn's features", dir.display()))?;
     Ok(artifact)
 }

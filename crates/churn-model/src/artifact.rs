@@ -318,7 +318,7 @@ pub fn load(dir: &Path) -> Result<Artifact, ModelError> {
     })
 }
 
-/// The (name, kind) list of a card, for [`crate::InputSchema::expect`]-style checks.
+/// The (name, kind) list of a card, for [`crate::InputSchema::require`]-style checks.
 pub fn card_features(card: &ModelCard) -> Vec<(&str, Kind)> {
     card.features
         .iter()

@@ -193,7 +193,7 @@ impl InputSchema {
     /// Checks that this schema reads exactly the features named, in order, with
     /// the kinds given: what a caller that builds its inputs from another source
     /// (e.g. the feature registry) must verify before trusting a model.
-    pub fn expect(&self, expected: &[(&str, Kind)]) -> Result<(), ModelError> {
+    pub fn require(&self, expected: &[(&str, Kind)]) -> Result<(), ModelError> {
         let found: Vec<(&str, Kind)> = self
             .features
             .iter()
@@ -219,10 +219,10 @@ impl InputSchema {
     /// Whether this schema reads exactly churn's own features (so inputs can
     /// be computed from raw events by `churn_features::compute`).
     pub fn reads_churn_features(&self) -> bool {
-        self.expect(&Self::registry_features()).is_ok()
+        self.require(&Self::registry_features()).is_ok()
     }
 
-    /// The registry's (name, kind) list, for [`Self::expect`].
+    /// The registry's (name, kind) list, for [`Self::require`].
     pub fn registry_features() -> Vec<(&'static str, Kind)> {
         churn_features::NUMERIC
             .iter()

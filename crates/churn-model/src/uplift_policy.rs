@@ -200,7 +200,7 @@ impl UpliftPolicy {
             .map(|f| (f.name.as_str(), f.kind))
             .collect();
         schema
-            .expect(&wanted)
+            .require(&wanted)
             .map_err(|e| ModelError::SchemaMismatch(format!("policy {}: {e}", self.id())))
     }
 

@@ -172,7 +172,7 @@ fn a_schema_mismatch_is_named() {
     let e = loaded
         .model
         .schema()
-        .expect(&[("days_idle", Kind::Numeric), ("plan", Kind::Numeric)])
+        .require(&[("days_idle", Kind::Numeric), ("plan", Kind::Numeric)])
         .unwrap_err();
     assert!(matches!(e, ModelError::SchemaMismatch(_)));
     assert!(e.to_string().contains("position 1"), "{e}");
