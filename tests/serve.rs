@@ -16,7 +16,9 @@ use churn_serve::{App, ServeConfig};
 use serde_json::{Value, json};
 
 mod common;
-use common::{churn_bin, compare_with_predict, http, predict, raw_instances_in, read_predictions};
+use common::{
+    churn_bin, compare_with_predict, http, path_str, predict, raw_instances_in, read_predictions,
+};
 
 /// A server on an ephemeral port, stopped when dropped.
 struct Server {
@@ -129,11 +131,10 @@ fn config(models: &Path) -> ServeConfig {
     }
 }
 
-#[test]
-fn predictions_over_http_equal_churn_predict() {
-    let as_of = "2026-05-01T00:00:00Z";
-    let out = tempfile::tempdir().expect("tempdir");
-    let csv_path = out.path().join("predictions.csv");
+/// `churn predict` of the committed model on the sample at `as_of`, with
+/// `extra` flags, into `out/predictions.csv` (returned).
+fn churn_predict_on_sample(as_of: &str, out: &Path, extra: &[&str]) -> PathBuf {
+    let csv_path = out.join("predictions.csv");
     let status = Command::new(churn_bin())
         .args([
             "--quiet",
@@ -144,14 +145,25 @@ fn predictions_over_http_equal_churn_predict() {
             "data",
             "--as-of",
             as_of,
+            "--now",
+            "2026-07-01T00:00:00Z",
         ])
-        .args(["--now", "2026-07-01T00:00:00Z", "--out"])
+        .arg("--out")
         .arg(&csv_path)
         .arg("--work")
-        .arg(out.path().join("work"))
+        .arg(out.join("work"))
+        .args(extra)
         .status()
         .expect("churn predict");
     assert!(status.success());
+    csv_path
+}
+
+#[test]
+fn predictions_over_http_equal_churn_predict() {
+    let as_of = "2026-05-01T00:00:00Z";
+    let out = tempfile::tempdir().expect("tempdir");
+    let csv_path = churn_predict_on_sample(as_of, out.path(), &[]);
     let expected = read_predictions(&csv_path);
 
     let (instances, courses, _dir) = raw_instances(as_of);
@@ -197,27 +209,7 @@ fn an_exported_experiment_policy_suggests_the_same_actions_over_http_as_in_batch
         card["name"].as_str().expect("name"),
         card["version"].as_str().expect("version")
     );
-    let csv_path = out.path().join("predictions.csv");
-    let status = Command::new(churn_bin())
-        .args([
-            "--quiet",
-            "predict",
-            "--model",
-            "churn-gbdt",
-            "--data",
-            "data",
-            "--as-of",
-            as_of,
-        ])
-        .args(["--now", "2026-07-01T00:00:00Z", "--out"])
-        .arg(&csv_path)
-        .arg("--policy")
-        .arg(&policy)
-        .arg("--work")
-        .arg(out.path().join("work"))
-        .status()
-        .expect("churn predict");
-    assert!(status.success());
+    let csv_path = churn_predict_on_sample(as_of, out.path(), &["--policy", path_str(&policy)]);
     let mut reader = csv::Reader::from_path(&csv_path).expect("csv");
     let headers = reader.headers().expect("headers").clone();
     let policy_column = headers
