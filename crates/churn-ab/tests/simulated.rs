@@ -5,7 +5,7 @@
 //! acceptance rule: inside the 99.9% binomial region of the nominal level).
 
 use churn_ab::policy_value::{Bootstrap, Estimator, Logged, policy_churn};
-use churn_sim::{AssignmentMode, SimParams, simulate};
+use churn_sim::{AssignmentMode, SimParams, Simulation, ValidSimParams, simulate};
 use statrs::distribution::{Binomial, DiscreteCDF};
 
 /// A size the larger checks raise through the environment (`default` when unset).
@@ -18,6 +18,26 @@ fn size_from_env(name: &str, default: u64) -> u64 {
 
 /// The smallest and largest number of covered intervals out of `r` that a
 /// correct 95% method produces with probability 99.9%.
+/// A simulated platform of `learners` over 120 days with its experiment
+/// assigned by `assignment`, and its checked parameters.
+fn simulate_experiment(
+    learners: usize,
+    seed: u64,
+    assignment: AssignmentMode,
+) -> (ValidSimParams, Simulation) {
+    let params = SimParams {
+        learners,
+        days: 120,
+        seed,
+        assignment,
+        ..SimParams::default()
+    }
+    .check()
+    .expect("valid parameters");
+    let simulation = simulate(&params, &|_| {});
+    (params, simulation)
+}
+
 fn acceptance_region(r: u64) -> (u64, u64) {
     let binomial = Binomial::new(0.95, r).expect("valid");
     let low = (0..=r).find(|&k| binomial.cdf(k) > 0.0005).unwrap_or(0);
@@ -35,16 +55,7 @@ fn ipw_is_unbiased_and_covers_where_the_naive_rate_is_biased() {
     let mut error = [[0.0f64; 4]; 3];
     let (mut srm_alarms, mut srm_detected) = (0u64, 0u64);
     for seed in 0..experiments {
-        let params = SimParams {
-            learners: 3000,
-            days: 120,
-            seed: 1000 + seed,
-            assignment: AssignmentMode::Targeted,
-            ..SimParams::default()
-        }
-        .check()
-        .expect("valid parameters");
-        let simulation = simulate(&params, &|_| {});
+        let (_, simulation) = simulate_experiment(3000, 1000 + seed, AssignmentMode::Targeted);
         let assigned: Vec<_> = simulation
             .truth
             .learners
@@ -211,20 +222,13 @@ fn the_recommended_policy_is_near_the_best_by_the_truth() {
     let (mut near, mut regrets) = (0u64, Vec::new());
     let (mut dr_covered, mut dr_intervals) = (0u64, 0u64);
     for seed in 0..experiments {
-        let params = SimParams {
-            learners: size_from_env("CHURN_AB_LEARNERS", 30_000) as usize,
-            days: 120,
-            seed: 5000 + seed,
-            assignment: if seed % 2 == 0 {
-                AssignmentMode::Targeted
-            } else {
-                AssignmentMode::Uniform
-            },
-            ..SimParams::default()
-        }
-        .check()
-        .expect("valid parameters");
-        let mut simulation = simulate(&params, &|_| {});
+        let assignment = if seed % 2 == 0 {
+            AssignmentMode::Targeted
+        } else {
+            AssignmentMode::Uniform
+        };
+        let learners = size_from_env("CHURN_AB_LEARNERS", 30_000) as usize;
+        let (params, mut simulation) = simulate_experiment(learners, 5000 + seed, assignment);
         let assigned: Vec<usize> = (0..simulation.truth.learners.len())
             .filter(|&l| simulation.truth.learners[l].experiment.is_some())
             .collect();
@@ -355,16 +359,7 @@ fn newcombe_intervals_cover_the_true_effect_under_uniform_assignment() {
     let experiments = size_from_env("CHURN_AB_EXPERIMENTS", 100);
     let (mut covered, mut intervals) = (0u64, 0u64);
     for seed in 0..experiments {
-        let params = SimParams {
-            learners: 3000,
-            days: 120,
-            seed: 9000 + seed,
-            assignment: AssignmentMode::Uniform,
-            ..SimParams::default()
-        }
-        .check()
-        .expect("valid parameters");
-        let simulation = simulate(&params, &|_| {});
+        let (_, simulation) = simulate_experiment(3000, 9000 + seed, AssignmentMode::Uniform);
         let assigned: Vec<_> = simulation
             .truth
             .learners
