@@ -877,27 +877,31 @@ fn monitor_scenario(drift: bool) -> (Value, Option<i32>) {
         }
     }
     server.stop();
-    let result = Command::new(churn_bin())
-        .args([
-            "--quiet",
-            "monitor",
-            "--every",
-            "7d",
-            "--now",
-            "2026-12-31T00:00:00Z",
-        ])
-        .arg("--data")
-        .arg(&data)
-        .arg("--log")
-        .arg(&log)
-        .arg("--features")
-        .arg(&features)
-        .arg("--models")
-        .arg(&models)
-        .arg("--out")
-        .arg(out.path().join("monitor"))
-        .output()
-        .expect("monitor");
+    // `churn monitor` of this scenario's log, writing to `out/<name>`.
+    let monitor = |name: &str| {
+        let mut command = Command::new(churn_bin());
+        command
+            .args([
+                "--quiet",
+                "monitor",
+                "--every",
+                "7d",
+                "--now",
+                "2026-12-31T00:00:00Z",
+            ])
+            .arg("--data")
+            .arg(&data)
+            .arg("--log")
+            .arg(&log)
+            .arg("--features")
+            .arg(&features)
+            .arg("--models")
+            .arg(&models)
+            .arg("--out")
+            .arg(out.path().join(name));
+        command
+    };
+    let result = monitor("monitor").output().expect("monitor");
     assert!(
         result.status.success(),
         "{}",
@@ -909,31 +913,13 @@ fn monitor_scenario(drift: bool) -> (Value, Option<i32>) {
         copy_dir(&out.path().join("monitor"), &keep);
     }
     // The gate a scheduled job would run: any feature past PSI 0.25, tenure aside.
-    let gate = Command::new(churn_bin())
-        .args([
-            "--quiet",
-            "monitor",
-            "--every",
-            "7d",
-            "--now",
-            "2026-12-31T00:00:00Z",
-        ])
+    let gate = monitor("gate")
         .args([
             "--fail-on",
             "feature_psi>0.25",
             "--gate-ignores",
             "tenure_days",
         ])
-        .arg("--data")
-        .arg(&data)
-        .arg("--log")
-        .arg(&log)
-        .arg("--features")
-        .arg(&features)
-        .arg("--models")
-        .arg(&models)
-        .arg("--out")
-        .arg(out.path().join("gate"))
         .status()
         .expect("monitor gate");
     let report: Value = serde_json::from_str(

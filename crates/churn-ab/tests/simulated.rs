@@ -5,7 +5,7 @@
 //! acceptance rule: inside the 99.9% binomial region of the nominal level).
 
 use churn_ab::policy_value::{Bootstrap, Estimator, Logged, policy_churn};
-use churn_sim::{AssignmentMode, SimParams, Simulation, ValidSimParams, simulate};
+use churn_sim::{AssignmentMode, ExperimentTruth, SimParams, Simulation, ValidSimParams, simulate};
 use statrs::distribution::{Binomial, DiscreteCDF};
 
 /// A size the larger checks raise through the environment (`default` when unset).
@@ -38,6 +38,16 @@ fn simulate_experiment(
     (params, simulation)
 }
 
+/// The simulator's truth about every learner assigned in the experiment.
+fn assigned_truths(simulation: &Simulation) -> Vec<&ExperimentTruth> {
+    simulation
+        .truth
+        .learners
+        .iter()
+        .filter_map(|l| l.experiment.as_ref())
+        .collect()
+}
+
 fn acceptance_region(r: u64) -> (u64, u64) {
     let binomial = Binomial::new(0.95, r).expect("valid");
     let low = (0..=r).find(|&k| binomial.cdf(k) > 0.0005).unwrap_or(0);
@@ -56,12 +66,7 @@ fn ipw_is_unbiased_and_covers_where_the_naive_rate_is_biased() {
     let (mut srm_alarms, mut srm_detected) = (0u64, 0u64);
     for seed in 0..experiments {
         let (_, simulation) = simulate_experiment(3000, 1000 + seed, AssignmentMode::Targeted);
-        let assigned: Vec<_> = simulation
-            .truth
-            .learners
-            .iter()
-            .filter_map(|l| l.experiment.as_ref())
-            .collect();
+        let assigned = assigned_truths(&simulation);
         assert!(assigned.len() > 500, "{} assigned", assigned.len());
         let log: Vec<Logged> = assigned
             .iter()
@@ -360,12 +365,7 @@ fn newcombe_intervals_cover_the_true_effect_under_uniform_assignment() {
     let (mut covered, mut intervals) = (0u64, 0u64);
     for seed in 0..experiments {
         let (_, simulation) = simulate_experiment(3000, 9000 + seed, AssignmentMode::Uniform);
-        let assigned: Vec<_> = simulation
-            .truth
-            .learners
-            .iter()
-            .filter_map(|l| l.experiment.as_ref())
-            .collect();
+        let assigned = assigned_truths(&simulation);
         let count = |arm: usize| {
             let given: Vec<_> = assigned.iter().filter(|e| e.arm == arm).collect();
             (
