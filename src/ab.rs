@@ -198,12 +198,7 @@ fn experiment<'d>(dataset: &'d mut Dataset, args: &AbArgs, horizon: i64) -> Resu
             listed()
         ),
     };
-    let data_end = dataset
-        .events
-        .iter()
-        .map(|e| e.ts)
-        .max()
-        .unwrap_or(i64::MIN);
+    let data_end = dataset.last_event_time().unwrap_or(i64::MIN);
     let grouped = Grouped::new(dataset);
     let dataset = grouped.dataset();
     let rows: Vec<_> = dataset

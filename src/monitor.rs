@@ -178,12 +178,7 @@ pub fn monitor(ui: &Ui, args: &MonitorArgs) -> Result<ExitCode> {
     if logged.is_empty() {
         bail!("no prediction to monitor");
     }
-    let data_end = dataset
-        .events
-        .iter()
-        .map(|e| e.ts)
-        .max()
-        .unwrap_or(i64::MIN);
+    let data_end = dataset.last_event_time().unwrap_or(i64::MIN);
     let grouped = churn_table::Grouped::new(&mut dataset);
     let dataset = grouped.dataset();
     let observations: Vec<Observation> = logged

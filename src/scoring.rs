@@ -73,10 +73,7 @@ impl Scoring {
         let as_of = match &args.as_of {
             Some(text) => parse_timestamp(text).with_context(|| format!("--as-of {text:?}"))?,
             None => dataset
-                .events
-                .iter()
-                .map(|e| e.ts)
-                .max()
+                .last_event_time()
                 .context("the data has no events: give --as-of")?,
         };
         Ok((

@@ -215,6 +215,14 @@ pub struct Dataset {
     pub assignments: Vec<Assignment>,
 }
 
+impl Dataset {
+    /// The time of the latest event (ms), `None` without events: where the
+    /// data ends, for labels whose horizon would run past it.
+    pub fn last_event_time(&self) -> Option<i64> {
+        self.events.iter().map(|e| e.ts).max()
+    }
+}
+
 /// The tables of the contract, in dependency order (events refer to learners
 /// and courses; assignments refer to learners).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

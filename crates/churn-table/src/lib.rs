@@ -62,7 +62,7 @@ impl SnapshotSpec {
     /// Checks the spec against a dataset and lists the as-of times.
     pub fn resolve(&self, dataset: &Dataset) -> Result<SnapshotPlan, TableError> {
         let first = dataset.events.iter().map(|e| e.ts).min();
-        let last = dataset.events.iter().map(|e| e.ts).max();
+        let last = dataset.last_event_time();
         self.resolve_for_span(first.zip(last))
     }
 
