@@ -95,10 +95,17 @@ fn benches(c: &mut Criterion) {
     }
     group.finish();
     let mut group = c.benchmark_group("treeshap/single_row");
-    group.bench_function("quadrature", |b| {
+    group.bench_function("lookup_blocks", |b| {
         b.iter(|| {
             i += 1;
             explainer.contributions(black_box(row_at(i)))
+        })
+    });
+    let integrated = Explainer::with_table_budget(&model, 0);
+    group.bench_function("integrated_per_row", |b| {
+        b.iter(|| {
+            i += 1;
+            integrated.contributions(black_box(row_at(i)))
         })
     });
     group.bench_function("reference_recursion", |b| {

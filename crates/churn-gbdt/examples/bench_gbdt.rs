@@ -97,6 +97,11 @@ fn timings(model: &Model, data: &Data, all_x: &[f64]) -> serde_json::Value {
         }),
         Err(_) => f64::NAN,
     };
+    // The same explanations without lookup tables: every leaf integrated per row.
+    let integrated = Explainer::with_table_budget(model, 0);
+    let integrated_us = per_row_us(shap_rows, width, |row| {
+        sink += integrated.contributions(row)[0]
+    });
     let reference_rows = &data.test_x[..(200 * width).min(data.test_x.len())];
     let reference_us = per_row_us(reference_rows, width, |row| {
         sink += reference_contributions(model, row)[0]
@@ -111,6 +116,8 @@ fn timings(model: &Model, data: &Data, all_x: &[f64]) -> serde_json::Value {
         "treeshap_us_per_row_1_thread": shap_us,
         "treeshap_reference_recursion_us_per_row": reference_us,
         "explainer_build_ms": explainer_build_ms,
+        "explainer_table_mib": explainer.table_bytes() as f64 / (1u64 << 20) as f64,
+        "treeshap_integrated_us_per_row": integrated_us,
         "checksum": sink,
     })
 }

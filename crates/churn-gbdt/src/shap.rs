@@ -10,9 +10,23 @@
 //! so the sum is `∫₀¹ Π_{j≠i} (z_j (1 − p) + o_j p) dp`: a polynomial of degree
 //! `d − 1`, integrated exactly by Gauss–Legendre with `⌈d/2⌉` nodes. With
 //! `P(p) = Π_j f_j(p)`, every feature with `o = 0` gets `−v ∫ P/(1 − p)` and a
-//! feature with `o = 1` gets `v (1 − z) ∫ P / (z (1 − p) + p)`. Per row and tree
-//! that is `O(L · d · Q)` multiply-adds over precomputed tables, no recursion,
-//! no allocation, and no division by `z` (LightGBM's unwinding divides).
+//! feature with `o = 1` gets `v (1 − z) ∫ P / (z (1 − p) + p)`: `O(d · Q)`
+//! multiply-adds per leaf, no recursion, no allocation, and no division by `z`
+//! (LightGBM's unwinding divides).
+//!
+//! A leaf's shares depend on the row only through its hot flags, so most of
+//! that work is done once, at build time (FastTreeSHAP v2's idea, Yang 2022,
+//! here per subtree rather than per leaf): every leaf below a node `n` depends
+//! on the row only through which features on the path to `n` are hot and which
+//! way the row goes at the nodes below `n`. A *block* is such a subtree with at
+//! most `BLOCK_TESTS` (10) of those bits and `BLOCK_WIDTH` (8) features; its table
+//! holds, for every combination, the summed shares of all its leaves, one cache
+//! line per combination. Per row and tree, explaining is then: the node
+//! decisions, one index and one line per block (prefetched a tree ahead, since
+//! the tables are megabytes), and the per-row integral only for leaves in no
+//! block (paths of more than 8 features, trees of 64 or more
+//! internal nodes, or tables past the memory budget). A 31-leaf tree is about
+//! eight blocks.
 //!
 //! Covers are training-row counts, as LightGBM's `pred_contrib` uses. The
 //! reference recursion ([`reference_contributions`]) is kept as the test oracle.
@@ -57,7 +71,53 @@ pub(crate) fn gauss_legendre(n: usize) -> (Vec<f64>, Vec<f64>) {
     (nodes, weights)
 }
 
-/// One unique feature on a leaf's path.
+/// Row-index tests of a block (at most `2^BLOCK_TESTS` rows) and shares per row.
+const BLOCK_TESTS: usize = 10;
+const BLOCK_WIDTH: usize = 8;
+
+/// Memory the lookup tables of [`Explainer::new`] may take: 64 MiB, about
+/// 550 trees of 31 leaves. Past it, blocks get smaller and the widest paths
+/// fall back to per-row integration. Each row reads one table line per block,
+/// so a larger table costs cache misses, not arithmetic.
+pub const DEFAULT_TABLE_BUDGET: usize = 64 << 20;
+
+/// One cache line of shares: a table row is read with one line fill.
+#[derive(Debug, Clone, Copy)]
+#[repr(C, align(64))]
+struct Line([f64; BLOCK_WIDTH]);
+
+/// A subtree whose leaves' shares are looked up together (FastTreeSHAP v2's
+/// idea, Yang 2022, applied to subtrees: every leaf below node `n` depends on
+/// the row only through which features on the path to `n` are hot and which
+/// way the row goes at the subtree's own nodes, so all combinations can be
+/// precomputed). A single leaf is a block with no nodes of its own.
+#[derive(Debug, Clone)]
+struct Block {
+    /// Bit `j` of the row index is set when `(decisions ^ want[j]) & mask[j] == 0`:
+    /// first one test per feature on the path to the block (all its nodes
+    /// agree: the feature is hot), then one per node of the block (goes left).
+    /// Unused tests look at bit 63, never set in the decisions, and stay 0.
+    mask: [u64; BLOCK_TESTS],
+    want: [u64; BLOCK_TESTS],
+    /// Where share `k` of a row goes: a feature, or a discard slot for padding.
+    slot: [u32; BLOCK_WIDTH],
+    /// Index of the block's first row in [`Explainer::lines`].
+    start: u32,
+}
+
+impl Block {
+    /// Index in [`Explainer::lines`] of the row the decisions `bits` select.
+    #[inline(always)]
+    fn row(&self, bits: u64) -> usize {
+        let mut index = 0;
+        for j in 0..BLOCK_TESTS {
+            index |= usize::from((bits ^ self.want[j]) & self.mask[j] == 0) << j;
+        }
+        self.start as usize + index
+    }
+}
+
+/// One unique feature on a leaf's path, for per-row integration.
 #[derive(Debug, Clone)]
 struct Element {
     feature: u32,
@@ -71,6 +131,7 @@ struct Element {
     coefficients: u32,
 }
 
+/// A leaf whose shares are integrated per row.
 #[derive(Debug, Clone)]
 struct Leaf {
     value: f64,
@@ -83,6 +144,8 @@ struct Leaf {
 #[derive(Debug, Clone)]
 struct TreeTables {
     nodes: Vec<Node>,
+    blocks: Vec<Block>,
+    /// Leaves outside any block.
     leaves: Vec<Leaf>,
     elements: Vec<Element>,
     /// (internal node, goes left).
@@ -93,6 +156,8 @@ struct TreeTables {
 /// Per quadrature order: `zero_scale[q] = w_q / (1 − p_q)`.
 #[derive(Debug, Clone)]
 struct Quadrature {
+    nodes: Vec<f64>,
+    weights: Vec<f64>,
     zero_scale: Vec<f64>,
 }
 
@@ -102,10 +167,13 @@ pub struct Explainer {
     num_features: usize,
     base_value: f64,
     trees: Vec<TreeTables>,
+    /// Every block's rows, tree after tree, in one allocation.
+    lines: Vec<Line>,
     quadrature: Vec<Quadrature>,
     max_order: usize,
     max_nodes: usize,
     max_elements: usize,
+    max_blocks: usize,
     bitsets: Vec<u32>,
 }
 
@@ -114,35 +182,116 @@ struct Scratch {
     decisions: Vec<bool>,
     hot: Vec<bool>,
     product: Vec<f64>,
+    /// Contributions per feature, then `BLOCK_WIDTH` discard slots.
+    sums: Vec<f64>,
+    /// The table lines a tree's blocks read, for this tree and the one before.
+    rows: Vec<u32>,
+    pending_rows: Vec<u32>,
+}
+
+/// One unique feature on a root-to-leaf path, before it is lowered.
+struct PathFeature {
+    feature: u32,
+    /// Product of the cover fractions of its nodes on the path.
+    z: f64,
+    /// Its nodes: (internal node, goes left).
+    conditions: Vec<(u32, bool)>,
+}
+
+struct PathLeaf {
+    value: f64,
+    features: Vec<PathFeature>,
+}
+
+/// How a tree's leaves are explained.
+enum Plan {
+    /// The subtree under the path `path` (node, goes left, feature), whose own
+    /// nodes are `nodes` and whose leaves are `leaves` (depth-first order).
+    Block {
+        path: Vec<(u32, bool, u32)>,
+        nodes: Vec<u32>,
+        leaves: std::ops::Range<usize>,
+    },
+    /// A leaf integrated per row.
+    Integrated(usize),
+}
+
+/// Quadrature order that integrates a path of `width` unique features exactly.
+fn order_for(width: usize) -> usize {
+    width.div_ceil(2).max(1)
 }
 
 impl Explainer {
-    /// Builds the tables. Cost O(trees · leaves · depth²); memory O(leaves · depth · Q).
+    /// Builds the tables within [`DEFAULT_TABLE_BUDGET`].
     pub fn new(model: &Model) -> Explainer {
-        let mut max_order = 1;
-        let mut max_nodes = 0;
-        let mut orders_needed = 1;
+        Self::with_table_budget(model, DEFAULT_TABLE_BUDGET)
+    }
+
+    /// Builds the tables, with the largest blocks whose tables fit in `budget`
+    /// bytes; leaves outside any block are integrated per row. The
+    /// contributions are the same either way (up to rounding); `0` turns the
+    /// tables off. Build cost: per block, `2^tests` rows × its leaves × their
+    /// path features × quadrature order.
+    pub fn with_table_budget(model: &Model, budget: usize) -> Explainer {
         let predictor = Predictor::new(model);
-        let trees: Vec<TreeTables> = model
-            .trees
+        let paths: Vec<Vec<PathLeaf>> = model.trees.iter().map(leaf_paths).collect();
+        // Trees of up to 63 internal nodes keep bit 63 of the decision mask
+        // free for the unused tests, which must never pass.
+        let block_trees = |flat: &FlatTree| flat.nodes.len() < 64;
+        let plans_with = |tests: usize| -> Vec<Vec<Plan>> {
+            model
+                .trees
+                .iter()
+                .zip(&predictor.trees)
+                .map(|(tree, flat)| plan_tree(tree, if block_trees(flat) { tests } else { 0 }))
+                .collect()
+        };
+        let mut plans = plans_with(0);
+        let mut table_bytes = 0;
+        for tests in (1..=BLOCK_TESTS).rev() {
+            let candidate = plans_with(tests);
+            let bytes: usize = candidate.iter().flatten().map(plan_bytes).sum();
+            if bytes <= budget {
+                plans = candidate;
+                table_bytes = bytes;
+                break;
+            }
+        }
+        let mut lines: Vec<Line> = Vec::with_capacity(table_bytes / std::mem::size_of::<Line>());
+        let max_order = paths
             .iter()
-            .zip(&predictor.trees)
-            .map(|(tree, flat)| {
-                max_nodes = max_nodes.max(tree.split.len());
-                build_tables(tree, flat, &mut orders_needed)
-            })
-            .collect();
-        max_order = max_order.max(orders_needed);
-        let quadrature = (0..=max_order)
+            .flatten()
+            .map(|leaf| order_for(leaf.features.len()))
+            .max()
+            .unwrap_or(1);
+        let quadrature: Vec<Quadrature> = (0..=max_order)
             .map(|order| {
                 let (nodes, weights) = gauss_legendre(order);
+                let zero_scale = nodes
+                    .iter()
+                    .zip(&weights)
+                    .map(|(p, w)| w / (1.0 - p))
+                    .collect();
                 Quadrature {
-                    zero_scale: nodes
-                        .iter()
-                        .zip(&weights)
-                        .map(|(p, w)| w / (1.0 - p))
-                        .collect(),
+                    nodes,
+                    weights,
+                    zero_scale,
                 }
+            })
+            .collect();
+        let trees: Vec<TreeTables> = paths
+            .iter()
+            .zip(&plans)
+            .zip(&predictor.trees)
+            .map(|((leaves, plan), flat)| {
+                lower_tree(
+                    leaves,
+                    plan,
+                    flat,
+                    model.num_features(),
+                    &quadrature,
+                    &mut lines,
+                )
             })
             .collect();
         let max_elements = trees
@@ -154,18 +303,24 @@ impl Explainer {
             })
             .max()
             .unwrap_or(0);
-        let mut explainer = Explainer {
+        let max_nodes = predictor
+            .trees
+            .iter()
+            .map(|t| t.nodes.len())
+            .max()
+            .unwrap_or(0);
+        Explainer {
             bitsets: predictor.bitsets,
+            max_blocks: trees.iter().map(|t| t.blocks.len()).max().unwrap_or(0),
             max_elements,
             num_features: model.num_features(),
             base_value: model.expected_value(),
             trees,
+            lines,
             quadrature,
             max_order,
             max_nodes,
-        };
-        explainer.fill_coefficients();
-        explainer
+        }
     }
 
     /// The base value (mean training margin): contributions sum to `margin − base_value`.
@@ -178,24 +333,9 @@ impl Explainer {
         self.num_features
     }
 
-    fn fill_coefficients(&mut self) {
-        for tree in &mut self.trees {
-            for leaf in &tree.leaves {
-                let order = leaf.order as usize;
-                let (nodes, weights) = gauss_legendre(order);
-                for e in &tree.elements[leaf.elements.0 as usize..leaf.elements.1 as usize] {
-                    let at = e.coefficients as usize;
-                    let z = tree.coefficients[at];
-                    for q in 0..order {
-                        let p = nodes[q];
-                        let f1 = z * (1.0 - p) + p;
-                        tree.coefficients[at + q] = f1;
-                        tree.coefficients[at + order + q] = z * (1.0 - p);
-                        tree.coefficients[at + 2 * order + q] = weights[q] * (1.0 - z) / f1;
-                    }
-                }
-            }
-        }
+    /// Bytes held by the lookup tables (see [`Explainer::with_table_budget`]).
+    pub fn table_bytes(&self) -> usize {
+        std::mem::size_of_val(self.lines.as_slice())
     }
 
     fn scratch(&self) -> Scratch {
@@ -203,6 +343,9 @@ impl Explainer {
             decisions: vec![false; self.max_nodes],
             hot: vec![false; self.max_elements],
             product: vec![0.0; self.max_order.max(1)],
+            sums: vec![0.0; self.num_features + BLOCK_WIDTH],
+            rows: Vec::with_capacity(self.max_blocks),
+            pending_rows: Vec::with_capacity(self.max_blocks),
         }
     }
 
@@ -215,20 +358,43 @@ impl Explainer {
     }
 
     fn contributions_into(&self, row: &[f64], phi: &mut [f64], scratch: &mut Scratch) {
+        let Scratch {
+            decisions,
+            hot,
+            product,
+            sums,
+            rows,
+            pending_rows,
+        } = scratch;
+        sums.fill(0.0);
+        // The table rows are random reads into megabytes: each tree's are
+        // found and prefetched one tree ahead of being added up.
+        let mut pending: Option<&TreeTables> = None;
         for tree in &self.trees {
             let mut bits = 0u64;
-            for (n, (decision, node)) in scratch.decisions.iter_mut().zip(&tree.nodes).enumerate() {
+            for (n, (decision, node)) in decisions.iter_mut().zip(&tree.nodes).enumerate() {
                 let x = row.get(node.feature()).copied().unwrap_or(f64::NAN);
                 *decision = node.goes_left(x, &self.bitsets);
                 bits |= u64::from(*decision) << (n & 63);
             }
+            rows.clear();
+            for block in &tree.blocks {
+                let at = block.row(bits);
+                prefetch(&self.lines, at);
+                rows.push(at as u32);
+            }
+            if let Some(previous) = pending {
+                add_table_shares(previous, pending_rows, &self.lines, sums);
+            }
+            std::mem::swap(rows, pending_rows);
+            pending = Some(tree);
             let small = tree.nodes.len() <= 64;
             for leaf in &tree.leaves {
                 let elements = &tree.elements[leaf.elements.0 as usize..leaf.elements.1 as usize];
                 if elements.is_empty() {
                     continue;
                 }
-                let hot = &mut scratch.hot[..elements.len()];
+                let hot = &mut hot[..elements.len()];
                 if small {
                     for (flag, e) in hot.iter_mut().zip(elements) {
                         *flag = (bits ^ e.want) & e.mask == 0;
@@ -239,7 +405,7 @@ impl Explainer {
                         *flag = tree.conditions[e.conditions.0 as usize..e.conditions.1 as usize]
                             .iter()
                             .fold(true, |all, &(node, left)| {
-                                all & (scratch.decisions[node as usize] == left)
+                                all & (decisions[node as usize] == left)
                             });
                     }
                 }
@@ -248,14 +414,18 @@ impl Explainer {
                 macro_rules! by_order {
                     ($($q:literal)+) => {
                         match leaf.order {
-                            $($q => leaf_shares::<$q>(tree, leaf, elements, hot, zero_scale, phi),)+
-                            _ => leaf_shares_any(tree, leaf, elements, hot, zero_scale, &mut scratch.product, phi),
+                            $($q => leaf_shares::<$q>(tree, leaf, elements, hot, zero_scale, sums),)+
+                            _ => leaf_shares_any(tree, leaf, elements, hot, zero_scale, product, sums),
                         }
                     };
                 }
                 by_order!(1 2 3 4 5 6 7 8);
             }
         }
+        if let Some(previous) = pending {
+            add_table_shares(previous, pending_rows, &self.lines, sums);
+        }
+        phi[..self.num_features].copy_from_slice(&sums[..self.num_features]);
         phi[self.num_features] = self.base_value;
     }
 
@@ -290,6 +460,35 @@ impl Explainer {
             });
         Ok(out)
     }
+}
+
+/// Adds the table lines `rows` (one per block, in order) of `tree`.
+#[inline(always)]
+fn add_table_shares(tree: &TreeTables, rows: &[u32], lines: &[Line], sums: &mut [f64]) {
+    for (block, &at) in tree.blocks.iter().zip(rows) {
+        let Some(line) = lines.get(at as usize) else {
+            continue;
+        };
+        for (&slot, share) in block.slot.iter().zip(&line.0) {
+            if let Some(sum) = sums.get_mut(slot as usize) {
+                *sum += share;
+            }
+        }
+    }
+}
+
+/// Asks the CPU to start loading `lines[at]` (no-op elsewhere or out of range).
+#[inline(always)]
+fn prefetch(lines: &[Line], at: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(line) = lines.get(at) {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        // SAFETY: a prefetch is a hint that never faults, and the pointer is
+        // into a live slice anyway.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>((line as *const Line).cast()) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (lines, at);
 }
 
 /// Most unique features on a leaf path that the fixed-order kernel takes
@@ -383,71 +582,33 @@ fn leaf_shares_any(
     }
 }
 
-/// Walks every root-to-leaf path, merging repeated features.
-fn build_tables(tree: &Tree, flat: &FlatTree, max_order: &mut usize) -> TreeTables {
-    let mut tables = TreeTables {
-        nodes: flat.nodes.clone(),
-        leaves: Vec::new(),
-        elements: Vec::new(),
-        conditions: Vec::new(),
-        coefficients: Vec::new(),
-    };
-    if tree.split.is_empty() {
-        return tables;
-    }
-    // (feature, z, conditions) along the current path.
+/// Every leaf's root path with repeated features merged.
+fn leaf_paths(tree: &Tree) -> Vec<PathLeaf> {
     struct Step {
         feature: u32,
         z: f64,
         node: u32,
         left: bool,
     }
-    fn walk(
-        tree: &Tree,
-        node: i32,
-        path: &mut Vec<Step>,
-        tables: &mut TreeTables,
-        max_order: &mut usize,
-    ) {
+    fn walk(tree: &Tree, node: i32, path: &mut Vec<Step>, leaves: &mut Vec<PathLeaf>) {
         if node < 0 {
             let mut features: Vec<u32> = path.iter().map(|s| s.feature).collect();
             features.sort_unstable();
             features.dedup();
-            let order = features.len().div_ceil(2).max(1);
-            *max_order = (*max_order).max(order);
-            let first = tables.elements.len() as u32;
-            for feature in features {
-                let start = tables.conditions.len() as u32;
-                let mut z = 1.0;
-                for step in path.iter().filter(|s| s.feature == feature) {
-                    z *= step.z;
-                    tables.conditions.push((step.node, step.left));
-                }
-                let offset = tables.coefficients.len() as u32;
-                // z is parked in the first slot until `fill_coefficients`.
-                tables.coefficients.push(z);
-                tables
-                    .coefficients
-                    .extend(std::iter::repeat_n(0.0, 3 * order - 1));
-                let (mut mask, mut want) = (0u64, 0u64);
-                for &(node, left) in &tables.conditions[start as usize..] {
-                    if node < 64 {
-                        mask |= 1 << node;
-                        want |= u64::from(left) << node;
+            let features = features
+                .into_iter()
+                .map(|feature| {
+                    let steps = path.iter().filter(|s| s.feature == feature);
+                    PathFeature {
+                        feature,
+                        z: steps.clone().map(|s| s.z).product(),
+                        conditions: steps.map(|s| (s.node, s.left)).collect(),
                     }
-                }
-                tables.elements.push(Element {
-                    feature,
-                    mask,
-                    want,
-                    conditions: (start, tables.conditions.len() as u32),
-                    coefficients: offset,
-                });
-            }
-            tables.leaves.push(Leaf {
+                })
+                .collect();
+            leaves.push(PathLeaf {
                 value: tree.leaf_value[!node as usize],
-                order: order as u32,
-                elements: (first, tables.elements.len() as u32),
+                features,
             });
             return;
         }
@@ -467,12 +628,325 @@ fn build_tables(tree: &Tree, flat: &FlatTree, max_order: &mut usize) -> TreeTabl
                 node: n as u32,
                 left,
             });
-            walk(tree, child, path, tables, max_order);
+            walk(tree, child, path, leaves);
             path.pop();
         }
     }
-    walk(tree, 0, &mut Vec::new(), &mut tables, max_order);
+    let mut leaves = Vec::new();
+    if !tree.split.is_empty() {
+        walk(tree, 0, &mut Vec::new(), &mut leaves);
+    }
+    leaves
+}
+
+/// Splits a tree into blocks of at most `tests` row-index tests and
+/// `BLOCK_WIDTH` features, taking the largest subtrees first; leaves that fit
+/// in no block are integrated per row.
+fn plan_tree(tree: &Tree, tests: usize) -> Vec<Plan> {
+    let mut plans = Vec::new();
+    if !tree.split.is_empty() {
+        plan_node(tree, 0, &mut Vec::new(), tests, &mut 0, &mut plans);
+    }
+    plans
+}
+
+/// Pushes the internal nodes under `node` (depth first) and returns its leaf count.
+fn subtree_nodes(tree: &Tree, node: i32, nodes: &mut Vec<u32>) -> usize {
+    if node < 0 {
+        return 1;
+    }
+    nodes.push(node as u32);
+    let n = node as usize;
+    subtree_nodes(tree, tree.left_child[n], nodes) + subtree_nodes(tree, tree.right_child[n], nodes)
+}
+
+/// Sorted unique features of a path.
+fn path_features(path: &[(u32, bool, u32)]) -> Vec<u32> {
+    let mut features: Vec<u32> = path.iter().map(|step| step.2).collect();
+    features.sort_unstable();
+    features.dedup();
+    features
+}
+
+fn plan_node(
+    tree: &Tree,
+    node: i32,
+    path: &mut Vec<(u32, bool, u32)>,
+    tests: usize,
+    next_leaf: &mut usize,
+    plans: &mut Vec<Plan>,
+) {
+    let mut nodes = Vec::new();
+    let leaves = subtree_nodes(tree, node, &mut nodes);
+    let mut features = path_features(path);
+    let index_bits = features.len() + nodes.len();
+    features.extend(nodes.iter().map(|&n| tree.split_feature[n as usize]));
+    features.sort_unstable();
+    features.dedup();
+    if index_bits <= tests && features.len() <= BLOCK_WIDTH {
+        plans.push(Plan::Block {
+            path: path.clone(),
+            nodes,
+            leaves: *next_leaf..*next_leaf + leaves,
+        });
+        *next_leaf += leaves;
+        return;
+    }
+    if node < 0 {
+        plans.push(Plan::Integrated(*next_leaf));
+        *next_leaf += 1;
+        return;
+    }
+    let n = node as usize;
+    for (child, left) in [(tree.left_child[n], true), (tree.right_child[n], false)] {
+        path.push((n as u32, left, tree.split_feature[n]));
+        plan_node(tree, child, path, tests, next_leaf, plans);
+        path.pop();
+    }
+}
+
+/// Bytes of a plan's table.
+fn plan_bytes(plan: &Plan) -> usize {
+    match plan {
+        Plan::Block { path, nodes, .. } => {
+            (1usize << (path_features(path).len() + nodes.len())) * std::mem::size_of::<Line>()
+        }
+        Plan::Integrated(_) => 0,
+    }
+}
+
+/// The decision-mask test of a feature's conditions (nodes past 63 are not in the mask).
+fn hot_mask(conditions: &[(u32, bool)]) -> (u64, u64) {
+    let (mut mask, mut want) = (0u64, 0u64);
+    for &(node, left) in conditions {
+        if node < 64 {
+            mask |= 1 << node;
+            want |= u64::from(left) << node;
+        }
+    }
+    (mask, want)
+}
+
+/// Lays one tree out for explaining as `plans` says.
+fn lower_tree(
+    leaves: &[PathLeaf],
+    plans: &[Plan],
+    flat: &FlatTree,
+    num_features: usize,
+    quadrature: &[Quadrature],
+    lines: &mut Vec<Line>,
+) -> TreeTables {
+    let mut tables = TreeTables {
+        nodes: flat.nodes.clone(),
+        blocks: Vec::new(),
+        leaves: Vec::new(),
+        elements: Vec::new(),
+        conditions: Vec::new(),
+        coefficients: Vec::new(),
+    };
+    for plan in plans {
+        match plan {
+            Plan::Block {
+                path,
+                nodes,
+                leaves: range,
+            } => {
+                let Some(block_leaves) = leaves.get(range.clone()) else {
+                    continue;
+                };
+                let block = lower_block(
+                    path,
+                    nodes,
+                    block_leaves,
+                    flat,
+                    num_features,
+                    quadrature,
+                    lines,
+                );
+                tables.blocks.push(block);
+            }
+            Plan::Integrated(leaf) => {
+                if let Some(leaf) = leaves.get(*leaf) {
+                    lower_integrated(leaf, quadrature, &mut tables);
+                }
+            }
+        }
+    }
     tables
+}
+
+/// Appends a block's `2^tests` rows to `lines`: every row sums the shares of
+/// all the block's leaves for the hot features and decisions its index encodes.
+fn lower_block(
+    path: &[(u32, bool, u32)],
+    nodes: &[u32],
+    leaves: &[PathLeaf],
+    flat: &FlatTree,
+    num_features: usize,
+    quadrature: &[Quadrature],
+    lines: &mut Vec<Line>,
+) -> Block {
+    const UNUSED: u64 = 1 << 63;
+    let on_path = path_features(path);
+    let mut block = Block {
+        mask: [UNUSED; BLOCK_TESTS],
+        want: [UNUSED; BLOCK_TESTS],
+        slot: std::array::from_fn(|k| (num_features + k) as u32),
+        start: lines.len() as u32,
+    };
+    for (j, &feature) in on_path.iter().enumerate() {
+        let conditions: Vec<(u32, bool)> = path
+            .iter()
+            .filter(|step| step.2 == feature)
+            .map(|step| (step.0, step.1))
+            .collect();
+        (block.mask[j], block.want[j]) = hot_mask(&conditions);
+    }
+    for (j, &node) in nodes.iter().enumerate() {
+        block.mask[on_path.len() + j] = 1 << node;
+        block.want[on_path.len() + j] = 1 << node;
+    }
+    let mut slots = on_path.clone();
+    for &node in nodes {
+        let feature = flat.nodes[node as usize].feature() as u32;
+        if !slots.contains(&feature) {
+            slots.push(feature);
+        }
+    }
+    for (slot, &feature) in block.slot.iter_mut().zip(&slots) {
+        *slot = feature;
+    }
+    // Per leaf and path feature: its row-index bit on the path to the block,
+    // the bits of its nodes inside the block (with the way the leaf goes), and
+    // its slot in the row.
+    struct Test {
+        path_bit: Option<usize>,
+        own: Vec<(usize, bool)>,
+        slot: Option<usize>,
+    }
+    let tests: Vec<Vec<Test>> = leaves
+        .iter()
+        .map(|leaf| {
+            leaf.features
+                .iter()
+                .map(|element| Test {
+                    path_bit: on_path.iter().position(|&f| f == element.feature),
+                    own: element
+                        .conditions
+                        .iter()
+                        .filter_map(|&(node, left)| {
+                            let j = nodes.iter().position(|&m| m == node)?;
+                            Some((on_path.len() + j, left))
+                        })
+                        .collect(),
+                    slot: slots.iter().position(|&f| f == element.feature),
+                })
+                .collect()
+        })
+        .collect();
+    let mut hot = Vec::new();
+    let mut shares = Vec::new();
+    let mut product = Vec::new();
+    for index in 0..1usize << (on_path.len() + nodes.len()) {
+        let bit = |j: usize| index >> j & 1 == 1;
+        let mut line = Line([0.0; BLOCK_WIDTH]);
+        for (leaf, tests) in leaves.iter().zip(&tests) {
+            hot.clear();
+            hot.extend(tests.iter().map(|test| {
+                test.path_bit.is_none_or(bit) && test.own.iter().all(|&(j, left)| bit(j) == left)
+            }));
+            let Some(rule) = quadrature.get(order_for(leaf.features.len())) else {
+                continue;
+            };
+            exact_leaf_shares(leaf, &hot, rule, &mut product, &mut shares);
+            for (test, share) in tests.iter().zip(&shares) {
+                if let Some(value) = test.slot.and_then(|k| line.0.get_mut(k)) {
+                    *value += share;
+                }
+            }
+        }
+        lines.push(line);
+    }
+    block
+}
+
+/// A leaf's share per path feature (in `leaf.features` order) for the hot
+/// flags `hot`, computed as the integrating kernel computes them.
+fn exact_leaf_shares(
+    leaf: &PathLeaf,
+    hot: &[bool],
+    rule: &Quadrature,
+    product: &mut Vec<f64>,
+    shares: &mut Vec<f64>,
+) {
+    product.clear();
+    product.resize(rule.nodes.len(), leaf.value);
+    for (element, &is_hot) in leaf.features.iter().zip(hot) {
+        let z = element.z;
+        for (p, &node) in product.iter_mut().zip(&rule.nodes) {
+            *p *= if is_hot {
+                z * (1.0 - node) + node
+            } else {
+                z * (1.0 - node)
+            };
+        }
+    }
+    let zero_share: f64 = product
+        .iter()
+        .zip(&rule.zero_scale)
+        .map(|(p, s)| p * s)
+        .sum();
+    shares.clear();
+    for (element, &is_hot) in leaf.features.iter().zip(hot) {
+        let z = element.z;
+        shares.push(if is_hot {
+            product
+                .iter()
+                .zip(rule.nodes.iter().zip(&rule.weights))
+                .map(|(p, (&node, w))| p * (w * (1.0 - z) / (z * (1.0 - node) + node)))
+                .sum()
+        } else {
+            -zero_share
+        });
+    }
+}
+
+/// Appends a leaf's integration coefficients.
+fn lower_integrated(leaf: &PathLeaf, quadrature: &[Quadrature], tables: &mut TreeTables) {
+    let order = order_for(leaf.features.len());
+    let Some(rule) = quadrature.get(order) else {
+        return;
+    };
+    let first = tables.elements.len() as u32;
+    for feature in &leaf.features {
+        let start = tables.conditions.len() as u32;
+        tables.conditions.extend_from_slice(&feature.conditions);
+        let (mask, want) = hot_mask(&feature.conditions);
+        let offset = tables.coefficients.len() as u32;
+        let z = feature.z;
+        let cold = rule.nodes.iter().map(|p| z * (1.0 - p));
+        let hot: Vec<f64> = rule.nodes.iter().map(|p| z * (1.0 - p) + p).collect();
+        let g1: Vec<f64> = hot
+            .iter()
+            .zip(&rule.weights)
+            .map(|(f1, w)| w * (1.0 - z) / f1)
+            .collect();
+        tables.coefficients.extend_from_slice(&hot);
+        tables.coefficients.extend(cold);
+        tables.coefficients.extend_from_slice(&g1);
+        tables.elements.push(Element {
+            feature: feature.feature,
+            mask,
+            want,
+            conditions: (start, tables.conditions.len() as u32),
+            coefficients: offset,
+        });
+    }
+    tables.leaves.push(Leaf {
+        value: leaf.value,
+        order: order as u32,
+        elements: (first, tables.elements.len() as u32),
+    });
 }
 
 /// The textbook recursion (Lundberg et al. 2020, Algorithm 2, as LightGBM's

@@ -201,15 +201,49 @@ proptest! {
     }
 
     #[test]
+    fn lookup_blocks_and_integration_agree_with_the_reference(seed in any::<u64>(), m in 1usize..14, leaves in 1usize..72, trees in 1usize..4) {
+        // Up to 13 features and 71 leaves: blocks, leaves too wide for any block
+        // (integrated per row) and trees past 63 internal nodes (no blocks) mix.
+        let mut rng = splitmix(seed);
+        let model = model((0..trees).map(|_| random_tree(&mut rng, m, leaves, false)).collect(), m);
+        let explainers = [
+            Explainer::with_table_budget(&model, 0),
+            Explainer::with_table_budget(&model, 16 << 10),
+            Explainer::new(&model),
+        ];
+        prop_assert_eq!(explainers[0].table_bytes(), 0);
+        if leaves > 1 && leaves < 64 {
+            prop_assert!(explainers[2].table_bytes() > 0, "no lookup blocks were built");
+        }
+        for _ in 0..4 {
+            let row = random_row(&mut rng, m);
+            let reference = reference_contributions(&model, &row);
+            let margin = model.predict_raw(&row);
+            for explainer in &explainers {
+                let fast = explainer.contributions(&row);
+                for j in 0..=m {
+                    prop_assert!((fast[j] - reference[j]).abs() <= 1e-9 * (1.0 + reference[j].abs()),
+                        "budget {} bytes, feature {j}: fast {} reference {}", explainer.table_bytes(), fast[j], reference[j]);
+                }
+                let total: f64 = fast.iter().sum();
+                prop_assert!((total - margin).abs() <= 1e-9 * (1.0 + margin.abs()), "sum {total} margin {margin}");
+            }
+        }
+    }
+
+    #[test]
     fn empty_children_stay_finite_and_efficient(seed in any::<u64>(), leaves in 2usize..12) {
         let mut rng = splitmix(seed);
         let model = model(vec![random_tree(&mut rng, 4, leaves, true)], 4);
-        let explainer = Explainer::new(&model);
         let row = random_row(&mut rng, 4);
-        let phi = explainer.contributions(&row);
+        let integrated = Explainer::with_table_budget(&model, 0).contributions(&row);
+        let phi = Explainer::new(&model).contributions(&row);
         prop_assert!(phi.iter().all(|v| v.is_finite()));
         let total: f64 = phi.iter().sum();
         prop_assert!((total - model.predict_raw(&row)).abs() <= 1e-12 * (1.0 + total.abs()));
+        for (a, b) in phi.iter().zip(&integrated) {
+            prop_assert!((a - b).abs() <= 1e-12 * (1.0 + b.abs()), "looked up {a} integrated {b}");
+        }
     }
 }
 
