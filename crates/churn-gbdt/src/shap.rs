@@ -34,7 +34,7 @@
 use rayon::prelude::*;
 
 use crate::GbdtError;
-use crate::compiled::{FlatTree, Node, Predictor};
+use crate::compiled::{FlatTree, Predictor, QuantizedRow};
 use crate::model::{Model, row_count};
 use crate::tree::Tree;
 
@@ -143,7 +143,6 @@ struct Leaf {
 
 #[derive(Debug, Clone)]
 struct TreeTables {
-    nodes: Vec<Node>,
     blocks: Vec<Block>,
     /// Leaves outside any block.
     leaves: Vec<Leaf>,
@@ -174,11 +173,16 @@ pub struct Explainer {
     max_nodes: usize,
     max_elements: usize,
     max_blocks: usize,
-    bitsets: Vec<u32>,
+    /// The compiled trees: their nodes, and every node decision of a row at once.
+    predictor: Predictor,
 }
 
 /// Scratch space for one thread.
 struct Scratch {
+    quantized: QuantizedRow,
+    /// Per tree: bit `n` set when the row goes left at node `n`.
+    tree_bits: Vec<u64>,
+    /// Per node of a tree too large for `tree_bits`: the row goes left.
     decisions: Vec<bool>,
     hot: Vec<bool>,
     product: Vec<f64>,
@@ -310,7 +314,7 @@ impl Explainer {
             .max()
             .unwrap_or(0);
         Explainer {
-            bitsets: predictor.bitsets,
+            predictor,
             max_blocks: trees.iter().map(|t| t.blocks.len()).max().unwrap_or(0),
             max_elements,
             num_features: model.num_features(),
@@ -333,6 +337,11 @@ impl Explainer {
         self.num_features
     }
 
+    /// The compiled model it explains, to predict with without compiling it twice.
+    pub fn predictor(&self) -> &Predictor {
+        &self.predictor
+    }
+
     /// Bytes held by the lookup tables (see [`Explainer::with_table_budget`]).
     pub fn table_bytes(&self) -> usize {
         std::mem::size_of_val(self.lines.as_slice())
@@ -340,6 +349,8 @@ impl Explainer {
 
     fn scratch(&self) -> Scratch {
         Scratch {
+            quantized: Predictor::empty_row(),
+            tree_bits: Vec::with_capacity(self.trees.len()),
             decisions: vec![false; self.max_nodes],
             hot: vec![false; self.max_elements],
             product: vec![0.0; self.max_order.max(1)],
@@ -359,6 +370,8 @@ impl Explainer {
 
     fn contributions_into(&self, row: &[f64], phi: &mut [f64], scratch: &mut Scratch) {
         let Scratch {
+            quantized,
+            tree_bits,
             decisions,
             hot,
             product,
@@ -370,13 +383,20 @@ impl Explainer {
         // The table rows are random reads into megabytes: each tree's are
         // found and prefetched one tree ahead of being added up.
         let mut pending: Option<&TreeTables> = None;
-        for tree in &self.trees {
-            let mut bits = 0u64;
-            for (n, (decision, node)) in decisions.iter_mut().zip(&tree.nodes).enumerate() {
-                let x = row.get(node.feature()).copied().unwrap_or(f64::NAN);
-                *decision = node.goes_left(x, &self.bitsets);
-                bits |= u64::from(*decision) << (n & 63);
-            }
+        self.predictor.decision_bits(row, quantized, tree_bits);
+        for (t, (tree, flat)) in self.trees.iter().zip(&self.predictor.trees).enumerate() {
+            let small = flat.nodes.len() < 64;
+            let bits = if self.predictor.is_scored(t) {
+                tree_bits.get(t).copied().unwrap_or(0)
+            } else {
+                let mut bits = 0u64;
+                for (n, (decision, node)) in decisions.iter_mut().zip(&flat.nodes).enumerate() {
+                    let x = row.get(node.feature()).copied().unwrap_or(f64::NAN);
+                    *decision = node.goes_left(x, &self.predictor.bitsets);
+                    bits |= u64::from(*decision) << (n & 63);
+                }
+                bits
+            };
             rows.clear();
             for block in &tree.blocks {
                 let at = block.row(bits);
@@ -388,7 +408,6 @@ impl Explainer {
             }
             std::mem::swap(rows, pending_rows);
             pending = Some(tree);
-            let small = tree.nodes.len() <= 64;
             for leaf in &tree.leaves {
                 let elements = &tree.elements[leaf.elements.0 as usize..leaf.elements.1 as usize];
                 if elements.is_empty() {
@@ -737,7 +756,6 @@ fn lower_tree(
     lines: &mut Vec<Line>,
 ) -> TreeTables {
     let mut tables = TreeTables {
-        nodes: flat.nodes.clone(),
         blocks: Vec::new(),
         leaves: Vec::new(),
         elements: Vec::new(),

@@ -2,7 +2,7 @@
 //! subset of features, with LightGBM's path-dependent value function.
 
 use churn_gbdt::shap::reference_contributions;
-use churn_gbdt::{Explainer, FeatureKind, MissingType, Model, Split, Tree};
+use churn_gbdt::{Explainer, FeatureKind, MissingType, Model, Predictor, Split, Tree};
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 
@@ -228,6 +228,38 @@ proptest! {
                 let total: f64 = fast.iter().sum();
                 prop_assert!((total - margin).abs() <= 1e-9 * (1.0 + margin.abs()), "sum {total} margin {margin}");
             }
+        }
+    }
+
+    #[test]
+    fn the_compiled_predictor_equals_walking_every_tree(seed in any::<u64>(), m in 1usize..6, leaves in 1usize..80, trees in 1usize..6, long_bitsets in any::<bool>()) {
+        // Trees past 64 leaves are walked, the others scored from sorted node
+        // lists; categorical bitsets padded past 2^20 (category, node) pairs
+        // are decided node by node instead of listed per category.
+        let mut rng = splitmix(seed);
+        let mut trees: Vec<Tree> = (0..trees).map(|_| random_tree(&mut rng, m, leaves, false)).collect();
+        if long_bitsets {
+            for split in trees.iter_mut().flat_map(|t| t.split.iter_mut()) {
+                if let Split::Categorical { bitset } = split {
+                    bitset.resize(40_000, 0);
+                }
+            }
+        }
+        let model = model(trees, m);
+        let predictor = Predictor::new(&model);
+        let mut rows = Vec::new();
+        for _ in 0..16 {
+            let mut row = random_row(&mut rng, m);
+            if let Some(x) = row.get_mut((rng() % m as u64) as usize) {
+                *x = [1e10, -1e10, f64::INFINITY, 31.0, 32.0, 7.999][(rng() % 6) as usize];
+            }
+            rows.push(row);
+        }
+        let batch = predictor.predict_raw_batch(&rows.concat()).expect("shape");
+        for (row, batched) in rows.iter().zip(&batch) {
+            let walked = model.predict_raw(row);
+            prop_assert_eq!(predictor.predict_raw(row).to_bits(), walked.to_bits(), "row {:?}", row);
+            prop_assert_eq!(batched.to_bits(), walked.to_bits());
         }
     }
 

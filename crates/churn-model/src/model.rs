@@ -1,7 +1,7 @@
 //! The model family behind one interface: probability, margin, base value and
 //! per-feature contributions (log-odds) that sum to the margin.
 
-use churn_gbdt::{Explainer, FeatureKind, Predictor};
+use churn_gbdt::{Explainer, FeatureKind};
 use serde::{Deserialize, Serialize};
 
 use crate::ModelError;
@@ -72,7 +72,8 @@ pub struct PreparedModel {
 }
 
 enum Engine {
-    Gbdt(Predictor, Explainer),
+    /// Boxed: its tables are megabytes behind a few hundred bytes of header.
+    Gbdt(Box<Explainer>),
     Logistic(LogisticModel),
 }
 
@@ -123,7 +124,7 @@ impl PreparedModel {
     pub fn new(model: ChurnModel) -> Result<Self, ModelError> {
         model.validate()?;
         let engine = match &model.scorer {
-            Scorer::Gbdt(m) => Engine::Gbdt(Predictor::new(m), Explainer::new(m)),
+            Scorer::Gbdt(m) => Engine::Gbdt(Box::new(Explainer::new(m))),
             Scorer::Logistic(m) => Engine::Logistic(m.clone()),
         };
         Ok(PreparedModel { model, engine })
@@ -143,10 +144,10 @@ impl PreparedModel {
     pub fn margin(&self, input: &Input<'_>) -> Result<f64, ModelError> {
         self.model.schema.check(input)?;
         Ok(match &self.engine {
-            Engine::Gbdt(predictor, _) => {
+            Engine::Gbdt(explainer) => {
                 let mut row = Vec::with_capacity(self.model.schema.features.len());
                 self.model.schema.encode_codes(input, &mut row);
-                predictor.predict_raw(&row)
+                explainer.predictor().predict_raw(&row)
             }
             Engine::Logistic(m) => m.explain(&self.model.schema, input).0,
         })
@@ -161,7 +162,7 @@ impl PreparedModel {
     pub fn explain(&self, input: &Input<'_>) -> Result<Prediction, ModelError> {
         self.model.schema.check(input)?;
         let (margin, base_value, contributions) = match &self.engine {
-            Engine::Gbdt(_, explainer) => {
+            Engine::Gbdt(explainer) => {
                 let mut row = Vec::with_capacity(self.model.schema.features.len());
                 self.model.schema.encode_codes(input, &mut row);
                 let mut values = explainer.contributions(&row);
