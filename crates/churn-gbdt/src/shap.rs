@@ -283,19 +283,34 @@ impl Explainer {
                 }
             })
             .collect();
-        let trees: Vec<TreeTables> = paths
-            .iter()
+        // Trees are lowered in parallel, each with its own lines, then laid end
+        // to end (block starts shifted by the lines before them).
+        let lowered: Vec<(TreeTables, Vec<Line>)> = paths
+            .par_iter()
             .zip(&plans)
             .zip(&predictor.trees)
             .map(|((leaves, plan), flat)| {
-                lower_tree(
+                let mut tree_lines = Vec::new();
+                let tables = lower_tree(
                     leaves,
                     plan,
                     flat,
                     model.num_features(),
                     &quadrature,
-                    &mut lines,
-                )
+                    &mut tree_lines,
+                );
+                (tables, tree_lines)
+            })
+            .collect();
+        let trees: Vec<TreeTables> = lowered
+            .into_iter()
+            .map(|(mut tables, tree_lines)| {
+                let shift = lines.len() as u32;
+                for block in &mut tables.blocks {
+                    block.start += shift;
+                }
+                lines.extend(tree_lines);
+                tables
             })
             .collect();
         let max_elements = trees
