@@ -131,41 +131,49 @@ pub fn train_with_progress(
         ));
     }
 
-    // Bin every column.
+    // Bin every column, in parallel (errors reported in feature order).
+    let binned_columns: Vec<Result<(BinMapper, Vec<u8>), GbdtError>> = (0..width)
+        .into_par_iter()
+        .map(|f| {
+            let mut column: Vec<f64> = (0..rows).map(|r| data.features[r * width + f]).collect();
+            if !p.use_missing && schema.kinds[f] == FeatureKind::Numeric {
+                // Prediction reads NaN as 0.0 under MissingType::None; train the same way.
+                column
+                    .iter_mut()
+                    .filter(|x| x.is_nan())
+                    .for_each(|x| *x = 0.0);
+            }
+            let mapper = match schema.kinds[f] {
+                FeatureKind::Numeric => BinMapper::numeric(&column, p.max_bin, 3),
+                FeatureKind::Categorical => {
+                    if let Some(bad) = column.iter().find(|v| **v > MAX_CATEGORY) {
+                        return Err(GbdtError::InvalidData(format!(
+                            "categorical feature {:?} has code {bad}; codes must be integers in 0..={MAX_CATEGORY}",
+                            schema.names[f]
+                        )));
+                    }
+                    if p.monotone_constraints.get(f).is_some_and(|c| *c != 0) {
+                        return Err(GbdtError::InvalidParam {
+                            name: "monotone_constraints",
+                            reason: format!(
+                                "categorical feature {:?} cannot be monotone",
+                                schema.names[f]
+                            ),
+                        });
+                    }
+                    BinMapper::categorical(&column, p.max_bin)
+                }
+            };
+            let bins = column.iter().map(|&x| mapper.bin(x)).collect::<Vec<u8>>();
+            Ok((mapper, bins))
+        })
+        .collect();
     let mut mappers = Vec::with_capacity(width);
     let mut columns = Vec::with_capacity(width);
-    for f in 0..width {
-        let mut column: Vec<f64> = (0..rows).map(|r| data.features[r * width + f]).collect();
-        if !p.use_missing && schema.kinds[f] == FeatureKind::Numeric {
-            // Prediction reads NaN as 0.0 under MissingType::None; train the same way.
-            column
-                .iter_mut()
-                .filter(|x| x.is_nan())
-                .for_each(|x| *x = 0.0);
-        }
-        let mapper = match schema.kinds[f] {
-            FeatureKind::Numeric => BinMapper::numeric(&column, p.max_bin, 3),
-            FeatureKind::Categorical => {
-                if let Some(bad) = column.iter().find(|v| **v > MAX_CATEGORY) {
-                    return Err(GbdtError::InvalidData(format!(
-                        "categorical feature {:?} has code {bad}; codes must be integers in 0..={MAX_CATEGORY}",
-                        schema.names[f]
-                    )));
-                }
-                if p.monotone_constraints.get(f).is_some_and(|c| *c != 0) {
-                    return Err(GbdtError::InvalidParam {
-                        name: "monotone_constraints",
-                        reason: format!(
-                            "categorical feature {:?} cannot be monotone",
-                            schema.names[f]
-                        ),
-                    });
-                }
-                BinMapper::categorical(&column, p.max_bin)
-            }
-        };
-        columns.push(column.iter().map(|&x| mapper.bin(x)).collect::<Vec<u8>>());
+    for binned in binned_columns {
+        let (mapper, bins) = binned?;
         mappers.push(mapper);
+        columns.push(bins);
     }
     let binned = Binned::new(mappers, schema.kinds.clone(), columns);
 

@@ -123,6 +123,9 @@ fn leaf_gain(s: &Stats, p: &GbdtParams, l2: f64, w: f64) -> f64 {
     -(2.0 * threshold_l1(s.g, p.lambda_l1) * w + (s.h + l2) * w * w)
 }
 
+/// Rows per task where a leaf's rows are gathered or partitioned in parallel.
+const PARALLEL_CHUNK: usize = 32 * 1024;
+
 struct Context<'a> {
     data: &'a Binned,
     params: &'a GbdtParams,
@@ -140,9 +143,19 @@ impl Context<'_> {
         let (og, oh): (Vec<f64>, Vec<f64>) = if rows.len() == self.g.len() {
             (Vec::new(), Vec::new())
         } else {
-            rows.iter()
-                .map(|&r| (self.g[r as usize], self.h[r as usize]))
-                .unzip()
+            // The leaf's gradients in its row order, gathered in parallel.
+            let mut og = vec![0.0; rows.len()];
+            let mut oh = vec![0.0; rows.len()];
+            og.par_chunks_mut(PARALLEL_CHUNK)
+                .zip(oh.par_chunks_mut(PARALLEL_CHUNK))
+                .zip(rows.par_chunks(PARALLEL_CHUNK))
+                .for_each(|((og, oh), rows)| {
+                    for ((g, h), &r) in og.iter_mut().zip(oh.iter_mut()).zip(rows) {
+                        *g = self.g[r as usize];
+                        *h = self.h[r as usize];
+                    }
+                });
+            (og, oh)
         };
         let mut histogram = vec![Stats::default(); cells];
         let mut slices: Vec<&mut [Stats]> = Vec::with_capacity(self.allowed.len());
@@ -377,6 +390,30 @@ impl Context<'_> {
     }
 }
 
+/// Stable partition: the rows that go left first, in order, then the others;
+/// returns how many went left. Branch-free: each row is written to both sides
+/// and one cursor moves (the direction is data-dependent and would mispredict
+/// half the time).
+fn partition_in_place(
+    rows: &mut [u32],
+    scratch: &mut Vec<u32>,
+    left_of: impl Fn(u32) -> bool,
+) -> usize {
+    scratch.clear();
+    scratch.resize(rows.len(), 0);
+    let (mut write, mut spill) = (0, 0);
+    for i in 0..rows.len() {
+        let r = rows[i];
+        let left = usize::from(left_of(r));
+        rows[write] = r;
+        scratch[spill] = r;
+        write += left;
+        spill += 1 - left;
+    }
+    rows[write..].copy_from_slice(&scratch[..spill]);
+    write
+}
+
 fn goes_left(split: &BinSplit, bin: u8, missing_bin: u8) -> bool {
     match split {
         BinSplit::Numeric {
@@ -459,21 +496,37 @@ pub(crate) fn grow(
         // Stable partition of the leaf's rows.
         let (start, len) = (leaves[index].start, leaves[index].len);
         let column = &data.columns[feature];
-        // Branch-free: each row is written to both sides and one cursor moves
-        // (the direction is data-dependent and would mispredict half the time).
-        scratch.clear();
-        scratch.resize(len, 0);
-        let (mut write, mut spill) = (start, 0);
-        for i in start..start + len {
-            let r = rows[i];
-            let left = usize::from(goes_left(&candidate.split, column[r as usize], missing_bin));
-            rows[write] = r;
-            scratch[spill] = r;
-            write += left;
-            spill += 1 - left;
-        }
-        rows[write..start + len].copy_from_slice(&scratch[..spill]);
-        let left_len = write - start;
+        let segment = &mut rows[start..start + len];
+        let left_len = if len <= PARALLEL_CHUNK {
+            partition_in_place(segment, &mut scratch, |r| {
+                goes_left(&candidate.split, column[r as usize], missing_bin)
+            })
+        } else {
+            // Chunks partitioned in parallel, then their left parts laid end to
+            // end and their right parts after: the same order as in one pass.
+            let parts: Vec<(Vec<u32>, usize)> = segment
+                .par_chunks(PARALLEL_CHUNK)
+                .map(|chunk| {
+                    let mut part = chunk.to_vec();
+                    let mut spill = Vec::new();
+                    let left = partition_in_place(&mut part, &mut spill, |r| {
+                        goes_left(&candidate.split, column[r as usize], missing_bin)
+                    });
+                    (part, left)
+                })
+                .collect();
+            let mut at = 0;
+            for (part, left) in &parts {
+                segment[at..at + left].copy_from_slice(&part[..*left]);
+                at += left;
+            }
+            let left_len = at;
+            for (part, left) in &parts {
+                segment[at..at + part.len() - left].copy_from_slice(&part[*left..]);
+                at += part.len() - left;
+            }
+            left_len
+        };
 
         // The new internal node, numbered as LightGBM does.
         let node = tree.split.len();
