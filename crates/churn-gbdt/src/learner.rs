@@ -130,8 +130,9 @@ struct Context<'a> {
     data: &'a Binned,
     params: &'a GbdtParams,
     allowed: &'a [bool],
-    g: &'a [f64],
-    h: &'a [f64],
+    /// Every row's (gradient, hessian), side by side: one load per row and
+    /// one two-lane add per cell.
+    gh: &'a [[f64; 2]],
 }
 
 impl Context<'_> {
@@ -140,22 +141,22 @@ impl Context<'_> {
     /// cells was slower here, 33.5 s against 27.7 s for 800k rows x 40.)
     fn histogram(&self, rows: &[u32]) -> Histogram {
         let cells = self.data.offsets[self.data.offsets.len() - 1];
-        let (og, oh): (Vec<f64>, Vec<f64>) = if rows.len() == self.g.len() {
-            (Vec::new(), Vec::new())
+        // Every row, in order (the root of an unbagged tree): no gather.
+        let all_rows = rows.len() == self.gh.len();
+        let ordered: Vec<[f64; 2]> = if all_rows {
+            Vec::new()
         } else {
             // The leaf's gradients in its row order, gathered in parallel.
-            let mut og = vec![0.0; rows.len()];
-            let mut oh = vec![0.0; rows.len()];
-            og.par_chunks_mut(PARALLEL_CHUNK)
-                .zip(oh.par_chunks_mut(PARALLEL_CHUNK))
+            let mut ordered = vec![[0.0; 2]; rows.len()];
+            ordered
+                .par_chunks_mut(PARALLEL_CHUNK)
                 .zip(rows.par_chunks(PARALLEL_CHUNK))
-                .for_each(|((og, oh), rows)| {
-                    for ((g, h), &r) in og.iter_mut().zip(oh.iter_mut()).zip(rows) {
-                        *g = self.g[r as usize];
-                        *h = self.h[r as usize];
+                .for_each(|(ordered, rows)| {
+                    for (gh, &r) in ordered.iter_mut().zip(rows) {
+                        *gh = self.gh[r as usize];
                     }
                 });
-            (og, oh)
+            ordered
         };
         let mut histogram = vec![Stats::default(); cells];
         let mut slices: Vec<&mut [Stats]> = Vec::with_capacity(self.allowed.len());
@@ -165,26 +166,24 @@ impl Context<'_> {
             slices.push(mine);
             rest = tail;
         }
-        // Every row, in order (the root of an unbagged tree): no gather.
-        let all_rows = rows.len() == self.g.len();
         slices.into_par_iter().enumerate().for_each(|(f, cells)| {
             if !self.allowed[f] {
                 return;
             }
             let column = &self.data.columns[f];
-            let mut add = |bin: u8, g: f64, h: f64| {
+            let mut add = |bin: u8, &[g, h]: &[f64; 2]| {
                 let cell = &mut cells[bin as usize];
                 cell.g += g;
                 cell.h += h;
                 cell.n += 1;
             };
             if all_rows {
-                for ((&bin, &g), &h) in column.iter().zip(self.g).zip(self.h) {
-                    add(bin, g, h);
+                for (&bin, gh) in column.iter().zip(self.gh) {
+                    add(bin, gh);
                 }
             } else {
-                for ((&r, &g), &h) in rows.iter().zip(&og).zip(&oh) {
-                    add(column[r as usize], g, h);
+                for (&r, gh) in rows.iter().zip(&ordered) {
+                    add(column[r as usize], gh);
                 }
             }
         });
@@ -441,12 +440,22 @@ pub(crate) fn grow(
     bag: Vec<u32>,
     shrinkage: f64,
 ) -> Grown {
+    let mut gh = vec![[0.0; 2]; g.len()];
+    gh.par_chunks_mut(PARALLEL_CHUNK)
+        .zip(
+            g.par_chunks(PARALLEL_CHUNK)
+                .zip(h.par_chunks(PARALLEL_CHUNK)),
+        )
+        .for_each(|(gh, (g, h))| {
+            for (pair, (&g, &h)) in gh.iter_mut().zip(g.iter().zip(h)) {
+                *pair = [g, h];
+            }
+        });
     let ctx = Context {
         data,
         params,
         allowed,
-        g,
-        h,
+        gh: &gh,
     };
     let mut rows = bag;
     let mut root = Stats::default();
