@@ -132,9 +132,11 @@ struct CategoryLists {
     ranges: Vec<(u32, u32)>,
 }
 
-/// Most (category, node) pairs a feature's lists may hold before its nodes
-/// are decided one by one instead.
+/// Most (category, node) pairs a feature's lists may hold (16 MiB), and all
+/// features' lists together (64 MiB); past either, a feature's nodes are
+/// decided one by one instead.
 const MAX_CATEGORY_ENTRIES: usize = 1 << 20;
+const MAX_TOTAL_CATEGORY_ENTRIES: usize = 1 << 22;
 
 /// QuickScorer (Lucchese et al., SIGIR 2015) over quantized rows: a row's
 /// leaf in each tree is found without walking it. Start every tree with all
@@ -266,7 +268,10 @@ impl Scorer {
             if nodes.is_empty() {
                 continue;
             }
-            if categories.saturating_mul(nodes.len()) > MAX_CATEGORY_ENTRIES {
+            let bound = categories.saturating_mul(nodes.len());
+            if bound > MAX_CATEGORY_ENTRIES
+                || category_nodes.len().saturating_add(bound) > MAX_TOTAL_CATEGORY_ENTRIES
+            {
                 decided.extend(nodes);
                 continue;
             }
