@@ -171,8 +171,10 @@ impl Context<'_> {
                 return;
             }
             let column = &self.data.columns[f];
+            // A u8 always indexes 256 cells: no bounds check in the hot loop.
+            let mut local = [Stats::default(); 256];
             let mut add = |bin: u8, &[g, h]: &[f64; 2]| {
-                let cell = &mut cells[bin as usize];
+                let cell = &mut local[bin as usize];
                 cell.g += g;
                 cell.h += h;
                 cell.n += 1;
@@ -186,6 +188,8 @@ impl Context<'_> {
                     add(column[r as usize], gh);
                 }
             }
+            let used = cells.len().min(local.len());
+            cells[..used].copy_from_slice(&local[..used]);
         });
         histogram
     }
