@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::tree::ZERO_THRESHOLD;
+use crate::tree::{ZERO_THRESHOLD, category_code};
 
 /// How one feature's values map to bins.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -45,10 +45,9 @@ impl BinMapper {
                 upper.partition_point(|u| *u < x).min(upper.len() - 1) as u8
             }
             BinMapper::Categorical { categories } => {
-                if x.is_nan() || x < 0.0 {
+                let Some(c) = category_code(x) else {
                     return categories.len() as u8;
-                }
-                let c = x as i32;
+                };
                 categories
                     .iter()
                     .position(|&k| k == c)

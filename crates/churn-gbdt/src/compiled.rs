@@ -6,7 +6,7 @@ use rayon::prelude::*;
 
 use crate::GbdtError;
 use crate::model::{Model, row_count};
-use crate::tree::{MissingType, Split, ZERO_THRESHOLD};
+use crate::tree::{MissingType, Split, ZERO_THRESHOLD, category_code};
 
 const NUMERIC_NONE: u8 = 0;
 const NUMERIC_ZERO: u8 = 1;
@@ -59,10 +59,9 @@ impl Node {
                 }
             }
             _ => {
-                if x.is_nan() || x < 0.0 {
+                let Some(category) = category_code(x) else {
                     return false;
-                }
-                let category = x as i32;
+                };
                 let word = (category / 32) as usize;
                 word < self.bitset_len as usize
                     && bitsets
@@ -491,12 +490,7 @@ impl Predictor {
         for lists in &scorer.categorical {
             let x = row.get(lists.feature as usize).copied().unwrap_or(f64::NAN);
             let other = lists.ranges.len() - 1;
-            // As `Node::goes_left` reads a category.
-            let category = if x.is_nan() || x < 0.0 {
-                other
-            } else {
-                (x as i32 as usize).min(other)
-            };
+            let category = category_code(x).map_or(other, |c| (c as usize).min(other));
             let Some(&(start, end)) = lists.ranges.get(category) else {
                 continue;
             };

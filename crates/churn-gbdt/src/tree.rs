@@ -40,6 +40,19 @@ pub enum Split {
 /// Values with `|x| <= ZERO_THRESHOLD` count as zero (LightGBM's `kZeroThreshold`, 1e-35f).
 pub const ZERO_THRESHOLD: f64 = 1.000_000_018_002_509_5e-35;
 
+/// The category a raw value codes, as every categorical test reads it:
+/// truncation toward zero, as C++'s `static_cast<int>` in LightGBM (a value
+/// past `i32` saturates and lands outside every bitset); `None` for NaN and
+/// negative values, which go right at every categorical split.
+#[inline(always)]
+pub(crate) fn category_code(x: f64) -> Option<i32> {
+    if x.is_nan() || x < 0.0 {
+        None
+    } else {
+        Some(x as i32)
+    }
+}
+
 impl Split {
     /// Whether `x` goes to the left child.
     #[inline]
@@ -71,15 +84,9 @@ impl Split {
                 }
             }
             Split::Categorical { bitset } => {
-                if x.is_nan() || x < 0.0 {
+                let Some(category) = category_code(x) else {
                     return false;
-                }
-                // Truncation toward zero, as C++'s static_cast<int>; a value
-                // past i32 saturates and lands outside every bitset.
-                let category = x as i32;
-                if category < 0 {
-                    return false;
-                }
+                };
                 let word = (category / 32) as usize;
                 bitset
                     .get(word)
