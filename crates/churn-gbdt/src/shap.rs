@@ -250,17 +250,15 @@ impl Explainer {
                 .map(|(tree, flat)| plan_tree(tree, if block_trees(flat) { tests } else { 0 }))
                 .collect()
         };
-        let mut plans = plans_with(0);
-        let mut table_bytes = 0;
-        for tests in (1..=BLOCK_TESTS).rev() {
-            let candidate = plans_with(tests);
-            let bytes: usize = candidate.iter().flatten().map(plan_bytes).sum();
-            if bytes <= budget {
-                plans = candidate;
-                table_bytes = bytes;
-                break;
-            }
-        }
+        // The widest blocks that fit in the budget; no blocks if none do.
+        let (plans, table_bytes) = (1..=BLOCK_TESTS)
+            .rev()
+            .find_map(|tests| {
+                let candidate = plans_with(tests);
+                let bytes: usize = candidate.iter().flatten().map(plan_bytes).sum();
+                (bytes <= budget).then_some((candidate, bytes))
+            })
+            .unwrap_or_else(|| (plans_with(0), 0));
         let mut lines: Vec<Line> = Vec::with_capacity(table_bytes / std::mem::size_of::<Line>());
         let max_order = paths
             .iter()
