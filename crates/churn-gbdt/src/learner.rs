@@ -2,28 +2,39 @@
 //! per leaf, stable partition of row indices, smaller-child histogram plus
 //! subtraction for the larger child.
 //!
-//! **Determinism:** a histogram cell is summed sequentially in row order inside
-//! one task per feature, and every other sum is sequential, so the tree does
-//! not depend on the number of threads.
+//! **Determinism:** a histogram cell is summed in row order inside row blocks
+//! whose size depends only on the leaf's length, the blocks are added up in
+//! order, and every other sum is sequential, so the tree does not depend on the
+//! number of threads.
 
 use rayon::prelude::*;
 
 use crate::binning::BinMapper;
 use crate::model::FeatureKind;
 use crate::params::GbdtParams;
+use crate::prefetch::prefetch;
 use crate::tree::{MissingType, Split, Tree};
 
-/// Training features, binned column by column.
+/// Training features, binned, row by row.
 pub(crate) struct Binned {
     pub(crate) mappers: Vec<BinMapper>,
     pub(crate) kinds: Vec<FeatureKind>,
-    /// `columns[f][row]`: the bin of row `row` in feature `f`.
-    pub(crate) columns: Vec<Vec<u8>>,
     /// Feature `f`'s cells are `offsets[f]..offsets[f + 1]` of a histogram.
     pub(crate) offsets: Vec<usize>,
+    /// `columns[f][row]`: the bin of row `row` in feature `f`, for
+    /// partitions, which read one feature of a leaf's rows.
+    pub(crate) columns: Vec<Vec<u8>>,
+    /// The same bins row by row, `bins[row * width + f]`, for histograms,
+    /// which read every feature of a leaf's rows: one cache line per row
+    /// instead of one per row and feature. (Measured, 800k rows x 40, 200
+    /// trees: 14.5 s against 16.5 s for one column per feature task, and
+    /// partitions reading this layout instead of columns cost 1 s more.)
+    bins: Vec<u8>,
 }
 
 impl Binned {
+    /// Takes one column of bins per feature, all of the same length, and
+    /// lays them out row by row too.
     pub(crate) fn new(
         mappers: Vec<BinMapper>,
         kinds: Vec<FeatureKind>,
@@ -33,12 +44,32 @@ impl Binned {
         for mapper in &mappers {
             offsets.push(offsets[offsets.len() - 1] + mapper.value_bins() + 1);
         }
+        let width = columns.len();
+        let rows = columns.first().map_or(0, Vec::len);
+        let mut bins = vec![0u8; rows * width];
+        if width > 0 {
+            bins.par_chunks_mut(PARALLEL_CHUNK * width)
+                .enumerate()
+                .for_each(|(chunk, part)| {
+                    let first = chunk * PARALLEL_CHUNK;
+                    for (i, row) in part.chunks_exact_mut(width).enumerate() {
+                        for (bin, column) in row.iter_mut().zip(&columns) {
+                            *bin = column[first + i];
+                        }
+                    }
+                });
+        }
         Binned {
             mappers,
             kinds,
-            columns,
             offsets,
+            columns,
+            bins,
         }
+    }
+
+    fn width(&self) -> usize {
+        self.mappers.len()
     }
 }
 
@@ -126,6 +157,13 @@ fn leaf_gain(s: &Stats, p: &GbdtParams, l2: f64, w: f64) -> f64 {
 /// Rows per task where a leaf's rows are gathered or partitioned in parallel.
 const PARALLEL_CHUNK: usize = 32 * 1024;
 
+/// How many rows ahead a gather asks for its data.
+const PREFETCH_AHEAD: usize = 64;
+
+/// Rows per block of a row-by-row histogram, and most blocks per leaf.
+const ROW_BLOCK: usize = 8 * 1024;
+const MAX_ROW_BLOCKS: usize = 32;
+
 struct Context<'a> {
     data: &'a Binned,
     params: &'a GbdtParams,
@@ -136,60 +174,55 @@ struct Context<'a> {
 }
 
 impl Context<'_> {
-    /// One task per feature over its column, cells summed in row order.
-    /// (Measured: a row-major layout with per-row updates of every feature's
-    /// cells was slower here, 33.5 s against 27.7 s for 800k rows x 40.)
+    /// A leaf's histogram, row by row: fixed blocks of the leaf's rows (their
+    /// size depends only on the leaf's length) each fill a local histogram of
+    /// 256 cells per feature, so a u8 bin needs no bounds check, and the
+    /// blocks are added up in order, so no sum depends on the thread count.
     fn histogram(&self, rows: &[u32]) -> Histogram {
-        let cells = self.data.offsets[self.data.offsets.len() - 1];
-        // Every row, in order (the root of an unbagged tree): no gather.
-        let all_rows = rows.len() == self.gh.len();
-        let ordered: Vec<[f64; 2]> = if all_rows {
-            Vec::new()
-        } else {
-            // The leaf's gradients in its row order, gathered in parallel.
-            let mut ordered = vec![[0.0; 2]; rows.len()];
-            ordered
-                .par_chunks_mut(PARALLEL_CHUNK)
-                .zip(rows.par_chunks(PARALLEL_CHUNK))
-                .for_each(|(ordered, rows)| {
-                    for (gh, &r) in ordered.iter_mut().zip(rows) {
-                        *gh = self.gh[r as usize];
+        let width = self.data.width();
+        let blocks = rows.len().div_ceil(ROW_BLOCK).clamp(1, MAX_ROW_BLOCKS);
+        let block = rows.len().div_ceil(blocks).max(1);
+        let bins = &self.data.bins;
+        let parts: Vec<Vec<[Stats; 256]>> = rows
+            .par_chunks(block)
+            .map(|block| {
+                let mut local = vec![[Stats::default(); 256]; width];
+                // A leaf's rows are ascending but sparse: each row's data is
+                // its own cache miss unless asked for ahead.
+                let ahead = block.get(PREFETCH_AHEAD..).unwrap_or_default();
+                for (i, &r) in block.iter().enumerate() {
+                    if let Some(&next) = ahead.get(i) {
+                        prefetch(bins, next as usize * width);
+                        prefetch(self.gh, next as usize);
                     }
-                });
-            ordered
-        };
-        let mut histogram = vec![Stats::default(); cells];
-        let mut slices: Vec<&mut [Stats]> = Vec::with_capacity(self.allowed.len());
+                    let r = r as usize;
+                    let [g, h] = self.gh[r];
+                    for (cells, &bin) in local.iter_mut().zip(&bins[r * width..(r + 1) * width]) {
+                        let cell = &mut cells[bin as usize];
+                        cell.g += g;
+                        cell.h += h;
+                        cell.n += 1;
+                    }
+                }
+                local
+            })
+            .collect();
+        let mut histogram = vec![Stats::default(); self.data.offsets[width]];
+        let mut slices: Vec<&mut [Stats]> = Vec::with_capacity(width);
         let mut rest = histogram.as_mut_slice();
-        for f in 0..self.allowed.len() {
+        for f in 0..width {
             let (mine, tail) = rest.split_at_mut(self.data.offsets[f + 1] - self.data.offsets[f]);
             slices.push(mine);
             rest = tail;
         }
         slices.into_par_iter().enumerate().for_each(|(f, cells)| {
-            if !self.allowed[f] {
-                return;
-            }
-            let column = &self.data.columns[f];
-            // A u8 always indexes 256 cells: no bounds check in the hot loop.
-            let mut local = [Stats::default(); 256];
-            let mut add = |bin: u8, &[g, h]: &[f64; 2]| {
-                let cell = &mut local[bin as usize];
-                cell.g += g;
-                cell.h += h;
-                cell.n += 1;
-            };
-            if all_rows {
-                for (&bin, gh) in column.iter().zip(self.gh) {
-                    add(bin, gh);
-                }
-            } else {
-                for (&r, gh) in rows.iter().zip(&ordered) {
-                    add(column[r as usize], gh);
+            if self.allowed[f] {
+                for part in &parts {
+                    for (cell, add) in cells.iter_mut().zip(&part[f]) {
+                        cell.add(add);
+                    }
                 }
             }
-            let used = cells.len().min(local.len());
-            cells[..used].copy_from_slice(&local[..used]);
         });
         histogram
     }
@@ -400,14 +433,18 @@ impl Context<'_> {
 fn partition_in_place(
     rows: &mut [u32],
     scratch: &mut Vec<u32>,
-    left_of: impl Fn(u32) -> bool,
+    column: &[u8],
+    left_of: impl Fn(u8) -> bool,
 ) -> usize {
     scratch.clear();
     scratch.resize(rows.len(), 0);
     let (mut write, mut spill) = (0, 0);
     for i in 0..rows.len() {
+        if let Some(&next) = rows.get(i + PREFETCH_AHEAD) {
+            prefetch(column, next as usize);
+        }
         let r = rows[i];
-        let left = usize::from(left_of(r));
+        let left = usize::from(left_of(column[r as usize]));
         rows[write] = r;
         scratch[spill] = r;
         write += left;
@@ -511,8 +548,8 @@ pub(crate) fn grow(
         let column = &data.columns[feature];
         let segment = &mut rows[start..start + len];
         let left_len = if len <= PARALLEL_CHUNK {
-            partition_in_place(segment, &mut scratch, |r| {
-                goes_left(&candidate.split, column[r as usize], missing_bin)
+            partition_in_place(segment, &mut scratch, column, |bin| {
+                goes_left(&candidate.split, bin, missing_bin)
             })
         } else {
             // Chunks partitioned in parallel, then their left parts laid end to
@@ -522,8 +559,8 @@ pub(crate) fn grow(
                 .map(|chunk| {
                     let mut part = chunk.to_vec();
                     let mut spill = Vec::new();
-                    let left = partition_in_place(&mut part, &mut spill, |r| {
-                        goes_left(&candidate.split, column[r as usize], missing_bin)
+                    let left = partition_in_place(&mut part, &mut spill, column, |bin| {
+                        goes_left(&candidate.split, bin, missing_bin)
                     });
                     (part, left)
                 })

@@ -17,6 +17,7 @@ pub mod metric;
 mod model;
 mod objective;
 mod params;
+mod prefetch;
 pub mod shap;
 mod tree;
 

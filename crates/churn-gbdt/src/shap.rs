@@ -36,6 +36,7 @@ use rayon::prelude::*;
 use crate::GbdtError;
 use crate::compiled::{FlatTree, Predictor, QuantizedRow};
 use crate::model::{Model, row_count};
+use crate::prefetch::prefetch;
 use crate::tree::Tree;
 
 /// Gauss–Legendre nodes and weights on `[0, 1]` (Newton on Legendre polynomials).
@@ -507,20 +508,6 @@ fn add_table_shares(tree: &TreeTables, rows: &[u32], lines: &[Line], sums: &mut 
             }
         }
     }
-}
-
-/// Asks the CPU to start loading `lines[at]` (no-op elsewhere or out of range).
-#[inline(always)]
-fn prefetch(lines: &[Line], at: usize) {
-    #[cfg(target_arch = "x86_64")]
-    if let Some(line) = lines.get(at) {
-        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-        // SAFETY: a prefetch is a hint that never faults, and the pointer is
-        // into a live slice anyway.
-        unsafe { _mm_prefetch::<_MM_HINT_T0>((line as *const Line).cast()) };
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (lines, at);
 }
 
 /// Most unique features on a leaf path that the fixed-order kernel takes

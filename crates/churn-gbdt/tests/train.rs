@@ -395,3 +395,83 @@ fn models_round_trip_through_postcard_and_json_and_report_importance() {
         .expect("shape");
     assert!(mean_abs[0] > mean_abs[2] * 0.5 && mean_abs.iter().all(|v| v.is_finite() && *v >= 0.0));
 }
+
+/// Past the sizes where histograms are built in several row blocks and rows
+/// partitioned in several chunks (8k and 32k rows), the tree still holds what
+/// its rows say: each leaf's count is the number of training rows routed to
+/// it, the first tree's leaf values are −Σg/Σh of those rows times the
+/// learning rate, and 1, 2 or 3 threads give the same model.
+#[test]
+fn many_row_trees_match_their_routed_rows_whatever_the_threads() {
+    let rows = 70_000;
+    let (abc, y) = synthetic(rows, 11);
+    // A fourth, categorical column: 12 codes read off the first feature.
+    let x: Vec<f64> = abc
+        .chunks_exact(3)
+        .flat_map(|r| [r[0], r[1], r[2], ((r[0] + 2.0) * 3.0).floor()])
+        .collect();
+    let data = TrainData {
+        features: &x,
+        labels: &y,
+        weights: None,
+    };
+    let schema = schema(4, &[3]);
+    let fit = |params: &GbdtParams, threads: usize| {
+        let params = params.clone().check().expect("valid");
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("pool")
+            .install(|| train(&params, &schema, &data, None))
+            .expect("trains")
+            .0
+    };
+    let plain = GbdtParams {
+        num_iterations: 3,
+        max_cat_to_onehot: 2,
+        min_data_per_group: 50,
+        ..GbdtParams::default()
+    };
+    let model = fit(&plain, 2);
+
+    let tree = &model.trees[0];
+    assert_eq!(tree.num_leaves(), 31);
+    let mut routed = vec![(0usize, 0.0f64, 0.0f64); tree.num_leaves()];
+    let positives: f64 = y.iter().sum();
+    let p0 = positives / rows as f64;
+    let init = (p0 / (1.0 - p0)).ln();
+    for (row, &label) in x.chunks_exact(4).zip(&y) {
+        let leaf = &mut routed[tree.leaf(row)];
+        leaf.0 += 1;
+        leaf.1 += p0 - label;
+        leaf.2 += p0 * (1.0 - p0);
+    }
+    for (l, &(count, g, h)) in routed.iter().enumerate() {
+        assert_eq!(tree.leaf_count[l], count as f64, "leaf {l} count");
+        assert!(count >= plain.min_data_in_leaf, "leaf {l} has {count} rows");
+        let expected = -plain.learning_rate * g / h;
+        let got = tree.leaf_value[l] - init;
+        assert!(
+            (got - expected).abs() <= 1e-9 * expected.abs().max(1e-3),
+            "leaf {l}: value {got}, rows say {expected}"
+        );
+    }
+
+    let bagged = GbdtParams {
+        bagging_fraction: 0.7,
+        bagging_freq: 1,
+        feature_fraction: 0.75,
+        ..plain.clone()
+    };
+    for params in [&plain, &bagged] {
+        let one = serde_json::to_string(&fit(params, 1)).expect("serialise");
+        assert_eq!(
+            one,
+            serde_json::to_string(&fit(params, 2)).expect("serialise")
+        );
+        assert_eq!(
+            one,
+            serde_json::to_string(&fit(params, 3)).expect("serialise")
+        );
+    }
+}
