@@ -229,7 +229,10 @@ pub fn train_with_progress(
             bag = chosen;
         }
         let allowed = feature_sample(&mut rng, width, p.feature_fraction);
-        let grown = grow(&binned, p, &allowed, &g, &h, bag.clone(), p.learning_rate);
+        // On a pool thread: each of the tree's many parallel loops started
+        // from outside the pool would pay a sleep and wake-up round trip.
+        let grown =
+            rayon::scope(|_| grow(&binned, p, &allowed, &g, &h, bag.clone(), p.learning_rate));
 
         // Scores: bag rows by their leaf range, the others through the tree.
         let mut in_bag = vec![false; rows];
