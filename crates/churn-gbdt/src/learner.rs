@@ -15,7 +15,7 @@ use crate::params::GbdtParams;
 use crate::prefetch::prefetch;
 use crate::tree::{MissingType, Split, Tree};
 
-/// Training features, binned, row by row.
+/// Training features, binned, laid out both by column and by row.
 pub(crate) struct Binned {
     pub(crate) mappers: Vec<BinMapper>,
     pub(crate) kinds: Vec<FeatureKind>,
@@ -166,10 +166,11 @@ fn leaf_gain(s: &Stats, p: &GbdtParams, l2: f64, w: f64) -> f64 {
     -(2.0 * threshold_l1(s.g, p.lambda_l1) * w + (s.h + l2) * w * w)
 }
 
-/// Rows per task where a leaf's rows are gathered or partitioned in parallel.
+/// Rows per task where a leaf's rows are partitioned in parallel (and where
+/// the row-major copy of the bins is laid out).
 const PARALLEL_CHUNK: usize = 32 * 1024;
 
-/// How many rows ahead a gather asks for its data.
+/// How many rows ahead a loop over a leaf's rows asks for their data.
 const PREFETCH_AHEAD: usize = 64;
 
 /// Rows per block of a row-by-row histogram, and most blocks per leaf.
