@@ -184,6 +184,9 @@ struct Context<'a> {
     /// Every row's (gradient, hessian), side by side: one load per row and
     /// one two-lane add per cell.
     gh: &'a [[f64; 2]],
+    /// The allowed features when `feature_fraction` left some out: histograms
+    /// then skip the others' cells.
+    sampled: Option<Vec<usize>>,
 }
 
 impl Context<'_> {
@@ -255,12 +258,25 @@ impl Context<'_> {
             }
             let r = r as usize;
             let [g, h] = self.gh[r];
-            for (cells, &bin) in local.iter_mut().zip(&bins[r * width..(r + 1) * width]) {
+            let add = |cells: &mut [Stats; 256], bin: u8| {
                 let cell = &mut cells[bin as usize];
                 cell.g += g;
                 cell.h += h;
                 if !ALL_ROWS {
                     cell.n += 1;
+                }
+            };
+            let row = &bins[r * width..(r + 1) * width];
+            match &self.sampled {
+                None => {
+                    for (cells, &bin) in local.iter_mut().zip(row) {
+                        add(cells, bin);
+                    }
+                }
+                Some(features) => {
+                    for &f in features {
+                        add(&mut local[f], row[f]);
+                    }
                 }
             }
         }
@@ -537,6 +553,9 @@ pub(crate) fn grow(
         params,
         allowed,
         gh: &gh,
+        sampled: allowed
+            .contains(&false)
+            .then(|| (0..allowed.len()).filter(|&f| allowed[f]).collect()),
     };
     let mut rows = bag;
     let mut root = Stats::default();

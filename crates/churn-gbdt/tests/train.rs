@@ -399,8 +399,9 @@ fn models_round_trip_through_postcard_and_json_and_report_importance() {
 /// Past the sizes where histograms are built in several row blocks and rows
 /// partitioned in several chunks (8k and 32k rows), the tree still holds what
 /// its rows say: each leaf's count is the number of training rows routed to
-/// it, the first tree's leaf values are −Σg/Σh of those rows times the
-/// learning rate, and 1, 2 or 3 threads give the same model.
+/// it, and its value is −Σg/Σh of those rows' gradients at the scores of the
+/// trees before, times the learning rate (with every feature and with a
+/// feature sample); and 1, 2 or 3 threads give the same model.
 #[test]
 fn many_row_trees_match_their_routed_rows_whatever_the_threads() {
     let rows = 70_000;
@@ -432,29 +433,51 @@ fn many_row_trees_match_their_routed_rows_whatever_the_threads() {
         min_data_per_group: 50,
         ..GbdtParams::default()
     };
-    let model = fit(&plain, 2);
-
-    let tree = &model.trees[0];
-    assert_eq!(tree.num_leaves(), 31);
-    let mut routed = vec![(0usize, 0.0f64, 0.0f64); tree.num_leaves()];
     let positives: f64 = y.iter().sum();
-    let p0 = positives / rows as f64;
-    let init = (p0 / (1.0 - p0)).ln();
-    for (row, &label) in x.chunks_exact(4).zip(&y) {
-        let leaf = &mut routed[tree.leaf(row)];
-        leaf.0 += 1;
-        leaf.1 += p0 - label;
-        leaf.2 += p0 * (1.0 - p0);
-    }
-    for (l, &(count, g, h)) in routed.iter().enumerate() {
-        assert_eq!(tree.leaf_count[l], count as f64, "leaf {l} count");
-        assert!(count >= plain.min_data_in_leaf, "leaf {l} has {count} rows");
-        let expected = -plain.learning_rate * g / h;
-        let got = tree.leaf_value[l] - init;
-        assert!(
-            (got - expected).abs() <= 1e-9 * expected.abs().max(1e-3),
-            "leaf {l}: value {got}, rows say {expected}"
-        );
+    let init = (positives / (rows as f64 - positives)).ln();
+    // Every feature, and 2 of the 4 per tree (histograms then skip the others' cells).
+    let sampled = GbdtParams {
+        num_iterations: 6,
+        feature_fraction: 0.5,
+        ..plain.clone()
+    };
+    for params in [&plain, &sampled] {
+        let model = fit(params, 2);
+        let mut scores = vec![0.0; rows];
+        for (t, tree) in model.trees.iter().enumerate() {
+            assert_eq!(tree.num_leaves(), 31, "tree {t}");
+            // The first tree carries the initial score; its gradients are at it.
+            let start = if t == 0 {
+                vec![init; rows]
+            } else {
+                scores.clone()
+            };
+            let mut routed = vec![(0usize, 0.0f64, 0.0f64); tree.num_leaves()];
+            for ((row, &label), &score) in x.chunks_exact(4).zip(&y).zip(&start) {
+                let p = 1.0 / (1.0 + (-score).exp());
+                let leaf = &mut routed[tree.leaf(row)];
+                leaf.0 += 1;
+                leaf.1 += p - label;
+                leaf.2 += p * (1.0 - p);
+            }
+            let offset = if t == 0 { init } else { 0.0 };
+            for (l, &(count, g, h)) in routed.iter().enumerate() {
+                assert_eq!(tree.leaf_count[l], count as f64, "tree {t} leaf {l} count");
+                assert!(
+                    count >= params.min_data_in_leaf,
+                    "tree {t} leaf {l}: {count} rows"
+                );
+                let expected = -params.learning_rate * g / h;
+                let got = tree.leaf_value[l] - offset;
+                assert!(
+                    (got - expected).abs() <= 1e-9 * expected.abs().max(1e-3),
+                    "tree {t} leaf {l}: value {got}, rows say {expected}"
+                );
+            }
+            for (score, row) in scores.iter_mut().zip(x.chunks_exact(4)) {
+                *score += tree.predict(row);
+            }
+        }
     }
 
     let bagged = GbdtParams {
