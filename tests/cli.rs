@@ -328,6 +328,32 @@ fn simulate_rejects_bad_parameters_clearly() {
     );
 }
 
+#[cfg(unix)]
+#[test]
+fn simulate_into_a_dangling_link_says_where_it_points_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let link = dir.path().join("out");
+    std::os::unix::fs::symlink(dir.path().join("nowhere"), &link).expect("symlink");
+    let result = churn(&[
+        "simulate",
+        "--learners",
+        "50",
+        "--days",
+        "60",
+        "--out",
+        path_str(&link),
+        "--quiet",
+    ]);
+    assert_eq!(result.status.code(), Some(1));
+    let stderr = text(&result.stderr);
+    assert!(
+        stderr.contains("out: a symbolic link to")
+            && stderr.contains("nowhere, which does not exist"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches("does not exist").count(), 1, "{stderr}");
+}
+
 #[test]
 fn the_committed_sample_is_what_its_documented_command_makes() {
     // data/README.md: `churn simulate --learners 5000 --days 180 --seed 42 --out data`.
