@@ -173,9 +173,11 @@ const PARALLEL_CHUNK: usize = 32 * 1024;
 /// How many rows ahead a loop over a leaf's rows asks for their data.
 const PREFETCH_AHEAD: usize = 64;
 
-/// Rows per block of a row-by-row histogram, and most blocks per leaf.
+/// Rows per block of a row-by-row histogram, most blocks per leaf, and most
+/// bytes of block histograms alive at once (each holds 256 cells per feature).
 const ROW_BLOCK: usize = 8 * 1024;
 const MAX_ROW_BLOCKS: usize = 32;
+const MAX_BLOCK_BYTES: usize = 64 << 20;
 
 struct Context<'a> {
     data: &'a Binned,
@@ -196,7 +198,10 @@ impl Context<'_> {
     /// blocks are added up in order, so no sum depends on the thread count.
     fn histogram(&self, rows: &[u32]) -> Histogram {
         let width = self.data.width();
-        let blocks = rows.len().div_ceil(ROW_BLOCK).clamp(1, MAX_ROW_BLOCKS);
+        // Wide tables get fewer blocks, so their local histograms stay small.
+        let block_bytes = width * std::mem::size_of::<[Stats; 256]>();
+        let max_blocks = (MAX_BLOCK_BYTES / block_bytes.max(1)).clamp(1, MAX_ROW_BLOCKS);
+        let blocks = rows.len().div_ceil(ROW_BLOCK).clamp(1, max_blocks);
         let block = rows.len().div_ceil(blocks).max(1);
         // Every row, in order (the root of an unbagged tree): read in
         // sequence, and the counts are known already.
