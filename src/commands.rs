@@ -633,7 +633,7 @@ pub fn write_json_and_html(
     value: &impl serde::Serialize,
     html: &str,
 ) -> Result<()> {
-    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    churn_core::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let json_path = out.join(format!("{stem}.json"));
     write_atomically(&json_path, |w| {
         serde_json::to_writer_pretty(&mut *w, value)?;

@@ -146,7 +146,7 @@ pub fn read(paths: &[PathBuf], dataset: &Dataset) -> Result<(Vec<Logged>, Vec<Re
 /// Writes the rejected lines to `<out>/rejects/<name>.csv`.
 pub fn write_rejects(out: &std::path::Path, name: &str, rejects: &[Reject]) -> Result<PathBuf> {
     let dir = out.join("rejects");
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    churn_core::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let path = dir.join(format!("{name}.csv"));
     churn_data::write_rejects_file(&["file".into(), "line_text".into()], rejects, &path)?;
     Ok(path)

@@ -213,7 +213,8 @@ fn write_predictions(
     top_k: usize,
 ) -> Result<()> {
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        churn_core::create_dir_all(dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
     }
     crate::commands::write_atomically(out, |w| {
         write_predictions_csv(w, dataset, examples, answers, top_k)

@@ -29,7 +29,8 @@ fn read(settings: &TrainSettings, path: &Path, label: &str) -> Result<LabelledTa
         .map_or_else(|| "table".into(), |n| n.to_string_lossy().into_owned());
     let rejects = settings.work.join("rejects").join(format!("{name}.csv"));
     if let Some(dir) = rejects.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        churn_core::create_dir_all(dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
     }
     churn_data::write_rejects_file(&table.file_columns, &table.rejects, &rejects)?;
     println!(

@@ -2,12 +2,16 @@
 //!
 //! Every other crate speaks these types: the loader (`churn-data`) produces a
 //! [`Dataset`], the simulator (`churn-sim`) generates one, the feature code
-//! (`churn-features`) reads one learner's [`Event`]s from it. Nothing here does
-//! I/O or depends on polars, so the server can use it too.
+//! (`churn-features`) reads one learner's [`Event`]s from it. Nothing here
+//! reads or writes data or depends on polars, so the server can use it too;
+//! the one file-system helper, [`create_dir_all`], lives here so that every
+//! crate that writes output reports a bad output path the same way.
 
+mod fs;
 mod schema;
 mod time;
 
+pub use fs::create_dir_all;
 pub use schema::{
     Assignment, Course, Dataset, Event, EventType, Learner, Level, NO_COURSE, ParseEnumError, Plan,
     Table,

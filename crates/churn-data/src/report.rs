@@ -68,7 +68,7 @@ impl ValidationReport {
     /// Columns: `row`, `field`, `reason`, then the file's own columns.
     pub fn write_rejects(&self, out: &Path) -> Result<Vec<PathBuf>, DataError> {
         let dir = out.join("rejects");
-        std::fs::create_dir_all(&dir).map_err(|source| DataError::Io {
+        churn_core::create_dir_all(&dir).map_err(|source| DataError::Io {
             path: dir.clone(),
             source,
         })?;

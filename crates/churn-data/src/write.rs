@@ -30,22 +30,7 @@ impl Format {
 /// assignments table is written only when it has rows; its optional columns
 /// only when some row has a value. Output bytes depend only on the dataset.
 pub fn write_dataset(dataset: &Dataset, dir: &Path, format: Format) -> Result<(), DataError> {
-    // A link to nowhere makes create_dir_all say only "File exists".
-    if let Ok(target) = std::fs::read_link(dir)
-        && !dir.exists()
-    {
-        return Err(DataError::Io {
-            path: dir.to_owned(),
-            source: std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                format!(
-                    "a symbolic link to {}, which does not exist",
-                    target.display()
-                ),
-            ),
-        });
-    }
-    std::fs::create_dir_all(dir).map_err(|source| DataError::Io {
+    churn_core::create_dir_all(dir).map_err(|source| DataError::Io {
         path: dir.to_owned(),
         source,
     })?;

@@ -163,13 +163,13 @@ pub fn save(
     let card_json =
         serde_json::to_string_pretty(&card).map_err(|e| ModelError::Encode(e.to_string()))?;
     let parent = models_dir.join(name);
-    std::fs::create_dir_all(&parent).map_err(|e| io_error(&parent, e))?;
+    churn_core::create_dir_all(&parent).map_err(|e| io_error(&parent, e))?;
     let target = parent.join(&version);
     if target.exists() {
         return Err(ModelError::Exists(target));
     }
     let temp = parent.join(format!(".tmp-{version}-{}", std::process::id()));
-    std::fs::create_dir_all(&temp).map_err(|e| io_error(&temp, e))?;
+    churn_core::create_dir_all(&temp).map_err(|e| io_error(&temp, e))?;
     let reference_json = match &input.reference {
         Some(r) => Some(serde_json::to_string(r).map_err(|e| ModelError::Encode(e.to_string()))?),
         None => None,

@@ -143,13 +143,13 @@ pub fn save(
     let json =
         serde_json::to_string_pretty(&card).map_err(|e| ModelError::Encode(e.to_string()))?;
     let parent = dir.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).map_err(|e| io_error(parent, e))?;
+    churn_core::create_dir_all(parent).map_err(|e| io_error(parent, e))?;
     let staging = parent.join(format!(
         ".{}.partial",
         dir.file_name().and_then(|n| n.to_str()).unwrap_or("policy")
     ));
     let _ = std::fs::remove_dir_all(&staging);
-    std::fs::create_dir_all(&staging).map_err(|e| io_error(&staging, e))?;
+    churn_core::create_dir_all(&staging).map_err(|e| io_error(&staging, e))?;
     std::fs::write(staging.join("policy.bin"), &bytes).map_err(|e| io_error(&staging, e))?;
     std::fs::write(staging.join("policy.json"), json + "\n").map_err(|e| io_error(&staging, e))?;
     std::fs::rename(&staging, dir).map_err(|e| io_error(dir, e))?;

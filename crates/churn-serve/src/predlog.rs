@@ -31,7 +31,7 @@ impl PredictionLog {
         dropped: Counter,
     ) -> Result<Self, ServeError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| ServeError::Io {
+            churn_core::create_dir_all(dir).map_err(|e| ServeError::Io {
                 path: dir.to_owned(),
                 source: e,
             })?;

@@ -54,7 +54,7 @@ impl ChunkWriter {
     pub(crate) fn create(path: &Path) -> Result<Self, TableError> {
         let format = TableFormat::of(path)?;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| write_error(path, e))?;
+            churn_core::create_dir_all(dir).map_err(|e| write_error(path, e))?;
         }
         let file = File::create(path).map_err(|e| write_error(path, e))?;
         let sink = match format {
