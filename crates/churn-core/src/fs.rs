@@ -4,19 +4,28 @@ use std::io;
 use std::path::Path;
 
 /// [`std::fs::create_dir_all`], except that a symbolic link to a target that
-/// does not exist is reported as such (the standard library says only "File
-/// exists" for a path that, followed, does not exist).
+/// does not exist, the path itself or one of its parents, is reported as such
+/// (the standard library says only "File exists").
 pub fn create_dir_all(path: impl AsRef<Path>) -> io::Result<()> {
     let path = path.as_ref();
-    std::fs::create_dir_all(path).map_err(|error| match std::fs::read_link(path) {
-        Ok(target) if !path.exists() => io::Error::new(
-            io::ErrorKind::NotFound,
-            format!(
-                "a symbolic link to {}, which does not exist",
-                target.display()
-            ),
-        ),
-        _ => error,
+    std::fs::create_dir_all(path).map_err(|error| {
+        path.ancestors()
+            .find_map(|at| {
+                let target = std::fs::read_link(at).ok().filter(|_| !at.exists())?;
+                let which = if at == path {
+                    String::new()
+                } else {
+                    format!("{} is ", at.display())
+                };
+                Some(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!(
+                        "{which}a symbolic link to {}, which does not exist",
+                        target.display()
+                    ),
+                ))
+            })
+            .unwrap_or(error)
     })
 }
 
@@ -35,7 +44,15 @@ mod tests {
         let text = error.to_string();
         assert_eq!(error.kind(), io::ErrorKind::NotFound);
         assert!(
-            text.contains("a symbolic link to") && text.contains("nowhere"),
+            text.starts_with("a symbolic link to") && text.contains("nowhere"),
+            "{text}"
+        );
+        // Below the link: the link is named.
+        let text = create_dir_all(link.join("inner"))
+            .expect_err("a link to nowhere above")
+            .to_string();
+        assert!(
+            text.starts_with(&format!("{} is a symbolic link to", link.display())),
             "{text}"
         );
         // A real directory behind the link: created through it as std does.
