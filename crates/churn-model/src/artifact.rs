@@ -105,7 +105,7 @@ pub fn model_bytes(model: &ChurnModel) -> Result<Vec<u8>, ModelError> {
     .map_err(|e| ModelError::Encode(e.to_string()))
 }
 
-fn io_error(path: &Path, source: std::io::Error) -> ModelError {
+pub(crate) fn io_error(path: &Path, source: std::io::Error) -> ModelError {
     ModelError::Io {
         path: path.to_owned(),
         source,

@@ -14,7 +14,7 @@ use churn_gbdt::Predictor;
 use serde::{Deserialize, Serialize};
 
 use crate::ModelError;
-use crate::artifact::{check_format, read_body, read_card, sha256_hex};
+use crate::artifact::{check_format, io_error, read_body, read_card, sha256_hex};
 use crate::policy::{Case, NO_ACTION, Policy, Suggestion};
 use crate::schema::{InputFeature, InputSchema};
 
@@ -67,13 +67,6 @@ pub struct UpliftPolicy {
     card: PolicyCard,
     schema: Option<InputSchema>,
     predictors: Vec<Predictor>,
-}
-
-fn io_error(path: &Path, source: std::io::Error) -> ModelError {
-    ModelError::Io {
-        path: path.to_owned(),
-        source,
-    }
 }
 
 fn check(card: &PolicyCard, models: &[churn_gbdt::Model]) -> Result<Option<InputSchema>, String> {
