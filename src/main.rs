@@ -1,17 +1,12 @@
 //! `churn`: the command line. It parses arguments, validates them and wires
 //! the library crates together; the work lives in `crates/`.
 
-mod ab;
-mod ab_log;
-mod ab_report;
 mod cli;
 mod commands;
-mod monitor;
-mod prediction_log;
-mod scoring;
-mod tabular;
-mod train_config;
-mod training;
+mod flags;
+mod loading;
+mod output;
+mod ui;
 
 use std::process::ExitCode;
 

@@ -43,8 +43,7 @@ fn check_json(name: &str, actual: &Value) {
         return;
     }
     let expected: Value = serde_json::from_str(
-        &std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+        &std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
     )
     .expect("golden JSON");
     if expected != *actual {
@@ -153,7 +152,8 @@ fn served_log_lines_and_monitor_json_are_unchanged_on_the_sample() {
         for as_of in ["2026-05-15T00:00:00Z", "2026-06-01T00:00:00Z"] {
             let (instances, _, _dir) = raw_instances_in(Path::new("data"), as_of);
             for chunk in instances.chunks(100).take(2) {
-                let (status, value) = predict(server.addr, &json!({"instances": chunk, "top_k": 3}));
+                let (status, value) =
+                    predict(server.addr, &json!({"instances": chunk, "top_k": 3}));
                 assert_eq!(status, 200, "{value}");
             }
         }

@@ -9,20 +9,31 @@
 //! [`readout`] assembles them for one experiment; [`policy_value`] estimates
 //! what a targeting policy would have done (IPW, SNIPW, DR).
 //!
-//! Still to come (issue 7): CUPED, effects by risk decile, uplift models with
-//! Qini/AUUC, the policy comparison, the HTML report.
+//! The whole readout of an experiment: [`experiment::select`] picks its
+//! learners and outcomes from a dataset (or [`from_log`] from the server's
+//! prediction log), [`analysis::analyse`] computes everything `ab.json`
+//! holds, and [`summary`] says it to people (terminal text and `ab.html`).
 
+pub mod analysis;
 pub mod design;
+pub mod experiment;
+pub mod from_log;
 pub mod policy_value;
 pub mod readout;
 pub mod stats;
+pub mod summary;
 pub mod targeting;
 pub mod uplift;
 
-/// What can go wrong computing a statistic.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+/// What can go wrong reading an experiment.
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AbError {
+    /// The data or the options do not allow the statistic; the message says why.
     #[error("{0}")]
     Invalid(String),
+    #[error(transparent)]
+    Model(#[from] churn_model::ModelError),
+    #[error(transparent)]
+    Report(#[from] churn_report::ReportError),
 }

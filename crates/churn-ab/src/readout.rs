@@ -33,6 +33,10 @@ pub struct Comparison {
     pub p_holm: Option<f64>,
 }
 
+/// `p` below which the sample-ratio check says the assignment did not follow
+/// the plan.
+pub const SAMPLE_RATIO_ALPHA: f64 = 0.001;
+
 /// The sample-ratio check.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SampleRatio {
@@ -45,6 +49,27 @@ pub struct SampleRatio {
     pub mismatch: bool,
     /// The planned share of each arm, in arm order.
     pub planned: Vec<f64>,
+}
+
+impl SampleRatio {
+    /// The check for learners assigned with logged propensities that vary
+    /// (targeted assignment), where a chi-square against one planned split
+    /// does not apply: each arm's Horvitz–Thompson count Σ 1/propensity
+    /// against the learners assigned ([`stats::propensity_ratio_mismatch`]).
+    pub fn from_propensities(
+        arm: &[usize],
+        propensity: &[f64],
+        arms: usize,
+    ) -> Result<SampleRatio, AbError> {
+        let test = stats::propensity_ratio_mismatch(arm, propensity, arms)?;
+        Ok(SampleRatio {
+            method: "Horvitz–Thompson: each arm's Σ 1/propensity against the learners assigned (largest |z|, Bonferroni over arms)".into(),
+            chi2: test.statistic,
+            p_value: test.p_value,
+            mismatch: test.p_value < SAMPLE_RATIO_ALPHA,
+            planned: Vec::new(),
+        })
+    }
 }
 
 /// Everything the readout says.
@@ -133,7 +158,7 @@ pub fn readout(
             method: "Pearson chi-square of the arm counts against the planned split".into(),
             chi2: srm.statistic,
             p_value: srm.p_value,
-            mismatch: srm.p_value < 0.001,
+            mismatch: srm.p_value < SAMPLE_RATIO_ALPHA,
             planned: planned.iter().map(|s| s / total).collect(),
         },
         alpha,

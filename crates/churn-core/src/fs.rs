@@ -1,7 +1,10 @@
-//! The one file-system helper every crate that writes output shares.
+//! The file-system helpers every crate that writes output shares: creating
+//! an output directory, and writing a file or a directory so that a reader
+//! (or a crash) never sees half of it.
 
-use std::io;
-use std::path::Path;
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
 
 /// [`std::fs::create_dir_all`], except that a symbolic link to a target that
 /// does not exist, the path itself or one of its parents, is reported as such
@@ -27,6 +30,72 @@ pub fn create_dir_all(path: impl AsRef<Path>) -> io::Result<()> {
             })
             .unwrap_or(error)
     })
+}
+
+/// Writes `path` whole or not at all, and durably: the content goes to a
+/// temporary file beside it, which is flushed and synced, renamed over
+/// `path`, and then the directory is synced so the rename survives a crash.
+/// On error the temporary file is removed and `path` is left as it was.
+pub fn write_atomically<E: From<io::Error>>(
+    path: &Path,
+    write: impl FnOnce(&mut BufWriter<File>) -> Result<(), E>,
+) -> Result<(), E> {
+    let temp = temporary_sibling(path);
+    let result = (|| {
+        let mut out = BufWriter::new(File::create(&temp)?);
+        write(&mut out)?;
+        out.flush()?;
+        let file = out.into_inner().map_err(io::IntoInnerError::into_error)?;
+        file.sync_all()?;
+        drop(file);
+        std::fs::rename(&temp, path)?;
+        sync_parent(path)?;
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    result
+}
+
+/// Moves a fully written staging directory to `target` as one rename: each
+/// file in it is synced first, then the rename, then the parent directory,
+/// so `target` appears complete or not at all.
+pub fn publish_dir(staging: &Path, target: &Path) -> io::Result<()> {
+    for entry in std::fs::read_dir(staging)? {
+        let entry = entry?;
+        if entry.file_type()?.is_file() {
+            File::open(entry.path())?.sync_all()?;
+        }
+    }
+    sync_dir(staging)?;
+    std::fs::rename(staging, target)?;
+    sync_parent(target)
+}
+
+/// `dir/.name.tmp-PID`: hidden, unique to this process, on the same file
+/// system as `path` so that the rename is atomic.
+fn temporary_sibling(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map_or_else(|| "output".into(), |n| n.to_string_lossy().into_owned());
+    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
+}
+
+fn sync_parent(path: &Path) -> io::Result<()> {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => sync_dir(dir),
+        _ => sync_dir(Path::new(".")),
+    }
+}
+
+/// Syncs a directory's entries (where the platform allows opening one).
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    File::open(dir)?.sync_all()?;
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
 }
 
 #[cfg(all(test, unix))]
@@ -60,5 +129,37 @@ mod tests {
         create_dir_all(link.join("inner")).expect("through the link");
         assert!(dir.join("nowhere").join("inner").is_dir());
         std::fs::remove_dir_all(&dir).expect("clean up");
+    }
+
+    #[test]
+    fn an_atomic_write_replaces_whole_or_leaves_the_old_file() {
+        let dir = std::env::temp_dir().join(format!("churn-core-atomic-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("out.json");
+        write_atomically(&path, |w| w.write_all(b"first")).expect("written");
+        assert_eq!(std::fs::read(&path).expect("read"), b"first");
+        let failed: io::Result<()> = write_atomically(&path, |w| {
+            w.write_all(b"half")?;
+            Err(io::Error::other("stopped half way"))
+        });
+        assert!(failed.is_err());
+        assert_eq!(std::fs::read(&path).expect("read"), b"first");
+        let left: Vec<_> = std::fs::read_dir(&dir)
+            .expect("list")
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(left.len(), 1, "no temporary file left: {left:?}");
+
+        let staging = dir.join(".staging");
+        std::fs::create_dir_all(&staging).expect("staging");
+        std::fs::write(staging.join("a.bin"), b"a").expect("write");
+        publish_dir(&staging, &dir.join("published")).expect("published");
+        assert_eq!(
+            std::fs::read(dir.join("published/a.bin")).expect("read"),
+            b"a"
+        );
+        assert!(!staging.exists());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

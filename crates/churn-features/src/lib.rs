@@ -6,10 +6,12 @@
 //! (`churn-table`) runs these same definitions per learner.
 
 mod compute;
+pub mod examples;
 pub mod label;
 pub mod registry;
 
 pub use compute::{
     FeatureRow, NEW_LEARNER_DAYS, Profile, SortedEvents, UnsortedEvents, compute, lifecycle_stage,
 };
+pub use examples::{Example, Grouped, SnapshotPlan, SnapshotSpec};
 pub use registry::{CATEGORICAL, FeatureDef, Group, Kind, NUMERIC};

@@ -11,6 +11,7 @@ pub mod calibration;
 pub mod drift;
 pub mod import;
 pub mod logistic;
+pub mod logs;
 mod model;
 pub mod playbook;
 pub mod policy;

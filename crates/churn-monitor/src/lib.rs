@@ -4,14 +4,20 @@
 //! calibration; how many predictions still wait for their outcome; and the
 //! drift of the predicted probabilities against a reference (PSI, KS).
 //!
-//! The join (which learner, which label) is the caller's: this crate takes
-//! [`Observation`]s and aggregates them.
+//! [`join`] turns the server's logs into [`Observation`]s (each prediction
+//! with the label its later events give), [`monitor`] and [`feature_drift`]
+//! aggregate them, [`gate`] checks `--fail-on` thresholds and [`summary`]
+//! says it to people.
 
 pub use churn_model::drift;
 
+pub mod gate;
+pub mod join;
+pub mod summary;
+
 use std::collections::BTreeMap;
 
-use churn_train::metrics::{self, CalibrationBin, Interval, Metrics};
+use churn_metrics::{self as metrics, CalibrationBin, Interval, Metrics};
 use serde::Serialize;
 
 use crate::drift::{Ks, Reference, ks_2samp};
@@ -24,6 +30,8 @@ pub enum MonitorError {
     Invalid(String),
     #[error(transparent)]
     Model(#[from] churn_model::ModelError),
+    #[error(transparent)]
+    Report(#[from] churn_report::ReportError),
 }
 
 /// What became of a prediction's learner.

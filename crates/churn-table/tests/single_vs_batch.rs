@@ -2,10 +2,11 @@
 //! raw events, for many learners and as-of times (read back from the file).
 
 use churn_core::{DAY_MS, Event};
+use churn_features::SnapshotSpec;
 use churn_features::registry::{CATEGORICAL, NUMERIC};
 use churn_features::{Profile, SortedEvents, compute};
 use churn_sim::{AssignmentMode, SimParams};
-use churn_table::{SnapshotSpec, write_table};
+use churn_table::write_table;
 use polars::prelude::*;
 
 fn simulated() -> churn_core::Dataset {

@@ -9,8 +9,8 @@ use linfa_logistic::LogisticRegression;
 use ndarray::{Array1, Array2};
 
 use crate::TrainError;
-use crate::metrics::log_loss;
 use crate::table::Table;
+use churn_metrics::log_loss;
 
 /// Dense gbdt rows (numbers, then category codes) of `rows`.
 pub fn gbdt_rows(table: &Table, schema: &InputSchema, rows: &[usize]) -> Vec<f64> {

@@ -3,7 +3,6 @@
 //! `churn_model::ChurnModel`s and the numbers for their cards and reports.
 
 pub mod fit;
-pub mod metrics;
 pub mod report;
 pub mod table;
 
@@ -14,7 +13,8 @@ use churn_model::{ChurnModel, Kind, PreparedModel, Scorer};
 use rayon::prelude::*;
 use serde::Serialize;
 
-pub use metrics::Metrics;
+use churn_metrics as metrics;
+pub use churn_metrics::Metrics;
 pub use table::{Split, Table, holdout, out_of_time_split};
 
 /// What can go wrong in training.

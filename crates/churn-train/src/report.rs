@@ -7,8 +7,8 @@ use churn_report::{
     BarChart, Beeswarm, BeeswarmRow, Cell, Legend, LineChart, Page, ReportError, Series, Style,
 };
 
-use crate::metrics::{self, Metrics};
 use crate::{Fitted, Split, Table};
+use churn_metrics::{self as metrics, Metrics};
 
 /// A curve of predictions against labels (ROC, PR, gains).
 type Curve = fn(&[f64], &[f64]) -> Vec<(f64, f64)>;

@@ -1,8 +1,8 @@
 //! The labelled table a model is fitted on, and its out-of-time split.
 
 use churn_core::{Dataset, format_timestamp};
+use churn_features::{Grouped, SnapshotPlan};
 use churn_model::{Input, InputSchema, Kind};
-use churn_table::{Grouped, SnapshotPlan};
 
 use crate::TrainError;
 

@@ -5,13 +5,16 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use churn_core::{DAY_MS, Dataset, format_timestamp, parse_duration, parse_timestamp};
+use churn_features::{Example, Grouped, SnapshotSpec};
 use churn_model::artifact::Artifact;
 use churn_model::{Answer, Input, InputSchema, Policy, RiskBands};
-use churn_table::{Example, Grouped, SnapshotSpec};
 use rayon::prelude::*;
 
 use crate::cli::{ExplainArgs, ModelSource, PredictArgs, ScoringArgs};
-use crate::commands::{Ui, load_and_report, reference_time};
+use crate::flags::reference_time;
+use crate::loading::load_and_report;
+use crate::output::write_file;
+use crate::ui::{Ui, say};
 
 /// Loads an artifact that reads churn's own features.
 pub fn load_feature_model(source: &ModelSource) -> Result<Artifact> {
@@ -168,7 +171,7 @@ pub fn predict(ui: &Ui, args: &PredictArgs) -> Result<Scored> {
             .entry(a.suggested_action.action.as_str())
             .or_default() += 1;
     }
-    println!(
+    say!(
         "{}@{} at {}: {} active learners scored ({} of {} not active: not yet signed up, or gone for {} days)",
         scoring.artifact.card.name,
         scoring.artifact.card.version,
@@ -177,18 +180,20 @@ pub fn predict(ui: &Ui, args: &PredictArgs) -> Result<Scored> {
         dataset.learners.len() - answers.len(),
         dataset.learners.len(),
         scoring.horizon / DAY_MS,
-    );
-    println!(
+    )?;
+    say!(
         "risk bands: low {}  medium {}  high {}",
-        bands[0], bands[1], bands[2]
-    );
+        bands[0],
+        bands[1],
+        bands[2]
+    )?;
     let actions: Vec<String> = actions.iter().map(|(a, n)| format!("{a} {n}")).collect();
-    println!(
+    say!(
         "suggested ({}): {}",
         scoring.policy.id(),
         actions.join("  ")
-    );
-    println!("wrote {}", args.out.display());
+    )?;
+    say!("wrote {}", args.out.display())?;
     let riskiest = examples
         .iter()
         .zip(&answers)
@@ -216,7 +221,7 @@ fn write_predictions(
         churn_core::create_dir_all(dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    crate::commands::write_atomically(out, |w| {
+    write_file(out, |w| {
         write_predictions_csv(w, dataset, examples, answers, top_k)
     })
 }
@@ -322,33 +327,37 @@ pub fn explain(ui: &Ui, args: &ExplainArgs) -> Result<()> {
             .into();
         value["top_factors"] =
             serde_json::to_value(&a.top_factors[..a.top_factors.len().min(args.top_k)])?;
-        println!("{}", serde_json::to_string_pretty(&value)?);
+        say!("{}", serde_json::to_string_pretty(&value)?)?;
         return Ok(());
     }
     let card = &scoring.artifact.card;
-    println!(
+    say!(
         "{} at {}  ({}@{})",
         args.learner,
         format_timestamp(as_of),
         card.name,
         card.version
-    );
-    println!(
+    )?;
+    say!(
         "churn probability {:.1}%  risk {}  (margin {:+.3} log-odds = base {:+.3} + contributions)",
         100.0 * a.churn_probability,
         a.risk_band.name(),
         a.margin,
         a.base_value
-    );
-    println!(
+    )?;
+    say!(
         "suggested: {}: {}  [{}]",
-        a.suggested_action.action, a.suggested_action.reason, a.suggested_action.policy
-    );
-    println!();
-    println!(
+        a.suggested_action.action,
+        a.suggested_action.reason,
+        a.suggested_action.policy
+    )?;
+    say!()?;
+    say!(
         "{:<28} {:>12} {:>10}  description",
-        "feature", "value", "log-odds"
-    );
+        "feature",
+        "value",
+        "log-odds"
+    )?;
     let schema = scoring.artifact.model.schema();
     let mut order: Vec<usize> = (0..all).collect();
     order.sort_by(|&i, &j| {
@@ -359,13 +368,13 @@ pub fn explain(ui: &Ui, args: &ExplainArgs) -> Result<()> {
     let input = Input::from(&example.features);
     for &j in order.iter().take(args.top_k.max(1)) {
         let value = churn_model::answer::value_of(&scoring.artifact.model, &input, j);
-        println!(
+        say!(
             "{:<28} {:>12} {:>+10.4}  {}",
             schema.features[j].name,
             short(&value),
             a.prediction.contributions[j],
             schema.features[j].description
-        );
+        )?;
     }
     let rest: f64 = order
         .iter()
@@ -373,13 +382,13 @@ pub fn explain(ui: &Ui, args: &ExplainArgs) -> Result<()> {
         .map(|&j| a.prediction.contributions[j])
         .sum();
     if order.len() > args.top_k {
-        println!(
+        say!(
             "{:<28} {:>12} {:>+10.4}  the other {} features",
             "(rest)",
             "",
             rest,
             order.len() - args.top_k
-        );
+        )?;
     }
     Ok(())
 }

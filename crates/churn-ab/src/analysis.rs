@@ -1,44 +1,54 @@
-//! `churn ab`: the readout of one retention experiment (outcome = the churn
-//! label at `assigned_at`, or the assignments' `churned` column), who it
-//! helps, and which targeting policy to roll out; `churn ab plan` sizes one.
+//! The whole readout of one experiment, as written to `ab.json`: per-arm
+//! churn and the effects against control (with the sample-ratio check that
+//! fits how learners were assigned), CUPED, effects by risk decile, uplift
+//! models with Qini/AUUC, and the value of each targeting policy with a
+//! recommendation, optionally exported for `churn serve --policy`.
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
-use churn_ab::policy_value::{Bootstrap, Candidate, Economics, Logged, PolicyComparison};
-use churn_ab::readout::{Decile, Readout};
-use churn_ab::stats::Cuped;
-use churn_ab::uplift::{Curve, Learners, Scored, TLearner};
-use churn_core::{DAY_MS, Dataset, format_timestamp, parse_duration};
+use churn_core::{DAY_MS, format_timestamp};
 use churn_features::FeatureRow;
 use churn_model::{Input, Policy};
-use churn_table::{Grouped, SnapshotSpec};
 use serde::Serialize;
 
-use crate::ab_report;
-use crate::cli::{AbArgs, AbCommand, ModelSource, PlanArgs};
-use crate::commands::{Ui, load_and_report, reference_time, write_json_and_html};
+use crate::AbError;
+use crate::experiment::Experiment;
+use crate::policy_value::{Bootstrap, Candidate, Economics, Logged, PolicyComparison};
+use crate::readout::{Decile, Readout};
+use crate::stats::Cuped;
+use crate::uplift::{Curve, Learners, Scored, TLearner};
 
-/// One analysed learner.
-pub struct Unit<'d> {
-    pub arm: usize,
-    pub churned: bool,
-    pub propensity: Option<f64>,
-    pub risk_score: Option<f64>,
-    pub cost: Option<f64>,
-    pub features: FeatureRow<'d>,
+macro_rules! invalid {
+    ($($arg:tt)*) => {
+        return Err(AbError::Invalid(format!($($arg)*)))
+    };
 }
 
-/// The learners of one experiment with an outcome, and those left out.
-pub struct Experiment<'d> {
-    pub id: String,
-    /// Control first, then the treated arms by name.
-    pub names: Vec<String>,
-    pub units: Vec<Unit<'d>>,
-    pub assigned: usize,
-    pub already_gone: usize,
-    pub horizon_past_data: usize,
-    pub assigned_at: Vec<i64>,
+/// What the readout is asked for, beyond the experiment itself.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Options {
+    /// The label horizon (ms).
+    pub horizon: i64,
+    /// The planned split as `ARM=SHARE` items (empty: constant logged
+    /// propensities, else equal shares).
+    pub allocation: Vec<String>,
+    /// The cost of each arm's intervention as `ARM=COST` items (unnamed arms:
+    /// the mean logged cost, else 0 with a note).
+    pub costs: Vec<String>,
+    /// A numeric feature to adjust the comparisons by (CUPED).
+    pub cuped: Option<String>,
+    /// The value of a retained learner, in the costs' unit.
+    pub learner_value: f64,
+    /// Skip the uplift models and the policy comparison.
+    pub no_uplift: bool,
+    pub seed: u64,
+    /// Bootstrap resamples for the policy values.
+    pub resamples: usize,
+    /// Where to write the recommended policy, if anywhere.
+    pub export_policy: Option<PathBuf>,
+    /// The time the exported policy is stamped with (ms).
+    pub now_ms: i64,
 }
 
 /// Uplift of one treated arm against control, from cross-fitted models.
@@ -102,218 +112,30 @@ pub struct Analysis {
     pub notes: Vec<String>,
 }
 
-pub fn ab(ui: &Ui, args: &AbArgs) -> Result<()> {
-    if let Some(AbCommand::Plan(plan_args)) = &args.command {
-        return plan(plan_args);
-    }
-    let data = args.data.as_ref().context("--data is required")?;
-    let horizon = parse_duration(&args.horizon)
-        .map_err(anyhow::Error::msg)
-        .with_context(|| format!("--horizon {:?}", args.horizon))?;
-    if !(args.learner_value.is_finite() && args.learner_value >= 0.0) {
-        bail!(
-            "--learner-value {}: must be a non-negative number",
-            args.learner_value
-        );
-    }
-    let model = match &args.model {
-        Some(model) => Some(crate::scoring::load_feature_model(&ModelSource {
-            model: model.clone(),
-            models: args.models.clone(),
-        })?),
-        None => None,
-    };
-    let (mut dataset, _) = load_and_report(ui, data, &args.out, reference_time(&args.now)?)?;
-    if !args.prediction_log.is_empty() {
-        let log = crate::ab_log::assignments_from_log(
-            &args.prediction_log,
-            &dataset,
-            &args.control,
-            &args.out,
-        )?;
-        println!(
-            "prediction log: {} lines = {} assignments + {} repeat predictions + {} rejected (written to {})",
-            log.lines,
-            log.assignments.len(),
-            log.repeats,
-            log.rejected,
-            log.rejects_path.display()
-        );
-        dataset.assignments = log.assignments;
-    }
-    let spinner = ui.spinner("outcomes and features at assignment");
-    let experiment = experiment(&mut dataset, args, horizon)?;
-    spinner.finish_and_clear();
-    let analysis = analyse(ui, args, &experiment, model.as_ref(), horizon)?;
-    ab_report::print(&analysis, &args.control);
-    let html = ab_report::html(&analysis, &args.control)?;
-    write_json_and_html(&args.out, "ab", &analysis, &html)?;
-    Ok(())
-}
-
-fn plan(args: &PlanArgs) -> Result<()> {
-    let n = churn_ab::stats::learners_per_arm(
-        args.baseline_rate,
-        args.mde,
-        args.alpha,
-        args.power,
-        args.arms,
-    )
-    .map_err(anyhow::Error::msg)?;
-    let per_arm = n.ceil() as u64;
-    println!(
-        "{per_arm} learners per arm ({} in all with control and {} treated arm{}) detect a churn reduction from {:.1}% to {:.1}% with power {} at two-sided alpha {} ({} per comparison).",
-        per_arm * (args.arms as u64 + 1),
-        args.arms,
-        if args.arms == 1 { "" } else { "s" },
-        100.0 * args.baseline_rate,
-        100.0 * (args.baseline_rate - args.mde),
-        args.power,
-        args.alpha,
-        args.alpha / args.arms as f64
-    );
-    Ok(())
-}
-
-/// Chooses the experiment, checks its assignments and computes each learner's
-/// outcome and features at assignment.
-fn experiment<'d>(dataset: &'d mut Dataset, args: &AbArgs, horizon: i64) -> Result<Experiment<'d>> {
-    if dataset.assignments.is_empty() {
-        bail!("the data has no assignments table: there is no experiment to read");
-    }
-    let mut experiments: BTreeMap<String, usize> = BTreeMap::new();
-    for a in &dataset.assignments {
-        *experiments.entry(a.experiment_id.clone()).or_default() += 1;
-    }
-    let listed = || experiments.keys().cloned().collect::<Vec<_>>().join(", ");
-    let id = match (&args.experiment, experiments.len()) {
-        (Some(id), _) if experiments.contains_key(id) => id.clone(),
-        (Some(id), _) => bail!(
-            "--experiment {id:?}: not in the assignments (found: {})",
-            listed()
-        ),
-        (None, 1) => experiments.keys().next().cloned().unwrap_or_default(),
-        (None, _) => bail!(
-            "several experiments: choose one with --experiment ({})",
-            listed()
-        ),
-    };
-    let data_end = dataset.last_event_time().unwrap_or(i64::MIN);
-    let grouped = Grouped::new(dataset);
-    let dataset = grouped.dataset();
-    let rows: Vec<_> = dataset
-        .assignments
-        .iter()
-        .filter(|a| a.experiment_id == id)
-        .collect();
-    let mut seen: HashMap<u32, usize> = HashMap::new();
-    for a in &rows {
-        *seen.entry(a.learner).or_default() += 1;
-    }
-    if let Some((&learner, &times)) = seen
-        .iter()
-        .filter(|(_, n)| **n > 1)
-        .min_by_key(|(l, _)| **l)
-    {
-        bail!(
-            "experiment {id}: learner {} is assigned {times} times ({} learners assigned more than once); one assignment per learner is needed",
-            dataset.learners[learner as usize].id,
-            seen.values().filter(|n| **n > 1).count()
-        );
-    }
-    let mut arm_names: Vec<String> = rows.iter().map(|a| a.arm.clone()).collect();
-    arm_names.sort();
-    arm_names.dedup();
-    if !arm_names.contains(&args.control) {
-        bail!(
-            "experiment {id}: no {:?} arm (arms: {}); name the control arm with --control",
-            args.control,
-            arm_names.join(", ")
-        );
-    }
-    let mut names = vec![args.control.clone()];
-    names.extend(arm_names.into_iter().filter(|n| *n != args.control));
-    let index: HashMap<&str, usize> = names
-        .iter()
-        .enumerate()
-        .map(|(i, n)| (n.as_str(), i))
-        .collect();
-
-    // One snapshot plan per assignment time.
-    let mut by_time: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
-    for (r, a) in rows.iter().enumerate() {
-        by_time.entry(a.assigned_at).or_default().push(r);
-    }
-    let mut units = Vec::with_capacity(rows.len());
-    let (mut already_gone, mut horizon_past_data) = (0, 0);
-    for (&t, members) in &by_time {
-        let plan = SnapshotSpec {
-            from: Some(t),
-            to: Some(t),
-            every: DAY_MS,
-            horizon,
-            data_end: Some(data_end),
-        }
-        .resolve_for_span(Some((t, data_end.max(t))))?;
-        let learners: Vec<u32> = members.iter().map(|&r| rows[r].learner).collect();
-        for (&r, examples) in members.iter().zip(grouped.examples(&learners, &plan)) {
-            let a = rows[r];
-            let Some(example) = examples.into_iter().next() else {
-                already_gone += 1;
-                continue;
-            };
-            let Some(churned) = a.churned.or(example.churned) else {
-                horizon_past_data += 1;
-                continue;
-            };
-            units.push(Unit {
-                arm: index[a.arm.as_str()],
-                churned,
-                propensity: a.propensity,
-                risk_score: a.risk_score,
-                cost: a.cost,
-                features: example.features,
-            });
-        }
-    }
-    if units.is_empty() {
-        bail!("experiment {id}: no assigned learner has an outcome yet");
-    }
-    Ok(Experiment {
-        id,
-        names,
-        units,
-        assigned: rows.len(),
-        already_gone,
-        horizon_past_data,
-        assigned_at: by_time.keys().copied().collect(),
-    })
-}
-
 /// `ARM=VALUE` items into a value per arm name, refusing unknown arms.
 fn per_arm(
     items: &[String],
     flag: &str,
     names: &[String],
     positive: bool,
-) -> Result<HashMap<String, f64>> {
+) -> Result<HashMap<String, f64>, AbError> {
     let mut out = HashMap::new();
     for item in items {
         let Some((arm, value)) = item.split_once('=') else {
-            bail!("{flag} {item:?}: expected ARM=NUMBER");
+            invalid!("{flag} {item:?}: expected ARM=NUMBER");
         };
         let value: f64 = value
             .parse()
             .ok()
             .filter(|v: &f64| v.is_finite() && if positive { *v > 0.0 } else { *v >= 0.0 })
-            .with_context(|| {
-                format!(
+            .ok_or_else(|| {
+                AbError::Invalid(format!(
                     "{flag} {item:?}: the number must be {}",
                     if positive { "positive" } else { "non-negative" }
-                )
+                ))
             })?;
         if !names.iter().any(|n| n == arm) {
-            bail!(
+            invalid!(
                 "{flag} {item:?}: no arm {arm:?} (arms: {})",
                 names.join(", ")
             );
@@ -323,13 +145,37 @@ fn per_arm(
     Ok(out)
 }
 
-fn analyse(
-    ui: &Ui,
-    args: &AbArgs,
+impl Options {
+    /// Refuses what no experiment could make sense of (a negative or
+    /// non-finite learner value, a horizon that is not positive). Arm names
+    /// in the `ARM=…` items are checked against the experiment by [`analyse`].
+    pub fn check(&self) -> Result<(), AbError> {
+        if !(self.learner_value.is_finite() && self.learner_value >= 0.0) {
+            invalid!(
+                "--learner-value {}: must be a non-negative number",
+                self.learner_value
+            );
+        }
+        if self.horizon <= 0 {
+            invalid!("--horizon must be positive");
+        }
+        Ok(())
+    }
+}
+
+/// The whole readout of `experiment`. `model` (when given) ranks learners
+/// by risk for the deciles and the top-k% policies and adds the playbook as
+/// a candidate policy; `progress(done, total)` hears of the uplift models'
+/// fits.
+pub fn analyse(
     experiment: &Experiment<'_>,
+    options: &Options,
     model: Option<&churn_model::artifact::Artifact>,
-    horizon: i64,
-) -> Result<Analysis> {
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Analysis, AbError> {
+    options.check()?;
+    let args = options;
+    let horizon = options.horizon;
     let names = &experiment.names;
     let units = &experiment.units;
     let arms = names.len();
@@ -364,29 +210,22 @@ fn analyse(
         names
             .iter()
             .map(|n| {
-                shares
-                    .get(n)
-                    .copied()
-                    .with_context(|| format!("--allocation: no share for arm {n:?}"))
+                shares.get(n).copied().ok_or_else(|| {
+                    AbError::Invalid(format!("--allocation: no share for arm {n:?}"))
+                })
             })
-            .collect::<Result<_>>()?
+            .collect::<Result<_, _>>()?
     };
     if propensities_vary && args.allocation.is_empty() {
         notes.push("propensities vary by learner (targeted assignment): the per-arm rates compare different populations; the policy values below weight by the logged propensities, and so does the sample-ratio check.".into());
     }
-    let mut readout = churn_ab::readout::readout(names, &outcomes, &args.control, &planned, 0.05)?;
+    let mut readout = crate::readout::readout(names, &outcomes, &names[0], &planned, 0.05)?;
     if propensities_vary && args.allocation.is_empty() {
         let logged: Option<Vec<f64>> = units.iter().map(|u| u.propensity).collect();
         if let Some(propensity) = logged {
             let arm: Vec<usize> = units.iter().map(|u| u.arm).collect();
-            let test = churn_ab::stats::propensity_ratio_mismatch(&arm, &propensity, arms)?;
-            readout.sample_ratio = churn_ab::readout::SampleRatio {
-                method: "Horvitz–Thompson: each arm's Σ 1/propensity against the learners assigned (largest |z|, Bonferroni over arms)".into(),
-                chi2: test.statistic,
-                p_value: test.p_value,
-                mismatch: test.p_value < 0.001,
-                planned: Vec::new(),
-            };
+            readout.sample_ratio =
+                crate::readout::SampleRatio::from_propensities(&arm, &propensity, arms)?;
         }
     }
 
@@ -420,9 +259,7 @@ fn analyse(
                 .zip(risk)
                 .map(|(u, &r)| (u.arm, u.churned, r))
                 .collect();
-            Some(churn_ab::readout::by_risk_decile(
-                names, 0, &learners, 0.05,
-            )?)
+            Some(crate::readout::by_risk_decile(names, 0, &learners, 0.05)?)
         }
         None => {
             notes.push("no risk score: give --model (or log risk_score at assignment) for effects by risk decile and the top-k% by risk policies".into());
@@ -431,7 +268,7 @@ fn analyse(
     };
 
     // Economics.
-    let flagged = per_arm(&args.cost, "--cost", names, false)?;
+    let flagged = per_arm(&args.costs, "--cost", names, false)?;
     let costs: Vec<f64> = (0..arms)
         .map(|a| {
             if let Some(&c) = flagged.get(&names[a]) {
@@ -464,7 +301,7 @@ fn analyse(
         (Vec::new(), None)
     } else {
         uplift_and_policies(
-            ui,
+            progress,
             args,
             experiment,
             model,
@@ -506,18 +343,20 @@ fn analyse(
     })
 }
 
-fn cuped(experiment: &Experiment<'_>, feature: &str) -> Result<Vec<CupedComparison>> {
+fn cuped(experiment: &Experiment<'_>, feature: &str) -> Result<Vec<CupedComparison>, AbError> {
     let covariate: Vec<f64> = experiment
         .units
         .iter()
         .map(|u| {
-            u.features.number(feature).with_context(|| {
-                format!("--cuped {feature:?}: not a numeric feature (see churn features --list)")
+            u.features.number(feature).ok_or_else(|| {
+                AbError::Invalid(format!(
+                    "--cuped {feature:?}: not a numeric feature (see churn features --list)"
+                ))
             })
         })
-        .collect::<Result<_>>()?;
+        .collect::<Result<_, _>>()?;
     if let Some(missing) = covariate.iter().position(|x| !x.is_finite()) {
-        bail!(
+        invalid!(
             "--cuped {feature:?}: missing for {} learners (first: row {missing}); choose a covariate every learner has",
             covariate.iter().filter(|x| !x.is_finite()).count()
         );
@@ -535,9 +374,10 @@ fn cuped(experiment: &Experiment<'_>, feature: &str) -> Result<Vec<CupedComparis
     (1..experiment.names.len())
         .map(|a| {
             let treated = column(a);
-            let c =
-                churn_ab::stats::cuped((&treated.0, &treated.1), (&control.0, &control.1), 0.05)
-                    .map_err(|e| anyhow::anyhow!("CUPED for {}: {e}", experiment.names[a]))?;
+            let c = crate::stats::cuped((&treated.0, &treated.1), (&control.0, &control.1), 0.05)
+                .map_err(|e| {
+                AbError::Invalid(format!("CUPED for {}: {e}", experiment.names[a]))
+            })?;
             Ok(CupedComparison::new(&experiment.names[a], c))
         })
         .collect()
@@ -545,27 +385,24 @@ fn cuped(experiment: &Experiment<'_>, feature: &str) -> Result<Vec<CupedComparis
 
 #[allow(clippy::too_many_arguments)]
 fn uplift_and_policies(
-    ui: &Ui,
-    args: &AbArgs,
+    progress: &mut dyn FnMut(u64, u64),
+    args: &Options,
     experiment: &Experiment<'_>,
     model: Option<&churn_model::artifact::Artifact>,
     risk: Option<&[f64]>,
     planned: &[f64],
     economics: &Economics,
     notes: &mut Vec<String>,
-) -> Result<(Vec<ArmUplift>, Option<PolicyComparison>)> {
+) -> Result<(Vec<ArmUplift>, Option<PolicyComparison>), AbError> {
     let names = &experiment.names;
     let units = &experiment.units;
     let arms = names.len();
     let features: Vec<FeatureRow<'_>> = units.iter().map(|u| u.features.clone()).collect();
-    let design = churn_ab::design::Design::new(&features)?;
+    let design = crate::design::Design::new(&features)?;
     let arm: Vec<usize> = units.iter().map(|u| u.arm).collect();
     let churned: Vec<bool> = units.iter().map(|u| u.churned).collect();
     let tlearner = TLearner::for_experiments(args.seed)?;
-    let bar = ui.progress(
-        (tlearner.folds * arms) as u64,
-        "uplift models (cross-fitted)",
-    );
+    let total = (tlearner.folds * arms) as u64;
     let outcome = tlearner.cross_fit(
         &design.schema.gbdt_schema(),
         &Learners {
@@ -574,9 +411,8 @@ fn uplift_and_policies(
             churned: &churned,
         },
         arms,
-        &mut |done| bar.inc(done as u64),
+        &mut |done| progress(done as u64, total),
     )?;
-    bar.finish_and_clear();
 
     let mut uplift = Vec::new();
     for a in 1..arms {
@@ -593,12 +429,12 @@ fn uplift_and_policies(
         uplift.push(ArmUplift {
             arm: names[a].clone(),
             learners: samples.len(),
-            qini_coefficient: churn_ab::uplift::qini_coefficient(&samples)?,
-            auuc: churn_ab::uplift::auuc(&samples)?,
-            uplift_at_10: churn_ab::uplift::uplift_at_k(&samples, 0.1, false)?,
-            uplift_at_30: churn_ab::uplift::uplift_at_k(&samples, 0.3, false)?,
+            qini_coefficient: crate::uplift::qini_coefficient(&samples)?,
+            auuc: crate::uplift::auuc(&samples)?,
+            uplift_at_10: crate::uplift::uplift_at_k(&samples, 0.1, false)?,
+            uplift_at_30: crate::uplift::uplift_at_k(&samples, 0.3, false)?,
             mean_predicted: samples.iter().map(|s| s.uplift).sum::<f64>() / samples.len() as f64,
-            qini: churn_ab::uplift::qini_curve(&samples)?,
+            qini: crate::uplift::qini_curve(&samples)?,
         });
     }
 
@@ -612,11 +448,11 @@ fn uplift_and_policies(
             churned: u.churned,
         })
         .collect();
-    let mut candidates = churn_ab::targeting::candidates(names, risk, &outcome, economics)?;
+    let mut candidates = crate::targeting::candidates(names, risk, &outcome, economics)?;
     if let Some(artifact) = model {
         candidates.push(playbook_candidate(artifact, experiment, notes)?);
     }
-    let comparison = churn_ab::policy_value::compare(
+    let comparison = crate::policy_value::compare(
         &log,
         &candidates,
         arms,
@@ -643,7 +479,7 @@ fn uplift_and_policies(
             comparison: &comparison,
             candidates: &candidates,
         };
-        let path = exported.write(dir)?;
+        let path = exported.write(dir, args.now_ms)?;
         notes.push(format!(
             "exported the recommended policy to {} (serve it with churn serve --policy {})",
             path.display(),
@@ -656,7 +492,7 @@ fn uplift_and_policies(
 /// What `--export-policy` needs to write the recommended policy.
 struct Export<'a, 'd> {
     experiment: &'a Experiment<'d>,
-    design: &'a churn_ab::design::Design,
+    design: &'a crate::design::Design,
     learners: &'a Learners<'a>,
     tlearner: &'a TLearner,
     economics: &'a Economics,
@@ -665,21 +501,20 @@ struct Export<'a, 'd> {
 }
 
 impl Export<'_, '_> {
-    fn write(&self, dir: &std::path::Path) -> Result<std::path::PathBuf> {
+    fn write(&self, dir: &std::path::Path, now_ms: i64) -> Result<std::path::PathBuf, AbError> {
         use churn_model::uplift_policy::{PolicyCard, Rule};
-        let chosen = self
-            .comparison
-            .recommended
-            .context("no policy could be valued: nothing to export")?;
+        let chosen = self.comparison.recommended.ok_or_else(|| {
+            AbError::Invalid("no policy could be valued: nothing to export".into())
+        })?;
         let value = &self.comparison.values[chosen];
         // Value 0 is treat_none; candidate k is value k + 1.
         let rule = match chosen {
             0 => Rule::Nobody,
-            k => self.candidates[k - 1].rule.clone().with_context(|| {
-                format!(
+            k => self.candidates[k - 1].rule.clone().ok_or_else(|| {
+                AbError::Invalid(format!(
                     "the recommended policy is {}: it is not an exportable rule (serve the playbook instead)",
                     value.name
-                )
+                ))
             })?,
         };
         let arms = self.experiment.names.len();
@@ -706,7 +541,7 @@ impl Export<'_, '_> {
         let card = PolicyCard {
             format_version: 0,
             name: format!("{}-policy", self.experiment.id),
-            version: churn_model::artifact::version_stamp(crate::commands::now_ms()),
+            version: churn_model::artifact::version_stamp(now_ms),
             source: serde_json::json!({
                 "experiment": self.experiment.id,
                 "assigned_at": self.experiment.assigned_at.iter().map(|&t| format_timestamp(t)).collect::<Vec<_>>(),
@@ -732,7 +567,7 @@ fn playbook_candidate(
     artifact: &churn_model::artifact::Artifact,
     experiment: &Experiment<'_>,
     notes: &mut Vec<String>,
-) -> Result<Candidate> {
+) -> Result<Candidate, AbError> {
     let playbook = churn_model::playbook::load(None, artifact.model.schema())?;
     let mut untested: BTreeMap<String, usize> = BTreeMap::new();
     let mut choices = Vec::with_capacity(experiment.units.len());

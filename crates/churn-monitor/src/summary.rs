@@ -1,343 +1,14 @@
-//! `churn monitor`: the prediction log joined with the outcomes later events
-//! reveal; realised accuracy, calibration and prediction drift per period,
-//! model version and role; a non-zero exit when a `--fail-on` threshold is
-//! crossed.
+//! The monitoring report for people: the terminal table and the page written
+//! as `monitor.html` (metrics over time, reliability, input drift, segments).
 
-use std::process::ExitCode;
+use std::fmt::Write;
 
-use anyhow::{Context, Result, bail};
-use churn_core::{DAY_MS, format_timestamp, parse_duration};
-use churn_features::label::{LabelStatus, label_status};
-use churn_monitor::{ModelPeriod, Monitoring, Observation, Outcome};
+use churn_core::{DAY_MS, format_timestamp};
 use churn_report::{Cell, Legend, LineChart, Page, Series, Style};
 
-use crate::cli::MonitorArgs;
-use crate::commands::{Ui, load_and_report, reference_time, write_json_and_html};
+use crate::{ModelPeriod, MonitorError, Monitoring};
 
-/// One `--fail-on` condition, e.g. `auc<0.7`.
-#[derive(Debug, Clone, PartialEq)]
-struct Threshold {
-    metric: String,
-    above: bool,
-    limit: f64,
-}
-
-const METRICS: [&str; 6] = ["auc", "ap", "brier", "ece", "psi", "feature_psi"];
-
-fn thresholds(text: &Option<String>) -> Result<Vec<Threshold>> {
-    let Some(text) = text else {
-        return Ok(Vec::new());
-    };
-    text.split(',')
-        .map(|item| {
-            let item = item.trim();
-            let (at, above) = item
-                .find('>')
-                .map(|i| (i, true))
-                .or_else(|| item.find('<').map(|i| (i, false)))
-                .with_context(|| {
-                    format!("--fail-on {item:?}: expected METRIC>LIMIT or METRIC<LIMIT")
-                })?;
-            let metric = item[..at].trim().to_lowercase();
-            if !METRICS.contains(&metric.as_str()) {
-                bail!(
-                    "--fail-on {item:?}: unknown metric {metric:?} (one of {})",
-                    METRICS.join(", ")
-                );
-            }
-            let limit: f64 = item[at + 1..]
-                .trim()
-                .parse()
-                .ok()
-                .filter(|v: &f64| v.is_finite())
-                .with_context(|| format!("--fail-on {item:?}: the limit must be a number"))?;
-            Ok(Threshold {
-                metric,
-                above,
-                limit,
-            })
-        })
-        .collect()
-}
-
-fn value_of(m: &ModelPeriod, metric: &str) -> Option<f64> {
-    match metric {
-        "psi" => m.psi,
-        "auc" => m.metrics.as_ref().map(|x| x.roc_auc.estimate),
-        "ap" => m.metrics.as_ref().map(|x| x.average_precision),
-        "brier" => m.metrics.as_ref().map(|x| x.brier),
-        "ece" => m.metrics.as_ref().map(|x| x.ece),
-        _ => None,
-    }
-}
-
-/// The conditions crossed in each model's latest period that has the metric
-/// (`ignored` features do not count for `feature_psi`).
-fn breaches(report: &Monitoring, thresholds: &[Threshold], ignored: &[String]) -> Vec<String> {
-    let mut models: Vec<(&str, &str)> = report
-        .periods
-        .iter()
-        .flat_map(|p| p.models.iter().map(|m| (m.model.as_str(), m.role.as_str())))
-        .collect();
-    models.sort();
-    models.dedup();
-    let mut out = Vec::new();
-    for t in thresholds.iter().filter(|t| t.metric == "feature_psi") {
-        let mut names: Vec<&str> = report
-            .feature_drift
-            .iter()
-            .map(|d| d.model.as_str())
-            .collect();
-        names.dedup();
-        for model in names {
-            let latest = report.feature_drift.iter().rev().find(|d| d.model == model);
-            let top = latest.and_then(|d| {
-                d.features
-                    .iter()
-                    .find(|f| !ignored.contains(&f.feature))
-                    .map(|f| (d.start, f))
-            });
-            if let Some(top) = top
-                && (if t.above {
-                    top.1.psi > t.limit
-                } else {
-                    top.1.psi < t.limit
-                })
-            {
-                out.push(format!(
-                    "{model}, period from {}: feature_psi of {} = {:.4} {} {}",
-                    format_timestamp(top.0),
-                    top.1.feature,
-                    top.1.psi,
-                    if t.above { ">" } else { "<" },
-                    t.limit
-                ));
-            }
-        }
-    }
-    for t in thresholds.iter().filter(|t| t.metric != "feature_psi") {
-        for &(model, role) in &models {
-            let latest = report.periods.iter().rev().find_map(|p| {
-                p.models
-                    .iter()
-                    .find(|m| m.model == model && m.role == role)
-                    .and_then(|m| value_of(m, &t.metric).map(|v| (p.start, v)))
-            });
-            if let Some((start, v)) = latest
-                && (if t.above { v > t.limit } else { v < t.limit })
-            {
-                out.push(format!(
-                    "{model} ({role}), period from {}: {} = {v:.4} {} {}",
-                    format_timestamp(start),
-                    t.metric,
-                    if t.above { ">" } else { "<" },
-                    t.limit
-                ));
-            }
-        }
-    }
-    out
-}
-
-pub fn monitor(ui: &Ui, args: &MonitorArgs) -> Result<ExitCode> {
-    let thresholds = thresholds(&args.fail_on)?;
-    if let Some(unknown) = args
-        .gate_ignores
-        .iter()
-        .find(|f| churn_features::registry::find(f).is_none())
-    {
-        bail!("--gate-ignores {unknown:?}: not a feature");
-    }
-    let every = parse_duration(&args.every)
-        .map_err(anyhow::Error::msg)
-        .with_context(|| format!("--every {:?}", args.every))?;
-    let horizon = parse_duration(&args.horizon)
-        .map_err(anyhow::Error::msg)
-        .with_context(|| format!("--horizon {:?}", args.horizon))?;
-    let (mut dataset, _) = load_and_report(ui, &args.data, &args.out, reference_time(&args.now)?)?;
-    let (logged, rejects, lines) = crate::prediction_log::read(&args.log, &dataset)?;
-    let rejects_path = crate::prediction_log::write_rejects(&args.out, "prediction_log", &rejects)?;
-    let logged: Vec<_> = match &args.model {
-        Some(name) => logged
-            .into_iter()
-            .filter(|l| l.model.split('@').next() == Some(name.as_str()) || l.model == *name)
-            .collect(),
-        None => logged,
-    };
-    println!(
-        "prediction log: {lines} lines = {} read{} + {} rejected (written to {})",
-        logged.len(),
-        if args.model.is_some() {
-            " for --model"
-        } else {
-            ""
-        },
-        rejects.len(),
-        rejects_path.display()
-    );
-    if logged.is_empty() {
-        bail!("no prediction to monitor");
-    }
-    let data_end = dataset.last_event_time().unwrap_or(i64::MIN);
-    let grouped = churn_table::Grouped::new(&mut dataset);
-    let dataset = grouped.dataset();
-    let observations: Vec<Observation> = logged
-        .iter()
-        .map(|l| {
-            let learner = &dataset.learners[l.learner as usize];
-            let events = grouped.events_of(l.learner);
-            let outcome = match label_status(learner.signup_at, events, l.at, horizon, data_end) {
-                LabelStatus::Labelled { churned: true } => Outcome::Churned,
-                LabelStatus::Labelled { churned: false } => Outcome::Stayed,
-                LabelStatus::Unlabelled => Outcome::Pending,
-                LabelStatus::NotEligible(_) => Outcome::NotEligible,
-            };
-            Observation {
-                time: l.at,
-                model: l.model.clone(),
-                role: l.role.clone(),
-                probability: l.probability,
-                outcome,
-                segments: vec![
-                    ("plan".into(), learner.plan.as_str().to_owned()),
-                    ("channel".into(), learner.acquisition_channel.clone()),
-                    (
-                        "device".into(),
-                        learner.device.clone().unwrap_or_else(|| "(missing)".into()),
-                    ),
-                ],
-            }
-        })
-        .collect();
-    let features = read_features(&args.features, &args.out)?;
-    let mut labels: Vec<&str> = observations
-        .iter()
-        .map(|o| o.model.as_str())
-        .chain(features.iter().map(|f| f.model.as_str()))
-        .collect();
-    labels.sort_unstable();
-    labels.dedup();
-    let mut references = std::collections::BTreeMap::new();
-    for label in labels {
-        let found = churn_model::artifact::resolve(label, &args.models)
-            .and_then(|dir| churn_model::artifact::load(&dir));
-        match found {
-            Ok(artifact) => {
-                if let Some(r) = artifact.reference {
-                    references.insert(label.to_owned(), r);
-                } else {
-                    println!(
-                        "note: {label} has no reference.json: drift is measured against its first period"
-                    );
-                }
-            }
-            Err(e) => println!("note: {label}: {e}; drift is measured against its first period"),
-        }
-    }
-    let start = churn_monitor::first_day(
-        observations
-            .iter()
-            .map(|o| o.time)
-            .chain(features.iter().map(|f| f.time)),
-    )
-    .unwrap_or(0);
-    let prediction_references = references
-        .iter()
-        .map(|(k, r)| (k.clone(), r.predictions.clone()))
-        .collect();
-    let mut report = churn_monitor::monitor(
-        &observations,
-        start,
-        every,
-        &prediction_references,
-        args.seed,
-    )?;
-    report.feature_drift = churn_monitor::feature_drift(&features, start, every, &references)?;
-    print(&report);
-    write_json_and_html(&args.out, "monitor", &report, &html(&report)?)?;
-    let crossed = breaches(&report, &thresholds, &args.gate_ignores);
-    if crossed.is_empty() {
-        return Ok(ExitCode::SUCCESS);
-    }
-    for line in &crossed {
-        eprintln!("FAIL: {line}");
-    }
-    Ok(ExitCode::from(3))
-}
-
-/// The feature log's rows; bad lines are counted and written to
-/// `<out>/rejects/feature_log.csv`.
-fn read_features(
-    paths: &[std::path::PathBuf],
-    out: &std::path::Path,
-) -> Result<Vec<churn_monitor::FeatureObservation>> {
-    use serde_json::Value;
-    let (rows, rejects, lines) = crate::prediction_log::read_lines(paths, |line, _| {
-        let value: Value = serde_json::from_str(line)
-            .map_err(|e| ("line".to_owned(), format!("not JSON: {e}")))?;
-        let when = value
-            .get("as_of")
-            .and_then(Value::as_str)
-            .or_else(|| value.get("time").and_then(Value::as_str))
-            .ok_or_else(|| ("time".to_owned(), "no as_of or time".to_owned()))?;
-        let time =
-            churn_core::parse_timestamp(when).map_err(|e| ("time".to_owned(), e.to_string()))?;
-        let model = match (
-            value.pointer("/model/name").and_then(Value::as_str),
-            value.pointer("/model/version").and_then(Value::as_str),
-        ) {
-            (Some(n), Some(v)) => format!("{n}@{v}"),
-            _ => return Err(("model".into(), "missing model name or version".into())),
-        };
-        let map = value
-            .get("features")
-            .and_then(Value::as_object)
-            .ok_or_else(|| ("features".to_owned(), "missing or not an object".to_owned()))?;
-        let mut observation = churn_monitor::FeatureObservation {
-            time,
-            model,
-            numeric: Default::default(),
-            categorical: Default::default(),
-        };
-        for (name, v) in map {
-            match v {
-                Value::Number(n) => {
-                    observation
-                        .numeric
-                        .insert(name.clone(), n.as_f64().unwrap_or(f64::NAN));
-                }
-                Value::String(s) => {
-                    observation
-                        .categorical
-                        .insert(name.clone(), Some(s.clone()));
-                }
-                Value::Null => {
-                    observation.numeric.insert(name.clone(), f64::NAN);
-                    observation.categorical.insert(name.clone(), None);
-                }
-                _ => {
-                    return Err((
-                        format!("features.{name}"),
-                        "not a number, string or null".into(),
-                    ));
-                }
-            }
-        }
-        Ok(observation)
-    })?;
-    if !paths.is_empty() {
-        let rejects_path = crate::prediction_log::write_rejects(out, "feature_log", &rejects)?;
-        println!(
-            "feature log: {lines} lines = {} read + {} rejected (written to {})",
-            rows.len(),
-            rejects.len(),
-            rejects_path.display()
-        );
-    }
-    Ok(rows)
-}
-
-fn interval_text(i: Option<churn_train::metrics::Interval>, digits: usize) -> String {
+fn interval_text(i: Option<churn_metrics::Interval>, digits: usize) -> String {
     i.map_or("–".into(), |i| {
         format!(
             "{:.d$} [{:.d$}, {:.d$}]",
@@ -358,8 +29,17 @@ fn auc_text(m: &ModelPeriod) -> String {
     })
 }
 
-fn print(report: &Monitoring) {
-    println!(
+/// The report for a terminal, as text.
+pub fn terminal(report: &Monitoring) -> String {
+    let mut out = String::new();
+    // Writing to a String cannot fail.
+    let _ = write_terminal(report, &mut out);
+    out
+}
+
+fn write_terminal(report: &Monitoring, out: &mut String) -> std::fmt::Result {
+    writeln!(
+        out,
         "\n{:<22} {:<40} {:<10} {:>6} {:>7} {:>6} {:>22} {:>7} {:>7} {:>7}",
         "period from",
         "model",
@@ -371,10 +51,11 @@ fn print(report: &Monitoring) {
         "Brier",
         "ECE",
         "PSI"
-    );
+    )?;
     for p in &report.periods {
         for m in &p.models {
-            println!(
+            writeln!(
+                out,
                 "{:<22} {:<40} {:<10} {:>6} {:>7} {:>6} {:>22} {:>7} {:>7} {:>7}",
                 format_timestamp(p.start),
                 m.model,
@@ -392,13 +73,15 @@ fn print(report: &Monitoring) {
                     .as_ref()
                     .map_or("–".into(), |x| format!("{:.4}", x.ece)),
                 m.psi.map_or("–".into(), |v| format!("{v:.3}")),
-            );
+            )?;
         }
     }
-    println!(
+    writeln!(
+        out,
         "(PSI of the predicted probabilities against {})",
         report.reference
-    );
+    )?;
+    Ok(())
 }
 
 type Metric = fn(&ModelPeriod) -> Option<f64>;
@@ -450,7 +133,7 @@ fn chart(
     title: &str,
     y_label: &str,
     values: &[(&str, Metric)],
-) -> Result<Option<String>> {
+) -> Result<Option<String>, MonitorError> {
     let series = series_of(report, values);
     let points = series.iter().flat_map(|s| s.points.iter());
     let (x0, x1, y0, y1) = points.fold(
@@ -477,7 +160,8 @@ fn chart(
     ))
 }
 
-fn html(report: &Monitoring) -> Result<String> {
+/// The page written as `monitor.html`.
+pub fn html(report: &Monitoring) -> Result<String, MonitorError> {
     let mut page = Page::new("Is the model still right?");
     page.note(&format!(
         "Predictions from the server's log, joined with the outcome later events reveal (predictions whose horizon has not ended are pending, not dropped). Periods of {} days. Prediction drift: PSI and KS of the predicted probabilities against {}.",

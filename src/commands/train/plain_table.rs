@@ -9,9 +9,9 @@ use churn_data::tabular::{ColumnKind, LabelledTable, read_labelled};
 use churn_model::Kind;
 use churn_train::{Split, Table, holdout};
 
-use crate::commands::Ui;
-use crate::train_config::TrainSettings;
-use crate::training::Prepared;
+use super::Prepared;
+use super::settings::TrainSettings;
+use crate::ui::{Ui, say};
 
 /// Share of the rows held out for validation, and for test without `--test`.
 const HOLDOUT: f64 = 0.2;
@@ -33,14 +33,14 @@ fn read(settings: &TrainSettings, path: &Path, label: &str) -> Result<LabelledTa
             .with_context(|| format!("cannot create {}", dir.display()))?;
     }
     churn_data::write_rejects_file(&table.file_columns, &table.rejects, &rejects)?;
-    println!(
+    say!(
         "{}: {} rows read, {} accepted, {} rejected (rejects: {})",
         path.display(),
         table.read,
         table.labels.len(),
         table.rejects.len(),
         rejects.display()
-    );
+    )?;
     if table.labels.len() + table.rejects.len() != table.read {
         bail!(
             "internal error: the counts of {} do not reconcile",
@@ -155,13 +155,13 @@ pub fn prepare(ui: &Ui, settings: &TrainSettings, features: &Path) -> Result<Pre
             );
         }
     }
-    println!(
+    say!(
         "{} labelled rows: train {} / valid {} / test {} ({method})",
         table.rows(),
         train.len(),
         valid.len(),
         test.len()
-    );
+    )?;
     let training = serde_json::json!({
         "mode": "table",
         "features": features.display().to_string(),

@@ -1,10 +1,13 @@
-//! `churn ab`'s readout for people: the terminal summary and ab.html.
+//! The readout of an [`Analysis`] for people: the terminal summary and the
+//! page written as `ab.html`.
 
-use anyhow::Result;
-use churn_ab::policy_value::{Estimate, PolicyComparison};
+use std::fmt::Write;
+
+use crate::AbError;
+use crate::policy_value::{Estimate, PolicyComparison};
 use churn_report::{Cell, IntervalChart, IntervalRow, Legend, LineChart, Page, Series, Style};
 
-use crate::ab::Analysis;
+use crate::analysis::Analysis;
 
 fn pp(x: f64) -> String {
     format!("{:+.2}", 100.0 * x)
@@ -122,10 +125,18 @@ fn recommendation_line(p: &PolicyComparison) -> Option<String> {
     Some(line)
 }
 
-/// The terminal readout.
-pub fn print(analysis: &Analysis, control: &str) {
+/// The readout for a terminal, as text.
+pub fn terminal(analysis: &Analysis, control: &str) -> String {
+    let mut out = String::new();
+    // Writing to a String cannot fail.
+    let _ = write_terminal(analysis, control, &mut out);
+    out
+}
+
+fn write_terminal(analysis: &Analysis, control: &str, out: &mut String) -> std::fmt::Result {
     let a = analysis;
-    println!(
+    writeln!(
+        out,
         "experiment {} at {}: {} assigned = {} with a {}-day outcome + {} already gone at assignment + {} whose horizon runs past the data",
         a.experiment,
         a.assigned_at.join(", "),
@@ -134,13 +145,15 @@ pub fn print(analysis: &Analysis, control: &str) {
         a.horizon_days,
         a.excluded["already_gone"],
         a.excluded["horizon_past_data"]
-    );
-    println!(
+    )?;
+    writeln!(
+        out,
         "\n{:<22} {:>7} {:>8} {:>8}  95% interval",
         "arm", "n", "churned", "rate"
-    );
+    )?;
     for arm in &a.readout.arms {
-        println!(
+        writeln!(
+            out,
             "{:<22} {:>7} {:>8} {:>7.1}%  [{:.1}%, {:.1}%]",
             arm.arm,
             arm.n,
@@ -148,11 +161,15 @@ pub fn print(analysis: &Analysis, control: &str) {
             100.0 * arm.rate,
             100.0 * arm.interval.0,
             100.0 * arm.interval.1
-        );
+        )?;
     }
-    println!("\nagainst {control}: difference in churn (negative = fewer churned)");
+    writeln!(
+        out,
+        "\nagainst {control}: difference in churn (negative = fewer churned)"
+    )?;
     for c in &a.readout.comparisons {
-        println!(
+        writeln!(
+            out,
             "{:<22} {:>7} pp  [{}, {}]  relative {:+.1}%  p {}  Holm p {}{}",
             c.arm,
             pp(c.difference),
@@ -166,12 +183,13 @@ pub fn print(analysis: &Analysis, control: &str) {
             } else {
                 ""
             }
-        );
+        )?;
     }
     if let Some((feature, rows)) = &a.cuped {
-        println!("\nCUPED on {feature}:");
+        writeln!(out, "\nCUPED on {feature}:")?;
         for c in rows {
-            println!(
+            writeln!(
+                out,
                 "{:<22} {:>7} pp  [{}, {}]  p {:.4}  variance −{:.1}%",
                 c.arm,
                 pp(c.difference),
@@ -179,41 +197,51 @@ pub fn print(analysis: &Analysis, control: &str) {
                 pp(c.interval.1),
                 c.p_value,
                 100.0 * c.variance_reduction
-            );
+            )?;
         }
     }
-    println!("\n{}", srm_line(a));
+    writeln!(out, "\n{}", srm_line(a))?;
     if let (Some(deciles), Some(source)) = (&a.by_risk_decile, &a.risk_source) {
-        println!("\nby decile of {source} (difference vs control, pp):");
-        print!("{:<8} {:>13}", "decile", "risk");
+        writeln!(out, "\nby decile of {source} (difference vs control, pp):")?;
+        write!(out, "{:<8} {:>13}", "decile", "risk")?;
         for name in a.readout.arms.iter().skip(1) {
-            print!("  {:>26}", name.arm);
+            write!(out, "  {:>26}", name.arm)?;
         }
-        println!();
+        writeln!(out)?;
         for d in deciles {
-            print!("{:<8} {:>5.3}–{:<7.3}", d.decile, d.risk_low, d.risk_high);
+            write!(
+                out,
+                "{:<8} {:>5.3}–{:<7.3}",
+                d.decile, d.risk_low, d.risk_high
+            )?;
             for e in &d.effects {
                 match (e.difference, e.interval) {
-                    (Some(diff), Some((low, high))) => print!(
+                    (Some(diff), Some((low, high))) => write!(
+                        out,
                         "  {:>+7.1} [{:>+6.1}, {:>+6.1}]",
                         100.0 * diff,
                         100.0 * low,
                         100.0 * high
-                    ),
-                    _ => print!("  {:>26}", "–"),
+                    )?,
+                    _ => write!(out, "  {:>26}", "–")?,
                 }
             }
-            println!();
+            writeln!(out)?;
         }
     }
     if !a.uplift.is_empty() {
-        println!("\nuplift models (T-learner, cross-fitted; uplift = churn reduction):");
-        println!(
+        writeln!(
+            out,
+            "\nuplift models (T-learner, cross-fitted; uplift = churn reduction):"
+        )?;
+        writeln!(
+            out,
             "{:<22} {:>8} {:>8} {:>10} {:>10} {:>10}",
             "arm", "Qini", "AUUC", "uplift@10%", "uplift@30%", "mean pred"
-        );
+        )?;
         for u in &a.uplift {
-            println!(
+            writeln!(
+                out,
                 "{:<22} {:>8.4} {:>8.4} {:>10} {:>10} {:>10}",
                 u.arm,
                 u.qini_coefficient,
@@ -221,11 +249,12 @@ pub fn print(analysis: &Analysis, control: &str) {
                 pp(u.uplift_at_10),
                 pp(u.uplift_at_30),
                 pp(u.mean_predicted)
-            );
+            )?;
         }
     }
     if let Some(p) = &a.policies {
-        println!(
+        writeln!(
+            out,
             "\npolicies (learner value {}, costs {}): net value per learner vs treating no one",
             a.learner_value,
             a.costs
@@ -233,14 +262,16 @@ pub fn print(analysis: &Analysis, control: &str) {
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect::<Vec<_>>()
                 .join(" ")
-        );
-        println!(
+        )?;
+        writeln!(
+            out,
             "{:<32} {:>8} {:>8} {:>24} {:>9} {:>9} {:>9}",
             "policy", "treated", "churn", "net value DR [95%]", "IPW", "SNIPW", "modelled"
-        );
+        )?;
         for v in &p.values {
             let dr = v.net_value.dr;
-            println!(
+            writeln!(
+                out,
                 "{:<32} {:>7.0}% {:>7.1}% {:>8.2} [{:>6.2}, {:>6.2}] {:>9.2} {:>9.2} {:>9.2}",
                 v.name,
                 100.0 * v.treated_share,
@@ -251,14 +282,15 @@ pub fn print(analysis: &Analysis, control: &str) {
                 v.net_value.ipw.estimate,
                 v.net_value.snipw.estimate,
                 v.modelled_net_value
-            );
+            )?;
         }
         if let Some(line) = recommendation_line(p) {
-            println!("\n{line}");
+            writeln!(out, "\n{line}")?;
         }
     }
     let working = working_arms(a);
-    println!(
+    writeln!(
+        out,
         "\nin short: {}; {}",
         if working.is_empty() {
             "no arm reduced churn significantly (Holm-adjusted)".to_owned()
@@ -273,13 +305,14 @@ pub fn print(analysis: &Analysis, control: &str) {
         } else {
             "no sample ratio mismatch"
         }
-    );
+    )?;
     for line in for_whom(a) {
-        println!("for whom: {line}");
+        writeln!(out, "for whom: {line}")?;
     }
     for note in &a.notes {
-        println!("note: {note}");
+        writeln!(out, "note: {note}")?;
     }
+    Ok(())
 }
 
 fn row(name: &str, e: f64, low: f64, high: f64, highlight: bool) -> IntervalRow {
@@ -293,7 +326,7 @@ fn row(name: &str, e: f64, low: f64, high: f64, highlight: bool) -> IntervalRow 
 }
 
 /// ab.html.
-pub fn html(analysis: &Analysis, control: &str) -> Result<String> {
+pub fn html(analysis: &Analysis, control: &str) -> Result<String, AbError> {
     let a = analysis;
     let mut page = Page::new(&format!("Experiment {}", a.experiment));
     page.note(&format!(

@@ -7,8 +7,15 @@ use anyhow::{Context, Result};
 use churn_core::format_timestamp;
 
 use crate::cli::{ModelKind, TrainArgs};
-use crate::commands::{Ui, load_and_report, reference_time, snapshot_spec};
-use crate::train_config::{self, TrainSettings};
+use crate::flags::{now_ms, reference_time, snapshot_spec};
+use crate::loading::load_and_report;
+use crate::output::write_file;
+use crate::ui::{Ui, say};
+
+mod plain_table;
+pub mod settings;
+
+use settings::TrainSettings;
 
 /// A labelled table ready to fit, and what the card and report say about it.
 pub struct Prepared {
@@ -21,10 +28,10 @@ pub struct Prepared {
 }
 
 pub fn train(ui: &Ui, args: &TrainArgs) -> Result<Vec<PathBuf>> {
-    let settings = train_config::resolve(args)?;
+    let settings = settings::resolve(args)?;
     let prepared = match (&settings.data, &settings.features) {
         (Some(data), _) => from_churn_data(ui, &settings, data)?,
-        (None, Some(features)) => crate::tabular::prepare(ui, &settings, features)?,
+        (None, Some(features)) => plain_table::prepare(ui, &settings, features)?,
         (None, None) => anyhow::bail!("give --data DIR or --features FILE --label COL"),
     };
     fit_and_save(ui, &settings, prepared)
@@ -58,14 +65,14 @@ fn from_churn_data(ui: &Ui, settings: &TrainSettings, data: &Path) -> Result<Pre
     let split = churn_train::out_of_time_split(&table.as_of, plan.horizon())?;
     let fingerprint = data_fingerprint(data)?;
     let snapshots = &settings.snapshots;
-    println!(
+    say!(
         "{} labelled examples: train {} / valid {} / test {} (out of time, purge gap {})",
         table.rows(),
         split.train.len(),
         split.valid.len(),
         split.test.len(),
         snapshots.horizon
-    );
+    )?;
     let context = vec![
         format!(
             "Data {} (SHA-256 {}), as-of times every {} with a {} label horizon, seed {}.",
@@ -173,13 +180,13 @@ fn fit_and_save(ui: &Ui, settings: &TrainSettings, prepared: Prepared) -> Result
             seed: settings.seed,
             parameters: fitted.parameters.clone(),
             metrics,
-            created_at_ms: crate::commands::now_ms(),
+            created_at_ms: now_ms(),
             reference: Some(table.reference(&split.test, &fitted.test_probabilities)),
         };
         let (card, dir) =
             churn_model::artifact::save(&settings.out, &name, &fitted.model, card_input)?;
         let t = &fitted.test;
-        println!(
+        say!(
             "{name}@{}: test AUC {:.4} [{:.4}, {:.4}]  AP {:.4}  log loss {:.4}  Brier {:.4}  ECE {:.4}  lift@10% {:.2}  calibration {} -> {}",
             card.version,
             t.roc_auc.estimate,
@@ -192,7 +199,7 @@ fn fit_and_save(ui: &Ui, settings: &TrainSettings, prepared: Prepared) -> Result
             t.lift_at_10,
             card.calibration,
             dir.display()
-        );
+        )?;
         fits.push((format!("{name}@{}", card.version), fitted));
         written.push(dir);
     }
@@ -213,12 +220,12 @@ fn fit_and_save(ui: &Ui, settings: &TrainSettings, prepared: Prepared) -> Result
     )?;
     spinner.finish_and_clear();
     for dir in &written {
-        crate::commands::write_atomically(&dir.join("report.html"), |w| {
+        write_file(&dir.join("report.html"), |w| {
             Ok(std::io::Write::write_all(w, html.as_bytes())?)
         })?;
     }
     if let Some(dir) = written.first() {
-        println!("report: {}", dir.join("report.html").display());
+        say!("report: {}", dir.join("report.html").display())?;
     }
     Ok(written)
 }

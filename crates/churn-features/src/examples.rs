@@ -1,0 +1,223 @@
+//! Examples: a learner at an as-of time, with its features and label, at
+//! rolling as-of times ([`SnapshotSpec`] → [`SnapshotPlan`]), computed from a
+//! dataset grouped by learner ([`Grouped`]). The batch table, training,
+//! scoring, the A/B readout and the monitor all take their examples from here,
+//! so "which learners are examples at `t`, and what is their label" has one
+//! answer.
+
+use churn_core::{DAY_MS, Dataset, Event, format_timestamp};
+use rayon::prelude::*;
+
+use crate::label::{LabelStatus, label_status};
+use crate::{FeatureRow, Profile, SortedEvents, compute};
+
+/// What is wrong with the as-of times asked for.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SnapshotError {
+    #[error("invalid snapshot plan: {0}")]
+    Plan(String),
+    #[error("the dataset has no events, so there is nothing to take snapshots of")]
+    NoEvents,
+}
+
+/// The as-of times asked for; unset bounds are derived from the data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotSpec {
+    /// First as-of time (ms). Default: the earliest snapshot, stepping back
+    /// from `to` by `every`, that has `horizon` of history behind it.
+    pub from: Option<i64>,
+    /// Last as-of time (ms). Default: the end of the data, floored to 00:00 UTC.
+    pub to: Option<i64>,
+    /// Spacing of the as-of times (ms).
+    pub every: i64,
+    /// Label horizon (ms).
+    pub horizon: i64,
+    /// Last time the data covers (ms). Default: the latest event.
+    pub data_end: Option<i64>,
+}
+
+impl SnapshotSpec {
+    /// Rolling snapshots every 14 days with a 30-day horizon.
+    pub fn every_14_days() -> Self {
+        SnapshotSpec {
+            from: None,
+            to: None,
+            every: 14 * DAY_MS,
+            horizon: 30 * DAY_MS,
+            data_end: None,
+        }
+    }
+
+    /// Checks the spec against a dataset and lists the as-of times.
+    pub fn resolve(&self, dataset: &Dataset) -> Result<SnapshotPlan, SnapshotError> {
+        let first = dataset.events.iter().map(|e| e.ts).min();
+        let last = dataset.last_event_time();
+        self.resolve_for_span(first.zip(last))
+    }
+
+    /// Checks the spec given the earliest and latest event time of the data.
+    pub fn resolve_for_span(
+        &self,
+        event_span: Option<(i64, i64)>,
+    ) -> Result<SnapshotPlan, SnapshotError> {
+        if self.every <= 0 || self.horizon <= 0 {
+            return Err(SnapshotError::Plan(
+                "--every and --horizon must be positive".into(),
+            ));
+        }
+        let Some((first_event, last_event)) = event_span else {
+            return Err(SnapshotError::NoEvents);
+        };
+        let data_end = self.data_end.unwrap_or(last_event);
+        let to = self.to.unwrap_or(data_end.div_euclid(DAY_MS) * DAY_MS);
+        let from = match self.from {
+            Some(from) => from,
+            None => {
+                let earliest = first_event.saturating_add(self.horizon);
+                let steps = (to - earliest).max(0) / self.every;
+                to - steps * self.every
+            }
+        };
+        if from > to {
+            return Err(SnapshotError::Plan(format!(
+                "--from {} is after --to {}",
+                format_timestamp(from),
+                format_timestamp(to)
+            )));
+        }
+        let times: Vec<i64> = (0..)
+            .map(|k: i64| from + k * self.every)
+            .take_while(|&t| t <= to)
+            .collect();
+        Ok(SnapshotPlan {
+            times,
+            horizon: self.horizon,
+            data_end,
+        })
+    }
+}
+
+/// Checked as-of times, horizon and end of data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotPlan {
+    times: Vec<i64>,
+    horizon: i64,
+    data_end: i64,
+}
+
+impl SnapshotPlan {
+    /// The as-of times, ascending.
+    pub fn times(&self) -> &[i64] {
+        &self.times
+    }
+
+    /// The label horizon (ms).
+    pub fn horizon(&self) -> i64 {
+        self.horizon
+    }
+
+    /// The last time the data covers (ms): later horizons are unlabelled.
+    pub fn data_end(&self) -> i64 {
+        self.data_end
+    }
+}
+
+/// One example: a learner at an as-of time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Example<'a> {
+    /// Index into `dataset.learners`.
+    pub learner: u32,
+    pub as_of: i64,
+    /// `None` when the horizon runs past the end of the data.
+    pub churned: Option<bool>,
+    pub features: FeatureRow<'a>,
+}
+
+/// A dataset whose events are sorted by (learner, time): what computing
+/// examples needs, built once.
+pub struct Grouped<'a> {
+    dataset: &'a Dataset,
+    /// Learner `l` owns `events[starts[l]..starts[l + 1]]`.
+    starts: Vec<usize>,
+    course_lessons: Vec<u32>,
+}
+
+impl<'a> Grouped<'a> {
+    /// Sorts the events by (learner, time), stable, in place.
+    pub fn new(dataset: &'a mut Dataset) -> Self {
+        let events = &mut dataset.events;
+        if !events.is_sorted_by_key(|e| (e.learner, e.ts)) {
+            events.par_sort_by_key(|e| (e.learner, e.ts));
+        }
+        let starts = (0..=dataset.learners.len() as u32)
+            .map(|l| events.partition_point(|e| e.learner < l))
+            .collect();
+        let dataset = &*dataset;
+        Grouped {
+            dataset,
+            starts,
+            course_lessons: dataset.courses.iter().map(|c| c.lessons).collect(),
+        }
+    }
+
+    /// The dataset.
+    pub fn dataset(&self) -> &'a Dataset {
+        self.dataset
+    }
+
+    /// Learner `l`'s events, sorted by time (empty for an unknown index).
+    pub fn events_of(&self, l: u32) -> &'a [Event] {
+        let l = l as usize;
+        match (self.starts.get(l), self.starts.get(l + 1)) {
+            (Some(&from), Some(&to)) => &self.dataset.events[from..to],
+            _ => &[],
+        }
+    }
+
+    /// The examples of `learners` at the plan's as-of times, computed in
+    /// parallel, one list per learner in the order given.
+    pub fn examples(&self, learners: &[u32], plan: &SnapshotPlan) -> Vec<Vec<Example<'a>>> {
+        learners
+            .par_iter()
+            .map(|&l| {
+                let events =
+                    &self.dataset.events[self.starts[l as usize]..self.starts[l as usize + 1]];
+                learner_examples(self.dataset, l, events, plan, &self.course_lessons)
+            })
+            .collect()
+    }
+}
+
+/// The examples of one learner at every as-of time of the plan.
+pub fn learner_examples<'a>(
+    dataset: &'a Dataset,
+    learner: u32,
+    events: &[Event],
+    plan: &SnapshotPlan,
+    course_lessons: &[u32],
+) -> Vec<Example<'a>> {
+    let profile = Profile::from(&dataset.learners[learner as usize]);
+    // Grouped events are sorted, so this never fails; an unsorted slice would
+    // give wrong windows, so refuse it rather than guess.
+    let Ok(sorted) = SortedEvents::check(events) else {
+        return Vec::new();
+    };
+    plan.times
+        .iter()
+        .filter_map(|&t| {
+            let status = label_status(profile.signup_at, events, t, plan.horizon, plan.data_end);
+            let churned = match status {
+                LabelStatus::NotEligible(_) => return None,
+                LabelStatus::Unlabelled => None,
+                LabelStatus::Labelled { churned } => Some(churned),
+            };
+            Some(Example {
+                learner,
+                as_of: t,
+                churned,
+                features: compute(&profile, sorted, t, course_lessons),
+            })
+        })
+        .collect()
+}

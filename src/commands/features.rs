@@ -1,0 +1,87 @@
+//! `churn features`: the training table (features and labels at rolling
+//! as-of times), in one pass or by partitions of learners.
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Result;
+use churn_core::format_timestamp;
+use churn_data::LoadOptions;
+use churn_table::{TableFormat, TableWriter};
+
+use crate::cli::FeaturesArgs;
+use crate::flags::{reference_time, snapshot_spec};
+use crate::loading::{load_and_report, report_validation, strict_failure};
+use crate::ui::{Ui, say};
+
+pub fn features(ui: &Ui, args: &FeaturesArgs) -> Result<ExitCode> {
+    let spec = snapshot_spec(&args.snapshots)?;
+    TableFormat::of(&args.out)?;
+    let out_dir = match args.out.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let clock = Instant::now();
+    let now = reference_time(&args.now)?;
+    let (plan, summary, loaded_in) = if args.partitions.get() == 1 {
+        let (mut dataset, report) = load_and_report(ui, &args.data, &out_dir, now)?;
+        if args.strict && report.total_rejected() > 0 {
+            return Ok(strict_failure(&report, &out_dir));
+        }
+        let loaded_in = clock.elapsed();
+        let plan = spec.resolve(&dataset)?;
+        let bar = ui.progress(dataset.learners.len() as u64, "features");
+        let summary = churn_table::write_table(&mut dataset, &plan, &args.out, &|n| bar.inc(n))?;
+        bar.finish_and_clear();
+        (plan, summary, loaded_in)
+    } else {
+        let spinner = ui.spinner("validating");
+        let mut part =
+            churn_data::load_dir_partitioned(&args.data, &LoadOptions { now }, args.partitions)?;
+        spinner.finish_and_clear();
+        report_validation(ui, &part.report, &out_dir)?;
+        if args.strict && part.report.total_rejected() > 0 {
+            return Ok(strict_failure(&part.report, &out_dir));
+        }
+        let loaded_in = clock.elapsed();
+        let plan = spec.resolve_for_span(part.event_span)?;
+        let bar = ui.progress(
+            (part.dataset.learners.len() * part.partitions()) as u64,
+            "features",
+        );
+        let mut writer = TableWriter::create(&args.out)?;
+        for k in 0..part.partitions() {
+            part.dataset.events = part.events_of(k)?;
+            writer.append(&mut part.dataset, &plan, &|n| bar.inc(n))?;
+            part.dataset.events = Vec::new();
+        }
+        bar.finish_and_clear();
+        (plan, writer.finish()?, loaded_in)
+    };
+    let times = plan.times();
+    say!(
+        "{} snapshots every {} from {} to {} (horizon {}, data end {})",
+        times.len(),
+        args.snapshots.every,
+        times
+            .first()
+            .map_or_else(String::new, |&t| format_timestamp(t)),
+        times
+            .last()
+            .map_or_else(String::new, |&t| format_timestamp(t)),
+        args.snapshots.horizon,
+        format_timestamp(plan.data_end()),
+    )?;
+    say!(
+        "{} examples of {} learners: {} labelled ({:.1}% churned), {} unlabelled; loaded in {:.1} s, features in {:.1} s -> {}",
+        summary.rows,
+        summary.learners,
+        summary.labelled,
+        100.0 * summary.churned as f64 / summary.labelled.max(1) as f64,
+        summary.rows - summary.labelled,
+        loaded_in.as_secs_f64(),
+        (clock.elapsed() - loaded_in).as_secs_f64(),
+        args.out.display()
+    )?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,71 @@
+//! Flag values that several commands parse the same way: times, durations,
+//! snapshot plans and the reference "now".
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+use churn_core::{parse_duration, parse_timestamp};
+use churn_features::SnapshotSpec;
+
+use crate::cli::SnapshotArgs;
+
+/// The wall clock in ms since the epoch (0 if the clock is before 1970).
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// A duration flag such as `--horizon 30d`, in ms.
+pub fn duration(flag: &str, text: &str) -> Result<i64> {
+    parse_duration(text)
+        .map_err(anyhow::Error::msg)
+        .with_context(|| format!("{flag} {text:?}"))
+}
+
+/// An optional time flag such as `--from 2026-01-01`, in ms.
+pub fn optional_time(flag: &str, text: &Option<String>) -> Result<Option<i64>> {
+    text.as_deref()
+        .map(|t| parse_timestamp(t).with_context(|| format!("{flag} {t:?}")))
+        .transpose()
+}
+
+/// `--now`, else the wall clock: what "in the future" means when validating.
+pub fn reference_time(now: &Option<String>) -> Result<i64> {
+    Ok(optional_time("--now", now)?.unwrap_or_else(now_ms))
+}
+
+/// The snapshot flags shared by features, train and evaluate.
+pub fn snapshot_spec(args: &SnapshotArgs) -> Result<SnapshotSpec> {
+    Ok(SnapshotSpec {
+        from: optional_time("--from", &args.from)?,
+        to: optional_time("--to", &args.to)?,
+        every: duration("--every", &args.every)?,
+        horizon: duration("--horizon", &args.horizon)?,
+        data_end: optional_time("--data-end", &args.data_end)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_flag_value_is_named_with_the_flag() {
+        assert_eq!(
+            duration("--every", "14d").expect("parses"),
+            14 * churn_core::DAY_MS
+        );
+        let err = format!(
+            "{:#}",
+            duration("--every", "fortnight").expect_err("refused")
+        );
+        assert!(err.starts_with("--every \"fortnight\""), "{err}");
+        let err = format!(
+            "{:#}",
+            optional_time("--from", &Some("yesterday".into())).expect_err("refused")
+        );
+        assert!(err.starts_with("--from \"yesterday\""), "{err}");
+        assert_eq!(optional_time("--to", &None).expect("none"), None);
+    }
+}

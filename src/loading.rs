@@ -1,0 +1,61 @@
+//! Loading a data directory the way every command does: validate it, write
+//! the rejects and `validation.json` beside the command's output, say the
+//! counts, and check that they reconcile.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use churn_core::Dataset;
+use churn_data::{LoadOptions, ValidationReport};
+
+use crate::output::write_json;
+use crate::ui::Ui;
+
+/// Loads and validates `data` (times after `now` are rejected) and reports
+/// the validation into `out`.
+pub fn load_and_report(
+    ui: &Ui,
+    data: &Path,
+    out: &Path,
+    now: i64,
+) -> Result<(Dataset, ValidationReport)> {
+    let spinner = ui.spinner("validating");
+    let loaded = churn_data::load_dir(data, &LoadOptions { now })?;
+    spinner.finish_and_clear();
+    report_validation(ui, &loaded.report, out)?;
+    Ok((loaded.dataset, loaded.report))
+}
+
+/// Writes the rejects and validation.json to `out` and prints the counts.
+pub fn report_validation(ui: &Ui, report: &ValidationReport, out: &Path) -> Result<()> {
+    let written = report.write_rejects(out)?;
+    churn_core::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    write_json(&out.join("validation.json"), &report.to_json())?;
+    let text = format!(
+        "{report}{} rows rejected; rejects written to {}",
+        report.total_rejected(),
+        written
+            .first()
+            .and_then(|p| p.parent())
+            .unwrap_or(out)
+            .display()
+    );
+    ui.summary(&text)?;
+    for table in &report.tables {
+        if !table.reconciles() {
+            bail!("internal error: counts of {} do not reconcile", table.table);
+        }
+    }
+    Ok(())
+}
+
+/// `--strict` with rejected rows: says so and fails.
+pub fn strict_failure(report: &ValidationReport, out: &Path) -> ExitCode {
+    eprintln!(
+        "error: --strict: {} rows rejected (see {})",
+        report.total_rejected(),
+        out.join("rejects").display()
+    );
+    ExitCode::FAILURE
+}
