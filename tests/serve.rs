@@ -731,6 +731,52 @@ fn a_slow_client_is_cut_off_while_others_are_served() {
     assert_eq!(status, 200);
 }
 
+/// The value of an unlabelled counter in a `/metrics` answer.
+fn counter(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in\n{metrics}"))
+}
+
+#[test]
+fn a_client_that_stalls_in_its_body_gets_408_and_is_not_counted_as_load() {
+    let mut config = config(Path::new("models"));
+    config.body_timeout_ms = 300;
+    // A request timeout shorter than the body's would have said 503 before.
+    config.request_timeout_ms = 200;
+    let server = Server::start(config);
+    let mut stalled = TcpStream::connect(server.addr).expect("connect");
+    stalled
+        .write_all(
+            b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 400\r\n\r\n{\"instances\": [",
+        )
+        .expect("headers and part of the body");
+    let (status, _) = predict(
+        server.addr,
+        &json!({"instances": [features_instance("L1")]}),
+    );
+    assert_eq!(status, 200, "others are served meanwhile");
+    stalled
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut buffer = Vec::new();
+    let started = std::time::Instant::now();
+    let _ = stalled.read_to_end(&mut buffer);
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "the server answered and closed the stalled connection"
+    );
+    let text = String::from_utf8_lossy(&buffer);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("body_timeout"), "{text}");
+    let (status, metrics) = http(server.addr, "GET", "/metrics", &[], "");
+    assert_eq!(status, 200);
+    assert_eq!(counter(&metrics, "churn_slow_clients_total"), 1.0);
+    assert_eq!(counter(&metrics, "churn_load_shed_total"), 0.0);
+    assert_eq!(counter(&metrics, "churn_request_timeouts_total"), 0.0);
+}
+
 #[test]
 fn a_new_version_in_the_models_directory_is_picked_up_by_the_watcher() {
     let models = tempfile::tempdir().expect("tempdir");

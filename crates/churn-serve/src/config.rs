@@ -46,12 +46,22 @@ pub struct ServeConfig {
     pub max_events: usize,
     /// Largest `top_k`.
     pub max_top_k: usize,
-    /// Requests handled at once; more are refused with 503 + Retry-After.
+    /// Scoring requests handled at once (default: twice the cores, since
+    /// scoring is CPU-bound and more in flight only queue on the cores). A
+    /// request is admitted only once its whole body has arrived.
     pub max_concurrency: usize,
-    /// Time to answer one request, ms (then 503).
+    /// Longest a scoring request waits for a free slot, ms; then it is
+    /// refused with 503 + Retry-After (counted as load shedding). Short, so
+    /// the excess is refused fast and the admitted keep a low latency.
+    pub queue_wait_ms: u64,
+    /// Time to answer an admitted request, ms (then 503 `timeout`).
     pub request_timeout_ms: u64,
     /// Time a client has to send its request headers, ms (slow clients are cut off).
     pub header_timeout_ms: u64,
+    /// Time a client has to send its whole body once the headers are in, ms
+    /// (then 408 and the connection is closed: a stalled client is the
+    /// client's fault, not load).
+    pub body_timeout_ms: u64,
     /// Prediction log (JSON lines); none when unset.
     pub prediction_log: Option<PathBuf>,
     /// Served feature values for `churn monitor`'s input drift, JSON lines,
@@ -94,9 +104,11 @@ impl Default for ServeConfig {
             max_batch: 1000,
             max_events: 100_000,
             max_top_k: 50,
-            max_concurrency: 512,
+            max_concurrency: default_concurrency(),
+            queue_wait_ms: 2,
             request_timeout_ms: 10_000,
             header_timeout_ms: 5_000,
+            body_timeout_ms: 5_000,
             prediction_log: None,
             feature_log: None,
             feature_log_share: 0.1,
@@ -108,6 +120,11 @@ impl Default for ServeConfig {
             shutdown_grace_ms: 10_000,
         }
     }
+}
+
+/// Twice the cores this process may use.
+fn default_concurrency() -> usize {
+    2 * std::thread::available_parallelism().map_or(2, usize::from)
 }
 
 impl ServeConfig {
@@ -151,7 +168,9 @@ impl ServeConfig {
                 "MAX_BATCH" => self.max_batch = number(&value)? as usize,
                 "MAX_BODY_BYTES" => self.max_body_bytes = number(&value)? as usize,
                 "MAX_CONCURRENCY" => self.max_concurrency = number(&value)? as usize,
+                "QUEUE_WAIT_MS" => self.queue_wait_ms = number(&value)?,
                 "REQUEST_TIMEOUT_MS" => self.request_timeout_ms = number(&value)?,
+                "BODY_TIMEOUT_MS" => self.body_timeout_ms = number(&value)?,
                 "WATCH_SECONDS" => self.watch_seconds = number(&value)?,
                 _ => return Err(bad("unknown setting")),
             }
@@ -190,7 +209,8 @@ impl ServeConfig {
                 return fail(format!("{name} must be at least 1"));
             }
         }
-        if self.request_timeout_ms == 0 || self.header_timeout_ms == 0 {
+        if self.request_timeout_ms == 0 || self.header_timeout_ms == 0 || self.body_timeout_ms == 0
+        {
             return fail("timeouts must be at least 1 ms".into());
         }
         for (name, token) in [
@@ -216,7 +236,11 @@ mod tests {
     fn file_then_environment_and_every_value_checked() {
         let mut config = ServeConfig::from_toml("champion = \"a\"\nmax_batch = 10\n").unwrap();
         assert_eq!((config.champion.as_str(), config.max_batch), ("a", 10));
-        assert_eq!(config.max_concurrency, 512, "defaults fill the rest");
+        assert_eq!(
+            config.max_concurrency,
+            default_concurrency(),
+            "defaults fill the rest"
+        );
         config
             .apply_env([
                 ("CHURN_SERVE_MAX_BATCH".into(), "20".into()),

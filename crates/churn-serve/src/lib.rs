@@ -3,15 +3,30 @@
 //!
 //! Links churn-model and churn-features only (no polars, no linfa, no
 //! training code). Models are swapped atomically on reload ([`arc_swap`]);
-//! bad input gets a 4xx JSON error naming the field; load beyond
-//! `max_concurrency` gets 503 + Retry-After instead of a queue.
+//! bad input gets a 4xx JSON error naming the field; a request waits at most
+//! `queue_wait_ms` for one of `max_concurrency` scoring slots, then gets 503
+//! + Retry-After; a client that stalls in its body gets 408.
+//!
+//! Modules by concern: `routes` (the route table), `middleware` (request
+//! id, metrics, body reading, admission), `auth`, `body`, `predict`,
+//! `info` (models, health, metrics, OpenAPI), `admin` (reload), `oip` (Open
+//! Inference Protocol v2), `deploy` (loading and swapping deployments),
+//! `state`, `api` (request parsing), `predlog` (the log writer),
+//! `telemetry`, `drift`.
 
+mod admin;
 mod api;
+mod auth;
+mod body;
 pub mod config;
+mod deploy;
 mod drift;
 mod error;
+mod info;
+mod middleware;
 mod oip;
 mod openapi;
+mod predict;
 mod predlog;
 mod routes;
 mod state;
@@ -63,7 +78,7 @@ impl App {
     pub fn build(config: ServeConfig) -> Result<Self, ServeError> {
         config.check()?;
         let deployment =
-            state::load_deployment(&config, &config.champion, config.challenger.as_deref())?;
+            deploy::load_deployment(&config, &config.champion, config.challenger.as_deref())?;
         let telemetry = telemetry::Telemetry::new();
         let open = |path: Option<&std::path::Path>| {
             path.map(|path| {
@@ -79,7 +94,15 @@ impl App {
         };
         let log = open(config.prediction_log.as_deref())?;
         let feature_log = open(config.feature_log.as_deref())?;
+        let admission = Arc::new(middleware::Admission::new(
+            config.max_concurrency,
+            config.queue_wait_ms,
+            config.request_timeout_ms,
+            telemetry.shed.clone(),
+            telemetry.timeouts.clone(),
+        ));
         let state = Arc::new(state::AppState {
+            admission,
             config,
             deployment: ArcSwap::from_pointee(deployment),
             telemetry,
@@ -87,7 +110,7 @@ impl App {
             feature_log,
             reload: tokio::sync::Mutex::new(()),
         });
-        routes::publish_models(&state);
+        state.publish_models();
         Ok(App {
             router: routes::router(state.clone()),
             state,
@@ -112,12 +135,9 @@ impl App {
     /// check; the old ones keep serving otherwise.
     pub async fn reload(&self) -> Result<serde_json::Value, String> {
         let config = &self.state.config;
-        routes::reload_models(
-            &self.state,
-            config.champion.clone(),
-            config.challenger.clone(),
-        )
-        .await
+        self.state
+            .reload(config.champion.clone(), config.challenger.clone())
+            .await
     }
 
     /// Serves on `listener` until `shutdown` resolves, then stops accepting,
@@ -207,9 +227,9 @@ async fn watch(state: Arc<state::AppState>, every: Duration) {
                 .collect()
         };
         if wanted.iter().all(Option::is_some) && wanted != current {
-            let _ =
-                routes::reload_models(&state, config.champion.clone(), config.challenger.clone())
-                    .await;
+            let _ = state
+                .reload(config.champion.clone(), config.challenger.clone())
+                .await;
         }
     }
 }

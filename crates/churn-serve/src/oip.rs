@@ -1,14 +1,23 @@
-//! Open Inference Protocol v2 request bodies: one input tensor per feature
-//! (`FP64`/`FP32`/`INT*` for numeric features, `BYTES` for categorical ones),
-//! each of the same length; `null` is a missing value (an extension: JSON has
-//! no NaN).
+//! The Open Inference Protocol v2 routes (KServe / Triton clients) and their
+//! request bodies: one input tensor per feature (`FP64`/`FP32`/`INT*` for
+//! numeric features, `BYTES` for categorical ones), each of the same length;
+//! `null` is a missing value (an extension: JSON has no NaN).
 
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use churn_model::Kind;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::api::OwnedInput;
+use crate::auth::check_predict_token;
+use crate::body::json_body;
 use crate::error::ApiError;
-use crate::state::Served;
+use crate::info::unknown_model;
+use crate::state::{AppState, Served};
 
 const NUMERIC_TYPES: [&str; 10] = [
     "FP64", "FP32", "FP16", "INT64", "INT32", "INT16", "INT8", "UINT64", "UINT32", "UINT8",
@@ -173,4 +182,100 @@ pub fn parse_infer(
         out.push(input);
     }
     Ok((id, out))
+}
+
+pub async fn oip_server() -> Response {
+    axum::Json(json!({"name": "churn", "version": env!("CARGO_PKG_VERSION"), "extensions": []}))
+        .into_response()
+}
+
+pub async fn oip_model(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let deployment = state.deployment.load();
+    let (_, served) = deployment.find(&name).ok_or_else(|| unknown_model(&name))?;
+    let inputs: Vec<Value> = served
+        .artifact
+        .model
+        .schema()
+        .features
+        .iter()
+        .map(|f| {
+            json!({"name": f.name, "datatype": if f.kind == churn_model::Kind::Numeric { "FP64" } else { "BYTES" }, "shape": [-1]})
+        })
+        .collect();
+    Ok(axum::Json(json!({
+        "name": served.name(),
+        "versions": [served.version()],
+        "platform": "churn",
+        "inputs": inputs,
+        "outputs": [
+            {"name": "churn_probability", "datatype": "FP64", "shape": [-1]},
+            {"name": "margin", "datatype": "FP64", "shape": [-1]},
+        ],
+    }))
+    .into_response())
+}
+
+pub async fn oip_model_ready(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> Response {
+    let deployment = state.deployment.load();
+    match deployment.find(&name) {
+        Some(_) => axum::Json(json!({"name": name, "ready": true})).into_response(),
+        None => unknown_model(&name).into_response(),
+    }
+}
+
+pub async fn oip_infer(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    check_predict_token(&state, &headers)?;
+    let deployment = state.deployment.load_full();
+    let Some((_, served)) = deployment.find(&name) else {
+        return Err(unknown_model(&name));
+    };
+    let value = json_body(&headers, body).await?;
+    let (id, rows) = parse_infer(&value, served, state.config.max_batch)?;
+    let mut probabilities = Vec::with_capacity(rows.len());
+    let mut margins = Vec::with_capacity(rows.len());
+    for input in &rows {
+        let categories = input.categories();
+        let model_input = churn_model::Input {
+            numeric: &input.numeric,
+            categorical: &categories,
+        };
+        let margin = served.artifact.model.margin(&model_input).map_err(|e| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_input",
+                e.to_string(),
+            )
+        })?;
+        margins.push(margin);
+        probabilities.push(
+            served
+                .artifact
+                .model
+                .model()
+                .calibration
+                .probability(margin),
+        );
+    }
+    let n = rows.len();
+    Ok(axum::Json(json!({
+        "model_name": served.name(),
+        "model_version": served.version(),
+        "id": id,
+        "outputs": [
+            {"name": "churn_probability", "datatype": "FP64", "shape": [n], "data": probabilities},
+            {"name": "margin", "datatype": "FP64", "shape": [n], "data": margins},
+        ],
+    }))
+    .into_response())
 }

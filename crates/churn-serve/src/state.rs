@@ -164,6 +164,8 @@ impl Catalogue {
 /// The server's shared state.
 pub struct AppState {
     pub config: ServeConfig,
+    /// The scoring slots.
+    pub admission: Arc<crate::middleware::Admission>,
     pub deployment: ArcSwap<Deployment>,
     pub telemetry: Telemetry,
     pub log: Option<PredictionLog>,
@@ -171,78 +173,6 @@ pub struct AppState {
     pub feature_log: Option<PredictionLog>,
     /// One reload at a time.
     pub reload: tokio::sync::Mutex<()>,
-}
-
-/// Loads and checks one model reference with the configured playbook.
-pub fn load_served(config: &ServeConfig, reference: &str) -> Result<Served, ServeError> {
-    let dir = churn_model::artifact::resolve(reference, &config.models)?;
-    let artifact = churn_model::artifact::load(&dir)?;
-    let schema = artifact.model.schema();
-    let reads_churn_features = schema.reads_churn_features();
-    let playbook = churn_model::playbook::load(config.playbook.as_deref(), schema)?;
-    let bands = playbook.bands();
-    let chosen: Box<dyn Policy> = match &config.policy {
-        Some(dir) => {
-            let policy = churn_model::uplift_policy::load(dir)?;
-            policy.check_inputs(schema)?;
-            Box::new(policy)
-        }
-        None => Box::new(playbook),
-    };
-    let policy = Explore::new(chosen, config.epsilon, config.seed)?;
-    let index = schema
-        .features
-        .iter()
-        .enumerate()
-        .map(|(j, f)| (f.name.clone(), j))
-        .collect();
-    let card = serde_json::to_value(&artifact.card)
-        .map_err(|e| ServeError::Config(format!("model card: {e}")))?;
-    let catalogue = match &config.courses {
-        Some(path) => Catalogue::read(path)?,
-        None => Catalogue::from_card(&artifact.card.training),
-    };
-    let drift = match (&artifact.reference, config.drift_window) {
-        (Some(reference), window) if window > 0 => {
-            crate::drift::LiveDrift::new(reference.clone(), schema, window)
-        }
-        _ => None,
-    };
-    Ok(Served {
-        drift,
-        artifact,
-        policy,
-        bands,
-        reads_churn_features,
-        index,
-        card,
-        catalogue,
-    })
-}
-
-/// Loads the configured champion and challenger.
-pub fn load_deployment(
-    config: &ServeConfig,
-    champion: &str,
-    challenger: Option<&str>,
-) -> Result<Deployment, ServeError> {
-    let champion = Arc::new(load_served(config, champion)?);
-    let challenger = challenger
-        .map(|c| load_served(config, c).map(Arc::new))
-        .transpose()?;
-    if let Some(c) = &challenger
-        && c.name() == champion.name()
-    {
-        return Err(ServeError::Config(format!(
-            "champion and challenger are both {:?}: give the challenger another name",
-            c.name()
-        )));
-    }
-    Ok(Deployment {
-        champion,
-        challenger,
-        challenger_share: config.challenger_share,
-    })
 }
 
 #[cfg(test)]

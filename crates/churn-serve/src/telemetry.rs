@@ -57,6 +57,8 @@ pub struct Telemetry {
     pub model_info: Family<ModelLabel, Gauge>,
     pub log_dropped: Counter,
     pub shed: Counter,
+    pub timeouts: Counter,
+    pub slow_clients: Counter,
     pub reloads: Family<OutcomeLabel, Counter>,
     pub feature_psi: Family<FeatureLabel, FloatGauge>,
     pub prediction_psi: Family<ModelLabel, FloatGauge>,
@@ -81,6 +83,8 @@ impl Telemetry {
         let model_info = Family::<ModelLabel, Gauge>::default();
         let log_dropped = Counter::default();
         let shed = Counter::default();
+        let timeouts = Counter::default();
+        let slow_clients = Counter::default();
         let reloads = Family::<OutcomeLabel, Counter>::default();
         registry.register(
             "http_requests",
@@ -109,8 +113,18 @@ impl Telemetry {
         );
         registry.register(
             "load_shed",
-            "Requests refused with 503 because the server was at capacity",
+            "Requests refused with 503 because every scoring slot stayed busy for queue_wait_ms",
             shed.clone(),
+        );
+        registry.register(
+            "request_timeouts",
+            "Admitted requests answered 503 because scoring took longer than request_timeout_ms",
+            timeouts.clone(),
+        );
+        registry.register(
+            "slow_clients",
+            "Requests answered 408 because the client did not send its body within body_timeout_ms",
+            slow_clients.clone(),
         );
         registry.register("reloads", "Model reloads by outcome", reloads.clone());
         let feature_psi = Family::<FeatureLabel, FloatGauge>::default();
@@ -139,6 +153,8 @@ impl Telemetry {
             model_info,
             log_dropped,
             shed,
+            timeouts,
+            slow_clients,
             reloads,
             feature_psi,
             prediction_psi,

@@ -1,0 +1,158 @@
+//! Deployments: loading and checking the champion (and challenger) with
+//! the configured playbook or policy, and swapping a new deployment in
+//! atomically while the old one keeps serving until it is ready.
+
+use std::sync::Arc;
+
+use churn_model::{Explore, Policy};
+use serde_json::{Value, json};
+
+use crate::ServeError;
+use crate::config::ServeConfig;
+use crate::state::{AppState, Catalogue, Deployment, Served};
+use crate::telemetry::{ModelLabel, OutcomeLabel};
+
+/// Loads and checks one model reference with the configured playbook.
+pub fn load_served(config: &ServeConfig, reference: &str) -> Result<Served, ServeError> {
+    let dir = churn_model::artifact::resolve(reference, &config.models)?;
+    let artifact = churn_model::artifact::load(&dir)?;
+    let schema = artifact.model.schema();
+    let reads_churn_features = schema.reads_churn_features();
+    let playbook = churn_model::playbook::load(config.playbook.as_deref(), schema)?;
+    let bands = playbook.bands();
+    let chosen: Box<dyn Policy> = match &config.policy {
+        Some(dir) => {
+            let policy = churn_model::uplift_policy::load(dir)?;
+            policy.check_inputs(schema)?;
+            Box::new(policy)
+        }
+        None => Box::new(playbook),
+    };
+    let policy = Explore::new(chosen, config.epsilon, config.seed)?;
+    let index = schema
+        .features
+        .iter()
+        .enumerate()
+        .map(|(j, f)| (f.name.clone(), j))
+        .collect();
+    let card = serde_json::to_value(&artifact.card)
+        .map_err(|e| ServeError::Config(format!("model card: {e}")))?;
+    let catalogue = match &config.courses {
+        Some(path) => Catalogue::read(path)?,
+        None => Catalogue::from_card(&artifact.card.training),
+    };
+    let drift = match (&artifact.reference, config.drift_window) {
+        (Some(reference), window) if window > 0 => {
+            crate::drift::LiveDrift::new(reference.clone(), schema, window)
+        }
+        _ => None,
+    };
+    Ok(Served {
+        drift,
+        artifact,
+        policy,
+        bands,
+        reads_churn_features,
+        index,
+        card,
+        catalogue,
+    })
+}
+
+/// Loads the configured champion and challenger.
+pub fn load_deployment(
+    config: &ServeConfig,
+    champion: &str,
+    challenger: Option<&str>,
+) -> Result<Deployment, ServeError> {
+    let champion = Arc::new(load_served(config, champion)?);
+    let challenger = challenger
+        .map(|c| load_served(config, c).map(Arc::new))
+        .transpose()?;
+    if let Some(c) = &challenger
+        && c.name() == champion.name()
+    {
+        return Err(ServeError::Config(format!(
+            "champion and challenger are both {:?}: give the challenger another name",
+            c.name()
+        )));
+    }
+    Ok(Deployment {
+        champion,
+        challenger,
+        challenger_share: config.challenger_share,
+    })
+}
+
+impl AppState {
+    /// Loads, checks and swaps in a deployment of `champion` (and
+    /// `challenger`); the old one keeps serving on error, whose message is
+    /// returned. One reload at a time.
+    pub async fn reload(
+        self: &Arc<Self>,
+        champion: String,
+        challenger: Option<String>,
+    ) -> Result<Value, String> {
+        let state = self;
+        let _one_at_a_time = state.reload.lock().await;
+        let config = state.config.clone();
+        let loaded = tokio::task::spawn_blocking(move || {
+            load_deployment(&config, &champion, challenger.as_deref())
+        })
+        .await
+        .map_err(|e| format!("loading was interrupted: {e}"))
+        .and_then(|r| r.map_err(|e| e.to_string()));
+        let outcome = |label: &str| {
+            state
+                .telemetry
+                .reloads
+                .get_or_create(&OutcomeLabel {
+                    outcome: label.to_owned(),
+                })
+                .inc()
+        };
+        match loaded {
+            Ok(deployment) => {
+                let previous = state.deployment.swap(Arc::new(deployment));
+                for (role, served) in previous.all() {
+                    state.telemetry.model_info.remove(&ModelLabel {
+                        name: served.name().to_owned(),
+                        version: served.version().to_owned(),
+                        role: role.name().to_owned(),
+                    });
+                }
+                state.publish_models();
+                outcome("ok");
+                let now = state.deployment.load();
+                let models: Vec<Value> = now
+                    .all()
+                    .map(|(r, s)| crate::info::model_summary(r, s))
+                    .collect();
+                tracing::info!(models = %serde_json::to_string(&models).unwrap_or_default(), "reloaded");
+                Ok(json!({"reloaded": true, "models": models}))
+            }
+            Err(message) => {
+                outcome("refused");
+                tracing::warn!(error = %message, "reload refused; the previous models keep serving");
+                Err(message)
+            }
+        }
+    }
+
+    /// Sets the `model_info` gauge for the models being served.
+    pub fn publish_models(&self) {
+        let state = self;
+        let deployment = state.deployment.load();
+        for (role, served) in deployment.all() {
+            state
+                .telemetry
+                .model_info
+                .get_or_create(&ModelLabel {
+                    name: served.name().to_owned(),
+                    version: served.version().to_owned(),
+                    role: role.name().to_owned(),
+                })
+                .set(1);
+        }
+    }
+}

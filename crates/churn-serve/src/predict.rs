@@ -1,0 +1,240 @@
+//! `POST /v1/predict`: score each instance with the model its learner is
+//! routed to, explain it, suggest an action, and log the answer (and, for a
+//! sampled share of learners, the model's input) in the formats of
+//! `churn_model::logs`.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use churn_model::RiskBand;
+use churn_model::logs::{FeatureLine, LoggedFactor, LoggedModel, LoggedValue, PredictionLine};
+use serde_json::{Value, json};
+
+use crate::api::{self, OwnedInput};
+use crate::auth::check_predict_token;
+use crate::body::json_body;
+use crate::error::ApiError;
+use crate::middleware::RequestId;
+use crate::state::{AppState, Deployment, Role, Served};
+use crate::telemetry::BandRole;
+
+/// Rows above which a batch is scored on the blocking pool instead of the
+/// async worker (a 200-tree TreeSHAP costs tens of µs per row).
+const INLINE_ROWS: usize = 16;
+
+pub async fn predict(
+    State(state): State<Arc<AppState>>,
+    axum::Extension(RequestId(request_id)): axum::Extension<RequestId>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    check_predict_token(&state, &headers)?;
+    let value = json_body(&headers, body).await?;
+    let request = api::parse_predict(value, &state.config)?;
+    let deployment = state.deployment.load_full();
+    let rows = request.instances.len();
+    let work = {
+        let state = state.clone();
+        let request_id = request_id.clone();
+        move || score_all(&state, &deployment, &request, &request_id)
+    };
+    let predictions = if rows <= INLINE_ROWS {
+        work()?
+    } else {
+        tokio::task::spawn_blocking(work).await.map_err(|_| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "scoring was interrupted",
+            )
+        })??
+    };
+    Ok(axum::Json(json!({"predictions": predictions, "request_id": request_id})).into_response())
+}
+
+fn score_all(
+    state: &AppState,
+    deployment: &Deployment,
+    request: &api::PredictRequest,
+    request_id: &str,
+) -> Result<Vec<Value>, ApiError> {
+    let mut out = Vec::with_capacity(request.instances.len());
+    let mut log_lines = Vec::new();
+    let mut feature_lines = Vec::new();
+    for (i, instance) in request.instances.iter().enumerate() {
+        let learner = api::learner_id(instance, i)?;
+        let (role, served) = deployment.route(learner);
+        let input = api::instance_input(served, instance, i, &state.config)?;
+        // The as-of time of a raw instance goes into the log, so that `churn ab
+        // --prediction-log` can read each outcome from that time.
+        let as_of = instance.get("as_of").and_then(Value::as_str);
+        let logged = state
+            .log
+            .is_some()
+            .then_some(LogContext { request_id, as_of });
+        let (prediction, band, line) =
+            score_one(served, role, learner, &input, request.top_k, logged)?;
+        state
+            .telemetry
+            .predictions
+            .get_or_create(&BandRole {
+                band: band.name().to_owned(),
+                role: role.name().to_owned(),
+            })
+            .inc();
+        if let Some(line) = line {
+            log_lines.push(serde_json::to_string(&line).map_err(encode_error)?);
+        }
+        if state.feature_log.is_some()
+            && crate::state::bucket(&format!("features:{learner}")) < state.config.feature_log_share
+        {
+            let line = feature_line(served, role, as_of, &input);
+            feature_lines.push(serde_json::to_string(&line).map_err(encode_error)?);
+        }
+        out.push(prediction);
+    }
+    if let Some(log) = &state.log {
+        for line in log_lines {
+            log.record(line);
+        }
+    }
+    if let Some(log) = &state.feature_log {
+        for line in feature_lines {
+            log.record(line);
+        }
+    }
+    Ok(out)
+}
+
+fn encode_error(e: serde_json::Error) -> ApiError {
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_input",
+        e.to_string(),
+    )
+}
+
+fn logged_model(served: &Served, role: Role) -> LoggedModel {
+    LoggedModel {
+        name: served.name().to_owned(),
+        version: served.version().to_owned(),
+        role: role.name().to_owned(),
+    }
+}
+
+/// One feature-log line: the model's input values, no learner id or events.
+fn feature_line(
+    served: &Served,
+    role: Role,
+    as_of: Option<&str>,
+    input: &OwnedInput,
+) -> FeatureLine {
+    let schema = served.artifact.model.schema();
+    let categories = input.categories();
+    let numeric = schema.numeric_len();
+    let features = schema
+        .features
+        .iter()
+        .enumerate()
+        .map(|(j, f)| {
+            let value = if j < numeric {
+                input
+                    .numeric
+                    .get(j)
+                    .filter(|v| v.is_finite())
+                    .map(|&v| LoggedValue::Number(v))
+            } else {
+                categories
+                    .get(j - numeric)
+                    .copied()
+                    .flatten()
+                    .map(|c| LoggedValue::Category(c.to_owned()))
+            };
+            (f.name.clone(), value)
+        })
+        .collect();
+    FeatureLine {
+        time: churn_core::format_timestamp(now_ms()),
+        as_of: as_of.map(str::to_owned),
+        model: logged_model(served, role),
+        features,
+    }
+}
+
+/// What a prediction-log line needs besides the answer.
+struct LogContext<'a> {
+    request_id: &'a str,
+    as_of: Option<&'a str>,
+}
+
+/// The answer for one instance, its risk band, and its prediction-log line
+/// when the log is on.
+fn score_one(
+    served: &Served,
+    role: Role,
+    learner: &str,
+    input: &OwnedInput,
+    top_k: usize,
+    log: Option<LogContext<'_>>,
+) -> Result<(Value, RiskBand, Option<PredictionLine>), ApiError> {
+    let categories = input.categories();
+    let model_input = churn_model::Input {
+        numeric: &input.numeric,
+        categorical: &categories,
+    };
+    let answer = churn_model::answer(
+        &served.artifact.model,
+        &served.policy,
+        served.bands,
+        &model_input,
+        top_k,
+    )
+    .map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_input",
+            e.to_string(),
+        )
+    })?;
+    if let Some(drift) = &served.drift {
+        drift.observe(&model_input, answer.churn_probability);
+    }
+    let model = logged_model(served, role);
+    let mut value = serde_json::to_value(&answer).map_err(encode_error)?;
+    if let Value::Object(map) = &mut value {
+        map.insert("learner_id".into(), json!(learner));
+        map.insert(
+            "model".into(),
+            serde_json::to_value(&model).map_err(encode_error)?,
+        );
+    }
+    let band = answer.risk_band;
+    let line = log.map(|context| PredictionLine {
+        time: churn_core::format_timestamp(now_ms()),
+        request_id: context.request_id.to_owned(),
+        learner_id: learner.to_owned(),
+        as_of: context.as_of.map(str::to_owned),
+        model,
+        churn_probability: answer.churn_probability,
+        risk_band: answer.risk_band,
+        top_factors: answer
+            .top_factors
+            .iter()
+            .map(|f| LoggedFactor {
+                feature: f.feature.clone(),
+                contribution: f.contribution,
+            })
+            .collect(),
+        suggested_action: answer.suggested_action,
+    });
+    Ok((value, band, line))
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
