@@ -1168,3 +1168,164 @@ fn ab_plan_sizes_an_experiment_as_statsmodels_does() {
         text(&bad.stderr)
     );
 }
+
+/// Runs `churn args` with its stdout a pipe whose reader is closed at once
+/// (as `churn … | head -0` would), and returns how it ended.
+fn with_stdout_closed(args: &[&str]) -> Output {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_churn"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("churn starts");
+    drop(child.stdout.take());
+    child.wait_with_output().expect("churn ends")
+}
+
+#[test]
+fn every_command_ends_quietly_when_its_reader_goes_away() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let at = |name: &str| out.path().join(name).to_string_lossy().into_owned();
+    // The inputs some commands read: a prediction log and a LightGBM model.
+    let golden: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string("tests/golden/prediction_log.json").expect("golden log"),
+    )
+    .expect("JSON");
+    let log_lines: String = golden
+        .as_array()
+        .expect("lines")
+        .iter()
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(at("log.jsonl"), log_lines).expect("log");
+    // A one-split LightGBM model in its text format.
+    let stump = "tree\nversion=v4\nnum_class=1\nnum_tree_per_iteration=1\nlabel_index=0\n\
+        max_feature_idx=1\nobjective=binary sigmoid:1\nfeature_names=tenure_days logins_7d\n\
+        feature_infos=[0:100] [0:10]\n\nTree=0\nnum_leaves=2\nnum_cat=0\nsplit_feature=0\n\
+        split_gain=1\nthreshold=50\ndecision_type=2\nleft_child=-1\nright_child=-2\n\
+        leaf_value=-0.5 0.5\nleaf_weight=10 10\nleaf_count=10 10\ninternal_value=0\n\
+        internal_weight=20\ninternal_count=20\nis_linear=0\nshrinkage=1\n\n\nend of trees\n";
+    std::fs::write(at("model.txt"), stump).expect("model.txt");
+    let (sim, validate, features, train, work, ab, monitor, imported, quick) = (
+        at("sim"),
+        at("validate"),
+        at("features/table.parquet"),
+        at("models"),
+        at("work"),
+        at("ab"),
+        at("monitor"),
+        at("imported"),
+        at("quickstart"),
+    );
+    let scoring = |command: &'static str| -> Vec<String> {
+        [
+            command,
+            "--model",
+            "churn-gbdt",
+            "--models",
+            "models",
+            "--data",
+            "data",
+            "--as-of",
+            "2026-05-01",
+            "--work",
+            &work,
+            "--now",
+            NOW,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let mut commands: Vec<Vec<String>> = vec![
+        vec![
+            "simulate",
+            "--learners",
+            "50",
+            "--days",
+            "90",
+            "--out",
+            &sim,
+        ],
+        vec![
+            "validate", "--data", "data", "--out", &validate, "--now", NOW,
+        ],
+        vec![
+            "features", "--data", "data", "--out", &features, "--now", NOW,
+        ],
+        vec![
+            "train", "--data", "data", "--kind", "logistic", "--out", &train, "--work", &work,
+            "--now", NOW,
+        ],
+        vec![
+            "evaluate",
+            "--model",
+            "churn-gbdt",
+            "--models",
+            "models",
+            "--data",
+            "data",
+            "--work",
+            &work,
+            "--now",
+            NOW,
+        ],
+        vec![
+            "ab",
+            "--data",
+            "data",
+            "--out",
+            &ab,
+            "--now",
+            NOW,
+            "--no-uplift",
+        ],
+        vec!["ab", "plan", "--baseline-rate", "0.2", "--mde", "0.02"],
+        vec![
+            "monitor",
+            "--data",
+            "data",
+            "--log",
+            &at("log.jsonl"),
+            "--models",
+            "models",
+            "--out",
+            &monitor,
+            "--now",
+            NOW,
+        ],
+        vec![
+            "import-lightgbm",
+            &at("model.txt"),
+            "--name",
+            "lgbm",
+            "--out",
+            &imported,
+        ],
+        vec!["quickstart", "--no-serve", "--out", &quick],
+    ]
+    .into_iter()
+    .map(|c| c.into_iter().map(str::to_owned).collect())
+    .collect();
+    let mut predict = scoring("predict");
+    predict.extend(["--out".to_owned(), at("predictions.csv")]);
+    let mut explain = scoring("explain");
+    explain.extend([
+        "--learner".to_owned(),
+        "L0001".to_owned(),
+        "--json".to_owned(),
+    ]);
+    commands.push(predict);
+    commands.push(explain);
+    for command in &commands {
+        let args: Vec<&str> = command.iter().map(String::as_str).collect();
+        let ended = with_stdout_closed(&args);
+        let stderr = text(&ended.stderr);
+        assert!(
+            !stderr.contains("panicked") && !stderr.contains("Broken pipe"),
+            "{args:?}: {stderr}"
+        );
+        assert_eq!(ended.status.code(), Some(0), "{args:?}: {stderr}");
+    }
+}

@@ -80,12 +80,15 @@ pub fn serve(args: &ServeArgs) -> Result<()> {
             .await
             .map_err(|e| churn_serve::ServeError::Bind(addr, e))?;
         let bound = listener.local_addr().unwrap_or(addr);
+        // What the server says on stdout is for whoever started it; a closed
+        // stdout must not stop it serving.
         for (role, model) in app.models() {
-            say!("{role}: {model}")?;
+            let _ = say!("{role}: {model}");
         }
-        say!("listening on http://{bound}  (POST /v1/predict, GET /metrics, /openapi.json)")?;
+        let _ =
+            say!("listening on http://{bound}  (POST /v1/predict, GET /metrics, /openapi.json)");
         app.serve(listener, churn_serve::shutdown_signal()).await?;
-        say!("stopped")?;
+        let _ = say!("stopped");
         Ok::<(), anyhow::Error>(())
     })
 }
