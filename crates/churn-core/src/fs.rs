@@ -45,11 +45,8 @@ pub fn write_atomically<E: From<io::Error>>(
         let mut out = BufWriter::new(File::create(&temp)?);
         write(&mut out)?;
         out.flush()?;
-        let file = out.into_inner().map_err(io::IntoInnerError::into_error)?;
-        file.sync_all()?;
-        drop(file);
-        std::fs::rename(&temp, path)?;
-        sync_parent(path)?;
+        drop(out);
+        commit_file(&temp, path)?;
         Ok(())
     })();
     if result.is_err() {
@@ -73,9 +70,18 @@ pub fn publish_dir(staging: &Path, target: &Path) -> io::Result<()> {
     sync_parent(target)
 }
 
+/// Publishes a fully written temporary file as `path`: syncs it, renames it
+/// over `path`, syncs the directory. For writers that stream into
+/// [`temporary_sibling`] themselves (a file too large to hold in memory).
+pub fn commit_file(temp: &Path, path: &Path) -> io::Result<()> {
+    File::open(temp)?.sync_all()?;
+    std::fs::rename(temp, path)?;
+    sync_parent(path)
+}
+
 /// `dir/.name.tmp-PID`: hidden, unique to this process, on the same file
 /// system as `path` so that the rename is atomic.
-fn temporary_sibling(path: &Path) -> PathBuf {
+pub fn temporary_sibling(path: &Path) -> PathBuf {
     let name = path
         .file_name()
         .map_or_else(|| "output".into(), |n| n.to_string_lossy().into_owned());

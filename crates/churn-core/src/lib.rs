@@ -11,7 +11,7 @@ mod fs;
 mod schema;
 mod time;
 
-pub use fs::{create_dir_all, publish_dir, write_atomically};
+pub use fs::{commit_file, create_dir_all, publish_dir, temporary_sibling, write_atomically};
 pub use schema::{
     Assignment, Course, Dataset, Event, EventType, Learner, Level, NO_COURSE, ParseEnumError, Plan,
     Table,

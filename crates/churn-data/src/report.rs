@@ -140,11 +140,13 @@ pub fn write_rejects_file(
         columns.push(Column::new(name.into(), values));
     }
     let mut df = DataFrame::new(rows.len(), columns).map_err(|e| write_error(e.to_string()))?;
-    let file = std::fs::File::create(path).map_err(|e| write_error(e.to_string()))?;
-    CsvWriter::new(file)
-        .include_header(true)
-        .finish(&mut df)
-        .map_err(|e| write_error(e.to_string()))
+    churn_core::write_atomically(path, |file| {
+        CsvWriter::new(file)
+            .include_header(true)
+            .finish(&mut df)
+            .map_err(std::io::Error::other)
+    })
+    .map_err(|e| write_error(e.to_string()))
 }
 
 impl fmt::Display for ValidationReport {

@@ -176,16 +176,15 @@ fn write_table(
         message,
     };
     let mut df = DataFrame::new(height, columns).map_err(|e| write_error(e.to_string()))?;
-    let file = std::fs::File::create(&path).map_err(|e| write_error(e.to_string()))?;
-    match format {
-        Format::Csv => CsvWriter::new(file)
-            .include_header(true)
-            .finish(&mut df)
-            .map_err(|e| write_error(e.to_string())),
-        Format::Parquet => ParquetWriter::new(file)
-            .with_compression(ParquetCompression::Zstd(None))
-            .finish(&mut df)
-            .map(|_| ())
-            .map_err(|e| write_error(e.to_string())),
-    }
+    churn_core::write_atomically(&path, |file| {
+        let written = match format {
+            Format::Csv => CsvWriter::new(file).include_header(true).finish(&mut df),
+            Format::Parquet => ParquetWriter::new(file)
+                .with_compression(ParquetCompression::Zstd(None))
+                .finish(&mut df)
+                .map(|_| ()),
+        };
+        written.map_err(std::io::Error::other)
+    })
+    .map_err(|e| write_error(e.to_string()))
 }

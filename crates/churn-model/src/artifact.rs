@@ -8,7 +8,6 @@
 //! Writing goes to a temporary directory renamed into place, so a reader never
 //! sees half an artifact.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -43,7 +42,7 @@ pub struct ModelCard {
     /// Always `log_odds`: contributions are on the margin scale, before calibration.
     pub contribution_scale: String,
     /// What the model was trained on: data fingerprint, period, row counts.
-    pub training: serde_json::Value,
+    pub training: Training,
     pub seed: u64,
     /// Every parameter of the fit.
     pub parameters: serde_json::Value,
@@ -56,6 +55,93 @@ pub struct ModelCard {
     pub sha256: String,
 }
 
+/// What a model was made from, by how it was made (the card's `training`,
+/// tagged by `mode`). Written by `churn train` and `churn import-lightgbm`,
+/// read by scoring (the label horizon) and the server (the course
+/// catalogue): a card without a field its mode needs does not load.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "snake_case")]
+pub enum Training {
+    /// `churn train --data`: churn's features and labels from a data directory.
+    ChurnData(ChurnDataTraining),
+    /// `churn train --features`: any table of numeric and categorical columns.
+    Table(TableTraining),
+    /// `churn import-lightgbm`.
+    ImportedLightgbm(ImportedTraining),
+}
+
+/// A model trained on churn's features of a data directory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChurnDataTraining {
+    pub data: String,
+    /// SHA-256 over the data directory's table files.
+    pub data_sha256: String,
+    /// Spacing of the as-of times, e.g. `14d`.
+    pub every: String,
+    /// The label horizon, e.g. `30d`.
+    pub horizon: String,
+    /// How the rows were split (method, as-of times, row counts).
+    pub split: serde_json::Value,
+    /// The course catalogue the features were computed with (`[id, lessons]`):
+    /// the server computes `completion_rate` for raw-event requests from it.
+    pub courses: Vec<(String, u32)>,
+    /// How the calibration was chosen, with its cross-validated log losses.
+    pub calibration: serde_json::Value,
+    /// Every setting of the run (`churn train --config`'s keys).
+    pub settings: serde_json::Value,
+}
+
+/// A model trained on a plain table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TableTraining {
+    pub features: String,
+    pub features_sha256: String,
+    /// The fixed test table, when one was given.
+    pub test: Option<String>,
+    pub test_sha256: Option<String>,
+    pub label: String,
+    pub time_column: Option<String>,
+    pub split: serde_json::Value,
+    pub calibration: serde_json::Value,
+    pub settings: serde_json::Value,
+}
+
+/// A LightGBM model imported from its text format.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImportedTraining {
+    pub source: String,
+    pub source_sha256: String,
+    /// Its features are churn's (by name), so raw events can be scored.
+    pub reads_churn_features: bool,
+}
+
+impl Training {
+    /// The label horizon the model was trained for, as written (`30d`).
+    pub fn horizon(&self) -> Option<&str> {
+        match self {
+            Training::ChurnData(t) => Some(&t.horizon),
+            _ => None,
+        }
+    }
+
+    /// The course catalogue the features were computed with, if the card has one.
+    pub fn courses(&self) -> &[(String, u32)] {
+        match self {
+            Training::ChurnData(t) => &t.courses,
+            _ => &[],
+        }
+    }
+
+    /// Records how the fit went: the calibration choice and the run's settings.
+    pub fn set_fit(&mut self, calibration: serde_json::Value, settings: serde_json::Value) {
+        match self {
+            Training::ChurnData(t) => (t.calibration, t.settings) = (calibration, settings),
+            Training::Table(t) => (t.calibration, t.settings) = (calibration, settings),
+            Training::ImportedLightgbm(_) => {}
+        }
+    }
+}
+
 impl ModelCard {
     /// `name@version`, how logs and reports name the model.
     pub fn label(&self) -> String {
@@ -66,7 +152,7 @@ impl ModelCard {
 /// What the trainer knows beyond the model itself.
 #[derive(Debug, Clone)]
 pub struct CardInput {
-    pub training: serde_json::Value,
+    pub training: Training,
     pub seed: u64,
     pub parameters: serde_json::Value,
     pub metrics: serde_json::Value,
@@ -183,13 +269,9 @@ pub fn save(
     }
     for (file, content) in files {
         let path = temp.join(file);
-        let mut handle = std::fs::File::create(&path).map_err(|e| io_error(&path, e))?;
-        handle
-            .write_all(content)
-            .and_then(|_| handle.sync_all())
-            .map_err(|e| io_error(&path, e))?;
+        std::fs::write(&path, content).map_err(|e| io_error(&path, e))?;
     }
-    std::fs::rename(&temp, &target).map_err(|e| io_error(&target, e))?;
+    churn_core::publish_dir(&temp, &target).map_err(|e| io_error(&target, e))?;
     Ok((card, target))
 }
 

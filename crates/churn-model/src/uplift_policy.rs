@@ -145,7 +145,7 @@ pub fn save(
     churn_core::create_dir_all(&staging).map_err(|e| io_error(&staging, e))?;
     std::fs::write(staging.join("policy.bin"), &bytes).map_err(|e| io_error(&staging, e))?;
     std::fs::write(staging.join("policy.json"), json + "\n").map_err(|e| io_error(&staging, e))?;
-    std::fs::rename(&staging, dir).map_err(|e| io_error(dir, e))?;
+    churn_core::publish_dir(&staging, dir).map_err(|e| io_error(dir, e))?;
     Ok(dir.to_owned())
 }
 

@@ -158,17 +158,31 @@ impl Truth {
             path: json_path.clone(),
             message: e.to_string(),
         })?;
-        std::fs::write(&json_path, text + "\n").map_err(|e| TruthError {
+        churn_core::write_atomically(&json_path, |w| {
+            std::io::Write::write_all(w, text.as_bytes())?;
+            std::io::Write::write_all(w, b"\n")
+        })
+        .map_err(|e| TruthError {
             path: json_path.clone(),
             message: e.to_string(),
         })?;
 
         let csv_path = dir.join("truth_learners.csv");
-        let csv_error = |e: csv::Error| TruthError {
-            path: csv_path.clone(),
-            message: e.to_string(),
-        };
-        let mut writer = csv::Writer::from_path(&csv_path).map_err(csv_error)?;
+        churn_core::write_atomically(&csv_path, |file| self.write_learners_csv(dataset, file))
+            .map_err(|e| TruthError {
+                path: csv_path.clone(),
+                message: e.to_string(),
+            })
+    }
+
+    /// `truth_learners.csv`: each learner's traits, leaving and experiment truth.
+    fn write_learners_csv(
+        &self,
+        dataset: &Dataset,
+        file: &mut impl std::io::Write,
+    ) -> std::io::Result<()> {
+        let csv_error = |e: csv::Error| std::io::Error::other(e.to_string());
+        let mut writer = csv::Writer::from_writer(file);
         let mut header: Vec<String> = [
             "learner_id",
             "motivation",
@@ -223,9 +237,6 @@ impl Truth {
             }
             writer.write_record(&row).map_err(csv_error)?;
         }
-        writer.flush().map_err(|e| TruthError {
-            path: csv_path.clone(),
-            message: e.to_string(),
-        })
+        writer.flush()
     }
 }

@@ -44,8 +44,11 @@ enum Sink {
     PendingParquet(File),
 }
 
+/// Streams chunks into a hidden file beside the table, published as the
+/// table only when [`ChunkWriter::finish`] succeeds.
 pub(crate) struct ChunkWriter {
     path: PathBuf,
+    temp: PathBuf,
     format: TableFormat,
     sink: Sink,
 }
@@ -56,7 +59,8 @@ impl ChunkWriter {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             churn_core::create_dir_all(dir).map_err(|e| write_error(path, e))?;
         }
-        let file = File::create(path).map_err(|e| write_error(path, e))?;
+        let temp = churn_core::temporary_sibling(path);
+        let file = File::create(&temp).map_err(|e| write_error(path, e))?;
         let sink = match format {
             TableFormat::Parquet => Sink::PendingParquet(file),
             TableFormat::Csv => Sink::Csv {
@@ -66,6 +70,7 @@ impl ChunkWriter {
         };
         Ok(ChunkWriter {
             path: path.to_owned(),
+            temp,
             format,
             sink,
         })
@@ -115,7 +120,11 @@ impl ChunkWriter {
         if let Sink::Parquet(writer) = &mut self.sink {
             writer.finish().map_err(|e| write_error(&self.path, e))?;
         }
-        Ok(())
+        let Self {
+            path, temp, sink, ..
+        } = self;
+        drop(sink);
+        churn_core::commit_file(&temp, &path).map_err(|e| write_error(&path, e))
     }
 }
 
