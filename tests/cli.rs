@@ -838,7 +838,10 @@ fn train_on_a_plain_table_rejects_bad_labels_and_splits_by_time_or_test_file() {
 
     let dir = churn_model::artifact::resolve("plain", &models).expect("written");
     let card = churn_model::artifact::load(&dir).expect("loads").card;
-    assert_eq!(card.training["mode"], "table");
+    let churn_model::Training::Table(training) = &card.training else {
+        panic!("a plain table's card: {:?}", card.training);
+    };
+    assert_eq!(training.label, "y");
     // The id column is text: it becomes a categorical feature, as any text column would.
     let names: Vec<&str> = card.features.iter().map(|f| f.name.as_str()).collect();
     assert_eq!(names, ["x1", "x2", "id", "tier"]);
@@ -861,7 +864,10 @@ fn train_on_a_plain_table_rejects_bad_labels_and_splits_by_time_or_test_file() {
     let dir = churn_model::artifact::resolve("plain-test", &models).expect("written");
     let card = churn_model::artifact::load(&dir).expect("loads").card;
     assert_eq!(card.metrics["test"]["rows"], 1000);
-    assert_eq!(card.training["split"]["rows"]["test"], 1000);
+    let churn_model::Training::Table(training) = &card.training else {
+        panic!("a plain table's card: {:?}", card.training);
+    };
+    assert_eq!(training.split["rows"]["test"], 1000);
 
     // Mistakes are named.
     let missing = train(&["--set", "label=churned"]);

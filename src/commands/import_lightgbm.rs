@@ -26,12 +26,13 @@ pub fn import_lightgbm(args: &ImportArgs) -> Result<()> {
     };
     let reads_churn_features = model.schema.reads_churn_features();
     let card_input = churn_model::CardInput {
-        training: serde_json::json!({
-            "mode": "imported_lightgbm",
-            "source": path.display().to_string(),
-            "source_sha256": churn_model::artifact::sha256_hex(&bytes),
-            "reads_churn_features": reads_churn_features,
-        }),
+        training: churn_model::Training::ImportedLightgbm(
+            churn_model::artifact::ImportedTraining {
+                source: path.display().to_string(),
+                source_sha256: churn_model::artifact::sha256_hex(&bytes),
+                reads_churn_features,
+            },
+        ),
         seed: 0,
         parameters: serde_json::json!({ "trees": trees, "calibration": model.calibration.name() }),
         metrics: serde_json::json!({}),

@@ -35,12 +35,7 @@ fn horizon(artifact: &Artifact, flag: &Option<String>) -> Result<i64> {
             .map_err(anyhow::Error::msg)
             .with_context(|| format!("--horizon {text:?}"));
     }
-    match artifact
-        .card
-        .training
-        .get("horizon")
-        .and_then(|h| h.as_str())
-    {
+    match artifact.card.training.horizon() {
         Some(text) => parse_duration(text)
             .map_err(anyhow::Error::msg)
             .with_context(|| format!("{}: training.horizon {text:?}", artifact.dir.display())),

@@ -21,8 +21,8 @@ use settings::TrainSettings;
 pub struct Prepared {
     pub table: churn_train::Table,
     pub split: churn_train::Split,
-    /// The card's `training` section.
-    pub training: serde_json::Value,
+    /// The card's `training` section (its fit filled in per family).
+    pub training: churn_model::Training,
     /// Lines under the report's title.
     pub context: Vec<String>,
 }
@@ -100,20 +100,20 @@ fn from_churn_data(ui: &Ui, settings: &TrainSettings, data: &Path) -> Result<Pre
             format_timestamp(split.test_time),
         ),
     ];
-    let training = serde_json::json!({
-        "mode": "churn_data",
-        "data": data.display().to_string(),
-        "data_sha256": fingerprint,
-        "every": snapshots.every,
-        "horizon": snapshots.horizon,
-        "split": split.describe(plan.horizon()),
-        // The catalogue the features were computed with: the server computes
-        // completion_rate for raw-event requests from it.
-        "courses": dataset
+    let training = churn_model::Training::ChurnData(churn_model::artifact::ChurnDataTraining {
+        data: data.display().to_string(),
+        data_sha256: fingerprint,
+        every: snapshots.every.clone(),
+        horizon: snapshots.horizon.clone(),
+        split: split.describe(plan.horizon()),
+        courses: dataset
             .courses
             .iter()
-            .map(|c| serde_json::json!([c.id, c.lessons]))
-            .collect::<Vec<_>>(),
+            .map(|c| (c.id.clone(), c.lessons))
+            .collect(),
+        // Filled in when the fit is done.
+        calibration: serde_json::Value::Null,
+        settings: serde_json::Value::Null,
     });
     Ok(Prepared {
         table,
@@ -173,8 +173,7 @@ fn fit_and_save(ui: &Ui, settings: &TrainSettings, prepared: Prepared) -> Result
             "importance_mean_abs_contribution": fitted.importance,
         });
         let mut training = training.clone();
-        training["calibration"] = fitted.calibration.clone();
-        training["settings"] = settings_json.clone();
+        training.set_fit(fitted.calibration.clone(), settings_json.clone());
         let card_input = churn_model::CardInput {
             training,
             seed: settings.seed,

@@ -21,7 +21,7 @@ pub mod uplift_policy;
 use std::path::PathBuf;
 
 pub use answer::{Answer, FactorView, Value, answer};
-pub use artifact::{Artifact, CardInput, ModelCard};
+pub use artifact::{Artifact, CardInput, ModelCard, Training};
 pub use calibration::Calibration;
 pub use logistic::LogisticModel;
 pub use model::{ChurnModel, Factor, Prediction, PreparedModel, Scorer};

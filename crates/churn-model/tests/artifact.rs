@@ -48,7 +48,13 @@ fn model() -> ChurnModel {
 
 fn card_input() -> CardInput {
     CardInput {
-        training: serde_json::json!({"rows": 10}),
+        training: churn_model::Training::ImportedLightgbm(
+            churn_model::artifact::ImportedTraining {
+                source: "model.txt".into(),
+                source_sha256: "00".into(),
+                reads_churn_features: false,
+            },
+        ),
         seed: 7,
         parameters: serde_json::json!({}),
         metrics: serde_json::json!({}),

@@ -113,19 +113,16 @@ pub struct Catalogue {
 }
 
 impl Catalogue {
-    /// The catalogue a model card records (`training.courses`: `[[id, lessons], …]`); empty when absent.
-    pub fn from_card(training: &serde_json::Value) -> Self {
+    /// The catalogue a model card records (the first of a repeated id
+    /// counts); empty for a card of a plain table or an imported model.
+    pub fn from_card(training: &churn_model::Training) -> Self {
         let mut catalogue = Catalogue::default();
-        for pair in training["courses"].as_array().into_iter().flatten() {
-            if let (Some(id), Some(lessons)) = (pair[0].as_str(), pair[1].as_u64())
-                && !catalogue.index.contains_key(id)
-            {
+        for (id, lessons) in training.courses() {
+            if !catalogue.index.contains_key(id) {
                 catalogue
                     .index
-                    .insert(id.to_owned(), catalogue.lessons.len() as u32);
-                catalogue
-                    .lessons
-                    .push(u32::try_from(lessons).unwrap_or(u32::MAX));
+                    .insert(id.clone(), catalogue.lessons.len() as u32);
+                catalogue.lessons.push(*lessons);
             }
         }
         catalogue
@@ -200,18 +197,32 @@ mod tests {
                 .contains("row 1")
         );
 
-        let card = serde_json::json!({"courses": [["C1", 12], ["C2", 7], ["C1", 3]]});
-        let from_card = Catalogue::from_card(&card);
+        let card = serde_json::json!({
+            "mode": "churn_data", "data": "d", "data_sha256": "0", "every": "14d",
+            "horizon": "30d", "split": {}, "calibration": {}, "settings": {},
+            "courses": [["C1", 12], ["C2", 7], ["C1", 3]],
+        });
+        let training: churn_model::Training = serde_json::from_value(card.clone()).unwrap();
+        let from_card = Catalogue::from_card(&training);
         assert_eq!(
             from_card.lessons,
             vec![12, 7],
             "the first entry of a repeated id wins"
         );
+        let mut without = card;
+        without.as_object_mut().unwrap().remove("courses");
+        let refused = serde_json::from_value::<churn_model::Training>(without).unwrap_err();
         assert!(
-            Catalogue::from_card(&serde_json::json!({}))
-                .index
-                .is_empty()
+            refused.to_string().contains("missing field `courses`"),
+            "a card without its catalogue does not load: {refused}"
         );
+        let imported =
+            churn_model::Training::ImportedLightgbm(churn_model::artifact::ImportedTraining {
+                source: "model.txt".into(),
+                source_sha256: "0".into(),
+                reads_churn_features: true,
+            });
+        assert!(Catalogue::from_card(&imported).index.is_empty());
     }
 
     #[test]

@@ -162,19 +162,21 @@ pub fn prepare(ui: &Ui, settings: &TrainSettings, features: &Path) -> Result<Pre
         valid.len(),
         test.len()
     )?;
-    let training = serde_json::json!({
-        "mode": "table",
-        "features": features.display().to_string(),
-        "features_sha256": file_sha256(features)?,
-        "test": settings.test.as_ref().map(|p| p.display().to_string()),
-        "test_sha256": settings.test.as_deref().map(file_sha256).transpose()?,
-        "label": label,
-        "time_column": settings.time_column,
-        "split": {
+    let training = churn_model::Training::Table(churn_model::artifact::TableTraining {
+        features: features.display().to_string(),
+        features_sha256: file_sha256(features)?,
+        test: settings.test.as_ref().map(|p| p.display().to_string()),
+        test_sha256: settings.test.as_deref().map(file_sha256).transpose()?,
+        label: label.to_owned(),
+        time_column: settings.time_column.clone(),
+        split: serde_json::json!({
             "method": method,
             "rows": {"train": train.len(), "valid": valid.len(), "test": test.len()},
             "rejected": fit_part.rejects.len() + test_part.as_ref().map_or(0, |t| t.rejects.len()),
-        },
+        }),
+        // Filled in when the fit is done.
+        calibration: serde_json::Value::Null,
+        settings: serde_json::Value::Null,
     });
     let context = vec![
         format!(
