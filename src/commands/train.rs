@@ -203,14 +203,14 @@ fn fit_and_save(ui: &Ui, settings: &TrainSettings, prepared: Prepared) -> Result
         written.push(dir);
     }
     let spinner = ui.spinner("report");
-    let reported: Vec<churn_train::report::Reported> = fits
+    let reported: Vec<churn_train::training_report::Reported> = fits
         .iter()
-        .map(|(label, fitted)| churn_train::report::Reported {
+        .map(|(label, fitted)| churn_train::training_report::Reported {
             label: label.clone(),
             fitted,
         })
         .collect();
-    let html = churn_train::report::training_report(
+    let html = churn_train::training_report::training_report(
         &format!("churn training report: {}", settings.name),
         &context,
         &reported,

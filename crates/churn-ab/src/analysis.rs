@@ -17,7 +17,7 @@ use crate::experiment::Experiment;
 use crate::policy_value::{Bootstrap, Candidate, Economics, Logged, PolicyComparison};
 use crate::readout::{Decile, Readout};
 use crate::stats::Cuped;
-use crate::uplift::{Curve, Learners, Scored, TLearner};
+use crate::uplift::{Assigned, Curve, PerArmModels, Scored};
 
 macro_rules! invalid {
     ($($arg:tt)*) => {
@@ -401,11 +401,11 @@ fn uplift_and_policies(
     let design = crate::design::Design::new(&features)?;
     let arm: Vec<usize> = units.iter().map(|u| u.arm).collect();
     let churned: Vec<bool> = units.iter().map(|u| u.churned).collect();
-    let tlearner = TLearner::for_experiments(args.seed)?;
-    let total = (tlearner.folds * arms) as u64;
-    let outcome = tlearner.cross_fit(
+    let per_arm = PerArmModels::for_experiments(args.seed)?;
+    let total = (per_arm.folds * arms) as u64;
+    let outcome = per_arm.cross_fit(
         &design.schema.gbdt_schema(),
-        &Learners {
+        &Assigned {
             rows: &design.rows,
             arm: &arm,
             churned: &churned,
@@ -465,7 +465,7 @@ fn uplift_and_policies(
         },
     )?;
     if let Some(dir) = &args.export_policy {
-        let learners = Learners {
+        let learners = Assigned {
             rows: &design.rows,
             arm: &arm,
             churned: &churned,
@@ -474,7 +474,7 @@ fn uplift_and_policies(
             experiment,
             design: &design,
             learners: &learners,
-            tlearner: &tlearner,
+            per_arm: &per_arm,
             economics,
             comparison: &comparison,
             candidates: &candidates,
@@ -493,8 +493,8 @@ fn uplift_and_policies(
 struct Export<'a, 'd> {
     experiment: &'a Experiment<'d>,
     design: &'a crate::design::Design,
-    learners: &'a Learners<'a>,
-    tlearner: &'a TLearner,
+    learners: &'a Assigned<'a>,
+    per_arm: &'a PerArmModels,
     economics: &'a Economics,
     comparison: &'a PolicyComparison,
     candidates: &'a [Candidate],
@@ -526,11 +526,11 @@ impl Export<'_, '_> {
                     let rows: Vec<usize> = (0..self.learners.arm.len())
                         .filter(|&i| self.learners.arm[i] == a)
                         .collect();
-                    self.tlearner.fit_arm(
+                    self.per_arm.fit_arm(
                         &schema,
                         self.learners,
                         &rows,
-                        self.tlearner.seed ^ (a as u64 + 1),
+                        self.per_arm.seed ^ (a as u64 + 1),
                     )
                 })
                 .collect::<Result<Vec<_>, _>>()?;

@@ -35,5 +35,5 @@ pub enum AbError {
     #[error(transparent)]
     Model(#[from] churn_model::ModelError),
     #[error(transparent)]
-    Report(#[from] churn_report::ReportError),
+    Report(#[from] churn_html::ReportError),
 }

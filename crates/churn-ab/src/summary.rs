@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use crate::AbError;
 use crate::policy_value::{Estimate, PolicyComparison};
-use churn_report::{Cell, IntervalChart, IntervalRow, Legend, LineChart, Page, Series, Style};
+use churn_html::{Cell, IntervalChart, IntervalRow, Legend, LineChart, Page, Series, Style};
 
 use crate::analysis::Analysis;
 

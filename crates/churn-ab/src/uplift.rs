@@ -218,19 +218,21 @@ pub fn uplift_at_k(samples: &[Scored], k: f64, by_group: bool) -> Result<f64, Ab
     Ok(treated_rate - control_rate)
 }
 
-/// The learners of an uplift fit: dense gbdt rows, the arm each was given
-/// and whether each churned.
+/// The assigned learners an uplift fit reads: dense gbdt rows, the arm each
+/// was given and whether each churned.
 #[derive(Debug, Clone, Copy)]
-pub struct Learners<'a> {
+pub struct Assigned<'a> {
     /// Row-major, `schema.names.len()` values per learner.
     pub rows: &'a [f64],
     pub arm: &'a [usize],
     pub churned: &'a [bool],
 }
 
-/// How the T-learner is fitted.
+/// One churn model per arm, fitted on that arm's learners and cross-fitted
+/// so a learner's modelled outcome under every arm comes from models that
+/// never saw it (the "T-learner" of the uplift literature): how it is fitted.
 #[derive(Debug, Clone)]
-pub struct TLearner {
+pub struct PerArmModels {
     pub params: ValidGbdtParams,
     /// Cross-fitting folds: a learner is scored only by models that did not see it.
     pub folds: usize,
@@ -239,7 +241,7 @@ pub struct TLearner {
     pub seed: u64,
 }
 
-fn subset(learners: &Learners<'_>, width: usize, rows: &[usize]) -> (Vec<f64>, Vec<f64>) {
+fn subset(learners: &Assigned<'_>, width: usize, rows: &[usize]) -> (Vec<f64>, Vec<f64>) {
     let mut x = Vec::with_capacity(rows.len() * width);
     let mut y = Vec::with_capacity(rows.len());
     for &i in rows {
@@ -249,12 +251,12 @@ fn subset(learners: &Learners<'_>, width: usize, rows: &[usize]) -> (Vec<f64>, V
     (x, y)
 }
 
-impl TLearner {
+impl PerArmModels {
     /// Settings for experiment-sized data (hundreds to thousands of learners
     /// per arm): four-leaf trees with at least 50 learners a leaf (on the
     /// simulator, deeper trees made noisier uplift and worse policies), early
     /// stopping on a fifth of each model's rows, five folds.
-    pub fn for_experiments(seed: u64) -> Result<TLearner, AbError> {
+    pub fn for_experiments(seed: u64) -> Result<PerArmModels, AbError> {
         let params = churn_gbdt::GbdtParams {
             num_iterations: 400,
             learning_rate: 0.05,
@@ -267,7 +269,7 @@ impl TLearner {
         }
         .check()
         .map_err(|e| AbError::Invalid(format!("uplift model parameters: {e}")))?;
-        Ok(TLearner {
+        Ok(PerArmModels {
             params,
             folds: 5,
             validation_share: 0.2,
@@ -280,7 +282,7 @@ impl TLearner {
     pub fn fit_arm(
         &self,
         schema: &Schema,
-        learners: &Learners<'_>,
+        learners: &Assigned<'_>,
         rows: &[usize],
         seed: u64,
     ) -> Result<churn_gbdt::Model, AbError> {
@@ -318,7 +320,7 @@ impl TLearner {
     pub fn cross_fit(
         &self,
         schema: &Schema,
-        learners: &Learners<'_>,
+        learners: &Assigned<'_>,
         arms: usize,
         progress: &mut dyn FnMut(usize),
     ) -> Result<Vec<f64>, AbError> {

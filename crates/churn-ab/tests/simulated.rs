@@ -205,7 +205,7 @@ fn features_at_assignment(
 fn the_recommended_policy_is_near_the_best_by_the_truth() {
     use churn_ab::policy_value::{Bootstrap, Economics, Logged, compare};
     use churn_ab::targeting::candidates;
-    use churn_ab::uplift::{Learners, TLearner};
+    use churn_ab::uplift::{Assigned, PerArmModels};
     // CI runs 12 experiments of 30,000 simulated learners (about 15,000
     // assigned); `CHURN_AB_POLICY_EXPERIMENTS=100` runs the larger check and
     // `CHURN_AB_LEARNERS` changes the size. With about 3,000 assigned the
@@ -245,12 +245,12 @@ fn the_recommended_policy_is_near_the_best_by_the_truth() {
             features_at_assignment(&mut simulation.dataset, &assigned, params.assigned_at());
         let arm: Vec<usize> = truth.iter().map(|e| e.arm).collect();
         let churned: Vec<bool> = truth.iter().map(|e| e.churned).collect();
-        let learners = Learners {
+        let learners = Assigned {
             rows: &design.rows,
             arm: &arm,
             churned: &churned,
         };
-        let outcome = TLearner::for_experiments(seed)
+        let outcome = PerArmModels::for_experiments(seed)
             .expect("params")
             .cross_fit(
                 &design.schema.gbdt_schema(),

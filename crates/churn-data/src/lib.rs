@@ -12,9 +12,9 @@
 //! or column, a column of the wrong type) are errors.
 
 mod columns;
-mod report;
-pub mod tabular;
+pub mod plain_table;
 mod validate;
+mod validation_report;
 mod write;
 
 use std::num::NonZeroUsize;
@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 
 use churn_core::Event;
 pub use churn_core::{Dataset, Table};
-pub use report::{Reject, TableReport, ValidationReport, write_rejects_file};
+pub use validation_report::{Reject, TableReport, ValidationReport, write_rejects_file};
 pub use write::{Format, write_dataset};
 
 /// A problem with a whole file or directory (row problems are rejects, not errors).

@@ -12,7 +12,7 @@ use churn_core::{
 };
 
 use crate::columns::{Frame, NumCol, TextCol, TimeCol};
-use crate::report::{Reject, TableReport, ValidationReport};
+use crate::validation_report::{Reject, TableReport, ValidationReport};
 use crate::{DataError, LoadOptions, Loaded};
 
 /// The problems found in one row.

@@ -8,7 +8,7 @@ use rayon::prelude::*;
 
 use crate::GbdtError;
 use crate::binning::BinMapper;
-use crate::learner::{Binned, grow};
+use crate::grower::{Binned, grow};
 use crate::metric::{auc, log_loss};
 use crate::model::{FeatureKind, Model, row_count};
 use crate::objective::{BinaryLogLoss, Objective};

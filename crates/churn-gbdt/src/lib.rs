@@ -11,7 +11,7 @@
 mod binning;
 mod boosting;
 mod compiled;
-mod learner;
+mod grower;
 mod lightgbm;
 pub mod metric;
 mod model;

@@ -31,7 +31,7 @@ pub enum MonitorError {
     #[error(transparent)]
     Model(#[from] churn_model::ModelError),
     #[error(transparent)]
-    Report(#[from] churn_report::ReportError),
+    Report(#[from] churn_html::ReportError),
 }
 
 /// What became of a prediction's learner.

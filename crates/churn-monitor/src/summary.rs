@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use churn_core::{DAY_MS, format_timestamp};
-use churn_report::{Cell, Legend, LineChart, Page, Series, Style};
+use churn_html::{Cell, Legend, LineChart, Page, Series, Style};
 
 use crate::{ModelPeriod, MonitorError, Monitoring};
 

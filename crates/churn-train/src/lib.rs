@@ -3,8 +3,8 @@
 //! `churn_model::ChurnModel`s and the numbers for their cards and reports.
 
 pub mod fit;
-pub mod report;
 pub mod table;
+pub mod training_report;
 
 use std::collections::BTreeMap;
 
@@ -32,7 +32,7 @@ pub enum TrainError {
     #[error(transparent)]
     Model(churn_model::ModelError),
     #[error(transparent)]
-    Report(#[from] churn_report::ReportError),
+    Report(#[from] churn_html::ReportError),
 }
 
 /// Which model family to fit.

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use churn_data::tabular::{ColumnKind, LabelledTable, read_labelled};
+use churn_data::plain_table::{ColumnKind, LabelledTable, read_labelled};
 use churn_model::Kind;
 use churn_train::{Split, Table, holdout};
 

@@ -9,7 +9,7 @@ use polars::prelude::DataType;
 
 use crate::DataError;
 use crate::columns::{Frame, NumCol, TextCol, TimeCol};
-use crate::report::Reject;
+use crate::validation_report::Reject;
 
 /// Kind of a feature column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,10 +2,10 @@
 //! out-of-time test set (metrics with intervals, ROC, PR, reliability, gains,
 //! importance, SHAP beeswarm, metrics by segment).
 
-use churn_model::Kind;
-use churn_report::{
+use churn_html::{
     BarChart, Beeswarm, BeeswarmRow, Cell, Legend, LineChart, Page, ReportError, Series, Style,
 };
+use churn_model::Kind;
 
 use crate::{Fitted, Split, Table};
 use churn_metrics::{self as metrics, Metrics};
