@@ -2,7 +2,7 @@
 //! memory ([`crate::middleware::read_body`] read them under the size and
 //! time limits).
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, StatusCode, header};
 use serde_json::Value;
 
@@ -11,6 +11,12 @@ use crate::error::ApiError;
 
 /// The body as JSON, or a 4xx that says what is wrong with it.
 pub async fn json_body(headers: &HeaderMap, body: Body) -> Result<Value, ApiError> {
+    api::parse_json(&json_bytes(headers, body).await?)
+}
+
+/// The body's bytes, once its content type says JSON (parsing is the
+/// caller's, e.g. off the async workers for a large body).
+pub async fn json_bytes(headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -23,12 +29,11 @@ pub async fn json_body(headers: &HeaderMap, body: Body) -> Result<Value, ApiErro
             format!("content-type must be application/json, got {content_type:?}"),
         ));
     }
-    let bytes = axum::body::to_bytes(body, usize::MAX).await.map_err(|e| {
+    axum::body::to_bytes(body, usize::MAX).await.map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "bad_body",
             format!("cannot read the body: {e}"),
         )
-    })?;
-    api::parse_json(&bytes)
+    })
 }

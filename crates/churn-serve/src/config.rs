@@ -46,15 +46,21 @@ pub struct ServeConfig {
     pub max_events: usize,
     /// Largest `top_k`.
     pub max_top_k: usize,
-    /// Scoring requests handled at once (default: twice the cores, since
-    /// scoring is CPU-bound and more in flight only queue on the cores). A
-    /// request is admitted only once its whole body has arrived.
+    /// Scoring requests handled at once (default: the cores plus one:
+    /// scoring is CPU-bound, the one more covers the hand-offs between the
+    /// async workers and the scoring threads, and more would only take CPU
+    /// from the workers that read requests and refuse the excess). A request
+    /// is admitted only once its whole body has arrived.
     pub max_concurrency: usize,
-    /// Longest a scoring request waits for a free slot, ms; then it is
-    /// refused with 503 + Retry-After (counted as load shedding). Short, so
-    /// the excess is refused fast and the admitted keep a low latency.
+    /// The longest wait for a scoring slot a request is queued for, ms: a
+    /// request whose expected wait (the queue ahead of it times the mean
+    /// time a slot is held, over the slots) is longer is refused on arrival
+    /// with 503 + Retry-After (counted as load shedding). A queued request is
+    /// not refused later, so refusals are fast and the admitted wait about
+    /// this long at most.
     pub queue_wait_ms: u64,
-    /// Time to answer an admitted request, ms (then 503 `timeout`).
+    /// Time to answer a scoring request, its wait for a slot included, ms
+    /// (then 503 `timeout`, counted apart from shedding).
     pub request_timeout_ms: u64,
     /// Time a client has to send its request headers, ms (slow clients are cut off).
     pub header_timeout_ms: u64,
@@ -105,7 +111,7 @@ impl Default for ServeConfig {
             max_events: 100_000,
             max_top_k: 50,
             max_concurrency: default_concurrency(),
-            queue_wait_ms: 2,
+            queue_wait_ms: 10,
             request_timeout_ms: 10_000,
             header_timeout_ms: 5_000,
             body_timeout_ms: 5_000,
@@ -122,9 +128,9 @@ impl Default for ServeConfig {
     }
 }
 
-/// Twice the cores this process may use.
+/// The cores this process may use, plus one.
 fn default_concurrency() -> usize {
-    2 * std::thread::available_parallelism().map_or(2, usize::from)
+    std::thread::available_parallelism().map_or(2, usize::from) + 1
 }
 
 impl ServeConfig {

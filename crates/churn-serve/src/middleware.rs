@@ -164,10 +164,21 @@ fn too_large(limit: usize) -> ApiError {
     )
 }
 
-/// The scoring slots: `max_concurrency` permits, waited for at most
-/// `queue_wait_ms` (first come, first served), and what it counts.
+/// The scoring slots: `max_concurrency` permits, and a queue for them that
+/// never holds a request longer than `queue_wait_ms`.
+///
+/// A request that finds every slot busy is refused at once when the wait
+/// it can expect (the requests already waiting, times the mean time a slot
+/// is held, over the slots: Little's law) is longer than `queue_wait_ms`;
+/// otherwise it waits, at most that long. So under overload the excess is
+/// refused in microseconds and the admitted wait a bounded time, instead of
+/// every request queueing behind the cores.
 pub struct Admission {
     slots: Arc<Semaphore>,
+    capacity: u64,
+    waiting: AtomicU64,
+    /// Moving average of how long an admitted request holds its slot, µs.
+    held_micros: AtomicU64,
     wait: Duration,
     answer_within: Duration,
     shed: Counter,
@@ -175,8 +186,8 @@ pub struct Admission {
 }
 
 impl Admission {
-    /// `slots` at once, a wait of `wait_ms` for one, `timeout_ms` to answer;
-    /// refusals are counted in `shed`, late answers in `timeouts`.
+    /// `slots` at once, a wait of at most `wait_ms` for one, `timeout_ms` to
+    /// answer; refusals are counted in `shed`, late answers in `timeouts`.
     pub fn new(
         slots: usize,
         wait_ms: u64,
@@ -186,44 +197,102 @@ impl Admission {
     ) -> Self {
         Admission {
             slots: Arc::new(Semaphore::new(slots)),
+            capacity: slots.max(1) as u64,
+            waiting: AtomicU64::new(0),
+            held_micros: AtomicU64::new(0),
             wait: Duration::from_millis(wait_ms),
             answer_within: Duration::from_millis(timeout_ms),
             shed,
             timeouts,
         }
     }
+
+    /// Adds one admitted request's time in its slot to the moving average
+    /// (weight 1/8).
+    fn observe(&self, held: Duration) {
+        let sample = held.as_micros().min(u128::from(u64::MAX)) as u64;
+        let _ = self
+            .held_micros
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
+                Some(if old == 0 {
+                    sample
+                } else {
+                    old - old / 8 + sample / 8
+                })
+            });
+    }
+
+    /// The wait a request that joins the queue now can expect.
+    fn expected_wait(&self) -> Duration {
+        let ahead = self.waiting.load(Ordering::Relaxed) + 1;
+        Duration::from_micros(
+            ahead.saturating_mul(self.held_micros.load(Ordering::Relaxed)) / self.capacity,
+        )
+    }
+
+    fn refuse(&self) -> Response {
+        self.shed.inc();
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "overloaded",
+            "the server is at capacity; retry shortly",
+        )
+        .into_response()
+    }
 }
 
-/// Admits a scoring request to a slot, or refuses it fast with 503
-/// `overloaded`; an admitted request that is not answered in time gets 503
-/// `timeout`.
+/// One place in the queue, given up when dropped (also when a timed-out
+/// request stops waiting).
+struct Queued<'a>(&'a AtomicU64);
+
+impl<'a> Queued<'a> {
+    fn join(waiting: &'a AtomicU64) -> Self {
+        waiting.fetch_add(1, Ordering::Relaxed);
+        Queued(waiting)
+    }
+}
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Admits a scoring request to a slot, or refuses it at once with 503
+/// `overloaded` when its expected wait is longer than `queue_wait_ms`. A
+/// request that joined the queue is never refused later: the decision is
+/// made on arrival, so every refusal is fast. An admitted request (its wait
+/// included) not answered within `request_timeout_ms` gets 503 `timeout`.
 pub async fn admit(
     State(admission): State<Arc<Admission>>,
     request: Request,
     next: Next,
 ) -> Response {
-    let permit = match admission.slots.clone().try_acquire_owned() {
-        Ok(permit) => permit,
-        Err(_) => {
-            match tokio::time::timeout(admission.wait, admission.slots.clone().acquire_owned())
-                .await
-            {
-                Ok(Ok(permit)) => permit,
-                _ => {
-                    admission.shed.inc();
-                    return ApiError::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "overloaded",
-                        "the server is at capacity; retry shortly",
-                    )
-                    .into_response();
+    let arrived = Instant::now();
+    let answer = async {
+        let permit = match admission.slots.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                let queued = Queued::join(&admission.waiting);
+                let permit = admission.slots.clone().acquire_owned().await;
+                drop(queued);
+                match permit {
+                    Ok(permit) => permit,
+                    // The semaphore is never closed.
+                    Err(_) => return admission.refuse(),
                 }
             }
-        }
+        };
+        let admitted = Instant::now();
+        let response = next.run(request).await;
+        admission.observe(admitted.elapsed());
+        drop(permit);
+        response
     };
-    let answered = tokio::time::timeout(admission.answer_within, next.run(request)).await;
-    drop(permit);
-    match answered {
+    if admission.slots.available_permits() == 0 && admission.expected_wait() > admission.wait {
+        return admission.refuse();
+    }
+    match tokio::time::timeout_at((arrived + admission.answer_within).into(), answer).await {
         Ok(response) => response,
         Err(_) => {
             admission.timeouts.inc();
@@ -256,12 +325,12 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_full_server_refuses_fast_and_counts_only_refusals_as_shed() {
+    async fn a_queued_request_is_admitted_when_a_slot_frees_not_refused() {
         let release = Arc::new(tokio::sync::Notify::new());
         let held = release.clone();
         let admission = Arc::new(Admission::new(
             1,
-            5,
+            50,
             60_000,
             Counter::default(),
             Counter::default(),
@@ -286,7 +355,57 @@ mod tests {
             let app = app.clone();
             async move { status(&app, "/hold").await }
         });
-        // Let the holder take the only slot.
+        while admission.slots.available_permits() > 0 {
+            tokio::task::yield_now().await;
+        }
+        // Nothing measured yet: the expected wait is within the limit, so it queues.
+        let queued = tokio::spawn({
+            let app = app.clone();
+            async move { status(&app, "/quick").await }
+        });
+        while admission.waiting.load(Ordering::Relaxed) == 0 {
+            tokio::task::yield_now().await;
+        }
+        release.notify_one();
+        assert_eq!(holder.await.ok(), Some(StatusCode::OK));
+        assert_eq!(queued.await.ok(), Some(StatusCode::OK));
+        assert_eq!((admission.shed.get(), admission.timeouts.get()), (0, 0));
+        assert_eq!(admission.waiting.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test]
+    async fn a_request_that_would_wait_too_long_is_refused_at_once() {
+        let release = Arc::new(tokio::sync::Notify::new());
+        let held = release.clone();
+        // A minute's wait is allowed, but a slot is known to be held 10 min.
+        let admission = Arc::new(Admission::new(
+            1,
+            60_000,
+            600_000,
+            Counter::default(),
+            Counter::default(),
+        ));
+        admission.observe(Duration::from_secs(600));
+        let app = Router::new()
+            .route(
+                "/hold",
+                get(move || {
+                    let held = held.clone();
+                    async move {
+                        held.notified().await;
+                        "done"
+                    }
+                }),
+            )
+            .route("/quick", get(|| async { "quick" }))
+            .route_layer(axum::middleware::from_fn_with_state(
+                admission.clone(),
+                admit,
+            ));
+        let holder = tokio::spawn({
+            let app = app.clone();
+            async move { status(&app, "/hold").await }
+        });
         while admission.slots.available_permits() > 0 {
             tokio::task::yield_now().await;
         }
@@ -296,14 +415,29 @@ mod tests {
             StatusCode::SERVICE_UNAVAILABLE
         );
         assert!(
-            start.elapsed() < Duration::from_secs(1),
-            "refused without a long wait"
+            start.elapsed() < Duration::from_secs(5),
+            "refused without waiting for the minute"
         );
         assert_eq!(admission.shed.get(), 1);
         release.notify_one();
         assert_eq!(holder.await.ok(), Some(StatusCode::OK));
-        assert_eq!(status(&app, "/quick").await, StatusCode::OK);
-        assert_eq!((admission.shed.get(), admission.timeouts.get()), (1, 0));
+    }
+
+    #[test]
+    fn the_expected_wait_is_the_queue_times_the_mean_hold_over_the_slots() {
+        let admission = Admission::new(4, 20, 1000, Counter::default(), Counter::default());
+        assert_eq!(
+            admission.expected_wait(),
+            Duration::ZERO,
+            "nothing measured yet"
+        );
+        admission.observe(Duration::from_micros(800));
+        admission.waiting.store(9, Ordering::Relaxed);
+        // (9 waiting + this one) × 800 µs / 4 slots.
+        assert_eq!(admission.expected_wait(), Duration::from_micros(2000));
+        admission.observe(Duration::from_micros(1600));
+        // 800 − 800/8 + 1600/8 = 900.
+        assert_eq!(admission.held_micros.load(Ordering::Relaxed), 900);
     }
 
     #[tokio::test]

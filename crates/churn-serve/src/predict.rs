@@ -15,15 +15,17 @@ use serde_json::{Value, json};
 
 use crate::api::{self, OwnedInput};
 use crate::auth::check_predict_token;
-use crate::body::json_body;
+use crate::body::json_bytes;
 use crate::error::ApiError;
 use crate::middleware::RequestId;
 use crate::state::{AppState, Deployment, Role, Served};
 use crate::telemetry::BandRole;
 
-/// Rows above which a batch is scored on the blocking pool instead of the
-/// async worker (a 200-tree TreeSHAP costs tens of µs per row).
-const INLINE_ROWS: usize = 16;
+/// Bodies above this size are parsed and scored on the blocking pool, so the
+/// async workers stay free to read requests and refuse the excess under
+/// load; smaller ones (a few feature maps) are cheaper to answer inline
+/// than to hand over. Parsing, features and TreeSHAP all grow with the body.
+const INLINE_BYTES: usize = 8 << 10;
 
 pub async fn predict(
     State(state): State<Arc<AppState>>,
@@ -32,16 +34,19 @@ pub async fn predict(
     body: Body,
 ) -> Result<Response, ApiError> {
     check_predict_token(&state, &headers)?;
-    let value = json_body(&headers, body).await?;
-    let request = api::parse_predict(value, &state.config)?;
+    let bytes = json_bytes(&headers, body).await?;
     let deployment = state.deployment.load_full();
-    let rows = request.instances.len();
+    let inline = bytes.len() <= INLINE_BYTES;
     let work = {
         let state = state.clone();
         let request_id = request_id.clone();
-        move || score_all(&state, &deployment, &request, &request_id)
+        move || {
+            let value = api::parse_json(&bytes)?;
+            let request = api::parse_predict(value, &state.config)?;
+            score_all(&state, &deployment, &request, &request_id)
+        }
     };
-    let predictions = if rows <= INLINE_ROWS {
+    let predictions = if inline {
         work()?
     } else {
         tokio::task::spawn_blocking(work).await.map_err(|_| {
