@@ -607,8 +607,10 @@ fn training_gives_the_same_model_bytes_whatever_the_threads() {
     );
 }
 
-fn score(command: &str, extra: &[&str], work: &Path) -> Output {
-    let mut args = vec![
+/// `churn COMMAND` of the committed model on the sample at 2026-05-01 (for
+/// `predict` and `explain`), its work files in `work`.
+fn scoring_args(command: &str, work: &Path) -> Vec<String> {
+    [
         command,
         "--model",
         "churn-gbdt",
@@ -622,8 +624,16 @@ fn score(command: &str, extra: &[&str], work: &Path) -> Output {
         path_str(work),
         "--now",
         NOW,
-    ];
-    args.extend_from_slice(extra);
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect()
+}
+
+fn score(command: &str, extra: &[&str], work: &Path) -> Output {
+    let mut args = scoring_args(command, work);
+    args.extend(extra.iter().map(|s| (*s).to_owned()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     churn(&args)
 }
 
@@ -1224,26 +1234,6 @@ fn every_command_ends_quietly_when_its_reader_goes_away() {
         at("imported"),
         at("quickstart"),
     );
-    let scoring = |command: &'static str| -> Vec<String> {
-        [
-            command,
-            "--model",
-            "churn-gbdt",
-            "--models",
-            "models",
-            "--data",
-            "data",
-            "--as-of",
-            "2026-05-01",
-            "--work",
-            &work,
-            "--now",
-            NOW,
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
-    };
     let mut commands: Vec<Vec<String>> = vec![
         vec![
             "simulate",
@@ -1314,9 +1304,9 @@ fn every_command_ends_quietly_when_its_reader_goes_away() {
     .into_iter()
     .map(|c| c.into_iter().map(str::to_owned).collect())
     .collect();
-    let mut predict = scoring("predict");
+    let mut predict = scoring_args("predict", Path::new(&work));
     predict.extend(["--out".to_owned(), at("predictions.csv")]);
-    let mut explain = scoring("explain");
+    let mut explain = scoring_args("explain", Path::new(&work));
     explain.extend([
         "--learner".to_owned(),
         "L0001".to_owned(),

@@ -610,3 +610,117 @@ fn playbook_candidate(
         rule: None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::experiment::{Choice, select};
+
+    fn options() -> Options {
+        Options {
+            horizon: 30 * DAY_MS,
+            allocation: Vec::new(),
+            costs: Vec::new(),
+            cuped: None,
+            learner_value: 100.0,
+            no_uplift: true,
+            seed: 7,
+            resamples: 50,
+            export_policy: None,
+            now_ms: 0,
+        }
+    }
+
+    #[test]
+    fn per_arm_items_are_checked_against_the_arms() {
+        let arms = ["control".to_owned(), "coupon".to_owned()];
+        let parsed = per_arm(&["coupon=2.5".into()], "--cost", &arms, false).expect("parses");
+        assert_eq!(parsed["coupon"], 2.5);
+        for (item, positive, says) in [
+            ("coupon", false, "expected ARM=NUMBER"),
+            ("coupon=-1", false, "non-negative"),
+            ("coupon=0", true, "positive"),
+            ("coupon=x", false, "non-negative"),
+            ("push=1", false, "no arm \"push\" (arms: control, coupon)"),
+        ] {
+            let err = per_arm(&[item.into()], "--cost", &arms, positive)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(err.contains(says), "{item}: {err}");
+        }
+    }
+
+    #[test]
+    fn options_refuse_what_no_experiment_could_use() {
+        assert!(options().check().is_ok());
+        let mut bad = options();
+        bad.learner_value = -1.0;
+        assert!(bad.check().is_err());
+        bad.learner_value = f64::NAN;
+        assert!(bad.check().is_err());
+        let mut bad = options();
+        bad.horizon = 0;
+        assert!(bad.check().is_err());
+    }
+
+    /// A simulated experiment read end to end: the readout has every arm with
+    /// the simulator's own counts, and both summaries name every arm.
+    #[test]
+    fn a_simulated_experiment_reads_back_as_drawn_and_is_summarised() {
+        let params = churn_sim::SimParams {
+            learners: 1500,
+            days: 120,
+            seed: 3,
+            ..churn_sim::SimParams::default()
+        }
+        .check()
+        .expect("valid");
+        let mut simulation = churn_sim::simulate(&params, &|_| {});
+        let truth = simulation.truth.experiment.clone();
+        let experiment = select(
+            &mut simulation.dataset,
+            &Choice {
+                experiment: None,
+                control: "control".into(),
+            },
+            30 * DAY_MS,
+        )
+        .expect("the experiment");
+        let mut options = options();
+        options.costs = vec!["recall_coupon=5".into()];
+        let analysis = analyse(&experiment, &options, None, &mut |_, _| {}).expect("analysed");
+        for arm in &truth.arms {
+            let ours = analysis
+                .readout
+                .arms
+                .iter()
+                .find(|a| a.arm == arm.arm)
+                .expect("every arm");
+            assert_eq!(
+                (ours.n, ours.churned),
+                (arm.n as u64, arm.churned as u64),
+                "{}",
+                arm.arm
+            );
+        }
+        assert_eq!(analysis.costs["recall_coupon"], 5.0);
+        // No model given: the deciles rank by the risk score the simulator logged.
+        assert_eq!(
+            analysis.risk_source.as_deref(),
+            Some("the risk_score logged at assignment")
+        );
+        assert_eq!(analysis.by_risk_decile.as_ref().map(Vec::len), Some(10));
+        let text = crate::summary::terminal(&analysis, "control");
+        let html = crate::summary::html(&analysis, "control").expect("html");
+        for arm in &truth.arms {
+            assert!(text.contains(&arm.arm), "{} in:\n{text}", arm.arm);
+            assert!(html.contains(&arm.arm), "{} in the page", arm.arm);
+        }
+        assert!(text.contains("in short:"), "{text}");
+        assert!(
+            html.starts_with("<!DOCTYPE html>") || html.contains("<html"),
+            "a page"
+        );
+    }
+}

@@ -165,3 +165,124 @@ pub fn select<'d>(
         assigned_at: by_time.keys().copied().collect(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use churn_core::{Assignment, Event, EventType, Learner, Plan};
+
+    fn learner(id: &str) -> Learner {
+        Learner {
+            id: id.into(),
+            signup_at: 0,
+            plan: Plan::Monthly,
+            acquisition_channel: "organic".into(),
+            device: None,
+        }
+    }
+
+    fn assigned(experiment: &str, learner: u32, arm: &str, day: i64) -> Assignment {
+        Assignment {
+            experiment_id: experiment.into(),
+            learner,
+            arm: arm.into(),
+            assigned_at: day * DAY_MS,
+            propensity: None,
+            risk_score: None,
+            cost: None,
+            churned: None,
+        }
+    }
+
+    /// Four learners: A active on days 20, 45, 75 and 100 (the end of the
+    /// data), B on 25 and 50, C on 28 only, D on day 0 only (so D is gone by
+    /// day 30: no activity in the 30 days before it).
+    fn dataset(assignments: Vec<Assignment>) -> Dataset {
+        let login = |l: u32, day: i64| Event::new(day * DAY_MS, l, EventType::Login);
+        Dataset {
+            learners: ["A", "B", "C", "D"].map(learner).to_vec(),
+            events: vec![
+                login(0, 20),
+                login(0, 45),
+                login(0, 75),
+                login(1, 25),
+                login(1, 50),
+                login(2, 28),
+                login(3, 0),
+                login(0, 100),
+            ],
+            assignments,
+            ..Dataset::default()
+        }
+    }
+
+    fn choice(experiment: Option<&str>) -> Choice {
+        Choice {
+            experiment: experiment.map(str::to_owned),
+            control: "control".into(),
+        }
+    }
+
+    #[test]
+    fn outcomes_are_the_labels_at_assignment_and_the_gone_are_counted() {
+        let mut data = dataset(vec![
+            assigned("x", 0, "coupon", 30),
+            assigned("x", 1, "control", 30),
+            assigned("x", 2, "control", 30),
+            assigned("x", 3, "coupon", 30),
+        ]);
+        let e = select(&mut data, &choice(None), 30 * DAY_MS).expect("selects");
+        assert_eq!(e.id, "x");
+        assert_eq!(e.names, ["control", "coupon"], "control first");
+        assert_eq!((e.assigned, e.already_gone, e.horizon_past_data), (4, 1, 0));
+        let outcomes: Vec<(usize, bool)> = e.units.iter().map(|u| (u.arm, u.churned)).collect();
+        // Learner order within one assignment time: A (coupon, back), B
+        // (control, back), C (control, gone after day 30).
+        assert_eq!(outcomes, [(1, false), (0, false), (0, true)]);
+        assert_eq!(e.assigned_at, [30 * DAY_MS]);
+    }
+
+    #[test]
+    fn an_outcome_past_the_data_is_counted_not_guessed_and_a_given_one_is_used() {
+        // C churned by its events, but the assignments say it stayed: the
+        // given outcome wins. At day 80, A's horizon runs past the data and
+        // B is already gone (last active on day 50).
+        let mut given = assigned("x", 2, "coupon", 30);
+        given.churned = Some(false);
+        let mut data = dataset(vec![
+            given,
+            assigned("x", 0, "control", 80),
+            assigned("x", 1, "coupon", 80),
+        ]);
+        let e = select(&mut data, &choice(None), 30 * DAY_MS).expect("selects");
+        assert_eq!((e.assigned, e.already_gone, e.horizon_past_data), (3, 1, 1));
+        let outcomes: Vec<(usize, bool)> = e.units.iter().map(|u| (u.arm, u.churned)).collect();
+        assert_eq!(outcomes, [(1, false)]);
+        assert_eq!(e.assigned_at, [30 * DAY_MS, 80 * DAY_MS]);
+    }
+
+    #[test]
+    fn mistakes_in_the_assignments_are_named() {
+        let refused = |assignments: Vec<Assignment>, experiment: Option<&str>| {
+            let mut data = dataset(assignments);
+            select(&mut data, &choice(experiment), 30 * DAY_MS)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
+        assert!(refused(Vec::new(), None).contains("no assignments"));
+        let two = vec![
+            assigned("x", 0, "control", 30),
+            assigned("y", 1, "control", 30),
+        ];
+        assert!(refused(two.clone(), None).contains("several experiments"));
+        assert!(refused(two, Some("z")).contains("not in the assignments (found: x, y)"));
+        let twice = vec![
+            assigned("x", 0, "control", 30),
+            assigned("x", 0, "coupon", 31),
+        ];
+        assert!(refused(twice, None).contains("learner A is assigned 2 times"));
+        let no_control = vec![assigned("x", 0, "coupon", 30)];
+        assert!(refused(no_control, None).contains("no \"control\" arm"));
+    }
+}

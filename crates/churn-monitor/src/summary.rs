@@ -403,3 +403,77 @@ pub fn html(report: &Monitoring) -> Result<String, MonitorError> {
     );
     Ok(page.finish())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{FeatureDrift, FeatureDriftPeriod, Period};
+
+    fn model_period(model: &str, role: &str, psi: f64) -> ModelPeriod {
+        ModelPeriod {
+            model: model.into(),
+            role: role.into(),
+            predictions: 120,
+            pending: 7,
+            not_eligible: 2,
+            mean_predicted: 0.21,
+            metrics: None,
+            intervals: None,
+            reliability: Vec::new(),
+            psi: Some(psi),
+            ks: None,
+        }
+    }
+
+    #[test]
+    fn both_summaries_show_every_period_model_and_drifting_feature() {
+        let report = Monitoring {
+            every: 7 * DAY_MS,
+            periods: vec![
+                Period {
+                    start: 0,
+                    models: vec![
+                        model_period("churn-gbdt@1", "champion", 0.01),
+                        model_period("churn-logistic@1", "challenger", 0.02),
+                    ],
+                },
+                Period {
+                    start: 7 * DAY_MS,
+                    models: vec![model_period("churn-gbdt@1", "champion", 0.4)],
+                },
+            ],
+            by_segment: Vec::new(),
+            reference: "the training rows".into(),
+            feature_drift: vec![FeatureDriftPeriod {
+                start: 7 * DAY_MS,
+                model: "churn-gbdt@1".into(),
+                rows: 30,
+                features: vec![FeatureDrift {
+                    feature: "tenure_days".into(),
+                    psi: 0.8,
+                    ks: Some(0.3),
+                }],
+            }],
+        };
+        let text = terminal(&report);
+        assert_eq!(
+            text.lines().filter(|l| l.contains("churn-gbdt@1")).count(),
+            2,
+            "{text}"
+        );
+        assert!(
+            text.contains("1970-01-08T00:00:00Z") && text.contains("0.400"),
+            "{text}"
+        );
+        assert!(text.contains("against the training rows"), "{text}");
+        let html = html(&report).expect("a page");
+        for needle in [
+            "churn-logistic@1",
+            "challenger",
+            "tenure_days",
+            "Input drift",
+        ] {
+            assert!(html.contains(needle), "{needle} in the page");
+        }
+    }
+}

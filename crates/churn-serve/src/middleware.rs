@@ -324,17 +324,18 @@ mod tests {
             .map_or(StatusCode::INTERNAL_SERVER_ERROR, |r| r.status())
     }
 
-    #[tokio::test]
-    async fn a_queued_request_is_admitted_when_a_slot_frees_not_refused() {
+    /// A router behind `admission` with `/hold` (answers once released) and
+    /// `/quick`; `/hold` is already in its slot when this returns, with the
+    /// handle of its answer.
+    async fn holding(
+        admission: &Arc<Admission>,
+    ) -> (
+        Router,
+        Arc<tokio::sync::Notify>,
+        tokio::task::JoinHandle<StatusCode>,
+    ) {
         let release = Arc::new(tokio::sync::Notify::new());
         let held = release.clone();
-        let admission = Arc::new(Admission::new(
-            1,
-            50,
-            60_000,
-            Counter::default(),
-            Counter::default(),
-        ));
         let app = Router::new()
             .route(
                 "/hold",
@@ -358,6 +359,19 @@ mod tests {
         while admission.slots.available_permits() > 0 {
             tokio::task::yield_now().await;
         }
+        (app, release, holder)
+    }
+
+    #[tokio::test]
+    async fn a_queued_request_is_admitted_when_a_slot_frees_not_refused() {
+        let admission = Arc::new(Admission::new(
+            1,
+            50,
+            60_000,
+            Counter::default(),
+            Counter::default(),
+        ));
+        let (app, release, holder) = holding(&admission).await;
         // Nothing measured yet: the expected wait is within the limit, so it queues.
         let queued = tokio::spawn({
             let app = app.clone();
@@ -375,8 +389,6 @@ mod tests {
 
     #[tokio::test]
     async fn a_request_that_would_wait_too_long_is_refused_at_once() {
-        let release = Arc::new(tokio::sync::Notify::new());
-        let held = release.clone();
         // A minute's wait is allowed, but a slot is known to be held 10 min.
         let admission = Arc::new(Admission::new(
             1,
@@ -386,29 +398,7 @@ mod tests {
             Counter::default(),
         ));
         admission.observe(Duration::from_secs(600));
-        let app = Router::new()
-            .route(
-                "/hold",
-                get(move || {
-                    let held = held.clone();
-                    async move {
-                        held.notified().await;
-                        "done"
-                    }
-                }),
-            )
-            .route("/quick", get(|| async { "quick" }))
-            .route_layer(axum::middleware::from_fn_with_state(
-                admission.clone(),
-                admit,
-            ));
-        let holder = tokio::spawn({
-            let app = app.clone();
-            async move { status(&app, "/hold").await }
-        });
-        while admission.slots.available_permits() > 0 {
-            tokio::task::yield_now().await;
-        }
+        let (app, release, holder) = holding(&admission).await;
         let start = Instant::now();
         assert_eq!(
             status(&app, "/quick").await,
