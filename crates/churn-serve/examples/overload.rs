@@ -152,10 +152,12 @@ impl Connection {
         })
     }
 
-    /// Posts `request` (a whole HTTP request) and returns the status and
-    /// whether the server keeps the connection open.
-    async fn send(&mut self, request: &[u8]) -> std::io::Result<(u16, bool)> {
+    /// Posts `request` (a whole HTTP request) and returns the status,
+    /// whether the server keeps the connection open, and when the last byte
+    /// of the request was written.
+    async fn send(&mut self, request: &[u8]) -> std::io::Result<(u16, bool, Instant)> {
         self.reader.get_mut().write_all(request).await?;
+        let written = Instant::now();
         let mut line = String::new();
         self.reader.read_line(&mut line).await?;
         let status: u16 = line
@@ -184,14 +186,14 @@ impl Connection {
         let mut body = vec![0; length];
         self.reader.read_exact(&mut body).await?;
         self.reused = true;
-        Ok((status, keep))
+        Ok((status, keep, written))
     }
 }
 
 #[derive(Default)]
 struct Outcomes {
-    /// (status, µs from send, µs from due time)
-    answered: Vec<(u16, u64, u64)>,
+    /// (status, µs from send, µs from due time, µs from the request written)
+    answered: Vec<(u16, u64, u64, u64)>,
     connection_errors: usize,
     /// The first few connection errors, as said.
     errors: Vec<String>,
@@ -238,13 +240,13 @@ async fn saturating_rate(
                         continue;
                     };
                     match c.send(&request).await {
-                        Ok((200, keep)) => {
+                        Ok((200, keep, _)) => {
                             ok += 1;
                             if !keep {
                                 connection = None;
                             }
                         }
-                        Ok((_, keep)) if keep => {}
+                        Ok((_, keep, _)) if keep => {}
                         _ => connection = None,
                     }
                 }
@@ -321,11 +323,12 @@ async fn fixed_rate(
             let done = Instant::now();
             let mut o = outcomes.lock().await;
             match result {
-                Ok((status, keep)) => {
+                Ok((status, keep, written)) => {
                     o.answered.push((
                         status,
                         (done - sent).as_micros() as u64,
                         (done - due).as_micros() as u64,
+                        (done - written).as_micros() as u64,
                     ));
                     drop(o);
                     if keep {
@@ -349,27 +352,30 @@ async fn fixed_rate(
         .unwrap_or_default()
 }
 
-fn report(label: &str, answered: &[(u16, u64, u64)], status: u16) {
-    let mut sent: Vec<u64> = answered
-        .iter()
-        .filter(|a| a.0 == status)
-        .map(|a| a.1)
-        .collect();
-    let mut due: Vec<u64> = answered
-        .iter()
-        .filter(|a| a.0 == status)
-        .map(|a| a.2)
-        .collect();
-    sent.sort_unstable();
-    due.sort_unstable();
-    let within_5ms = sent.iter().filter(|&&us| us <= 5_000).count();
+fn report(label: &str, answered: &[(u16, u64, u64, u64)], status: u16) {
+    let column = |pick: fn(&(u16, u64, u64, u64)) -> u64| {
+        let mut values: Vec<u64> = answered
+            .iter()
+            .filter(|a| a.0 == status)
+            .map(pick)
+            .collect();
+        values.sort_unstable();
+        values
+    };
+    let (sent, due, written) = (column(|a| a.1), column(|a| a.2), column(|a| a.3));
+    let within = |v: &[u64]| {
+        100.0 * v.iter().filter(|&&us| us <= 5_000).count() as f64 / v.len().max(1) as f64
+    };
     println!(
-        "{label:<9} {:>7}  from send: p50 {:>7.2} ms  p99 {:>7.2} ms  max {:>7.2} ms  ≤ 5 ms {:>7.3}%   from due: p50 {:>7.2} ms  p99 {:>7.2} ms",
+        "{label:<9} {:>7}  from send: p50 {:>6.2}  p99 {:>6.2}  max {:>6.2} ms, ≤ 5 ms {:>7.3}%  |  after the last byte: p99 {:>6.2}  max {:>6.2} ms, ≤ 5 ms {:>7.3}%  |  from due: p50 {:>6.2}  p99 {:>6.2} ms",
         sent.len(),
         percentile(&sent, 0.5),
         percentile(&sent, 0.99),
         percentile(&sent, 1.0),
-        100.0 * within_5ms as f64 / sent.len().max(1) as f64,
+        within(&sent),
+        percentile(&written, 0.99),
+        percentile(&written, 1.0),
+        within(&written),
         percentile(&due, 0.5),
         percentile(&due, 0.99),
     );
