@@ -138,23 +138,8 @@ pub fn breaches(report: &Monitoring, thresholds: &[Threshold], ignored: &[String
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::model_period;
     use crate::{FeatureDrift, FeatureDriftPeriod, Period};
-
-    fn model_period(model: &str, psi: f64) -> ModelPeriod {
-        ModelPeriod {
-            model: model.into(),
-            role: "champion".into(),
-            predictions: 10,
-            pending: 0,
-            not_eligible: 0,
-            mean_predicted: 0.2,
-            metrics: None,
-            intervals: None,
-            reliability: Vec::new(),
-            psi: Some(psi),
-            ks: None,
-        }
-    }
 
     #[test]
     fn thresholds_parse_and_name_what_is_wrong() {
@@ -191,11 +176,11 @@ mod tests {
             periods: vec![
                 Period {
                     start: 0,
-                    models: vec![model_period("m@1", 0.9)],
+                    models: vec![model_period("m@1", "champion", 0.9)],
                 },
                 Period {
                     start: 7,
-                    models: vec![model_period("m@1", 0.05)],
+                    models: vec![model_period("m@1", "champion", 0.05)],
                 },
             ],
             by_segment: Vec::new(),

@@ -443,3 +443,25 @@ mod tests {
         assert!(monitor(&rows, start, 0, &BTreeMap::new(), 1).is_err());
     }
 }
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::ModelPeriod;
+
+    /// A model's period with a prediction PSI and no labelled outcome yet.
+    pub(crate) fn model_period(model: &str, role: &str, psi: f64) -> ModelPeriod {
+        ModelPeriod {
+            model: model.into(),
+            role: role.into(),
+            predictions: 120,
+            pending: 7,
+            not_eligible: 2,
+            mean_predicted: 0.21,
+            metrics: None,
+            intervals: None,
+            reliability: Vec::new(),
+            psi: Some(psi),
+            ks: None,
+        }
+    }
+}

@@ -407,23 +407,8 @@ pub fn html(report: &Monitoring) -> Result<String, MonitorError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::model_period;
     use crate::{FeatureDrift, FeatureDriftPeriod, Period};
-
-    fn model_period(model: &str, role: &str, psi: f64) -> ModelPeriod {
-        ModelPeriod {
-            model: model.into(),
-            role: role.into(),
-            predictions: 120,
-            pending: 7,
-            not_eligible: 2,
-            mean_predicted: 0.21,
-            metrics: None,
-            intervals: None,
-            reliability: Vec::new(),
-            psi: Some(psi),
-            ks: None,
-        }
-    }
 
     #[test]
     fn both_summaries_show_every_period_model_and_drifting_feature() {
