@@ -852,6 +852,17 @@ fn train_on_a_plain_table_rejects_bad_labels_and_splits_by_time_or_test_file() {
         panic!("a plain table's card: {:?}", card.training);
     };
     assert_eq!(training.label, "y");
+    // The card says where the time went, phase by phase, in order.
+    let phases: Vec<&str> = card.phases.iter().map(|p| p.phase.as_str()).collect();
+    assert_eq!(
+        phases,
+        ["prepare", "fit", "calibrate", "explain", "evaluate"]
+    );
+    assert!(
+        card.phases
+            .iter()
+            .all(|p| p.seconds >= 0.0 && p.seconds.is_finite())
+    );
     // The id column is text: it becomes a categorical feature, as any text column would.
     let names: Vec<&str> = card.features.iter().map(|f| f.name.as_str()).collect();
     assert_eq!(names, ["x1", "x2", "id", "tier"]);

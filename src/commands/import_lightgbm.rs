@@ -38,6 +38,7 @@ pub fn import_lightgbm(args: &ImportArgs) -> Result<()> {
         metrics: serde_json::json!({}),
         created_at_ms: now_ms(),
         reference: None,
+        phases: Vec::new(),
     };
     let (card, dir) = churn_model::artifact::save(&args.out, &args.name, &model, card_input)?;
     say!(

@@ -29,12 +29,15 @@ pub struct Prepared {
 
 pub fn train(ui: &Ui, args: &TrainArgs) -> Result<Vec<PathBuf>> {
     let settings = settings::resolve(args)?;
+    let mut clock = churn_train::PhaseClock::start();
     let prepared = match (&settings.data, &settings.features) {
         (Some(data), _) => from_churn_data(ui, &settings, data)?,
         (None, Some(features)) => plain_table::prepare(ui, &settings, features)?,
         (None, None) => anyhow::bail!("give --data DIR or --features FILE --label COL"),
     };
-    fit_and_save(ui, &settings, prepared)
+    // Reading, validating, the features or the table, and the split.
+    clock.lap("prepare");
+    fit_and_save(ui, &settings, prepared, clock)
 }
 
 /// SHA-256 over the table files of a data directory (name and bytes, in
@@ -123,7 +126,12 @@ fn from_churn_data(ui: &Ui, settings: &TrainSettings, data: &Path) -> Result<Pre
     })
 }
 
-fn fit_and_save(ui: &Ui, settings: &TrainSettings, prepared: Prepared) -> Result<Vec<PathBuf>> {
+fn fit_and_save(
+    ui: &Ui,
+    settings: &TrainSettings,
+    prepared: Prepared,
+    mut clock: churn_train::PhaseClock,
+) -> Result<Vec<PathBuf>> {
     let Prepared {
         table,
         split,
@@ -174,6 +182,10 @@ fn fit_and_save(ui: &Ui, settings: &TrainSettings, prepared: Prepared) -> Result
         });
         let mut training = training.clone();
         training.set_fit(fitted.calibration.clone(), settings_json.clone());
+        // The card's phases: what this model took (the shared preparation,
+        // then its own fit), not the other family's.
+        let mut phases = clock.phases().to_vec();
+        phases.extend(fitted.phases.iter().cloned());
         let card_input = churn_model::CardInput {
             training,
             seed: settings.seed,
@@ -181,6 +193,7 @@ fn fit_and_save(ui: &Ui, settings: &TrainSettings, prepared: Prepared) -> Result
             metrics,
             created_at_ms: now_ms(),
             reference: Some(table.reference(&split.test, &fitted.test_probabilities)),
+            phases,
         };
         let (card, dir) =
             churn_model::artifact::save(&settings.out, &name, &fitted.model, card_input)?;
@@ -199,9 +212,20 @@ fn fit_and_save(ui: &Ui, settings: &TrainSettings, prepared: Prepared) -> Result
             card.calibration,
             dir.display()
         )?;
+        say!(
+            "  time: {}",
+            card.phases
+                .iter()
+                .map(|p| format!("{} {:.2} s", p.phase, p.seconds))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )?;
         fits.push((format!("{name}@{}", card.version), fitted));
         written.push(dir);
     }
+    // Each family's own phases were timed inside its fit; the clock resumes
+    // for what follows (the report).
+    clock.restart();
     let spinner = ui.spinner("report");
     let reported: Vec<churn_train::training_report::Reported> = fits
         .iter()
@@ -223,8 +247,13 @@ fn fit_and_save(ui: &Ui, settings: &TrainSettings, prepared: Prepared) -> Result
             Ok(std::io::Write::write_all(w, html.as_bytes())?)
         })?;
     }
+    clock.lap("report");
     if let Some(dir) = written.first() {
-        say!("report: {}", dir.join("report.html").display())?;
+        let report_seconds = clock.phases().last().map_or(0.0, |p| p.seconds);
+        say!(
+            "report: {} ({report_seconds:.2} s)",
+            dir.join("report.html").display()
+        )?;
     }
     Ok(written)
 }

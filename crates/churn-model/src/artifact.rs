@@ -50,6 +50,10 @@ pub struct ModelCard {
     pub metrics: serde_json::Value,
     /// RFC 3339.
     pub created_at: String,
+    /// Wall time of each phase of the run that made the model, in order
+    /// (empty for an imported model, or a card from before they were kept).
+    #[serde(default)]
+    pub phases: Vec<PhaseTime>,
     pub crate_version: String,
     /// Hex SHA-256 of `model.bin`.
     pub sha256: String,
@@ -149,6 +153,14 @@ impl ModelCard {
     }
 }
 
+/// How long one phase of training took.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PhaseTime {
+    /// e.g. `prepare`, `fit`, `calibrate`, `explain`, `evaluate`.
+    pub phase: String,
+    pub seconds: f64,
+}
+
 /// What the trainer knows beyond the model itself.
 #[derive(Debug, Clone)]
 pub struct CardInput {
@@ -160,6 +172,8 @@ pub struct CardInput {
     pub created_at_ms: i64,
     /// Training distributions for drift checks, written as `reference.json`.
     pub reference: Option<crate::drift::TrainingReference>,
+    /// Wall time of each phase of the run, in order.
+    pub phases: Vec<PhaseTime>,
 }
 
 /// A loaded artifact.
@@ -243,6 +257,7 @@ pub fn save(
         parameters: input.parameters.clone(),
         metrics: input.metrics.clone(),
         created_at: churn_core::format_timestamp(input.created_at_ms),
+        phases: input.phases.clone(),
         crate_version: env!("CARGO_PKG_VERSION").into(),
         sha256,
     };

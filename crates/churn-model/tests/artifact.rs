@@ -60,6 +60,7 @@ fn card_input() -> CardInput {
         metrics: serde_json::json!({}),
         created_at_ms: 1_795_000_000_000,
         reference: None,
+        phases: Vec::new(),
     }
 }
 

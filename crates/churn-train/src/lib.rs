@@ -102,9 +102,64 @@ pub struct Fitted {
     /// Test predictions (calibrated) and labels, for charts.
     pub test_probabilities: Vec<f64>,
     pub test_labels: Vec<f64>,
-    /// Test contributions, row-major (rows × features), for the SHAP summary.
+    /// Contributions of the explained test rows, row-major (rows ×
+    /// features), for the importance and the SHAP summary.
     pub test_contributions: Vec<f64>,
+    /// Which test rows those are: positions in `split.test`, ascending (every
+    /// row up to [`EXPLAINED_TEST_ROWS`], else an evenly spaced sample).
+    pub explained_rows: Vec<usize>,
+    /// Wall time of each phase of the fit, in order: `fit`, `calibrate`,
+    /// `explain` (every test row), `evaluate` (metrics, segments, importance).
+    pub phases: Vec<churn_model::artifact::PhaseTime>,
 }
+
+/// Times the phases of one run, in order.
+#[derive(Debug, Default)]
+pub struct PhaseClock {
+    phases: Vec<churn_model::artifact::PhaseTime>,
+    since: Option<std::time::Instant>,
+}
+
+impl PhaseClock {
+    /// Starts timing now.
+    pub fn start() -> Self {
+        PhaseClock {
+            phases: Vec::new(),
+            since: Some(std::time::Instant::now()),
+        }
+    }
+
+    /// Ends the phase running since the last lap (or the start) as `phase`.
+    pub fn lap(&mut self, phase: &str) {
+        let now = std::time::Instant::now();
+        let seconds = self.since.map_or(0.0, |t| (now - t).as_secs_f64());
+        self.phases.push(churn_model::artifact::PhaseTime {
+            phase: phase.to_owned(),
+            seconds,
+        });
+        self.since = Some(now);
+    }
+
+    /// Starts the next phase now (time since the last lap is not counted).
+    pub fn restart(&mut self) {
+        self.since = Some(std::time::Instant::now());
+    }
+
+    /// The phases timed so far.
+    pub fn phases(&self) -> &[churn_model::artifact::PhaseTime] {
+        &self.phases
+    }
+
+    pub fn into_phases(self) -> Vec<churn_model::artifact::PhaseTime> {
+        self.phases
+    }
+}
+
+/// At most this many test rows are explained (TreeSHAP) for the importance
+/// and the report's beeswarm: an evenly spaced sample of a larger test set
+/// gives the same picture at a fraction of the cost. The metrics always use
+/// every test row.
+pub const EXPLAINED_TEST_ROWS: usize = 20_000;
 
 /// Segments reported separately when the table has them.
 pub const SEGMENT_FEATURES: [&str; 3] = ["plan", "acquisition_channel", "device"];
@@ -154,6 +209,7 @@ pub fn fit_family(
     config: &TrainConfig,
     progress: &mut dyn FnMut(usize),
 ) -> Result<Fitted, TrainError> {
+    let mut clock = PhaseClock::start();
     let schema = table.schema(&split.train)?;
     let (scorer, parameters) = match family {
         Family::Gbdt => {
@@ -182,6 +238,7 @@ pub fn fit_family(
             (Scorer::Logistic(model), parameters)
         }
     };
+    clock.lap("fit");
     let uncalibrated = PreparedModel::new(ChurnModel {
         schema: schema.clone(),
         scorer: scorer.clone(),
@@ -212,17 +269,35 @@ pub fn fit_family(
         .iter()
         .map(|&m| model.calibration.probability(m))
         .collect();
-    let explained: Vec<churn_model::Prediction> = split
-        .test
+    clock.lap("calibrate");
+    let step = split.test.len().div_ceil(EXPLAINED_TEST_ROWS).max(1);
+    let explained_rows: Vec<usize> = (0..split.test.len()).step_by(step).collect();
+    let explained: Vec<churn_model::Prediction> = explained_rows
         .par_iter()
-        .map(|&i| {
+        .map(|&r| {
             let mut categories = Vec::new();
             prepared
-                .explain(&table.input(i, &mut categories))
+                .explain(&table.input(split.test[r], &mut categories))
                 .map_err(TrainError::Model)
         })
         .collect::<Result<_, _>>()?;
-    let test_p: Vec<f64> = explained.iter().map(|p| p.probability).collect();
+    clock.lap("explain");
+    // Every test row explained: its probabilities are the explanations'.
+    // Otherwise every row is scored (the predictor's margin, without TreeSHAP).
+    let test_p: Vec<f64> = if step == 1 {
+        explained.iter().map(|p| p.probability).collect()
+    } else {
+        split
+            .test
+            .par_iter()
+            .map(|&i| {
+                let mut categories = Vec::new();
+                prepared
+                    .probability(&table.input(i, &mut categories))
+                    .map_err(TrainError::Model)
+            })
+            .collect::<Result<_, _>>()?
+    };
     let test_y: Vec<f64> = split.test.iter().map(|&i| table.labels[i]).collect();
     let width = model.schema.features.len();
     let test_contributions: Vec<f64> = explained
@@ -244,18 +319,48 @@ pub fn fit_family(
         .collect();
 
     let by_segment = metrics_by_segment(table, &split.test, &test_p, config.seed);
+    let valid = metrics::metrics(&valid_p, &valid_labels, config.seed);
+    let test = metrics::metrics(&test_p, &test_y, config.seed);
+    clock.lap("evaluate");
 
     Ok(Fitted {
         family,
         parameters,
         calibration: calibration_report,
-        valid: metrics::metrics(&valid_p, &valid_labels, config.seed),
-        test: metrics::metrics(&test_p, &test_y, config.seed),
+        valid,
+        test,
+        phases: clock.into_phases(),
         by_segment,
         importance,
         test_probabilities: test_p,
         test_labels: test_y,
         test_contributions,
+        explained_rows,
         model,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_clock_keeps_phases_in_order_and_skips_what_a_restart_leaves_out() {
+        let mut clock = PhaseClock::start();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        clock.lap("first");
+        clock.lap("second");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        clock.restart();
+        clock.lap("third");
+        let phases = clock.into_phases();
+        let names: Vec<&str> = phases.iter().map(|p| p.phase.as_str()).collect();
+        assert_eq!(names, ["first", "second", "third"]);
+        assert!(phases[0].seconds >= 0.02, "{phases:?}");
+        assert!(phases[1].seconds < 0.02, "a lap right after a lap is short");
+        assert!(
+            phases[2].seconds < 0.02,
+            "the gap before the restart is not counted"
+        );
+    }
 }

@@ -336,7 +336,8 @@ fn ranks(values: &[f64]) -> Vec<Option<f64>> {
 fn beeswarm(m: &Reported<'_>, table: &Table, split: &Split) -> Result<String, ReportError> {
     let fitted = m.fitted;
     let width = fitted.importance.len();
-    let rows = split.test.len();
+    // Positions among the explained rows (whose contributions are kept).
+    let rows = fitted.explained_rows.len();
     let step = rows.div_ceil(BEESWARM_ROWS).max(1);
     let sample: Vec<usize> = (0..rows).step_by(step).collect();
     let numeric = table.numeric_len();
@@ -346,7 +347,7 @@ fn beeswarm(m: &Reported<'_>, table: &Table, split: &Split) -> Result<String, Re
             let colours = if table.features[j].1 == Kind::Numeric {
                 let values: Vec<f64> = sample
                     .iter()
-                    .map(|&r| table.numeric[split.test[r] * numeric + j])
+                    .map(|&r| table.numeric[split.test[fitted.explained_rows[r]] * numeric + j])
                     .collect();
                 ranks(&values)
             } else {

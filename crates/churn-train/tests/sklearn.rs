@@ -84,3 +84,66 @@ fn logistic_equals_scikit_learn() {
         );
     }
 }
+
+/// A large test set: every row is scored for the metrics, an evenly spaced
+/// sample of `EXPLAINED_TEST_ROWS` is explained, and the probabilities are
+/// the model's whether a row was explained or not.
+#[test]
+fn a_large_test_set_is_scored_whole_and_explained_on_a_sample() {
+    use churn_train::{EXPLAINED_TEST_ROWS, Family, Split, TrainConfig, fit_family};
+    let rows = 2 * EXPLAINED_TEST_ROWS + 1000;
+    let mut table = Table {
+        features: vec![("x".into(), Kind::Numeric, String::new())],
+        ..Table::default()
+    };
+    for r in 0..rows {
+        // A deterministic, noisy signal: x in [0, 1), label 1 for most high x.
+        let x = ((r * 7919) % 1000) as f64 / 1000.0;
+        let noise = ((r * 104_729) % 97) as f64 / 97.0;
+        table.numeric.push(x);
+        table
+            .labels
+            .push(f64::from(u8::from(x + 0.5 * noise > 0.9)));
+        table.as_of.push(0);
+        table.ids.push(r.to_string());
+    }
+    let split = Split {
+        train: (0..2000).collect(),
+        valid: (2000..4000).collect(),
+        test: (4000..rows).collect(),
+        train_times: Vec::new(),
+        valid_time: 0,
+        test_time: 0,
+    };
+    let fitted = fit_family(
+        &table,
+        &split,
+        Family::Logistic,
+        &TrainConfig::with_seed(7),
+        &mut |_| {},
+    )
+    .expect("fits");
+    let n = split.test.len();
+    assert_eq!(fitted.test.rows, n, "the metrics use every test row");
+    assert_eq!(fitted.test_probabilities.len(), n);
+    let step = n.div_ceil(EXPLAINED_TEST_ROWS);
+    assert!(step > 1);
+    assert_eq!(
+        fitted.explained_rows,
+        (0..n).step_by(step).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        fitted.test_contributions.len(),
+        fitted.explained_rows.len() * table.features.len()
+    );
+    let prepared = PreparedModel::new(fitted.model.clone()).expect("prepared");
+    for &r in fitted.explained_rows.iter().take(50) {
+        let mut categories = Vec::new();
+        let p = prepared
+            .probability(&table.input(split.test[r], &mut categories))
+            .expect("scores");
+        assert!((p - fitted.test_probabilities[r]).abs() < 1e-12);
+    }
+    let names: Vec<&str> = fitted.phases.iter().map(|p| p.phase.as_str()).collect();
+    assert_eq!(names, ["fit", "calibrate", "explain", "evaluate"]);
+}
