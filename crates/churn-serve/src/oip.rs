@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use crate::api::OwnedInput;
 use crate::auth::check_predict_token;
-use crate::body::json_body;
+use crate::body::json_bytes;
 use crate::error::ApiError;
 use crate::info::unknown_model;
 use crate::state::{AppState, Served};
@@ -237,11 +237,26 @@ pub async fn oip_infer(
 ) -> Result<Response, ApiError> {
     check_predict_token(&state, &headers)?;
     let deployment = state.deployment.load_full();
-    let Some((_, served)) = deployment.find(&name) else {
+    if deployment.find(&name).is_none() {
         return Err(unknown_model(&name));
-    };
-    let value = json_body(&headers, body).await?;
-    let (id, rows) = parse_infer(&value, served, state.config.max_batch)?;
+    }
+    let bytes = json_bytes(&headers, body).await?;
+    let inline = bytes.len() <= crate::predict::INLINE_BYTES;
+    let max_batch = state.config.max_batch;
+    let deployment = deployment.clone();
+    crate::predict::score_where_it_fits(inline, move || {
+        let value = crate::api::parse_json(&bytes)?;
+        let Some((_, served)) = deployment.find(&name) else {
+            return Err(unknown_model(&name));
+        };
+        infer(served, &value, max_batch)
+    })
+    .await
+}
+
+/// The answer to an infer request for `served`.
+fn infer(served: &Served, value: &Value, max_batch: usize) -> Result<Response, ApiError> {
+    let (id, rows) = parse_infer(value, served, max_batch)?;
     let mut probabilities = Vec::with_capacity(rows.len());
     let mut margins = Vec::with_capacity(rows.len());
     for input in &rows {

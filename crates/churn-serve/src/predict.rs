@@ -25,7 +25,7 @@ use crate::telemetry::BandRole;
 /// async workers stay free to read requests and refuse the excess under
 /// load; smaller ones (a few feature maps) are cheaper to answer inline
 /// than to hand over. Parsing, features and TreeSHAP all grow with the body.
-const INLINE_BYTES: usize = 8 << 10;
+pub(crate) const INLINE_BYTES: usize = 8 << 10;
 
 pub async fn predict(
     State(state): State<Arc<AppState>>,
@@ -46,18 +46,26 @@ pub async fn predict(
             score_all(&state, &deployment, &request, &request_id)
         }
     };
-    let predictions = if inline {
-        work()?
-    } else {
-        tokio::task::spawn_blocking(work).await.map_err(|_| {
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                "scoring was interrupted",
-            )
-        })??
-    };
+    let predictions = score_where_it_fits(inline, work).await?;
     Ok(axum::Json(json!({"predictions": predictions, "request_id": request_id})).into_response())
+}
+
+/// Runs `work` (parsing and scoring a body) on the async worker when the body
+/// is small (`inline`), else on the blocking pool.
+pub(crate) async fn score_where_it_fits<T: Send + 'static>(
+    inline: bool,
+    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    if inline {
+        return work();
+    }
+    tokio::task::spawn_blocking(work).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "scoring was interrupted",
+        )
+    })?
 }
 
 fn score_all(

@@ -179,6 +179,31 @@ async fn metadata_health_metrics_and_openapi_routes_answer() {
         .as_f64()
         .expect("p");
     assert!((via_oip - via_v1).abs() < 1e-12);
+    // A batch large enough to be scored off the async workers (over 8 KiB)
+    // gives the same answers, row by row.
+    let rows = 300;
+    let inputs: Vec<Value> = card["features"]
+        .as_array()
+        .expect("features")
+        .iter()
+        .map(|f| {
+            let name = f["name"].as_str().expect("name");
+            let datatype = if f["kind"] == "numeric" {
+                "FP64"
+            } else {
+                "BYTES"
+            };
+            json!({"name": name, "shape": [rows], "datatype": datatype,
+                   "data": vec![features[name].clone(); rows]})
+        })
+        .collect();
+    let body = json!({"id": "big", "inputs": inputs}).to_string();
+    assert!(body.len() > 8 << 10, "{} bytes", body.len());
+    let (status, value) = call(&app, post("/v2/models/churn-gbdt/infer", body)).await;
+    assert_eq!(status, StatusCode::OK, "{value}");
+    let data = value["outputs"][0]["data"].as_array().expect("data");
+    assert_eq!(data.len(), rows);
+    assert!(data.iter().all(|p| p.as_f64() == Some(via_oip)));
 
     // Every route of the router is documented.
     let (_, doc) = call(&app, get("/openapi.json")).await;
