@@ -1,20 +1,11 @@
 //! Flag values that several commands parse the same way: times, durations,
 //! snapshot plans and the reference "now".
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use anyhow::{Context, Result};
-use churn_core::{parse_duration, parse_timestamp};
+use churn_core::{now_ms, parse_duration, parse_timestamp};
 use churn_features::SnapshotSpec;
 
 use crate::cli::SnapshotArgs;
-
-/// The wall clock in ms since the epoch (0 if the clock is before 1970).
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
 
 /// A duration flag such as `--horizon 30d`, in ms.
 pub fn duration(flag: &str, text: &str) -> Result<i64> {

@@ -18,6 +18,11 @@ macro_rules! say {
 }
 pub(crate) use say;
 
+/// Prints `text` (whole lines, already ending in a newline) to stdout.
+pub fn print_text(text: &str) -> std::io::Result<()> {
+    std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes())
+}
+
 /// How a command talks to the person running it.
 pub struct Ui {
     pub quiet: bool,

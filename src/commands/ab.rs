@@ -9,10 +9,10 @@ use churn_ab::experiment::Choice;
 
 use crate::cli::{AbArgs, AbCommand, ModelSource, PlanArgs};
 use crate::commands::scoring::load_feature_model;
-use crate::flags::{duration, now_ms, reference_time};
+use crate::flags::{duration, reference_time};
 use crate::loading::load_and_report;
 use crate::output::{write_json_and_html, write_log_rejects};
-use crate::ui::{Ui, say};
+use crate::ui::{Ui, print_text, say};
 
 pub fn ab(ui: &Ui, args: &AbArgs) -> Result<()> {
     if let Some(AbCommand::Plan(plan_args)) = &args.command {
@@ -29,7 +29,7 @@ pub fn ab(ui: &Ui, args: &AbArgs) -> Result<()> {
         seed: args.seed,
         resamples: args.resamples,
         export_policy: args.export_policy.clone(),
-        now_ms: now_ms(),
+        now_ms: churn_core::now_ms(),
     };
     options.check()?;
     let model = match &args.model {
@@ -70,10 +70,7 @@ pub fn ab(ui: &Ui, args: &AbArgs) -> Result<()> {
             bar.inc(done);
         })?;
     bar.finish_and_clear();
-    std::io::Write::write_all(
-        &mut std::io::stdout().lock(),
-        churn_ab::summary::terminal(&analysis, &args.control).as_bytes(),
-    )?;
+    print_text(&churn_ab::summary::terminal(&analysis, &args.control))?;
     let html = churn_ab::summary::html(&analysis, &args.control)?;
     write_json_and_html(&args.out, "ab", &analysis, &html)?;
     Ok(())

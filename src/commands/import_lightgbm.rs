@@ -4,7 +4,6 @@
 use anyhow::{Context, Result};
 
 use crate::cli::ImportArgs;
-use crate::flags::now_ms;
 use crate::ui::say;
 
 pub fn import_lightgbm(args: &ImportArgs) -> Result<()> {
@@ -36,7 +35,7 @@ pub fn import_lightgbm(args: &ImportArgs) -> Result<()> {
         seed: 0,
         parameters: serde_json::json!({ "trees": trees, "calibration": model.calibration.name() }),
         metrics: serde_json::json!({}),
-        created_at_ms: now_ms(),
+        created_at_ms: churn_core::now_ms(),
         reference: None,
         phases: Vec::new(),
     };

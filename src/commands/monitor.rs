@@ -14,7 +14,7 @@ use crate::cli::MonitorArgs;
 use crate::flags::{duration, reference_time};
 use crate::loading::load_and_report;
 use crate::output::{write_json_and_html, write_log_rejects};
-use crate::ui::{Ui, say};
+use crate::ui::{Ui, print_text, say};
 
 pub fn monitor(ui: &Ui, args: &MonitorArgs) -> Result<ExitCode> {
     let thresholds = match &args.fail_on {
@@ -85,10 +85,7 @@ pub fn monitor(ui: &Ui, args: &MonitorArgs) -> Result<ExitCode> {
         args.seed,
     )?;
     report.feature_drift = churn_monitor::feature_drift(&features, start, every, &references)?;
-    std::io::Write::write_all(
-        &mut std::io::stdout().lock(),
-        churn_monitor::summary::terminal(&report).as_bytes(),
-    )?;
+    print_text(&churn_monitor::summary::terminal(&report))?;
     let html = churn_monitor::summary::html(&report)?;
     write_json_and_html(&args.out, "monitor", &report, &html)?;
     let crossed = churn_monitor::gate::breaches(&report, &thresholds, &args.gate_ignores);

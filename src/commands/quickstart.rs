@@ -11,7 +11,6 @@ use crate::cli::{
     Assignment, FeaturesArgs, FileFormat, QuickstartArgs, ServeArgs, SimulateArgs, SnapshotArgs,
 };
 use crate::commands::{features, scoring, serve, simulate, train};
-use crate::flags::now_ms;
 use crate::loading::load_and_report;
 use crate::output::write_file;
 use crate::ui::{Ui, say};
@@ -21,7 +20,12 @@ pub fn quickstart(ui: &Ui, args: &QuickstartArgs) -> Result<ExitCode> {
         "== 1. validate the committed sample ({})",
         args.data.display()
     )?;
-    let (sample, report) = load_and_report(ui, &args.data, &args.out.join("validate"), now_ms())?;
+    let (sample, report) = load_and_report(
+        ui,
+        &args.data,
+        &args.out.join("validate"),
+        churn_core::now_ms(),
+    )?;
     if report.total_rejected() > 0 {
         bail!("the committed sample should validate cleanly");
     }
@@ -87,7 +91,12 @@ pub fn quickstart(ui: &Ui, args: &QuickstartArgs) -> Result<ExitCode> {
         },
     )?;
     say!("\n== 6. validate it")?;
-    load_and_report(ui, &sim_out, &args.out.join("validate-simulated"), now_ms())?;
+    load_and_report(
+        ui,
+        &sim_out,
+        &args.out.join("validate-simulated"),
+        churn_core::now_ms(),
+    )?;
     let example_request = match &scored.riskiest {
         Some((learner, probability)) => {
             let path = args.out.join("request.json");

@@ -4,14 +4,14 @@
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use churn_core::{DAY_MS, Dataset, format_timestamp, parse_duration, parse_timestamp};
+use churn_core::{DAY_MS, Dataset, format_timestamp, parse_timestamp};
 use churn_features::{Example, Grouped, SnapshotSpec};
 use churn_model::artifact::Artifact;
 use churn_model::{Answer, Input, InputSchema, Policy, RiskBands};
 use rayon::prelude::*;
 
 use crate::cli::{ExplainArgs, ModelSource, PredictArgs, ScoringArgs};
-use crate::flags::reference_time;
+use crate::flags::{duration, reference_time};
 use crate::loading::load_and_report;
 use crate::output::write_file;
 use crate::ui::{Ui, say};
@@ -31,14 +31,13 @@ pub fn load_feature_model(source: &ModelSource) -> Result<Artifact> {
 /// The model's label horizon: the card's, else `--horizon`, else 30 days.
 fn horizon(artifact: &Artifact, flag: &Option<String>) -> Result<i64> {
     if let Some(text) = flag {
-        return parse_duration(text)
-            .map_err(anyhow::Error::msg)
-            .with_context(|| format!("--horizon {text:?}"));
+        return duration("--horizon", text);
     }
     match artifact.card.training.horizon() {
-        Some(text) => parse_duration(text)
-            .map_err(anyhow::Error::msg)
-            .with_context(|| format!("{}: training.horizon {text:?}", artifact.dir.display())),
+        Some(text) => duration(
+            &format!("{}: training.horizon", artifact.dir.display()),
+            text,
+        ),
         None => Ok(30 * DAY_MS),
     }
 }

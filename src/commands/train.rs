@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use churn_core::format_timestamp;
 
 use crate::cli::{ModelKind, TrainArgs};
-use crate::flags::{now_ms, reference_time, snapshot_spec};
+use crate::flags::{reference_time, snapshot_spec};
 use crate::loading::load_and_report;
 use crate::output::write_file;
 use crate::ui::{Ui, say};
@@ -191,7 +191,7 @@ fn fit_and_save(
             seed: settings.seed,
             parameters: fitted.parameters.clone(),
             metrics,
-            created_at_ms: now_ms(),
+            created_at_ms: churn_core::now_ms(),
             reference: Some(table.reference(&split.test, &fitted.test_probabilities)),
             phases,
         };

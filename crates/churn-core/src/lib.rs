@@ -17,5 +17,5 @@ pub use schema::{
     Table,
 };
 pub use time::{
-    DAY_MS, HOUR_MS, TimestampError, format_timestamp, parse_duration, parse_timestamp,
+    DAY_MS, HOUR_MS, TimestampError, format_timestamp, now_ms, parse_duration, parse_timestamp,
 };

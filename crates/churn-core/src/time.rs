@@ -19,6 +19,14 @@ pub struct TimestampError {
     pub text: String,
 }
 
+/// The wall clock in ms since the epoch, UTC (0 for a clock set before
+/// 1970): what "now" means for stamps and "the future" in validation.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 /// Parses RFC 3339 (`2026-01-31T08:00:00Z`, `…+02:00`, fractional seconds), or an
 /// ISO 8601 date-time without offset (`2026-01-31T08:00:00`, `2026-01-31 08:00:00`,
 /// taken as UTC as the data contract says), or a plain date (`2026-01-31`, midnight UTC).

@@ -93,9 +93,8 @@ impl AppState {
         champion: String,
         challenger: Option<String>,
     ) -> Result<Value, String> {
-        let state = self;
-        let _one_at_a_time = state.reload.lock().await;
-        let config = state.config.clone();
+        let _one_at_a_time = self.reload.lock().await;
+        let config = self.config.clone();
         let loaded = tokio::task::spawn_blocking(move || {
             load_deployment(&config, &champion, challenger.as_deref())
         })
@@ -103,8 +102,7 @@ impl AppState {
         .map_err(|e| format!("loading was interrupted: {e}"))
         .and_then(|r| r.map_err(|e| e.to_string()));
         let outcome = |label: &str| {
-            state
-                .telemetry
+            self.telemetry
                 .reloads
                 .get_or_create(&OutcomeLabel {
                     outcome: label.to_owned(),
@@ -113,17 +111,15 @@ impl AppState {
         };
         match loaded {
             Ok(deployment) => {
-                let previous = state.deployment.swap(Arc::new(deployment));
+                let previous = self.deployment.swap(Arc::new(deployment));
                 for (role, served) in previous.all() {
-                    state.telemetry.model_info.remove(&ModelLabel {
-                        name: served.name().to_owned(),
-                        version: served.version().to_owned(),
-                        role: role.name().to_owned(),
-                    });
+                    self.telemetry
+                        .model_info
+                        .remove(&ModelLabel::of(role, served));
                 }
-                state.publish_models();
+                self.publish_models();
                 outcome("ok");
-                let now = state.deployment.load();
+                let now = self.deployment.load();
                 let models: Vec<Value> = now
                     .all()
                     .map(|(r, s)| crate::info::model_summary(r, s))
@@ -141,17 +137,11 @@ impl AppState {
 
     /// Sets the `model_info` gauge for the models being served.
     pub fn publish_models(&self) {
-        let state = self;
-        let deployment = state.deployment.load();
+        let deployment = self.deployment.load();
         for (role, served) in deployment.all() {
-            state
-                .telemetry
+            self.telemetry
                 .model_info
-                .get_or_create(&ModelLabel {
-                    name: served.name().to_owned(),
-                    version: served.version().to_owned(),
-                    role: role.name().to_owned(),
-                })
+                .get_or_create(&ModelLabel::of(role, served))
                 .set(1);
         }
     }

@@ -91,11 +91,7 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         let Some(drift) = served.drift.as_ref().and_then(|d| d.psi()) else {
             continue;
         };
-        let model = ModelLabel {
-            name: served.name().to_owned(),
-            version: served.version().to_owned(),
-            role: role.name().to_owned(),
-        };
+        let model = ModelLabel::of(role, served);
         for (feature, psi) in drift.features {
             state
                 .telemetry

@@ -170,7 +170,7 @@ fn feature_line(
         })
         .collect();
     FeatureLine {
-        time: churn_core::format_timestamp(now_ms()),
+        time: churn_core::format_timestamp(churn_core::now_ms()),
         as_of: as_of.map(str::to_owned),
         model: logged_model(served, role),
         features,
@@ -226,7 +226,7 @@ fn score_one(
     }
     let band = answer.risk_band;
     let line = log.map(|context| PredictionLine {
-        time: churn_core::format_timestamp(now_ms()),
+        time: churn_core::format_timestamp(churn_core::now_ms()),
         request_id: context.request_id.to_owned(),
         learner_id: learner.to_owned(),
         as_of: context.as_of.map(str::to_owned),
@@ -244,10 +244,4 @@ fn score_one(
         suggested_action: answer.suggested_action,
     });
     Ok((value, band, line))
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }

@@ -38,6 +38,17 @@ pub struct ModelLabel {
     pub role: String,
 }
 
+impl ModelLabel {
+    /// The label of `served` in `role`.
+    pub fn of(role: crate::state::Role, served: &crate::state::Served) -> Self {
+        ModelLabel {
+            name: served.name().to_owned(),
+            version: served.version().to_owned(),
+            role: role.name().to_owned(),
+        }
+    }
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct FeatureLabel {
     pub name: String,

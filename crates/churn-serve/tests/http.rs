@@ -153,22 +153,25 @@ async fn metadata_health_metrics_and_openapi_routes_answer() {
     }
     // OIP infer: one tensor per feature, the same probability as /v1/predict.
     let features = features();
-    let inputs: Vec<Value> = card["features"]
-        .as_array()
-        .expect("features")
-        .iter()
-        .map(|f| {
-            let name = f["name"].as_str().expect("name");
-            let datatype = if f["kind"] == "numeric" {
-                "FP64"
-            } else {
-                "BYTES"
-            };
-            json!({"name": name, "shape": [2], "datatype": datatype,
-                   "data": [features[name].clone(), features[name].clone()]})
-        })
-        .collect();
-    let body = json!({"id": "x", "inputs": inputs}).to_string();
+    // One tensor per feature of the card, `rows` copies of the instance's value.
+    let inputs = |rows: usize| -> Vec<Value> {
+        card["features"]
+            .as_array()
+            .expect("features")
+            .iter()
+            .map(|f| {
+                let name = f["name"].as_str().expect("name");
+                let datatype = if f["kind"] == "numeric" {
+                    "FP64"
+                } else {
+                    "BYTES"
+                };
+                json!({"name": name, "shape": [rows], "datatype": datatype,
+                       "data": vec![features[name].clone(); rows]})
+            })
+            .collect()
+    };
+    let body = json!({"id": "x", "inputs": inputs(2)}).to_string();
     let (status, value) = call(&app, post("/v2/models/churn-gbdt/infer", body)).await;
     assert_eq!(status, StatusCode::OK, "{value}");
     assert_eq!(value["id"], "x");
@@ -182,22 +185,7 @@ async fn metadata_health_metrics_and_openapi_routes_answer() {
     // A batch large enough to be scored off the async workers (over 8 KiB)
     // gives the same answers, row by row.
     let rows = 300;
-    let inputs: Vec<Value> = card["features"]
-        .as_array()
-        .expect("features")
-        .iter()
-        .map(|f| {
-            let name = f["name"].as_str().expect("name");
-            let datatype = if f["kind"] == "numeric" {
-                "FP64"
-            } else {
-                "BYTES"
-            };
-            json!({"name": name, "shape": [rows], "datatype": datatype,
-                   "data": vec![features[name].clone(); rows]})
-        })
-        .collect();
-    let body = json!({"id": "big", "inputs": inputs}).to_string();
+    let body = json!({"id": "big", "inputs": inputs(rows)}).to_string();
     assert!(body.len() > 8 << 10, "{} bytes", body.len());
     let (status, value) = call(&app, post("/v2/models/churn-gbdt/infer", body)).await;
     assert_eq!(status, StatusCode::OK, "{value}");
