@@ -284,6 +284,11 @@ pub struct SnapshotArgs {
     /// Last time the data covers; later horizons are unlabelled (default: the latest event).
     #[arg(long)]
     pub data_end: Option<String>,
+    /// What "churned" means: inactivity, cancellation or either (default: the
+    /// data's contract.toml, else either).
+    #[arg(long)]
+    #[serde(default)]
+    pub label: Option<String>,
 }
 
 impl Default for SnapshotArgs {
@@ -295,6 +300,7 @@ impl Default for SnapshotArgs {
             every: "14d".into(),
             horizon: "30d".into(),
             data_end: None,
+            label: None,
         }
     }
 }
@@ -464,6 +470,10 @@ pub struct AbArgs {
     /// An assignments `churned` column, when present, is the outcome instead.
     #[arg(long, default_value = "30d")]
     pub horizon: String,
+    /// What "churned" means: inactivity, cancellation or either (default: the
+    /// data's contract.toml, else either).
+    #[arg(long)]
+    pub label: Option<String>,
     /// The control arm's name.
     #[arg(long, default_value = "control")]
     pub control: String,
@@ -564,6 +574,10 @@ pub struct MonitorArgs {
     /// Label horizon: churned = no activity (or a cancellation) within it after the prediction.
     #[arg(long, default_value = "30d")]
     pub horizon: String,
+    /// What "churned" means: inactivity, cancellation or either (default: the
+    /// data's contract.toml, else either).
+    #[arg(long)]
+    pub label: Option<String>,
     /// Exit with status 3 when a model's latest period crosses one of these
     /// (comma separated; metrics auc, ap, brier, ece, psi of the predictions,
     /// feature_psi = the largest feature PSI), e.g. `auc<0.7,psi>0.25`.

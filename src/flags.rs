@@ -2,7 +2,8 @@
 //! snapshot plans and the reference "now".
 
 use anyhow::{Context, Result};
-use churn_core::{now_ms, parse_duration, parse_timestamp};
+use churn_core::{LabelDefinition, now_ms, parse_duration, parse_timestamp};
+use churn_data::Contract;
 use churn_features::SnapshotSpec;
 
 use crate::cli::SnapshotArgs;
@@ -27,14 +28,23 @@ pub fn reference_time(now: &Option<String>) -> Result<i64> {
 }
 
 /// The snapshot flags shared by features, train and evaluate.
-pub fn snapshot_spec(args: &SnapshotArgs) -> Result<SnapshotSpec> {
+pub fn snapshot_spec(args: &SnapshotArgs, contract: &Contract) -> Result<SnapshotSpec> {
     Ok(SnapshotSpec {
         from: optional_time("--from", &args.from)?,
         to: optional_time("--to", &args.to)?,
         every: duration("--every", &args.every)?,
         horizon: duration("--horizon", &args.horizon)?,
         data_end: optional_time("--data-end", &args.data_end)?,
+        label: label(&args.label, contract)?,
     })
+}
+
+/// `--label`, else the data's contract's.
+pub fn label(flag: &Option<String>, contract: &Contract) -> Result<LabelDefinition> {
+    match flag {
+        Some(text) => LabelDefinition::parse(text).with_context(|| format!("--label {text:?}")),
+        None => Ok(contract.label),
+    }
 }
 
 #[cfg(test)]

@@ -6,25 +6,19 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use churn_core::Dataset;
-use churn_data::{LoadOptions, ValidationReport};
+use churn_data::{LoadOptions, Loaded, ValidationReport};
 
 use crate::output::write_json;
 use crate::ui::Ui;
 
 /// Loads and validates `data` (times after `now` are rejected) and reports
 /// the validation into `out`.
-pub fn load_and_report(
-    ui: &Ui,
-    data: &Path,
-    out: &Path,
-    now: i64,
-) -> Result<(Dataset, ValidationReport)> {
+pub fn load_and_report(ui: &Ui, data: &Path, out: &Path, now: i64) -> Result<Loaded> {
     let spinner = ui.spinner("validating");
     let loaded = churn_data::load_dir(data, &LoadOptions { now })?;
     spinner.finish_and_clear();
     report_validation(ui, &loaded.report, out)?;
-    Ok((loaded.dataset, loaded.report))
+    Ok(loaded)
 }
 
 /// Writes the rejects and validation.json to `out` and prints the counts.

@@ -175,6 +175,190 @@ fn simulate_validate_features_train_predict_serve_and_read_the_experiment() {
     assert!(ab.join("ab.html").is_file());
 }
 
+/// `sim` rewritten as a platform with its own vocabulary would export it: a
+/// fifth of the learners on a "Pro" plan with a "tablet"; logins as weekly
+/// counts; a custom `video_play` (activity, says `contract.toml`) 36 hours
+/// after every video watch (so that reading it as activity or not moves
+/// `days_since_last_activity`) and a custom `badge_earned` (a signal) after every quiz; the
+/// inactivity label.
+fn own_vocabulary_copy(sim: &Path, out: &Path) {
+    use churn_core::{DAY_MS, Event, EventKind, EventType};
+    let now = churn_core::parse_timestamp("2026-12-31T00:00:00Z").expect("time");
+    let mut dataset = churn_data::load_dir(sim, &churn_data::LoadOptions { now })
+        .expect("loads")
+        .dataset;
+    for (i, learner) in dataset.learners.iter_mut().enumerate() {
+        if i % 5 == 0 {
+            learner.plan = "Pro".into();
+            learner.device = Some("tablet".into());
+        }
+    }
+    dataset
+        .events
+        .sort_by(|a, b| a.learner.cmp(&b.learner).then(a.canonical_cmp(b)));
+    dataset.custom_event_types = vec!["badge_earned".into(), "video_play".into()];
+    let mut events: Vec<Event> = Vec::with_capacity(dataset.events.len() * 2);
+    let mut open_login: Option<(u32, i64, usize)> = None;
+    for e in &dataset.events {
+        let week = e.ts.div_euclid(7 * DAY_MS);
+        if e.event_type == EventType::Login {
+            match open_login {
+                Some((learner, w, row)) if learner == e.learner && w == week => {
+                    events[row].count += 1;
+                    continue;
+                }
+                _ => open_login = Some((e.learner, week, events.len())),
+            }
+        }
+        events.push(*e);
+        let custom = |index, activity| EventKind::Custom { index, activity };
+        if e.event_type == EventType::VideoWatch {
+            events.push(Event::new(
+                e.ts + 36 * 3_600_000,
+                e.learner,
+                custom(1, true),
+            ));
+        }
+        if e.event_type == EventType::QuizAttempt {
+            events.push(Event::new(e.ts, e.learner, custom(0, false)));
+        }
+    }
+    assert!(events.iter().any(|e| e.count > 1));
+    dataset.events = events;
+    churn_data::write_dataset(&dataset, out, churn_data::Format::Csv).expect("written");
+    std::fs::write(
+        out.join("contract.toml"),
+        "label = \"inactivity\"\n[events]\nactivity = [\"video_play\"]\n",
+    )
+    .expect("contract.toml");
+}
+
+#[test]
+fn a_platform_with_its_own_vocabulary_trains_predicts_explains_and_serves() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let at = |name: &str| work.path().join(name);
+    let (sim, own, models) = (at("sim"), at("own"), at("models"));
+    let now = ["--now", "2026-12-31T00:00:00Z"];
+    run(&[
+        "--quiet",
+        "simulate",
+        "--learners",
+        "2000",
+        "--days",
+        "180",
+        "--seed",
+        "5",
+        "--out",
+        path_str(&sim),
+    ]);
+    own_vocabulary_copy(&sim, &own);
+
+    let validate = at("validate");
+    run(&[
+        "--quiet",
+        "validate",
+        "--data",
+        path_str(&own),
+        "--out",
+        path_str(&validate),
+        "--strict",
+        now[0],
+        now[1],
+    ]);
+    run(&[
+        "--quiet",
+        "train",
+        "--data",
+        path_str(&own),
+        "--name",
+        "own",
+        "--out",
+        path_str(&models),
+        "--work",
+        path_str(&at("train")),
+        "--seed",
+        "42",
+        now[0],
+        now[1],
+    ]);
+    let version = std::fs::read_dir(models.join("own-gbdt"))
+        .expect("model directory")
+        .next()
+        .expect("a version")
+        .expect("entry")
+        .path();
+    let card = json_file(&version.join("model.json"));
+    assert_eq!(
+        card["training"]["label"], "inactivity",
+        "{}",
+        card["training"]
+    );
+    assert_eq!(
+        card["training"]["activity_types"],
+        serde_json::json!(["video_play"])
+    );
+    let plans = card["features"]
+        .as_array()
+        .expect("features")
+        .iter()
+        .find(|f| f["name"] == "plan")
+        .expect("plan feature")["categories"]
+        .clone();
+    assert!(
+        plans.as_array().expect("list").contains(&"Pro".into()),
+        "{plans}"
+    );
+    let auc = card["metrics"]["test"]["roc_auc"]["estimate"]
+        .as_f64()
+        .expect("test AUC");
+    assert!(auc > 0.75, "test AUC {auc}");
+
+    let as_of = "2026-05-01T00:00:00Z";
+    let predictions = at("predictions.csv");
+    let predict_work = at("predict");
+    let scoring = |command: &str, extra: &[&str]| {
+        let mut args = vec![
+            "--quiet",
+            command,
+            "--model",
+            "own-gbdt",
+            "--models",
+            path_str(&models),
+            "--data",
+            path_str(&own),
+            "--as-of",
+            as_of,
+            "--work",
+            path_str(&predict_work),
+            now[0],
+            now[1],
+        ];
+        args.extend_from_slice(extra);
+        run(&args)
+    };
+    scoring("predict", &["--out", path_str(&predictions)]);
+    let expected = read_predictions(&predictions);
+    assert!(expected.len() > 300, "{} active learners", expected.len());
+    let pro = expected
+        .keys()
+        .find(|id| id.ends_with('1'))
+        .expect("a learner");
+    let explained = scoring("explain", &["--learner", pro]);
+    assert!(explained.contains("churn probability"), "{explained}");
+
+    // The server reads `video_play` as activity from the card, and counts as
+    // counts, so raw events give the batch answers.
+    let server = ServeProcess::start(&["--models", path_str(&models), "--champion", "own-gbdt"]);
+    let (instances, _, _dir) = raw_instances_in(&own, as_of);
+    assert!(
+        instances
+            .iter()
+            .any(|i| i.to_string().contains("\"count\"")),
+        "raw instances carry counts"
+    );
+    compare_with_predict(server.addr, &instances, &expected);
+}
+
 /// The first command of the README's "Two commands", without its comment.
 fn readme_first_command() -> String {
     let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))

@@ -108,6 +108,7 @@ fn active_instances_in(data: &Path, as_of: &str) -> Vec<Value> {
                 .events
                 .partition_point(|e| (e.learner as usize) <= *i);
             churn_features::label::not_eligible(
+                churn_core::LabelDefinition::Either,
                 l.signup_at,
                 &dataset.events[from..to],
                 t,

@@ -39,7 +39,9 @@ pub fn ab(ui: &Ui, args: &AbArgs) -> Result<()> {
         })?),
         None => None,
     };
-    let (mut dataset, _) = load_and_report(ui, data, &args.out, reference_time(&args.now)?)?;
+    let loaded = load_and_report(ui, data, &args.out, reference_time(&args.now)?)?;
+    let label = crate::flags::label(&args.label, &loaded.contract)?;
+    let mut dataset = loaded.dataset;
     if !args.prediction_log.is_empty() {
         let read = churn_model::logs::read_predictions(&args.prediction_log, &dataset)?;
         let from_log = churn_ab::from_log::assignments(read.read, &args.control);
@@ -61,7 +63,7 @@ pub fn ab(ui: &Ui, args: &AbArgs) -> Result<()> {
         experiment: args.experiment.clone(),
         control: args.control.clone(),
     };
-    let experiment = churn_ab::experiment::select(&mut dataset, &choice, options.horizon)?;
+    let experiment = churn_ab::experiment::select(&mut dataset, &choice, label, options.horizon)?;
     spinner.finish_and_clear();
     let bar = ui.progress(0, "uplift models (cross-fitted)");
     let analysis =

@@ -15,7 +15,10 @@ use crate::loading::{load_and_report, report_validation, strict_failure};
 use crate::ui::{Ui, say};
 
 pub fn features(ui: &Ui, args: &FeaturesArgs) -> Result<ExitCode> {
-    let spec = snapshot_spec(&args.snapshots)?;
+    let spec = snapshot_spec(
+        &args.snapshots,
+        &churn_data::Contract::read_dir(&args.data)?,
+    )?;
     TableFormat::of(&args.out)?;
     let out_dir = match args.out.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
@@ -24,7 +27,11 @@ pub fn features(ui: &Ui, args: &FeaturesArgs) -> Result<ExitCode> {
     let clock = Instant::now();
     let now = reference_time(&args.now)?;
     let (plan, summary, loaded_in) = if args.partitions.get() == 1 {
-        let (mut dataset, report) = load_and_report(ui, &args.data, &out_dir, now)?;
+        let churn_data::Loaded {
+            mut dataset,
+            report,
+            ..
+        } = load_and_report(ui, &args.data, &out_dir, now)?;
         if args.strict && report.total_rejected() > 0 {
             return Ok(strict_failure(&report, &out_dir));
         }

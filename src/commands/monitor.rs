@@ -30,7 +30,9 @@ pub fn monitor(ui: &Ui, args: &MonitorArgs) -> Result<ExitCode> {
     }
     let every = duration("--every", &args.every)?;
     let horizon = duration("--horizon", &args.horizon)?;
-    let (mut dataset, _) = load_and_report(ui, &args.data, &args.out, reference_time(&args.now)?)?;
+    let loaded = load_and_report(ui, &args.data, &args.out, reference_time(&args.now)?)?;
+    let label = crate::flags::label(&args.label, &loaded.contract)?;
+    let mut dataset = loaded.dataset;
     let log = churn_model::logs::read_predictions(&args.log, &dataset)?;
     let rejects_path = write_log_rejects(&args.out, "prediction_log", &log.rejects)?;
     let logged: Vec<_> = log
@@ -57,7 +59,7 @@ pub fn monitor(ui: &Ui, args: &MonitorArgs) -> Result<ExitCode> {
     if logged.is_empty() {
         bail!("no prediction to monitor");
     }
-    let observations = churn_monitor::join::observations(&mut dataset, &logged, horizon);
+    let observations = churn_monitor::join::observations(&mut dataset, &logged, label, horizon);
     let features = read_features(args)?;
     let references = training_references(
         args,

@@ -20,7 +20,11 @@ pub fn quickstart(ui: &Ui, args: &QuickstartArgs) -> Result<ExitCode> {
         "== 1. validate the committed sample ({})",
         args.data.display()
     )?;
-    let (sample, report) = load_and_report(
+    let churn_data::Loaded {
+        dataset: sample,
+        report,
+        ..
+    } = load_and_report(
         ui,
         &args.data,
         &args.out.join("validate"),

@@ -49,6 +49,8 @@ struct Scoring {
     bands: RiskBands,
     as_of: i64,
     horizon: i64,
+    /// Who is still there to be scored follows the label the model learned.
+    label: churn_core::LabelDefinition,
 }
 
 impl Scoring {
@@ -66,7 +68,9 @@ impl Scoring {
             None => Box::new(playbook),
         };
         let horizon = horizon(&artifact, &args.horizon)?;
-        let (dataset, _) = load_and_report(ui, &args.data, &args.work, reference_time(&args.now)?)?;
+        let label = artifact.card.training.label();
+        let dataset =
+            load_and_report(ui, &args.data, &args.work, reference_time(&args.now)?)?.dataset;
         let as_of = match &args.as_of {
             Some(text) => parse_timestamp(text).with_context(|| format!("--as-of {text:?}"))?,
             None => dataset
@@ -80,6 +84,7 @@ impl Scoring {
                 bands,
                 as_of,
                 horizon,
+                label,
             },
             dataset,
         ))
@@ -97,6 +102,7 @@ impl Scoring {
             every: DAY_MS,
             horizon: self.horizon,
             data_end: Some(self.as_of),
+            label: self.label,
         }
         .resolve_for_span(Some((self.as_of, self.as_of)))?;
         let grouped = Grouped::new(dataset);

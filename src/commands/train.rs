@@ -54,13 +54,23 @@ fn data_fingerprint(data: &Path) -> Result<String> {
             hasher.update(&bytes);
         }
     }
+    // The contract changes labels and activity, so it is part of the data.
+    let contract = data.join(churn_data::CONTRACT_FILE);
+    if contract.is_file() {
+        let bytes = std::fs::read(&contract)
+            .with_context(|| format!("cannot read {}", contract.display()))?;
+        hasher.update(churn_data::CONTRACT_FILE.as_bytes());
+        hasher.update((bytes.len() as u64).to_le_bytes());
+        hasher.update(&bytes);
+    }
     Ok(churn_model::artifact::hex(&hasher.finalize()))
 }
 
 fn from_churn_data(ui: &Ui, settings: &TrainSettings, data: &Path) -> Result<Prepared> {
-    let spec = snapshot_spec(&settings.snapshots)?;
-    let (mut dataset, _) =
-        load_and_report(ui, data, &settings.work, reference_time(&settings.now)?)?;
+    let loaded = load_and_report(ui, data, &settings.work, reference_time(&settings.now)?)?;
+    let spec = snapshot_spec(&settings.snapshots, &loaded.contract)?;
+    let contract = loaded.contract;
+    let mut dataset = loaded.dataset;
     let plan = spec.resolve(&dataset)?;
     let spinner = ui.spinner("features");
     let table = churn_train::Table::from_dataset(&mut dataset, &plan);
@@ -78,11 +88,12 @@ fn from_churn_data(ui: &Ui, settings: &TrainSettings, data: &Path) -> Result<Pre
     )?;
     let context = vec![
         format!(
-            "Data {} (SHA-256 {}), as-of times every {} with a {} label horizon, seed {}.",
+            "Data {} (SHA-256 {}), as-of times every {} with a {} label horizon ({} label), seed {}.",
             data.display(),
             &fingerprint[..12.min(fingerprint.len())],
             snapshots.every,
             snapshots.horizon,
+            plan.label(),
             settings.seed
         ),
         format!(
@@ -114,6 +125,8 @@ fn from_churn_data(ui: &Ui, settings: &TrainSettings, data: &Path) -> Result<Pre
             .iter()
             .map(|c| (c.id.clone(), c.lessons))
             .collect(),
+        label: plan.label(),
+        activity_types: contract.events.activity.iter().cloned().collect(),
         // Filled in when the fit is done.
         calibration: serde_json::Value::Null,
         settings: serde_json::Value::Null,

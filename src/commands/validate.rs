@@ -11,7 +11,7 @@ use crate::loading::{load_and_report, strict_failure};
 use crate::ui::Ui;
 
 pub fn validate(ui: &Ui, args: &ValidateArgs) -> Result<ExitCode> {
-    let (_, report) = load_and_report(ui, &args.data, &args.out, reference_time(&args.now)?)?;
+    let report = load_and_report(ui, &args.data, &args.out, reference_time(&args.now)?)?.report;
     if args.strict && report.total_rejected() > 0 {
         return Ok(strict_failure(&report, &args.out));
     }

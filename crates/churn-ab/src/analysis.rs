@@ -615,6 +615,7 @@ fn playbook_candidate(
 mod tests {
     use super::*;
     use crate::experiment::{Choice, select};
+    use churn_core::LabelDefinition;
 
     fn options() -> Options {
         Options {
@@ -684,6 +685,7 @@ mod tests {
                 experiment: None,
                 control: "control".into(),
             },
+            LabelDefinition::Either,
             30 * DAY_MS,
         )
         .expect("the experiment");

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use churn_core::{DAY_MS, Dataset};
+use churn_core::{DAY_MS, Dataset, LabelDefinition};
 use churn_features::{FeatureRow, Grouped, SnapshotSpec};
 
 use crate::AbError;
@@ -47,10 +47,12 @@ pub struct Experiment<'d> {
 }
 
 /// Chooses the experiment, checks its assignments and computes each learner's
-/// outcome and features at assignment.
+/// outcome (by the `label` definition, within `horizon` ms) and features at
+/// assignment.
 pub fn select<'d>(
     dataset: &'d mut Dataset,
     choice: &Choice,
+    label: LabelDefinition,
     horizon: i64,
 ) -> Result<Experiment<'d>, AbError> {
     if dataset.assignments.is_empty() {
@@ -128,6 +130,7 @@ pub fn select<'d>(
             every: DAY_MS,
             horizon,
             data_end: Some(data_end),
+            label,
         }
         .resolve_for_span(Some((t, data_end.max(t))))
         .map_err(|e| AbError::Invalid(e.to_string()))?;
@@ -169,13 +172,13 @@ pub fn select<'d>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use churn_core::{Assignment, Event, EventType, Learner, Plan};
+    use churn_core::{Assignment, Event, EventType, Learner};
 
     fn learner(id: &str) -> Learner {
         Learner {
             id: id.into(),
             signup_at: 0,
-            plan: Plan::Monthly,
+            plan: "monthly".into(),
             acquisition_channel: "organic".into(),
             device: None,
         }
@@ -231,7 +234,13 @@ mod tests {
             assigned("x", 2, "control", 30),
             assigned("x", 3, "coupon", 30),
         ]);
-        let e = select(&mut data, &choice(None), 30 * DAY_MS).expect("selects");
+        let e = select(
+            &mut data,
+            &choice(None),
+            LabelDefinition::Either,
+            30 * DAY_MS,
+        )
+        .expect("selects");
         assert_eq!(e.id, "x");
         assert_eq!(e.names, ["control", "coupon"], "control first");
         assert_eq!((e.assigned, e.already_gone, e.horizon_past_data), (4, 1, 0));
@@ -254,7 +263,13 @@ mod tests {
             assigned("x", 0, "control", 80),
             assigned("x", 1, "coupon", 80),
         ]);
-        let e = select(&mut data, &choice(None), 30 * DAY_MS).expect("selects");
+        let e = select(
+            &mut data,
+            &choice(None),
+            LabelDefinition::Either,
+            30 * DAY_MS,
+        )
+        .expect("selects");
         assert_eq!((e.assigned, e.already_gone, e.horizon_past_data), (3, 1, 1));
         let outcomes: Vec<(usize, bool)> = e.units.iter().map(|u| (u.arm, u.churned)).collect();
         assert_eq!(outcomes, [(1, false)]);
@@ -265,10 +280,15 @@ mod tests {
     fn mistakes_in_the_assignments_are_named() {
         let refused = |assignments: Vec<Assignment>, experiment: Option<&str>| {
             let mut data = dataset(assignments);
-            select(&mut data, &choice(experiment), 30 * DAY_MS)
-                .err()
-                .map(|e| e.to_string())
-                .unwrap_or_default()
+            select(
+                &mut data,
+                &choice(experiment),
+                LabelDefinition::Either,
+                30 * DAY_MS,
+            )
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
         };
         assert!(refused(Vec::new(), None).contains("no assignments"));
         let two = vec![

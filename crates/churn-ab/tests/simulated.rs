@@ -186,7 +186,9 @@ fn features_at_assignment(
     at: i64,
 ) -> churn_ab::design::Design {
     use churn_features::{Profile, SortedEvents, compute};
-    dataset.events.sort_by_key(|e| (e.learner, e.ts));
+    dataset
+        .events
+        .sort_by(|a, b| a.learner.cmp(&b.learner).then(a.canonical_cmp(b)));
     let lessons: Vec<u32> = dataset.courses.iter().map(|c| c.lessons).collect();
     let events = &dataset.events;
     let rows: Vec<_> = learners

@@ -13,8 +13,9 @@ mod time;
 
 pub use fs::{commit_file, create_dir_all, publish_dir, temporary_sibling, write_atomically};
 pub use schema::{
-    Assignment, Course, Dataset, Event, EventType, Learner, Level, NO_COURSE, ParseEnumError, Plan,
-    Table,
+    Assignment, BadEventType, CUSTOM_EVENT_TYPE_MAX_LEN, Course, Dataset, Event, EventKind,
+    EventType, LabelDefinition, Learner, Level, NO_COURSE, ParseEnumError, Plan, Table,
+    parse_category, parse_event_type,
 };
 pub use time::{
     DAY_MS, HOUR_MS, TimestampError, format_timestamp, now_ms, parse_duration, parse_timestamp,

@@ -104,6 +104,117 @@ impl EventType {
     }
 }
 
+/// What an event row says happened: one of the 13 known types (fixed
+/// semantics) or a custom type of the platform's own (DESIGN.md "Bring your
+/// own data").
+///
+/// A custom type is an index into the names its dataset or model lists
+/// ([`Dataset::custom_event_types`]), and carries whether it counts as
+/// activity: that is data (`contract.toml`), so it is decided where the event
+/// is read, once, and every rule downstream asks [`EventKind::is_activity`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EventKind {
+    /// One of the contract's known types.
+    Known(EventType),
+    /// A platform's own type.
+    Custom {
+        /// Index into the list of custom type names it was read against.
+        index: u16,
+        /// Whether it keeps a learner present, like the known activity types.
+        activity: bool,
+    },
+}
+
+impl EventKind {
+    /// Whether the event keeps a learner "present" (DESIGN.md "Features and labels").
+    pub fn is_activity(self) -> bool {
+        match self {
+            EventKind::Known(t) => t.is_activity(),
+            EventKind::Custom { activity, .. } => activity,
+        }
+    }
+
+    /// The known type, `None` for a custom one.
+    pub fn known(self) -> Option<EventType> {
+        match self {
+            EventKind::Known(t) => Some(t),
+            EventKind::Custom { .. } => None,
+        }
+    }
+
+    /// A total order used to sort events that share a timestamp: known types
+    /// in contract order, then custom ones by index.
+    pub fn rank(self) -> u32 {
+        match self {
+            EventKind::Known(t) => u32::from(t.code()),
+            EventKind::Custom { index, .. } => EventType::ALL.len() as u32 + u32::from(index),
+        }
+    }
+}
+
+impl From<EventType> for EventKind {
+    fn from(t: EventType) -> Self {
+        EventKind::Known(t)
+    }
+}
+
+impl PartialEq<EventType> for EventKind {
+    fn eq(&self, other: &EventType) -> bool {
+        *self == EventKind::Known(*other)
+    }
+}
+
+/// Longest custom event type name, in bytes.
+pub const CUSTOM_EVENT_TYPE_MAX_LEN: usize = 64;
+
+/// Why a name cannot be a custom event type.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{value:?} is not a known event type nor a valid custom one (1 to 64 characters among a-z, 0-9, _ . - :, starting with a letter; known: {known})"
+)]
+pub struct BadEventType {
+    /// The rejected text.
+    pub value: String,
+    /// The known types, comma separated.
+    pub known: String,
+}
+
+/// Reads an `event_type` value: a known type, or else the name of a custom
+/// one (lower-case ASCII letters, digits, `_ . - :`, starting with a letter,
+/// at most [`CUSTOM_EVENT_TYPE_MAX_LEN`] bytes: names that are safe in a
+/// feature name, a column name and a URL).
+pub fn parse_event_type(text: &str) -> Result<Result<EventType, &str>, BadEventType> {
+    if let Ok(t) = EventType::parse(text) {
+        return Ok(Ok(t));
+    }
+    let valid = !text.is_empty()
+        && text.len() <= CUSTOM_EVENT_TYPE_MAX_LEN
+        && text.as_bytes()[0].is_ascii_lowercase()
+        && text.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'.' | b'-' | b':')
+        });
+    if valid {
+        Ok(Err(text))
+    } else {
+        Err(BadEventType {
+            value: text.to_owned(),
+            known: EventType::ALL
+                .iter()
+                .map(|t| t.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+    }
+}
+
+/// Reads an open-vocabulary category (`plan`, `acquisition_channel`,
+/// `device`, `level`): any text that is not empty once trimmed; the trimmed
+/// text, case kept.
+pub fn parse_category(text: &str) -> Option<&str> {
+    let trimmed = text.trim();
+    (!trimmed.is_empty()).then_some(trimmed)
+}
+
 /// Marker for an event without a course (`course_id` null).
 pub const NO_COURSE: u32 = u32::MAX;
 
@@ -114,8 +225,9 @@ pub struct Learner {
     pub id: String,
     /// Sign-up time, ms since epoch UTC.
     pub signup_at: i64,
-    /// Plan at sign-up.
-    pub plan: Plan,
+    /// Plan at sign-up: any non-empty text; [`Plan`] lists the values the
+    /// playbook knows.
+    pub plan: String,
     /// How the learner was acquired (free text, e.g. `organic`).
     pub acquisition_channel: String,
     /// Device, when known.
@@ -127,8 +239,8 @@ pub struct Learner {
 pub struct Course {
     /// Unique id.
     pub id: String,
-    /// Difficulty.
-    pub level: Level,
+    /// Difficulty: any non-empty text; [`Level`] lists the known values.
+    pub level: String,
     /// Number of lessons, > 0.
     pub lessons: u32,
 }
@@ -146,7 +258,10 @@ pub struct Event {
     /// Index into [`Dataset::courses`], or [`NO_COURSE`].
     pub course: u32,
     /// What happened.
-    pub event_type: EventType,
+    pub event_type: EventKind,
+    /// How many occurrences the row stands for (≥ 1): a daily aggregate is one
+    /// row with its count.
+    pub count: u32,
     /// Seconds watched or attended (video_watch, live_class).
     pub duration_s: f64,
     /// Quiz score in [0, 1] (quiz_attempt).
@@ -160,13 +275,14 @@ pub struct Event {
 }
 
 impl Event {
-    /// An event with no course and no measures.
-    pub fn new(ts: i64, learner: u32, event_type: EventType) -> Self {
+    /// One occurrence with no course and no measures.
+    pub fn new(ts: i64, learner: u32, event_type: impl Into<EventKind>) -> Self {
         Event {
             ts,
             learner,
             course: NO_COURSE,
-            event_type,
+            event_type: event_type.into(),
+            count: 1,
             duration_s: f64::NAN,
             score: f64::NAN,
             amount: f64::NAN,
@@ -178,6 +294,90 @@ impl Event {
     /// The course index, if the event has one.
     pub fn course(&self) -> Option<u32> {
         (self.course != NO_COURSE).then_some(self.course)
+    }
+
+    /// The contract's canonical order of one learner's events (DESIGN.md
+    /// "Bring your own data"): by time, then every other field but the
+    /// learner, so events sorted by it come out the same whatever order the
+    /// file had them in. Measures compare with NaN (absent) after every number.
+    pub fn canonical_cmp(&self, other: &Event) -> std::cmp::Ordering {
+        let measures = |e: &Event| [e.duration_s, e.score, e.amount, e.latency_ms, e.stalls];
+        self.ts
+            .cmp(&other.ts)
+            .then(self.event_type.rank().cmp(&other.event_type.rank()))
+            .then(self.course.cmp(&other.course))
+            .then(self.count.cmp(&other.count))
+            .then_with(|| {
+                measures(self)
+                    .iter()
+                    .zip(measures(other))
+                    .map(|(a, b)| nan_last(*a, b))
+                    .find(|o| o.is_ne())
+                    .unwrap_or(std::cmp::Ordering::Equal)
+            })
+    }
+}
+
+fn nan_last(a: f64, b: f64) -> std::cmp::Ordering {
+    match (a.is_nan(), b.is_nan()) {
+        (true, true) => std::cmp::Ordering::Equal,
+        (true, false) => std::cmp::Ordering::Greater,
+        (false, true) => std::cmp::Ordering::Less,
+        (false, false) => a.total_cmp(&b),
+    }
+}
+
+/// How "churned" is defined (DESIGN.md "Features and labels", "Bring your own
+/// data"); a setting of every command that computes labels, recorded on the
+/// model card.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum LabelDefinition {
+    /// No activity for the horizon (a course platform's "dropped out").
+    Inactivity,
+    /// A `subscription_cancel` within the horizon (a subscription business's
+    /// churn; a course platform's withdrawal).
+    Cancellation,
+    /// Either of the two: the contract's original definition.
+    #[default]
+    Either,
+}
+
+impl LabelDefinition {
+    /// Every definition.
+    pub const ALL: [LabelDefinition; 3] = [
+        LabelDefinition::Inactivity,
+        LabelDefinition::Cancellation,
+        LabelDefinition::Either,
+    ];
+
+    /// The spelling used in files, flags and cards.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LabelDefinition::Inactivity => "inactivity",
+            LabelDefinition::Cancellation => "cancellation",
+            LabelDefinition::Either => "either",
+        }
+    }
+
+    /// Parses [`Self::as_str`]'s spelling.
+    pub fn parse(text: &str) -> Result<Self, ParseEnumError> {
+        Self::ALL
+            .into_iter()
+            .find(|d| d.as_str() == text)
+            .ok_or_else(|| ParseEnumError {
+                what: "label definition",
+                value: text.to_owned(),
+                allowed: "inactivity, cancellation, either".into(),
+            })
+    }
+}
+
+impl fmt::Display for LabelDefinition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -211,11 +411,25 @@ pub struct Dataset {
     pub courses: Vec<Course>,
     /// Events in file order.
     pub events: Vec<Event>,
+    /// Names of the custom event types, sorted: `EventKind::Custom { index }`
+    /// is `custom_event_types[index]`.
+    pub custom_event_types: Vec<String>,
     /// Assignments in file order (empty when the table is absent).
     pub assignments: Vec<Assignment>,
 }
 
 impl Dataset {
+    /// The name of an event's type, known or custom.
+    pub fn event_type_name(&self, kind: EventKind) -> &str {
+        match kind {
+            EventKind::Known(t) => t.as_str(),
+            EventKind::Custom { index, .. } => self
+                .custom_event_types
+                .get(usize::from(index))
+                .map_or("(custom)", String::as_str),
+        }
+    }
+
     /// The time of the latest event (ms), `None` without events: where the
     /// data ends, for labels whose horizon would run past it.
     pub fn last_event_time(&self) -> Option<i64> {
@@ -304,5 +518,55 @@ mod tests {
                 "live_class"
             ]
         );
+    }
+
+    #[test]
+    fn event_types_are_known_or_well_formed_custom_names() {
+        assert_eq!(parse_event_type("login"), Ok(Ok(EventType::Login)));
+        assert_eq!(parse_event_type("video_play"), Ok(Err("video_play")));
+        assert_eq!(parse_event_type("oulad:forumng"), Ok(Err("oulad:forumng")));
+        for bad in ["", "Video", "9lives", "page view", "a/b", &"x".repeat(65)] {
+            assert!(parse_event_type(bad).is_err(), "{bad:?} is refused");
+        }
+        assert!(parse_event_type(&"x".repeat(64)).is_ok());
+        assert_eq!(parse_category("  Pro "), Some("Pro"));
+        assert_eq!(parse_category(" \t"), None);
+    }
+
+    #[test]
+    fn the_canonical_order_is_total_and_ignores_the_learner() {
+        let custom = |index, activity| EventKind::Custom { index, activity };
+        let mut a = Event::new(5, 0, EventType::QuizAttempt);
+        a.score = 0.5;
+        let mut b = a;
+        b.score = f64::NAN;
+        assert!(a.canonical_cmp(&b).is_lt(), "absent measures sort last");
+        let c = Event::new(5, 9, custom(0, true));
+        assert!(
+            a.canonical_cmp(&c).is_lt(),
+            "known types before custom ones"
+        );
+        assert!(c.canonical_cmp(&Event::new(5, 0, custom(1, false))).is_lt());
+        assert!(
+            Event::new(4, 0, custom(3, false)).canonical_cmp(&a).is_lt(),
+            "time first"
+        );
+        let mut d = a;
+        d.learner = 7;
+        assert!(a.canonical_cmp(&d).is_eq());
+        let mut e = a;
+        e.count = 2;
+        assert!(a.canonical_cmp(&e).is_lt());
+        assert!(custom(0, true).is_activity() && !custom(0, false).is_activity());
+        assert_eq!(EventKind::from(EventType::Login), EventType::Login);
+    }
+
+    #[test]
+    fn label_definitions_round_trip() {
+        for d in LabelDefinition::ALL {
+            assert_eq!(LabelDefinition::parse(d.as_str()), Ok(d));
+        }
+        assert!(LabelDefinition::parse("churn").is_err());
+        assert_eq!(LabelDefinition::default(), LabelDefinition::Either);
     }
 }

@@ -12,6 +12,7 @@
 //! or column, a column of the wrong type) are errors.
 
 mod columns;
+mod contract;
 pub mod plain_table;
 mod validate;
 mod validation_report;
@@ -56,6 +57,26 @@ pub enum DataError {
         /// What the reader said.
         message: String,
     },
+    /// `contract.toml` cannot be read as a contract.
+    #[error("{file}: {message}")]
+    Contract {
+        /// The file.
+        file: PathBuf,
+        /// What is wrong, with the key at fault.
+        message: String,
+    },
+    /// More distinct custom event types than an event can name.
+    #[error(
+        "{file}: more than {max} distinct custom event types (e.g. {example:?}); map them to fewer in the import"
+    )]
+    TooManyCustomEventTypes {
+        /// The events file.
+        file: PathBuf,
+        /// The limit.
+        max: usize,
+        /// The first name over the limit.
+        example: String,
+    },
     /// A required column is absent.
     #[error("{file}: missing required column {column:?} (columns found: {})", found.join(", "))]
     MissingColumn {
@@ -97,6 +118,8 @@ pub enum DataError {
     },
 }
 
+pub use contract::{CONTRACT_FILE, Contract, EventsContract};
+
 /// How to validate.
 #[derive(Debug, Clone, Copy)]
 pub struct LoadOptions {
@@ -109,6 +132,8 @@ pub struct LoadOptions {
 pub struct Loaded {
     /// Accepted rows, ids resolved.
     pub dataset: Dataset,
+    /// The directory's `contract.toml` (the defaults when it has none).
+    pub contract: Contract,
     /// Per-table counts and rejected rows.
     pub report: ValidationReport,
 }
@@ -163,12 +188,14 @@ impl DirFiles {
 /// Reads and validates every table of a data directory.
 pub fn load_dir(dir: &Path, options: &LoadOptions) -> Result<Loaded, DataError> {
     let files = DirFiles::find(dir)?;
+    let contract = Contract::read_dir(dir)?;
     validate::validate(
         &files.learners,
         &files.courses,
         &files.events,
         files.assignments.as_deref(),
         options,
+        contract,
     )
 }
 
@@ -183,6 +210,8 @@ pub struct Partitioned {
     pub dataset: Dataset,
     /// Every table's counts and rejects, as [`load_dir`] gives them.
     pub report: ValidationReport,
+    /// The directory's `contract.toml` (the defaults when it has none).
+    pub contract: Contract,
     /// Earliest and latest accepted event time (ms), if any event was accepted.
     pub event_span: Option<(i64, i64)>,
     partitions: NonZeroUsize,
@@ -211,22 +240,30 @@ fn partitioned(
     slice_rows: usize,
 ) -> Result<Partitioned, DataError> {
     let files = DirFiles::find(dir)?;
-    let mut profiles = validate::validate_profiles(&files.learners, &files.courses, options)?;
+    let contract = Contract::read_dir(dir)?;
+    let mut profiles =
+        validate::validate_profiles(&files.learners, &files.courses, options, contract.clone())?;
     let scan = profiles.scan_events(
         &files.events,
         slice_rows,
         &validate::EventSelection::CountOnly,
         &mut Vec::new(),
     )?;
+    // The counting pass saw every custom type: fix their order now, so each
+    // partition's events name them alike.
+    profiles.sort_custom_event_types(&mut []);
     let mut tables = std::mem::take(&mut profiles.tables);
     tables.push(scan.report);
     if let Some(file) = &files.assignments {
         profiles.validate_assignments(file)?;
         tables.append(&mut profiles.tables);
     }
+    let mut dataset = std::mem::take(&mut profiles.dataset);
+    dataset.custom_event_types = profiles.custom_event_types();
     Ok(Partitioned {
-        dataset: std::mem::take(&mut profiles.dataset),
+        dataset,
         report: ValidationReport { tables },
+        contract,
         event_span: scan.span,
         partitions,
         slice_rows,
@@ -268,13 +305,16 @@ L1,2026-01-10T09:00:00Z,login,,,,,,
 L2,2026-01-12T10:00:00Z,quiz_attempt,C1,,0.8,,,
 L9,2026-01-12T10:00:00Z,login,,,,,,
 L3,2026-01-12T10:00:00Z,login,,,,,,
-L1,2026-01-12T10:00:00Z,clicks,,,,,,
+L1,2026-01-12T10:00:00Z,Clicks!,,,,,,
 L2,2026-01-13T10:00:00Z,video_watch,C1,60,,,,
 L3,2026-01-14T10:00:00Z,checkin,,,,,,
 L1,2026-01-09T00:00:00Z,login,,,,,,
 L2,2026-01-15T10:00:00Z,login,,,,,,
 L3,2026-01-15T10:00:00Z,payment,,,,-1,,
 L1,2026-01-16T10:00:00Z,login,,,,,,
+L2,2026-01-16T10:00:00Z,zeta_view,,,,,,
+L1,2026-01-17T10:00:00Z,alpha_view,,,,,,
+L3,2026-01-17T10:00:00Z,zeta_view,,,,,,
 ";
 
     #[test]
@@ -295,6 +335,11 @@ L1,2026-01-16T10:00:00Z,login,,,,,,
         for (partitions, slice_rows) in [(1, 3), (2, 3), (3, 4), (2, 100)] {
             let partitions = NonZeroUsize::new(partitions).expect("non-zero");
             let part = partitioned(dir.path(), &options, partitions, slice_rows).expect("loads");
+            assert_eq!(part.dataset.custom_event_types, ["alpha_view", "zeta_view"]);
+            assert_eq!(
+                whole.dataset.custom_event_types,
+                ["alpha_view", "zeta_view"]
+            );
             let (a, b) = (
                 whole.report.table(Table::Events).expect("events"),
                 part.report.table(Table::Events).expect("events"),

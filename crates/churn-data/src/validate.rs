@@ -7,13 +7,13 @@ use std::collections::hash_map::Entry;
 use std::path::Path;
 
 use churn_core::{
-    Assignment, Course, Dataset, Event, EventType, Learner, Level, NO_COURSE, Plan, Table,
-    format_timestamp,
+    Assignment, Course, Dataset, Event, EventKind, Learner, NO_COURSE, Table, format_timestamp,
+    parse_category, parse_event_type,
 };
 
 use crate::columns::{Frame, NumCol, TextCol, TimeCol};
 use crate::validation_report::{Reject, TableReport, ValidationReport};
-use crate::{DataError, LoadOptions, Loaded};
+use crate::{Contract, DataError, LoadOptions, Loaded};
 
 /// The problems found in one row.
 #[derive(Default)]
@@ -119,6 +119,48 @@ struct FoundEvents {
     rejects: Vec<Reject>,
     accepted: usize,
     span: Option<(i64, i64)>,
+    /// The custom event types met, in order of first use: the `index` of
+    /// these events' custom kinds, until [`Profiles::scan_events`] renames
+    /// them into the file's list.
+    custom: Vec<String>,
+}
+
+/// The custom event types of an events file: names and their indexes.
+#[derive(Default)]
+struct CustomTypes {
+    names: Vec<String>,
+    index: HashMap<String, u16, foldhash::fast::RandomState>,
+}
+
+impl CustomTypes {
+    fn index_of(&mut self, name: &str, file: &Path) -> Result<u16, DataError> {
+        if let Some(&i) = self.index.get(name) {
+            return Ok(i);
+        }
+        let i = u16::try_from(self.names.len())
+            .ok()
+            .filter(|&i| i < u16::MAX)
+            .ok_or_else(|| DataError::TooManyCustomEventTypes {
+                file: file.to_owned(),
+                max: usize::from(u16::MAX),
+                example: name.to_owned(),
+            })?;
+        self.names.push(name.to_owned());
+        self.index.insert(name.to_owned(), i);
+        Ok(i)
+    }
+}
+
+/// Renames the custom kinds of `events` through `map` (old index → new).
+fn rename_custom(events: &mut [Event], map: &[u16]) {
+    for e in events {
+        if let EventKind::Custom { index, activity } = e.event_type {
+            e.event_type = EventKind::Custom {
+                index: map[usize::from(index)],
+                activity,
+            };
+        }
+    }
 }
 
 /// The columns of the events file.
@@ -127,6 +169,7 @@ struct EventColumns {
     ts: TimeCol,
     types: TextCol,
     course_ids: Option<TextCol>,
+    counts: Option<NumCol>,
     duration: Option<NumCol>,
     score: Option<NumCol>,
     amount: Option<NumCol>,
@@ -140,9 +183,7 @@ impl EventColumns {
         &self,
         frame: &Frame,
         rows: std::ops::Range<usize>,
-        learner_index: &IdIndex<(u32, i64)>,
-        course_index: &IdIndex<u32>,
-        now: i64,
+        profiles: &Profiles,
         selection: &EventSelection<'_>,
     ) -> FoundEvents {
         let mut found = FoundEvents {
@@ -153,7 +194,18 @@ impl EventColumns {
             rejects: Vec::new(),
             accepted: 0,
             span: None,
+            custom: Vec::new(),
         };
+        let Profiles {
+            learner_index,
+            course_index,
+            now,
+            contract,
+            ..
+        } = profiles;
+        let now = *now;
+        let mut custom: HashMap<String, EventKind, foldhash::fast::RandomState> =
+            HashMap::default();
         for row in rows {
             let mut p = RowProblems::default();
             let learner = text(&self.learner_ids, row, "learner_id", &mut p).and_then(|id| {
@@ -181,10 +233,37 @@ impl EventColumns {
                 );
             }
             let event_type = text(&self.types, row, "event_type", &mut p).and_then(|v| {
-                EventType::parse(v)
-                    .map_err(|e| p.add("event_type", e.to_string()))
-                    .ok()
+                match parse_event_type(v) {
+                    Ok(Ok(known)) => Some(EventKind::Known(known)),
+                    Ok(Err(name)) => Some(match custom.get(name) {
+                        Some(&kind) => kind,
+                        None => {
+                            let kind = EventKind::Custom {
+                                index: found.custom.len() as u16,
+                                activity: contract.is_activity(name),
+                            };
+                            found.custom.push(name.to_owned());
+                            custom.insert(name.to_owned(), kind);
+                            kind
+                        }
+                    }),
+                    Err(e) => {
+                        p.add("event_type", e.to_string());
+                        None
+                    }
+                }
             });
+            let count = match number(self.counts.as_ref(), row, "count", &mut p) {
+                None => 1,
+                Some(n) if n >= 1.0 && n.fract() == 0.0 && n <= f64::from(u32::MAX) => n as u32,
+                Some(n) => {
+                    p.add(
+                        "count",
+                        format!("count must be a whole number ≥ 1, got {n}"),
+                    );
+                    1
+                }
+            };
             let course = match self.course_ids.as_ref().and_then(|c| c.get(row)) {
                 None => Some(NO_COURSE),
                 Some(id) => course_index
@@ -233,6 +312,7 @@ impl EventColumns {
                         learner,
                         course,
                         event_type,
+                        count,
                         duration_s,
                         score,
                         amount,
@@ -284,6 +364,21 @@ fn text<'a>(
         p.add(field, format!("{field} is empty"));
     }
     value
+}
+
+/// A required open-vocabulary category: trimmed, not blank.
+fn category<'a>(
+    col: &'a TextCol,
+    row: usize,
+    field: &'static str,
+    p: &mut RowProblems,
+) -> Option<&'a str> {
+    let value = text(col, row, field, p)?;
+    let trimmed = parse_category(value);
+    if trimmed.is_none() {
+        p.add(field, format!("{field} is blank"));
+    }
+    trimmed
 }
 
 /// A required timestamp, not later than `now`.
@@ -357,6 +452,8 @@ pub(crate) struct Profiles {
     learner_index: IdIndex<(u32, i64)>,
     course_index: IdIndex<u32>,
     now: i64,
+    contract: Contract,
+    custom: std::sync::Mutex<CustomTypes>,
 }
 
 pub(crate) fn validate(
@@ -365,8 +462,9 @@ pub(crate) fn validate(
     events_file: &Path,
     assignments_file: Option<&Path>,
     options: &LoadOptions,
+    contract: Contract,
 ) -> Result<Loaded, DataError> {
-    let mut profiles = validate_profiles(learners_file, courses_file, options)?;
+    let mut profiles = validate_profiles(learners_file, courses_file, options, contract)?;
     // CSV cannot be read from the middle, so it is read whole; Parquet in slices.
     let slice = match events_file.extension().and_then(|e| e.to_str()) {
         Some("parquet") => EVENT_ROWS_PER_SLICE,
@@ -374,12 +472,15 @@ pub(crate) fn validate(
     };
     let mut events = Vec::new();
     let scan = profiles.scan_events(events_file, slice, &EventSelection::All, &mut events)?;
+    profiles.sort_custom_event_types(&mut events);
+    profiles.dataset.custom_event_types = profiles.custom_event_types();
     profiles.dataset.events = events;
     profiles.tables.push(scan.report);
     if let Some(file) = assignments_file {
         profiles.validate_assignments(file)?;
     }
     Ok(Loaded {
+        contract: profiles.contract,
         dataset: profiles.dataset,
         report: ValidationReport {
             tables: profiles.tables,
@@ -391,6 +492,7 @@ pub(crate) fn validate_profiles(
     learners_file: &Path,
     courses_file: &Path,
     options: &LoadOptions,
+    contract: Contract,
 ) -> Result<Profiles, DataError> {
     let now = options.now;
     let mut dataset = Dataset::default();
@@ -418,21 +520,21 @@ pub(crate) fn validate_profiles(
             p.add("learner_id", duplicate("learner_id", id, first));
         }
         let signup_at = time(&signup, row, "signup_at", now, &mut p);
-        let plan = text(&plans, row, "plan", &mut p).and_then(|v| {
-            Plan::parse(v)
-                .map_err(|e| p.add("plan", e.to_string()))
-                .ok()
-        });
-        let channel = text(&channels, row, "acquisition_channel", &mut p);
+        let plan = category(&plans, row, "plan", &mut p);
+        let channel = category(&channels, row, "acquisition_channel", &mut p);
         match (id, signup_at, plan, channel) {
             (Some(id), Some(signup_at), Some(plan), Some(channel)) if p.is_empty() => {
                 learner_index.accept(id, (dataset.learners.len() as u32, signup_at));
                 dataset.learners.push(Learner {
                     id: id.to_owned(),
                     signup_at,
-                    plan,
+                    plan: plan.to_owned(),
                     acquisition_channel: channel.to_owned(),
-                    device: devices.as_ref().and_then(|d| d.get(row)).map(str::to_owned),
+                    device: devices
+                        .as_ref()
+                        .and_then(|d| d.get(row))
+                        .and_then(parse_category)
+                        .map(str::to_owned),
                 });
             }
             _ => rejects.push(p.into_reject(&frame, row)),
@@ -455,11 +557,7 @@ pub(crate) fn validate_profiles(
         {
             p.add("course_id", duplicate("course_id", id, first));
         }
-        let level = text(&levels, row, "level", &mut p).and_then(|v| {
-            Level::parse(v)
-                .map_err(|e| p.add("level", e.to_string()))
-                .ok()
-        });
+        let level = category(&levels, row, "level", &mut p);
         let count = match number(Some(&lessons), row, "lessons", &mut p) {
             Some(n) if n >= 1.0 && n.fract() == 0.0 && n <= f64::from(u32::MAX) => Some(n as u32),
             Some(n) => {
@@ -480,7 +578,7 @@ pub(crate) fn validate_profiles(
                 course_index.accept(id, dataset.courses.len() as u32);
                 dataset.courses.push(Course {
                     id: id.to_owned(),
-                    level,
+                    level: level.to_owned(),
                     lessons,
                 });
             }
@@ -494,6 +592,8 @@ pub(crate) fn validate_profiles(
         learner_index,
         course_index,
         now,
+        contract,
+        custom: Default::default(),
     })
 }
 
@@ -534,6 +634,7 @@ impl Profiles {
                 ts: required(&frame, "ts", frame.time("ts", true)?)?,
                 types: required(&frame, "event_type", frame.text("event_type", true)?)?,
                 course_ids: frame.text("course_id", false)?,
+                counts: frame.number("count", false)?,
                 duration: frame.number("duration_s", false)?,
                 score: frame.number("score", false)?,
                 amount: frame.number("amount", false)?,
@@ -549,20 +650,15 @@ impl Profiles {
                 .collect();
             let parts: Vec<FoundEvents> = ranges
                 .into_par_iter()
-                .map(|rows| {
-                    columns.validate_rows(
-                        &frame,
-                        rows,
-                        &self.learner_index,
-                        &self.course_index,
-                        self.now,
-                        selection,
-                    )
-                })
+                .map(|rows| columns.validate_rows(&frame, rows, self, selection))
                 .collect();
-            for part in parts {
+            for mut part in parts {
                 report.accepted += part.accepted;
                 report.rejects.extend(part.rejects);
+                if !part.custom.is_empty() {
+                    let map = self.custom_indexes(&part.custom, file, selection)?;
+                    rename_custom(&mut part.events, &map);
+                }
                 out.extend_from_slice(&part.events);
                 span = match (span, part.span) {
                     (Some((a, b)), Some((c, d))) => Some((a.min(c), b.max(d))),
@@ -575,6 +671,65 @@ impl Profiles {
             }
         }
         Ok(EventScan { report, span })
+    }
+
+    /// The file-wide indexes of a part's custom types (in its order), adding
+    /// the new ones; a later pass over a learner selection may meet no new
+    /// type, since the first pass fixed the list.
+    fn custom_indexes(
+        &self,
+        names: &[String],
+        file: &Path,
+        selection: &EventSelection<'_>,
+    ) -> Result<Vec<u16>, DataError> {
+        let mut custom = self.custom.lock().unwrap_or_else(|e| e.into_inner());
+        names
+            .iter()
+            .map(|name| match selection {
+                EventSelection::Learners(_) => {
+                    custom
+                        .index
+                        .get(name.as_str())
+                        .copied()
+                        .ok_or_else(|| DataError::Read {
+                            file: file.to_owned(),
+                            message: format!(
+                                "custom event type {name:?} was not there in the first pass: the file changed while it was read"
+                            ),
+                        })
+                }
+                _ => custom.index_of(name, file),
+            })
+            .collect()
+    }
+
+    /// Puts the custom event types in name order (the order is part of the
+    /// canonical event order, so it must not depend on the file's) and renames
+    /// the kinds of `events` to match.
+    pub(crate) fn sort_custom_event_types(&mut self, events: &mut [Event]) {
+        let custom = self.custom.get_mut().unwrap_or_else(|e| e.into_inner());
+        let mut order: Vec<usize> = (0..custom.names.len()).collect();
+        order.sort_by(|&a, &b| custom.names[a].cmp(&custom.names[b]));
+        let mut map = vec![0u16; order.len()];
+        for (new, &old) in order.iter().enumerate() {
+            map[old] = new as u16;
+        }
+        rename_custom(events, &map);
+        let names: Vec<String> = order.iter().map(|&i| custom.names[i].clone()).collect();
+        custom.index = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.clone(), i as u16))
+            .collect();
+        custom.names = names;
+    }
+
+    /// The custom event types met so far, by index.
+    pub(crate) fn custom_event_types(&self) -> Vec<String> {
+        self.custom
+            .lock()
+            .map(|c| c.names.clone())
+            .unwrap_or_else(|e| e.into_inner().names.clone())
     }
 
     pub(crate) fn validate_assignments(&mut self, file: &Path) -> Result<(), DataError> {

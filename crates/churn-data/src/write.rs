@@ -96,7 +96,7 @@ pub fn write_dataset(dataset: &Dataset, dir: &Path, format: Format) -> Result<()
     write_table(dir, Table::Courses, format, c.len(), courses)?;
 
     let e = &dataset.events;
-    let events = vec![
+    let mut events = vec![
         Column::new(
             "learner_id".into(),
             e.iter().map(|x| learner_id(x.learner)).collect::<Vec<_>>(),
@@ -104,7 +104,9 @@ pub fn write_dataset(dataset: &Dataset, dir: &Path, format: Format) -> Result<()
         time_column("ts", e.iter().map(|x| x.ts).collect()),
         Column::new(
             "event_type".into(),
-            e.iter().map(|x| x.event_type.as_str()).collect::<Vec<_>>(),
+            e.iter()
+                .map(|x| dataset.event_type_name(x.event_type))
+                .collect::<Vec<_>>(),
         ),
         Column::new(
             "course_id".into(),
@@ -123,6 +125,14 @@ pub fn write_dataset(dataset: &Dataset, dir: &Path, format: Format) -> Result<()
                 .collect::<Vec<_>>(),
         ),
     ];
+    // `count` is optional (default 1): written only when some row needs it,
+    // so data of single occurrences keeps the original columns.
+    if e.iter().any(|x| x.count != 1) {
+        events.push(Column::new(
+            "count".into(),
+            e.iter().map(|x| i64::from(x.count)).collect::<Vec<_>>(),
+        ));
+    }
     write_table(dir, Table::Events, format, e.len(), events)?;
 
     let a = &dataset.assignments;

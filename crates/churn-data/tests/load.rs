@@ -21,7 +21,7 @@ learner_id,signup_at,plan,acquisition_channel,device
 L1,2026-01-10T08:00:00Z,free,organic,web
 L2,2026-01-11T09:30:00Z,annual,referral,
 L1,2026-01-12T08:00:00Z,free,organic,web
-L3,2026-01-13T08:00:00Z,gold,organic,web
+L3,2026-01-13T08:00:00Z,  ,organic,web
 L4,not a date,free,organic,web
 L5,2027-01-01T00:00:00Z,free,organic,web
 L6,2026-01-14T08:00:00Z,monthly,,ios
@@ -30,7 +30,7 @@ L6,2026-01-14T08:00:00Z,monthly,,ios
 const COURSES: &str = "\
 course_id,level,lessons
 C1,beginner,10
-C2,expert,12
+C2, ,12
 C3,advanced,0
 C1,advanced,5
 C4,intermediate,2.5
@@ -43,7 +43,7 @@ L1,2026-01-10T09:05:00Z,video_watch,C1,600,,,,
 L2,2026-01-12T10:00:00Z,quiz_attempt,C1,,0.8,,,
 L9,2026-01-12T10:00:00Z,login,,,,,,
 L1,2026-01-12T10:00:00Z,video_watch,C7,300,,,,
-L1,2026-01-12T10:00:00Z,clicks,,,,,,
+L1,2026-01-12T10:00:00Z,Clicks!,,,,,,
 L1,yesterday,login,,,,,,
 L1,2026-07-01T00:00:00Z,login,,,,,,
 L1,2026-01-09T00:00:00Z,login,,,,,,
@@ -114,11 +114,7 @@ fn every_rule_rejects_its_row_with_the_reason() {
                 "learner_id",
                 "duplicate learner_id \"L1\" (first at row 1)"
             ),
-            row(
-                4,
-                "plan",
-                "\"gold\" is not a valid plan (allowed: free, monthly, annual)"
-            ),
+            row(4, "plan", "plan is empty"),
             row(
                 5,
                 "signup_at",
@@ -135,11 +131,7 @@ fn every_rule_rejects_its_row_with_the_reason() {
     assert_eq!(
         rejects(&loaded, Table::Courses),
         vec![
-            row(
-                2,
-                "level",
-                "\"expert\" is not a valid level (allowed: beginner, intermediate, advanced)"
-            ),
+            row(2, "level", "level is empty"),
             row(3, "lessons", "lessons must be a whole number > 0, got 0"),
             row(
                 4,
@@ -161,7 +153,7 @@ fn every_rule_rejects_its_row_with_the_reason() {
             row(
                 6,
                 "event_type",
-                "\"clicks\" is not a valid event_type (allowed: login, video_watch, lesson_complete, quiz_attempt, forum_post, checkin, live_class, refund_page_view, support_ticket, payment, course_enroll, coupon_redeem, subscription_cancel)"
+                "\"Clicks!\" is not a known event type nor a valid custom one (1 to 64 characters among a-z, 0-9, _ . - :, starting with a letter; known: login, video_watch, lesson_complete, quiz_attempt, forum_post, checkin, live_class, refund_page_view, support_ticket, payment, course_enroll, coupon_redeem, subscription_cancel)"
             ),
             row(
                 7,
@@ -252,10 +244,7 @@ fn rejects_file_keeps_the_rows_values() {
     let text = std::fs::read_to_string(out.path().join("rejects/courses.csv")).expect("read");
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[0], "row,field,reason,course_id,level,lessons");
-    assert_eq!(
-        lines[1],
-        "2,level,\"\"\"expert\"\" is not a valid level (allowed: beginner, intermediate, advanced)\",C2,expert,12"
-    );
+    assert_eq!(lines[1], "2,level,level is empty,C2, ,12");
     assert_eq!(lines.len(), 5);
 }
 

@@ -3,7 +3,7 @@
 
 use std::hint::black_box;
 
-use churn_core::{DAY_MS, Event, EventType, Plan};
+use churn_core::{DAY_MS, Event, EventType};
 use churn_features::{Profile, SortedEvents, compute};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 
@@ -46,7 +46,7 @@ fn history(n: usize) -> Vec<Event> {
 fn bench(c: &mut Criterion) {
     let profile = Profile {
         signup_at: 0,
-        plan: Plan::Monthly,
+        plan: "monthly",
         acquisition_channel: "search",
         device: Some("android"),
     };

@@ -8,7 +8,7 @@
 //! `(t − (k+1)·24h, t − k·24h]`, so a feature never depends on a time zone and a
 //! window "7d" is exactly `(t − 7 days, t]`.
 
-use churn_core::{DAY_MS, Event, EventType, Learner, Plan};
+use churn_core::{DAY_MS, Event, EventType, Learner};
 
 use crate::registry::{CATEGORICAL_COUNT, NUMERIC_COUNT};
 
@@ -21,7 +21,7 @@ const LAST_QUIZZES: usize = 10;
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Profile<'a> {
     pub signup_at: i64,
-    pub plan: Plan,
+    pub plan: &'a str,
     pub acquisition_channel: &'a str,
     pub device: Option<&'a str>,
 }
@@ -30,38 +30,44 @@ impl<'a> From<&'a Learner> for Profile<'a> {
     fn from(learner: &'a Learner) -> Self {
         Profile {
             signup_at: learner.signup_at,
-            plan: learner.plan,
+            plan: &learner.plan,
             acquisition_channel: &learner.acquisition_channel,
             device: learner.device.as_deref(),
         }
     }
 }
 
-/// One learner's events, sorted by time: the only form the definitions accept,
-/// because every window is found by binary search.
+/// One learner's events in the contract's canonical order (by time, ties
+/// broken by [`Event::canonical_cmp`]): the only form the definitions accept,
+/// because every window is found by binary search, and because a definition
+/// that reads the latest events (`quiz_mean_score_last10`) must not depend on
+/// the order a file had events of the same instant in.
 #[derive(Debug, Clone, Copy)]
 pub struct SortedEvents<'a>(&'a [Event]);
 
-/// The events given to [`SortedEvents::check`] were out of time order.
+/// The events given to [`SortedEvents::check`] were not in canonical order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("events are not sorted by time: event {index} is earlier than the one before it")]
+#[error("events are not in canonical order: event {index} comes before the one before it")]
 pub struct UnsortedEvents {
-    /// 0-based position of the first event earlier than its predecessor.
+    /// 0-based position of the first event out of order.
     pub index: usize,
 }
 
 impl<'a> SortedEvents<'a> {
-    /// Sorts `events` by time (stable: ties keep their order) and wraps them.
+    /// Sorts `events` into canonical order and wraps them.
     pub fn sort(events: &'a mut [Event]) -> Self {
-        if !events.is_sorted_by_key(|e| e.ts) {
-            events.sort_by_key(|e| e.ts);
+        if !events.is_sorted_by(|a, b| a.canonical_cmp(b).is_le()) {
+            events.sort_by(Event::canonical_cmp);
         }
         SortedEvents(events)
     }
 
-    /// Wraps events that must already be sorted by time.
+    /// Wraps events that must already be in canonical order.
     pub fn check(events: &'a [Event]) -> Result<Self, UnsortedEvents> {
-        match events.windows(2).position(|w| w[1].ts < w[0].ts) {
+        match events
+            .windows(2)
+            .position(|w| w[1].canonical_cmp(&w[0]).is_lt())
+        {
             Some(i) => Err(UnsortedEvents { index: i + 1 }),
             None => Ok(SortedEvents(events)),
         }
@@ -121,7 +127,7 @@ pub fn lifecycle_stage(tenure_ms: i64, active_last_7d: bool) -> &'static str {
 #[derive(Clone, Copy)]
 struct CourseProgress {
     course: u32,
-    completions: u32,
+    completions: u64,
     enrolled: bool,
 }
 
@@ -133,17 +139,20 @@ fn days_since(t: i64, last: Option<i64>) -> f64 {
     last.map_or(f64::NAN, |ts| days(t - ts))
 }
 
-fn ratio(sum: f64, count: u32) -> f64 {
+fn ratio(sum: f64, count: u64) -> f64 {
     if count == 0 {
         f64::NAN
     } else {
-        sum / f64::from(count)
+        sum / count as f64
     }
 }
 
 /// Computes every feature of one learner at as-of time `t`.
 ///
-/// Reads only events with `ts ≤ t`. `course_lessons[c]` is the number of
+/// Reads only events with `ts ≤ t`. An event row stands for `count`
+/// occurrences: counts weigh by it; `duration_s`, `amount` and `stalls` are
+/// the row's totals; `score` and `latency_ms` are its occurrences' mean, so
+/// averages weigh them by `count`. `course_lessons[c]` is the number of
 /// lessons of course index `c` (the courses table order); an event whose
 /// course is not in it counts towards nothing course-specific.
 pub fn compute<'a>(
@@ -158,33 +167,37 @@ pub fn compute<'a>(
     let mut last_activity = None;
     let mut last_community = None;
     let mut last_payment = None;
-    let (mut logins_7d, mut logins_30d) = (0u32, 0u32);
-    let mut active_day_mask = 0u32; // bit k: learning activity on day k before t (k < 30)
+    let (mut logins_7d, mut logins_30d) = (0u64, 0u64);
+    let mut active_day_mask = 0u64; // bit k: learning activity on day k before t (k < 30)
     let (mut watch_s_7d, mut watch_s_prev_7d, mut watch_s_30d) = (0.0, 0.0, 0.0);
-    let (mut lessons_completed, mut lessons_completed_30d) = (0u32, 0u32);
+    let (mut lessons_completed, mut lessons_completed_30d) = (0u64, 0u64);
     let mut courses: Vec<CourseProgress> = Vec::new();
-    let (mut quiz_attempts_30d, mut quiz_scored_30d, mut quiz_score_sum_30d) = (0u32, 0u32, 0.0);
-    let (mut forum_posts_30d, mut checkins_30d) = (0u32, 0u32);
+    let (mut quiz_attempts_30d, mut quiz_scored_30d, mut quiz_score_sum_30d) = (0u64, 0u64, 0.0);
+    let (mut forum_posts_30d, mut checkins_30d) = (0u64, 0u64);
     let (mut live_classes_30d, mut latency_n, mut latency_sum, mut stalls_n, mut stalls_sum) =
-        (0u32, 0u32, 0.0, 0u32, 0.0);
-    let (mut refund_7d, mut refund_30d, mut tickets_7d, mut tickets_30d) = (0u32, 0u32, 0u32, 0u32);
-    let (mut payments, mut amount_paid, mut coupons, mut cancellations) = (0u32, 0.0, 0u32, 0u32);
+        (0u64, 0u64, 0.0, 0u64, 0.0);
+    let (mut refund_7d, mut refund_30d, mut tickets_7d, mut tickets_30d) = (0u64, 0u64, 0u64, 0u64);
+    let (mut payments, mut amount_paid, mut coupons, mut cancellations) = (0u64, 0.0, 0u64, 0u64);
 
     for e in past {
         let age = t - e.ts; // ≥ 0
         let in_7d = age < 7 * DAY_MS;
         let in_30d = age < 30 * DAY_MS;
+        let n = u64::from(e.count);
         if e.event_type.is_activity() {
             last_activity = Some(e.ts);
             if in_30d {
                 active_day_mask |= 1 << (age / DAY_MS);
             }
         }
-        match e.event_type {
+        let Some(event_type) = e.event_type.known() else {
+            continue;
+        };
+        match event_type {
             EventType::Login => {
                 last_login = Some(e.ts);
-                logins_7d += u32::from(in_7d);
-                logins_30d += u32::from(in_30d);
+                logins_7d += n * u64::from(in_7d);
+                logins_30d += n * u64::from(in_30d);
             }
             EventType::VideoWatch if !e.duration_s.is_nan() => {
                 if in_7d {
@@ -197,10 +210,10 @@ pub fn compute<'a>(
                 }
             }
             EventType::LessonComplete => {
-                lessons_completed += 1;
-                lessons_completed_30d += u32::from(in_30d);
+                lessons_completed += n;
+                lessons_completed_30d += n * u64::from(in_30d);
                 if let Some(course) = e.course() {
-                    course_entry(&mut courses, course).completions += 1;
+                    course_entry(&mut courses, course).completions += n;
                 }
             }
             EventType::CourseEnroll => {
@@ -209,48 +222,48 @@ pub fn compute<'a>(
                 }
             }
             EventType::QuizAttempt if in_30d => {
-                quiz_attempts_30d += 1;
+                quiz_attempts_30d += n;
                 if !e.score.is_nan() {
-                    quiz_scored_30d += 1;
-                    quiz_score_sum_30d += e.score;
+                    quiz_scored_30d += n;
+                    quiz_score_sum_30d += e.score * n as f64;
                 }
             }
             EventType::ForumPost => {
                 last_community = Some(e.ts);
-                forum_posts_30d += u32::from(in_30d);
+                forum_posts_30d += n * u64::from(in_30d);
             }
             EventType::Checkin => {
                 last_community = Some(e.ts);
-                checkins_30d += u32::from(in_30d);
+                checkins_30d += n * u64::from(in_30d);
             }
             EventType::LiveClass if in_30d => {
-                live_classes_30d += 1;
+                live_classes_30d += n;
                 if !e.latency_ms.is_nan() {
-                    latency_n += 1;
-                    latency_sum += e.latency_ms;
+                    latency_n += n;
+                    latency_sum += e.latency_ms * n as f64;
                 }
                 if !e.stalls.is_nan() {
-                    stalls_n += 1;
+                    stalls_n += n;
                     stalls_sum += e.stalls;
                 }
             }
             EventType::RefundPageView => {
-                refund_7d += u32::from(in_7d);
-                refund_30d += u32::from(in_30d);
+                refund_7d += n * u64::from(in_7d);
+                refund_30d += n * u64::from(in_30d);
             }
             EventType::SupportTicket => {
-                tickets_7d += u32::from(in_7d);
-                tickets_30d += u32::from(in_30d);
+                tickets_7d += n * u64::from(in_7d);
+                tickets_30d += n * u64::from(in_30d);
             }
             EventType::Payment => {
-                payments += 1;
+                payments += n;
                 last_payment = Some(e.ts);
                 if !e.amount.is_nan() {
                     amount_paid += e.amount;
                 }
             }
-            EventType::CouponRedeem => coupons += 1,
-            EventType::SubscriptionCancel => cancellations += 1,
+            EventType::CouponRedeem => coupons += n,
+            EventType::SubscriptionCancel => cancellations += n,
             _ => {}
         }
     }
@@ -259,7 +272,7 @@ pub fn compute<'a>(
     for c in courses.iter().filter(|c| c.enrolled) {
         if let Some(&lessons) = course_lessons.get(c.course as usize) {
             enrolled_lessons += u64::from(lessons);
-            enrolled_completed += u64::from(c.completions.min(lessons));
+            enrolled_completed += c.completions.min(u64::from(lessons));
         }
     }
     let completion_rate = if enrolled_lessons == 0 {
@@ -274,40 +287,40 @@ pub fn compute<'a>(
         numeric: [
             days_since(t, last_login),
             days_since(t, last_activity),
-            f64::from(logins_7d),
-            f64::from(logins_30d),
+            logins_7d as f64,
+            logins_30d as f64,
             f64::from((active_day_mask & 0x7f).count_ones()),
             f64::from(active_day_mask.count_ones()),
             minutes(watch_s_7d),
             minutes(watch_s_30d),
             minutes(watch_s_7d) - minutes(watch_s_prev_7d),
             courses.iter().filter(|c| c.enrolled).count() as f64,
-            f64::from(lessons_completed),
-            f64::from(lessons_completed_30d),
+            lessons_completed as f64,
+            lessons_completed_30d as f64,
             completion_rate,
-            f64::from(quiz_attempts_30d),
+            quiz_attempts_30d as f64,
             ratio(quiz_score_sum_30d, quiz_scored_30d),
             mean_of_last_scores(past, LAST_QUIZZES),
-            f64::from(forum_posts_30d),
-            f64::from(checkins_30d),
+            forum_posts_30d as f64,
+            checkins_30d as f64,
             f64::from(checkin_streak(past, t)),
             days_since(t, last_community),
-            f64::from(live_classes_30d),
+            live_classes_30d as f64,
             ratio(latency_sum, latency_n),
             ratio(stalls_sum, stalls_n),
-            f64::from(refund_7d),
-            f64::from(refund_30d),
-            f64::from(tickets_7d),
-            f64::from(tickets_30d),
-            f64::from(payments),
+            refund_7d as f64,
+            refund_30d as f64,
+            tickets_7d as f64,
+            tickets_30d as f64,
+            payments as f64,
             amount_paid,
             days_since(t, last_payment),
-            f64::from(coupons),
-            f64::from(cancellations),
+            coupons as f64,
+            cancellations as f64,
             days(tenure_ms),
         ],
         categorical: [
-            Some(profile.plan.as_str()),
+            Some(profile.plan),
             Some(profile.acquisition_channel),
             profile.device,
             Some(lifecycle_stage(tenure_ms, active_day_mask & 0x7f != 0)),
@@ -330,14 +343,24 @@ fn course_entry(courses: &mut Vec<CourseProgress>, course: u32) -> &mut CoursePr
     &mut courses[i]
 }
 
-/// Mean score of the latest `n` quiz attempts that have a score.
+/// Mean score of the latest `n` quiz attempts that have a score (a row of
+/// `count` attempts counts as that many, the oldest of them cut off first).
 fn mean_of_last_scores(past: &[Event], n: usize) -> f64 {
-    let (sum, count) = past
+    let mut left = n as u64;
+    let (mut sum, mut count) = (0.0, 0u64);
+    for e in past
         .iter()
         .rev()
         .filter(|e| e.event_type == EventType::QuizAttempt && !e.score.is_nan())
-        .take(n)
-        .fold((0.0, 0u32), |(s, c), e| (s + e.score, c + 1));
+    {
+        let taken = u64::from(e.count).min(left);
+        sum += e.score * taken as f64;
+        count += taken;
+        left -= taken;
+        if left == 0 {
+            break;
+        }
+    }
     ratio(sum, count)
 }
 

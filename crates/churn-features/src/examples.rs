@@ -5,7 +5,7 @@
 //! so "which learners are examples at `t`, and what is their label" has one
 //! answer.
 
-use churn_core::{DAY_MS, Dataset, Event, format_timestamp};
+use churn_core::{DAY_MS, Dataset, Event, LabelDefinition, format_timestamp};
 use rayon::prelude::*;
 
 use crate::label::{LabelStatus, label_status};
@@ -35,6 +35,8 @@ pub struct SnapshotSpec {
     pub horizon: i64,
     /// Last time the data covers (ms). Default: the latest event.
     pub data_end: Option<i64>,
+    /// What "churned" means.
+    pub label: LabelDefinition,
 }
 
 impl SnapshotSpec {
@@ -46,6 +48,7 @@ impl SnapshotSpec {
             every: 14 * DAY_MS,
             horizon: 30 * DAY_MS,
             data_end: None,
+            label: LabelDefinition::Either,
         }
     }
 
@@ -94,6 +97,7 @@ impl SnapshotSpec {
             times,
             horizon: self.horizon,
             data_end,
+            label: self.label,
         })
     }
 }
@@ -104,6 +108,7 @@ pub struct SnapshotPlan {
     times: Vec<i64>,
     horizon: i64,
     data_end: i64,
+    label: LabelDefinition,
 }
 
 impl SnapshotPlan {
@@ -120,6 +125,11 @@ impl SnapshotPlan {
     /// The last time the data covers (ms): later horizons are unlabelled.
     pub fn data_end(&self) -> i64 {
         self.data_end
+    }
+
+    /// What "churned" means.
+    pub fn label(&self) -> LabelDefinition {
+        self.label
     }
 }
 
@@ -144,11 +154,12 @@ pub struct Grouped<'a> {
 }
 
 impl<'a> Grouped<'a> {
-    /// Sorts the events by (learner, time), stable, in place.
+    /// Sorts the events by learner, then into the canonical order, in place.
     pub fn new(dataset: &'a mut Dataset) -> Self {
         let events = &mut dataset.events;
-        if !events.is_sorted_by_key(|e| (e.learner, e.ts)) {
-            events.par_sort_by_key(|e| (e.learner, e.ts));
+        let order = |a: &Event, b: &Event| a.learner.cmp(&b.learner).then(a.canonical_cmp(b));
+        if !events.is_sorted_by(|a, b| order(a, b).is_le()) {
+            events.par_sort_by(order);
         }
         let starts = (0..=dataset.learners.len() as u32)
             .map(|l| events.partition_point(|e| e.learner < l))
@@ -198,15 +209,22 @@ pub fn learner_examples<'a>(
     course_lessons: &[u32],
 ) -> Vec<Example<'a>> {
     let profile = Profile::from(&dataset.learners[learner as usize]);
-    // Grouped events are sorted, so this never fails; an unsorted slice would
-    // give wrong windows, so refuse it rather than guess.
+    // Grouped events are in canonical order, so this never fails; an unsorted
+    // slice would give wrong windows, so refuse it rather than guess.
     let Ok(sorted) = SortedEvents::check(events) else {
         return Vec::new();
     };
     plan.times
         .iter()
         .filter_map(|&t| {
-            let status = label_status(profile.signup_at, events, t, plan.horizon, plan.data_end);
+            let status = label_status(
+                plan.label,
+                profile.signup_at,
+                events,
+                t,
+                plan.horizon,
+                plan.data_end,
+            );
             let churned = match status {
                 LabelStatus::NotEligible(_) => return None,
                 LabelStatus::Unlabelled => None,

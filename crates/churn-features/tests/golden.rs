@@ -1,7 +1,7 @@
 //! Every feature of a small hand-written history, against values worked out by
 //! hand (the comments show the arithmetic).
 
-use churn_core::{DAY_MS, Event, EventType, HOUR_MS, Plan};
+use churn_core::{DAY_MS, Event, EventType, HOUR_MS, LabelDefinition};
 use churn_features::label::{LabelStatus, label_status};
 use churn_features::{CATEGORICAL, NUMERIC, Profile, SortedEvents, compute};
 
@@ -101,7 +101,7 @@ fn history() -> Vec<Event> {
 fn profile() -> Profile<'static> {
     Profile {
         signup_at: at(50, 0),
-        plan: Plan::Monthly,
+        plan: "monthly",
         acquisition_channel: "organic",
         device: None,
     }
@@ -109,14 +109,9 @@ fn profile() -> Profile<'static> {
 
 #[test]
 fn every_feature_of_a_hand_written_history() {
-    let events = history();
+    let mut events = history();
     let t = at(100, 0);
-    let row = compute(
-        &profile(),
-        SortedEvents::check(&events).unwrap(),
-        t,
-        &LESSONS,
-    );
+    let row = compute(&profile(), SortedEvents::sort(&mut events), t, &LESSONS);
 
     let expected: &[(&str, f64)] = &[
         ("days_since_last_login", 0.0),    // a login exactly at t
@@ -182,7 +177,14 @@ fn every_feature_of_a_hand_written_history() {
 
     // The login 1 ms after t keeps the learner; a cancellation in the horizon would not.
     let end = at(200, 0);
-    let status = label_status(profile().signup_at, &events, t, 30 * DAY_MS, end);
+    let status = label_status(
+        LabelDefinition::Either,
+        profile().signup_at,
+        &events,
+        t,
+        30 * DAY_MS,
+        end,
+    );
     assert_eq!(status, LabelStatus::Labelled { churned: false });
 }
 

@@ -1,7 +1,8 @@
 //! Point-in-time properties: features at `t` see nothing after `t`, the label
-//! at `t` sees nothing up to `t`.
+//! at `t` sees nothing up to `t` (under every label definition), and the file
+//! order of the events changes nothing. Events include counts and custom types.
 
-use churn_core::{DAY_MS, Event, EventType, NO_COURSE, Plan};
+use churn_core::{DAY_MS, Event, EventKind, EventType, LabelDefinition, NO_COURSE};
 use churn_features::label::churned_after;
 use churn_features::{FeatureRow, Profile, SortedEvents, compute};
 use proptest::prelude::*;
@@ -12,15 +13,28 @@ const SPAN: i64 = 120 * DAY_MS;
 fn event() -> impl Strategy<Value = Event> {
     (
         0..SPAN,
-        0..EventType::ALL.len(),
+        // The known types, then two custom ones (activity and not).
+        0..EventType::ALL.len() + 2,
         prop_oneof![Just(NO_COURSE), 0u32..3],
         prop::option::of(0.0..5000.0f64),
         prop::option::of(0.0..=1.0f64),
         prop::option::of(0.0..3.0f64),
+        prop_oneof![4 => Just(1u32), 1 => 2u32..6],
     )
-        .prop_map(|(ts, kind, course, measure, score, stalls)| {
-            let mut e = Event::new(ts, 0, EventType::ALL[kind]);
+        .prop_map(|(ts, kind, course, measure, score, stalls, count)| {
+            let kind = match EventType::ALL.get(kind) {
+                Some(&known) => EventKind::Known(known),
+                None => {
+                    let index = (kind - EventType::ALL.len()) as u16;
+                    EventKind::Custom {
+                        index,
+                        activity: index == 0,
+                    }
+                }
+            };
+            let mut e = Event::new(ts, 0, kind);
             e.course = course;
+            e.count = count;
             let measure = measure.unwrap_or(f64::NAN);
             e.duration_s = measure;
             e.amount = measure;
@@ -32,14 +46,14 @@ fn event() -> impl Strategy<Value = Event> {
 }
 
 fn sorted(mut events: Vec<Event>) -> Vec<Event> {
-    events.sort_by_key(|e| e.ts);
+    events.sort_by(Event::canonical_cmp);
     events
 }
 
 fn features_at(events: &[Event], t: i64) -> FeatureRow<'static> {
     let profile = Profile {
         signup_at: 0,
-        plan: Plan::Free,
+        plan: "free",
         acquisition_channel: "ads",
         device: Some("ios"),
     };
@@ -49,6 +63,10 @@ fn features_at(events: &[Event], t: i64) -> FeatureRow<'static> {
         t,
         &LESSONS,
     )
+}
+
+fn sorted_in_place(events: &mut [Event]) -> Vec<Event> {
+    SortedEvents::sort(events).as_slice().to_vec()
 }
 
 /// Equal including NaN, bit for bit.
@@ -87,9 +105,34 @@ proptest! {
         added.extend(extra.iter().map(|e| Event { ts: t + 1 + e.ts, ..*e }));
         let changed: Vec<Event> = sorted(added)
             .into_iter()
-            .map(|e| if e.ts > t { Event { event_type: EventType::Payment, amount: 1e6, ..e } } else { e })
+            .map(|e| if e.ts > t { Event { event_type: EventType::Payment.into(), amount: 1e6, count: 7, ..e } } else { e })
             .collect();
-        prop_assert!(same(&before, &features_at(&changed, t)));
+        prop_assert!(same(&before, &features_at(&sorted(changed), t)));
+    }
+
+    #[test]
+    fn the_file_order_of_events_changes_no_feature(
+        history in prop::collection::vec(event(), 0..80),
+        ties in prop::collection::vec(event(), 0..40),
+        t in 0..SPAN,
+        seed in any::<u64>(),
+    ) {
+        // Many events share timestamps (the ties land on a few instants).
+        let mut events = history;
+        events.extend(ties.into_iter().map(|e| Event { ts: e.ts % 4 * DAY_MS, ..e }));
+        let mut first = events.clone();
+        let want = features_at(&sorted_in_place(&mut first), t);
+        // A permutation of the same rows, from the seed.
+        let mut shuffled = events;
+        let mut state = seed | 1;
+        for i in (1..shuffled.len()).rev() {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            shuffled.swap(i, (state % (i as u64 + 1)) as usize);
+        }
+        let got = features_at(&sorted_in_place(&mut shuffled), t);
+        prop_assert!(same(&want, &got));
     }
 
     #[test]
@@ -101,19 +144,21 @@ proptest! {
     ) {
         let h = horizon_days * DAY_MS;
         let events = sorted(history);
-        let label = churned_after(&events, t, h);
+        for definition in LabelDefinition::ALL {
+            let label = churned_after(definition, &events, t, h);
 
-        let after_only: Vec<Event> = events.iter().copied().filter(|e| e.ts > t).collect();
-        prop_assert_eq!(label, churned_after(&after_only, t, h));
+            let after_only: Vec<Event> = events.iter().copied().filter(|e| e.ts > t).collect();
+            prop_assert_eq!(label, churned_after(definition, &after_only, t, h));
 
-        let mut more = events.clone();
-        more.extend(extra.iter().map(|e| Event { ts: e.ts % (t + 1), ..*e }));
-        prop_assert_eq!(label, churned_after(&sorted(more), t, h));
+            let mut more = events.clone();
+            more.extend(extra.iter().map(|e| Event { ts: e.ts % (t + 1), ..*e }));
+            prop_assert_eq!(label, churned_after(definition, &sorted(more), t, h));
 
-        let changed: Vec<Event> = events
-            .iter()
-            .map(|e| if e.ts <= t { Event { event_type: EventType::SubscriptionCancel, ..*e } } else { *e })
-            .collect();
-        prop_assert_eq!(label, churned_after(&changed, t, h));
+            let changed: Vec<Event> = events
+                .iter()
+                .map(|e| if e.ts <= t { Event { event_type: EventType::SubscriptionCancel.into(), ..*e } } else { *e })
+                .collect();
+            prop_assert_eq!(label, churned_after(definition, &sorted(changed), t, h));
+        }
     }
 }

@@ -10,6 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
+use churn_core::LabelDefinition;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -89,6 +90,14 @@ pub struct ChurnDataTraining {
     /// The course catalogue the features were computed with (`[id, lessons]`):
     /// the server computes `completion_rate` for raw-event requests from it.
     pub courses: Vec<(String, u32)>,
+    /// What "churned" meant for the labels. Cards written before the setting
+    /// existed lack it, and were all `either`.
+    #[serde(default)]
+    pub label: LabelDefinition,
+    /// The custom event types that counted as activity (the data's
+    /// `contract.toml`): the server reads raw events with the same rule.
+    #[serde(default)]
+    pub activity_types: Vec<String>,
     /// How the calibration was chosen, with its cross-validated log losses.
     pub calibration: serde_json::Value,
     /// Every setting of the run (`churn train --config`'s keys).
@@ -132,6 +141,23 @@ impl Training {
     pub fn courses(&self) -> &[(String, u32)] {
         match self {
             Training::ChurnData(t) => &t.courses,
+            _ => &[],
+        }
+    }
+
+    /// What "churned" meant for the labels (`either` for a model that was not
+    /// trained on churn's labels).
+    pub fn label(&self) -> LabelDefinition {
+        match self {
+            Training::ChurnData(t) => t.label,
+            _ => LabelDefinition::Either,
+        }
+    }
+
+    /// The custom event types that count as activity for this model.
+    pub fn activity_types(&self) -> &[String] {
+        match self {
+            Training::ChurnData(t) => &t.activity_types,
             _ => &[],
         }
     }

@@ -162,6 +162,28 @@ impl InputSchema {
             .map_or(f64::NAN, |i| i as f64)
     }
 
+    /// The categories of `input` that the training vocabulary does not hold:
+    /// (feature name, value) pairs. The model reads them as missing; an answer
+    /// says which they were, so an unseen plan or device is visible, not an
+    /// error.
+    pub fn unseen<'a>(&'a self, input: &Input<'a>) -> Vec<(&'a str, &'a str)> {
+        let numeric = self.numeric_len();
+        input
+            .categorical
+            .iter()
+            .enumerate()
+            .filter_map(|(j, value)| {
+                let value = (*value)?;
+                let feature = self.features.get(numeric + j)?;
+                let known = feature
+                    .categories
+                    .binary_search_by(|c| c.as_str().cmp(value))
+                    .is_ok();
+                (!known).then_some((feature.name.as_str(), value))
+            })
+            .collect()
+    }
+
     /// This schema as churn-gbdt's trainer reads it (names and kinds).
     pub fn gbdt_schema(&self) -> churn_gbdt::Schema {
         churn_gbdt::Schema {

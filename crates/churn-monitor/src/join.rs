@@ -3,7 +3,7 @@
 //! `as_of`), read from the events as training reads it, so `churn monitor` and
 //! `churn evaluate` agree on the same rows.
 
-use churn_core::Dataset;
+use churn_core::{Dataset, LabelDefinition};
 use churn_features::Grouped;
 use churn_features::label::{LabelStatus, label_status};
 use churn_model::logs::{LoggedFeatures, LoggedPrediction, LoggedValue};
@@ -11,11 +11,12 @@ use churn_model::logs::{LoggedFeatures, LoggedPrediction, LoggedValue};
 use crate::{FeatureObservation, Observation, Outcome};
 
 /// One observation per logged prediction, in the log's order: its outcome
-/// at the label `horizon` (ms), and the learner's plan, channel and device as
-/// segments.
+/// (by the `label` definition, at the label `horizon` in ms), and the
+/// learner's plan, channel and device as segments.
 pub fn observations(
     dataset: &mut Dataset,
     logged: &[LoggedPrediction],
+    label: LabelDefinition,
     horizon: i64,
 ) -> Vec<Observation> {
     let data_end = dataset.last_event_time().unwrap_or(i64::MIN);
@@ -26,7 +27,8 @@ pub fn observations(
         .filter_map(|l| {
             let learner = dataset.learners.get(l.learner as usize)?;
             let events = grouped.events_of(l.learner);
-            let outcome = match label_status(learner.signup_at, events, l.at, horizon, data_end) {
+            let status = label_status(label, learner.signup_at, events, l.at, horizon, data_end);
+            let outcome = match status {
                 LabelStatus::Labelled { churned: true } => Outcome::Churned,
                 LabelStatus::Labelled { churned: false } => Outcome::Stayed,
                 LabelStatus::Unlabelled => Outcome::Pending,
@@ -39,7 +41,7 @@ pub fn observations(
                 probability: l.line.churn_probability,
                 outcome,
                 segments: vec![
-                    ("plan".into(), learner.plan.as_str().to_owned()),
+                    ("plan".into(), learner.plan.clone()),
                     ("channel".into(), learner.acquisition_channel.clone()),
                     (
                         "device".into(),
@@ -82,14 +84,14 @@ pub fn feature_observation(logged: &LoggedFeatures) -> FeatureObservation {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use churn_core::{DAY_MS, Event, EventType, Learner, Plan};
+    use churn_core::{DAY_MS, Event, EventType, Learner};
     use churn_model::logs::{FeatureLine, LoggedModel, PredictionLine};
 
     fn learner(id: &str) -> Learner {
         Learner {
             id: id.into(),
             signup_at: 0,
-            plan: Plan::Monthly,
+            plan: "monthly".into(),
             acquisition_channel: "organic".into(),
             device: None,
         }
@@ -137,10 +139,11 @@ mod tests {
             ..Dataset::default()
         };
         let logged = [prediction(0, 10), prediction(1, 10), prediction(0, 80)];
-        let got: Vec<Outcome> = observations(&mut dataset, &logged, 30 * DAY_MS)
-            .iter()
-            .map(|o| o.outcome)
-            .collect();
+        let got: Vec<Outcome> =
+            observations(&mut dataset, &logged, LabelDefinition::Either, 30 * DAY_MS)
+                .iter()
+                .map(|o| o.outcome)
+                .collect();
         // Day 80's horizon runs past the data's last event (day 90).
         assert_eq!(got, [Outcome::Stayed, Outcome::Churned, Outcome::Pending]);
     }

@@ -6,14 +6,14 @@
 //! data (`{"learner_id", "as_of", "profile", "events"}`) from which the
 //! features are computed by the same code as the batch table.
 
-use churn_core::{Event, EventType, NO_COURSE, Plan, parse_timestamp};
+use churn_core::{Event, EventKind, NO_COURSE, parse_category, parse_event_type, parse_timestamp};
 use churn_features::{Profile, SortedEvents};
 use churn_model::Kind;
 use serde_json::{Map, Value};
 
 use crate::config::ServeConfig;
 use crate::error::ApiError;
-use crate::state::{Catalogue, Served};
+use crate::state::Served;
 
 /// A parsed `/v1/predict` body.
 pub struct PredictRequest {
@@ -174,7 +174,7 @@ pub fn instance_input(
                 ),
             ));
         }
-        return raw(map, &at, &served.catalogue, config);
+        return raw(map, &at, served, config);
     }
     Err(ApiError::field(
         &at,
@@ -262,9 +262,11 @@ fn optional_number(map: &Map<String, Value>, key: &str, at: &str) -> Result<f64,
 fn raw(
     map: &Map<String, Value>,
     at: &str,
-    catalogue: &Catalogue,
+    served: &Served,
     config: &ServeConfig,
 ) -> Result<OwnedInput, ApiError> {
+    let catalogue = &served.catalogue;
+    let activity_types = served.artifact.card.training.activity_types();
     let as_of = timestamp(map.get("as_of"), &join(at, "as_of"))?;
     let profile_at = join(at, "profile");
     let profile = object(
@@ -284,29 +286,19 @@ fn raw(
             "as_of is before the learner's signup_at",
         ));
     }
-    let plan = match profile.get("plan") {
-        Some(Value::String(p)) => {
-            Plan::parse(p).map_err(|e| ApiError::field(join(&profile_at, "plan"), e.to_string()))?
-        }
-        _ => {
-            return Err(ApiError::field(
-                join(&profile_at, "plan"),
-                "must be a string",
-            ));
-        }
+    let category = |field: &str| match profile.get(field) {
+        Some(Value::String(v)) => parse_category(v)
+            .ok_or_else(|| ApiError::field(join(&profile_at, field), "must be a non-empty string")),
+        _ => Err(ApiError::field(
+            join(&profile_at, field),
+            "must be a non-empty string",
+        )),
     };
-    let channel = match profile.get("acquisition_channel") {
-        Some(Value::String(c)) if !c.is_empty() => c.as_str(),
-        _ => {
-            return Err(ApiError::field(
-                join(&profile_at, "acquisition_channel"),
-                "must be a non-empty string",
-            ));
-        }
-    };
+    let plan = category("plan")?;
+    let channel = category("acquisition_channel")?;
     let device = match profile.get("device") {
         None | Some(Value::Null) => None,
-        Some(Value::String(d)) => Some(d.as_str()),
+        Some(Value::String(d)) => parse_category(d),
         Some(_) => {
             return Err(ApiError::field(
                 join(&profile_at, "device"),
@@ -356,6 +348,7 @@ fn raw(
             &[
                 "ts",
                 "event_type",
+                "count",
                 "course_id",
                 "duration_s",
                 "score",
@@ -381,8 +374,25 @@ fn raw(
             ));
         }
         let event_type = match e.get("event_type") {
-            Some(Value::String(t)) => EventType::parse(t)
-                .map_err(|err| ApiError::field(join(&e_at, "event_type"), err.to_string()))?,
+            Some(Value::String(t)) => match parse_event_type(t) {
+                Ok(Ok(known)) => EventKind::Known(known),
+                // A custom type: activity when the model's data said so; its
+                // index is its place in that list (the others share the last
+                // index: no feature reads them apart yet).
+                Ok(Err(name)) => match activity_types.iter().position(|a| a == name) {
+                    Some(i) => EventKind::Custom {
+                        index: i as u16,
+                        activity: true,
+                    },
+                    None => EventKind::Custom {
+                        index: u16::MAX,
+                        activity: false,
+                    },
+                },
+                Err(err) => {
+                    return Err(ApiError::field(join(&e_at, "event_type"), err.to_string()));
+                }
+            },
             _ => {
                 return Err(ApiError::field(
                     join(&e_at, "event_type"),
@@ -424,11 +434,22 @@ fn raw(
                 "stalls must be a whole number",
             ));
         }
+        let count = match e.get("count") {
+            None | Some(Value::Null) => 1,
+            Some(v) => v
+                .as_u64()
+                .filter(|&c| c >= 1)
+                .and_then(|c| u32::try_from(c).ok())
+                .ok_or_else(|| {
+                    ApiError::field(join(&e_at, "count"), "count must be a whole number ≥ 1")
+                })?,
+        };
         events.push(Event {
             ts,
             learner: 0,
             course,
             event_type,
+            count,
             duration_s: optional_number(e, "duration_s", &e_at)?,
             score,
             amount: optional_number(e, "amount", &e_at)?,
@@ -436,8 +457,8 @@ fn raw(
             stalls,
         });
     }
-    let sorted = SortedEvents::check(&events)
-        .map_err(|_| ApiError::field(&events_at, "events must be sorted by ts"))?;
+    // Sorted by time (checked above); ties into the contract's canonical order.
+    let sorted = SortedEvents::sort(&mut events);
     let profile = Profile {
         signup_at,
         plan,
@@ -474,9 +495,9 @@ pub fn raw_instance(
     let events: Vec<Value> = events
         .iter()
         .map(|e| {
-            json!({
+            let mut event = json!({
                 "ts": format_timestamp(e.ts),
-                "event_type": e.event_type.as_str(),
+                "event_type": dataset.event_type_name(e.event_type),
                 "course_id": (e.course != NO_COURSE)
                     .then(|| dataset.courses.get(e.course as usize).map(|c| c.id.clone()))
                     .flatten(),
@@ -485,7 +506,11 @@ pub fn raw_instance(
                 "amount": number(e.amount),
                 "latency_ms": number(e.latency_ms),
                 "stalls": number(e.stalls),
-            })
+            });
+            if e.count != 1 {
+                event["count"] = json!(e.count);
+            }
+            event
         })
         .collect();
     Some(json!({
@@ -493,7 +518,7 @@ pub fn raw_instance(
         "as_of": format_timestamp(as_of),
         "profile": {
             "signup_at": format_timestamp(l.signup_at),
-            "plan": l.plan.as_str(),
+            "plan": l.plan,
             "acquisition_channel": l.acquisition_channel,
             "device": l.device,
         },

@@ -219,6 +219,15 @@ fn score_one(
     let mut value = serde_json::to_value(&answer).map_err(encode_error)?;
     if let Value::Object(map) = &mut value {
         map.insert("learner_id".into(), json!(learner));
+        let unseen = served.artifact.model.schema().unseen(&model_input);
+        if !unseen.is_empty() {
+            // Categories the model never saw in training, read as missing.
+            let unseen: serde_json::Map<String, Value> = unseen
+                .into_iter()
+                .map(|(feature, category)| (feature.to_owned(), json!(category)))
+                .collect();
+            map.insert("unseen_categories".into(), Value::Object(unseen));
+        }
         map.insert(
             "model".into(),
             serde_json::to_value(&model).map_err(encode_error)?,

@@ -449,17 +449,30 @@ async fn every_bad_input_gets_a_4xx_json_error_naming_the_field() {
             Some("instances[0].as_of".into()),
         ),
         (
-            "unknown event type",
+            "event type that is neither known nor a valid custom name",
             post(
                 "/v1/predict",
                 raw(
-                    json!([{"ts": "2026-01-02T00:00:00Z", "event_type": "teleport"}]),
+                    json!([{"ts": "2026-01-02T00:00:00Z", "event_type": "Tele Port!"}]),
                     feb,
                 ),
             ),
             unprocessable,
             "invalid_field",
             Some("instances[0].events[0].event_type".into()),
+        ),
+        (
+            "a count of zero",
+            post(
+                "/v1/predict",
+                raw(
+                    json!([{"ts": "2026-01-02T00:00:00Z", "event_type": "login", "count": 0}]),
+                    feb,
+                ),
+            ),
+            unprocessable,
+            "invalid_field",
+            Some("instances[0].events[0].count".into()),
         ),
         (
             "events out of order",
@@ -636,4 +649,64 @@ proptest::proptest! {
             }
         });
     }
+}
+
+/// The probability of one raw instance, and its whole answer.
+async fn raw_answer(app: &App, profile: Value, events: Value) -> (f64, Value) {
+    let body = json!({"instances": [{"learner_id": "L1", "as_of": "2026-02-01T00:00:00Z",
+        "profile": profile, "events": events}]})
+    .to_string();
+    let (status, value) = call(app, post("/v1/predict", body)).await;
+    assert_eq!(status, StatusCode::OK, "{value}");
+    let answer = value["predictions"][0].clone();
+    (answer["churn_probability"].as_f64().expect("p"), answer)
+}
+
+#[tokio::test]
+async fn open_vocabularies_counts_and_custom_types_are_served() {
+    let app = app(config());
+    let known = json!({"signup_at": "2026-01-01T00:00:00Z", "plan": "monthly",
+        "acquisition_channel": "organic", "device": "ios"});
+    let open = json!({"signup_at": "2026-01-01T00:00:00Z", "plan": " Pro ",
+        "acquisition_channel": "partner-x", "device": "tablet"});
+    let logins = |n: usize| -> Vec<Value> {
+        (0..n)
+            .map(|_| json!({"ts": "2026-01-28T09:00:00Z", "event_type": "login"}))
+            .collect()
+    };
+
+    // A plan, channel and device the model never saw: answered, and said so.
+    let (_, answer) = raw_answer(&app, open.clone(), json!(logins(1))).await;
+    assert_eq!(
+        answer["unseen_categories"],
+        json!({"plan": "Pro", "acquisition_channel": "partner-x", "device": "tablet"})
+    );
+    let (_, answer) = raw_answer(&app, known.clone(), json!(logins(1))).await;
+    assert!(answer.get("unseen_categories").is_none(), "{answer}");
+
+    // One row with count 3 is three rows of the same event.
+    let (three_rows, _) = raw_answer(&app, known.clone(), json!(logins(3))).await;
+    let counted = json!([{"ts": "2026-01-28T09:00:00Z", "event_type": "login", "count": 3}]);
+    let (one_row, _) = raw_answer(&app, known.clone(), counted).await;
+    assert_eq!(three_rows.to_bits(), one_row.to_bits());
+    let (single, _) = raw_answer(&app, known.clone(), json!(logins(1))).await;
+    assert_ne!(single.to_bits(), one_row.to_bits(), "the count is read");
+
+    // A custom type the model's data did not call activity changes nothing
+    // the model reads; it is accepted, not refused.
+    let mut with_custom = logins(1);
+    with_custom.push(json!({"ts": "2026-01-30T09:00:00Z", "event_type": "video_play", "count": 5}));
+    let (custom, _) = raw_answer(&app, known, json!(with_custom)).await;
+    assert_eq!(custom.to_bits(), single.to_bits());
+
+    // A feature-map instance with an unseen plan is answered too.
+    let mut features = features();
+    features["plan"] = json!("enterprise");
+    let body = json!({"instances": [{"learner_id": "L9", "features": features}]}).to_string();
+    let (status, value) = call(&app, post("/v1/predict", body)).await;
+    assert_eq!(status, StatusCode::OK, "{value}");
+    assert_eq!(
+        value["predictions"][0]["unseen_categories"],
+        json!({"plan": "enterprise"})
+    );
 }

@@ -3,7 +3,9 @@
 
 use std::collections::VecDeque;
 
-use churn_core::{Course, DAY_MS, Event, EventType, HOUR_MS, Learner, Level, NO_COURSE, Plan};
+use churn_core::{
+    Course, DAY_MS, Event, EventType, HOUR_MS, LabelDefinition, Learner, Level, NO_COURSE, Plan,
+};
 use churn_features::label::not_eligible;
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{RngExt, SeedableRng};
@@ -19,6 +21,8 @@ const MINUTE_MS: i64 = 60_000;
 /// The course catalogue and an index of courses by level.
 pub(crate) struct Catalogue {
     pub(crate) courses: Vec<Course>,
+    /// The level of each course, as the simulator drew it.
+    levels: Vec<Level>,
     by_level: [Vec<u32>; 3],
 }
 
@@ -141,6 +145,7 @@ impl Catalogue {
         let mut rng = Rng::new(stream_seed(seed, u64::MAX));
         let mut by_level: [Vec<u32>; 3] = Default::default();
         let mut courses = Vec::with_capacity(count);
+        let mut levels = Vec::with_capacity(count);
         let width = digits(count);
         for i in 0..count {
             // The first three cover every level, so each level has a course.
@@ -153,17 +158,22 @@ impl Catalogue {
                 ]),
             };
             by_level[level.code() as usize].push(i as u32);
+            levels.push(level);
             courses.push(Course {
                 id: format!("C{:0width$}", i + 1),
-                level,
+                level: level.as_str().to_owned(),
                 lessons: 8 + rng.below(33) as u32,
             });
         }
-        Catalogue { courses, by_level }
+        Catalogue {
+            courses,
+            levels,
+            by_level,
+        }
     }
 
     fn difficulty(&self, course: u32) -> f64 {
-        match self.courses[course as usize].level {
+        match self.levels[course as usize] {
             Level::Beginner => -0.6,
             Level::Intermediate => 0.4,
             Level::Advanced => 1.3,
@@ -317,7 +327,7 @@ pub(crate) fn simulate_learner(
         learner: Learner {
             id: format!("L{:0width$}", index + 1),
             signup_at,
-            plan,
+            plan: plan.as_str().to_owned(),
             acquisition_channel: channel.to_owned(),
             device: device.map(str::to_owned),
         },
@@ -499,7 +509,15 @@ impl Life<'_> {
     /// The experiment at `assigned_at`: who is in it, which arm, what outcome.
     fn assign(&mut self, params: &ValidSimParams) -> Option<ExperimentTruth> {
         let at = params.assigned_at();
-        if not_eligible(self.signup_at, &self.events, at, params.horizon_ms()).is_some() {
+        if not_eligible(
+            LabelDefinition::Either,
+            self.signup_at,
+            &self.events,
+            at,
+            params.horizon_ms(),
+        )
+        .is_some()
+        {
             return None;
         }
         let state = self.state(at);

@@ -1,7 +1,7 @@
 //! The written batch table equals the single-learner path run on each learner's
 //! raw events, for many learners and as-of times (read back from the file).
 
-use churn_core::{DAY_MS, Event};
+use churn_core::{DAY_MS, Event, EventKind, EventType, LabelDefinition};
 use churn_features::SnapshotSpec;
 use churn_features::registry::{CATEGORICAL, NUMERIC};
 use churn_features::{Profile, SortedEvents, compute};
@@ -26,9 +26,76 @@ fn simulated() -> churn_core::Dataset {
     churn_sim::simulate(&params, &|_| {}).dataset
 }
 
+/// The simulated data as a platform with daily aggregates and its own event
+/// types would have it: each learner's logins of a week are one row with a
+/// `count`; every video watch is followed by a custom `page_view` (activity)
+/// and every other quiz attempt by a `badge_earned` (not activity).
+fn aggregated_with_custom_types() -> churn_core::Dataset {
+    let mut dataset = simulated();
+    dataset
+        .events
+        .sort_by(|a, b| a.learner.cmp(&b.learner).then(a.ts.cmp(&b.ts)));
+    dataset.custom_event_types = vec!["badge_earned".into(), "page_view".into()];
+    let mut events: Vec<Event> = Vec::with_capacity(dataset.events.len() * 2);
+    let mut quizzes = 0u32;
+    // (learner, week, row) of the login row this week's logins add to.
+    let mut open_login: Option<(u32, i64, usize)> = None;
+    for e in &dataset.events {
+        let week = e.ts.div_euclid(7 * DAY_MS);
+        if e.event_type == EventType::Login {
+            match open_login {
+                Some((learner, w, row)) if learner == e.learner && w == week => {
+                    events[row].count += 1;
+                    continue;
+                }
+                _ => open_login = Some((e.learner, week, events.len())),
+            }
+        }
+        events.push(*e);
+        if e.event_type == EventType::VideoWatch {
+            let kind = EventKind::Custom {
+                index: 1,
+                activity: true,
+            };
+            events.push(Event::new(e.ts + 1_000, e.learner, kind));
+        }
+        if e.event_type == EventType::QuizAttempt {
+            quizzes += 1;
+            if quizzes.is_multiple_of(2) {
+                events.push(Event::new(
+                    e.ts,
+                    e.learner,
+                    EventKind::Custom {
+                        index: 0,
+                        activity: false,
+                    },
+                ));
+            }
+        }
+    }
+    assert!(
+        events.iter().any(|e| e.count > 1),
+        "some logins were aggregated"
+    );
+    dataset.events = events;
+    dataset
+}
+
 #[test]
 fn every_row_of_the_file_equals_the_single_learner_path() {
-    let original = simulated();
+    parity(simulated(), LabelDefinition::Either);
+}
+
+#[test]
+fn parity_holds_with_counts_custom_types_and_other_labels() {
+    parity(aggregated_with_custom_types(), LabelDefinition::Inactivity);
+    parity(
+        aggregated_with_custom_types(),
+        LabelDefinition::Cancellation,
+    );
+}
+
+fn parity(original: churn_core::Dataset, label: LabelDefinition) {
     let mut dataset = original.clone();
     // Interleave learners (as an export ordered by time would), keeping each
     // learner's own order, so the table has to group them.
@@ -42,6 +109,7 @@ fn every_row_of_the_file_equals_the_single_learner_path() {
         every: 5 * DAY_MS + 7 * 3_600_000,
         horizon: 21 * DAY_MS,
         data_end: None,
+        label,
     };
     let plan = spec.resolve(&dataset).expect("plan");
     assert!(plan.times().len() > 10);
@@ -99,6 +167,7 @@ fn every_row_of_the_file_equals_the_single_learner_path() {
             assert_eq!(column.get(row), expected.categorical[i], "{}", feature.name);
         }
         let status = churn_features::label::label_status(
+            label,
             profile.signup_at,
             sorted.as_slice(),
             t,
