@@ -66,6 +66,11 @@ pub enum Command {
         after_help = "Example:\n  churn explain --model churn-gbdt --data data/ --learner L0042 --as-of 2026-06-01"
     )]
     Explain(ExplainArgs),
+    /// Map a platform's own tables (CSV/TSV, JSON lines, Parquet; compressed; globs) to a contract data directory.
+    #[command(
+        after_help = "Example:\n  churn import --mapping examples/purchases/mapping.toml --out imported/\n\nThe mapping is TOML: see README \"Bring your own data\". The output is validated as `churn validate` would."
+    )]
+    Import(DataImportArgs),
     /// Turn a LightGBM model.txt (binary objective) into a churn artifact: same predictions, exact TreeSHAP.
     #[command(
         name = "import-lightgbm",
@@ -166,6 +171,23 @@ pub struct ValidateArgs {
     #[arg(long)]
     pub strict: bool,
     /// Reference time: later timestamps are rejected (RFC 3339; default: now).
+    #[arg(long)]
+    pub now: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DataImportArgs {
+    /// The mapping file (TOML); source paths in it are relative to it.
+    #[arg(long)]
+    pub mapping: PathBuf,
+    /// The contract data directory to write (Parquet tables, contract.toml,
+    /// rejects/, import.json; the validation of the result in validation/).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Fail (exit 1) if any source row or contract row is rejected.
+    #[arg(long)]
+    pub strict: bool,
+    /// Reference time for validating the result (RFC 3339; default: now).
     #[arg(long)]
     pub now: Option<String>,
 }

@@ -1343,3 +1343,73 @@ fn every_command_ends_quietly_when_its_reader_goes_away() {
         assert_eq!(ended.status.code(), Some(0), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn import_maps_the_purchase_log_example_and_strict_fails_on_its_two_rejects() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let data = out.path().join("imported");
+    let args = |strict: bool| {
+        let mut a = vec![
+            "import",
+            "--mapping",
+            "examples/purchases/mapping.toml",
+            "--out",
+            path_str(&data),
+            "--now",
+            NOW,
+        ];
+        if strict {
+            a.push("--strict");
+        }
+        churn(&a)
+    };
+    let result = args(false);
+    assert!(result.status.success(), "{}", text(&result.stderr));
+    let stdout = text(&result.stdout);
+    assert!(
+        stdout.contains("101 read = 99 imported + 0 filtered + 2 rejected"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("video_play (442)"), "{stdout}");
+    let report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(data.join("import.json")).expect("import.json"),
+    )
+    .expect("JSON");
+    assert_eq!(report["tables"]["events"], 99 + 1172 + 34);
+    let validation: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(data.join("validation/validation.json")).expect("validation"),
+    )
+    .expect("JSON");
+    assert_eq!(validation["total_rejected"], 0);
+    // The imported directory is a data directory like any other.
+    let features = churn(&[
+        "features",
+        "--data",
+        path_str(&data),
+        "--out",
+        path_str(&out.path().join("table.parquet")),
+        "--every",
+        "7d",
+        "--now",
+        NOW,
+    ]);
+    assert!(features.status.success(), "{}", text(&features.stderr));
+
+    let strict = args(true);
+    assert_eq!(strict.status.code(), Some(1), "{}", text(&strict.stderr));
+    assert!(text(&strict.stderr).contains("2 source rows rejected"));
+
+    let mistake = churn(&[
+        "import",
+        "--mapping",
+        "examples/purchases/users.csv",
+        "--out",
+        path_str(&data),
+    ]);
+    assert!(!mistake.status.success());
+    assert!(
+        text(&mistake.stderr).contains("users.csv"),
+        "{}",
+        text(&mistake.stderr)
+    );
+}

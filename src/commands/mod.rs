@@ -4,6 +4,7 @@
 mod ab;
 mod evaluate;
 mod features;
+mod import;
 mod import_lightgbm;
 mod monitor;
 mod quickstart;
@@ -46,6 +47,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Serve(args) => done(serve::serve(&args)),
         Command::Ab(args) => done(ab::ab(&ui, &args)),
         Command::Monitor(args) => monitor::monitor(&ui, &args),
+        Command::Import(args) => import::import(&ui, &args),
         Command::ImportLightgbm(args) => done(import_lightgbm::import_lightgbm(&args)),
         Command::Explain(args) => done(scoring::explain(&ui, &args)),
     }

@@ -1,0 +1,807 @@
+//! `churn import`: a platform's own tables mapped to a contract data
+//! directory by a declarative TOML file (DESIGN.md "Bring your own data").
+//!
+//! The mapping ([`Mapping`]) names the source tables (CSV/TSV, JSON lines,
+//! Parquet; `.gz`/`.zst`; globs) and says how each contract field is made from
+//! a source row: a column, a constant, several columns joined, a value map or
+//! a lookup in another source, a time format (RFC 3339, strftime, epoch s/ms,
+//! a day number after a start date), wide count columns made long, learners
+//! or courses derived from the events, filters.
+//!
+//! Nothing is lost: for every source, `read = imported + filtered + rejected`,
+//! each rejected row is written with its file, row, field, reason and values,
+//! and `import.json` holds the counts. The output is read by
+//! `churn_data::load_dir` like any data directory; the contract's own row
+//! rules (unknown learners, negative amounts, ...) apply there.
+
+mod field;
+mod mapping;
+mod source;
+mod write;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use churn_core::parse_event_type;
+use serde::Serialize;
+
+pub use mapping::{
+    CoursesMapping, EventsMapping, Field, Filter, LearnersMapping, Lookup, Mapping, SourceSpec,
+};
+
+use field::{Compiled, Lookups};
+use source::{Header, Row, RowAt, SourceFiles, for_each_row};
+
+/// What can stop an import (bad rows never do: they are rejects).
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// The mapping is wrong: the message names the key, its line, the column.
+    #[error("{file}: {message}")]
+    Mapping { file: PathBuf, message: String },
+    /// A source cannot be found or read as its format.
+    #[error("source {source_name}: {message}")]
+    Source {
+        source_name: String,
+        message: String,
+    },
+    /// Reading or writing a file failed.
+    #[error("{path}: {message}")]
+    Io { path: PathBuf, message: String },
+}
+
+/// One rejected source row.
+#[derive(Debug, Clone, Serialize)]
+pub struct Reject {
+    pub file: PathBuf,
+    /// 1-based data row (line for JSON lines) within the file.
+    pub row: usize,
+    /// The contract field at fault.
+    pub field: String,
+    pub reason: String,
+    /// The row as read.
+    pub values: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The account of one use of a source (a source mapped twice is counted twice).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SourceReport {
+    /// The mapping section that read it (`learners`, `events[0]`, ...).
+    pub section: String,
+    pub source: String,
+    pub files: Vec<PathBuf>,
+    pub read: usize,
+    pub imported: usize,
+    /// Rows a filter left out.
+    pub filtered: usize,
+    pub rejected: usize,
+    /// Rows written to the contract table (wide rows make several events).
+    pub rows_written: usize,
+    #[serde(skip)]
+    pub rejects: Vec<Reject>,
+}
+
+impl SourceReport {
+    /// `read = imported + filtered + rejected`.
+    pub fn reconciles(&self) -> bool {
+        self.read == self.imported + self.filtered + self.rejected
+    }
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImportReport {
+    pub sections: Vec<SourceReport>,
+    /// Rows written per contract table.
+    pub tables: BTreeMap<String, usize>,
+    /// The custom event types written, with their rows.
+    pub custom_event_types: BTreeMap<String, usize>,
+}
+
+impl ImportReport {
+    /// Every rejected row.
+    pub fn total_rejected(&self) -> usize {
+        self.sections.iter().map(|s| s.rejected).sum()
+    }
+}
+
+/// The events table being built, column by column.
+#[derive(Default)]
+pub(crate) struct EventRows {
+    pub(crate) learner_id: Vec<String>,
+    pub(crate) ts: Vec<i64>,
+    pub(crate) event_type: Vec<String>,
+    pub(crate) course_id: Vec<Option<String>>,
+    pub(crate) count: Vec<i64>,
+    pub(crate) duration_s: Vec<Option<f64>>,
+    pub(crate) score: Vec<Option<f64>>,
+    pub(crate) amount: Vec<Option<f64>>,
+    pub(crate) latency_ms: Vec<Option<f64>>,
+    pub(crate) stalls: Vec<Option<f64>>,
+}
+
+/// The learners table being built.
+#[derive(Default)]
+pub(crate) struct LearnerRows {
+    pub(crate) learner_id: Vec<String>,
+    pub(crate) signup_at: Vec<i64>,
+    pub(crate) plan: Vec<String>,
+    pub(crate) channel: Vec<String>,
+    pub(crate) device: Vec<Option<String>>,
+}
+
+/// The courses table being built.
+#[derive(Default)]
+pub(crate) struct CourseRows {
+    pub(crate) course_id: Vec<String>,
+    pub(crate) level: Vec<String>,
+    pub(crate) lessons: Vec<i64>,
+}
+
+fn filters_pass(filters: &[(usize, &Filter)], row: &dyn Row) -> bool {
+    filters.iter().all(|(i, f)| {
+        let value = row.get(*i).map(str::trim);
+        f.equals.as_ref().is_none_or(|e| value == Some(e.as_str()))
+            && f.among
+                .as_ref()
+                .is_none_or(|list| value.is_some_and(|v| list.iter().any(|x| x == v)))
+            && (f.not_empty != Some(true) || value.is_some())
+    })
+}
+
+fn compile_filters<'m>(
+    filters: &'m [Filter],
+    key: &str,
+    mapping: &Mapping,
+    header: &Header,
+    file: &Path,
+) -> Result<Vec<(usize, &'m Filter)>, ImportError> {
+    filters
+        .iter()
+        .enumerate()
+        .map(|(k, f)| {
+            header
+                .position(f.column.get_ref())
+                .map(|i| (i, f))
+                .ok_or_else(|| {
+                    mapping_error(
+                        mapping,
+                        field::column_error(
+                            mapping,
+                            &format!("{key}.filter[{k}]"),
+                            &f.column,
+                            header,
+                            file,
+                        ),
+                    )
+                })
+        })
+        .collect()
+}
+
+fn mapping_error(mapping: &Mapping, message: String) -> ImportError {
+    ImportError::Mapping {
+        file: mapping.path.clone(),
+        message,
+    }
+}
+
+/// The columns a section reads: its fields', its filters' and wide counts'.
+fn wanted<'a>(
+    fields: impl IntoIterator<Item = Option<&'a Field>>,
+    filters: &[Filter],
+    counts: Option<&BTreeMap<String, String>>,
+) -> Vec<String> {
+    let mut out: Vec<String> = fields
+        .into_iter()
+        .flatten()
+        .flat_map(Field::columns)
+        .collect();
+    out.extend(filters.iter().map(|f| f.column.get_ref().clone()));
+    out.extend(counts.into_iter().flat_map(|c| c.keys().cloned()));
+    out
+}
+
+/// Every field of the mapping with a lookup, for reading the lookups first.
+fn lookups_needed(mapping: &Mapping) -> Vec<&Lookup> {
+    fn walk<'a>(field: &'a Field, out: &mut Vec<&'a Lookup>) {
+        if let Some(l) = &field.lookup {
+            out.push(l);
+        }
+        if let Some(s) = &field.start {
+            walk(s, out);
+        }
+    }
+    let mut out = Vec::new();
+    let l = &mapping.learners;
+    for f in [
+        l.learner_id.as_ref(),
+        l.signup_at.as_ref(),
+        Some(&l.plan),
+        Some(&l.acquisition_channel),
+        l.device.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        walk(f, &mut out);
+    }
+    for e in &mapping.events {
+        for f in [
+            Some(&e.learner_id),
+            Some(&e.ts),
+            e.event_type.as_ref(),
+            e.count.as_ref(),
+            e.course_id.as_ref(),
+            e.duration_s.as_ref(),
+            e.score.as_ref(),
+            e.amount.as_ref(),
+            e.latency_ms.as_ref(),
+            e.stalls.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            walk(f, &mut out);
+        }
+    }
+    out
+}
+
+struct Importer<'m> {
+    mapping: &'m Mapping,
+    files: BTreeMap<String, SourceFiles>,
+    lookups: Lookups,
+}
+
+impl<'m> Importer<'m> {
+    fn new(mapping: &'m Mapping) -> Result<Self, ImportError> {
+        let mut files = BTreeMap::new();
+        for (name, spec) in &mapping.sources {
+            let source = match (&spec.path, &spec.query) {
+                (Some(path), _) => {
+                    SourceFiles::find(name, &mapping.dir, path, spec.format.as_deref())?
+                }
+                (None, Some(query)) => {
+                    SourceFiles::query(name, query, spec.url.as_deref(), spec.url_env.as_deref())?
+                }
+                (None, None) => {
+                    return Err(mapping_error(
+                        mapping,
+                        format!("sources.{name}: give a path or a query"),
+                    ));
+                }
+            };
+            files.insert(name.clone(), source);
+        }
+        let mut importer = Importer {
+            mapping,
+            files,
+            lookups: HashMap::new(),
+        };
+        for l in lookups_needed(mapping) {
+            let key = (
+                l.source.clone(),
+                l.key.get_ref().clone(),
+                l.value.get_ref().clone(),
+            );
+            if importer.lookups.contains_key(&key) {
+                continue;
+            }
+            let table = importer.read_lookup(l)?;
+            importer.lookups.insert(key, table);
+        }
+        Ok(importer)
+    }
+
+    fn source(&self, name: &str) -> Result<&SourceFiles, ImportError> {
+        self.files.get(name).ok_or_else(|| ImportError::Source {
+            source_name: name.to_owned(),
+            message: "not among the mapping's sources".into(),
+        })
+    }
+
+    fn read_lookup(&self, l: &Lookup) -> Result<HashMap<String, String>, ImportError> {
+        let mut table = HashMap::new();
+        let mapping = self.mapping;
+        let wanted_columns = [l.key.get_ref().clone(), l.value.get_ref().clone()];
+        for_each_row(
+            self.source(&l.source)?,
+            &wanted_columns,
+            |file, header| {
+                let at = |c: &toml::Spanned<String>| {
+                    header.position(c.get_ref()).ok_or_else(|| {
+                        mapping_error(
+                            mapping,
+                            field::column_error(mapping, "lookup", c, header, file),
+                        )
+                    })
+                };
+                Ok((at(&l.key)?, at(&l.value)?))
+            },
+            |(k, v), _, row| {
+                if let (Some(key), Some(value)) = (row.get(*k), row.get(*v)) {
+                    table
+                        .entry(key.trim().to_owned())
+                        .or_insert_with(|| value.trim().to_owned());
+                }
+                Ok(())
+            },
+        )?;
+        Ok(table)
+    }
+
+    fn compile(
+        &self,
+        field: &Field,
+        key: &str,
+        header: &Header,
+        file: &Path,
+    ) -> Result<Compiled, ImportError> {
+        Compiled::new(field, key, self.mapping, header, file, &self.lookups)
+            .map_err(|m| mapping_error(self.mapping, m))
+    }
+
+    fn events(&self, index: usize, out: &mut EventRows) -> Result<SourceReport, ImportError> {
+        let e = &self.mapping.events[index];
+        let section = format!("events[{index}]");
+        let files = self.source(&e.source)?;
+        let mut report = SourceReport {
+            section: section.clone(),
+            source: e.source.clone(),
+            files: files.files.clone(),
+            ..SourceReport::default()
+        };
+        struct Fields<'f> {
+            learner_id: Compiled,
+            ts: Compiled,
+            event_type: Option<Compiled>,
+            counts: Vec<(usize, &'f str)>,
+            count: Option<Compiled>,
+            course_id: Option<Compiled>,
+            measures: Vec<Option<Compiled>>,
+            filters: Vec<(usize, &'f Filter)>,
+        }
+        let optional = |f: &Option<Field>, name: &str, header: &Header, file: &Path| {
+            f.as_ref()
+                .map(|f| self.compile(f, &format!("{section}.{name}"), header, file))
+                .transpose()
+        };
+        let columns = wanted(
+            [
+                Some(&e.learner_id),
+                Some(&e.ts),
+                e.event_type.as_ref(),
+                e.count.as_ref(),
+                e.course_id.as_ref(),
+                e.duration_s.as_ref(),
+                e.score.as_ref(),
+                e.amount.as_ref(),
+                e.latency_ms.as_ref(),
+                e.stalls.as_ref(),
+            ],
+            &e.filter,
+            e.counts.as_ref(),
+        );
+        for_each_row(
+            files,
+            &columns,
+            |file, header| {
+                let counts = match &e.counts {
+                    None => Vec::new(),
+                    Some(c) => c
+                        .iter()
+                        .map(|(column, t)| {
+                            header.position(column).map(|i| (i, t.as_str())).ok_or_else(|| {
+                                mapping_error(
+                                    self.mapping,
+                                    format!(
+                                        "{section}.counts: column {column:?} is not in {} (columns: {})",
+                                        file.display(),
+                                        header.names.join(", ")
+                                    ),
+                                )
+                            })
+                        })
+                        .collect::<Result<_, _>>()?,
+                };
+                Ok(Fields {
+                    learner_id: self.compile(
+                        &e.learner_id,
+                        &format!("{section}.learner_id"),
+                        header,
+                        file,
+                    )?,
+                    ts: self.compile(&e.ts, &format!("{section}.ts"), header, file)?,
+                    event_type: optional(&e.event_type, "event_type", header, file)?,
+                    counts,
+                    count: optional(&e.count, "count", header, file)?,
+                    course_id: optional(&e.course_id, "course_id", header, file)?,
+                    measures: vec![
+                        optional(&e.duration_s, "duration_s", header, file)?,
+                        optional(&e.score, "score", header, file)?,
+                        optional(&e.amount, "amount", header, file)?,
+                        optional(&e.latency_ms, "latency_ms", header, file)?,
+                        optional(&e.stalls, "stalls", header, file)?,
+                    ],
+                    filters: compile_filters(&e.filter, &section, self.mapping, header, file)?,
+                })
+            },
+            |f, at, row| {
+                report.read += 1;
+                if !filters_pass(&f.filters, row) {
+                    report.filtered += 1;
+                    return Ok(());
+                }
+                match event_rows(f, row) {
+                    Ok(made) => {
+                        report.imported += 1;
+                        report.rows_written += made.len();
+                        for (learner_id, ts, event_type, count, course_id, measures) in made {
+                            out.learner_id.push(learner_id);
+                            out.ts.push(ts);
+                            out.event_type.push(event_type);
+                            out.count.push(count);
+                            out.course_id.push(course_id);
+                            out.duration_s.push(measures[0]);
+                            out.score.push(measures[1]);
+                            out.amount.push(measures[2]);
+                            out.latency_ms.push(measures[3]);
+                            out.stalls.push(measures[4]);
+                        }
+                    }
+                    Err((field, reason)) => reject(&mut report, at, row, field, reason),
+                }
+                Ok(())
+            },
+        )?;
+        type Made = (String, i64, String, i64, Option<String>, [Option<f64>; 5]);
+        fn event_rows(f: &Fields<'_>, row: &dyn Row) -> Result<Vec<Made>, (&'static str, String)> {
+            let learner_id = f
+                .learner_id
+                .text(row)
+                .map_err(|r| ("learner_id", r))?
+                .ok_or(("learner_id", "learner_id is empty".to_owned()))?
+                .into_owned();
+            let ts =
+                f.ts.time(row)
+                    .map_err(|r| ("ts", r))?
+                    .ok_or(("ts", "ts is empty".to_owned()))?;
+            let course_id = match &f.course_id {
+                None => None,
+                Some(c) => c
+                    .text(row)
+                    .map_err(|r| ("course_id", r))?
+                    .map(Cow::into_owned),
+            };
+            let mut measures = [None; 5];
+            for (k, (m, name)) in f
+                .measures
+                .iter()
+                .zip(["duration_s", "score", "amount", "latency_ms", "stalls"])
+                .enumerate()
+            {
+                if let Some(m) = m {
+                    measures[k] = m.number(row).map_err(|r| (name, r))?;
+                }
+            }
+            let whole = |v: f64| v >= 1.0 && v.fract() == 0.0 && v <= f64::from(u32::MAX);
+            let mut made = Vec::new();
+            if let Some(t) = &f.event_type {
+                let event_type = t
+                    .text(row)
+                    .map_err(|r| ("event_type", r))?
+                    .ok_or(("event_type", "event_type is empty".to_owned()))?;
+                let _known_or_custom =
+                    parse_event_type(&event_type).map_err(|e| ("event_type", e.to_string()))?;
+                let count = match &f.count {
+                    None => 1.0,
+                    Some(c) => match c.number(row).map_err(|r| ("count", r))? {
+                        None => 1.0,
+                        Some(v) if whole(v) => v,
+                        Some(v) => {
+                            return Err((
+                                "count",
+                                format!("count must be a whole number ≥ 1, got {v}"),
+                            ));
+                        }
+                    },
+                };
+                made.push((
+                    learner_id,
+                    ts,
+                    event_type.into_owned(),
+                    count as i64,
+                    course_id,
+                    measures,
+                ));
+            } else {
+                for &(column, event_type) in &f.counts {
+                    let Some(text) = row.get(column) else {
+                        continue;
+                    };
+                    let value: f64 = text
+                        .trim()
+                        .parse()
+                        .map_err(|_| ("count", format!("{text:?} is not a count")))?;
+                    if value == 0.0 {
+                        continue;
+                    }
+                    if !whole(value) {
+                        return Err((
+                            "count",
+                            format!("count must be a whole number ≥ 0, got {value}"),
+                        ));
+                    }
+                    made.push((
+                        learner_id.clone(),
+                        ts,
+                        event_type.to_owned(),
+                        value as i64,
+                        course_id.clone(),
+                        measures,
+                    ));
+                }
+            }
+            Ok(made)
+        }
+        use std::borrow::Cow;
+        Ok(report)
+    }
+
+    fn learners(
+        &self,
+        events: &EventRows,
+        out: &mut LearnerRows,
+    ) -> Result<Option<SourceReport>, ImportError> {
+        let l = &self.mapping.learners;
+        let Some(source_name) = &l.source else {
+            // One learner per id of the events, signed up at the first event.
+            let mut first: HashMap<&str, usize> = HashMap::new();
+            let value = |f: &Field| f.value.clone().unwrap_or_default();
+            for (i, id) in events.learner_id.iter().enumerate() {
+                match first.get(id.as_str()) {
+                    Some(&k) => out.signup_at[k] = out.signup_at[k].min(events.ts[i]),
+                    None => {
+                        first.insert(id, out.learner_id.len());
+                        out.learner_id.push(id.clone());
+                        out.signup_at.push(events.ts[i]);
+                        out.plan.push(value(&l.plan));
+                        out.channel.push(value(&l.acquisition_channel));
+                        out.device
+                            .push(l.device.as_ref().and_then(|d| d.value.clone()));
+                    }
+                }
+            }
+            return Ok(None);
+        };
+        let files = self.source(source_name)?;
+        let mut report = SourceReport {
+            section: "learners".into(),
+            source: source_name.clone(),
+            files: files.files.clone(),
+            ..SourceReport::default()
+        };
+        let required = |f: &Option<Field>| f.clone().unwrap_or_else(|| l.plan.clone());
+        let columns = wanted(
+            [
+                l.learner_id.as_ref(),
+                l.signup_at.as_ref(),
+                Some(&l.plan),
+                Some(&l.acquisition_channel),
+                l.device.as_ref(),
+            ],
+            &l.filter,
+            None,
+        );
+        for_each_row(
+            files,
+            &columns,
+            |file, header| {
+                Ok((
+                    self.compile(
+                        &required(&l.learner_id),
+                        "learners.learner_id",
+                        header,
+                        file,
+                    )?,
+                    self.compile(&required(&l.signup_at), "learners.signup_at", header, file)?,
+                    self.compile(&l.plan, "learners.plan", header, file)?,
+                    self.compile(
+                        &l.acquisition_channel,
+                        "learners.acquisition_channel",
+                        header,
+                        file,
+                    )?,
+                    l.device
+                        .as_ref()
+                        .map(|d| self.compile(d, "learners.device", header, file))
+                        .transpose()?,
+                    compile_filters(&l.filter, "learners", self.mapping, header, file)?,
+                ))
+            },
+            |(id, signup, plan, channel, device, filters), at, row| {
+                report.read += 1;
+                if !filters_pass(filters, row) {
+                    report.filtered += 1;
+                    return Ok(());
+                }
+                let text =
+                    |f: &Compiled, name: &'static str| -> Result<String, (&'static str, String)> {
+                        f.text(row)
+                            .map_err(|r| (name, r))?
+                            .map(|c| c.into_owned())
+                            .ok_or((name, format!("{name} is empty")))
+                    };
+                let made = (|| {
+                    let learner_id = text(id, "learner_id")?;
+                    let signup_at = signup
+                        .time(row)
+                        .map_err(|r| ("signup_at", r))?
+                        .ok_or(("signup_at", "signup_at is empty".to_owned()))?;
+                    let plan = text(plan, "plan")?;
+                    let channel = text(channel, "acquisition_channel")?;
+                    let device = match device {
+                        None => None,
+                        Some(d) => d
+                            .text(row)
+                            .map_err(|r| ("device", r))?
+                            .map(|c| c.into_owned()),
+                    };
+                    Ok((learner_id, signup_at, plan, channel, device))
+                })();
+                match made {
+                    Ok((learner_id, signup_at, plan, channel, device)) => {
+                        report.imported += 1;
+                        report.rows_written += 1;
+                        out.learner_id.push(learner_id);
+                        out.signup_at.push(signup_at);
+                        out.plan.push(plan);
+                        out.channel.push(channel);
+                        out.device.push(device);
+                    }
+                    Err((field, reason)) => reject(&mut report, at, row, field, reason),
+                }
+                Ok(())
+            },
+        )?;
+        Ok(Some(report))
+    }
+
+    fn courses(
+        &self,
+        events: &EventRows,
+        out: &mut CourseRows,
+    ) -> Result<Option<SourceReport>, ImportError> {
+        let Some(c) = &self.mapping.courses else {
+            return Ok(None);
+        };
+        let Some(source_name) = &c.source else {
+            let value = |f: &Field| f.value.clone().unwrap_or_default();
+            let lessons: i64 = value(&c.lessons).trim().parse().map_err(|_| {
+                mapping_error(
+                    self.mapping,
+                    "courses.lessons: a whole number is needed".into(),
+                )
+            })?;
+            let mut seen = std::collections::HashSet::new();
+            for id in events.course_id.iter().flatten() {
+                if seen.insert(id.as_str()) {
+                    out.course_id.push(id.clone());
+                    out.level.push(value(&c.level));
+                    out.lessons.push(lessons);
+                }
+            }
+            return Ok(None);
+        };
+        let files = self.source(source_name)?;
+        let mut report = SourceReport {
+            section: "courses".into(),
+            source: source_name.clone(),
+            files: files.files.clone(),
+            ..SourceReport::default()
+        };
+        let id_field = c.course_id.clone().unwrap_or_else(|| c.level.clone());
+        let columns = wanted(
+            [c.course_id.as_ref(), Some(&c.level), Some(&c.lessons)],
+            &c.filter,
+            None,
+        );
+        for_each_row(
+            files,
+            &columns,
+            |file, header| {
+                Ok((
+                    self.compile(&id_field, "courses.course_id", header, file)?,
+                    self.compile(&c.level, "courses.level", header, file)?,
+                    self.compile(&c.lessons, "courses.lessons", header, file)?,
+                    compile_filters(&c.filter, "courses", self.mapping, header, file)?,
+                ))
+            },
+            |(id, level, lessons, filters), at, row| {
+                report.read += 1;
+                if !filters_pass(filters, row) {
+                    report.filtered += 1;
+                    return Ok(());
+                }
+                let made = (|| {
+                    let id = id
+                        .text(row)
+                        .map_err(|r| ("course_id", r))?
+                        .ok_or(("course_id", "course_id is empty".to_owned()))?
+                        .into_owned();
+                    let level = level
+                        .text(row)
+                        .map_err(|r| ("level", r))?
+                        .ok_or(("level", "level is empty".to_owned()))?
+                        .into_owned();
+                    let n = lessons
+                        .number(row)
+                        .map_err(|r| ("lessons", r))?
+                        .ok_or(("lessons", "lessons is empty".to_owned()))?;
+                    Ok::<_, (&'static str, String)>((id, level, n))
+                })();
+                match made {
+                    Ok((id, level, n)) => {
+                        report.imported += 1;
+                        report.rows_written += 1;
+                        out.course_id.push(id);
+                        out.level.push(level);
+                        out.lessons.push(n.round() as i64);
+                    }
+                    Err((field, reason)) => reject(&mut report, at, row, field, reason),
+                }
+                Ok(())
+            },
+        )?;
+        Ok(Some(report))
+    }
+}
+
+fn reject(report: &mut SourceReport, at: &RowAt<'_>, row: &dyn Row, field: &str, reason: String) {
+    report.rejected += 1;
+    report.rejects.push(Reject {
+        file: at.file.to_owned(),
+        row: at.row,
+        field: field.to_owned(),
+        reason,
+        values: row.values(at.header),
+    });
+}
+
+/// Imports the mapping's sources into the contract data directory `out`:
+/// `learners`, `courses`, `events` as Parquet, `contract.toml`,
+/// `rejects/<section>.csv` and `import.json`.
+pub fn import(mapping: &Mapping, out: &Path) -> Result<ImportReport, ImportError> {
+    let importer = Importer::new(mapping)?;
+    let mut events = EventRows::default();
+    let mut sections = Vec::new();
+    for i in 0..mapping.events.len() {
+        sections.push(importer.events(i, &mut events)?);
+    }
+    let mut learners = LearnerRows::default();
+    if let Some(r) = importer.learners(&events, &mut learners)? {
+        sections.insert(0, r);
+    }
+    let mut courses = CourseRows::default();
+    if let Some(r) = importer.courses(&events, &mut courses)? {
+        sections.insert(1.min(sections.len()), r);
+    }
+    let mut custom_event_types = BTreeMap::new();
+    for t in &events.event_type {
+        if let Ok(Err(name)) = parse_event_type(t) {
+            *custom_event_types.entry(name.to_owned()).or_insert(0) += 1;
+        }
+    }
+    let tables = BTreeMap::from([
+        ("learners".to_owned(), learners.learner_id.len()),
+        ("courses".to_owned(), courses.course_id.len()),
+        ("events".to_owned(), events.ts.len()),
+    ]);
+    let report = ImportReport {
+        sections,
+        tables,
+        custom_event_types,
+    };
+    write::write_all(out, mapping, &report, learners, courses, events)?;
+    Ok(report)
+}

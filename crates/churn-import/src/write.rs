@@ -1,0 +1,138 @@
+//! Writing an import: the contract tables as Parquet, `contract.toml`,
+//! the rejects per mapping section and `import.json`, each file atomically.
+
+use std::io::Write;
+use std::path::Path;
+
+use polars::prelude::*;
+
+use crate::{CourseRows, EventRows, ImportError, ImportReport, LearnerRows, Mapping};
+
+fn io_error(path: &Path) -> impl Fn(String) -> ImportError + '_ {
+    move |message| ImportError::Io {
+        path: path.to_owned(),
+        message,
+    }
+}
+
+fn time_column(name: &str, values: Vec<i64>) -> Column {
+    Int64Chunked::from_vec(name.into(), values)
+        .into_datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC))
+        .into_column()
+}
+
+fn parquet(path: &Path, height: usize, columns: Vec<Column>) -> Result<(), ImportError> {
+    let error = io_error(path);
+    let mut frame = DataFrame::new(height, columns).map_err(|e| error(e.to_string()))?;
+    churn_core::write_atomically(path, |file| {
+        ParquetWriter::new(file)
+            .with_compression(ParquetCompression::Zstd(None))
+            .finish(&mut frame)
+            .map(|_| ())
+            .map_err(std::io::Error::other)
+    })
+    .map_err(|e: std::io::Error| error(e.to_string()))
+}
+
+fn text_file(path: &Path, text: &str) -> Result<(), ImportError> {
+    churn_core::write_atomically(path, |file| file.write_all(text.as_bytes()))
+        .map_err(|e: std::io::Error| io_error(path)(e.to_string()))
+}
+
+pub(crate) fn write_all(
+    out: &Path,
+    mapping: &Mapping,
+    report: &ImportReport,
+    learners: LearnerRows,
+    courses: CourseRows,
+    events: EventRows,
+) -> Result<(), ImportError> {
+    churn_core::create_dir_all(out).map_err(|e| io_error(out)(e.to_string()))?;
+    for stale in [
+        "learners.csv",
+        "courses.csv",
+        "events.csv",
+        "assignments.csv",
+        "assignments.parquet",
+    ] {
+        // A contract directory holds one file per table: an earlier import's
+        // CSV beside this Parquet would make the directory ambiguous.
+        let path = out.join(stale);
+        if path.is_file() {
+            std::fs::remove_file(&path).map_err(|e| io_error(&path)(e.to_string()))?;
+        }
+    }
+    let n = learners.learner_id.len();
+    parquet(
+        &out.join("learners.parquet"),
+        n,
+        vec![
+            Column::new("learner_id".into(), learners.learner_id),
+            time_column("signup_at", learners.signup_at),
+            Column::new("plan".into(), learners.plan),
+            Column::new("acquisition_channel".into(), learners.channel),
+            Column::new("device".into(), learners.device),
+        ],
+    )?;
+    let n = courses.course_id.len();
+    parquet(
+        &out.join("courses.parquet"),
+        n,
+        vec![
+            Column::new("course_id".into(), courses.course_id),
+            Column::new("level".into(), courses.level),
+            Column::new("lessons".into(), courses.lessons),
+        ],
+    )?;
+    let n = events.ts.len();
+    parquet(
+        &out.join("events.parquet"),
+        n,
+        vec![
+            Column::new("learner_id".into(), events.learner_id),
+            time_column("ts", events.ts),
+            Column::new("event_type".into(), events.event_type),
+            Column::new("course_id".into(), events.course_id),
+            Column::new("count".into(), events.count),
+            Column::new("duration_s".into(), events.duration_s),
+            Column::new("score".into(), events.score),
+            Column::new("amount".into(), events.amount),
+            Column::new("latency_ms".into(), events.latency_ms),
+            Column::new("stalls".into(), events.stalls),
+        ],
+    )?;
+    text_file(
+        &out.join(churn_data::CONTRACT_FILE),
+        &mapping.contract.to_toml(),
+    )?;
+
+    let rejects_dir = out.join("rejects");
+    churn_core::create_dir_all(&rejects_dir).map_err(|e| io_error(&rejects_dir)(e.to_string()))?;
+    for section in &report.sections {
+        let path = rejects_dir.join(format!(
+            "{}.csv",
+            section.section.replace("[", "-").replace("]", "")
+        ));
+        let mut writer = csv::Writer::from_writer(Vec::new());
+        let error = io_error(&path);
+        writer
+            .write_record(["file", "row", "field", "reason", "values"])
+            .map_err(|e| error(e.to_string()))?;
+        for r in &section.rejects {
+            writer
+                .write_record([
+                    r.file.display().to_string(),
+                    r.row.to_string(),
+                    r.field.clone(),
+                    r.reason.clone(),
+                    serde_json::Value::Object(r.values.clone()).to_string(),
+                ])
+                .map_err(|e| error(e.to_string()))?;
+        }
+        let bytes = writer.into_inner().map_err(|e| error(e.to_string()))?;
+        churn_core::write_atomically(&path, |file| file.write_all(&bytes))
+            .map_err(|e: std::io::Error| error(e.to_string()))?;
+    }
+    let json = serde_json::to_string_pretty(report).map_err(|e| io_error(out)(e.to_string()))?;
+    text_file(&out.join("import.json"), &format!("{json}\n"))
+}

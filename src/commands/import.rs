@@ -1,0 +1,65 @@
+//! `churn import`: a mapping file's sources into a contract data directory,
+//! then that directory validated as every command will read it.
+
+use std::process::ExitCode;
+
+use anyhow::{Result, bail};
+
+use crate::cli::DataImportArgs;
+use crate::flags::reference_time;
+use crate::loading::{load_and_report, strict_failure};
+use crate::ui::{Ui, say};
+
+pub fn import(ui: &Ui, args: &DataImportArgs) -> Result<ExitCode> {
+    let now = reference_time(&args.now)?;
+    let mapping = churn_import::Mapping::read(&args.mapping)?;
+    let spinner = ui.spinner("importing");
+    let report = churn_import::import(&mapping, &args.out)?;
+    spinner.finish_and_clear();
+    for s in &report.sections {
+        say!(
+            "{:<10} {:<12} {} file(s): {} read = {} imported + {} filtered + {} rejected; {} rows written",
+            s.section,
+            s.source,
+            s.files.len(),
+            s.read,
+            s.imported,
+            s.filtered,
+            s.rejected,
+            s.rows_written
+        )?;
+        if !s.reconciles() {
+            bail!(
+                "internal error: the counts of {} do not reconcile",
+                s.section
+            );
+        }
+    }
+    if !report.custom_event_types.is_empty() {
+        let listed: Vec<String> = report
+            .custom_event_types
+            .iter()
+            .map(|(name, rows)| format!("{name} ({rows})"))
+            .collect();
+        say!("custom event types: {}", listed.join(", "))?;
+    }
+    say!(
+        "wrote {} (import.json, rejects/ per section); validating it:",
+        args.out.display()
+    )?;
+    let validation = args.out.join("validation");
+    let loaded = load_and_report(ui, &args.out, &validation, now)?;
+    let rejected = report.total_rejected() + loaded.report.total_rejected();
+    if args.strict && rejected > 0 {
+        if loaded.report.total_rejected() > 0 {
+            return Ok(strict_failure(&loaded.report, &validation));
+        }
+        eprintln!(
+            "error: --strict: {} source rows rejected (see {})",
+            report.total_rejected(),
+            args.out.join("rejects").display()
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
