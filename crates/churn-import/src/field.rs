@@ -91,11 +91,7 @@ impl Compiled {
             None => None,
             Some(l) => Some(
                 lookups
-                    .get(&(
-                        l.source.clone(),
-                        l.key.get_ref().clone(),
-                        l.value.get_ref().clone(),
-                    ))
+                    .get(&l.id())
                     .cloned()
                     .ok_or_else(|| format!("{key}.lookup: source {:?} was not read", l.source))?,
             ),

@@ -2,7 +2,7 @@
 //! directory by a declarative TOML file (DESIGN.md "Bring your own data").
 //!
 //! The mapping ([`Mapping`]) names the source tables (CSV/TSV, JSON lines,
-//! Parquet; `.gz`/`.zst`; globs) and says how each contract field is made from
+//! Parquet; `.gz`/`.zst`/`.xz`; globs) and says how each contract field is made from
 //! a source row: a column, a constant, several columns joined, a value map or
 //! a lookup in another source, a time format (RFC 3339, strftime, epoch s/ms,
 //! a day number after a start date), wide count columns made long, learners
@@ -26,7 +26,8 @@ use churn_core::parse_event_type;
 use serde::Serialize;
 
 pub use mapping::{
-    CoursesMapping, EventsMapping, Field, Filter, LearnersMapping, Lookup, Mapping, SourceSpec,
+    CoursesMapping, EventsMapping, Field, Filter, KeyColumns, LearnersMapping, Lookup, Mapping,
+    SourceSpec,
 };
 
 use field::{Compiled, Lookups};
@@ -279,11 +280,7 @@ impl<'m> Importer<'m> {
             lookups: HashMap::new(),
         };
         for l in lookups_needed(mapping) {
-            let key = (
-                l.source.clone(),
-                l.key.get_ref().clone(),
-                l.value.get_ref().clone(),
-            );
+            let key = l.id();
             if importer.lookups.contains_key(&key) {
                 continue;
             }
@@ -303,7 +300,9 @@ impl<'m> Importer<'m> {
     fn read_lookup(&self, l: &Lookup) -> Result<HashMap<String, String>, ImportError> {
         let mut table = HashMap::new();
         let mapping = self.mapping;
-        let wanted_columns = [l.key.get_ref().clone(), l.value.get_ref().clone()];
+        let mut wanted_columns: Vec<String> = l.keys().iter().map(|k| (*k).to_owned()).collect();
+        wanted_columns.push(l.value.get_ref().clone());
+        let separator = l.separator();
         for_each_row(
             self.source(&l.source)?,
             &wanted_columns,
@@ -316,12 +315,32 @@ impl<'m> Importer<'m> {
                         )
                     })
                 };
-                Ok((at(&l.key)?, at(&l.value)?))
+                let keys = l
+                    .keys()
+                    .into_iter()
+                    .map(|k| {
+                        header.position(k).ok_or_else(|| {
+                            mapping_error(
+                                mapping,
+                                format!(
+                                    "lookup in {} (line {}): key column {k:?} is not in {} (columns: {})",
+                                    l.source,
+                                    mapping.line_of(l.value.span().start),
+                                    file.display(),
+                                    header.names.join(", ")
+                                ),
+                            )
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok((keys, at(&l.value)?))
             },
-            |(k, v), _, row| {
-                if let (Some(key), Some(value)) = (row.get(*k), row.get(*v)) {
+            |(keys, v), _, row| {
+                let parts: Option<Vec<&str>> =
+                    keys.iter().map(|&k| row.get(k).map(str::trim)).collect();
+                if let (Some(parts), Some(value)) = (parts, row.get(*v)) {
                     table
-                        .entry(key.trim().to_owned())
+                        .entry(parts.join(separator))
                         .or_insert_with(|| value.trim().to_owned());
                 }
                 Ok(())

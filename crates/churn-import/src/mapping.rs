@@ -39,8 +39,8 @@ pub struct Mapping {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceSpec {
-    /// A file or a glob, relative to the mapping file. `.gz` and `.zst`
-    /// files are decompressed.
+    /// A file or a glob, relative to the mapping file. `.gz`, `.zst` and
+    /// `.xz` files are decompressed.
     pub path: Option<String>,
     /// `csv`, `tsv`, `jsonl` or `parquet`; default: from the extension.
     pub format: Option<String>,
@@ -84,13 +84,49 @@ pub struct Field {
     pub start: Option<Box<Field>>,
 }
 
-/// Values looked up in another source.
+/// Values looked up in another source: its `key` column (or columns, joined
+/// by `separator`, default `-`) → its `value` column. The first row of a key
+/// counts.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Lookup {
     pub source: String,
-    pub key: Spanned<String>,
+    pub key: KeyColumns,
+    pub separator: Option<String>,
     pub value: Spanned<String>,
+}
+
+/// One key column or several.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum KeyColumns {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Lookup {
+    /// The key columns.
+    pub(crate) fn keys(&self) -> Vec<&str> {
+        match &self.key {
+            KeyColumns::One(c) => vec![c.as_str()],
+            KeyColumns::Many(cs) => cs.iter().map(String::as_str).collect(),
+        }
+    }
+
+    /// The separator between joined key columns.
+    pub(crate) fn separator(&self) -> &str {
+        self.separator.as_deref().unwrap_or("-")
+    }
+
+    /// What identifies the table this lookup reads.
+    pub(crate) fn id(&self) -> (String, String, String) {
+        let keys = self.keys();
+        (
+            self.source.clone(),
+            format!("{}|{}", keys.join(","), self.separator()),
+            self.value.get_ref().clone(),
+        )
+    }
 }
 
 /// Rows of a source kept: a column equal to (or among) values, or not empty.

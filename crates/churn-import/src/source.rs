@@ -41,7 +41,7 @@ fn compression_and_stem(path: &Path) -> (Option<&'static str>, String) {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    for (ext, kind) in [(".gz", "gzip"), (".zst", "zstd")] {
+    for (ext, kind) in [(".gz", "gzip"), (".zst", "zstd"), (".xz", "xz")] {
         if let Some(stem) = name.strip_suffix(ext) {
             return (Some(kind), stem.to_owned());
         }
@@ -200,6 +200,9 @@ fn open(path: &Path) -> Result<Box<dyn Read>, ImportError> {
     let file = File::open(path).map_err(io)?;
     Ok(match compression_and_stem(path).0 {
         Some("gzip") => Box::new(flate2::read::MultiGzDecoder::new(BufReader::new(file))),
+        Some("xz") => Box::new(liblzma::read::XzDecoder::new_multi_decoder(BufReader::new(
+            file,
+        ))),
         Some(_) => Box::new(zstd::Decoder::new(file).map_err(io)?),
         None => Box::new(file),
     })
