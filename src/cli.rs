@@ -187,6 +187,10 @@ pub struct DataImportArgs {
     /// Fail (exit 1) if any source row or contract row is rejected.
     #[arg(long)]
     pub strict: bool,
+    /// Do not validate the result (every command validates what it reads
+    /// anyway); for very large imports validated later, and benchmarks.
+    #[arg(long, conflicts_with = "strict")]
+    pub no_validate: bool,
     /// Reference time for validating the result (RFC 3339; default: now).
     #[arg(long)]
     pub now: Option<String>,

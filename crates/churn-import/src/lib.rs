@@ -105,12 +105,39 @@ impl ImportReport {
     }
 }
 
+/// Distinct texts numbered in order of first use: learner ids and event
+/// types repeat millions of times, so a row keeps a number, not a copy.
+#[derive(Default)]
+pub(crate) struct Interner {
+    pub(crate) names: Vec<String>,
+    index: HashMap<String, u32, foldhash::fast::RandomState>,
+}
+
+impl Interner {
+    /// The number of `text` and whether it is new.
+    fn code(&mut self, text: &str) -> (u32, bool) {
+        if let Some(&code) = self.index.get(text) {
+            return (code, false);
+        }
+        let code = self.names.len() as u32;
+        self.names.push(text.to_owned());
+        self.index.insert(text.to_owned(), code);
+        (code, true)
+    }
+}
+
 /// The events table being built, column by column.
 #[derive(Default)]
 pub(crate) struct EventRows {
-    pub(crate) learner_id: Vec<String>,
+    /// Codes into `learners`.
+    pub(crate) learner_id: Vec<u32>,
+    pub(crate) learners: Interner,
     pub(crate) ts: Vec<i64>,
-    pub(crate) event_type: Vec<String>,
+    /// Codes into `types`.
+    pub(crate) event_type: Vec<u32>,
+    pub(crate) types: Interner,
+    /// Per type code: why its name is no event type, if it is not.
+    type_errors: Vec<Option<String>>,
     pub(crate) course_id: Vec<Option<String>>,
     pub(crate) count: Vec<i64>,
     pub(crate) duration_s: Vec<Option<f64>>,
@@ -451,14 +478,33 @@ impl<'m> Importer<'m> {
                     report.filtered += 1;
                     return Ok(());
                 }
-                match event_rows(f, row) {
-                    Ok(made) => {
+                let made = event_rows(f, row).and_then(|made| {
+                    // Each distinct type name is checked once, when first seen.
+                    let mut codes = Vec::with_capacity(made.len());
+                    for m in &made {
+                        let (code, new) = out.types.code(&m.2);
+                        if new {
+                            out.type_errors
+                                .push(parse_event_type(&m.2).err().map(|e| e.to_string()));
+                        }
+                        // (Indexed, not `get`: `Row::get` is implemented for this Vec type.)
+                        if let Some(error) = &out.type_errors[code as usize] {
+                            return Err(("event_type", error.clone()));
+                        }
+                        codes.push(code);
+                    }
+                    Ok((made, codes))
+                });
+                match made {
+                    Ok((made, codes)) => {
                         report.imported += 1;
                         report.rows_written += made.len();
-                        for (learner_id, ts, event_type, count, course_id, measures) in made {
-                            out.learner_id.push(learner_id);
+                        for ((learner_id, ts, _, count, course_id, measures), code) in
+                            made.into_iter().zip(codes)
+                        {
+                            out.learner_id.push(out.learners.code(&learner_id).0);
                             out.ts.push(ts);
-                            out.event_type.push(event_type);
+                            out.event_type.push(code);
                             out.count.push(count);
                             out.course_id.push(course_id);
                             out.duration_s.push(measures[0]);
@@ -473,14 +519,23 @@ impl<'m> Importer<'m> {
                 Ok(())
             },
         )?;
-        type Made = (String, i64, String, i64, Option<String>, [Option<f64>; 5]);
-        fn event_rows(f: &Fields<'_>, row: &dyn Row) -> Result<Vec<Made>, (&'static str, String)> {
+        type Made<'r> = (
+            Cow<'r, str>,
+            i64,
+            Cow<'r, str>,
+            i64,
+            Option<String>,
+            [Option<f64>; 5],
+        );
+        fn event_rows<'r>(
+            f: &'r Fields<'_>,
+            row: &'r dyn Row,
+        ) -> Result<Vec<Made<'r>>, (&'static str, String)> {
             let learner_id = f
                 .learner_id
                 .text(row)
                 .map_err(|r| ("learner_id", r))?
-                .ok_or(("learner_id", "learner_id is empty".to_owned()))?
-                .into_owned();
+                .ok_or(("learner_id", "learner_id is empty".to_owned()))?;
             let ts =
                 f.ts.time(row)
                     .map_err(|r| ("ts", r))?
@@ -510,8 +565,6 @@ impl<'m> Importer<'m> {
                     .text(row)
                     .map_err(|r| ("event_type", r))?
                     .ok_or(("event_type", "event_type is empty".to_owned()))?;
-                let _known_or_custom =
-                    parse_event_type(&event_type).map_err(|e| ("event_type", e.to_string()))?;
                 let count = match &f.count {
                     None => 1.0,
                     Some(c) => match c.number(row).map_err(|r| ("count", r))? {
@@ -528,7 +581,7 @@ impl<'m> Importer<'m> {
                 made.push((
                     learner_id,
                     ts,
-                    event_type.into_owned(),
+                    event_type,
                     count as i64,
                     course_id,
                     measures,
@@ -554,7 +607,7 @@ impl<'m> Importer<'m> {
                     made.push((
                         learner_id.clone(),
                         ts,
-                        event_type.to_owned(),
+                        Cow::Borrowed(event_type),
                         value as i64,
                         course_id.clone(),
                         measures,
@@ -575,21 +628,21 @@ impl<'m> Importer<'m> {
         let l = &self.mapping.learners;
         let Some(source_name) = &l.source else {
             // One learner per id of the events, signed up at the first event.
-            let mut first: HashMap<&str, usize> = HashMap::new();
+            // Learner codes are numbered in order of first use, so the
+            // learners come out in that order.
             let value = |f: &Field| f.value.clone().unwrap_or_default();
-            for (i, id) in events.learner_id.iter().enumerate() {
-                match first.get(id.as_str()) {
-                    Some(&k) => out.signup_at[k] = out.signup_at[k].min(events.ts[i]),
-                    None => {
-                        first.insert(id, out.learner_id.len());
-                        out.learner_id.push(id.clone());
-                        out.signup_at.push(events.ts[i]);
-                        out.plan.push(value(&l.plan));
-                        out.channel.push(value(&l.acquisition_channel));
-                        out.device
-                            .push(l.device.as_ref().and_then(|d| d.value.clone()));
-                    }
-                }
+            let mut signup = vec![i64::MAX; events.learners.names.len()];
+            for (&code, &ts) in events.learner_id.iter().zip(&events.ts) {
+                let first = &mut signup[code as usize];
+                *first = (*first).min(ts);
+            }
+            for (name, signup_at) in events.learners.names.iter().zip(signup) {
+                out.learner_id.push(name.clone());
+                out.signup_at.push(signup_at);
+                out.plan.push(value(&l.plan));
+                out.channel.push(value(&l.acquisition_channel));
+                out.device
+                    .push(l.device.as_ref().and_then(|d| d.value.clone()));
             }
             return Ok(None);
         };
@@ -805,10 +858,14 @@ pub fn import(mapping: &Mapping, out: &Path) -> Result<ImportReport, ImportError
     if let Some(r) = importer.courses(&events, &mut courses)? {
         sections.insert(1.min(sections.len()), r);
     }
+    let mut rows_of_type = vec![0usize; events.types.names.len()];
+    for &code in &events.event_type {
+        rows_of_type[code as usize] += 1;
+    }
     let mut custom_event_types = BTreeMap::new();
-    for t in &events.event_type {
-        if let Ok(Err(name)) = parse_event_type(t) {
-            *custom_event_types.entry(name.to_owned()).or_insert(0) += 1;
+    for (name, rows) in events.types.names.iter().zip(rows_of_type) {
+        if rows > 0 && matches!(parse_event_type(name), Ok(Err(_))) {
+            custom_event_types.insert(name.clone(), rows);
         }
     }
     let tables = BTreeMap::from([

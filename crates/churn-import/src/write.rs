@@ -21,6 +21,15 @@ fn time_column(name: &str, values: Vec<i64>) -> Column {
         .into_column()
 }
 
+/// A text column from codes into `names`.
+fn decoded(name: &str, codes: &[u32], names: &[String]) -> Column {
+    let values: StringChunked = codes
+        .iter()
+        .map(|&c| names.get(c as usize).map(String::as_str))
+        .collect();
+    values.with_name(name.into()).into_column()
+}
+
 fn parquet(path: &Path, height: usize, columns: Vec<Column>) -> Result<(), ImportError> {
     let error = io_error(path);
     let mut frame = DataFrame::new(height, columns).map_err(|e| error(e.to_string()))?;
@@ -89,9 +98,9 @@ pub(crate) fn write_all(
         &out.join("events.parquet"),
         n,
         vec![
-            Column::new("learner_id".into(), events.learner_id),
+            decoded("learner_id", &events.learner_id, &events.learners.names),
             time_column("ts", events.ts),
-            Column::new("event_type".into(), events.event_type),
+            decoded("event_type", &events.event_type, &events.types.names),
             Column::new("course_id".into(), events.course_id),
             Column::new("count".into(), events.count),
             Column::new("duration_s".into(), events.duration_s),
