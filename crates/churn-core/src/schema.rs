@@ -243,6 +243,9 @@ pub struct Course {
     pub level: String,
     /// Number of lessons, > 0.
     pub lessons: u32,
+    /// When the course (or presentation) ends, if it does: a learner whose
+    /// courses have all ended is finished, not churned (ms since epoch UTC).
+    pub ends_at: Option<i64>,
 }
 
 /// One row of `events`, with ids resolved to indices into the [`Dataset`]'s tables.

@@ -547,6 +547,8 @@ pub(crate) fn validate_profiles(
     let ids = required(&frame, "course_id", frame.text("course_id", true)?)?;
     let levels = required(&frame, "level", frame.text("level", true)?)?;
     let lessons = required(&frame, "lessons", frame.number("lessons", true)?)?;
+    // Optional: when the course ends (a time in the future is fine).
+    let ends = frame.time("ends_at", false)?;
     let mut course_index: IdIndex<u32> = IdIndex::new(Table::Courses, "course_id");
     let mut rejects = Vec::new();
     for row in 0..frame.height() {
@@ -573,6 +575,14 @@ pub(crate) fn validate_profiles(
             }
             None => None,
         };
+        let ends_at = match ends.as_ref().map(|c| c.get(row)) {
+            None | Some(Ok(None)) => None,
+            Some(Ok(Some(t))) => Some(t),
+            Some(Err(reason)) => {
+                p.add("ends_at", format!("ends_at: {reason}"));
+                None
+            }
+        };
         match (id, level, count) {
             (Some(id), Some(level), Some(lessons)) if p.is_empty() => {
                 course_index.accept(id, dataset.courses.len() as u32);
@@ -580,6 +590,7 @@ pub(crate) fn validate_profiles(
                     id: id.to_owned(),
                     level: level.to_owned(),
                     lessons,
+                    ends_at,
                 });
             }
             _ => rejects.push(p.into_reject(&frame, row)),

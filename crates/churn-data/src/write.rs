@@ -93,6 +93,22 @@ pub fn write_dataset(dataset: &Dataset, dir: &Path, format: Format) -> Result<()
             c.iter().map(|x| i64::from(x.lessons)).collect::<Vec<_>>(),
         ),
     ];
+    // `ends_at` is optional: written only when some course has an end.
+    let mut courses = courses;
+    if c.iter().any(|x| x.ends_at.is_some()) {
+        let ends: Vec<Option<i64>> = c.iter().map(|x| x.ends_at).collect();
+        courses.push(match format {
+            Format::Csv => Column::new(
+                "ends_at".into(),
+                ends.iter()
+                    .map(|t| t.map(format_timestamp))
+                    .collect::<Vec<_>>(),
+            ),
+            Format::Parquet => Int64Chunked::from_iter_options("ends_at".into(), ends.into_iter())
+                .into_datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC))
+                .into_column(),
+        });
+    }
     write_table(dir, Table::Courses, format, c.len(), courses)?;
 
     let e = &dataset.events;

@@ -353,3 +353,67 @@ fn assignments_are_optional() {
     assert!(loaded.report.table(Table::Assignments).is_none());
     assert!(loaded.dataset.assignments.is_empty());
 }
+
+#[test]
+fn counts_custom_types_course_ends_and_open_vocabularies_round_trip() {
+    use churn_core::{Course, Dataset, Event, EventKind, EventType, Learner};
+    use churn_data::{Format, write_dataset};
+    let signup = parse_timestamp("2026-01-01T00:00:00Z").expect("time");
+    let mut login = Event::new(signup + 3_600_000, 0, EventType::Login);
+    login.count = 4;
+    login.course = 0;
+    let custom = Event::new(
+        signup + 7_200_000,
+        0,
+        EventKind::Custom {
+            index: 0,
+            activity: true,
+        },
+    );
+    let dataset = Dataset {
+        learners: vec![Learner {
+            id: "L1".into(),
+            signup_at: signup,
+            plan: "Pro Annual".into(),
+            acquisition_channel: "partner".into(),
+            device: Some("tablet".into()),
+        }],
+        courses: vec![
+            Course {
+                id: "C1".into(),
+                level: "expert".into(),
+                lessons: 3,
+                ends_at: Some(signup + 90 * churn_core::DAY_MS),
+            },
+            Course {
+                id: "C2".into(),
+                level: "Beginner".into(),
+                lessons: 5,
+                ends_at: None,
+            },
+        ],
+        events: vec![login, custom],
+        custom_event_types: vec!["video_play".into()],
+        assignments: Vec::new(),
+    };
+    for format in [Format::Csv, Format::Parquet] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write_dataset(&dataset, dir.path(), format).expect("written");
+        write(
+            dir.path(),
+            "contract.toml",
+            "[events]\nactivity = [\"video_play\"]\n",
+        );
+        let loaded = load_dir(dir.path(), &now()).expect("loads");
+        assert_eq!(loaded.report.total_rejected(), 0, "{format:?}");
+        let d = &loaded.dataset;
+        assert_eq!(d.learners, dataset.learners, "{format:?}");
+        assert_eq!(d.courses, dataset.courses, "{format:?}");
+        assert_eq!(d.custom_event_types, dataset.custom_event_types);
+        assert_eq!(
+            format!("{:?}", d.events),
+            format!("{:?}", dataset.events),
+            "{format:?}"
+        );
+    }
+}

@@ -8,7 +8,7 @@
 use churn_core::{DAY_MS, Dataset, Event, LabelDefinition, format_timestamp};
 use rayon::prelude::*;
 
-use crate::label::{LabelStatus, label_status};
+use crate::label::{LabelStatus, finished_at, label_status_in_calendar};
 use crate::{FeatureRow, Profile, SortedEvents, compute};
 
 /// What is wrong with the as-of times asked for.
@@ -151,6 +151,8 @@ pub struct Grouped<'a> {
     /// Learner `l` owns `events[starts[l]..starts[l + 1]]`.
     starts: Vec<usize>,
     course_lessons: Vec<u32>,
+    /// Each course's end, by course index, when some course has one.
+    course_ends: Option<Vec<Option<i64>>>,
 }
 
 impl<'a> Grouped<'a> {
@@ -169,6 +171,11 @@ impl<'a> Grouped<'a> {
             dataset,
             starts,
             course_lessons: dataset.courses.iter().map(|c| c.lessons).collect(),
+            course_ends: dataset
+                .courses
+                .iter()
+                .any(|c| c.ends_at.is_some())
+                .then(|| dataset.courses.iter().map(|c| c.ends_at).collect()),
         }
     }
 
@@ -194,7 +201,14 @@ impl<'a> Grouped<'a> {
             .map(|&l| {
                 let events =
                     &self.dataset.events[self.starts[l as usize]..self.starts[l as usize + 1]];
-                learner_examples(self.dataset, l, events, plan, &self.course_lessons)
+                learner_examples(
+                    self.dataset,
+                    l,
+                    events,
+                    plan,
+                    &self.course_lessons,
+                    self.course_ends.as_deref(),
+                )
             })
             .collect()
     }
@@ -207,6 +221,7 @@ pub fn learner_examples<'a>(
     events: &[Event],
     plan: &SnapshotPlan,
     course_lessons: &[u32],
+    calendar: Option<&[Option<i64>]>,
 ) -> Vec<Example<'a>> {
     let profile = Profile::from(&dataset.learners[learner as usize]);
     // Grouped events are in canonical order, so this never fails; an unsorted
@@ -217,13 +232,15 @@ pub fn learner_examples<'a>(
     plan.times
         .iter()
         .filter_map(|&t| {
-            let status = label_status(
+            let finished = calendar.and_then(|ends| finished_at(events, t, ends));
+            let status = label_status_in_calendar(
                 plan.label,
                 profile.signup_at,
                 events,
                 t,
                 plan.horizon,
                 plan.data_end,
+                finished,
             );
             let churned = match status {
                 LabelStatus::NotEligible(_) => return None,

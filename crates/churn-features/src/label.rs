@@ -24,6 +24,8 @@ pub enum NotEligible {
     /// Cancelled at or before `t` with no activity after the cancellation
     /// (`cancellation`, `either`).
     Cancelled,
+    /// Every course the learner had by `t` has ended: finished, not churned.
+    Finished,
 }
 
 /// The label status of a learner at an as-of time.
@@ -56,7 +58,8 @@ impl LabelStatus {
     }
 }
 
-/// Computes the label status of one learner at as-of time `t`.
+/// Computes the label status of one learner at as-of time `t`, without a
+/// course calendar ([`label_status_in_calendar`] with no end).
 ///
 /// `events` are that learner's events sorted by `ts` (ties in any order);
 /// `data_end` is the last time the data covers. All times are ms since epoch.
@@ -68,15 +71,59 @@ pub fn label_status(
     horizon_ms: i64,
     data_end: i64,
 ) -> LabelStatus {
+    label_status_in_calendar(definition, signup_at, events, t, horizon_ms, data_end, None)
+}
+
+/// When the learner is finished as far as known at `t`: the latest end of the
+/// courses of the learner's events up to `t`, when there is at least one and
+/// every one has an end (`course_ends[c]`, by course index); `None` otherwise
+/// (no course, or one without an end: the learner is never finished).
+pub fn finished_at(events: &[Event], t: i64, course_ends: &[Option<i64>]) -> Option<i64> {
+    let mut latest: Option<i64> = None;
+    for e in events.iter().take_while(|e| e.ts <= t) {
+        let Some(course) = e.course() else { continue };
+        let end = course_ends.get(course as usize).copied().flatten()?;
+        latest = Some(latest.map_or(end, |l| l.max(end)));
+    }
+    latest
+}
+
+/// [`label_status`] with the course calendar: a learner `finished` (see
+/// [`finished_at`]) at or before `t` is not an example; one who finishes
+/// inside the horizon has the horizon cut at the finish for the inactivity
+/// part of the label (no activity is expected after a course is over); a
+/// cancellation is read over the whole horizon.
+pub fn label_status_in_calendar(
+    definition: LabelDefinition,
+    signup_at: i64,
+    events: &[Event],
+    t: i64,
+    horizon_ms: i64,
+    data_end: i64,
+    finished: Option<i64>,
+) -> LabelStatus {
     if let Some(reason) = not_eligible(definition, signup_at, events, t, horizon_ms) {
         return LabelStatus::NotEligible(reason);
+    }
+    if finished.is_some_and(|f| f <= t) {
+        return LabelStatus::NotEligible(NotEligible::Finished);
     }
     if t.saturating_add(horizon_ms) > data_end {
         return LabelStatus::Unlabelled;
     }
-    LabelStatus::Labelled {
-        churned: churned_after(definition, events, t, horizon_ms),
-    }
+    let churned = match (definition, finished) {
+        (LabelDefinition::Cancellation, _) | (_, None) => {
+            churned_after(definition, events, t, horizon_ms)
+        }
+        (_, Some(f)) => {
+            let until_finish = (f - t).min(horizon_ms);
+            let inactive = churned_after(LabelDefinition::Inactivity, events, t, until_finish);
+            inactive
+                || (definition == LabelDefinition::Either
+                    && churned_after(LabelDefinition::Cancellation, events, t, horizon_ms))
+        }
+    };
+    LabelStatus::Labelled { churned }
 }
 
 /// Whether the learner is gone or not yet there at `t`; `None` means "an example".
@@ -286,5 +333,64 @@ mod tests {
         let without = [ev(35.0, EventType::Login), custom(false)];
         assert_eq!(status(Inactivity, &with).churned(), Some(false));
         assert_eq!(status(Inactivity, &without).churned(), Some(true));
+    }
+
+    #[test]
+    fn a_learner_whose_courses_have_all_ended_is_finished_not_churned() {
+        use LabelDefinition::{Cancellation, Either, Inactivity};
+        let t = 40 * DAY_MS;
+        let end = 100 * DAY_MS;
+        let in_course = |day: f64, course: u32| {
+            let mut e = ev(day, EventType::Login);
+            e.course = course;
+            e
+        };
+        // Course 0 ends on day 50, course 1 on day 80, course 2 never.
+        let ends = [Some(50 * DAY_MS), Some(80 * DAY_MS), None];
+        let one = [in_course(35.0, 0)];
+        assert_eq!(finished_at(&one, t, &ends), Some(50 * DAY_MS));
+        let two = [in_course(35.0, 0), in_course(36.0, 1)];
+        assert_eq!(finished_at(&two, t, &ends), Some(80 * DAY_MS));
+        let open_ended = [in_course(35.0, 0), in_course(36.0, 2)];
+        assert_eq!(finished_at(&open_ended, t, &ends), None);
+        assert_eq!(
+            finished_at(&[ev(35.0, EventType::Login)], t, &ends),
+            None,
+            "no course"
+        );
+        // A course seen only after t does not count at t.
+        let later = [in_course(35.0, 0), in_course(45.0, 2)];
+        assert_eq!(finished_at(&later, t, &ends), Some(50 * DAY_MS));
+
+        let status = |d, events: &[Event], at: i64| {
+            label_status_in_calendar(d, 0, events, at, H, end, finished_at(events, at, &ends))
+        };
+        // Active up to the end on day 50, quiet after it: not churned.
+        let active_until_end = [in_course(35.0, 0), in_course(49.0, 0)];
+        assert_eq!(
+            status(Inactivity, &active_until_end, t).churned(),
+            Some(false)
+        );
+        assert_eq!(status(Either, &active_until_end, t).churned(), Some(false));
+        // Quiet until the end, active only after it: the horizon is cut at the
+        // end, so that is churn; without the calendar it would not be.
+        let only_after_end = [in_course(35.0, 0), ev(55.0, EventType::Login)];
+        assert_eq!(status(Inactivity, &only_after_end, t).churned(), Some(true));
+        assert_eq!(
+            label_status(Inactivity, 0, &only_after_end, t, H, end).churned(),
+            Some(false)
+        );
+        let quiet = [in_course(35.0, 0)];
+        assert_eq!(status(Inactivity, &quiet, t).churned(), Some(true));
+        // A cancellation in the horizon is churn even after the course ends.
+        let mut cancels = active_until_end.to_vec();
+        cancels.push(ev(55.0, EventType::SubscriptionCancel));
+        assert_eq!(status(Cancellation, &cancels, t).churned(), Some(true));
+        assert_eq!(status(Either, &cancels, t).churned(), Some(true));
+        // After the end: finished, not an example.
+        assert_eq!(
+            status(Cancellation, &active_until_end, 50 * DAY_MS),
+            LabelStatus::NotEligible(NotEligible::Finished)
+        );
     }
 }

@@ -163,6 +163,7 @@ pub(crate) struct CourseRows {
     pub(crate) course_id: Vec<String>,
     pub(crate) level: Vec<String>,
     pub(crate) lessons: Vec<i64>,
+    pub(crate) ends_at: Vec<Option<i64>>,
 }
 
 fn filters_pass(filters: &[(usize, &Filter)], row: &dyn Row) -> bool {
@@ -252,6 +253,19 @@ fn lookups_needed(mapping: &Mapping) -> Vec<&Lookup> {
     .flatten()
     {
         walk(f, &mut out);
+    }
+    if let Some(c) = &mapping.courses {
+        for f in [
+            c.course_id.as_ref(),
+            Some(&c.level),
+            Some(&c.lessons),
+            c.ends_at.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            walk(f, &mut out);
+        }
     }
     for e in &mapping.events {
         for f in [
@@ -761,6 +775,7 @@ impl<'m> Importer<'m> {
                     out.course_id.push(id.clone());
                     out.level.push(value(&c.level));
                     out.lessons.push(lessons);
+                    out.ends_at.push(None);
                 }
             }
             return Ok(None);
@@ -774,7 +789,12 @@ impl<'m> Importer<'m> {
         };
         let id_field = c.course_id.clone().unwrap_or_else(|| c.level.clone());
         let columns = wanted(
-            [c.course_id.as_ref(), Some(&c.level), Some(&c.lessons)],
+            [
+                c.course_id.as_ref(),
+                Some(&c.level),
+                Some(&c.lessons),
+                c.ends_at.as_ref(),
+            ],
             &c.filter,
             None,
         );
@@ -786,10 +806,14 @@ impl<'m> Importer<'m> {
                     self.compile(&id_field, "courses.course_id", header, file)?,
                     self.compile(&c.level, "courses.level", header, file)?,
                     self.compile(&c.lessons, "courses.lessons", header, file)?,
+                    c.ends_at
+                        .as_ref()
+                        .map(|f| self.compile(f, "courses.ends_at", header, file))
+                        .transpose()?,
                     compile_filters(&c.filter, "courses", self.mapping, header, file)?,
                 ))
             },
-            |(id, level, lessons, filters), at, row| {
+            |(id, level, lessons, ends, filters), at, row| {
                 report.read += 1;
                 if !filters_pass(filters, row) {
                     report.filtered += 1;
@@ -810,15 +834,20 @@ impl<'m> Importer<'m> {
                         .number(row)
                         .map_err(|r| ("lessons", r))?
                         .ok_or(("lessons", "lessons is empty".to_owned()))?;
-                    Ok::<_, (&'static str, String)>((id, level, n))
+                    let end = match ends {
+                        None => None,
+                        Some(e) => e.time(row).map_err(|r| ("ends_at", r))?,
+                    };
+                    Ok::<_, (&'static str, String)>((id, level, n, end))
                 })();
                 match made {
-                    Ok((id, level, n)) => {
+                    Ok((id, level, n, end)) => {
                         report.imported += 1;
                         report.rows_written += 1;
                         out.course_id.push(id);
                         out.level.push(level);
                         out.lessons.push(n.round() as i64);
+                        out.ends_at.push(end);
                     }
                     Err((field, reason)) => reject(&mut report, at, row, field, reason),
                 }

@@ -170,6 +170,9 @@ pub struct CoursesMapping {
     pub course_id: Option<Field>,
     pub level: Field,
     pub lessons: Field,
+    /// When the course ends (a time field): learners whose courses have all
+    /// ended are finished, not churned.
+    pub ends_at: Option<Field>,
     #[serde(default)]
     pub filter: Vec<Filter>,
 }

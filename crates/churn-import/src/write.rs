@@ -91,6 +91,9 @@ pub(crate) fn write_all(
             Column::new("course_id".into(), courses.course_id),
             Column::new("level".into(), courses.level),
             Column::new("lessons".into(), courses.lessons),
+            Int64Chunked::from_iter_options("ends_at".into(), courses.ends_at.into_iter())
+                .into_datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC))
+                .into_column(),
         ],
     )?;
     let n = events.ts.len();

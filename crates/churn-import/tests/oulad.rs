@@ -63,6 +63,21 @@ fn the_oulad_mapping_imports_the_three_presentations() {
             .filter(|e| e.event_type.known().is_none())
             .all(|e| e.event_type.is_activity())
     );
+    // The three presentations are courses with their ends (start + length).
+    assert_eq!(d.courses.len(), 3);
+    let aaa_2013j = d
+        .courses
+        .iter()
+        .find(|c| c.id == "AAA_2013J")
+        .expect("AAA 2013J");
+    let october = parse_timestamp("2013-10-01T00:00:00Z").expect("time");
+    assert_eq!(aaa_2013j.ends_at, Some(october + 268 * churn_core::DAY_MS));
+    assert!(
+        d.events
+            .iter()
+            .filter(|e| e.event_type.known().is_none())
+            .all(|e| e.course().is_some())
+    );
     let mut types = d.custom_event_types.clone();
     types.sort();
     assert!(types.contains(&"forumng".to_owned()) && types.contains(&"oucontent".to_owned()));

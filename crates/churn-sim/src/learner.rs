@@ -163,6 +163,7 @@ impl Catalogue {
                 id: format!("C{:0width$}", i + 1),
                 level: level.as_str().to_owned(),
                 lessons: 8 + rng.below(33) as u32,
+                ends_at: None,
             });
         }
         Catalogue {
