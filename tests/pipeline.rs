@@ -346,6 +346,48 @@ fn a_platform_with_its_own_vocabulary_trains_predicts_explains_and_serves() {
     let explained = scoring("explain", &["--learner", pro]);
     assert!(explained.contains("churn probability"), "{explained}");
 
+    // The committed sample model never saw "Pro" or "tablet": batch scoring
+    // reads them as missing and says so, per learner and in the summary.
+    let sample_predictions = at("sample-model-predictions.csv");
+    let said = run(&[
+        "predict",
+        "--model",
+        "churn-gbdt",
+        "--models",
+        "models",
+        "--data",
+        path_str(&own),
+        "--as-of",
+        as_of,
+        "--work",
+        path_str(&predict_work),
+        "--out",
+        path_str(&sample_predictions),
+        now[0],
+        now[1],
+    ]);
+    assert!(said.contains("plan=Pro ("), "{said}");
+    let mut reader = csv::Reader::from_path(&sample_predictions).expect("csv");
+    let headers = reader.headers().expect("header").clone();
+    let unseen = headers
+        .iter()
+        .position(|h| h == "unseen_categories")
+        .expect("an unseen_categories column");
+    let (mut with, mut without) = (0, 0);
+    for row in reader.records() {
+        let row = row.expect("row");
+        let id: usize = row[0][1..].parse().expect("L0001-style id");
+        // Learner index (id - 1) divisible by 5 got the "Pro" plan and a tablet.
+        if (id - 1).is_multiple_of(5) {
+            assert_eq!(&row[unseen], "plan=Pro;device=tablet", "{id}");
+            with += 1;
+        } else {
+            assert_eq!(&row[unseen], "", "{id}");
+            without += 1;
+        }
+    }
+    assert!(with > 0 && without > 0);
+
     // The server reads `video_play` as activity from the card, and counts as
     // counts, so raw events give the batch answers.
     let server = ServeProcess::start(&["--models", path_str(&models), "--champion", "own-gbdt"]);

@@ -213,10 +213,13 @@ fn an_exported_experiment_policy_suggests_the_same_actions_over_http_as_in_batch
     let csv_path = churn_predict_on_sample(as_of, out.path(), &["--policy", path_str(&policy)]);
     let mut reader = csv::Reader::from_path(&csv_path).expect("csv");
     let headers = reader.headers().expect("headers").clone();
-    let policy_column = headers
-        .iter()
-        .position(|h| h == "policy")
-        .expect("policy column");
+    let column = |name: &str| {
+        headers
+            .iter()
+            .position(|h| h == name)
+            .unwrap_or_else(|| panic!("no column {name}"))
+    };
+    let (policy_column, action_column) = (column("policy"), column("action"));
     let mut actions = std::collections::BTreeSet::new();
     let expected: std::collections::HashMap<String, (f64, String, String)> = reader
         .records()
@@ -226,13 +229,13 @@ fn an_exported_experiment_policy_suggests_the_same_actions_over_http_as_in_batch
                 &r[policy_column], id,
                 "every action comes from the exported policy"
             );
-            actions.insert(r[r.len() - 3].to_owned());
+            actions.insert(r[action_column].to_owned());
             (
                 r[0].to_owned(),
                 (
                     r[2].parse().expect("p"),
                     r[5].to_owned(),
-                    r[r.len() - 3].to_owned(),
+                    r[action_column].to_owned(),
                 ),
             )
         })

@@ -161,7 +161,20 @@ pub fn predict(ui: &Ui, args: &PredictArgs) -> Result<Scored> {
         })
         .collect::<Result<_>>()?;
     bar.finish_and_clear();
-    write_predictions(&args.out, dataset, &examples, &answers, args.top_k)?;
+    let schema = scoring.artifact.model.schema();
+    let unseen: Vec<String> = examples
+        .iter()
+        .map(|e| {
+            let input = churn_model::Input::from(&e.features);
+            schema
+                .unseen(&input)
+                .iter()
+                .map(|(feature, value)| format!("{feature}={value}"))
+                .collect::<Vec<_>>()
+                .join(";")
+        })
+        .collect();
+    write_predictions(&args.out, dataset, &examples, &answers, &unseen, args.top_k)?;
 
     let mut bands = [0usize; 3];
     let mut actions = std::collections::BTreeMap::<&str, usize>::new();
@@ -193,6 +206,24 @@ pub fn predict(ui: &Ui, args: &PredictArgs) -> Result<Scored> {
         scoring.policy.id(),
         actions.join("  ")
     )?;
+    let mut unseen_counts = std::collections::BTreeMap::<&str, usize>::new();
+    for pair in unseen
+        .iter()
+        .flat_map(|u| u.split(';'))
+        .filter(|p| !p.is_empty())
+    {
+        *unseen_counts.entry(pair).or_default() += 1;
+    }
+    if !unseen_counts.is_empty() {
+        let listed: Vec<String> = unseen_counts
+            .iter()
+            .map(|(pair, n)| format!("{pair} ({n})"))
+            .collect();
+        say!(
+            "categories the model never saw, read as missing (column unseen_categories): {}",
+            listed.join(", ")
+        )?;
+    }
     say!("wrote {}", args.out.display())?;
     let riskiest = examples
         .iter()
@@ -215,6 +246,7 @@ fn write_predictions(
     dataset: &churn_core::Dataset,
     examples: &[Example<'_>],
     answers: &[Answer],
+    unseen: &[String],
     top_k: usize,
 ) -> Result<()> {
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -222,7 +254,7 @@ fn write_predictions(
             .with_context(|| format!("cannot create {}", dir.display()))?;
     }
     write_file(out, |w| {
-        write_predictions_csv(w, dataset, examples, answers, top_k)
+        write_predictions_csv(w, dataset, examples, answers, unseen, top_k)
     })
 }
 
@@ -231,6 +263,7 @@ fn write_predictions_csv(
     dataset: &churn_core::Dataset,
     examples: &[Example<'_>],
     answers: &[Answer],
+    unseen: &[String],
     top_k: usize,
 ) -> Result<()> {
     let mut writer = csv::Writer::from_writer(w);
@@ -246,9 +279,14 @@ fn write_predictions_csv(
             header.push(format!("factor_{k}_{part}"));
         }
     }
-    header.extend(["action".into(), "reason".into(), "policy".into()]);
+    header.extend([
+        "action".into(),
+        "reason".into(),
+        "policy".into(),
+        "unseen_categories".into(),
+    ]);
     writer.write_record(&header)?;
-    for (e, a) in examples.iter().zip(answers) {
+    for ((e, a), unseen) in examples.iter().zip(answers).zip(unseen) {
         let mut row = vec![
             dataset.learners[e.learner as usize].id.clone(),
             format_timestamp(e.as_of),
@@ -271,6 +309,7 @@ fn write_predictions_csv(
             a.suggested_action.action.clone(),
             a.suggested_action.reason.clone(),
             a.suggested_action.policy.clone(),
+            unseen.clone(),
         ]);
         writer.write_record(&row)?;
     }

@@ -130,16 +130,29 @@ pub fn raw_instances_in(data: &Path, as_of: &str) -> (Vec<Value>, PathBuf, tempf
 /// `churn predict`'s CSV as learner id → (probability, first factor, action).
 pub fn read_predictions(path: &Path) -> HashMap<String, (f64, String, String)> {
     let mut reader = csv::Reader::from_path(path).expect("predictions csv");
+    let headers = reader.headers().expect("header").clone();
+    let column = |name: &str| {
+        headers
+            .iter()
+            .position(|h| h == name)
+            .unwrap_or_else(|| panic!("no column {name}"))
+    };
+    let (id, p, factor, action) = (
+        column("learner_id"),
+        column("churn_probability"),
+        column("factor_1_feature"),
+        column("action"),
+    );
     reader
         .records()
         .map(|r| {
             let r = r.expect("row");
             (
-                r[0].to_owned(),
+                r[id].to_owned(),
                 (
-                    r[2].parse().expect("p"),
-                    r[5].to_owned(),
-                    r[r.len() - 3].to_owned(),
+                    r[p].parse().expect("p"),
+                    r[factor].to_owned(),
+                    r[action].to_owned(),
                 ),
             )
         })
