@@ -5,7 +5,7 @@
 
 use churn_core::{Dataset, LabelDefinition};
 use churn_features::Grouped;
-use churn_features::label::{LabelStatus, label_status};
+use churn_features::label::{LabelStatus, finished_at, label_status_in_calendar};
 use churn_model::logs::{LoggedFeatures, LoggedPrediction, LoggedValue};
 
 use crate::{FeatureObservation, Observation, Outcome};
@@ -20,6 +20,13 @@ pub fn observations(
     horizon: i64,
 ) -> Vec<Observation> {
     let data_end = dataset.last_event_time().unwrap_or(i64::MIN);
+    // The course calendar, when the data has one: a finished learner's
+    // prediction has no outcome to judge it by (as in training).
+    let course_ends: Option<Vec<Option<i64>>> = dataset
+        .courses
+        .iter()
+        .any(|c| c.ends_at.is_some())
+        .then(|| dataset.courses.iter().map(|c| c.ends_at).collect());
     let grouped = Grouped::new(dataset);
     let dataset = grouped.dataset();
     logged
@@ -27,7 +34,18 @@ pub fn observations(
         .filter_map(|l| {
             let learner = dataset.learners.get(l.learner as usize)?;
             let events = grouped.events_of(l.learner);
-            let status = label_status(label, learner.signup_at, events, l.at, horizon, data_end);
+            let finished = course_ends
+                .as_deref()
+                .and_then(|ends| finished_at(events, l.at, ends));
+            let status = label_status_in_calendar(
+                label,
+                learner.signup_at,
+                events,
+                l.at,
+                horizon,
+                data_end,
+                finished,
+            );
             let outcome = match status {
                 LabelStatus::Labelled { churned: true } => Outcome::Churned,
                 LabelStatus::Labelled { churned: false } => Outcome::Stayed,
@@ -146,6 +164,50 @@ mod tests {
                 .collect();
         // Day 80's horizon runs past the data's last event (day 90).
         assert_eq!(got, [Outcome::Stayed, Outcome::Churned, Outcome::Pending]);
+    }
+
+    #[test]
+    fn a_prediction_after_the_learners_course_ended_has_no_outcome() {
+        // Learner 0's course ends on day 30; learner 1's course never does.
+        let in_course = |learner: u32, day: i64, course: u32| {
+            let mut e = login(learner, day);
+            e.course = course;
+            e
+        };
+        let course = |id: &str, ends_at: Option<i64>| churn_core::Course {
+            id: id.into(),
+            level: "beginner".into(),
+            lessons: 1,
+            ends_at,
+        };
+        let mut dataset = Dataset {
+            learners: vec![learner("A"), learner("B")],
+            courses: vec![course("C1", Some(30 * DAY_MS)), course("C2", None)],
+            events: vec![
+                in_course(0, 1, 0),
+                in_course(1, 1, 1),
+                in_course(0, 25, 0),
+                in_course(1, 35, 1),
+                login(1, 120),
+            ],
+            ..Dataset::default()
+        };
+        let logged = [prediction(0, 10), prediction(0, 40), prediction(1, 40)];
+        let got: Vec<Outcome> = observations(
+            &mut dataset,
+            &logged,
+            LabelDefinition::Inactivity,
+            30 * DAY_MS,
+        )
+        .iter()
+        .map(|o| o.outcome)
+        .collect();
+        // Day 10: active before the end (day 25), not churned. Day 40: learner
+        // 0 is finished; learner 1 (no end) is quiet until day 120: churned.
+        assert_eq!(
+            got,
+            [Outcome::Stayed, Outcome::NotEligible, Outcome::Churned]
+        );
     }
 
     #[test]
