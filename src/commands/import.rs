@@ -16,32 +16,9 @@ pub fn import(ui: &Ui, args: &DataImportArgs) -> Result<ExitCode> {
     let spinner = ui.spinner("importing");
     let report = churn_import::import(&mapping, &args.out)?;
     spinner.finish_and_clear();
-    for s in &report.sections {
-        say!(
-            "{:<10} {:<12} {} file(s): {} read = {} imported + {} filtered + {} rejected; {} rows written",
-            s.section,
-            s.source,
-            s.files.len(),
-            s.read,
-            s.imported,
-            s.filtered,
-            s.rejected,
-            s.rows_written
-        )?;
-        if !s.reconciles() {
-            bail!(
-                "internal error: the counts of {} do not reconcile",
-                s.section
-            );
-        }
-    }
-    if !report.custom_event_types.is_empty() {
-        let listed: Vec<String> = report
-            .custom_event_types
-            .iter()
-            .map(|(name, rows)| format!("{name} ({rows})"))
-            .collect();
-        say!("custom event types: {}", listed.join(", "))?;
+    ui.summary(report.to_string().trim_end())?;
+    if !report.reconciles() {
+        bail!("internal error: the counts of an import section do not reconcile");
     }
     if args.no_validate {
         say!(

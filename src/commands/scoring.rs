@@ -1,12 +1,11 @@
 //! `churn predict` and `churn explain`: a model and the playbook applied to
 //! the learners of a data directory at one as-of time.
 
-use std::path::Path;
-
 use anyhow::{Context, Result, bail};
 use churn_core::{DAY_MS, Dataset, format_timestamp, parse_timestamp};
 use churn_features::{Example, Grouped, SnapshotSpec};
 use churn_model::artifact::Artifact;
+use churn_model::predictions_csv::PredictionRow;
 use churn_model::{Answer, Input, InputSchema, Policy, RiskBands};
 use rayon::prelude::*;
 
@@ -162,28 +161,22 @@ pub fn predict(ui: &Ui, args: &PredictArgs) -> Result<Scored> {
         .collect::<Result<_>>()?;
     bar.finish_and_clear();
     let schema = scoring.artifact.model.schema();
-    let unseen: Vec<String> = examples
+    let rows: Vec<PredictionRow<'_>> = examples
         .iter()
-        .map(|e| {
-            let input = churn_model::Input::from(&e.features);
-            schema
-                .unseen(&input)
-                .iter()
-                .map(|(feature, value)| format!("{feature}={value}"))
-                .collect::<Vec<_>>()
-                .join(";")
+        .zip(&answers)
+        .map(|(e, a)| {
+            let id = &dataset.learners[e.learner as usize].id;
+            PredictionRow::new(id, e.as_of, a, schema, &Input::from(&e.features))
         })
         .collect();
-    write_predictions(&args.out, dataset, &examples, &answers, &unseen, args.top_k)?;
-
-    let mut bands = [0usize; 3];
-    let mut actions = std::collections::BTreeMap::<&str, usize>::new();
-    for a in &answers {
-        bands[a.risk_band as usize] += 1;
-        *actions
-            .entry(a.suggested_action.action.as_str())
-            .or_default() += 1;
+    if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        churn_core::create_dir_all(dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
     }
+    write_file(&args.out, |w| {
+        Ok(churn_model::predictions_csv::write(w, &rows, args.top_k)?)
+    })?;
+
     say!(
         "{}@{} at {}: {} active learners scored ({} of {} not active: not yet signed up, or gone for {} days)",
         scoring.artifact.card.name,
@@ -195,35 +188,9 @@ pub fn predict(ui: &Ui, args: &PredictArgs) -> Result<Scored> {
         scoring.horizon / DAY_MS,
     )?;
     say!(
-        "risk bands: low {}  medium {}  high {}",
-        bands[0],
-        bands[1],
-        bands[2]
+        "{}",
+        churn_model::predictions_csv::summary(&rows, &scoring.policy.id())
     )?;
-    let actions: Vec<String> = actions.iter().map(|(a, n)| format!("{a} {n}")).collect();
-    say!(
-        "suggested ({}): {}",
-        scoring.policy.id(),
-        actions.join("  ")
-    )?;
-    let mut unseen_counts = std::collections::BTreeMap::<&str, usize>::new();
-    for pair in unseen
-        .iter()
-        .flat_map(|u| u.split(';'))
-        .filter(|p| !p.is_empty())
-    {
-        *unseen_counts.entry(pair).or_default() += 1;
-    }
-    if !unseen_counts.is_empty() {
-        let listed: Vec<String> = unseen_counts
-            .iter()
-            .map(|(pair, n)| format!("{pair} ({n})"))
-            .collect();
-        say!(
-            "categories the model never saw, read as missing (column unseen_categories): {}",
-            listed.join(", ")
-        )?;
-    }
     say!("wrote {}", args.out.display())?;
     let riskiest = examples
         .iter()
@@ -239,82 +206,6 @@ pub fn predict(ui: &Ui, args: &PredictArgs) -> Result<Scored> {
         as_of: scoring.as_of,
         riskiest,
     })
-}
-
-fn write_predictions(
-    out: &Path,
-    dataset: &churn_core::Dataset,
-    examples: &[Example<'_>],
-    answers: &[Answer],
-    unseen: &[String],
-    top_k: usize,
-) -> Result<()> {
-    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        churn_core::create_dir_all(dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
-    }
-    write_file(out, |w| {
-        write_predictions_csv(w, dataset, examples, answers, unseen, top_k)
-    })
-}
-
-fn write_predictions_csv(
-    w: &mut impl std::io::Write,
-    dataset: &churn_core::Dataset,
-    examples: &[Example<'_>],
-    answers: &[Answer],
-    unseen: &[String],
-    top_k: usize,
-) -> Result<()> {
-    let mut writer = csv::Writer::from_writer(w);
-    let mut header = vec![
-        "learner_id".to_owned(),
-        "as_of".into(),
-        "churn_probability".into(),
-        "risk_band".into(),
-        "margin".into(),
-    ];
-    for k in 1..=top_k {
-        for part in ["feature", "value", "contribution", "description"] {
-            header.push(format!("factor_{k}_{part}"));
-        }
-    }
-    header.extend([
-        "action".into(),
-        "reason".into(),
-        "policy".into(),
-        "unseen_categories".into(),
-    ]);
-    writer.write_record(&header)?;
-    for ((e, a), unseen) in examples.iter().zip(answers).zip(unseen) {
-        let mut row = vec![
-            dataset.learners[e.learner as usize].id.clone(),
-            format_timestamp(e.as_of),
-            format!("{:.6}", a.churn_probability),
-            a.risk_band.name().to_owned(),
-            format!("{:.6}", a.margin),
-        ];
-        for k in 0..top_k {
-            match a.top_factors.get(k) {
-                Some(f) => row.extend([
-                    f.feature.clone(),
-                    f.value.to_string(),
-                    format!("{:.6}", f.contribution),
-                    f.description.clone(),
-                ]),
-                None => row.extend(std::iter::repeat_n(String::new(), 4)),
-            }
-        }
-        row.extend([
-            a.suggested_action.action.clone(),
-            a.suggested_action.reason.clone(),
-            a.suggested_action.policy.clone(),
-            unseen.clone(),
-        ]);
-        writer.write_record(&row)?;
-    }
-    writer.flush()?;
-    Ok(())
 }
 
 pub fn explain(ui: &Ui, args: &ExplainArgs) -> Result<()> {

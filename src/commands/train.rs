@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use churn_core::format_timestamp;
 
 use crate::cli::{ModelKind, TrainArgs};
@@ -40,32 +40,6 @@ pub fn train(ui: &Ui, args: &TrainArgs) -> Result<Vec<PathBuf>> {
     fit_and_save(ui, &settings, prepared, clock)
 }
 
-/// SHA-256 over the table files of a data directory (name and bytes, in
-/// table order): the training-data fingerprint on the model card.
-fn data_fingerprint(data: &Path) -> Result<String> {
-    use sha2::{Digest, Sha256};
-    let mut hasher = Sha256::new();
-    for table in churn_core::Table::ALL {
-        if let Some(file) = churn_data::table_file(data, table)? {
-            let bytes =
-                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
-            hasher.update(table.name().as_bytes());
-            hasher.update((bytes.len() as u64).to_le_bytes());
-            hasher.update(&bytes);
-        }
-    }
-    // The contract changes labels and activity, so it is part of the data.
-    let contract = data.join(churn_data::CONTRACT_FILE);
-    if contract.is_file() {
-        let bytes = std::fs::read(&contract)
-            .with_context(|| format!("cannot read {}", contract.display()))?;
-        hasher.update(churn_data::CONTRACT_FILE.as_bytes());
-        hasher.update((bytes.len() as u64).to_le_bytes());
-        hasher.update(&bytes);
-    }
-    Ok(churn_model::artifact::hex(&hasher.finalize()))
-}
-
 fn from_churn_data(ui: &Ui, settings: &TrainSettings, data: &Path) -> Result<Prepared> {
     let loaded = load_and_report(ui, data, &settings.work, reference_time(&settings.now)?)?;
     let spec = snapshot_spec(&settings.snapshots, &loaded.contract)?;
@@ -76,7 +50,7 @@ fn from_churn_data(ui: &Ui, settings: &TrainSettings, data: &Path) -> Result<Pre
     let table = churn_train::Table::from_dataset(&mut dataset, &plan);
     spinner.finish_and_clear();
     let split = churn_train::out_of_time_split(&table.as_of, plan.horizon())?;
-    let fingerprint = data_fingerprint(data)?;
+    let fingerprint = churn_data::dir_sha256(data)?;
     let snapshots = &settings.snapshots;
     say!(
         "{} labelled examples: train {} / valid {} / test {} (out of time, purge gap {})",

@@ -157,6 +157,39 @@ pub fn table_file(dir: &Path, table: Table) -> Result<Option<PathBuf>, DataError
     }
 }
 
+/// SHA-256 over a data directory's table files and its `contract.toml`
+/// (name, length and bytes of each, in table order; hex): what a model card
+/// records as the data it was trained on. The contract is part of it because
+/// it changes labels and activity.
+pub fn dir_sha256(dir: &Path) -> Result<String, DataError> {
+    use sha2::{Digest, Sha256};
+    let mut files = Vec::new();
+    for table in Table::ALL {
+        if let Some(file) = table_file(dir, table)? {
+            files.push((table.name(), file));
+        }
+    }
+    let contract = dir.join(CONTRACT_FILE);
+    if contract.is_file() {
+        files.push((CONTRACT_FILE, contract));
+    }
+    let mut hasher = Sha256::new();
+    for (name, file) in files {
+        let bytes = std::fs::read(&file).map_err(|e| DataError::Read {
+            file: file.clone(),
+            message: e.to_string(),
+        })?;
+        hasher.update(name.as_bytes());
+        hasher.update((bytes.len() as u64).to_le_bytes());
+        hasher.update(&bytes);
+    }
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
 /// The files of a data directory.
 struct DirFiles {
     learners: PathBuf,

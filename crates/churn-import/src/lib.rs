@@ -103,6 +103,40 @@ impl ImportReport {
     pub fn total_rejected(&self) -> usize {
         self.sections.iter().map(|s| s.rejected).sum()
     }
+
+    /// Whether every section reconciles (read = imported + filtered + rejected).
+    pub fn reconciles(&self) -> bool {
+        self.sections.iter().all(SourceReport::reconciles)
+    }
+}
+
+impl std::fmt::Display for ImportReport {
+    /// A line per section, then the custom event types with their rows.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for s in &self.sections {
+            writeln!(
+                f,
+                "{:<10} {:<12} {} file(s): {} read = {} imported + {} filtered + {} rejected; {} rows written",
+                s.section,
+                s.source,
+                s.files.len(),
+                s.read,
+                s.imported,
+                s.filtered,
+                s.rejected,
+                s.rows_written
+            )?;
+        }
+        if !self.custom_event_types.is_empty() {
+            let listed: Vec<String> = self
+                .custom_event_types
+                .iter()
+                .map(|(name, rows)| format!("{name} ({rows})"))
+                .collect();
+            writeln!(f, "custom event types: {}", listed.join(", "))?;
+        }
+        Ok(())
+    }
 }
 
 /// Distinct texts numbered in order of first use: learner ids and event

@@ -15,6 +15,7 @@ pub mod logs;
 mod model;
 pub mod playbook;
 pub mod policy;
+pub mod predictions_csv;
 pub mod schema;
 pub mod uplift_policy;
 
