@@ -77,6 +77,7 @@ else
   run serve_vs_fastapi .venv/bin/python benches/serve_vs_fastapi.py --seconds 15
   run import_vs_polars .venv/bin/python benches/import_vs_polars.py
   run import_postgres_vs_psql .venv/bin/python benches/import_postgres_vs_psql.py
+  run oulad_handmade .venv/bin/python benches/oulad_handmade.py --work "$out/oulad-work"
 fi
 if [ "$criterion" = 1 ]; then
   run criterion_predict_shap cargo bench -p churn-gbdt --bench predict_shap

@@ -25,4 +25,4 @@ fi
 cargo test --release --workspace
 # The Python tests run the binary the Rust tests just built (same features, no rebuild).
 target_dir="${CARGO_TARGET_DIR:-$PWD/target}"
-CHURN_BIN="$target_dir/release/churn" .venv/bin/python -m pytest -q tests/python
+CHURN_BIN="$target_dir/release/churn" .venv/bin/python -m pytest -q -rs tests/python

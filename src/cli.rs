@@ -216,6 +216,9 @@ pub struct FeaturesArgs {
     /// that only 1/N of them is in memory (for event tables larger than RAM).
     #[arg(long, default_value = "1", value_name = "N")]
     pub partitions: NonZeroUsize,
+    /// Custom event types given features: the K most frequent.
+    #[arg(long, value_name = "K", default_value_t = churn_features::DEFAULT_CUSTOM_TYPES)]
+    pub custom_types: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
@@ -267,6 +270,15 @@ pub struct TrainArgs {
     /// Inverse L2 strength of the logistic model, scikit-learn's C (default 1) [logistic.c].
     #[arg(long)]
     pub logistic_c: Option<f64>,
+    /// Custom event types given features: the K most frequent (default 16) [custom_types].
+    #[arg(long, value_name = "K")]
+    pub custom_types: Option<usize>,
+    /// The test period: the latest N labelled as-of times (default 1) [split.test_times].
+    #[arg(long, value_name = "N")]
+    pub test_times: Option<usize>,
+    /// The validation part: the latest N as-of times a horizon before the test period (default 1) [split.valid_times].
+    #[arg(long, value_name = "N")]
+    pub valid_times: Option<usize>,
     /// First as-of time (default: the earliest with a horizon of history behind it) [snapshots.from].
     #[arg(long)]
     pub from: Option<String>,

@@ -187,11 +187,24 @@ fn own_vocabulary_copy(sim: &Path, out: &Path) {
     let mut dataset = churn_data::load_dir(sim, &churn_data::LoadOptions { now })
         .expect("loads")
         .dataset;
+    // Learner attributes of the platform's own: a number and a category,
+    // each missing for some learners.
+    dataset.attributes = churn_core::LearnerAttributes {
+        numeric: vec!["weekly_hours".into()],
+        categorical: vec!["company_size".into()],
+    };
     for (i, learner) in dataset.learners.iter_mut().enumerate() {
         if i % 5 == 0 {
             learner.plan = "Pro".into();
             learner.device = Some("tablet".into());
         }
+        learner.numeric_attributes = vec![if i % 9 == 0 {
+            f64::NAN
+        } else {
+            (i % 10) as f64
+        }];
+        learner.categorical_attributes =
+            vec![(i % 7 != 0).then(|| ["small", "large"][i % 2].to_owned())];
     }
     dataset
         .events
@@ -228,7 +241,7 @@ fn own_vocabulary_copy(sim: &Path, out: &Path) {
     churn_data::write_dataset(&dataset, out, churn_data::Format::Csv).expect("written");
     std::fs::write(
         out.join("contract.toml"),
-        "label = \"inactivity\"\n[events]\nactivity = [\"video_play\"]\n",
+        "label = \"inactivity\"\n[events]\nactivity = [\"video_play\"]\n[learners]\nnumeric = [\"weekly_hours\"]\ncategorical = [\"company_size\"]\n",
     )
     .expect("contract.toml");
 }
@@ -297,6 +310,27 @@ fn a_platform_with_its_own_vocabulary_trains_predicts_explains_and_serves() {
         card["training"]["activity_types"],
         serde_json::json!(["video_play"])
     );
+    // The custom types' features and the attributes are the model's, and
+    // the card says which.
+    assert_eq!(
+        card["training"]["features"]["custom_event_types"],
+        serde_json::json!(["video_play", "badge_earned"]),
+        "by occurrences: a video_play per video watch, a badge per quiz"
+    );
+    let names: Vec<&str> = card["features"]
+        .as_array()
+        .expect("features")
+        .iter()
+        .filter_map(|f| f["name"].as_str())
+        .collect();
+    for name in [
+        "video_play_count_7d",
+        "days_since_badge_earned",
+        "weekly_hours",
+        "company_size",
+    ] {
+        assert!(names.contains(&name), "{name} in {names:?}");
+    }
     let plans = card["features"]
         .as_array()
         .expect("features")
@@ -388,8 +422,9 @@ fn a_platform_with_its_own_vocabulary_trains_predicts_explains_and_serves() {
     }
     assert!(with > 0 && without > 0);
 
-    // The server reads `video_play` as activity from the card, and counts as
-    // counts, so raw events give the batch answers.
+    // The server reads `video_play` as activity from the card, counts as
+    // counts, the custom types' features and the attributes in `profile`, so
+    // raw events give the batch answers.
     let server = ServeProcess::start(&["--models", path_str(&models), "--champion", "own-gbdt"]);
     let (instances, _, _dir) = raw_instances_in(&own, as_of);
     assert!(

@@ -15,7 +15,8 @@ pub fn evaluate(ui: &Ui, args: &EvaluateArgs) -> Result<()> {
     let spec = snapshot_spec(&args.snapshots, &loaded.contract)?;
     let mut dataset = loaded.dataset;
     let plan = spec.resolve(&dataset)?;
-    let table = churn_train::Table::from_dataset(&mut dataset, &plan);
+    let table =
+        churn_train::Table::from_dataset(&mut dataset, &plan, artifact.card.training.feature_set());
     if table.rows() == 0 {
         bail!("no labelled examples at the as-of times asked for");
     }

@@ -7,6 +7,7 @@ use std::time::Instant;
 use anyhow::Result;
 use churn_core::format_timestamp;
 use churn_data::LoadOptions;
+use churn_features::FeatureSet;
 use churn_table::{TableFormat, TableWriter};
 
 use crate::cli::FeaturesArgs;
@@ -37,8 +38,11 @@ pub fn features(ui: &Ui, args: &FeaturesArgs) -> Result<ExitCode> {
         }
         let loaded_in = clock.elapsed();
         let plan = spec.resolve(&dataset)?;
+        let set = FeatureSet::choose(&dataset, args.custom_types)?;
+        say_feature_set(&set)?;
         let bar = ui.progress(dataset.learners.len() as u64, "features");
-        let summary = churn_table::write_table(&mut dataset, &plan, &args.out, &|n| bar.inc(n))?;
+        let summary =
+            churn_table::write_table(&mut dataset, &plan, set, &args.out, &|n| bar.inc(n))?;
         bar.finish_and_clear();
         (plan, summary, loaded_in)
     } else {
@@ -56,7 +60,22 @@ pub fn features(ui: &Ui, args: &FeaturesArgs) -> Result<ExitCode> {
             (part.dataset.learners.len() * part.partitions()) as u64,
             "features",
         );
-        let mut writer = TableWriter::create(&args.out)?;
+        // The most frequent custom types over every partition: one more read
+        // of the events, only when the data has custom types.
+        let mut occurrences = vec![0u64; part.dataset.custom_event_types.len()];
+        if !occurrences.is_empty() {
+            for k in 0..part.partitions() {
+                churn_features::count_custom_occurrences(&part.events_of(k)?, &mut occurrences);
+            }
+        }
+        let set = FeatureSet::choose_by_occurrences(
+            &part.dataset.custom_event_types,
+            &occurrences,
+            &part.dataset.attributes,
+            args.custom_types,
+        )?;
+        say_feature_set(&set)?;
+        let mut writer = TableWriter::create(&args.out, set)?;
         for k in 0..part.partitions() {
             part.dataset.events = part.events_of(k)?;
             writer.append(&mut part.dataset, &plan, &|n| bar.inc(n))?;
@@ -91,4 +110,11 @@ pub fn features(ui: &Ui, args: &FeaturesArgs) -> Result<ExitCode> {
         args.out.display()
     )?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn say_feature_set(set: &FeatureSet) -> Result<()> {
+    if !set.is_empty() {
+        say!("features beyond the registry: {set}")?;
+    }
+    Ok(())
 }

@@ -23,7 +23,9 @@ pub fn import_lightgbm(args: &ImportArgs) -> Result<()> {
         churn_model::Scorer::Gbdt(m) => m.trees.len(),
         churn_model::Scorer::Logistic(_) => 0,
     };
-    let reads_churn_features = model.schema.reads_churn_features();
+    let reads_churn_features = model
+        .schema
+        .reads_churn_features(churn_features::FeatureSet::none());
     let card_input = churn_model::CardInput {
         training: churn_model::Training::ImportedLightgbm(
             churn_model::artifact::ImportedTraining {

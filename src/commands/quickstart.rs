@@ -43,6 +43,7 @@ pub fn quickstart(ui: &Ui, args: &QuickstartArgs) -> Result<ExitCode> {
             strict: false, // step 1 already refused a sample with rejects
             now: None,
             partitions: std::num::NonZeroUsize::MIN,
+            custom_types: churn_features::DEFAULT_CUSTOM_TYPES,
         },
     )?;
     say!("\n== 3. train gbdt and logistic models out of time, with the report")?;

@@ -19,10 +19,12 @@ use crate::ui::{Ui, say};
 pub fn load_feature_model(source: &ModelSource) -> Result<Artifact> {
     let dir = churn_model::artifact::resolve(&source.model, &source.models)?;
     let artifact = churn_model::artifact::load(&dir)?;
+    let expected = InputSchema::churn_features_of(artifact.card.training.feature_set());
+    let expected: Vec<_> = expected.iter().map(|(n, k)| (n.as_str(), *k)).collect();
     artifact
         .model
         .schema()
-        .require(&InputSchema::registry_features())
+        .require(&expected)
         .with_context(|| format!("{} was not trained on churn's features", dir.display()))?;
     Ok(artifact)
 }
@@ -104,7 +106,10 @@ impl Scoring {
             label: self.label,
         }
         .resolve_for_span(Some((self.as_of, self.as_of)))?;
-        let grouped = Grouped::new(dataset);
+        // The model's custom event types and learner attributes, read from
+        // this data by name (what it lacks is missing, as over HTTP).
+        let grouped =
+            Grouped::new(dataset).with_features(self.artifact.card.training.feature_set());
         let all: Vec<u32>;
         let learners = match learners {
             Some(l) => l,

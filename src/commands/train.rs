@@ -46,10 +46,14 @@ fn from_churn_data(ui: &Ui, settings: &TrainSettings, data: &Path) -> Result<Pre
     let contract = loaded.contract;
     let mut dataset = loaded.dataset;
     let plan = spec.resolve(&dataset)?;
+    let feature_set = churn_features::FeatureSet::choose(&dataset, settings.custom_types)?;
+    if !feature_set.is_empty() {
+        say!("features beyond the registry: {feature_set}")?;
+    }
     let spinner = ui.spinner("features");
-    let table = churn_train::Table::from_dataset(&mut dataset, &plan);
+    let table = churn_train::Table::from_dataset(&mut dataset, &plan, &feature_set);
     spinner.finish_and_clear();
-    let split = churn_train::out_of_time_split(&table.as_of, plan.horizon())?;
+    let split = churn_train::out_of_time_split(&table.as_of, plan.horizon(), settings.split)?;
     let fingerprint = churn_data::dir_sha256(data)?;
     let snapshots = &settings.snapshots;
     say!(
@@ -71,21 +75,14 @@ fn from_churn_data(ui: &Ui, settings: &TrainSettings, data: &Path) -> Result<Pre
             settings.seed
         ),
         format!(
-            "{} labelled examples: train {} (as-of {} to {}), validation {} (as-of {}), test {} (as-of {}).",
+            "{} labelled examples: train {} (as-of {}), validation {} (as-of {}), test {} (as-of {}).",
             table.rows(),
             split.train.len(),
-            split
-                .train_times
-                .first()
-                .map_or_else(String::new, |t| format_timestamp(*t)),
-            split
-                .train_times
-                .last()
-                .map_or_else(String::new, |t| format_timestamp(*t)),
+            span(&split.train_times),
             split.valid.len(),
-            format_timestamp(split.valid_time),
+            span(&split.valid_times),
             split.test.len(),
-            format_timestamp(split.test_time),
+            span(&split.test_times),
         ),
     ];
     let training = churn_model::Training::ChurnData(churn_model::artifact::ChurnDataTraining {
@@ -99,8 +96,14 @@ fn from_churn_data(ui: &Ui, settings: &TrainSettings, data: &Path) -> Result<Pre
             .iter()
             .map(|c| (c.id.clone(), c.lessons))
             .collect(),
+        course_ends: dataset
+            .courses
+            .iter()
+            .filter_map(|c| c.ends_at.map(|end| (c.id.clone(), end)))
+            .collect(),
         label: plan.label(),
         activity_types: contract.events.activity.iter().cloned().collect(),
+        features: feature_set,
         // Filled in when the fit is done.
         calibration: serde_json::Value::Null,
         settings: serde_json::Value::Null,
@@ -243,4 +246,18 @@ fn fit_and_save(
         )?;
     }
     Ok(written)
+}
+
+/// "t" for one as-of time, "first to last (n times)" for several.
+fn span(times: &[i64]) -> String {
+    match times {
+        [] => String::new(),
+        [one] => format_timestamp(*one),
+        [first, .., last] => format!(
+            "{} to {}, {} times",
+            format_timestamp(*first),
+            format_timestamp(*last),
+            times.len()
+        ),
+    }
 }

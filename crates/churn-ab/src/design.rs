@@ -27,7 +27,7 @@ impl Design {
                     .collect()
             })
             .collect();
-        let schema = InputSchema::churn_features(vocabularies)
+        let schema = InputSchema::churn_features(churn_features::FeatureSet::none(), vocabularies)
             .map_err(|e| AbError::Invalid(format!("feature schema: {e}")))?;
         let mut rows = Vec::with_capacity(features.len() * schema.features.len());
         let mut row = Vec::new();

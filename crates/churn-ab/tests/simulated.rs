@@ -197,7 +197,13 @@ fn features_at_assignment(
             let from = events.partition_point(|e| (e.learner as usize) < l);
             let to = events.partition_point(|e| (e.learner as usize) <= l);
             let sorted = SortedEvents::check(&events[from..to]).expect("sorted");
-            compute(&Profile::from(&dataset.learners[l]), sorted, at, &lessons)
+            compute(
+                &Profile::from(&dataset.learners[l]),
+                sorted,
+                at,
+                &lessons,
+                &churn_features::FeatureLayout::default(),
+            )
         })
         .collect();
     churn_ab::design::Design::new(&rows).expect("design")

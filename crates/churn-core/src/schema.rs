@@ -219,7 +219,7 @@ pub fn parse_category(text: &str) -> Option<&str> {
 pub const NO_COURSE: u32 = u32::MAX;
 
 /// One row of `learners`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Learner {
     /// Unique id.
     pub id: String,
@@ -232,6 +232,76 @@ pub struct Learner {
     pub acquisition_channel: String,
     /// Device, when known.
     pub device: Option<String>,
+    /// Values of the dataset's numeric learner attributes
+    /// ([`LearnerAttributes::numeric`], same order; NaN is missing). Empty
+    /// when the data declares none.
+    pub numeric_attributes: Vec<f64>,
+    /// Values of the dataset's categorical learner attributes
+    /// ([`LearnerAttributes::categorical`], same order; `None` is missing).
+    pub categorical_attributes: Vec<Option<String>>,
+}
+
+/// The extra `learners` columns a data directory declares (`contract.toml`,
+/// `[learners]`): a platform's own learner attributes (demographics, a
+/// company size, a study load), which become profile features.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LearnerAttributes {
+    /// Numeric attribute columns, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub numeric: Vec<String>,
+    /// Categorical attribute columns (open vocabularies), in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub categorical: Vec<String>,
+}
+
+/// The `learners` columns of the contract itself: no attribute may take
+/// their names.
+pub const LEARNER_COLUMNS: [&str; 5] = [
+    "learner_id",
+    "signup_at",
+    "plan",
+    "acquisition_channel",
+    "device",
+];
+
+/// Longest learner attribute name, in bytes.
+pub const ATTRIBUTE_NAME_MAX_LEN: usize = 64;
+
+impl LearnerAttributes {
+    /// Whether no attribute is declared.
+    pub fn is_empty(&self) -> bool {
+        self.numeric.is_empty() && self.categorical.is_empty()
+    }
+
+    /// Checks the names: snake_case (`a-z`, digits, `_`, starting with a
+    /// letter, at most [`ATTRIBUTE_NAME_MAX_LEN`] bytes: a safe column, JSON
+    /// field and feature name), distinct, and none of [`LEARNER_COLUMNS`].
+    pub fn check(&self) -> Result<(), String> {
+        let mut seen = std::collections::HashSet::new();
+        for name in self.numeric.iter().chain(&self.categorical) {
+            let snake = !name.is_empty()
+                && name.len() <= ATTRIBUTE_NAME_MAX_LEN
+                && name.as_bytes()[0].is_ascii_lowercase()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+            if !snake {
+                return Err(format!(
+                    "learner attribute {name:?}: a name is 1-{ATTRIBUTE_NAME_MAX_LEN} characters of a-z, 0-9 and _, starting with a letter"
+                ));
+            }
+            if LEARNER_COLUMNS.contains(&name.as_str()) {
+                return Err(format!(
+                    "learner attribute {name:?} is a column of the contract's learners table"
+                ));
+            }
+            if !seen.insert(name.as_str()) {
+                return Err(format!("learner attribute {name:?} is declared twice"));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// One row of `courses`.
@@ -419,6 +489,9 @@ pub struct Dataset {
     pub custom_event_types: Vec<String>,
     /// Assignments in file order (empty when the table is absent).
     pub assignments: Vec<Assignment>,
+    /// The learner attributes the data declares: every learner's
+    /// `numeric_attributes` / `categorical_attributes` follow this order.
+    pub attributes: LearnerAttributes,
 }
 
 impl Dataset {

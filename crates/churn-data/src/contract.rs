@@ -7,12 +7,16 @@
 //!
 //! [events]
 //! activity = ["video_play"]       # custom event types that count as activity
+//!
+//! [learners]                      # extra learners columns: profile features
+//! numeric = ["studied_credits"]
+//! categorical = ["region", "age_band"]
 //! ```
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use churn_core::{LabelDefinition, parse_event_type};
+use churn_core::{LabelDefinition, LearnerAttributes, parse_event_type};
 use serde::{Deserialize, Serialize};
 
 use crate::DataError;
@@ -30,6 +34,9 @@ pub struct Contract {
     /// How event types are read.
     #[serde(default)]
     pub events: EventsContract,
+    /// The learner attributes: extra `learners` columns that are features.
+    #[serde(default, skip_serializing_if = "LearnerAttributes::is_empty")]
+    pub learners: LearnerAttributes,
 }
 
 /// The `[events]` section.
@@ -70,6 +77,10 @@ impl Contract {
                 Err(e) => return Err(format!("events.activity: {e}")),
             }
         }
+        contract
+            .learners
+            .check()
+            .map_err(|e| format!("learners: {e}"))?;
         Ok(contract)
     }
 
@@ -98,6 +109,15 @@ mod tests {
         assert!(c.is_activity("video_play") && !c.is_activity("login_streak"));
         assert_eq!(Contract::parse(&c.to_toml()), Ok(c));
         assert_eq!(Contract::parse(""), Ok(Contract::default()));
+        let with_attributes = Contract::parse(
+            "[learners]\nnumeric = [\"credits\"]\ncategorical = [\"region\", \"age_band\"]\n",
+        )
+        .unwrap();
+        assert_eq!(with_attributes.learners.categorical, ["region", "age_band"]);
+        assert_eq!(
+            Contract::parse(&with_attributes.to_toml()),
+            Ok(with_attributes)
+        );
     }
 
     #[test]
@@ -108,6 +128,8 @@ mod tests {
         assert!(bad.contains("Video Play"), "{bad}");
         let label = Contract::parse("label = \"churn\"\n").unwrap_err();
         assert!(label.contains("churn"), "{label}");
+        let attribute = Contract::parse("[learners]\ncategorical = [\"plan\"]\n").unwrap_err();
+        assert!(attribute.contains("plan"), "{attribute}");
         let typo = Contract::parse("lable = \"either\"\n").unwrap_err();
         assert!(typo.contains("lable"), "{typo}");
     }

@@ -18,14 +18,14 @@ use crate::{Contract, DataError, LoadOptions, Loaded};
 /// The problems found in one row.
 #[derive(Default)]
 struct RowProblems {
-    fields: Vec<&'static str>,
+    fields: Vec<String>,
     reasons: Vec<String>,
 }
 
 impl RowProblems {
-    fn add(&mut self, field: &'static str, reason: impl Into<String>) {
-        if !self.fields.contains(&field) {
-            self.fields.push(field);
+    fn add(&mut self, field: &str, reason: impl Into<String>) {
+        if !self.fields.iter().any(|f| f == field) {
+            self.fields.push(field.to_owned());
         }
         self.reasons.push(reason.into());
     }
@@ -414,12 +414,7 @@ fn time(
 }
 
 /// An optional finite number (`None` when null or when a problem was recorded).
-fn number(
-    col: Option<&NumCol>,
-    row: usize,
-    field: &'static str,
-    p: &mut RowProblems,
-) -> Option<f64> {
+fn number(col: Option<&NumCol>, row: usize, field: &str, p: &mut RowProblems) -> Option<f64> {
     match col?.get(row) {
         Ok(Some(v)) if v.is_finite() => Some(v),
         Ok(Some(v)) => {
@@ -495,7 +490,10 @@ pub(crate) fn validate_profiles(
     contract: Contract,
 ) -> Result<Profiles, DataError> {
     let now = options.now;
-    let mut dataset = Dataset::default();
+    let mut dataset = Dataset {
+        attributes: contract.learners.clone(),
+        ..Dataset::default()
+    };
     let mut tables = Vec::new();
 
     // learners
@@ -509,6 +507,17 @@ pub(crate) fn validate_profiles(
         frame.text("acquisition_channel", true)?,
     )?;
     let devices = frame.text("device", false)?;
+    let attributes = &contract.learners;
+    let numeric_attributes = attributes
+        .numeric
+        .iter()
+        .map(|name| required(&frame, name, frame.number(name, true)?))
+        .collect::<Result<Vec<_>, _>>()?;
+    let categorical_attributes = attributes
+        .categorical
+        .iter()
+        .map(|name| required(&frame, name, frame.text(name, true)?))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut learner_index: IdIndex<(u32, i64)> = IdIndex::new(Table::Learners, "learner_id");
     let mut rejects = Vec::new();
     for row in 0..frame.height() {
@@ -522,6 +531,11 @@ pub(crate) fn validate_profiles(
         let signup_at = time(&signup, row, "signup_at", now, &mut p);
         let plan = category(&plans, row, "plan", &mut p);
         let channel = category(&channels, row, "acquisition_channel", &mut p);
+        let numeric_values: Vec<f64> = numeric_attributes
+            .iter()
+            .zip(&attributes.numeric)
+            .map(|(col, name)| number(Some(col), row, name, &mut p).unwrap_or(f64::NAN))
+            .collect();
         match (id, signup_at, plan, channel) {
             (Some(id), Some(signup_at), Some(plan), Some(channel)) if p.is_empty() => {
                 learner_index.accept(id, (dataset.learners.len() as u32, signup_at));
@@ -535,6 +549,11 @@ pub(crate) fn validate_profiles(
                         .and_then(|d| d.get(row))
                         .and_then(parse_category)
                         .map(str::to_owned),
+                    numeric_attributes: numeric_values,
+                    categorical_attributes: categorical_attributes
+                        .iter()
+                        .map(|col| col.get(row).and_then(parse_category).map(str::to_owned))
+                        .collect(),
                 });
             }
             _ => rejects.push(p.into_reject(&frame, row)),

@@ -76,6 +76,24 @@ pub fn write_dataset(dataset: &Dataset, dir: &Path, format: Format) -> Result<()
             l.iter().map(|x| x.device.as_deref()).collect::<Vec<_>>(),
         ),
     ];
+    let mut learners = learners;
+    let attributes = &dataset.attributes;
+    for (j, name) in attributes.numeric.iter().enumerate() {
+        learners.push(measure(
+            name,
+            l.iter()
+                .map(|x| x.numeric_attributes.get(j).copied().unwrap_or(f64::NAN))
+                .collect(),
+        ));
+    }
+    for (j, name) in attributes.categorical.iter().enumerate() {
+        learners.push(Column::new(
+            name.into(),
+            l.iter()
+                .map(|x| x.categorical_attributes.get(j).and_then(|v| v.as_deref()))
+                .collect::<Vec<_>>(),
+        ));
+    }
     write_table(dir, Table::Learners, format, l.len(), learners)?;
 
     let c = &dataset.courses;

@@ -377,6 +377,8 @@ fn counts_custom_types_course_ends_and_open_vocabularies_round_trip() {
             plan: "Pro Annual".into(),
             acquisition_channel: "partner".into(),
             device: Some("tablet".into()),
+            numeric_attributes: vec![60.0],
+            categorical_attributes: vec![Some("North Region".into()), None],
         }],
         courses: vec![
             Course {
@@ -395,6 +397,10 @@ fn counts_custom_types_course_ends_and_open_vocabularies_round_trip() {
         events: vec![login, custom],
         custom_event_types: vec!["video_play".into()],
         assignments: Vec::new(),
+        attributes: churn_core::LearnerAttributes {
+            numeric: vec!["credits".into()],
+            categorical: vec!["region".into(), "age_band".into()],
+        },
     };
     for format in [Format::Csv, Format::Parquet] {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -402,12 +408,13 @@ fn counts_custom_types_course_ends_and_open_vocabularies_round_trip() {
         write(
             dir.path(),
             "contract.toml",
-            "[events]\nactivity = [\"video_play\"]\n",
+            "[events]\nactivity = [\"video_play\"]\n[learners]\nnumeric = [\"credits\"]\ncategorical = [\"region\", \"age_band\"]\n",
         );
         let loaded = load_dir(dir.path(), &now()).expect("loads");
         assert_eq!(loaded.report.total_rejected(), 0, "{format:?}");
         let d = &loaded.dataset;
         assert_eq!(d.learners, dataset.learners, "{format:?}");
+        assert_eq!(d.attributes, dataset.attributes, "{format:?}");
         assert_eq!(d.courses, dataset.courses, "{format:?}");
         assert_eq!(d.custom_event_types, dataset.custom_event_types);
         assert_eq!(

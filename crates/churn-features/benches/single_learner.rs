@@ -4,7 +4,7 @@
 use std::hint::black_box;
 
 use churn_core::{DAY_MS, Event, EventType};
-use churn_features::{Profile, SortedEvents, compute};
+use churn_features::{FeatureLayout, Profile, SortedEvents, compute};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 
 /// A busy learner: `n` events over 200 days, in the simulator's mix of types.
@@ -49,15 +49,18 @@ fn bench(c: &mut Criterion) {
         plan: "monthly",
         acquisition_channel: "search",
         device: Some("android"),
+        numeric_attributes: &[],
+        categorical_attributes: &[],
     };
     let lessons = [20, 30, 12, 40, 25];
+    let layout = FeatureLayout::default();
     let mut group = c.benchmark_group("single_learner_features");
     for n in [100usize, 1_000, 10_000] {
         let events = history(n);
         let t = events[n - 1].ts;
         group.bench_with_input(BenchmarkId::new("sorted", n), &events, |b, events| {
             let sorted = SortedEvents::check(events).expect("sorted");
-            b.iter(|| compute(&profile, black_box(sorted), black_box(t), &lessons));
+            b.iter(|| compute(&profile, black_box(sorted), black_box(t), &lessons, &layout));
         });
         let mut shuffled = events.clone();
         shuffled.reverse();
@@ -65,7 +68,7 @@ fn bench(c: &mut Criterion) {
             b.iter(|| {
                 let mut copy = raw.clone();
                 let sorted = SortedEvents::sort(black_box(&mut copy));
-                compute(&profile, sorted, black_box(t), &lessons).numeric[0]
+                compute(&profile, sorted, black_box(t), &lessons, &layout).numeric[0]
             });
         });
     }

@@ -8,8 +8,9 @@
 //! `(t − (k+1)·24h, t − k·24h]`, so a feature never depends on a time zone and a
 //! window "7d" is exactly `(t − 7 days, t]`.
 
-use churn_core::{DAY_MS, Event, EventType, Learner};
+use churn_core::{DAY_MS, Event, EventKind, EventType, Learner};
 
+use crate::FeatureLayout;
 use crate::registry::{CATEGORICAL_COUNT, NUMERIC_COUNT};
 
 /// Tenure below which a learner is in the `new` lifecycle stage.
@@ -24,6 +25,10 @@ pub struct Profile<'a> {
     pub plan: &'a str,
     pub acquisition_channel: &'a str,
     pub device: Option<&'a str>,
+    /// The learner's numeric attributes, in its source's order.
+    pub numeric_attributes: &'a [f64],
+    /// The learner's categorical attributes, in its source's order.
+    pub categorical_attributes: &'a [Option<String>],
 }
 
 impl<'a> From<&'a Learner> for Profile<'a> {
@@ -33,6 +38,8 @@ impl<'a> From<&'a Learner> for Profile<'a> {
             plan: &learner.plan,
             acquisition_channel: &learner.acquisition_channel,
             device: learner.device.as_deref(),
+            numeric_attributes: &learner.numeric_attributes,
+            categorical_attributes: &learner.categorical_attributes,
         }
     }
 }
@@ -84,13 +91,16 @@ impl<'a> SortedEvents<'a> {
     }
 }
 
-/// One learner's feature vector, in registry order.
+/// One learner's feature vector, in the order of
+/// [`crate::FeatureSet::features`]: the registry's features first.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FeatureRow<'a> {
-    /// Values of [`crate::registry::NUMERIC`]; NaN is missing.
-    pub numeric: [f64; NUMERIC_COUNT],
-    /// Values of [`crate::registry::CATEGORICAL`]; `None` is missing.
-    pub categorical: [Option<&'a str>; CATEGORICAL_COUNT],
+    /// Numeric values ([`crate::registry::NUMERIC`], then the feature set's);
+    /// NaN is missing.
+    pub numeric: Vec<f64>,
+    /// Categorical values ([`crate::registry::CATEGORICAL`], then the
+    /// feature set's); `None` is missing.
+    pub categorical: Vec<Option<&'a str>>,
 }
 
 impl FeatureRow<'_> {
@@ -123,6 +133,16 @@ pub fn lifecycle_stage(tenure_ms: i64, active_last_7d: bool) -> &'static str {
     }
 }
 
+/// What the generic features of one custom event type add up.
+#[derive(Clone, Copy, Default)]
+struct CustomTally {
+    count_7d: u64,
+    count_30d: u64,
+    /// Bit k: one on day k before t (k < 30).
+    day_mask: u32,
+    last: Option<i64>,
+}
+
 /// Per-course progress of one learner.
 #[derive(Clone, Copy)]
 struct CourseProgress {
@@ -147,7 +167,8 @@ fn ratio(sum: f64, count: u64) -> f64 {
     }
 }
 
-/// Computes every feature of one learner at as-of time `t`.
+/// Computes every feature of one learner at as-of time `t`: the registry's,
+/// then the ones `layout` adds (custom event types, learner attributes).
 ///
 /// Reads only events with `ts ≤ t`. An event row stands for `count`
 /// occurrences: counts weigh by it; `duration_s`, `amount` and `stalls` are
@@ -160,8 +181,10 @@ pub fn compute<'a>(
     events: SortedEvents<'_>,
     t: i64,
     course_lessons: &[u32],
+    layout: &FeatureLayout,
 ) -> FeatureRow<'a> {
     let past = events.up_to(t);
+    let mut custom = vec![CustomTally::default(); layout.custom_types()];
 
     let mut last_login = None;
     let mut last_activity = None;
@@ -190,8 +213,20 @@ pub fn compute<'a>(
                 active_day_mask |= 1 << (age / DAY_MS);
             }
         }
-        let Some(event_type) = e.event_type.known() else {
-            continue;
+        let event_type = match e.event_type {
+            EventKind::Known(known) => known,
+            EventKind::Custom { index, .. } => {
+                if let Some(slot) = layout.custom_slot(index) {
+                    let tally = &mut custom[slot];
+                    tally.count_7d += n * u64::from(in_7d);
+                    tally.count_30d += n * u64::from(in_30d);
+                    if in_30d {
+                        tally.day_mask |= 1 << (age / DAY_MS);
+                    }
+                    tally.last = Some(e.ts);
+                }
+                continue;
+            }
         };
         match event_type {
             EventType::Login => {
@@ -283,48 +318,71 @@ pub fn compute<'a>(
 
     let tenure_ms = t - profile.signup_at;
     let minutes = |seconds: f64| seconds / 60.0;
+    let registry_numeric: [f64; NUMERIC_COUNT] = [
+        days_since(t, last_login),
+        days_since(t, last_activity),
+        logins_7d as f64,
+        logins_30d as f64,
+        f64::from((active_day_mask & 0x7f).count_ones()),
+        f64::from(active_day_mask.count_ones()),
+        minutes(watch_s_7d),
+        minutes(watch_s_30d),
+        minutes(watch_s_7d) - minutes(watch_s_prev_7d),
+        courses.iter().filter(|c| c.enrolled).count() as f64,
+        lessons_completed as f64,
+        lessons_completed_30d as f64,
+        completion_rate,
+        quiz_attempts_30d as f64,
+        ratio(quiz_score_sum_30d, quiz_scored_30d),
+        mean_of_last_scores(past, LAST_QUIZZES),
+        forum_posts_30d as f64,
+        checkins_30d as f64,
+        f64::from(checkin_streak(past, t)),
+        days_since(t, last_community),
+        live_classes_30d as f64,
+        ratio(latency_sum, latency_n),
+        ratio(stalls_sum, stalls_n),
+        refund_7d as f64,
+        refund_30d as f64,
+        tickets_7d as f64,
+        tickets_30d as f64,
+        payments as f64,
+        amount_paid,
+        days_since(t, last_payment),
+        coupons as f64,
+        cancellations as f64,
+        days(tenure_ms),
+    ];
+    let registry_categorical: [Option<&str>; CATEGORICAL_COUNT] = [
+        Some(profile.plan),
+        Some(profile.acquisition_channel),
+        profile.device,
+        Some(lifecycle_stage(tenure_ms, active_day_mask & 0x7f != 0)),
+    ];
+    let mut numeric =
+        Vec::with_capacity(NUMERIC_COUNT + crate::FEATURES_PER_CUSTOM_TYPE * custom.len() + 4);
+    numeric.extend_from_slice(&registry_numeric);
+    for tally in &custom {
+        numeric.extend([
+            tally.count_7d as f64,
+            tally.count_30d as f64,
+            f64::from(tally.day_mask.count_ones()),
+            days_since(t, tally.last),
+        ]);
+    }
+    if let Some(ends) = layout.course_ends() {
+        // The end of the learner's courses as known at t (the label's
+        // `finished_at`); missing without a course, or once they are over.
+        let end = crate::label::finished_at(past, t, ends).filter(|&end| end > t);
+        numeric.push(end.map_or(f64::NAN, |end| days(end - t)));
+    }
+    numeric.extend(layout.numeric_attributes(profile.numeric_attributes));
+    let mut categorical = Vec::with_capacity(CATEGORICAL_COUNT + 4);
+    categorical.extend_from_slice(&registry_categorical);
+    categorical.extend(layout.categorical_attributes(profile.categorical_attributes));
     FeatureRow {
-        numeric: [
-            days_since(t, last_login),
-            days_since(t, last_activity),
-            logins_7d as f64,
-            logins_30d as f64,
-            f64::from((active_day_mask & 0x7f).count_ones()),
-            f64::from(active_day_mask.count_ones()),
-            minutes(watch_s_7d),
-            minutes(watch_s_30d),
-            minutes(watch_s_7d) - minutes(watch_s_prev_7d),
-            courses.iter().filter(|c| c.enrolled).count() as f64,
-            lessons_completed as f64,
-            lessons_completed_30d as f64,
-            completion_rate,
-            quiz_attempts_30d as f64,
-            ratio(quiz_score_sum_30d, quiz_scored_30d),
-            mean_of_last_scores(past, LAST_QUIZZES),
-            forum_posts_30d as f64,
-            checkins_30d as f64,
-            f64::from(checkin_streak(past, t)),
-            days_since(t, last_community),
-            live_classes_30d as f64,
-            ratio(latency_sum, latency_n),
-            ratio(stalls_sum, stalls_n),
-            refund_7d as f64,
-            refund_30d as f64,
-            tickets_7d as f64,
-            tickets_30d as f64,
-            payments as f64,
-            amount_paid,
-            days_since(t, last_payment),
-            coupons as f64,
-            cancellations as f64,
-            days(tenure_ms),
-        ],
-        categorical: [
-            Some(profile.plan),
-            Some(profile.acquisition_channel),
-            profile.device,
-            Some(lifecycle_stage(tenure_ms, active_day_mask & 0x7f != 0)),
-        ],
+        numeric,
+        categorical,
     }
 }
 

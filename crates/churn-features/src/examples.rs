@@ -9,7 +9,7 @@ use churn_core::{DAY_MS, Dataset, Event, LabelDefinition, format_timestamp};
 use rayon::prelude::*;
 
 use crate::label::{LabelStatus, finished_at, label_status_in_calendar};
-use crate::{FeatureRow, Profile, SortedEvents, compute};
+use crate::{FeatureLayout, FeatureRow, FeatureSet, Profile, SortedEvents, compute};
 
 /// What is wrong with the as-of times asked for.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -153,6 +153,8 @@ pub struct Grouped<'a> {
     course_lessons: Vec<u32>,
     /// Each course's end, by course index, when some course has one.
     course_ends: Option<Vec<Option<i64>>>,
+    /// The feature set's columns beyond the registry (none by default).
+    layout: FeatureLayout,
 }
 
 impl<'a> Grouped<'a> {
@@ -176,7 +178,25 @@ impl<'a> Grouped<'a> {
                 .iter()
                 .any(|c| c.ends_at.is_some())
                 .then(|| dataset.courses.iter().map(|c| c.ends_at).collect()),
+            layout: FeatureLayout::default(),
         }
+    }
+
+    /// Computes the columns of `set` too (custom event types, learner
+    /// attributes), read from this dataset's types and learners.
+    pub fn with_features(mut self, set: &FeatureSet) -> Self {
+        let ends: Vec<Option<i64>> = self.dataset.courses.iter().map(|c| c.ends_at).collect();
+        self.layout = set.layout(
+            &self.dataset.custom_event_types,
+            &self.dataset.attributes,
+            &ends,
+        );
+        self
+    }
+
+    /// How this dataset feeds the feature set (see [`Self::with_features`]).
+    pub fn layout(&self) -> &FeatureLayout {
+        &self.layout
     }
 
     /// The dataset.
@@ -208,6 +228,7 @@ impl<'a> Grouped<'a> {
                     plan,
                     &self.course_lessons,
                     self.course_ends.as_deref(),
+                    &self.layout,
                 )
             })
             .collect()
@@ -222,6 +243,7 @@ pub fn learner_examples<'a>(
     plan: &SnapshotPlan,
     course_lessons: &[u32],
     calendar: Option<&[Option<i64>]>,
+    layout: &FeatureLayout,
 ) -> Vec<Example<'a>> {
     let profile = Profile::from(&dataset.learners[learner as usize]);
     // Grouped events are in canonical order, so this never fails; an unsorted
@@ -251,7 +273,7 @@ pub fn learner_examples<'a>(
                 learner,
                 as_of: t,
                 churned,
-                features: compute(&profile, sorted, t, course_lessons),
+                features: compute(&profile, sorted, t, course_lessons, layout),
             })
         })
         .collect()

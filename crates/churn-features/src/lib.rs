@@ -7,6 +7,7 @@
 
 mod compute;
 pub mod examples;
+mod feature_set;
 pub mod label;
 pub mod registry;
 
@@ -14,4 +15,8 @@ pub use compute::{
     FeatureRow, NEW_LEARNER_DAYS, Profile, SortedEvents, UnsortedEvents, compute, lifecycle_stage,
 };
 pub use examples::{Example, Grouped, SnapshotPlan, SnapshotSpec};
+pub use feature_set::{
+    DAYS_TO_COURSE_END, DEFAULT_CUSTOM_TYPES, FEATURES_PER_CUSTOM_TYPE, Feature, FeatureLayout,
+    FeatureSet, FeatureSetError, count_custom_occurrences,
+};
 pub use registry::{CATEGORICAL, FeatureDef, Group, Kind, NUMERIC};

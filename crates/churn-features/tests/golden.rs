@@ -3,7 +3,7 @@
 
 use churn_core::{DAY_MS, Event, EventType, HOUR_MS, LabelDefinition};
 use churn_features::label::{LabelStatus, label_status};
-use churn_features::{CATEGORICAL, NUMERIC, Profile, SortedEvents, compute};
+use churn_features::{CATEGORICAL, FeatureLayout, NUMERIC, Profile, SortedEvents, compute};
 
 const C0: u32 = 0; // 10 lessons
 const C1: u32 = 1; // 5 lessons
@@ -104,6 +104,8 @@ fn profile() -> Profile<'static> {
         plan: "monthly",
         acquisition_channel: "organic",
         device: None,
+        numeric_attributes: &[],
+        categorical_attributes: &[],
     }
 }
 
@@ -111,7 +113,13 @@ fn profile() -> Profile<'static> {
 fn every_feature_of_a_hand_written_history() {
     let mut events = history();
     let t = at(100, 0);
-    let row = compute(&profile(), SortedEvents::sort(&mut events), t, &LESSONS);
+    let row = compute(
+        &profile(),
+        SortedEvents::sort(&mut events),
+        t,
+        &LESSONS,
+        &FeatureLayout::default(),
+    );
 
     let expected: &[(&str, f64)] = &[
         ("days_since_last_login", 0.0),    // a login exactly at t
@@ -197,6 +205,7 @@ fn nothing_to_average_is_missing_not_zero() {
         SortedEvents::check(&events).unwrap(),
         t,
         &LESSONS,
+        &FeatureLayout::default(),
     );
     for name in [
         "completion_rate",
@@ -231,6 +240,7 @@ fn a_learner_quiet_for_a_week_is_lapsing_and_streaks_need_today_or_yesterday() {
         SortedEvents::check(&events).unwrap(),
         at(20, 0),
         &LESSONS,
+        &FeatureLayout::default(),
     );
     assert_eq!(row.category("lifecycle_stage"), Some(Some("lapsing")));
     assert_eq!(row.number("checkin_streak_days"), Some(0.0));
@@ -240,6 +250,7 @@ fn a_learner_quiet_for_a_week_is_lapsing_and_streaks_need_today_or_yesterday() {
         SortedEvents::check(&events[..2]).unwrap(),
         at(12, 12),
         &LESSONS,
+        &FeatureLayout::default(),
     );
     assert_eq!(row.number("checkin_streak_days"), Some(2.0));
 }

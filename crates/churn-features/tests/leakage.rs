@@ -4,7 +4,7 @@
 
 use churn_core::{DAY_MS, Event, EventKind, EventType, LabelDefinition, NO_COURSE};
 use churn_features::label::churned_after;
-use churn_features::{FeatureRow, Profile, SortedEvents, compute};
+use churn_features::{FeatureLayout, FeatureRow, Profile, SortedEvents, compute};
 use proptest::prelude::*;
 
 const LESSONS: [u32; 3] = [4, 8, 12];
@@ -56,12 +56,15 @@ fn features_at(events: &[Event], t: i64) -> FeatureRow<'static> {
         plan: "free",
         acquisition_channel: "ads",
         device: Some("ios"),
+        numeric_attributes: &[],
+        categorical_attributes: &[],
     };
     compute(
         &profile,
         SortedEvents::check(events).expect("sorted"),
         t,
         &LESSONS,
+        &FeatureLayout::default(),
     )
 }
 

@@ -11,7 +11,9 @@ use crate::mapping::{Field, Mapping};
 use crate::source::{Header, Row};
 
 /// Lookup tables by (source, key column, value column).
-pub(crate) type Lookups = HashMap<(String, String, String), HashMap<String, String>>;
+/// Lookup tables by (source, key, value column): key → value, `None` where
+/// the key's row has an empty value (a known key with a missing value).
+pub(crate) type Lookups = HashMap<(String, String, String), HashMap<String, Option<String>>>;
 
 enum Input {
     Column(usize),
@@ -41,9 +43,10 @@ enum TimeFormat {
 pub(crate) struct Compiled {
     input: Input,
     map: Option<BTreeMap<String, String>>,
-    lookup: Option<HashMap<String, String>>,
+    lookup: Option<HashMap<String, Option<String>>>,
     other: Other,
     time: TimeFormat,
+    scale: f64,
 }
 
 /// Why a field could not be compiled: the key, its line, the column.
@@ -132,12 +135,17 @@ impl Compiled {
                 ));
             }
         };
+        let scale = field.scale.unwrap_or(1.0);
+        if !scale.is_finite() || scale <= 0.0 {
+            return Err(format!("{key}.scale must be a positive number"));
+        }
         Ok(Compiled {
             input,
             map: field.map.clone(),
             lookup,
             other,
             time,
+            scale,
         })
     }
 
@@ -158,11 +166,16 @@ impl Compiled {
         if self.map.is_none() && self.lookup.is_none() {
             return Ok(Some(raw));
         }
+        let looked_up = self.lookup.as_ref().and_then(|l| l.get(raw.as_ref()));
+        if let Some(None) = looked_up {
+            // The key is in the lookup table with an empty value: missing.
+            return Ok(None);
+        }
         let mapped = self
             .map
             .as_ref()
             .and_then(|m| m.get(raw.as_ref()))
-            .or_else(|| self.lookup.as_ref().and_then(|l| l.get(raw.as_ref())));
+            .or_else(|| looked_up.and_then(Option::as_ref));
         match (mapped, &self.other) {
             (Some(v), _) => Ok(Some(Cow::Borrowed(v.as_str()))),
             (None, Other::Keep) => Ok(Some(raw)),
@@ -179,7 +192,7 @@ impl Compiled {
                 .parse::<f64>()
                 .ok()
                 .filter(|v| v.is_finite())
-                .map(Some)
+                .map(|v| Some(v * self.scale))
                 .ok_or_else(|| format!("{t:?} is not a number")),
         }
     }

@@ -189,6 +189,49 @@ pub(crate) struct LearnerRows {
     pub(crate) plan: Vec<String>,
     pub(crate) channel: Vec<String>,
     pub(crate) device: Vec<Option<String>>,
+    /// The contract's learner attributes, numeric ones first, one column each.
+    pub(crate) attributes: Vec<(String, AttributeColumn)>,
+}
+
+/// One learner attribute column being built.
+pub(crate) enum AttributeColumn {
+    Numeric(Vec<Option<f64>>),
+    Categorical(Vec<Option<String>>),
+}
+
+impl LearnerRows {
+    fn new(declared: &churn_core::LearnerAttributes) -> Self {
+        let numeric = declared
+            .numeric
+            .iter()
+            .map(|n| (n.clone(), AttributeColumn::Numeric(Vec::new())));
+        let categorical = declared
+            .categorical
+            .iter()
+            .map(|n| (n.clone(), AttributeColumn::Categorical(Vec::new())));
+        LearnerRows {
+            attributes: numeric.chain(categorical).collect(),
+            ..LearnerRows::default()
+        }
+    }
+}
+
+/// A learner attribute's value read from a row.
+enum AttributeValue {
+    Number(Option<f64>),
+    Category(Option<String>),
+}
+
+impl AttributeColumn {
+    fn push(&mut self, value: AttributeValue) {
+        match (self, value) {
+            (AttributeColumn::Numeric(v), AttributeValue::Number(x)) => v.push(x),
+            (AttributeColumn::Categorical(v), AttributeValue::Category(x)) => v.push(x),
+            // Values are read in the columns' own order and kinds.
+            (AttributeColumn::Numeric(v), AttributeValue::Category(_)) => v.push(None),
+            (AttributeColumn::Categorical(v), AttributeValue::Number(_)) => v.push(None),
+        }
+    }
 }
 
 /// The courses table being built.
@@ -285,6 +328,7 @@ fn lookups_needed(mapping: &Mapping) -> Vec<&Lookup> {
     ]
     .into_iter()
     .flatten()
+    .chain(l.attributes.values())
     {
         walk(f, &mut out);
     }
@@ -349,6 +393,19 @@ impl<'m> Importer<'m> {
             };
             files.insert(name.clone(), source);
         }
+        // Joins read their other source once, before any row is made.
+        for (name, spec) in &mapping.sources {
+            if let Some(join) = &spec.join {
+                let other = files.get(&join.source).ok_or_else(|| ImportError::Source {
+                    source_name: join.source.clone(),
+                    message: "not among the mapping's sources".into(),
+                })?;
+                let joined = source::Joined::read(other, &join.key, join.columns.as_deref())?;
+                if let Some(files) = files.get_mut(name) {
+                    files.joined = Some(joined);
+                }
+            }
+        }
         let mut importer = Importer {
             mapping,
             files,
@@ -372,7 +429,7 @@ impl<'m> Importer<'m> {
         })
     }
 
-    fn read_lookup(&self, l: &Lookup) -> Result<HashMap<String, String>, ImportError> {
+    fn read_lookup(&self, l: &Lookup) -> Result<HashMap<String, Option<String>>, ImportError> {
         let mut table = HashMap::new();
         let mapping = self.mapping;
         let mut wanted_columns: Vec<String> = l.keys().iter().map(|k| (*k).to_owned()).collect();
@@ -413,10 +470,13 @@ impl<'m> Importer<'m> {
             |(keys, v), _, row| {
                 let parts: Option<Vec<&str>> =
                     keys.iter().map(|&k| row.get(k).map(str::trim)).collect();
-                if let (Some(parts), Some(value)) = (parts, row.get(*v)) {
-                    table
-                        .entry(parts.join(separator))
-                        .or_insert_with(|| value.trim().to_owned());
+                if let Some(parts) = parts {
+                    let value = row
+                        .get(*v)
+                        .map(str::trim)
+                        .filter(|v| !v.is_empty())
+                        .map(str::to_owned);
+                    table.entry(parts.join(separator)).or_insert(value);
                 }
                 Ok(())
             },
@@ -691,6 +751,15 @@ impl<'m> Importer<'m> {
                 out.channel.push(value(&l.acquisition_channel));
                 out.device
                     .push(l.device.as_ref().and_then(|d| d.value.clone()));
+                for (name, column) in &mut out.attributes {
+                    let value = l.attributes.get(name).and_then(|f| f.value.clone());
+                    column.push(match column {
+                        AttributeColumn::Numeric(_) => {
+                            AttributeValue::Number(value.and_then(|v| v.trim().parse().ok()))
+                        }
+                        AttributeColumn::Categorical(_) => AttributeValue::Category(value),
+                    });
+                }
             }
             return Ok(None);
         };
@@ -702,6 +771,16 @@ impl<'m> Importer<'m> {
             ..SourceReport::default()
         };
         let required = |f: &Option<Field>| f.clone().unwrap_or_else(|| l.plan.clone());
+        let declared = &self.mapping.contract.learners;
+        let attribute_fields: Vec<(&str, bool, &Field)> = declared
+            .numeric
+            .iter()
+            .map(|n| (n, true))
+            .chain(declared.categorical.iter().map(|n| (n, false)))
+            .filter_map(|(name, numeric)| {
+                l.attributes.get(name).map(|f| (name.as_str(), numeric, f))
+            })
+            .collect();
         let columns = wanted(
             [
                 l.learner_id.as_ref(),
@@ -709,7 +788,9 @@ impl<'m> Importer<'m> {
                 Some(&l.plan),
                 Some(&l.acquisition_channel),
                 l.device.as_ref(),
-            ],
+            ]
+            .into_iter()
+            .chain(attribute_fields.iter().map(|(_, _, f)| Some(*f))),
             &l.filter,
             None,
         );
@@ -737,9 +818,16 @@ impl<'m> Importer<'m> {
                         .map(|d| self.compile(d, "learners.device", header, file))
                         .transpose()?,
                     compile_filters(&l.filter, "learners", self.mapping, header, file)?,
+                    attribute_fields
+                        .iter()
+                        .map(|(name, numeric, f)| {
+                            let key = format!("learners.attributes.{name}");
+                            Ok((*numeric, self.compile(f, &key, header, file)?))
+                        })
+                        .collect::<Result<Vec<_>, ImportError>>()?,
                 ))
             },
-            |(id, signup, plan, channel, device, filters), at, row| {
+            |(id, signup, plan, channel, device, filters, attributes), at, row| {
                 report.read += 1;
                 if !filters_pass(filters, row) {
                     report.filtered += 1;
@@ -767,10 +855,27 @@ impl<'m> Importer<'m> {
                             .map_err(|r| ("device", r))?
                             .map(|c| c.into_owned()),
                     };
-                    Ok((learner_id, signup_at, plan, channel, device))
+                    let mut values = Vec::with_capacity(attributes.len());
+                    for (k, (numeric, field)) in attributes.iter().enumerate() {
+                        let name = attribute_fields[k].0;
+                        values.push(if *numeric {
+                            AttributeValue::Number(field.number(row).map_err(|r| (name, r))?)
+                        } else {
+                            AttributeValue::Category(
+                                field
+                                    .text(row)
+                                    .map_err(|r| (name, r))?
+                                    .map(|c| c.into_owned()),
+                            )
+                        });
+                    }
+                    Ok((learner_id, signup_at, plan, channel, device, values))
                 })();
                 match made {
-                    Ok((learner_id, signup_at, plan, channel, device)) => {
+                    Ok((learner_id, signup_at, plan, channel, device, values)) => {
+                        for ((_, column), value) in out.attributes.iter_mut().zip(values) {
+                            column.push(value);
+                        }
                         report.imported += 1;
                         report.rows_written += 1;
                         out.learner_id.push(learner_id);
@@ -913,7 +1018,7 @@ pub fn import(mapping: &Mapping, out: &Path) -> Result<ImportReport, ImportError
     for i in 0..mapping.events.len() {
         sections.push(importer.events(i, &mut events)?);
     }
-    let mut learners = LearnerRows::default();
+    let mut learners = LearnerRows::new(&mapping.contract.learners);
     if let Some(r) = importer.learners(&events, &mut learners)? {
         sections.insert(0, r);
     }

@@ -51,6 +51,24 @@ pub struct SourceSpec {
     /// The environment variable holding the connection string instead
     /// (default `DATABASE_URL`).
     pub url_env: Option<String>,
+    /// Another source's columns added to each row, matched by a key column
+    /// both have (OULAD's submissions get their assessment's module and
+    /// presentation).
+    pub join: Option<SourceJoin>,
+}
+
+/// `sources.X.join`: a left join on one key column. The first row of a key
+/// counts; a row whose key is not there gets the added columns empty.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceJoin {
+    /// The source whose columns are added.
+    pub source: String,
+    /// The key column, in both sources.
+    pub key: String,
+    /// The columns to add (default: all of them but the key). A column the
+    /// row already has keeps the row's value.
+    pub columns: Option<Vec<String>>,
 }
 
 /// A contract field made from a source row: exactly one of `column`, `value`
@@ -82,6 +100,8 @@ pub struct Field {
     /// For `days`: the date day 0 is (a field itself, e.g. a map of
     /// presentation codes to start dates).
     pub start: Option<Box<Field>>,
+    /// Numbers: multiply by this (a score out of 100 → `scale = 0.01`).
+    pub scale: Option<f64>,
 }
 
 /// Values looked up in another source: its `key` column (or columns, joined
@@ -155,6 +175,10 @@ pub struct LearnersMapping {
     pub plan: Field,
     pub acquisition_channel: Field,
     pub device: Option<Field>,
+    /// Learner attributes by name: exactly the ones `[contract.learners]`
+    /// declares (numeric ones must read as numbers; empty is missing).
+    #[serde(default)]
+    pub attributes: BTreeMap<String, Field>,
     #[serde(default)]
     pub filter: Vec<Filter>,
 }
@@ -259,6 +283,16 @@ impl Mapping {
                     ));
                 }
             }
+            if let Some(join) = &spec.join {
+                source(&format!("sources.{name}.join.source"), &join.source)?;
+                let joined = &self.sources[&join.source];
+                if join.source == *name || joined.join.is_some() {
+                    return Err(format!(
+                        "sources.{name}.join: the joined source {:?} must be another source without a join of its own",
+                        join.source
+                    ));
+                }
+            }
         }
         let l = &self.learners;
         match (&l.source, l.from_events) {
@@ -283,6 +317,31 @@ impl Mapping {
                 }
             }
             _ => return Err("learners: give exactly one of source and from_events = true".into()),
+        }
+        let declared = &self.contract.learners;
+        for name in declared.numeric.iter().chain(&declared.categorical) {
+            match l.attributes.get(name) {
+                None => {
+                    return Err(format!(
+                        "contract.learners declares the attribute {name:?}: give learners.attributes.{name}"
+                    ));
+                }
+                Some(f) if l.from_events && f.value.is_none() => {
+                    return Err(format!(
+                        "learners.attributes.{name} must be a value with learners.from_events"
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        if let Some(name) = l
+            .attributes
+            .keys()
+            .find(|name| !declared.numeric.contains(name) && !declared.categorical.contains(name))
+        {
+            return Err(format!(
+                "learners.attributes.{name} is not declared: list it in contract.learners.numeric or contract.learners.categorical"
+            ));
         }
         if let Some(c) = &self.courses {
             match (&c.source, c.from_events) {

@@ -56,6 +56,69 @@ pub(crate) struct SourceFiles {
     pub(crate) format: Format,
     /// For [`Format::Postgres`]: the connection string and the query.
     postgres: Option<(String, String)>,
+    /// Another source's columns added to each row (`sources.X.join`).
+    pub(crate) joined: Option<Joined>,
+}
+
+/// The rows of a joined source by key: what [`for_each_row`] adds.
+pub(crate) struct Joined {
+    /// The key column of the rows joined to.
+    pub(crate) key: String,
+    /// The added column names.
+    pub(crate) columns: Vec<String>,
+    /// Key → the added columns' values (the first row of a key).
+    pub(crate) rows: HashMap<String, Vec<Option<String>>>,
+}
+
+impl Joined {
+    /// Reads `columns` (default: all but the key) of `files` by `key`.
+    pub(crate) fn read(
+        files: &SourceFiles,
+        key: &str,
+        columns: Option<&[String]>,
+    ) -> Result<Self, ImportError> {
+        let mut joined = Joined {
+            key: key.to_owned(),
+            columns: Vec::new(),
+            rows: HashMap::new(),
+        };
+        let mut wanted: Vec<String> = columns.map(<[String]>::to_vec).unwrap_or_default();
+        wanted.push(key.to_owned());
+        for_each_file_row(
+            files,
+            &wanted,
+            |path, header| {
+                let missing = |column: &str| ImportError::Io {
+                    path: path.to_owned(),
+                    message: format!(
+                        "join: column {column:?} is not there (columns: {})",
+                        header.names.join(", ")
+                    ),
+                };
+                let key_at = header.position(key).ok_or_else(|| missing(key))?;
+                let names: Vec<String> = match columns {
+                    Some(list) => list.to_vec(),
+                    None => header.names.iter().filter(|n| *n != key).cloned().collect(),
+                };
+                let at = names
+                    .iter()
+                    .map(|n| header.position(n).ok_or_else(|| missing(n)))
+                    .collect::<Result<Vec<usize>, _>>()?;
+                if joined.columns.is_empty() {
+                    joined.columns = names;
+                }
+                Ok((key_at, at))
+            },
+            |(key_at, at), _, row| {
+                if let Some(k) = row.get(*key_at) {
+                    let values = at.iter().map(|&i| row.get(i).map(str::to_owned)).collect();
+                    joined.rows.entry(k.trim().to_owned()).or_insert(values);
+                }
+                Ok(())
+            },
+        )?;
+        Ok(joined)
+    }
 }
 
 impl SourceFiles {
@@ -82,6 +145,7 @@ impl SourceFiles {
             files: vec![PathBuf::from(format!("postgresql query of source {name}"))],
             format: Format::Postgres,
             postgres: Some((url, query.trim().trim_end_matches(';').to_owned())),
+            joined: None,
         })
     }
 
@@ -137,6 +201,7 @@ impl SourceFiles {
             files,
             format,
             postgres: None,
+            joined: None,
         })
     }
 }
@@ -263,6 +328,60 @@ fn csv_rows<S>(
 /// object's keys and the `wanted` columns, since a key may be absent from
 /// some objects.
 pub(crate) fn for_each_row<S>(
+    files: &SourceFiles,
+    wanted: &[String],
+    mut start: impl FnMut(&Path, &Header) -> Result<S, ImportError>,
+    mut each: impl FnMut(&mut S, &RowAt<'_>, &dyn Row) -> Result<(), ImportError>,
+) -> Result<(), ImportError> {
+    let Some(joined) = &files.joined else {
+        return for_each_file_row(files, wanted, start, each);
+    };
+    // The row's own columns, then the joined ones it does not have.
+    let own: Vec<String> = wanted
+        .iter()
+        .filter(|w| !joined.columns.contains(w))
+        .cloned()
+        .collect();
+    for_each_file_row(
+        files,
+        &own,
+        |path, header| {
+            let key = header
+                .position(&joined.key)
+                .ok_or_else(|| ImportError::Io {
+                    path: path.to_owned(),
+                    message: format!(
+                        "join: key column {:?} is not there (columns: {})",
+                        joined.key,
+                        header.names.join(", ")
+                    ),
+                })?;
+            let added: Vec<usize> = (0..joined.columns.len())
+                .filter(|&j| header.position(&joined.columns[j]).is_none())
+                .collect();
+            let mut names = header.names.clone();
+            names.extend(added.iter().map(|&j| joined.columns[j].clone()));
+            let extended = Header::new(names);
+            let state = start(path, &extended)?;
+            Ok((state, extended, key, header.names.len(), added))
+        },
+        |(state, extended, key, own_len, added), at, row| {
+            let found = row.get(*key).and_then(|k| joined.rows.get(k.trim()));
+            let mut values: Vec<Option<String>> = (0..*own_len)
+                .map(|i| row.get(i).map(str::to_owned))
+                .collect();
+            values.extend(added.iter().map(|&j| found.and_then(|r| r[j].clone())));
+            let at = RowAt {
+                file: at.file,
+                row: at.row,
+                header: extended,
+            };
+            each(state, &at, &values)
+        },
+    )
+}
+
+fn for_each_file_row<S>(
     files: &SourceFiles,
     wanted: &[String],
     mut start: impl FnMut(&Path, &Header) -> Result<S, ImportError>,

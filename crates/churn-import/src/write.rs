@@ -6,7 +6,9 @@ use std::path::Path;
 
 use polars::prelude::*;
 
-use crate::{CourseRows, EventRows, ImportError, ImportReport, LearnerRows, Mapping};
+use crate::{
+    AttributeColumn, CourseRows, EventRows, ImportError, ImportReport, LearnerRows, Mapping,
+};
 
 fn io_error(path: &Path) -> impl Fn(String) -> ImportError + '_ {
     move |message| ImportError::Io {
@@ -72,17 +74,20 @@ pub(crate) fn write_all(
         }
     }
     let n = learners.learner_id.len();
-    parquet(
-        &out.join("learners.parquet"),
-        n,
-        vec![
-            Column::new("learner_id".into(), learners.learner_id),
-            time_column("signup_at", learners.signup_at),
-            Column::new("plan".into(), learners.plan),
-            Column::new("acquisition_channel".into(), learners.channel),
-            Column::new("device".into(), learners.device),
-        ],
-    )?;
+    let mut columns = vec![
+        Column::new("learner_id".into(), learners.learner_id),
+        time_column("signup_at", learners.signup_at),
+        Column::new("plan".into(), learners.plan),
+        Column::new("acquisition_channel".into(), learners.channel),
+        Column::new("device".into(), learners.device),
+    ];
+    for (name, column) in learners.attributes {
+        columns.push(match column {
+            AttributeColumn::Numeric(values) => Column::new(name.into(), values),
+            AttributeColumn::Categorical(values) => Column::new(name.into(), values),
+        });
+    }
+    parquet(&out.join("learners.parquet"), n, columns)?;
     let n = courses.course_id.len();
     parquet(
         &out.join("courses.parquet"),

@@ -350,3 +350,101 @@ fn a_mapping_mistake_names_its_key_line_and_column() {
         "{bad_format}"
     );
 }
+
+#[test]
+fn learner_attributes_a_source_join_and_a_scale() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    write(
+        d,
+        "students.csv",
+        "id,joined,credits,region\ns1,2026-01-01,60,North\ns2,2026-01-02,,\ns3,2026-01-03,lots,South\n",
+    );
+    // s2's band is empty in the lookup source: a known key with a missing
+    // value, not a key that is not there.
+    write(d, "bands.csv", "id,band\ns1,0-10%\ns2,\ns3,90-100%\n");
+    write(d, "tests.csv", "test_id,course\nT1,C1\nT2,C2\n");
+    write(
+        d,
+        "results.csv",
+        "test_id,student,day,score\nT1,s1,2026-01-05,80\nT2,s1,2026-01-06,55\nT3,s2,2026-01-06,40\n",
+    );
+    write(
+        d,
+        "mapping.toml",
+        r#"
+[contract]
+learners = { numeric = ["credits"], categorical = ["region", "band"] }
+[sources.students]
+path = "students.csv"
+[sources.bands]
+path = "bands.csv"
+[sources.tests]
+path = "tests.csv"
+[sources.results]
+path = "results.csv"
+join = { source = "tests", key = "test_id" }
+
+[learners]
+source = "students"
+learner_id = { column = "id" }
+signup_at = { column = "joined", format = "%Y-%m-%d" }
+plan = { value = "free" }
+acquisition_channel = { value = "organic" }
+[learners.attributes]
+credits = { column = "credits" }
+region = { column = "region" }
+band = { column = "id", lookup = { source = "bands", key = "id", value = "band" }, other = "reject" }
+
+[courses]
+from_events = true
+level = { value = "module" }
+lessons = { value = "1" }
+
+[[events]]
+source = "results"
+learner_id = { column = "student" }
+ts = { column = "day", format = "%Y-%m-%d" }
+event_type = { value = "quiz_attempt" }
+score = { column = "score", scale = 0.01 }
+course_id = { column = "course" }
+"#,
+    );
+    let out = d.join("out");
+    let report = run(&d.join("mapping.toml"), &out);
+    let learners = report
+        .sections
+        .iter()
+        .find(|s| s.section == "learners")
+        .expect("learners");
+    // s3's credits are not a number: rejected, with the attribute named.
+    assert_eq!((learners.imported, learners.rejected), (2, 1));
+    assert_eq!(learners.rejects[0].field, "credits");
+    let loaded = load(&out);
+    let data = &loaded.dataset;
+    assert_eq!(data.attributes.categorical, ["region", "band"]);
+    let s1 = &data.learners[0];
+    assert_eq!(s1.numeric_attributes, [60.0]);
+    assert_eq!(
+        s1.categorical_attributes,
+        [Some("North".to_owned()), Some("0-10%".to_owned())]
+    );
+    let s2 = &data.learners[1];
+    assert!(s2.numeric_attributes[0].is_nan());
+    assert_eq!(s2.categorical_attributes, [None, None]);
+    // T3 is not among the tests: its course is empty, and the row kept.
+    let mut scores: Vec<(String, bool)> = data
+        .events
+        .iter()
+        .map(|e| (format!("{:.2}", e.score), e.course().is_some()))
+        .collect();
+    scores.sort();
+    assert_eq!(
+        scores,
+        [
+            ("0.40".to_owned(), false),
+            ("0.55".to_owned(), true),
+            ("0.80".to_owned(), true)
+        ]
+    );
+}

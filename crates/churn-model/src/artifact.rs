@@ -11,6 +11,7 @@
 use std::path::{Path, PathBuf};
 
 use churn_core::LabelDefinition;
+use churn_features::FeatureSet;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -90,6 +91,10 @@ pub struct ChurnDataTraining {
     /// The course catalogue the features were computed with (`[id, lessons]`):
     /// the server computes `completion_rate` for raw-event requests from it.
     pub courses: Vec<(String, u32)>,
+    /// The courses' ends (`[id, ms since epoch]`, for courses that have one):
+    /// the server computes `days_to_course_end` from them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub course_ends: Vec<(String, i64)>,
     /// What "churned" meant for the labels. Cards written before the setting
     /// existed lack it, and were all `either`.
     #[serde(default)]
@@ -98,6 +103,12 @@ pub struct ChurnDataTraining {
     /// `contract.toml`): the server reads raw events with the same rule.
     #[serde(default)]
     pub activity_types: Vec<String>,
+    /// The custom event types and learner attributes the model reads besides
+    /// the registry's features, chosen from the training data: every path
+    /// that computes its inputs computes these columns. Cards written before
+    /// it existed lack it, and read none.
+    #[serde(default, skip_serializing_if = "FeatureSet::is_empty")]
+    pub features: FeatureSet,
     /// How the calibration was chosen, with its cross-validated log losses.
     pub calibration: serde_json::Value,
     /// Every setting of the run (`churn train --config`'s keys).
@@ -145,6 +156,14 @@ impl Training {
         }
     }
 
+    /// The ends of the courses that have one (`[id, ms]`).
+    pub fn course_ends(&self) -> &[(String, i64)] {
+        match self {
+            Training::ChurnData(t) => &t.course_ends,
+            _ => &[],
+        }
+    }
+
     /// What "churned" meant for the labels (`either` for a model that was not
     /// trained on churn's labels).
     pub fn label(&self) -> LabelDefinition {
@@ -159,6 +178,15 @@ impl Training {
         match self {
             Training::ChurnData(t) => &t.activity_types,
             _ => &[],
+        }
+    }
+
+    /// The custom event types and learner attributes this model reads
+    /// besides the registry (none for a model not trained on churn's data).
+    pub fn feature_set(&self) -> &FeatureSet {
+        match self {
+            Training::ChurnData(t) => &t.features,
+            _ => FeatureSet::none(),
         }
     }
 

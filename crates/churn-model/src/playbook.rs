@@ -429,12 +429,15 @@ mod tests {
     use crate::schema::Input;
 
     fn schema() -> InputSchema {
-        InputSchema::churn_features(vec![
-            vec!["annual".into(), "monthly".into()],
-            vec!["ads".into()],
-            vec!["ios".into()],
-            vec!["active".into(), "lapsing".into()],
-        ])
+        InputSchema::churn_features(
+            churn_features::FeatureSet::none(),
+            vec![
+                vec!["annual".into(), "monthly".into()],
+                vec!["ads".into()],
+                vec!["ios".into()],
+                vec!["active".into(), "lapsing".into()],
+            ],
+        )
         .unwrap()
     }
 

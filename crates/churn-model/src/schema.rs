@@ -53,36 +53,44 @@ impl<'a> From<&'a churn_features::FeatureRow<'a>> for Input<'a> {
 }
 
 impl InputSchema {
-    /// The schema of `churn_features`' registry with the given vocabularies (one
-    /// per categorical feature, in registry order).
-    pub fn churn_features(vocabularies: Vec<Vec<String>>) -> Result<Self, ModelError> {
-        use churn_features::{CATEGORICAL, NUMERIC};
-        if vocabularies.len() != CATEGORICAL.len() {
+    /// The schema of churn's features (the registry's, then `set`'s) with
+    /// the given vocabularies (one per categorical feature, in order).
+    pub fn churn_features(
+        set: &churn_features::FeatureSet,
+        vocabularies: Vec<Vec<String>>,
+    ) -> Result<Self, ModelError> {
+        let features = set.features();
+        let categorical = features
+            .iter()
+            .filter(|f| f.kind == churn_features::Kind::Categorical)
+            .count();
+        if vocabularies.len() != categorical {
             return Err(ModelError::Schema(format!(
-                "{} vocabularies for {} categorical features",
+                "{} vocabularies for {categorical} categorical features",
                 vocabularies.len(),
-                CATEGORICAL.len()
             )));
         }
-        let mut features: Vec<InputFeature> = NUMERIC
-            .iter()
-            .map(|f| InputFeature {
-                name: f.name.into(),
-                kind: Kind::Numeric,
-                description: f.description.into(),
-                categories: Vec::new(),
+        let mut vocabularies = vocabularies.into_iter();
+        let features = features
+            .into_iter()
+            .map(|f| {
+                let (kind, categories) = match f.kind {
+                    churn_features::Kind::Numeric => (Kind::Numeric, Vec::new()),
+                    churn_features::Kind::Categorical => {
+                        let mut v = vocabularies.next().unwrap_or_default();
+                        v.sort();
+                        v.dedup();
+                        (Kind::Categorical, v)
+                    }
+                };
+                InputFeature {
+                    name: f.name,
+                    kind,
+                    description: f.description,
+                    categories,
+                }
             })
             .collect();
-        features.extend(CATEGORICAL.iter().zip(vocabularies).map(|(f, mut v)| {
-            v.sort();
-            v.dedup();
-            InputFeature {
-                name: f.name.into(),
-                kind: Kind::Categorical,
-                description: f.description.into(),
-                categories: v,
-            }
-        }));
         Self::new(features)
     }
 
@@ -238,22 +246,26 @@ impl InputSchema {
         Ok(())
     }
 
-    /// Whether this schema reads exactly churn's own features (so inputs can
-    /// be computed from raw events by `churn_features::compute`).
-    pub fn reads_churn_features(&self) -> bool {
-        self.require(&Self::registry_features()).is_ok()
+    /// Whether this schema reads exactly churn's own features with `set`'s
+    /// (so inputs can be computed from raw events by `churn_features::compute`).
+    pub fn reads_churn_features(&self, set: &churn_features::FeatureSet) -> bool {
+        let expected = Self::churn_features_of(set);
+        let expected: Vec<(&str, Kind)> = expected.iter().map(|(n, k)| (n.as_str(), *k)).collect();
+        self.require(&expected).is_ok()
     }
 
-    /// The registry's (name, kind) list, for [`Self::require`].
-    pub fn registry_features() -> Vec<(&'static str, Kind)> {
-        churn_features::NUMERIC
-            .iter()
-            .map(|f| (f.name, Kind::Numeric))
-            .chain(
-                churn_features::CATEGORICAL
-                    .iter()
-                    .map(|f| (f.name, Kind::Categorical)),
-            )
+    /// The (name, kind) list of churn's features with `set`'s, for
+    /// [`Self::require`].
+    pub fn churn_features_of(set: &churn_features::FeatureSet) -> Vec<(String, Kind)> {
+        set.features()
+            .into_iter()
+            .map(|f| {
+                let kind = match f.kind {
+                    churn_features::Kind::Numeric => Kind::Numeric,
+                    churn_features::Kind::Categorical => Kind::Categorical,
+                };
+                (f.name, kind)
+            })
             .collect()
     }
 }

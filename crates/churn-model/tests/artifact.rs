@@ -183,7 +183,7 @@ fn a_schema_mismatch_is_named() {
         .unwrap_err();
     assert!(matches!(e, ModelError::SchemaMismatch(_)));
     assert!(e.to_string().contains("position 1"), "{e}");
-    assert!(InputSchema::registry_features().len() > 30);
+    assert!(InputSchema::churn_features_of(churn_features::FeatureSet::none()).len() > 30);
 }
 
 #[test]

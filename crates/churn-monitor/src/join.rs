@@ -112,6 +112,7 @@ mod tests {
             plan: "monthly".into(),
             acquisition_channel: "organic".into(),
             device: None,
+            ..Learner::default()
         }
     }
 

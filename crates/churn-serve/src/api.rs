@@ -274,11 +274,41 @@ fn raw(
             .ok_or_else(|| ApiError::field(&profile_at, "missing"))?,
         &profile_at,
     )?;
-    refuse_unknown(
-        profile,
-        &["signup_at", "plan", "acquisition_channel", "device"],
-        &profile_at,
-    )?;
+    let attributes = served.artifact.card.training.feature_set().attributes();
+    let profile_fields: Vec<&str> = ["signup_at", "plan", "acquisition_channel", "device"]
+        .into_iter()
+        .chain(attributes.numeric.iter().map(String::as_str))
+        .chain(attributes.categorical.iter().map(String::as_str))
+        .collect();
+    refuse_unknown(profile, &profile_fields, &profile_at)?;
+    // Learner attributes the model reads: absent or null is missing.
+    let numeric_attributes = attributes
+        .numeric
+        .iter()
+        .map(|name| match profile.get(name) {
+            None | Some(Value::Null) => Ok(f64::NAN),
+            Some(Value::Number(n)) => n
+                .as_f64()
+                .filter(|v| v.is_finite())
+                .ok_or_else(|| ApiError::field(join(&profile_at, name), "not a finite number")),
+            Some(_) => Err(ApiError::field(
+                join(&profile_at, name),
+                format!("{name} must be a number or null"),
+            )),
+        })
+        .collect::<Result<Vec<f64>, _>>()?;
+    let categorical_attributes = attributes
+        .categorical
+        .iter()
+        .map(|name| match profile.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(v)) => Ok(parse_category(v).map(str::to_owned)),
+            Some(_) => Err(ApiError::field(
+                join(&profile_at, name),
+                format!("{name} must be a string or null"),
+            )),
+        })
+        .collect::<Result<Vec<Option<String>>, _>>()?;
     let signup_at = timestamp(profile.get("signup_at"), &join(&profile_at, "signup_at"))?;
     if as_of < signup_at {
         return Err(ApiError::field(
@@ -377,17 +407,14 @@ fn raw(
             Some(Value::String(t)) => match parse_event_type(t) {
                 Ok(Ok(known)) => EventKind::Known(known),
                 // A custom type: activity when the model's data said so; its
-                // index is its place in that list (the others share the last
-                // index: no feature reads them apart yet).
-                Ok(Err(name)) => match activity_types.iter().position(|a| a == name) {
-                    Some(i) => EventKind::Custom {
-                        index: i as u16,
-                        activity: true,
-                    },
-                    None => EventKind::Custom {
-                        index: u16::MAX,
-                        activity: false,
-                    },
+                // index is its place among the types the model knows (the
+                // others share the last index: no feature reads them).
+                Ok(Err(name)) => EventKind::Custom {
+                    index: served
+                        .custom_types
+                        .binary_search_by(|t| t.as_str().cmp(name))
+                        .map_or(u16::MAX, |i| i as u16),
+                    activity: activity_types.iter().any(|a| a == name),
                 },
                 Err(err) => {
                     return Err(ApiError::field(join(&e_at, "event_type"), err.to_string()));
@@ -464,10 +491,12 @@ fn raw(
         plan,
         acquisition_channel: channel,
         device,
+        numeric_attributes: &numeric_attributes,
+        categorical_attributes: &categorical_attributes,
     };
-    let row = churn_features::compute(&profile, sorted, as_of, &lessons);
+    let row = churn_features::compute(&profile, sorted, as_of, &lessons, &served.layout);
     Ok(OwnedInput {
-        numeric: row.numeric.to_vec(),
+        numeric: row.numeric,
         categorical: row
             .categorical
             .iter()
@@ -513,15 +542,23 @@ pub fn raw_instance(
             event
         })
         .collect();
+    let mut profile = json!({
+        "signup_at": format_timestamp(l.signup_at),
+        "plan": l.plan,
+        "acquisition_channel": l.acquisition_channel,
+        "device": l.device,
+    });
+    let attributes = &dataset.attributes;
+    for (name, value) in attributes.numeric.iter().zip(&l.numeric_attributes) {
+        profile[name] = number(*value);
+    }
+    for (name, value) in attributes.categorical.iter().zip(&l.categorical_attributes) {
+        profile[name] = json!(value);
+    }
     Some(json!({
         "learner_id": l.id,
         "as_of": format_timestamp(as_of),
-        "profile": {
-            "signup_at": format_timestamp(l.signup_at),
-            "plan": l.plan,
-            "acquisition_channel": l.acquisition_channel,
-            "device": l.device,
-        },
+        "profile": profile,
         "events": events,
     }))
 }

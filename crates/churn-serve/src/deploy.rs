@@ -17,7 +17,7 @@ pub fn load_served(config: &ServeConfig, reference: &str) -> Result<Served, Serv
     let dir = churn_model::artifact::resolve(reference, &config.models)?;
     let artifact = churn_model::artifact::load(&dir)?;
     let schema = artifact.model.schema();
-    let reads_churn_features = schema.reads_churn_features();
+    let reads_churn_features = schema.reads_churn_features(artifact.card.training.feature_set());
     let playbook = churn_model::playbook::load(config.playbook.as_deref(), schema)?;
     let bands = playbook.bands();
     let chosen: Box<dyn Policy> = match &config.policy {
@@ -47,7 +47,20 @@ pub fn load_served(config: &ServeConfig, reference: &str) -> Result<Served, Serv
         }
         _ => None,
     };
+    let training = &artifact.card.training;
+    let set = training.feature_set();
+    let mut custom_types: Vec<String> = training
+        .activity_types()
+        .iter()
+        .chain(set.custom_types())
+        .cloned()
+        .collect();
+    custom_types.sort();
+    custom_types.dedup();
+    let layout = set.layout(&custom_types, set.attributes(), &catalogue.ends);
     Ok(Served {
+        custom_types,
+        layout,
         drift,
         artifact,
         policy,

@@ -48,6 +48,11 @@ pub struct Served {
     /// Course id → lessons for raw-event instances: the configured catalogue,
     /// else the one the model was trained with (its card's `training.courses`).
     pub catalogue: Catalogue,
+    /// The custom event types the model knows (its activity types and the
+    /// ones its features read), sorted: a raw event's custom type index.
+    pub custom_types: Vec<String>,
+    /// How raw-event instances feed the model's feature set.
+    pub layout: churn_features::FeatureLayout,
 }
 
 impl Served {
@@ -110,6 +115,8 @@ pub fn bucket(learner_id: &str) -> f64 {
 pub struct Catalogue {
     pub index: HashMap<String, u32>,
     pub lessons: Vec<u32>,
+    /// Each course's end, by index (for `days_to_course_end`).
+    pub ends: Vec<Option<i64>>,
 }
 
 impl Catalogue {
@@ -123,12 +130,15 @@ impl Catalogue {
                     .index
                     .insert(id.clone(), catalogue.lessons.len() as u32);
                 catalogue.lessons.push(*lessons);
+                let end = training.course_ends().iter().find(|(c, _)| c == id);
+                catalogue.ends.push(end.map(|(_, ms)| *ms));
             }
         }
         catalogue
     }
 
-    /// Reads a CSV with `course_id` and `lessons` columns (the data contract's courses.csv).
+    /// Reads a CSV with `course_id` and `lessons` columns, and `ends_at`
+    /// (RFC 3339, may be empty) when it has one (the data contract's courses.csv).
     pub fn read(path: &Path) -> Result<Self, ServeError> {
         let fail = |m: String| ServeError::Config(format!("courses {}: {m}", path.display()));
         let mut reader = csv::Reader::from_path(path).map_err(|e| fail(e.to_string()))?;
@@ -140,6 +150,7 @@ impl Catalogue {
                 .ok_or_else(|| fail(format!("no {name} column")))
         };
         let (id, lessons) = (column("course_id")?, column("lessons")?);
+        let ends_at = headers.iter().position(|h| h == "ends_at");
         let mut catalogue = Catalogue::default();
         for (row, record) in reader.records().enumerate() {
             let record = record.map_err(|e| fail(e.to_string()))?;
@@ -153,6 +164,14 @@ impl Catalogue {
                 return Err(fail(format!("row {}: course {course:?} twice", row + 1)));
             }
             catalogue.lessons.push(count);
+            let end = match ends_at.and_then(|i| record.get(i)).map(str::trim) {
+                None | Some("") => None,
+                Some(text) => Some(
+                    churn_core::parse_timestamp(text)
+                        .map_err(|e| fail(format!("row {}: ends_at {text:?}: {e}", row + 1)))?,
+                ),
+            };
+            catalogue.ends.push(end);
         }
         Ok(catalogue)
     }

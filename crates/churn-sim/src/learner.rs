@@ -331,6 +331,7 @@ pub(crate) fn simulate_learner(
             plan: plan.as_str().to_owned(),
             acquisition_channel: channel.to_owned(),
             device: device.map(str::to_owned),
+            ..Learner::default()
         },
         events: life.events,
         truth,

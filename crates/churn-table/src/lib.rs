@@ -11,6 +11,7 @@ mod write;
 use std::path::{Path, PathBuf};
 
 use churn_core::Dataset;
+use churn_features::FeatureSet;
 use churn_features::examples::{Example, Grouped, SnapshotError, SnapshotPlan};
 
 pub use write::TableFormat;
@@ -40,14 +41,17 @@ pub struct TableSummary {
 /// Writes a table, one dataset (or one partition of learners) at a time.
 pub struct TableWriter {
     writer: write::ChunkWriter,
+    features: FeatureSet,
     summary: TableSummary,
 }
 
 impl TableWriter {
-    /// Creates `out` (`.parquet` or `.csv`) and its directory.
-    pub fn create(out: &Path) -> Result<Self, TableError> {
+    /// Creates `out` (`.parquet` or `.csv`) and its directory; its feature
+    /// columns are the registry's and `features`'.
+    pub fn create(out: &Path, features: FeatureSet) -> Result<Self, TableError> {
         Ok(TableWriter {
-            writer: write::ChunkWriter::create(out)?,
+            writer: write::ChunkWriter::create(out, &features)?,
+            features,
             summary: TableSummary::default(),
         })
     }
@@ -61,7 +65,7 @@ impl TableWriter {
         plan: &SnapshotPlan,
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<(), TableError> {
-        let grouped = Grouped::new(dataset);
+        let grouped = Grouped::new(dataset).with_features(&self.features);
         let dataset = grouped.dataset();
         let summary = &mut self.summary;
         summary.snapshots = plan.times().len();
@@ -87,14 +91,16 @@ impl TableWriter {
 }
 
 /// Computes the table of `dataset` at the plan's as-of times and writes it to
-/// `out` (`.parquet` or `.csv`), rows ordered by learner then as-of time.
+/// `out` (`.parquet` or `.csv`), rows ordered by learner then as-of time,
+/// with the registry's features and `features`'.
 pub fn write_table(
     dataset: &mut Dataset,
     plan: &SnapshotPlan,
+    features: FeatureSet,
     out: &Path,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<TableSummary, TableError> {
-    let mut writer = TableWriter::create(out)?;
+    let mut writer = TableWriter::create(out, features)?;
     writer.append(dataset, plan, progress)?;
     writer.finish()
 }

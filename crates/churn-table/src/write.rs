@@ -1,14 +1,15 @@
 //! Writes examples chunk by chunk: Parquet row groups or CSV lines.
 //!
 //! Columns: `learner_id`, `as_of` (UTC timestamp), `churned` (0/1, null when
-//! unlabelled), then every feature of the registry in order. Missing numbers
-//! are NaN, missing categories null.
+//! unlabelled), then every feature in order (the registry's, then the feature
+//! set's; see `churn_features::FeatureSet::features`). Missing numbers are
+//! NaN, missing categories null.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use churn_core::{Dataset, format_timestamp};
-use churn_features::registry::{CATEGORICAL, NUMERIC};
+use churn_features::{FeatureSet, Kind};
 use polars::prelude::*;
 
 use crate::{Example, TableError};
@@ -50,11 +51,14 @@ pub(crate) struct ChunkWriter {
     path: PathBuf,
     temp: PathBuf,
     format: TableFormat,
+    /// Feature column names: numeric ones, then categorical ones.
+    numeric: Vec<String>,
+    categorical: Vec<String>,
     sink: Sink,
 }
 
 impl ChunkWriter {
-    pub(crate) fn create(path: &Path) -> Result<Self, TableError> {
+    pub(crate) fn create(path: &Path, features: &FeatureSet) -> Result<Self, TableError> {
         let format = TableFormat::of(path)?;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             churn_core::create_dir_all(dir).map_err(|e| write_error(path, e))?;
@@ -68,10 +72,16 @@ impl ChunkWriter {
                 header_written: false,
             },
         };
+        let (numeric, categorical): (Vec<_>, Vec<_>) = features
+            .features()
+            .into_iter()
+            .partition(|f| f.kind == Kind::Numeric);
         Ok(ChunkWriter {
             path: path.to_owned(),
             temp,
             format,
+            numeric: numeric.into_iter().map(|f| f.name).collect(),
+            categorical: categorical.into_iter().map(|f| f.name).collect(),
             sink,
         })
     }
@@ -81,8 +91,14 @@ impl ChunkWriter {
         dataset: &Dataset,
         examples: &[Example<'_>],
     ) -> Result<(), TableError> {
-        let mut df =
-            frame(dataset, examples, self.format).map_err(|e| write_error(&self.path, e))?;
+        let mut df = frame(
+            dataset,
+            examples,
+            self.format,
+            &self.numeric,
+            &self.categorical,
+        )
+        .map_err(|e| write_error(&self.path, e))?;
         let path = &self.path;
         match &mut self.sink {
             Sink::PendingParquet(file) => {
@@ -139,8 +155,10 @@ fn frame(
     dataset: &Dataset,
     examples: &[Example<'_>],
     format: TableFormat,
+    numeric: &[String],
+    categorical: &[String],
 ) -> PolarsResult<DataFrame> {
-    let mut columns = Vec::with_capacity(3 + NUMERIC.len() + CATEGORICAL.len());
+    let mut columns = Vec::with_capacity(3 + numeric.len() + categorical.len());
     columns.push(Column::new(
         "learner_id".into(),
         examples
@@ -165,18 +183,18 @@ fn frame(
             .map(|e| e.churned.map(i32::from))
             .collect::<Vec<_>>(),
     ));
-    for (i, feature) in NUMERIC.iter().enumerate() {
+    for (i, name) in numeric.iter().enumerate() {
         columns.push(Column::new(
-            feature.name.into(),
+            name.into(),
             examples
                 .iter()
                 .map(|e| e.features.numeric[i])
                 .collect::<Vec<f64>>(),
         ));
     }
-    for (i, feature) in CATEGORICAL.iter().enumerate() {
+    for (i, name) in categorical.iter().enumerate() {
         columns.push(Column::new(
-            feature.name.into(),
+            name.into(),
             examples
                 .iter()
                 .map(|e| e.features.categorical[i])

@@ -1,10 +1,8 @@
 //! The written batch table equals the single-learner path run on each learner's
 //! raw events, for many learners and as-of times (read back from the file).
 
-use churn_core::{DAY_MS, Event, EventKind, EventType, LabelDefinition};
-use churn_features::SnapshotSpec;
-use churn_features::registry::{CATEGORICAL, NUMERIC};
-use churn_features::{Profile, SortedEvents, compute};
+use churn_core::{DAY_MS, Event, EventKind, EventType, LabelDefinition, LearnerAttributes};
+use churn_features::{FeatureSet, Kind, Profile, SnapshotSpec, SortedEvents, compute};
 use churn_sim::{AssignmentMode, SimParams};
 use churn_table::write_table;
 use polars::prelude::*;
@@ -78,6 +76,21 @@ fn aggregated_with_custom_types() -> churn_core::Dataset {
         "some logins were aggregated"
     );
     dataset.events = events;
+    // Learner attributes: a number (missing for every 7th learner) and a
+    // category (missing for every 5th).
+    dataset.attributes = LearnerAttributes {
+        numeric: vec!["credits".into()],
+        categorical: vec!["region".into()],
+    };
+    for (i, learner) in dataset.learners.iter_mut().enumerate() {
+        learner.numeric_attributes = vec![if i % 7 == 0 {
+            f64::NAN
+        } else {
+            (i % 4) as f64 * 30.0
+        }];
+        learner.categorical_attributes =
+            vec![(i % 5 != 0).then(|| ["north", "south", "east"][i % 3].to_owned())];
+    }
     dataset
 }
 
@@ -96,6 +109,12 @@ fn parity_holds_with_counts_custom_types_and_other_labels() {
 }
 
 fn parity(original: churn_core::Dataset, label: LabelDefinition) {
+    let set = FeatureSet::choose(&original, 16).expect("feature set");
+    assert_eq!(
+        set.custom_types().len(),
+        original.custom_event_types.len(),
+        "every custom type is given features"
+    );
     let mut dataset = original.clone();
     // Interleave learners (as an export ordered by time would), keeping each
     // learner's own order, so the table has to group them.
@@ -115,7 +134,8 @@ fn parity(original: churn_core::Dataset, label: LabelDefinition) {
     assert!(plan.times().len() > 10);
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("table.parquet");
-    let summary = write_table(&mut dataset, &plan, &path, &|_| {}).expect("table written");
+    let summary =
+        write_table(&mut dataset, &plan, set.clone(), &path, &|_| {}).expect("table written");
 
     let table = ParquetReader::new(std::fs::File::open(&path).expect("open"))
         .finish()
@@ -132,6 +152,19 @@ fn parity(original: churn_core::Dataset, label: LabelDefinition) {
     let as_of = as_of.i64().unwrap().clone();
     let churned = table.column("churned").unwrap().i32().unwrap().clone();
     let lessons: Vec<u32> = original.courses.iter().map(|c| c.lessons).collect();
+    let ends: Vec<Option<i64>> = original.courses.iter().map(|c| c.ends_at).collect();
+    let layout = set.layout(&original.custom_event_types, &original.attributes, &ends);
+    let features = set.features();
+    let numeric: Vec<&str> = features
+        .iter()
+        .filter(|f| f.kind == Kind::Numeric)
+        .map(|f| f.name.as_str())
+        .collect();
+    let categorical: Vec<&str> = features
+        .iter()
+        .filter(|f| f.kind == Kind::Categorical)
+        .map(|f| f.name.as_str())
+        .collect();
 
     for row in 0..table.height() {
         let id = ids.get(row).unwrap();
@@ -146,25 +179,65 @@ fn parity(original: churn_core::Dataset, label: LabelDefinition) {
         let mut raw = events.clone();
         let sorted = SortedEvents::sort(&mut raw);
         let profile = Profile::from(&original.learners[learner]);
-        let expected = compute(&profile, sorted, t, &lessons);
-        for (i, feature) in NUMERIC.iter().enumerate() {
-            let got = table
-                .column(feature.name)
-                .unwrap()
-                .f64()
-                .unwrap()
-                .get(row)
-                .unwrap();
+        let expected = compute(&profile, sorted, t, &lessons, &layout);
+        assert_eq!(expected.numeric.len(), numeric.len());
+        // The custom types' generic features, by their formula: occurrences
+        // (counts included) in (t − 30 d, t] and days since the last one.
+        for (slot, name) in set.custom_types().iter().enumerate() {
+            let index = original
+                .custom_event_types
+                .iter()
+                .position(|n| n == name)
+                .unwrap() as u16;
+            let of_type: Vec<&Event> = events
+                .iter()
+                .filter(|e| {
+                    e.ts <= t
+                        && matches!(e.event_type, EventKind::Custom { index: i, .. } if i == index)
+                })
+                .collect();
+            let in_30d: u64 = of_type
+                .iter()
+                .filter(|e| t - e.ts < 30 * DAY_MS)
+                .map(|e| u64::from(e.count))
+                .sum();
+            let base = churn_features::registry::NUMERIC.len() + 4 * slot;
+            assert_eq!(
+                expected.numeric[base + 1],
+                in_30d as f64,
+                "{name}_count_30d"
+            );
+            let since = of_type
+                .iter()
+                .map(|e| e.ts)
+                .max()
+                .map_or(f64::NAN, |last| (t - last) as f64 / DAY_MS as f64);
+            assert_eq!(
+                expected.numeric[base + 3].to_bits(),
+                since.to_bits(),
+                "days_since_{name}"
+            );
+        }
+        let learner_row = &original.learners[learner];
+        for (k, value) in learner_row.numeric_attributes.iter().enumerate() {
+            let at = numeric.len() - learner_row.numeric_attributes.len() + k;
+            assert_eq!(expected.numeric[at].to_bits(), value.to_bits());
+        }
+        for (k, value) in learner_row.categorical_attributes.iter().enumerate() {
+            let at = categorical.len() - learner_row.categorical_attributes.len() + k;
+            assert_eq!(expected.categorical[at], value.as_deref());
+        }
+        for (i, name) in numeric.iter().enumerate() {
+            let got = table.column(name).unwrap().f64().unwrap().get(row).unwrap();
             let want = expected.numeric[i];
             assert!(
                 got.to_bits() == want.to_bits(),
-                "{id} at {t}: {} is {got} in the table, {want} for one learner",
-                feature.name
+                "{id} at {t}: {name} is {got} in the table, {want} for one learner",
             );
         }
-        for (i, feature) in CATEGORICAL.iter().enumerate() {
-            let column = table.column(feature.name).unwrap().str().unwrap().clone();
-            assert_eq!(column.get(row), expected.categorical[i], "{}", feature.name);
+        for (i, name) in categorical.iter().enumerate() {
+            let column = table.column(name).unwrap().str().unwrap().clone();
+            assert_eq!(column.get(row), expected.categorical[i], "{name}");
         }
         let status = churn_features::label::label_status(
             label,

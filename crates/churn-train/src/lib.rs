@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use churn_metrics as metrics;
 pub use churn_metrics::Metrics;
-pub use table::{Split, Table, holdout, out_of_time_split};
+pub use table::{Split, SplitSizes, Table, holdout, out_of_time_split};
 
 /// What can go wrong in training.
 #[derive(Debug, thiserror::Error)]

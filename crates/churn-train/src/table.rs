@@ -1,7 +1,7 @@
 //! The labelled table a model is fitted on, and its out-of-time split.
 
 use churn_core::{Dataset, format_timestamp};
-use churn_features::{Grouped, SnapshotPlan};
+use churn_features::{FeatureSet, Grouped, SnapshotPlan};
 use churn_model::{Input, InputSchema, Kind};
 
 use crate::TrainError;
@@ -35,24 +35,25 @@ impl Table {
         self.features.len() - self.numeric_len()
     }
 
-    /// The labelled examples of `dataset` at the plan's as-of times
-    /// (unlabelled ones are left out: they cannot be fitted or scored).
-    pub fn from_dataset(dataset: &mut Dataset, plan: &SnapshotPlan) -> Table {
-        let grouped = Grouped::new(dataset);
+    /// The labelled examples of `dataset` at the plan's as-of times, with the
+    /// registry's features and `set`'s (unlabelled ones are left out: they
+    /// cannot be fitted or scored).
+    pub fn from_dataset(dataset: &mut Dataset, plan: &SnapshotPlan, set: &FeatureSet) -> Table {
+        let grouped = Grouped::new(dataset).with_features(set);
         let dataset = grouped.dataset();
         let learners: Vec<u32> = (0..dataset.learners.len() as u32).collect();
         let per_learner = grouped.examples(&learners, plan);
         let mut table = Table {
-            features: churn_features::NUMERIC
-                .iter()
-                .map(|f| (f.name.to_owned(), Kind::Numeric, f.description.to_owned()))
-                .chain(churn_features::CATEGORICAL.iter().map(|f| {
-                    (
-                        f.name.to_owned(),
-                        Kind::Categorical,
-                        f.description.to_owned(),
-                    )
-                }))
+            features: set
+                .features()
+                .into_iter()
+                .map(|f| {
+                    let kind = match f.kind {
+                        churn_features::Kind::Numeric => Kind::Numeric,
+                        churn_features::Kind::Categorical => Kind::Categorical,
+                    };
+                    (f.name, kind, f.description)
+                })
                 .collect(),
             ..Table::default()
         };
@@ -173,47 +174,89 @@ pub struct Split {
     pub train: Vec<usize>,
     pub valid: Vec<usize>,
     pub test: Vec<usize>,
-    /// The as-of times of each part.
+    /// The as-of times of each part, ascending.
     pub train_times: Vec<i64>,
-    pub valid_time: i64,
-    pub test_time: i64,
+    pub valid_times: Vec<i64>,
+    pub test_times: Vec<i64>,
+}
+
+/// How many labelled as-of times the validation and test parts take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SplitSizes {
+    /// The latest this many labelled as-of times are the test period.
+    pub test_times: usize,
+    /// The latest this many as-of times a horizon before the test period
+    /// validate (early stopping, calibration).
+    pub valid_times: usize,
+}
+
+impl Default for SplitSizes {
+    /// DESIGN.md's split: one as-of time each.
+    fn default() -> Self {
+        SplitSizes {
+            test_times: 1,
+            valid_times: 1,
+        }
+    }
 }
 
 impl Split {
     /// A readable account of the split for the model card.
     pub fn describe(&self, horizon: i64) -> serde_json::Value {
         serde_json::json!({
-            "method": "out of time with purge gap: every training as-of t has t + horizon <= the validation as-of; validation as-of + horizon <= the test as-of",
+            "method": "out of time with purge gap: every training as-of t has t + horizon <= the first validation as-of; every validation as-of v has v + horizon <= the first test as-of",
             "horizon_days": horizon as f64 / churn_core::DAY_MS as f64,
-            "train_as_of": self.train_times.iter().map(|t| format_timestamp(*t)).collect::<Vec<_>>(),
-            "valid_as_of": format_timestamp(self.valid_time),
-            "test_as_of": format_timestamp(self.test_time),
+            "train_as_of": times(&self.train_times),
+            "valid_as_of": self.valid_times.first().map(|t| format_timestamp(*t)),
+            "test_as_of": self.test_times.first().map(|t| format_timestamp(*t)),
+            "valid_as_of_all": times(&self.valid_times),
+            "test_as_of_all": times(&self.test_times),
             "rows": {"train": self.train.len(), "valid": self.valid.len(), "test": self.test.len()},
         })
     }
 }
 
-/// DESIGN.md's out-of-time split: test = the latest labelled as-of time;
-/// validation = the latest as-of `v` with `v + horizon ≤ test`; training = every
-/// as-of `t` with `t + horizon ≤ v`. No label window overlaps a later part.
-pub fn out_of_time_split(as_of: &[i64], horizon: i64) -> Result<Split, TrainError> {
+fn times(times: &[i64]) -> Vec<String> {
+    times.iter().map(|t| format_timestamp(*t)).collect()
+}
+
+/// DESIGN.md's out-of-time split: test = the latest labelled as-of times
+/// (`sizes.test_times` of them; one by default); validation = the latest
+/// `sizes.valid_times` as-of times `v` with `v + horizon ≤` the first test
+/// time; training = every as-of `t` with `t + horizon ≤` the first
+/// validation time. No label window overlaps a later part.
+pub fn out_of_time_split(
+    as_of: &[i64],
+    horizon: i64,
+    sizes: SplitSizes,
+) -> Result<Split, TrainError> {
+    if sizes.test_times == 0 || sizes.valid_times == 0 {
+        return Err(TrainError::Split(
+            "the test and validation parts need at least one as-of time each".into(),
+        ));
+    }
     let mut times: Vec<i64> = as_of.to_vec();
     times.sort_unstable();
     times.dedup();
-    let Some(&test_time) = times.last() else {
+    if times.is_empty() {
         return Err(TrainError::Split("no labelled examples".into()));
-    };
-    let valid_time = times
+    }
+    let test_times = times[times.len().saturating_sub(sizes.test_times)..].to_vec();
+    let test_time = test_times[0];
+    let before_test: Vec<i64> = times
         .iter()
-        .rev()
-        .find(|&&t| t + horizon <= test_time)
         .copied()
-        .ok_or_else(|| {
-            TrainError::Split(format!(
-                "no as-of time lies a horizon before the test as-of {}: take more snapshots (--from earlier or --every shorter)",
-                format_timestamp(test_time)
-            ))
-        })?;
+        .filter(|&t| t + horizon <= test_time)
+        .collect();
+    if before_test.is_empty() {
+        return Err(TrainError::Split(format!(
+            "no as-of time lies a horizon before the test as-of {}: take more snapshots (--from earlier or --every shorter)",
+            format_timestamp(test_time)
+        )));
+    }
+    let valid_times = before_test[before_test.len().saturating_sub(sizes.valid_times)..].to_vec();
+    let valid_time = valid_times[0];
     let train_times: Vec<i64> = times
         .iter()
         .copied()
@@ -230,11 +273,11 @@ pub fn out_of_time_split(as_of: &[i64], horizon: i64) -> Result<Split, TrainErro
     };
     Ok(Split {
         train: rows_at(&|t| t + horizon <= valid_time),
-        valid: rows_at(&|t| t == valid_time),
-        test: rows_at(&|t| t == test_time),
+        valid: rows_at(&|t| valid_times.binary_search(&t).is_ok()),
+        test: rows_at(&|t| t >= test_time),
         train_times,
-        valid_time,
-        test_time,
+        valid_times,
+        test_times,
     })
 }
 
@@ -306,17 +349,39 @@ mod tests {
     fn no_label_window_overlaps_a_later_part() {
         let as_of: Vec<i64> = (0..10).flat_map(|k| [k * 14 * DAY_MS; 3]).collect();
         let h = 30 * DAY_MS;
-        let split = out_of_time_split(&as_of, h).unwrap();
-        assert_eq!(split.test_time, 9 * 14 * DAY_MS);
+        let split = out_of_time_split(&as_of, h, SplitSizes::default()).unwrap();
+        assert_eq!(split.test_times, [9 * 14 * DAY_MS]);
         // 7·14 + 30 > 9·14 = 126 days, 6·14 + 30 ≤ 126: validation at day 84.
-        assert_eq!(split.valid_time, 6 * 14 * DAY_MS);
+        assert_eq!(split.valid_times, [6 * 14 * DAY_MS]);
         // 4·14 + 30 > 84, 3·14 + 30 ≤ 84: training up to day 42.
         assert_eq!(split.train_times.last(), Some(&(3 * 14 * DAY_MS)));
         for &i in &split.train {
-            assert!(as_of[i] + h <= split.valid_time);
+            assert!(as_of[i] + h <= split.valid_times[0]);
         }
         assert_eq!((split.valid.len(), split.test.len()), (3, 3));
-        assert!(out_of_time_split(&as_of[..6], h).is_err());
+        assert!(out_of_time_split(&as_of[..6], h, SplitSizes::default()).is_err());
+    }
+
+    #[test]
+    fn a_test_period_of_several_times_keeps_the_purge_gaps() {
+        let as_of: Vec<i64> = (0..20).flat_map(|k| [k * 7 * DAY_MS; 2]).collect();
+        let h = 30 * DAY_MS;
+        let sizes = SplitSizes {
+            test_times: 4,
+            valid_times: 2,
+        };
+        let split = out_of_time_split(&as_of, h, sizes).unwrap();
+        // Test: days 112..133; validation: the two latest v with v + 30 ≤ 112
+        // (days 70 and 77; 84 + 30 > 112); training: t + 30 ≤ 70 (up to day 35).
+        assert_eq!(split.test_times, [112, 119, 126, 133].map(|d| d * DAY_MS));
+        assert_eq!(split.valid_times, [70, 77].map(|d| d * DAY_MS));
+        assert_eq!(split.train_times.last(), Some(&(35 * DAY_MS)));
+        assert_eq!((split.test.len(), split.valid.len()), (8, 4));
+        let zero = SplitSizes {
+            test_times: 0,
+            valid_times: 1,
+        };
+        assert!(out_of_time_split(&as_of, h, zero).is_err());
     }
 
     #[test]

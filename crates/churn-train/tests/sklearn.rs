@@ -112,8 +112,8 @@ fn a_large_test_set_is_scored_whole_and_explained_on_a_sample() {
         valid: (2000..4000).collect(),
         test: (4000..rows).collect(),
         train_times: Vec::new(),
-        valid_time: 0,
-        test_time: 0,
+        valid_times: Vec::new(),
+        test_times: Vec::new(),
     };
     let fitted = fit_family(
         &table,

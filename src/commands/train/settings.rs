@@ -40,6 +40,10 @@ pub struct TrainSettings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub now: Option<String>,
     pub snapshots: SnapshotArgs,
+    /// Custom event types given features: the most frequent this many.
+    pub custom_types: usize,
+    /// As-of times in the test and validation parts of the split.
+    pub split: churn_train::SplitSizes,
     pub logistic: LogisticSettings,
     pub gbdt: GbdtParams,
 }
@@ -67,6 +71,8 @@ fn defaults() -> TrainSettings {
         work: "churn-out/train".into(),
         now: None,
         snapshots: SnapshotArgs::default(),
+        custom_types: churn_features::DEFAULT_CUSTOM_TYPES,
+        split: churn_train::SplitSizes::default(),
         logistic: LogisticSettings {
             c: config.logistic_c,
         },
@@ -169,6 +175,15 @@ pub fn resolve(args: &TrainArgs) -> Result<TrainSettings> {
     flag("work", path(&args.work));
     flag("now", string(&args.now));
     flag("logistic.c", args.logistic_c.map(toml::Value::Float));
+    let count =
+        |n: Option<usize>| n.map(|k| toml::Value::Integer(i64::try_from(k).unwrap_or(i64::MAX)));
+    flag("split.test_times", count(args.test_times));
+    flag("split.valid_times", count(args.valid_times));
+    flag(
+        "custom_types",
+        args.custom_types
+            .map(|k| toml::Value::Integer(i64::try_from(k).unwrap_or(i64::MAX))),
+    );
     flag("snapshots.from", string(&args.from));
     flag("snapshots.to", string(&args.to));
     flag("snapshots.every", string(&args.every));
