@@ -219,6 +219,10 @@ pub struct FeaturesArgs {
     /// Custom event types given features: the K most frequent.
     #[arg(long, value_name = "K", default_value_t = churn_features::DEFAULT_CUSTOM_TYPES)]
     pub custom_types: usize,
+    /// Prediction points instead of rolling as-of times: a CSV or Parquet
+    /// file of learner_id, as_of pairs (rejects go beside the table).
+    #[arg(long, value_name = "FILE")]
+    pub points: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
@@ -273,6 +277,10 @@ pub struct TrainArgs {
     /// Custom event types given features: the K most frequent (default 16) [custom_types].
     #[arg(long, value_name = "K")]
     pub custom_types: Option<usize>,
+    /// Train at prediction points instead of rolling as-of times: a CSV or
+    /// Parquet file of learner_id, as_of pairs [points].
+    #[arg(long, value_name = "FILE")]
+    pub points: Option<PathBuf>,
     /// The test period: the latest N labelled as-of times (default 1) [split.test_times].
     #[arg(long, value_name = "N")]
     pub test_times: Option<usize>,
@@ -407,6 +415,10 @@ pub struct PredictArgs {
     /// The predictions CSV.
     #[arg(long, default_value = "predictions.csv")]
     pub out: PathBuf,
+    /// Score at prediction points instead of one as-of time: a CSV or
+    /// Parquet file of learner_id, as_of pairs (rejects go to --work).
+    #[arg(long, value_name = "FILE", conflicts_with = "as_of")]
+    pub points: Option<PathBuf>,
     /// Top factors per learner.
     #[arg(long, default_value_t = 3)]
     pub top_k: usize,

@@ -1413,3 +1413,115 @@ fn import_maps_the_purchase_log_example_and_strict_fails_on_its_two_rejects() {
         text(&mistake.stderr)
     );
 }
+
+#[test]
+fn prediction_points_give_the_rows_and_scores_of_rolling_as_of_times() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let rolling = out.path().join("rolling/table.csv");
+    let result = churn(&[
+        "features",
+        "--data",
+        "data",
+        "--out",
+        path_str(&rolling),
+        "--now",
+        NOW,
+    ]);
+    assert!(result.status.success(), "{}", text(&result.stderr));
+    let (header, rows) = sorted_data_lines(&rolling);
+    // Points: every 50th row of the rolling table (each learner at its own
+    // time), a time before the learner signed up, an unknown learner
+    // and an unreadable time.
+    let chosen: Vec<&String> = rows.iter().step_by(50).collect();
+    assert!(chosen.len() > 100);
+    let mut points = String::from("learner_id,as_of\n");
+    for row in &chosen {
+        let mut fields = row.split(',');
+        let (id, as_of) = (fields.next().expect("id"), fields.next().expect("as_of"));
+        points.push_str(&format!("{id},{as_of}\n"));
+    }
+    points.push_str("L0001,2000-01-01T00:00:00Z\nnobody,2026-05-01T00:00:00Z\nL0002,soon\n");
+    let points_file = out.path().join("points.csv");
+    std::fs::write(&points_file, points).expect("points.csv");
+
+    let at_points = out.path().join("points/table.csv");
+    let result = churn(&[
+        "features",
+        "--data",
+        "data",
+        "--points",
+        path_str(&points_file),
+        "--out",
+        path_str(&at_points),
+        "--now",
+        NOW,
+    ]);
+    assert!(result.status.success(), "{}", text(&result.stderr));
+    let said = text(&result.stdout);
+    let read = chosen.len() + 3;
+    assert!(
+        said.contains(&format!(
+            "{read} points read = {} accepted + 2 rejected",
+            chosen.len() + 1
+        )),
+        "{said}"
+    );
+    assert!(
+        said.contains("1 where the learner was not an example"),
+        "{said}"
+    );
+    let rejects = std::fs::read_to_string(out.path().join("points/rejects/points.csv"))
+        .expect("rejected points written");
+    assert!(
+        rejects.contains("unknown learner")
+            && rejects.contains("nobody")
+            && rejects.contains("soon")
+    );
+    // The rows at the points are the rolling table's rows at those pairs.
+    let (points_header, point_rows) = sorted_data_lines(&at_points);
+    assert_eq!(points_header, header);
+    let mut expected: Vec<String> = chosen.into_iter().cloned().collect();
+    expected.sort();
+    assert_eq!(point_rows, expected);
+
+    // predict --points scores them as predict --as-of does at each time.
+    let first = expected[0].split(',').collect::<Vec<_>>();
+    let (id, as_of) = (first[0], first[1]);
+    let one_point = out.path().join("one.csv");
+    std::fs::write(&one_point, format!("learner_id,as_of\n{id},{as_of}\n")).expect("one.csv");
+    let predict = |extra: &[&str], file: &Path| {
+        let mut args = vec![
+            "predict",
+            "--model",
+            "churn-gbdt",
+            "--models",
+            "models",
+            "--data",
+            "data",
+            "--work",
+            path_str(out.path()),
+            "--now",
+            NOW,
+            "--out",
+            path_str(file),
+        ];
+        args.extend_from_slice(extra);
+        let result = churn(&args);
+        assert!(result.status.success(), "{}", text(&result.stderr));
+        let mut reader = csv::Reader::from_path(file).expect("predictions");
+        reader
+            .records()
+            .map(|r| {
+                let r = r.expect("row");
+                (r[0].to_owned(), r[2].to_owned())
+            })
+            .collect::<Vec<_>>()
+    };
+    let by_point = predict(
+        &["--points", path_str(&one_point)],
+        &out.path().join("a.csv"),
+    );
+    let by_time = predict(&["--as-of", as_of], &out.path().join("b.csv"));
+    assert_eq!(by_point.len(), 1);
+    assert!(by_time.contains(&by_point[0]), "{by_point:?}");
+}

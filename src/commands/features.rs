@@ -40,12 +40,33 @@ pub fn features(ui: &Ui, args: &FeaturesArgs) -> Result<ExitCode> {
         let plan = spec.resolve(&dataset)?;
         let set = FeatureSet::choose(&dataset, args.custom_types)?;
         say_feature_set(&set)?;
+        if let Some(file) = &args.points {
+            let points = read_points_reporting(file, &dataset, &out_dir)?;
+            let bar = ui.progress(points.pairs.len() as u64, "features");
+            let mut writer = TableWriter::create(&args.out, set)?;
+            writer.append_points(&mut dataset, &points.pairs, &plan, &|n| bar.inc(n))?;
+            bar.finish_and_clear();
+            let summary = writer.finish()?;
+            say!(
+                "{} points: {} examples ({} labelled, {:.1}% churned), {} where the learner was not an example (not signed up, gone or finished) -> {}",
+                points.pairs.len(),
+                summary.rows,
+                summary.labelled,
+                100.0 * summary.churned as f64 / summary.labelled.max(1) as f64,
+                summary.points_not_examples,
+                args.out.display()
+            )?;
+            return Ok(ExitCode::SUCCESS);
+        }
         let bar = ui.progress(dataset.learners.len() as u64, "features");
         let summary =
             churn_table::write_table(&mut dataset, &plan, set, &args.out, &|n| bar.inc(n))?;
         bar.finish_and_clear();
         (plan, summary, loaded_in)
     } else {
+        if args.points.is_some() {
+            anyhow::bail!("--points reads every event at once: drop --partitions");
+        }
         let spinner = ui.spinner("validating");
         let mut part =
             churn_data::load_dir_partitioned(&args.data, &LoadOptions { now }, args.partitions)?;
@@ -117,4 +138,29 @@ fn say_feature_set(set: &FeatureSet) -> Result<()> {
         say!("features beyond the registry: {set}")?;
     }
     Ok(())
+}
+
+/// Reads `--points` against the dataset's learners; rejects go to
+/// `<out_dir>/rejects/points.csv`, and the counts are said.
+pub fn read_points_reporting(
+    file: &std::path::Path,
+    dataset: &churn_core::Dataset,
+    out_dir: &std::path::Path,
+) -> Result<churn_data::Points> {
+    let points = churn_data::read_points(file, dataset)?;
+    say!(
+        "{}: {} points read = {} accepted + {} rejected",
+        file.display(),
+        points.read,
+        points.pairs.len(),
+        points.rejects.len()
+    )?;
+    if !points.rejects.is_empty() {
+        let dir = out_dir.join("rejects");
+        churn_core::create_dir_all(&dir)?;
+        let path = dir.join("points.csv");
+        churn_data::write_rejects_file(&points.columns, &points.rejects, &path)?;
+        say!("rejected points written to {}", path.display())?;
+    }
+    Ok(points)
 }

@@ -44,6 +44,7 @@ pub fn quickstart(ui: &Ui, args: &QuickstartArgs) -> Result<ExitCode> {
             now: None,
             partitions: std::num::NonZeroUsize::MIN,
             custom_types: churn_features::DEFAULT_CUSTOM_TYPES,
+            points: None,
         },
     )?;
     say!("\n== 3. train gbdt and logistic models out of time, with the report")?;
@@ -75,6 +76,7 @@ pub fn quickstart(ui: &Ui, args: &QuickstartArgs) -> Result<ExitCode> {
                 now: None,
             },
             out: args.out.join("predictions.csv"),
+            points: None,
             top_k: 3,
         },
     )?;

@@ -125,6 +125,34 @@ impl Scoring {
             .collect();
         Ok((grouped.dataset(), examples))
     }
+
+    /// The examples at prediction points; a point where the learner is not
+    /// an example is counted, not scored.
+    fn examples_at<'d>(
+        &self,
+        dataset: &'d mut Dataset,
+        points: &[(u32, i64)],
+    ) -> Result<(&'d Dataset, Vec<Example<'d>>, usize)> {
+        let latest = points.iter().map(|p| p.1).max().unwrap_or(self.as_of);
+        let plan = SnapshotSpec {
+            from: Some(latest),
+            to: Some(latest),
+            every: DAY_MS,
+            horizon: self.horizon,
+            data_end: Some(latest),
+            label: self.label,
+        }
+        .resolve_for_span(Some((latest, latest)))?;
+        let grouped =
+            Grouped::new(dataset).with_features(self.artifact.card.training.feature_set());
+        let found = grouped.examples_at(points, &plan);
+        let missing = found.iter().filter(|e| e.is_none()).count();
+        Ok((
+            grouped.dataset(),
+            found.into_iter().flatten().collect(),
+            missing,
+        ))
+    }
 }
 
 fn answer(scoring: &Scoring, example: &Example<'_>, top_k: usize) -> Result<Answer> {
@@ -151,8 +179,28 @@ pub fn predict(ui: &Ui, args: &PredictArgs) -> Result<Scored> {
         bail!("--top-k must be at least 1");
     }
     let (scoring, mut dataset) = Scoring::open(ui, &args.scoring)?;
+    let points = match &args.points {
+        Some(file) => Some(crate::commands::features::read_points_reporting(
+            file,
+            &dataset,
+            &args.scoring.work,
+        )?),
+        None => None,
+    };
     let spinner = ui.spinner("features");
-    let (dataset, examples) = scoring.examples(&mut dataset, None)?;
+    let (dataset, examples) = match &points {
+        Some(points) => {
+            let (dataset, examples, missing) = scoring.examples_at(&mut dataset, &points.pairs)?;
+            if missing > 0 {
+                say!(
+                    "{missing} of {} points not scored: the learner was not there (not signed up, gone or finished)",
+                    points.pairs.len()
+                )?;
+            }
+            (dataset, examples)
+        }
+        None => scoring.examples(&mut dataset, None)?,
+    };
     spinner.finish_and_clear();
     let scoring = &scoring;
     let bar = ui.progress(examples.len() as u64, "scoring");

@@ -50,8 +50,21 @@ fn from_churn_data(ui: &Ui, settings: &TrainSettings, data: &Path) -> Result<Pre
     if !feature_set.is_empty() {
         say!("features beyond the registry: {feature_set}")?;
     }
+    let points = match &settings.points {
+        Some(file) => Some(crate::commands::features::read_points_reporting(
+            file,
+            &dataset,
+            &settings.work,
+        )?),
+        None => None,
+    };
     let spinner = ui.spinner("features");
-    let table = churn_train::Table::from_dataset(&mut dataset, &plan, &feature_set);
+    let table = match &points {
+        Some(points) => {
+            churn_train::Table::from_points(&mut dataset, &points.pairs, &plan, &feature_set)
+        }
+        None => churn_train::Table::from_dataset(&mut dataset, &plan, &feature_set),
+    };
     spinner.finish_and_clear();
     let split = churn_train::out_of_time_split(&table.as_of, plan.horizon(), settings.split)?;
     let fingerprint = churn_data::dir_sha256(data)?;
@@ -66,10 +79,17 @@ fn from_churn_data(ui: &Ui, settings: &TrainSettings, data: &Path) -> Result<Pre
     )?;
     let context = vec![
         format!(
-            "Data {} (SHA-256 {}), as-of times every {} with a {} label horizon ({} label), seed {}.",
+            "Data {} (SHA-256 {}), {} with a {} label horizon ({} label), seed {}.",
             data.display(),
             &fingerprint[..12.min(fingerprint.len())],
-            snapshots.every,
+            match (&points, &settings.points) {
+                (Some(p), Some(file)) => format!(
+                    "{} prediction points from {}",
+                    p.pairs.len(),
+                    file.display()
+                ),
+                _ => format!("as-of times every {}", snapshots.every),
+            },
             snapshots.horizon,
             plan.label(),
             settings.seed

@@ -14,6 +14,7 @@
 mod columns;
 mod contract;
 pub mod plain_table;
+mod points;
 mod validate;
 mod validation_report;
 mod write;
@@ -119,6 +120,7 @@ pub enum DataError {
 }
 
 pub use contract::{CONTRACT_FILE, Contract, EventsContract};
+pub use points::{Points, read_points};
 
 /// How to validate.
 #[derive(Debug, Clone, Copy)]

@@ -213,6 +213,28 @@ impl<'a> Grouped<'a> {
         }
     }
 
+    /// The examples at prediction points (learner index, as-of time), in the
+    /// order given, computed in parallel: `None` where the learner is not an
+    /// example at that time (not signed up yet, already gone, finished). The
+    /// plan gives the horizon, the end of the data and the label; its
+    /// as-of times are not read.
+    pub fn examples_at(
+        &self,
+        points: &[(u32, i64)],
+        plan: &SnapshotPlan,
+    ) -> Vec<Option<Example<'a>>> {
+        let context = ExampleContext {
+            plan,
+            course_lessons: &self.course_lessons,
+            calendar: self.course_ends.as_deref(),
+            layout: &self.layout,
+        };
+        points
+            .par_iter()
+            .map(|&(learner, t)| context.example(self.dataset, learner, self.events_of(learner), t))
+            .collect()
+    }
+
     /// The examples of `learners` at the plan's as-of times, computed in
     /// parallel, one list per learner in the order given.
     pub fn examples(&self, learners: &[u32], plan: &SnapshotPlan) -> Vec<Vec<Example<'a>>> {
@@ -245,36 +267,61 @@ pub fn learner_examples<'a>(
     calendar: Option<&[Option<i64>]>,
     layout: &FeatureLayout,
 ) -> Vec<Example<'a>> {
-    let profile = Profile::from(&dataset.learners[learner as usize]);
-    // Grouped events are in canonical order, so this never fails; an unsorted
-    // slice would give wrong windows, so refuse it rather than guess.
-    let Ok(sorted) = SortedEvents::check(events) else {
-        return Vec::new();
+    let context = ExampleContext {
+        plan,
+        course_lessons,
+        calendar,
+        layout,
     };
     plan.times
         .iter()
-        .filter_map(|&t| {
-            let finished = calendar.and_then(|ends| finished_at(events, t, ends));
-            let status = label_status_in_calendar(
-                plan.label,
-                profile.signup_at,
-                events,
-                t,
-                plan.horizon,
-                plan.data_end,
-                finished,
-            );
-            let churned = match status {
-                LabelStatus::NotEligible(_) => return None,
-                LabelStatus::Unlabelled => None,
-                LabelStatus::Labelled { churned } => Some(churned),
-            };
-            Some(Example {
-                learner,
-                as_of: t,
-                churned,
-                features: compute(&profile, sorted, t, course_lessons, layout),
-            })
-        })
+        .filter_map(|&t| context.example(dataset, learner, events, t))
         .collect()
+}
+
+/// What an example at one (learner, time) needs besides the learner.
+struct ExampleContext<'p> {
+    plan: &'p SnapshotPlan,
+    course_lessons: &'p [u32],
+    calendar: Option<&'p [Option<i64>]>,
+    layout: &'p FeatureLayout,
+}
+
+impl ExampleContext<'_> {
+    /// The example of `learner` (whose `events` these are) at `t`, if the
+    /// learner is one there.
+    fn example<'a>(
+        &self,
+        dataset: &'a Dataset,
+        learner: u32,
+        events: &[Event],
+        t: i64,
+    ) -> Option<Example<'a>> {
+        let profile = Profile::from(dataset.learners.get(learner as usize)?);
+        // Grouped events are in canonical order, so this never fails; an
+        // unsorted slice would give wrong windows, so refuse it rather than guess.
+        let sorted = SortedEvents::check(events).ok()?;
+        let plan = self.plan;
+        let finished = self.calendar.and_then(|ends| finished_at(events, t, ends));
+        let status = label_status_in_calendar(
+            plan.label,
+            profile.signup_at,
+            events,
+            t,
+            plan.horizon,
+            plan.data_end,
+            finished,
+        );
+        let churned = match status {
+            LabelStatus::NotEligible(_) => return None,
+            LabelStatus::Unlabelled => None,
+            LabelStatus::Labelled { churned } => Some(churned),
+        };
+        Some(Example {
+            learner,
+            as_of: t,
+            churned,
+            features: compute(&profile, sorted, t, self.course_lessons, self.layout),
+        })
+    }
 }

@@ -36,6 +36,9 @@ pub struct TableSummary {
     pub churned: usize,
     pub learners: usize,
     pub snapshots: usize,
+    /// Prediction points at which the learner was not an example (not
+    /// signed up yet, already gone, finished): no row.
+    pub points_not_examples: usize,
 }
 
 /// Writes a table, one dataset (or one partition of learners) at a time.
@@ -80,6 +83,41 @@ impl TableWriter {
             self.writer.write(dataset, &examples)?;
             progress(chunk.len() as u64);
         }
+        Ok(())
+    }
+
+    /// Appends the examples of `dataset` at prediction points (learner
+    /// index, as-of time), in the order given; a point at which the learner
+    /// is not an example gives no row (counted in the summary). The plan
+    /// gives the horizon, the end of the data and the label.
+    pub fn append_points(
+        &mut self,
+        dataset: &mut Dataset,
+        points: &[(u32, i64)],
+        plan: &SnapshotPlan,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<(), TableError> {
+        let grouped = Grouped::new(dataset).with_features(&self.features);
+        let dataset = grouped.dataset();
+        let mut learners = std::collections::HashSet::new();
+        let mut times = std::collections::HashSet::new();
+        for chunk in points.chunks(LEARNERS_PER_CHUNK * 8) {
+            let found = grouped.examples_at(chunk, plan);
+            let summary = &mut self.summary;
+            summary.points_not_examples += found.iter().filter(|e| e.is_none()).count();
+            let examples: Vec<Example<'_>> = found.into_iter().flatten().collect();
+            for e in &examples {
+                learners.insert(e.learner);
+                times.insert(e.as_of);
+            }
+            summary.rows += examples.len();
+            summary.labelled += examples.iter().filter(|e| e.churned.is_some()).count();
+            summary.churned += examples.iter().filter(|e| e.churned == Some(true)).count();
+            self.writer.write(dataset, &examples)?;
+            progress(chunk.len() as u64);
+        }
+        self.summary.learners += learners.len();
+        self.summary.snapshots = times.len();
         Ok(())
     }
 

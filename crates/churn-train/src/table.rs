@@ -40,9 +40,29 @@ impl Table {
     /// cannot be fitted or scored).
     pub fn from_dataset(dataset: &mut Dataset, plan: &SnapshotPlan, set: &FeatureSet) -> Table {
         let grouped = Grouped::new(dataset).with_features(set);
-        let dataset = grouped.dataset();
-        let learners: Vec<u32> = (0..dataset.learners.len() as u32).collect();
-        let per_learner = grouped.examples(&learners, plan);
+        let learners: Vec<u32> = (0..grouped.dataset().learners.len() as u32).collect();
+        let examples = grouped.examples(&learners, plan).into_iter().flatten();
+        Self::from_examples(grouped.dataset(), examples, set)
+    }
+
+    /// The labelled examples of `dataset` at prediction points (learner
+    /// index, as-of time), with the plan's horizon, end of data and label.
+    pub fn from_points(
+        dataset: &mut Dataset,
+        points: &[(u32, i64)],
+        plan: &SnapshotPlan,
+        set: &FeatureSet,
+    ) -> Table {
+        let grouped = Grouped::new(dataset).with_features(set);
+        let examples = grouped.examples_at(points, plan).into_iter().flatten();
+        Self::from_examples(grouped.dataset(), examples, set)
+    }
+
+    fn from_examples<'a>(
+        dataset: &Dataset,
+        examples: impl Iterator<Item = churn_features::Example<'a>>,
+        set: &FeatureSet,
+    ) -> Table {
         let mut table = Table {
             features: set
                 .features()
@@ -57,7 +77,7 @@ impl Table {
                 .collect(),
             ..Table::default()
         };
-        for example in per_learner.into_iter().flatten() {
+        for example in examples {
             let Some(churned) = example.churned else {
                 continue;
             };

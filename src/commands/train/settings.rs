@@ -42,6 +42,9 @@ pub struct TrainSettings {
     pub snapshots: SnapshotArgs,
     /// Custom event types given features: the most frequent this many.
     pub custom_types: usize,
+    /// Prediction points (learner_id, as_of) instead of rolling as-of times.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub points: Option<PathBuf>,
     /// As-of times in the test and validation parts of the split.
     pub split: churn_train::SplitSizes,
     pub logistic: LogisticSettings,
@@ -72,6 +75,7 @@ fn defaults() -> TrainSettings {
         now: None,
         snapshots: SnapshotArgs::default(),
         custom_types: churn_features::DEFAULT_CUSTOM_TYPES,
+        points: None,
         split: churn_train::SplitSizes::default(),
         logistic: LogisticSettings {
             c: config.logistic_c,
@@ -177,6 +181,7 @@ pub fn resolve(args: &TrainArgs) -> Result<TrainSettings> {
     flag("logistic.c", args.logistic_c.map(toml::Value::Float));
     let count =
         |n: Option<usize>| n.map(|k| toml::Value::Integer(i64::try_from(k).unwrap_or(i64::MAX)));
+    flag("points", path(&args.points));
     flag("split.test_times", count(args.test_times));
     flag("split.valid_times", count(args.valid_times));
     flag(
