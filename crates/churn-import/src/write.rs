@@ -8,6 +8,7 @@ use polars::prelude::*;
 
 use crate::{
     AttributeColumn, CourseRows, EventRows, ImportError, ImportReport, LearnerRows, Mapping,
+    Nullable,
 };
 
 fn io_error(path: &Path) -> impl Fn(String) -> ImportError + '_ {
@@ -21,6 +22,14 @@ fn time_column(name: &str, values: Vec<i64>) -> Column {
     Int64Chunked::from_vec(name.into(), values)
         .into_datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC))
         .into_column()
+}
+
+/// A measure column (all null without one value: nothing materialised).
+fn measure(name: &str, values: Nullable<f64>) -> Column {
+    match values.into_values() {
+        Ok(values) => Column::new(name.into(), values),
+        Err(len) => Column::full_null(name.into(), len, &DataType::Float64),
+    }
 }
 
 /// A text column from codes into `names`.
@@ -109,13 +118,16 @@ pub(crate) fn write_all(
             decoded("learner_id", &events.learner_id, &events.learners.names),
             time_column("ts", events.ts),
             decoded("event_type", &events.event_type, &events.types.names),
-            Column::new("course_id".into(), events.course_id),
+            match events.course_id.into_values() {
+                Ok(values) => Column::new("course_id".into(), values),
+                Err(len) => Column::full_null("course_id".into(), len, &DataType::String),
+            },
             Column::new("count".into(), events.count),
-            Column::new("duration_s".into(), events.duration_s),
-            Column::new("score".into(), events.score),
-            Column::new("amount".into(), events.amount),
-            Column::new("latency_ms".into(), events.latency_ms),
-            Column::new("stalls".into(), events.stalls),
+            measure("duration_s", events.duration_s),
+            measure("score", events.score),
+            measure("amount", events.amount),
+            measure("latency_ms", events.latency_ms),
+            measure("stalls", events.stalls),
         ],
     )?;
     text_file(
