@@ -121,6 +121,23 @@ fn from_churn_data(ui: &Ui, settings: &TrainSettings, data: &Path) -> Result<Pre
             .iter()
             .filter_map(|c| c.ends_at.map(|end| (c.id.clone(), end)))
             .collect(),
+        course_starts: dataset
+            .courses
+            .iter()
+            .filter_map(|c| c.starts_at.map(|start| (c.id.clone(), start)))
+            .collect(),
+        course_deadlines: dataset
+            .deadlines
+            .iter()
+            .filter_map(|d| {
+                let course = dataset.courses.get(d.course as usize)?;
+                Some((
+                    course.id.clone(),
+                    d.due_at,
+                    d.event_type.as_str().to_owned(),
+                ))
+            })
+            .collect(),
         label: plan.label(),
         activity_types: contract.events.activity.iter().cloned().collect(),
         features: feature_set,

@@ -2,7 +2,8 @@
 place from ../shared/data/real/oulad), `churn train` fits it with the
 cancellation label (a withdrawal) at weekly as-of times from day 14 of the
 first presentation, with the demographics, the clicks by activity type, the
-assessment submissions and the course calendar as features, and LightGBM trained on the same table (`churn
+assessment submissions, their deadlines and the course calendar as
+features, and LightGBM trained on the same table (`churn
 features`), the same split and the same parameters reaches the same test AUC
 (within 0.01). Skipped, with the reason, where the data is absent.
 
@@ -42,9 +43,12 @@ def test_oulad_trains_end_to_end_and_our_gbdt_equals_lightgbm_on_the_same_table(
         assert section["read"] == section["imported"] + section["filtered"] + section["rejected"], section
     # One student-presentation has no registration date: the only reject.
     assert sum(s["rejected"] for s in report["sections"]) == 1
-    # Submissions (joined to their assessments) are scored quiz attempts.
+    # Submissions (joined to their assessments) are scored quiz attempts;
+    # assessments with a date are the presentations' deadlines.
     submissions = next(s for s in report["sections"] if s["source"] == "submissions")
     assert (submissions["imported"], submissions["filtered"]) == (14_329, 76), "76 banked results left out"
+    deadlines = next(s for s in report["sections"] if s["section"] == "deadlines")
+    assert (deadlines["imported"], deadlines["filtered"]) == (21, 3), "3 exams have no date"
 
     models = tmp_path / "models"
     # No row or column sampling: both engines then fit the same function of
@@ -60,7 +64,8 @@ def test_oulad_trains_end_to_end_and_our_gbdt_equals_lightgbm_on_the_same_table(
     # Demographics and clicks by activity type are features, from the card.
     names = [f["name"] for f in card["features"]]
     for name in ["gender", "age_band", "imd_band", "studied_credits", "oucontent_count_7d",
-                 "days_since_forumng", "quiz_active_days_30d", "days_to_course_end"]:
+                 "days_since_forumng", "quiz_active_days_30d", "days_to_course_end",
+                 "days_since_course_start", "deadlines_missed", "days_to_next_deadline"]:
         assert name in names, name
 
     table_path = tmp_path / "table.parquet"
@@ -121,4 +126,4 @@ def test_oulad_trains_end_to_end_and_our_gbdt_equals_lightgbm_on_the_same_table(
     print(f"OULAD test AUC: churn-gbdt {ours:.4f} (best iteration {p['best_iteration']}), "
           f"LightGBM {theirs:.4f} (best iteration {booster.best_iteration}), {len(test)} test rows")
     assert abs(ours - theirs) <= 0.01
-    assert ours > 0.55, "better than chance on the last presentation"
+    assert ours > 0.6, "better than chance on the last presentation"

@@ -14,8 +14,9 @@ mod time;
 pub use fs::{commit_file, create_dir_all, publish_dir, temporary_sibling, write_atomically};
 pub use schema::{
     ATTRIBUTE_NAME_MAX_LEN, Assignment, BadEventType, CUSTOM_EVENT_TYPE_MAX_LEN, Course, Dataset,
-    Event, EventKind, EventType, LEARNER_COLUMNS, LabelDefinition, Learner, LearnerAttributes,
-    Level, NO_COURSE, ParseEnumError, Plan, Table, parse_category, parse_event_type,
+    Deadline, Event, EventKind, EventType, LEARNER_COLUMNS, LabelDefinition, Learner,
+    LearnerAttributes, Level, NO_COURSE, ParseEnumError, Plan, Table, parse_category,
+    parse_event_type,
 };
 pub use time::{
     DAY_MS, HOUR_MS, TimestampError, format_timestamp, now_ms, parse_duration, parse_timestamp,

@@ -316,6 +316,8 @@ pub struct Course {
     /// When the course (or presentation) ends, if it does: a learner whose
     /// courses have all ended is finished, not churned (ms since epoch UTC).
     pub ends_at: Option<i64>,
+    /// When the course (or presentation) starts, if known (ms since epoch UTC).
+    pub starts_at: Option<i64>,
 }
 
 /// One row of `events`, with ids resolved to indices into the [`Dataset`]'s tables.
@@ -454,6 +456,19 @@ impl fmt::Display for LabelDefinition {
     }
 }
 
+/// One row of `deadlines` (optional): something a course's learners are
+/// due to do by a time, met by an event of a known type in that course
+/// (an assessment due on day 54, met by a `quiz_attempt`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadline {
+    /// Index into `Dataset::courses`.
+    pub course: u32,
+    /// When it is due (ms since epoch UTC).
+    pub due_at: i64,
+    /// The event that meets it.
+    pub event_type: EventType,
+}
+
 /// One row of `assignments`: a learner put into an experiment arm.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Assignment {
@@ -489,6 +504,8 @@ pub struct Dataset {
     pub custom_event_types: Vec<String>,
     /// Assignments in file order (empty when the table is absent).
     pub assignments: Vec<Assignment>,
+    /// Course deadlines in file order (empty when the table is absent).
+    pub deadlines: Vec<Deadline>,
     /// The learner attributes the data declares: every learner's
     /// `numeric_attributes` / `categorical_attributes` follow this order.
     pub attributes: LearnerAttributes,
@@ -525,15 +542,18 @@ pub enum Table {
     Events,
     /// `assignments`
     Assignments,
+    /// `deadlines`
+    Deadlines,
 }
 
 impl Table {
     /// All tables in dependency order.
-    pub const ALL: [Table; 4] = [
+    pub const ALL: [Table; 5] = [
         Table::Learners,
         Table::Courses,
         Table::Events,
         Table::Assignments,
+        Table::Deadlines,
     ];
 
     /// File stem of the table in a data directory.
@@ -543,12 +563,13 @@ impl Table {
             Table::Courses => "courses",
             Table::Events => "events",
             Table::Assignments => "assignments",
+            Table::Deadlines => "deadlines",
         }
     }
 
     /// Whether a data directory must contain the table.
     pub fn required(self) -> bool {
-        !matches!(self, Table::Assignments)
+        !matches!(self, Table::Assignments | Table::Deadlines)
     }
 }
 

@@ -198,6 +198,7 @@ struct DirFiles {
     courses: PathBuf,
     events: PathBuf,
     assignments: Option<PathBuf>,
+    deadlines: Option<PathBuf>,
 }
 
 impl DirFiles {
@@ -216,6 +217,7 @@ impl DirFiles {
             courses: required(Table::Courses)?,
             events: required(Table::Events)?,
             assignments: table_file(dir, Table::Assignments)?,
+            deadlines: table_file(dir, Table::Deadlines)?,
         })
     }
 }
@@ -228,7 +230,7 @@ pub fn load_dir(dir: &Path, options: &LoadOptions) -> Result<Loaded, DataError> 
         &files.learners,
         &files.courses,
         &files.events,
-        files.assignments.as_deref(),
+        [files.assignments.as_deref(), files.deadlines.as_deref()],
         options,
         contract,
     )
@@ -291,6 +293,10 @@ fn partitioned(
     tables.push(scan.report);
     if let Some(file) = &files.assignments {
         profiles.validate_assignments(file)?;
+        tables.append(&mut profiles.tables);
+    }
+    if let Some(file) = &files.deadlines {
+        profiles.validate_deadlines(file)?;
         tables.append(&mut profiles.tables);
     }
     let mut dataset = std::mem::take(&mut profiles.dataset);

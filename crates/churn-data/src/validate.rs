@@ -455,7 +455,7 @@ pub(crate) fn validate(
     learners_file: &Path,
     courses_file: &Path,
     events_file: &Path,
-    assignments_file: Option<&Path>,
+    [assignments_file, deadlines_file]: [Option<&Path>; 2],
     options: &LoadOptions,
     contract: Contract,
 ) -> Result<Loaded, DataError> {
@@ -473,6 +473,9 @@ pub(crate) fn validate(
     profiles.tables.push(scan.report);
     if let Some(file) = assignments_file {
         profiles.validate_assignments(file)?;
+    }
+    if let Some(file) = deadlines_file {
+        profiles.validate_deadlines(file)?;
     }
     Ok(Loaded {
         contract: profiles.contract,
@@ -568,6 +571,7 @@ pub(crate) fn validate_profiles(
     let lessons = required(&frame, "lessons", frame.number("lessons", true)?)?;
     // Optional: when the course ends (a time in the future is fine).
     let ends = frame.time("ends_at", false)?;
+    let starts = frame.time("starts_at", false)?;
     let mut course_index: IdIndex<u32> = IdIndex::new(Table::Courses, "course_id");
     let mut rejects = Vec::new();
     for row in 0..frame.height() {
@@ -594,14 +598,22 @@ pub(crate) fn validate_profiles(
             }
             None => None,
         };
-        let ends_at = match ends.as_ref().map(|c| c.get(row)) {
-            None | Some(Ok(None)) => None,
-            Some(Ok(Some(t))) => Some(t),
-            Some(Err(reason)) => {
-                p.add("ends_at", format!("ends_at: {reason}"));
-                None
-            }
-        };
+        let mut optional_time =
+            |column: &Option<TimeCol>, field: &str| match column.as_ref().map(|c| c.get(row)) {
+                None | Some(Ok(None)) => None,
+                Some(Ok(Some(t))) => Some(t),
+                Some(Err(reason)) => {
+                    p.add(field, format!("{field}: {reason}"));
+                    None
+                }
+            };
+        let ends_at = optional_time(&ends, "ends_at");
+        let starts_at = optional_time(&starts, "starts_at");
+        if let (Some(start), Some(end)) = (starts_at, ends_at)
+            && end < start
+        {
+            p.add("ends_at", "ends_at is before starts_at");
+        }
         match (id, level, count) {
             (Some(id), Some(level), Some(lessons)) if p.is_empty() => {
                 course_index.accept(id, dataset.courses.len() as u32);
@@ -610,6 +622,7 @@ pub(crate) fn validate_profiles(
                     level: level.to_owned(),
                     lessons,
                     ends_at,
+                    starts_at,
                 });
             }
             _ => rejects.push(p.into_reject(&frame, row)),
@@ -760,6 +773,60 @@ impl Profiles {
             .lock()
             .map(|c| c.names.clone())
             .unwrap_or_else(|e| e.into_inner().names.clone())
+    }
+
+    /// `deadlines`: `course_id` (a known course), `due_at` (a time; the
+    /// future is fine) and `event_type` (a known type: what meets it).
+    pub(crate) fn validate_deadlines(&mut self, file: &Path) -> Result<(), DataError> {
+        let frame = Frame::read(file)?;
+        let courses = required(&frame, "course_id", frame.text("course_id", true)?)?;
+        let due = required(&frame, "due_at", frame.time("due_at", true)?)?;
+        let types = required(&frame, "event_type", frame.text("event_type", true)?)?;
+        let mut rejects = Vec::new();
+        for row in 0..frame.height() {
+            let mut p = RowProblems::default();
+            let course = text(&courses, row, "course_id", &mut p).and_then(|id| {
+                self.course_index
+                    .resolve(id)
+                    .map_err(|r| p.add("course_id", r))
+                    .ok()
+            });
+            let due_at = match due.get(row) {
+                Ok(Some(t)) => Some(t),
+                Ok(None) => {
+                    p.add("due_at", "due_at is empty");
+                    None
+                }
+                Err(reason) => {
+                    p.add("due_at", format!("due_at: {reason}"));
+                    None
+                }
+            };
+            let event_type = text(&types, row, "event_type", &mut p).and_then(|t| {
+                match churn_core::EventType::parse(t.trim()) {
+                    Ok(known) => Some(known),
+                    Err(_) => {
+                        p.add(
+                            "event_type",
+                            format!("{t:?}: a deadline is met by one of the 13 known event types"),
+                        );
+                        None
+                    }
+                }
+            });
+            match (course, due_at, event_type) {
+                (Some(course), Some(due_at), Some(event_type)) if p.is_empty() => {
+                    self.dataset.deadlines.push(churn_core::Deadline {
+                        course,
+                        due_at,
+                        event_type,
+                    });
+                }
+                _ => rejects.push(p.into_reject(&frame, row)),
+            }
+        }
+        self.tables.push(report(Table::Deadlines, &frame, rejects));
+        Ok(())
     }
 
     pub(crate) fn validate_assignments(&mut self, file: &Path) -> Result<(), DataError> {

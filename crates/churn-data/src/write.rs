@@ -111,21 +111,32 @@ pub fn write_dataset(dataset: &Dataset, dir: &Path, format: Format) -> Result<()
             c.iter().map(|x| i64::from(x.lessons)).collect::<Vec<_>>(),
         ),
     ];
-    // `ends_at` is optional: written only when some course has an end.
+    // `ends_at` and `starts_at` are optional: written only when some course
+    // has one.
     let mut courses = courses;
+    let optional_times = |name: &str, times: Vec<Option<i64>>| match format {
+        Format::Csv => Column::new(
+            name.into(),
+            times
+                .iter()
+                .map(|t| t.map(format_timestamp))
+                .collect::<Vec<_>>(),
+        ),
+        Format::Parquet => Int64Chunked::from_iter_options(name.into(), times.into_iter())
+            .into_datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC))
+            .into_column(),
+    };
     if c.iter().any(|x| x.ends_at.is_some()) {
-        let ends: Vec<Option<i64>> = c.iter().map(|x| x.ends_at).collect();
-        courses.push(match format {
-            Format::Csv => Column::new(
-                "ends_at".into(),
-                ends.iter()
-                    .map(|t| t.map(format_timestamp))
-                    .collect::<Vec<_>>(),
-            ),
-            Format::Parquet => Int64Chunked::from_iter_options("ends_at".into(), ends.into_iter())
-                .into_datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC))
-                .into_column(),
-        });
+        courses.push(optional_times(
+            "ends_at",
+            c.iter().map(|x| x.ends_at).collect(),
+        ));
+    }
+    if c.iter().any(|x| x.starts_at.is_some()) {
+        courses.push(optional_times(
+            "starts_at",
+            c.iter().map(|x| x.starts_at).collect(),
+        ));
     }
     write_table(dir, Table::Courses, format, c.len(), courses)?;
 
@@ -203,6 +214,22 @@ pub fn write_dataset(dataset: &Dataset, dir: &Path, format: Format) -> Result<()
             columns.push(Column::new("churned".into(), churned));
         }
         write_table(dir, Table::Assignments, format, a.len(), columns)?;
+    }
+    let d = &dataset.deadlines;
+    if !d.is_empty() {
+        let course_name = |c: u32| dataset.courses.get(c as usize).map(|x| x.id.as_str());
+        let columns = vec![
+            Column::new(
+                "course_id".into(),
+                d.iter().map(|x| course_name(x.course)).collect::<Vec<_>>(),
+            ),
+            time_column("due_at", d.iter().map(|x| x.due_at).collect()),
+            Column::new(
+                "event_type".into(),
+                d.iter().map(|x| x.event_type.as_str()).collect::<Vec<_>>(),
+            ),
+        ];
+        write_table(dir, Table::Deadlines, format, d.len(), columns)?;
     }
     Ok(())
 }

@@ -386,17 +386,24 @@ fn counts_custom_types_course_ends_and_open_vocabularies_round_trip() {
                 level: "expert".into(),
                 lessons: 3,
                 ends_at: Some(signup + 90 * churn_core::DAY_MS),
+                starts_at: Some(signup),
             },
             Course {
                 id: "C2".into(),
                 level: "Beginner".into(),
                 lessons: 5,
                 ends_at: None,
+                starts_at: None,
             },
         ],
         events: vec![login, custom],
         custom_event_types: vec!["video_play".into()],
         assignments: Vec::new(),
+        deadlines: vec![churn_core::Deadline {
+            course: 1,
+            due_at: signup + 30 * churn_core::DAY_MS,
+            event_type: EventType::QuizAttempt,
+        }],
         attributes: churn_core::LearnerAttributes {
             numeric: vec!["credits".into()],
             categorical: vec!["region".into(), "age_band".into()],
@@ -415,6 +422,7 @@ fn counts_custom_types_course_ends_and_open_vocabularies_round_trip() {
         let d = &loaded.dataset;
         assert_eq!(d.learners, dataset.learners, "{format:?}");
         assert_eq!(d.attributes, dataset.attributes, "{format:?}");
+        assert_eq!(d.deadlines, dataset.deadlines, "{format:?}");
         assert_eq!(d.courses, dataset.courses, "{format:?}");
         assert_eq!(d.custom_event_types, dataset.custom_event_types);
         assert_eq!(

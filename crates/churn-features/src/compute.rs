@@ -376,6 +376,20 @@ pub fn compute<'a>(
         let end = crate::label::finished_at(past, t, ends).filter(|&end| end > t);
         numeric.push(end.map_or(f64::NAN, |end| days(end - t)));
     }
+    if let Some(starts) = layout.course_starts() {
+        // The latest start among the learner's courses that have started.
+        let latest = past
+            .iter()
+            .filter_map(|e| starts.get(e.course()? as usize).copied().flatten())
+            .filter(|&start| start <= t)
+            .max();
+        numeric.push(latest.map_or(f64::NAN, |start| days(t - start)));
+    }
+    if let Some(deadlines) = layout.deadlines() {
+        let (missed, next) = deadline_features(past, t, deadlines);
+        numeric.push(missed);
+        numeric.push(next.map_or(f64::NAN, |due| days(due - t)));
+    }
     numeric.extend(layout.numeric_attributes(profile.numeric_attributes));
     let mut categorical = Vec::with_capacity(CATEGORICAL_COUNT + 4);
     categorical.extend_from_slice(&registry_categorical);
@@ -443,4 +457,44 @@ fn checkin_streak(past: &[Event], t: i64) -> u32 {
         current_day = Some(day);
     }
     streak
+}
+
+/// Over the learner's courses (those of its events up to `t`): the deadlines
+/// due by `t` not met (per course and event type, the deadlines due minus
+/// the occurrences of that event in that course, never below zero; events
+/// carry no item id, so a submission meets one deadline, whichever), and the
+/// next deadline after `t`. NaN missed without any course that has deadlines.
+fn deadline_features(
+    past: &[Event],
+    t: i64,
+    deadlines: &[Vec<(i64, EventType)>],
+) -> (f64, Option<i64>) {
+    let mut courses: Vec<u32> = past.iter().filter_map(Event::course).collect();
+    courses.sort_unstable();
+    courses.dedup();
+    let mut any = false;
+    let (mut missed, mut next) = (0u64, None::<i64>);
+    for &course in &courses {
+        let Some(list) = deadlines.get(course as usize).filter(|l| !l.is_empty()) else {
+            continue;
+        };
+        any = true;
+        let due = list.partition_point(|&(at, _)| at <= t);
+        let mut types: Vec<EventType> = list[..due].iter().map(|&(_, k)| k).collect();
+        types.sort_unstable();
+        types.dedup();
+        for kind in types {
+            let owed = list[..due].iter().filter(|&&(_, k)| k == kind).count() as u64;
+            let met: u64 = past
+                .iter()
+                .filter(|e| e.course() == Some(course) && e.event_type == kind)
+                .map(|e| u64::from(e.count))
+                .sum();
+            missed += owed.saturating_sub(met);
+        }
+        if let Some(&(at, _)) = list.get(due) {
+            next = Some(next.map_or(at, |n| n.min(at)));
+        }
+    }
+    (if any { missed as f64 } else { f64::NAN }, next)
 }

@@ -185,11 +185,10 @@ impl<'a> Grouped<'a> {
     /// Computes the columns of `set` too (custom event types, learner
     /// attributes), read from this dataset's types and learners.
     pub fn with_features(mut self, set: &FeatureSet) -> Self {
-        let ends: Vec<Option<i64>> = self.dataset.courses.iter().map(|c| c.ends_at).collect();
         self.layout = set.layout(
             &self.dataset.custom_event_types,
             &self.dataset.attributes,
-            &ends,
+            &crate::CourseCalendar::of(self.dataset),
         );
         self
     }

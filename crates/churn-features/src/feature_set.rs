@@ -29,6 +29,31 @@ use crate::registry::{self, Group, Kind};
 
 /// The calendar feature's name.
 pub const DAYS_TO_COURSE_END: &str = "days_to_course_end";
+/// The course start feature's name.
+pub const DAYS_SINCE_COURSE_START: &str = "days_since_course_start";
+/// The deadline features' names.
+pub const DEADLINES_MISSED: &str = "deadlines_missed";
+pub const DAYS_TO_NEXT_DEADLINE: &str = "days_to_next_deadline";
+
+/// What the calendar features read of a data source's courses, by course
+/// index: ends, and deadlines (due time, the event that meets it).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CourseCalendar {
+    pub ends: Vec<Option<i64>>,
+    pub starts: Vec<Option<i64>>,
+    pub deadlines: Vec<churn_core::Deadline>,
+}
+
+impl CourseCalendar {
+    /// The calendar of a dataset.
+    pub fn of(dataset: &Dataset) -> Self {
+        CourseCalendar {
+            ends: dataset.courses.iter().map(|c| c.ends_at).collect(),
+            starts: dataset.courses.iter().map(|c| c.starts_at).collect(),
+            deadlines: dataset.deadlines.clone(),
+        }
+    }
+}
 
 /// Default number of custom event types given features ([`FeatureSet::choose`]).
 pub const DEFAULT_CUSTOM_TYPES: usize = 16;
@@ -69,6 +94,8 @@ impl From<&registry::FeatureDef> for Feature {
 pub struct FeatureSet {
     custom_types: Vec<String>,
     calendar: bool,
+    starts: bool,
+    deadlines: bool,
     attributes: LearnerAttributes,
 }
 
@@ -80,6 +107,10 @@ struct FeatureSetFields {
     custom_event_types: Vec<String>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     course_calendar: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    course_starts: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    course_deadlines: bool,
     #[serde(default)]
     learner_attributes: LearnerAttributes,
 }
@@ -88,7 +119,9 @@ impl TryFrom<FeatureSetFields> for FeatureSet {
     type Error = FeatureSetError;
     fn try_from(f: FeatureSetFields) -> Result<Self, Self::Error> {
         Ok(FeatureSet::new(f.custom_event_types, f.learner_attributes)?
-            .with_calendar(f.course_calendar))
+            .with_calendar(f.course_calendar)
+            .with_starts(f.course_starts)
+            .with_deadlines(f.course_deadlines))
     }
 }
 
@@ -97,6 +130,8 @@ impl From<FeatureSet> for FeatureSetFields {
         FeatureSetFields {
             custom_event_types: s.custom_types,
             course_calendar: s.calendar,
+            course_starts: s.starts,
+            course_deadlines: s.deadlines,
             learner_attributes: s.attributes,
         }
     }
@@ -164,6 +199,8 @@ impl FeatureSet {
         let set = FeatureSet {
             custom_types,
             calendar: false,
+            starts: false,
+            deadlines: false,
             attributes,
         };
         let mut seen = std::collections::HashSet::new();
@@ -196,7 +233,22 @@ impl FeatureSet {
             &dataset.attributes,
             max_custom_types,
         )?
-        .with_calendar(dataset.courses.iter().any(|c| c.ends_at.is_some())))
+        .with_calendar(dataset.courses.iter().any(|c| c.ends_at.is_some()))
+        .with_starts(dataset.courses.iter().any(|c| c.starts_at.is_some()))
+        .with_deadlines(!dataset.deadlines.is_empty()))
+    }
+
+    /// This set with (or without) `days_since_course_start`.
+    pub fn with_starts(mut self, starts: bool) -> Self {
+        self.starts = starts;
+        self
+    }
+
+    /// This set with (or without) `deadlines_missed` and
+    /// `days_to_next_deadline`.
+    pub fn with_deadlines(mut self, deadlines: bool) -> Self {
+        self.deadlines = deadlines;
+        self
     }
 
     /// This set with (or without) `days_to_course_end`.
@@ -244,6 +296,8 @@ impl FeatureSet {
         static NONE: FeatureSet = FeatureSet {
             custom_types: Vec::new(),
             calendar: false,
+            starts: false,
+            deadlines: false,
             attributes: LearnerAttributes {
                 numeric: Vec::new(),
                 categorical: Vec::new(),
@@ -254,7 +308,11 @@ impl FeatureSet {
 
     /// Whether the set adds nothing to the registry.
     pub fn is_empty(&self) -> bool {
-        self.custom_types.is_empty() && !self.calendar && self.attributes.is_empty()
+        self.custom_types.is_empty()
+            && !self.calendar
+            && !self.starts
+            && !self.deadlines
+            && self.attributes.is_empty()
     }
 
     /// The custom event types given features, in column order.
@@ -272,6 +330,8 @@ impl FeatureSet {
         registry::NUMERIC_COUNT
             + FEATURES_PER_CUSTOM_TYPE * self.custom_types.len()
             + usize::from(self.calendar)
+            + usize::from(self.starts)
+            + 2 * usize::from(self.deadlines)
             + self.attributes.numeric.len()
     }
 
@@ -290,6 +350,30 @@ impl FeatureSet {
                 group: Group::Progress,
                 kind: Kind::Numeric,
                 description: "days until the learner's courses end".to_owned(),
+            });
+        }
+        if self.starts {
+            out.push(Feature {
+                name: DAYS_SINCE_COURSE_START.to_owned(),
+                group: Group::Progress,
+                kind: Kind::Numeric,
+                description: "days since the learner's latest course started".to_owned(),
+            });
+        }
+        if self.deadlines {
+            out.push(Feature {
+                name: DEADLINES_MISSED.to_owned(),
+                group: Group::Progress,
+                kind: Kind::Numeric,
+                description:
+                    "deadlines of the learner's courses passed without the event that meets them"
+                        .to_owned(),
+            });
+            out.push(Feature {
+                name: DAYS_TO_NEXT_DEADLINE.to_owned(),
+                group: Group::Progress,
+                kind: Kind::Numeric,
+                description: "days until the next deadline of the learner's courses".to_owned(),
             });
         }
         out.extend(self.attributes.numeric.iter().map(|name| Feature {
@@ -317,8 +401,21 @@ impl FeatureSet {
         &self,
         custom_event_types: &[String],
         attributes: &LearnerAttributes,
-        course_ends: &[Option<i64>],
+        calendar: &CourseCalendar,
     ) -> FeatureLayout {
+        let mut deadlines: Vec<Vec<(i64, churn_core::EventType)>> = Vec::new();
+        if self.deadlines {
+            for d in &calendar.deadlines {
+                let course = d.course as usize;
+                if deadlines.len() <= course {
+                    deadlines.resize_with(course + 1, Vec::new);
+                }
+                deadlines[course].push((d.due_at, d.event_type));
+            }
+            for list in &mut deadlines {
+                list.sort_unstable();
+            }
+        }
         let slot_of: HashMap<&str, u16> = self
             .custom_types
             .iter()
@@ -332,7 +429,9 @@ impl FeatureSet {
                 .map(|name| slot_of.get(name.as_str()).copied().unwrap_or(NO_SLOT))
                 .collect(),
             custom_types: self.custom_types.len(),
-            course_ends: self.calendar.then(|| course_ends.to_vec()),
+            course_ends: self.calendar.then(|| calendar.ends.clone()),
+            course_starts: self.starts.then(|| calendar.starts.clone()),
+            deadlines: self.deadlines.then_some(deadlines),
             numeric_attributes: self
                 .attributes
                 .numeric
@@ -386,6 +485,11 @@ pub struct FeatureLayout {
     custom_types: usize,
     /// With the calendar feature: each course's end, by course index.
     course_ends: Option<Vec<Option<i64>>>,
+    /// With the start feature: each course's start, by course index.
+    course_starts: Option<Vec<Option<i64>>>,
+    /// With the deadline features: each course's deadlines, by course
+    /// index, sorted by due time.
+    deadlines: Option<Vec<Vec<(i64, churn_core::EventType)>>>,
     /// By the set's numeric attribute: its position in the learner's values.
     numeric_attributes: Vec<Option<usize>>,
     categorical_attributes: Vec<Option<usize>>,
@@ -408,6 +512,16 @@ impl FeatureLayout {
     /// With the calendar feature: each course's end, by course index.
     pub(crate) fn course_ends(&self) -> Option<&[Option<i64>]> {
         self.course_ends.as_deref()
+    }
+
+    /// With the start feature: each course's start, by course index.
+    pub(crate) fn course_starts(&self) -> Option<&[Option<i64>]> {
+        self.course_starts.as_deref()
+    }
+
+    /// With the deadline features: each course's deadlines, by course index.
+    pub(crate) fn deadlines(&self) -> Option<&[Vec<(i64, churn_core::EventType)>]> {
+        self.deadlines.as_deref()
     }
 
     /// The set's numeric attributes, read from a learner's values.
@@ -516,7 +630,11 @@ mod tests {
         };
         let set = FeatureSet::choose(&dataset, 2).unwrap();
         assert_eq!(set.custom_types(), ["beta", "alpha"]);
-        let layout = set.layout(&dataset.custom_event_types, &dataset.attributes, &[]);
+        let layout = set.layout(
+            &dataset.custom_event_types,
+            &dataset.attributes,
+            &CourseCalendar::default(),
+        );
         assert_eq!(
             (
                 layout.custom_slot(0),

@@ -288,6 +288,14 @@ impl AttributeColumn {
     }
 }
 
+/// The deadlines table being built.
+#[derive(Default)]
+pub(crate) struct DeadlineRows {
+    pub(crate) course_id: Vec<String>,
+    pub(crate) due_at: Vec<i64>,
+    pub(crate) event_type: Vec<String>,
+}
+
 /// The courses table being built.
 #[derive(Default)]
 pub(crate) struct CourseRows {
@@ -295,6 +303,7 @@ pub(crate) struct CourseRows {
     pub(crate) level: Vec<String>,
     pub(crate) lessons: Vec<i64>,
     pub(crate) ends_at: Vec<Option<i64>>,
+    pub(crate) starts_at: Vec<Option<i64>>,
 }
 
 fn filters_pass(filters: &[(usize, &Filter)], row: &dyn Row) -> bool {
@@ -386,12 +395,18 @@ fn lookups_needed(mapping: &Mapping) -> Vec<&Lookup> {
     {
         walk(f, &mut out);
     }
+    if let Some(d) = &mapping.deadlines {
+        for f in [&d.course_id, &d.due_at, &d.event_type] {
+            walk(f, &mut out);
+        }
+    }
     if let Some(c) = &mapping.courses {
         for f in [
             c.course_id.as_ref(),
             Some(&c.level),
             Some(&c.lessons),
             c.ends_at.as_ref(),
+            c.starts_at.as_ref(),
         ]
         .into_iter()
         .flatten()
@@ -969,6 +984,7 @@ impl<'m> Importer<'m> {
                     out.level.push(value(&c.level));
                     out.lessons.push(lessons);
                     out.ends_at.push(None);
+                    out.starts_at.push(None);
                 }
             }
             return Ok(None);
@@ -987,6 +1003,7 @@ impl<'m> Importer<'m> {
                 Some(&c.level),
                 Some(&c.lessons),
                 c.ends_at.as_ref(),
+                c.starts_at.as_ref(),
             ],
             &c.filter,
             None,
@@ -1003,10 +1020,14 @@ impl<'m> Importer<'m> {
                         .as_ref()
                         .map(|f| self.compile(f, "courses.ends_at", header, file))
                         .transpose()?,
+                    c.starts_at
+                        .as_ref()
+                        .map(|f| self.compile(f, "courses.starts_at", header, file))
+                        .transpose()?,
                     compile_filters(&c.filter, "courses", self.mapping, header, file)?,
                 ))
             },
-            |(id, level, lessons, ends, filters), at, row| {
+            |(id, level, lessons, ends, starts, filters), at, row| {
                 report.read += 1;
                 if !filters_pass(filters, row) {
                     report.filtered += 1;
@@ -1031,16 +1052,96 @@ impl<'m> Importer<'m> {
                         None => None,
                         Some(e) => e.time(row).map_err(|r| ("ends_at", r))?,
                     };
-                    Ok::<_, (&'static str, String)>((id, level, n, end))
+                    let start = match starts {
+                        None => None,
+                        Some(s) => s.time(row).map_err(|r| ("starts_at", r))?,
+                    };
+                    Ok::<_, (&'static str, String)>((id, level, n, end, start))
                 })();
                 match made {
-                    Ok((id, level, n, end)) => {
+                    Ok((id, level, n, end, start)) => {
                         report.imported += 1;
                         report.rows_written += 1;
                         out.course_id.push(id);
                         out.level.push(level);
                         out.lessons.push(n.round() as i64);
                         out.ends_at.push(end);
+                        out.starts_at.push(start);
+                    }
+                    Err((field, reason)) => reject(&mut report, at, row, field, reason),
+                }
+                Ok(())
+            },
+        )?;
+        Ok(Some(report))
+    }
+}
+
+impl Importer<'_> {
+    fn deadlines(&self, out: &mut DeadlineRows) -> Result<Option<SourceReport>, ImportError> {
+        let Some(d) = &self.mapping.deadlines else {
+            return Ok(None);
+        };
+        let files = self.source(&d.source)?;
+        let mut report = SourceReport {
+            section: "deadlines".into(),
+            source: d.source.clone(),
+            files: files.files.clone(),
+            ..SourceReport::default()
+        };
+        let columns = wanted(
+            [Some(&d.course_id), Some(&d.due_at), Some(&d.event_type)],
+            &d.filter,
+            None,
+        );
+        for_each_row(
+            files,
+            &columns,
+            |file, header| {
+                Ok((
+                    self.compile(&d.course_id, "deadlines.course_id", header, file)?,
+                    self.compile(&d.due_at, "deadlines.due_at", header, file)?,
+                    self.compile(&d.event_type, "deadlines.event_type", header, file)?,
+                    compile_filters(&d.filter, "deadlines", self.mapping, header, file)?,
+                ))
+            },
+            |(course, due, kind, filters), at, row| {
+                report.read += 1;
+                if !filters_pass(filters, row) {
+                    report.filtered += 1;
+                    return Ok(());
+                }
+                let made = (|| {
+                    let course = course
+                        .text(row)
+                        .map_err(|r| ("course_id", r))?
+                        .ok_or(("course_id", "course_id is empty".to_owned()))?
+                        .into_owned();
+                    let due_at = due
+                        .time(row)
+                        .map_err(|r| ("due_at", r))?
+                        .ok_or(("due_at", "due_at is empty".to_owned()))?;
+                    let kind = kind
+                        .text(row)
+                        .map_err(|r| ("event_type", r))?
+                        .ok_or(("event_type", "event_type is empty".to_owned()))?;
+                    if churn_core::EventType::parse(&kind).is_err() {
+                        return Err((
+                            "event_type",
+                            format!(
+                                "{kind:?}: a deadline is met by one of the 13 known event types"
+                            ),
+                        ));
+                    }
+                    Ok((course, due_at, kind.into_owned()))
+                })();
+                match made {
+                    Ok((course, due_at, kind)) => {
+                        report.imported += 1;
+                        report.rows_written += 1;
+                        out.course_id.push(course);
+                        out.due_at.push(due_at);
+                        out.event_type.push(kind);
                     }
                     Err((field, reason)) => reject(&mut report, at, row, field, reason),
                 }
@@ -1080,6 +1181,10 @@ pub fn import(mapping: &Mapping, out: &Path) -> Result<ImportReport, ImportError
     if let Some(r) = importer.courses(&events, &mut courses)? {
         sections.insert(1.min(sections.len()), r);
     }
+    let mut deadlines = DeadlineRows::default();
+    if let Some(r) = importer.deadlines(&mut deadlines)? {
+        sections.push(r);
+    }
     let mut rows_of_type = vec![0usize; events.types.names.len()];
     for &code in &events.event_type {
         rows_of_type[code as usize] += 1;
@@ -1094,13 +1199,14 @@ pub fn import(mapping: &Mapping, out: &Path) -> Result<ImportReport, ImportError
         ("learners".to_owned(), learners.learner_id.len()),
         ("courses".to_owned(), courses.course_id.len()),
         ("events".to_owned(), events.ts.len()),
+        ("deadlines".to_owned(), deadlines.due_at.len()),
     ]);
     let report = ImportReport {
         sections,
         tables,
         custom_event_types,
     };
-    write::write_all(out, mapping, &report, learners, courses, events)?;
+    write::write_all(out, mapping, &report, learners, courses, events, deadlines)?;
     Ok(report)
 }
 

@@ -26,6 +26,8 @@ pub struct Mapping {
     pub courses: Option<CoursesMapping>,
     /// How events are made: one or more source tables.
     pub events: Vec<EventsMapping>,
+    /// How course deadlines are made (none: no deadlines table).
+    pub deadlines: Option<DeadlinesMapping>,
     /// The mapping file, its text (for line numbers) and directory (for paths).
     #[serde(skip)]
     pub(crate) path: PathBuf,
@@ -197,6 +199,21 @@ pub struct CoursesMapping {
     /// When the course ends (a time field): learners whose courses have all
     /// ended are finished, not churned.
     pub ends_at: Option<Field>,
+    /// When the course starts (a time field).
+    pub starts_at: Option<Field>,
+    #[serde(default)]
+    pub filter: Vec<Filter>,
+}
+
+/// `[deadlines]`: something due in a course by a time, met by an event of a
+/// known type (OULAD's assessments, met by a submission).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeadlinesMapping {
+    pub source: String,
+    pub course_id: Field,
+    pub due_at: Field,
+    pub event_type: Field,
     #[serde(default)]
     pub filter: Vec<Filter>,
 }
@@ -360,6 +377,9 @@ impl Mapping {
                     return Err("courses: give exactly one of source and from_events = true".into());
                 }
             }
+        }
+        if let Some(d) = &self.deadlines {
+            source("deadlines.source", &d.source)?;
         }
         if self.events.is_empty() {
             return Err("at least one [[events]] table is needed".into());

@@ -7,8 +7,8 @@ use std::path::Path;
 use polars::prelude::*;
 
 use crate::{
-    AttributeColumn, CourseRows, EventRows, ImportError, ImportReport, LearnerRows, Mapping,
-    Nullable,
+    AttributeColumn, CourseRows, DeadlineRows, EventRows, ImportError, ImportReport, LearnerRows,
+    Mapping, Nullable,
 };
 
 fn io_error(path: &Path) -> impl Fn(String) -> ImportError + '_ {
@@ -66,6 +66,7 @@ pub(crate) fn write_all(
     learners: LearnerRows,
     courses: CourseRows,
     events: EventRows,
+    deadlines: DeadlineRows,
 ) -> Result<(), ImportError> {
     churn_core::create_dir_all(out).map_err(|e| io_error(out)(e.to_string()))?;
     for stale in [
@@ -74,6 +75,8 @@ pub(crate) fn write_all(
         "events.csv",
         "assignments.csv",
         "assignments.parquet",
+        "deadlines.csv",
+        "deadlines.parquet",
     ] {
         // A contract directory holds one file per table: an earlier import's
         // CSV beside this Parquet would make the directory ambiguous.
@@ -108,8 +111,23 @@ pub(crate) fn write_all(
             Int64Chunked::from_iter_options("ends_at".into(), courses.ends_at.into_iter())
                 .into_datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC))
                 .into_column(),
+            Int64Chunked::from_iter_options("starts_at".into(), courses.starts_at.into_iter())
+                .into_datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC))
+                .into_column(),
         ],
     )?;
+    if !deadlines.due_at.is_empty() {
+        let n = deadlines.due_at.len();
+        parquet(
+            &out.join("deadlines.parquet"),
+            n,
+            vec![
+                Column::new("course_id".into(), deadlines.course_id),
+                time_column("due_at", deadlines.due_at),
+                Column::new("event_type".into(), deadlines.event_type),
+            ],
+        )?;
+    }
     let n = events.ts.len();
     parquet(
         &out.join("events.parquet"),

@@ -366,6 +366,11 @@ fn learner_attributes_a_source_join_and_a_scale() {
     write(d, "tests.csv", "test_id,course\nT1,C1\nT2,C2\n");
     write(
         d,
+        "due.csv",
+        "course,due,kind\nC1,2026-01-10,quiz_attempt\nC2,2026-01-12,badge\nC9,2026-01-15,quiz_attempt\n",
+    );
+    write(
+        d,
         "results.csv",
         "test_id,student,day,score\nT1,s1,2026-01-05,80\nT2,s1,2026-01-06,55\nT3,s2,2026-01-06,40\n",
     );
@@ -384,6 +389,8 @@ path = "tests.csv"
 [sources.results]
 path = "results.csv"
 join = { source = "tests", key = "test_id" }
+[sources.due]
+path = "due.csv"
 
 [learners]
 source = "students"
@@ -400,6 +407,12 @@ band = { column = "id", lookup = { source = "bands", key = "id", value = "band" 
 from_events = true
 level = { value = "module" }
 lessons = { value = "1" }
+
+[deadlines]
+source = "due"
+course_id = { column = "course" }
+due_at = { column = "due", format = "%Y-%m-%d" }
+event_type = { column = "kind" }
 
 [[events]]
 source = "results"
@@ -420,8 +433,23 @@ course_id = { column = "course" }
     // s3's credits are not a number: rejected, with the attribute named.
     assert_eq!((learners.imported, learners.rejected), (2, 1));
     assert_eq!(learners.rejects[0].field, "credits");
+    // A deadline met by a custom type is a reject of the import; one of an
+    // unknown course is the contract's, rejected when the output is read.
+    let deadlines = report
+        .sections
+        .iter()
+        .find(|s| s.section == "deadlines")
+        .expect("deadlines");
+    assert_eq!(
+        (deadlines.read, deadlines.imported, deadlines.rejected),
+        (3, 2, 1)
+    );
+    assert_eq!(deadlines.rejects[0].field, "event_type");
     let loaded = load(&out);
     let data = &loaded.dataset;
+    assert_eq!(data.deadlines.len(), 1);
+    assert_eq!(data.deadlines[0].event_type, EventType::QuizAttempt);
+    assert_eq!(loaded.report.total_rejected(), 1, "C9 is not a course");
     assert_eq!(data.attributes.categorical, ["region", "band"]);
     let s1 = &data.learners[0];
     assert_eq!(s1.numeric_attributes, [60.0]);

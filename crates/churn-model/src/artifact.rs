@@ -95,6 +95,13 @@ pub struct ChurnDataTraining {
     /// the server computes `days_to_course_end` from them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub course_ends: Vec<(String, i64)>,
+    /// The courses' starts (`[id, ms since epoch]`, for courses that have one).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub course_starts: Vec<(String, i64)>,
+    /// The courses' deadlines (`[course id, due ms, event type]`): the
+    /// server computes the deadline features from them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub course_deadlines: Vec<(String, i64, String)>,
     /// What "churned" meant for the labels. Cards written before the setting
     /// existed lack it, and were all `either`.
     #[serde(default)]
@@ -152,6 +159,22 @@ impl Training {
     pub fn courses(&self) -> &[(String, u32)] {
         match self {
             Training::ChurnData(t) => &t.courses,
+            _ => &[],
+        }
+    }
+
+    /// The starts of the courses that have one (`[id, ms]`).
+    pub fn course_starts(&self) -> &[(String, i64)] {
+        match self {
+            Training::ChurnData(t) => &t.course_starts,
+            _ => &[],
+        }
+    }
+
+    /// The courses' deadlines (`[course id, due ms, event type]`).
+    pub fn course_deadlines(&self) -> &[(String, i64, String)] {
+        match self {
+            Training::ChurnData(t) => &t.course_deadlines,
             _ => &[],
         }
     }

@@ -180,6 +180,7 @@ mod tests {
             level: "beginner".into(),
             lessons: 1,
             ends_at,
+            starts_at: None,
         };
         let mut dataset = Dataset {
             learners: vec![learner("A"), learner("B")],

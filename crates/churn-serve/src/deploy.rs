@@ -41,6 +41,7 @@ pub fn load_served(config: &ServeConfig, reference: &str) -> Result<Served, Serv
         Some(path) => Catalogue::read(path)?,
         None => Catalogue::from_card(&artifact.card.training),
     };
+    let catalogue = catalogue.with_deadlines(&artifact.card.training);
     let drift = match (&artifact.reference, config.drift_window) {
         (Some(reference), window) if window > 0 => {
             crate::drift::LiveDrift::new(reference.clone(), schema, window)
@@ -57,7 +58,7 @@ pub fn load_served(config: &ServeConfig, reference: &str) -> Result<Served, Serv
         .collect();
     custom_types.sort();
     custom_types.dedup();
-    let layout = set.layout(&custom_types, set.attributes(), &catalogue.ends);
+    let layout = set.layout(&custom_types, set.attributes(), &catalogue.calendar);
     Ok(Served {
         custom_types,
         layout,

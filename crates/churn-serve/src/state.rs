@@ -115,8 +115,8 @@ pub fn bucket(learner_id: &str) -> f64 {
 pub struct Catalogue {
     pub index: HashMap<String, u32>,
     pub lessons: Vec<u32>,
-    /// Each course's end, by index (for `days_to_course_end`).
-    pub ends: Vec<Option<i64>>,
+    /// Each course's end and deadlines, by index (the calendar features).
+    pub calendar: churn_features::CourseCalendar,
 }
 
 impl Catalogue {
@@ -131,14 +131,35 @@ impl Catalogue {
                     .insert(id.clone(), catalogue.lessons.len() as u32);
                 catalogue.lessons.push(*lessons);
                 let end = training.course_ends().iter().find(|(c, _)| c == id);
-                catalogue.ends.push(end.map(|(_, ms)| *ms));
+                catalogue.calendar.ends.push(end.map(|(_, ms)| *ms));
+                let start = training.course_starts().iter().find(|(c, _)| c == id);
+                catalogue.calendar.starts.push(start.map(|(_, ms)| *ms));
             }
         }
         catalogue
     }
 
-    /// Reads a CSV with `course_id` and `lessons` columns, and `ends_at`
-    /// (RFC 3339, may be empty) when it has one (the data contract's courses.csv).
+    /// Adds the model's course deadlines (its card's `course_deadlines`) to
+    /// the courses of this catalogue that have them.
+    pub fn with_deadlines(mut self, training: &churn_model::Training) -> Self {
+        for (id, due_at, event_type) in training.course_deadlines() {
+            let (Some(&course), Ok(event_type)) =
+                (self.index.get(id), churn_core::EventType::parse(event_type))
+            else {
+                continue;
+            };
+            self.calendar.deadlines.push(churn_core::Deadline {
+                course,
+                due_at: *due_at,
+                event_type,
+            });
+        }
+        self
+    }
+
+    /// Reads a CSV with `course_id` and `lessons` columns, and `ends_at` and
+    /// `starts_at` (RFC 3339, may be empty) when it has them (the data
+    /// contract's courses.csv).
     pub fn read(path: &Path) -> Result<Self, ServeError> {
         let fail = |m: String| ServeError::Config(format!("courses {}: {m}", path.display()));
         let mut reader = csv::Reader::from_path(path).map_err(|e| fail(e.to_string()))?;
@@ -151,6 +172,7 @@ impl Catalogue {
         };
         let (id, lessons) = (column("course_id")?, column("lessons")?);
         let ends_at = headers.iter().position(|h| h == "ends_at");
+        let starts_at = headers.iter().position(|h| h == "starts_at");
         let mut catalogue = Catalogue::default();
         for (row, record) in reader.records().enumerate() {
             let record = record.map_err(|e| fail(e.to_string()))?;
@@ -164,14 +186,19 @@ impl Catalogue {
                 return Err(fail(format!("row {}: course {course:?} twice", row + 1)));
             }
             catalogue.lessons.push(count);
-            let end = match ends_at.and_then(|i| record.get(i)).map(str::trim) {
-                None | Some("") => None,
-                Some(text) => Some(
-                    churn_core::parse_timestamp(text)
-                        .map_err(|e| fail(format!("row {}: ends_at {text:?}: {e}", row + 1)))?,
-                ),
+            let time = |column: Option<usize>, name: &str| -> Result<Option<i64>, ServeError> {
+                match column.and_then(|i| record.get(i)).map(str::trim) {
+                    None | Some("") => Ok(None),
+                    Some(text) => churn_core::parse_timestamp(text)
+                        .map(Some)
+                        .map_err(|e| fail(format!("row {}: {name} {text:?}: {e}", row + 1))),
+                }
             };
-            catalogue.ends.push(end);
+            catalogue.calendar.ends.push(time(ends_at, "ends_at")?);
+            catalogue
+                .calendar
+                .starts
+                .push(time(starts_at, "starts_at")?);
         }
         Ok(catalogue)
     }

@@ -164,6 +164,7 @@ impl Catalogue {
                 level: level.as_str().to_owned(),
                 lessons: 8 + rng.below(33) as u32,
                 ends_at: None,
+                starts_at: None,
             });
         }
         Catalogue {

@@ -76,6 +76,17 @@ fn aggregated_with_custom_types() -> churn_core::Dataset {
         "some logins were aggregated"
     );
     dataset.events = events;
+    // Deadlines: two per course, met by a quiz attempt in that course.
+    let start = dataset.events.iter().map(|e| e.ts).min().unwrap_or(0);
+    dataset.deadlines = (0..dataset.courses.len() as u32)
+        .flat_map(|course| {
+            [20, 55].map(|day| churn_core::Deadline {
+                course,
+                due_at: start + (day + i64::from(course)) * DAY_MS,
+                event_type: EventType::QuizAttempt,
+            })
+        })
+        .collect();
     // Learner attributes: a number (missing for every 7th learner) and a
     // category (missing for every 5th).
     dataset.attributes = LearnerAttributes {
@@ -152,8 +163,11 @@ fn parity(original: churn_core::Dataset, label: LabelDefinition) {
     let as_of = as_of.i64().unwrap().clone();
     let churned = table.column("churned").unwrap().i32().unwrap().clone();
     let lessons: Vec<u32> = original.courses.iter().map(|c| c.lessons).collect();
-    let ends: Vec<Option<i64>> = original.courses.iter().map(|c| c.ends_at).collect();
-    let layout = set.layout(&original.custom_event_types, &original.attributes, &ends);
+    let layout = set.layout(
+        &original.custom_event_types,
+        &original.attributes,
+        &churn_features::CourseCalendar::of(&original),
+    );
     let features = set.features();
     let numeric: Vec<&str> = features
         .iter()
@@ -216,6 +230,30 @@ fn parity(original: churn_core::Dataset, label: LabelDefinition) {
                 expected.numeric[base + 3].to_bits(),
                 since.to_bits(),
                 "days_since_{name}"
+            );
+        }
+        // The next deadline, by its formula: the earliest due after t among
+        // the courses of the learner's events up to t.
+        let next = original
+            .deadlines
+            .iter()
+            .filter(|d| {
+                d.due_at > t
+                    && events
+                        .iter()
+                        .any(|e| e.ts <= t && e.course() == Some(d.course))
+            })
+            .map(|d| (d.due_at - t) as f64 / DAY_MS as f64)
+            .reduce(f64::min)
+            .unwrap_or(f64::NAN);
+        if let Some(next_at) = numeric
+            .iter()
+            .position(|n| *n == churn_features::DAYS_TO_NEXT_DEADLINE)
+        {
+            assert_eq!(
+                expected.numeric[next_at].to_bits(),
+                next.to_bits(),
+                "days_to_next_deadline"
             );
         }
         let learner_row = &original.learners[learner];
