@@ -434,6 +434,25 @@ fn a_platform_with_its_own_vocabulary_trains_predicts_explains_and_serves() {
         "raw instances carry counts"
     );
     compare_with_predict(server.addr, &instances, &expected);
+
+    // A learner attribute of the wrong type is a 422 naming the field, and
+    // the server keeps answering; an absent one is missing, not an error.
+    let mut bad = instances[0].clone();
+    bad["profile"]["weekly_hours"] = "lots".into();
+    let (status, body) = common::predict(server.addr, &serde_json::json!({"instances": [bad]}));
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body.to_string()
+            .contains("instances[0].profile.weekly_hours"),
+        "{body}"
+    );
+    let mut without = instances[0].clone();
+    if let Some(profile) = without["profile"].as_object_mut() {
+        profile.remove("weekly_hours");
+        profile.remove("company_size");
+    }
+    let (status, body) = common::predict(server.addr, &serde_json::json!({"instances": [without]}));
+    assert_eq!(status, 200, "{body}");
 }
 
 /// The first command of the README's "Two commands", without its comment.
