@@ -150,17 +150,27 @@ impl std::fmt::Display for ImportReport {
 pub(crate) struct Interner {
     pub(crate) names: Vec<String>,
     index: HashMap<compact_str::CompactString, u32, foldhash::fast::RandomState>,
+    /// The code returned last: exports are often grouped by learner, so the
+    /// next row's id is usually the same and needs no lookup.
+    last: Option<u32>,
 }
 
 impl Interner {
     /// The number of `text` and whether it is new.
     fn code(&mut self, text: &str) -> (u32, bool) {
+        if let Some(last) = self.last
+            && self.names[last as usize] == text
+        {
+            return (last, false);
+        }
         if let Some(&code) = self.index.get(text) {
+            self.last = Some(code);
             return (code, false);
         }
         let code = self.names.len() as u32;
         self.names.push(text.to_owned());
         self.index.insert(text.into(), code);
+        self.last = Some(code);
         (code, true)
     }
 }
