@@ -184,6 +184,39 @@ impl Compiled {
         }
     }
 
+    /// The field's text, which must be there: the error names the field.
+    pub(crate) fn required_text<'r>(
+        &'r self,
+        row: &'r dyn Row,
+        name: &'static str,
+    ) -> Result<Cow<'r, str>, (&'static str, String)> {
+        self.text(row)
+            .map_err(|r| (name, r))?
+            .ok_or_else(|| (name, format!("{name} is empty")))
+    }
+
+    /// The field as a number, which must be there.
+    pub(crate) fn required_number(
+        &self,
+        row: &dyn Row,
+        name: &'static str,
+    ) -> Result<f64, (&'static str, String)> {
+        self.number(row)
+            .map_err(|r| (name, r))?
+            .ok_or_else(|| (name, format!("{name} is empty")))
+    }
+
+    /// The field as a time, which must be there.
+    pub(crate) fn required_time(
+        &self,
+        row: &dyn Row,
+        name: &'static str,
+    ) -> Result<i64, (&'static str, String)> {
+        self.time(row)
+            .map_err(|r| (name, r))?
+            .ok_or_else(|| (name, format!("{name} is empty")))
+    }
+
     /// The field as a number.
     pub(crate) fn number(&self, row: &dyn Row) -> Result<Option<f64>, String> {
         match self.text(row)? {

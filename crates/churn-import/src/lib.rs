@@ -912,21 +912,13 @@ impl<'m> Importer<'m> {
                     report.filtered += 1;
                     return Ok(());
                 }
-                let text =
-                    |f: &Compiled, name: &'static str| -> Result<String, (&'static str, String)> {
-                        f.text(row)
-                            .map_err(|r| (name, r))?
-                            .map(|c| c.into_owned())
-                            .ok_or((name, format!("{name} is empty")))
-                    };
                 let made = (|| {
-                    let learner_id = text(id, "learner_id")?;
-                    let signup_at = signup
-                        .time(row)
-                        .map_err(|r| ("signup_at", r))?
-                        .ok_or(("signup_at", "signup_at is empty".to_owned()))?;
-                    let plan = text(plan, "plan")?;
-                    let channel = text(channel, "acquisition_channel")?;
+                    let learner_id = id.required_text(row, "learner_id")?.into_owned();
+                    let signup_at = signup.required_time(row, "signup_at")?;
+                    let plan = plan.required_text(row, "plan")?.into_owned();
+                    let channel = channel
+                        .required_text(row, "acquisition_channel")?
+                        .into_owned();
                     let device = match device {
                         None => None,
                         Some(d) => d
@@ -1044,20 +1036,9 @@ impl<'m> Importer<'m> {
                     return Ok(());
                 }
                 let made = (|| {
-                    let id = id
-                        .text(row)
-                        .map_err(|r| ("course_id", r))?
-                        .ok_or(("course_id", "course_id is empty".to_owned()))?
-                        .into_owned();
-                    let level = level
-                        .text(row)
-                        .map_err(|r| ("level", r))?
-                        .ok_or(("level", "level is empty".to_owned()))?
-                        .into_owned();
-                    let n = lessons
-                        .number(row)
-                        .map_err(|r| ("lessons", r))?
-                        .ok_or(("lessons", "lessons is empty".to_owned()))?;
+                    let id = id.required_text(row, "course_id")?.into_owned();
+                    let level = level.required_text(row, "level")?.into_owned();
+                    let n = lessons.required_number(row, "lessons")?;
                     let end = match ends {
                         None => None,
                         Some(e) => e.time(row).map_err(|r| ("ends_at", r))?,
@@ -1122,19 +1103,9 @@ impl Importer<'_> {
                     return Ok(());
                 }
                 let made = (|| {
-                    let course = course
-                        .text(row)
-                        .map_err(|r| ("course_id", r))?
-                        .ok_or(("course_id", "course_id is empty".to_owned()))?
-                        .into_owned();
-                    let due_at = due
-                        .time(row)
-                        .map_err(|r| ("due_at", r))?
-                        .ok_or(("due_at", "due_at is empty".to_owned()))?;
-                    let kind = kind
-                        .text(row)
-                        .map_err(|r| ("event_type", r))?
-                        .ok_or(("event_type", "event_type is empty".to_owned()))?;
+                    let course = course.required_text(row, "course_id")?.into_owned();
+                    let due_at = due.required_time(row, "due_at")?;
+                    let kind = kind.required_text(row, "event_type")?;
                     if churn_core::EventType::parse(&kind).is_err() {
                         return Err((
                             "event_type",
