@@ -1,10 +1,14 @@
 //! Point-in-time properties: features at `t` see nothing after `t`, the label
 //! at `t` sees nothing up to `t` (under every label definition), and the file
-//! order of the events changes nothing. Events include counts and custom types.
+//! order of the events changes nothing. Events include counts and custom types;
+//! the features include a feature set's (custom types, course calendar and
+//! deadlines, learner attributes).
 
 use churn_core::{DAY_MS, Event, EventKind, EventType, LabelDefinition, NO_COURSE};
 use churn_features::label::churned_after;
-use churn_features::{FeatureLayout, FeatureRow, Profile, SortedEvents, compute};
+use churn_features::{
+    CourseCalendar, FeatureLayout, FeatureRow, FeatureSet, Profile, SortedEvents, compute,
+};
 use proptest::prelude::*;
 
 const LESSONS: [u32; 3] = [4, 8, 12];
@@ -50,22 +54,64 @@ fn sorted(mut events: Vec<Event>) -> Vec<Event> {
     events
 }
 
+/// Every feature the data can have: both custom types, the course calendar
+/// (two courses with ends and starts, one without), deadlines inside the
+/// span, and an attribute of each kind.
+static LAYOUT: std::sync::LazyLock<(FeatureLayout, usize)> = std::sync::LazyLock::new(|| {
+    let attributes = churn_core::LearnerAttributes {
+        numeric: vec!["credits".into()],
+        categorical: vec!["region".into()],
+    };
+    let set = FeatureSet::new(
+        vec!["alpha_view".into(), "beta_badge".into()],
+        attributes.clone(),
+    )
+    .expect("a valid set")
+    .with_calendar(true)
+    .with_starts(true)
+    .with_deadlines(true);
+    let deadline = |course, day, event_type| churn_core::Deadline {
+        course,
+        due_at: day * DAY_MS,
+        event_type,
+    };
+    let calendar = CourseCalendar {
+        ends: vec![Some(90 * DAY_MS), Some(150 * DAY_MS), None],
+        starts: vec![Some(0), Some(20 * DAY_MS), None],
+        deadlines: vec![
+            deadline(0, 30, EventType::QuizAttempt),
+            deadline(0, 60, EventType::QuizAttempt),
+            deadline(1, 45, EventType::LessonComplete),
+            deadline(2, 70, EventType::QuizAttempt),
+        ],
+    };
+    let custom = ["alpha_view".to_owned(), "beta_badge".to_owned()];
+    (
+        set.layout(&custom, &attributes, &calendar),
+        set.numeric_len(),
+    )
+});
+
 fn features_at(events: &[Event], t: i64) -> FeatureRow<'static> {
+    static CATEGORIES: [Option<String>; 1] = [None];
     let profile = Profile {
         signup_at: 0,
         plan: "free",
         acquisition_channel: "ads",
         device: Some("ios"),
-        numeric_attributes: &[],
-        categorical_attributes: &[],
+        numeric_attributes: &[60.0],
+        categorical_attributes: &CATEGORIES,
     };
-    compute(
+    let (layout, numeric_len) = &*LAYOUT;
+    let row = compute(
         &profile,
         SortedEvents::check(events).expect("sorted"),
         t,
         &LESSONS,
-        &FeatureLayout::default(),
-    )
+        layout,
+    );
+    assert_eq!(row.numeric.len(), *numeric_len, "every feature of the set");
+    row
 }
 
 fn sorted_in_place(events: &mut [Event]) -> Vec<Event> {
@@ -75,6 +121,7 @@ fn sorted_in_place(events: &mut [Event]) -> Vec<Event> {
 /// Equal including NaN, bit for bit.
 fn same(a: &FeatureRow<'_>, b: &FeatureRow<'_>) -> bool {
     a.categorical == b.categorical
+        && a.numeric.len() == b.numeric.len()
         && a.numeric
             .iter()
             .zip(&b.numeric)
