@@ -67,12 +67,29 @@ def run(cmd, repeat):
     return min(r[0] for r in runs), max(r[1] for r in runs)
 
 
+def generate(csv, rows):
+    rng = np.random.default_rng(42)
+    start = np.datetime64("2026-01-01T00:00:00")
+    days = rng.integers(0, 180, rows).astype("timedelta64[D]")
+    kinds = np.array(["login", "video_watch", "quiz_attempt", "forum_post", "page_view", "badge_earned"])
+    pl.DataFrame({
+        "user": rng.integers(0, 200_000, rows),
+        "day": pl.Series((start + days).astype("datetime64[ms]")).dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "kind": kinds[rng.integers(0, len(kinds), rows)],
+        "n": rng.integers(1, 6, rows),
+    }).with_columns(pl.format("u{}", pl.col("user")).alias("user")).write_csv(csv)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--work", type=Path, default=Path("/tmp/churn-bench-import"))
+    parser.add_argument("--generate", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.generate:
+        generate(args.generate, args.rows)
+        return
     args.work.mkdir(parents=True, exist_ok=True)
 
     subprocess.run(["cargo", "test", "--release", "--workspace", "--no-run", "--quiet"], cwd=ROOT, check=True)
@@ -80,16 +97,9 @@ def main():
 
     csv = args.work / f"events-{args.rows}.csv"
     if not csv.exists():
-        rng = np.random.default_rng(42)
-        start = np.datetime64("2026-01-01T00:00:00")
-        days = rng.integers(0, 180, args.rows).astype("timedelta64[D]")
-        kinds = np.array(["login", "video_watch", "quiz_attempt", "forum_post", "page_view", "badge_earned"])
-        pl.DataFrame({
-            "user": rng.integers(0, 200_000, args.rows),
-            "day": pl.Series((start + days).astype("datetime64[ms]")).dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "kind": kinds[rng.integers(0, len(kinds), args.rows)],
-            "n": rng.integers(1, 6, args.rows),
-        }).with_columns(pl.format("u{}", pl.col("user")).alias("user")).write_csv(csv)
+        # In a process of its own: a child forked from a parent holding the
+        # generated frame would count the parent's pages in its peak RSS.
+        subprocess.run([sys.executable, __file__, "--generate", str(csv), "--rows", str(args.rows)], check=True)
     mapping = args.work / "mapping.toml"
     mapping.write_text(MAPPING.format(csv=csv))
     peer_script = args.work / "peer.py"
