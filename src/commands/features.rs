@@ -81,17 +81,9 @@ pub fn features(ui: &Ui, args: &FeaturesArgs) -> Result<ExitCode> {
             (part.dataset.learners.len() * part.partitions()) as u64,
             "features",
         );
-        // The most frequent custom types over every partition: one more read
-        // of the events, only when the data has custom types.
-        let mut occurrences = vec![0u64; part.dataset.custom_event_types.len()];
-        if !occurrences.is_empty() {
-            for k in 0..part.partitions() {
-                churn_features::count_custom_occurrences(&part.events_of(k)?, &mut occurrences);
-            }
-        }
         let set = FeatureSet::choose_by_occurrences(
             &part.dataset.custom_event_types,
-            &occurrences,
+            &part.custom_type_occurrences()?,
             &part.dataset.attributes,
             args.custom_types,
         )?;
@@ -133,7 +125,7 @@ pub fn features(ui: &Ui, args: &FeaturesArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn say_feature_set(set: &FeatureSet) -> Result<()> {
+pub fn say_feature_set(set: &FeatureSet) -> Result<()> {
     if !set.is_empty() {
         say!("features beyond the registry: {set}")?;
     }
@@ -155,11 +147,7 @@ pub fn read_points_reporting(
         points.pairs.len(),
         points.rejects.len()
     )?;
-    if !points.rejects.is_empty() {
-        let dir = out_dir.join("rejects");
-        churn_core::create_dir_all(&dir)?;
-        let path = dir.join("points.csv");
-        churn_data::write_rejects_file(&points.columns, &points.rejects, &path)?;
+    if let Some(path) = points.write_rejects(out_dir)? {
         say!("rejected points written to {}", path.display())?;
     }
     Ok(points)

@@ -61,15 +61,9 @@ pub fn monitor(ui: &Ui, args: &MonitorArgs) -> Result<ExitCode> {
             .map(|o| o.model.as_str())
             .chain(features.iter().map(|f| f.model.as_str())),
     )?;
-    // A feature is the registry's or one a logged model's reference has (a
-    // custom type's or a learner attribute's).
-    if let Some(unknown) = args.gate_ignores.iter().find(|f| {
-        churn_features::registry::find(f).is_none()
-            && !references.values().any(|r| {
-                r.numeric.iter().any(|n| &n.feature == *f)
-                    || r.categorical.iter().any(|c| &c.feature == *f)
-            })
-    }) {
+    if let Some(unknown) =
+        churn_monitor::gate::unknown_feature(&args.gate_ignores, references.values())
+    {
         bail!("--gate-ignores {unknown:?}: not a feature of the registry or of the logged models");
     }
     let start = churn_monitor::first_day(

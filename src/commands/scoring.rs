@@ -13,7 +13,7 @@ use crate::cli::{ExplainArgs, ModelSource, PredictArgs, ScoringArgs};
 use crate::flags::{duration, reference_time};
 use crate::loading::load_and_report;
 use crate::output::write_file;
-use crate::ui::{Ui, say};
+use crate::ui::{Ui, print_text, say};
 
 /// Loads an artifact that reads churn's own features.
 pub fn load_feature_model(source: &ModelSource) -> Result<Artifact> {
@@ -95,44 +95,28 @@ impl Scoring {
     fn examples<'d>(
         &self,
         dataset: &'d mut Dataset,
-        learners: Option<&[u32]>,
+        learners: &[u32],
     ) -> Result<(&'d Dataset, Vec<Example<'d>>)> {
-        let plan = SnapshotSpec {
-            from: Some(self.as_of),
-            to: Some(self.as_of),
-            every: DAY_MS,
-            horizon: self.horizon,
-            data_end: Some(self.as_of),
-            label: self.label,
-        }
-        .resolve_for_span(Some((self.as_of, self.as_of)))?;
-        // The model's custom event types and learner attributes, read from
-        // this data by name (what it lacks is missing, as over HTTP).
-        let grouped =
-            Grouped::new(dataset).with_features(self.artifact.card.training.feature_set());
-        let all: Vec<u32>;
-        let learners = match learners {
-            Some(l) => l,
-            None => {
-                all = (0..grouped.dataset().learners.len() as u32).collect();
-                &all
-            }
-        };
-        let examples = grouped
-            .examples(learners, &plan)
-            .into_iter()
-            .flatten()
-            .collect();
-        Ok((grouped.dataset(), examples))
+        let points: Vec<(u32, i64)> = learners.iter().map(|&l| (l, self.as_of)).collect();
+        let (dataset, examples, _) = self.examples_at(dataset, &points)?;
+        Ok((dataset, examples))
     }
 
-    /// The examples at prediction points; a point where the learner is not
-    /// an example is counted, not scored.
+    /// Every learner of `dataset` at the as-of time.
+    fn all_at_as_of(&self, dataset: &Dataset) -> Vec<(u32, i64)> {
+        (0..dataset.learners.len() as u32)
+            .map(|l| (l, self.as_of))
+            .collect()
+    }
+
+    /// The examples at prediction points (learner, as-of), and how many
+    /// points had none (the learner was not there).
     fn examples_at<'d>(
         &self,
         dataset: &'d mut Dataset,
         points: &[(u32, i64)],
     ) -> Result<(&'d Dataset, Vec<Example<'d>>, usize)> {
+        // No label is read: the data ends at the latest point.
         let latest = points.iter().map(|p| p.1).max().unwrap_or(self.as_of);
         let plan = SnapshotSpec {
             from: Some(latest),
@@ -143,6 +127,8 @@ impl Scoring {
             label: self.label,
         }
         .resolve_for_span(Some((latest, latest)))?;
+        // The model's custom event types, calendar and learner attributes,
+        // read from this data by name (what it lacks is missing, as over HTTP).
         let grouped =
             Grouped::new(dataset).with_features(self.artifact.card.training.feature_set());
         let found = grouped.examples_at(points, &plan);
@@ -180,28 +166,21 @@ pub fn predict(ui: &Ui, args: &PredictArgs) -> Result<Scored> {
     }
     let (scoring, mut dataset) = Scoring::open(ui, &args.scoring)?;
     let points = match &args.points {
-        Some(file) => Some(crate::commands::features::read_points_reporting(
-            file,
-            &dataset,
-            &args.scoring.work,
-        )?),
-        None => None,
+        Some(file) => {
+            crate::commands::features::read_points_reporting(file, &dataset, &args.scoring.work)?
+                .pairs
+        }
+        None => scoring.all_at_as_of(&dataset),
     };
     let spinner = ui.spinner("features");
-    let (dataset, examples) = match &points {
-        Some(points) => {
-            let (dataset, examples, missing) = scoring.examples_at(&mut dataset, &points.pairs)?;
-            if missing > 0 {
-                say!(
-                    "{missing} of {} points not scored: the learner was not there (not signed up, gone or finished)",
-                    points.pairs.len()
-                )?;
-            }
-            (dataset, examples)
-        }
-        None => scoring.examples(&mut dataset, None)?,
-    };
+    let (dataset, examples, missing) = scoring.examples_at(&mut dataset, &points)?;
     spinner.finish_and_clear();
+    if args.points.is_some() && missing > 0 {
+        say!(
+            "{missing} of {} points not scored: the learner was not there (not signed up, gone or finished)",
+            points.len()
+        )?;
+    }
     let scoring = &scoring;
     let bar = ui.progress(examples.len() as u64, "scoring");
     let answers: Vec<Answer> = examples
@@ -272,7 +251,7 @@ pub fn explain(ui: &Ui, args: &ExplainArgs) -> Result<()> {
     };
     let as_of = scoring.as_of;
     let horizon = scoring.horizon;
-    let (dataset, examples) = scoring.examples(&mut dataset, Some(&[index as u32]))?;
+    let (dataset, examples) = scoring.examples(&mut dataset, &[index as u32])?;
     let Some(example) = examples.into_iter().next() else {
         let signup = dataset.learners[index].signup_at;
         bail!(
@@ -291,96 +270,21 @@ pub fn explain(ui: &Ui, args: &ExplainArgs) -> Result<()> {
     };
     let all = scoring.artifact.model.schema().features.len();
     let a = answer(&scoring, &example, all)?;
+    let explanation = churn_model::explanation::Explanation {
+        learner_id: &args.learner,
+        as_of,
+        card: &scoring.artifact.card,
+        model: &scoring.artifact.model,
+        answer: &a,
+        input: &Input::from(&example.features),
+    };
     if args.json {
-        let mut value = serde_json::to_value(&a)?;
-        value["learner_id"] = serde_json::json!(args.learner);
-        value["as_of"] = serde_json::json!(format_timestamp(as_of));
-        value["model"] = serde_json::json!({
-            "name": scoring.artifact.card.name,
-            "version": scoring.artifact.card.version,
-        });
-        value["contributions"] = scoring
-            .artifact
-            .model
-            .schema()
-            .names()
-            .zip(&a.prediction.contributions)
-            .map(|(name, c)| (name.to_owned(), serde_json::json!(c)))
-            .collect::<serde_json::Map<_, _>>()
-            .into();
-        value["top_factors"] =
-            serde_json::to_value(&a.top_factors[..a.top_factors.len().min(args.top_k)])?;
-        say!("{}", serde_json::to_string_pretty(&value)?)?;
-        return Ok(());
-    }
-    let card = &scoring.artifact.card;
-    say!(
-        "{} at {}  ({}@{})",
-        args.learner,
-        format_timestamp(as_of),
-        card.name,
-        card.version
-    )?;
-    say!(
-        "churn probability {:.1}%  risk {}  (margin {:+.3} log-odds = base {:+.3} + contributions)",
-        100.0 * a.churn_probability,
-        a.risk_band.name(),
-        a.margin,
-        a.base_value
-    )?;
-    say!(
-        "suggested: {}: {}  [{}]",
-        a.suggested_action.action,
-        a.suggested_action.reason,
-        a.suggested_action.policy
-    )?;
-    say!()?;
-    say!(
-        "{:<28} {:>12} {:>10}  description",
-        "feature",
-        "value",
-        "log-odds"
-    )?;
-    let schema = scoring.artifact.model.schema();
-    let mut order: Vec<usize> = (0..all).collect();
-    order.sort_by(|&i, &j| {
-        a.prediction.contributions[j]
-            .abs()
-            .total_cmp(&a.prediction.contributions[i].abs())
-    });
-    let input = Input::from(&example.features);
-    for &j in order.iter().take(args.top_k.max(1)) {
-        let value = churn_model::answer::value_of(&scoring.artifact.model, &input, j);
         say!(
-            "{:<28} {:>12} {:>+10.4}  {}",
-            schema.features[j].name,
-            short(&value),
-            a.prediction.contributions[j],
-            schema.features[j].description
+            "{}",
+            serde_json::to_string_pretty(&explanation.json(args.top_k)?)?
         )?;
-    }
-    let rest: f64 = order
-        .iter()
-        .skip(args.top_k.max(1))
-        .map(|&j| a.prediction.contributions[j])
-        .sum();
-    if order.len() > args.top_k {
-        say!(
-            "{:<28} {:>12} {:>+10.4}  the other {} features",
-            "(rest)",
-            "",
-            rest,
-            order.len() - args.top_k
-        )?;
+    } else {
+        print_text(&explanation.text(args.top_k))?;
     }
     Ok(())
-}
-
-fn short(value: &churn_model::Value) -> String {
-    match value {
-        churn_model::Value::Number(v) if v.fract() == 0.0 => format!("{v:.0}"),
-        churn_model::Value::Number(v) => format!("{v:.3}"),
-        churn_model::Value::Category(c) => c.clone(),
-        churn_model::Value::Missing => "missing".into(),
-    }
 }

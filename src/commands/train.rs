@@ -4,7 +4,6 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
-use churn_core::format_timestamp;
 
 use crate::cli::{ModelKind, TrainArgs};
 use crate::flags::{reference_time, snapshot_spec};
@@ -47,9 +46,7 @@ fn from_churn_data(ui: &Ui, settings: &TrainSettings, data: &Path) -> Result<Pre
     let mut dataset = loaded.dataset;
     let plan = spec.resolve(&dataset)?;
     let feature_set = churn_features::FeatureSet::choose(&dataset, settings.custom_types)?;
-    if !feature_set.is_empty() {
-        say!("features beyond the registry: {feature_set}")?;
-    }
+    crate::commands::features::say_feature_set(&feature_set)?;
     let points = match &settings.points {
         Some(file) => Some(crate::commands::features::read_points_reporting(
             file,
@@ -94,16 +91,7 @@ fn from_churn_data(ui: &Ui, settings: &TrainSettings, data: &Path) -> Result<Pre
             plan.label(),
             settings.seed
         ),
-        format!(
-            "{} labelled examples: train {} (as-of {}), validation {} (as-of {}), test {} (as-of {}).",
-            table.rows(),
-            split.train.len(),
-            span(&split.train_times),
-            split.valid.len(),
-            span(&split.valid_times),
-            split.test.len(),
-            span(&split.test_times),
-        ),
+        split.account(table.rows()),
     ];
     let training = churn_model::Training::ChurnData(churn_model::artifact::ChurnDataTraining {
         data: data.display().to_string(),
@@ -111,33 +99,7 @@ fn from_churn_data(ui: &Ui, settings: &TrainSettings, data: &Path) -> Result<Pre
         every: snapshots.every.clone(),
         horizon: snapshots.horizon.clone(),
         split: split.describe(plan.horizon()),
-        courses: dataset
-            .courses
-            .iter()
-            .map(|c| (c.id.clone(), c.lessons))
-            .collect(),
-        course_ends: dataset
-            .courses
-            .iter()
-            .filter_map(|c| c.ends_at.map(|end| (c.id.clone(), end)))
-            .collect(),
-        course_starts: dataset
-            .courses
-            .iter()
-            .filter_map(|c| c.starts_at.map(|start| (c.id.clone(), start)))
-            .collect(),
-        course_deadlines: dataset
-            .deadlines
-            .iter()
-            .filter_map(|d| {
-                let course = dataset.courses.get(d.course as usize)?;
-                Some((
-                    course.id.clone(),
-                    d.due_at,
-                    d.event_type.as_str().to_owned(),
-                ))
-            })
-            .collect(),
+        catalogue: churn_model::artifact::CourseCatalogue::of(&dataset),
         label: plan.label(),
         activity_types: contract.events.activity.iter().cloned().collect(),
         features: feature_set,
@@ -283,18 +245,4 @@ fn fit_and_save(
         )?;
     }
     Ok(written)
-}
-
-/// "t" for one as-of time, "first to last (n times)" for several.
-fn span(times: &[i64]) -> String {
-    match times {
-        [] => String::new(),
-        [one] => format_timestamp(*one),
-        [first, .., last] => format!(
-            "{} to {}, {} times",
-            format_timestamp(*first),
-            format_timestamp(*last),
-            times.len()
-        ),
-    }
 }

@@ -15,8 +15,8 @@ pub use fs::{commit_file, create_dir_all, publish_dir, temporary_sibling, write_
 pub use schema::{
     ATTRIBUTE_NAME_MAX_LEN, Assignment, BadEventType, CUSTOM_EVENT_TYPE_MAX_LEN, Course, Dataset,
     Deadline, Event, EventKind, EventType, LEARNER_COLUMNS, LabelDefinition, Learner,
-    LearnerAttributes, Level, NO_COURSE, ParseEnumError, Plan, Table, parse_category,
-    parse_event_type,
+    LearnerAttributes, Level, NO_COURSE, ParseEnumError, Plan, Table, count_custom_occurrences,
+    parse_category, parse_event_type,
 };
 pub use time::{
     DAY_MS, HOUR_MS, TimestampError, format_timestamp, now_ms, parse_duration, parse_timestamp,

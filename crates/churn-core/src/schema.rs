@@ -469,6 +469,18 @@ pub struct Deadline {
     pub event_type: EventType,
 }
 
+/// Adds the occurrences (`count` included) of each custom event type of
+/// `events` to `occurrences`, indexed by custom type index.
+pub fn count_custom_occurrences(events: &[Event], occurrences: &mut [u64]) {
+    for e in events {
+        if let EventKind::Custom { index, .. } = e.event_type
+            && let Some(n) = occurrences.get_mut(usize::from(index))
+        {
+            *n += u64::from(e.count);
+        }
+    }
+}
+
 /// One row of `assignments`: a learner put into an experiment arm.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Assignment {

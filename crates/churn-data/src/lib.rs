@@ -319,6 +319,18 @@ impl Partitioned {
         self.partitions.get()
     }
 
+    /// The occurrences (`count` included) of each custom event type, by
+    /// index: one more read of the events, only when there are custom types.
+    pub fn custom_type_occurrences(&self) -> Result<Vec<u64>, DataError> {
+        let mut occurrences = vec![0u64; self.dataset.custom_event_types.len()];
+        if !occurrences.is_empty() {
+            for k in 0..self.partitions() {
+                churn_core::count_custom_occurrences(&self.events_of(k)?, &mut occurrences);
+            }
+        }
+        Ok(occurrences)
+    }
+
     /// The accepted events of the learners in `partition` (learner index
     /// modulo [`Self::partitions`]), in file order.
     pub fn events_of(&self, partition: usize) -> Result<Vec<Event>, DataError> {

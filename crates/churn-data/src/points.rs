@@ -30,6 +30,22 @@ pub struct Points {
 }
 
 impl Points {
+    /// Writes the rejects to `dir/rejects/points.csv`, when there are any;
+    /// the file written.
+    pub fn write_rejects(&self, dir: &Path) -> Result<Option<PathBuf>, DataError> {
+        if self.rejects.is_empty() {
+            return Ok(None);
+        }
+        let dir = dir.join("rejects");
+        churn_core::create_dir_all(&dir).map_err(|e| DataError::Write {
+            file: dir.clone(),
+            message: e.to_string(),
+        })?;
+        let path = dir.join("points.csv");
+        crate::write_rejects_file(&self.columns, &self.rejects, &path)?;
+        Ok(Some(path))
+    }
+
     /// Whether every row was accepted or rejected.
     pub fn reconciles(&self) -> bool {
         self.read == self.pairs.len() + self.rejects.len()

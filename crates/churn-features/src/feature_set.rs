@@ -22,7 +22,7 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use churn_core::{Dataset, Event, EventKind, LearnerAttributes, parse_event_type};
+use churn_core::{Dataset, LearnerAttributes, parse_event_type};
 use serde::{Deserialize, Serialize};
 
 use crate::registry::{self, Group, Kind};
@@ -226,7 +226,7 @@ impl FeatureSet {
     /// too.
     pub fn choose(dataset: &Dataset, max_custom_types: usize) -> Result<Self, FeatureSetError> {
         let mut occurrences = vec![0u64; dataset.custom_event_types.len()];
-        count_custom_occurrences(&dataset.events, &mut occurrences);
+        churn_core::count_custom_occurrences(&dataset.events, &mut occurrences);
         Ok(Self::choose_by_occurrences(
             &dataset.custom_event_types,
             &occurrences,
@@ -263,7 +263,8 @@ impl FeatureSet {
     }
 
     /// [`Self::choose`] from occurrences already counted (by custom type
-    /// index, see [`count_custom_occurrences`]): for data read in parts.
+    /// index, see `churn_core::count_custom_occurrences`): for data read in
+    /// parts.
     pub fn choose_by_occurrences(
         custom_event_types: &[String],
         occurrences: &[u64],
@@ -448,18 +449,6 @@ impl FeatureSet {
     }
 }
 
-/// Adds the occurrences (`count` included) of each custom event type of
-/// `events` to `occurrences`, indexed by custom type index.
-pub fn count_custom_occurrences(events: &[Event], occurrences: &mut [u64]) {
-    for e in events {
-        if let EventKind::Custom { index, .. } = e.event_type
-            && let Some(n) = occurrences.get_mut(usize::from(index))
-        {
-            *n += u64::from(e.count);
-        }
-    }
-}
-
 impl fmt::Display for FeatureSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -548,7 +537,7 @@ impl FeatureLayout {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use churn_core::EventType;
+    use churn_core::{Event, EventKind, EventType};
 
     fn attributes(numeric: &[&str], categorical: &[&str]) -> LearnerAttributes {
         LearnerAttributes {

@@ -18,6 +18,6 @@ pub use examples::{Example, Grouped, SnapshotPlan, SnapshotSpec};
 pub use feature_set::{
     CourseCalendar, DAYS_SINCE_COURSE_START, DAYS_TO_COURSE_END, DAYS_TO_NEXT_DEADLINE,
     DEADLINES_MISSED, DEFAULT_CUSTOM_TYPES, FEATURES_PER_CUSTOM_TYPE, Feature, FeatureLayout,
-    FeatureSet, FeatureSetError, count_custom_occurrences,
+    FeatureSet, FeatureSetError,
 };
 pub use registry::{CATEGORICAL, FeatureDef, Group, Kind, NUMERIC};

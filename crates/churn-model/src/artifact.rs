@@ -88,20 +88,10 @@ pub struct ChurnDataTraining {
     pub horizon: String,
     /// How the rows were split (method, as-of times, row counts).
     pub split: serde_json::Value,
-    /// The course catalogue the features were computed with (`[id, lessons]`):
-    /// the server computes `completion_rate` for raw-event requests from it.
-    pub courses: Vec<(String, u32)>,
-    /// The courses' ends (`[id, ms since epoch]`, for courses that have one):
-    /// the server computes `days_to_course_end` from them.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub course_ends: Vec<(String, i64)>,
-    /// The courses' starts (`[id, ms since epoch]`, for courses that have one).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub course_starts: Vec<(String, i64)>,
-    /// The courses' deadlines (`[course id, due ms, event type]`): the
-    /// server computes the deadline features from them.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub course_deadlines: Vec<(String, i64, String)>,
+    /// The courses the features were computed with (the card's `courses`,
+    /// `course_ends`, `course_starts` and `course_deadlines` keys).
+    #[serde(flatten)]
+    pub catalogue: CourseCatalogue,
     /// What "churned" meant for the labels. Cards written before the setting
     /// existed lack it, and were all `either`.
     #[serde(default)]
@@ -120,6 +110,54 @@ pub struct ChurnDataTraining {
     pub calibration: serde_json::Value,
     /// Every setting of the run (`churn train --config`'s keys).
     pub settings: serde_json::Value,
+}
+
+/// The courses a model's features were computed with, by course id: the
+/// server computes `completion_rate` and the calendar features of raw-event
+/// requests from them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CourseCatalogue {
+    /// `[id, lessons]`.
+    pub courses: Vec<(String, u32)>,
+    /// `[id, ms since epoch]`, for courses that have an end.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub course_ends: Vec<(String, i64)>,
+    /// `[id, ms since epoch]`, for courses that have a start.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub course_starts: Vec<(String, i64)>,
+    /// `[course id, due ms, event type]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub course_deadlines: Vec<(String, i64, String)>,
+}
+
+impl CourseCatalogue {
+    /// The catalogue of a dataset's courses and deadlines.
+    pub fn of(dataset: &churn_core::Dataset) -> Self {
+        let courses = &dataset.courses;
+        let dated = |date: fn(&churn_core::Course) -> Option<i64>| {
+            courses
+                .iter()
+                .filter_map(|c| date(c).map(|ms| (c.id.clone(), ms)))
+                .collect()
+        };
+        CourseCatalogue {
+            courses: courses.iter().map(|c| (c.id.clone(), c.lessons)).collect(),
+            course_ends: dated(|c| c.ends_at),
+            course_starts: dated(|c| c.starts_at),
+            course_deadlines: dataset
+                .deadlines
+                .iter()
+                .filter_map(|d| {
+                    let course = courses.get(d.course as usize)?;
+                    Some((
+                        course.id.clone(),
+                        d.due_at,
+                        d.event_type.as_str().to_owned(),
+                    ))
+                })
+                .collect(),
+        }
+    }
 }
 
 /// A model trained on a plain table.
@@ -155,44 +193,21 @@ impl Training {
         }
     }
 
-    /// The course catalogue the features were computed with, if the card has one.
-    pub fn courses(&self) -> &[(String, u32)] {
-        match self {
-            Training::ChurnData(t) => &t.courses,
-            _ => &[],
-        }
-    }
-
-    /// The starts of the courses that have one (`[id, ms]`).
-    pub fn course_starts(&self) -> &[(String, i64)] {
-        match self {
-            Training::ChurnData(t) => &t.course_starts,
-            _ => &[],
-        }
-    }
-
-    /// The courses' deadlines (`[course id, due ms, event type]`).
-    pub fn course_deadlines(&self) -> &[(String, i64, String)] {
-        match self {
-            Training::ChurnData(t) => &t.course_deadlines,
-            _ => &[],
-        }
-    }
-
-    /// The ends of the courses that have one (`[id, ms]`).
-    pub fn course_ends(&self) -> &[(String, i64)] {
-        match self {
-            Training::ChurnData(t) => &t.course_ends,
-            _ => &[],
-        }
-    }
-
     /// What "churned" meant for the labels (`either` for a model that was not
     /// trained on churn's labels).
     pub fn label(&self) -> LabelDefinition {
         match self {
             Training::ChurnData(t) => t.label,
             _ => LabelDefinition::Either,
+        }
+    }
+
+    /// The courses the features were computed with (none for a model not
+    /// trained on churn's data).
+    pub fn catalogue(&self) -> Option<&CourseCatalogue> {
+        match self {
+            Training::ChurnData(t) => Some(&t.catalogue),
+            _ => None,
         }
     }
 

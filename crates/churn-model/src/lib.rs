@@ -9,6 +9,7 @@ pub mod answer;
 pub mod artifact;
 pub mod calibration;
 pub mod drift;
+pub mod explanation;
 pub mod import;
 pub mod logistic;
 pub mod logs;

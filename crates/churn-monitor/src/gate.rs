@@ -67,6 +67,24 @@ fn value_of(m: &ModelPeriod, metric: &str) -> Option<f64> {
     }
 }
 
+/// The first of `ignored` that is no feature: neither the registry's nor
+/// one of the references' (a model's custom types and learner attributes).
+pub fn unknown_feature<'a, 'r>(
+    ignored: &'a [String],
+    references: impl Iterator<Item = &'r churn_model::drift::TrainingReference> + Clone,
+) -> Option<&'a str> {
+    ignored
+        .iter()
+        .find(|f| {
+            churn_features::registry::find(f).is_none()
+                && !references.clone().any(|r| {
+                    r.numeric.iter().any(|n| &n.feature == *f)
+                        || r.categorical.iter().any(|c| &c.feature == *f)
+                })
+        })
+        .map(String::as_str)
+}
+
 /// The conditions crossed in each model's latest period that has the metric
 /// (`ignored` features do not count for `feature_psi`).
 pub fn breaches(report: &Monitoring, thresholds: &[Threshold], ignored: &[String]) -> Vec<String> {

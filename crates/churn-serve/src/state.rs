@@ -124,16 +124,23 @@ impl Catalogue {
     /// counts); empty for a card of a plain table or an imported model.
     pub fn from_card(training: &churn_model::Training) -> Self {
         let mut catalogue = Catalogue::default();
-        for (id, lessons) in training.courses() {
+        let Some(card) = training.catalogue() else {
+            return catalogue;
+        };
+        let date = |dates: &[(String, i64)], id: &str| {
+            dates.iter().find(|(c, _)| c == id).map(|(_, ms)| *ms)
+        };
+        for (id, lessons) in &card.courses {
             if !catalogue.index.contains_key(id) {
                 catalogue
                     .index
                     .insert(id.clone(), catalogue.lessons.len() as u32);
                 catalogue.lessons.push(*lessons);
-                let end = training.course_ends().iter().find(|(c, _)| c == id);
-                catalogue.calendar.ends.push(end.map(|(_, ms)| *ms));
-                let start = training.course_starts().iter().find(|(c, _)| c == id);
-                catalogue.calendar.starts.push(start.map(|(_, ms)| *ms));
+                catalogue.calendar.ends.push(date(&card.course_ends, id));
+                catalogue
+                    .calendar
+                    .starts
+                    .push(date(&card.course_starts, id));
             }
         }
         catalogue
@@ -142,7 +149,10 @@ impl Catalogue {
     /// Adds the model's course deadlines (its card's `course_deadlines`) to
     /// the courses of this catalogue that have them.
     pub fn with_deadlines(mut self, training: &churn_model::Training) -> Self {
-        for (id, due_at, event_type) in training.course_deadlines() {
+        let deadlines = training
+            .catalogue()
+            .map_or(&[][..], |c| &c.course_deadlines);
+        for (id, due_at, event_type) in deadlines {
             let (Some(&course), Ok(event_type)) =
                 (self.index.get(id), churn_core::EventType::parse(event_type))
             else {

@@ -3,6 +3,7 @@
 //! `churn_model::ChurnModel`s and the numbers for their cards and reports.
 
 pub mod fit;
+pub mod overlay;
 pub mod table;
 pub mod training_report;
 

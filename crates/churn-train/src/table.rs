@@ -237,6 +237,35 @@ impl Split {
     }
 }
 
+impl Split {
+    /// One line for people: each part's rows and as-of times.
+    pub fn account(&self, rows: usize) -> String {
+        format!(
+            "{rows} labelled examples: train {} (as-of {}), validation {} (as-of {}), test {} (as-of {}).",
+            self.train.len(),
+            span(&self.train_times),
+            self.valid.len(),
+            span(&self.valid_times),
+            self.test.len(),
+            span(&self.test_times),
+        )
+    }
+}
+
+/// "t" for one as-of time, "first to last, n times" for several.
+fn span(times: &[i64]) -> String {
+    match times {
+        [] => String::new(),
+        [one] => format_timestamp(*one),
+        [first, .., last] => format!(
+            "{} to {}, {} times",
+            format_timestamp(*first),
+            format_timestamp(*last),
+            times.len()
+        ),
+    }
+}
+
 fn times(times: &[i64]) -> Vec<String> {
     times.iter().map(|t| format_timestamp(*t)).collect()
 }

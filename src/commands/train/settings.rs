@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use churn_gbdt::GbdtParams;
+use churn_train::overlay;
 use serde::{Deserialize, Serialize};
 
 use crate::cli::{ModelKind, SnapshotArgs, TrainArgs};
@@ -84,51 +85,6 @@ fn defaults() -> TrainSettings {
     }
 }
 
-/// Merges `overlay` into `base`, tables key by key.
-fn merge(base: &mut toml::Table, overlay: toml::Table) {
-    for (key, value) in overlay {
-        match (base.get_mut(&key), value) {
-            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
-            (_, value) => {
-                base.insert(key, value);
-            }
-        }
-    }
-}
-
-/// Sets a dotted key (`gbdt.learning_rate`) in `table`.
-fn set(table: &mut toml::Table, key: &str, value: toml::Value) -> Result<()> {
-    let mut parts: Vec<&str> = key.split('.').collect();
-    let Some(last) = parts.pop() else {
-        bail!("empty key");
-    };
-    let mut at = table;
-    for part in parts {
-        let entry = at
-            .entry(part.to_owned())
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        let toml::Value::Table(inner) = entry else {
-            bail!("{key}: {part} is not a table");
-        };
-        at = inner;
-    }
-    if last.is_empty() {
-        bail!("{key}: empty key");
-    }
-    at.insert(last.to_owned(), value);
-    Ok(())
-}
-
-/// A `--set` value: TOML when it parses (`0.1`, `true`, `[1, -1]`, `"x"`),
-/// otherwise the text as a string (`--set name=churn2`).
-fn parse_value(text: &str) -> toml::Value {
-    format!("v = {text}")
-        .parse::<toml::Table>()
-        .ok()
-        .and_then(|mut t| t.remove("v"))
-        .unwrap_or_else(|| toml::Value::String(text.to_owned()))
-}
-
 fn path_value(path: &Path) -> toml::Value {
     toml::Value::String(path.display().to_string())
 }
@@ -141,7 +97,7 @@ pub fn resolve(args: &TrainArgs) -> Result<TrainSettings> {
             .with_context(|| format!("cannot read --config {}", path.display()))?;
         let file: toml::Table =
             toml::from_str(&text).with_context(|| format!("--config {}", path.display()))?;
-        merge(&mut table, file);
+        overlay::merge(&mut table, file);
     }
     let mut flags: Vec<(&str, toml::Value)> = Vec::new();
     let mut flag = |key: &'static str, value: Option<toml::Value>| {
@@ -195,13 +151,14 @@ pub fn resolve(args: &TrainArgs) -> Result<TrainSettings> {
     flag("snapshots.horizon", string(&args.horizon));
     flag("snapshots.data_end", string(&args.data_end));
     for (key, value) in flags {
-        set(&mut table, key, value)?;
+        overlay::set(&mut table, key, value).map_err(anyhow::Error::msg)?;
     }
     for assignment in &args.set {
         let Some((key, value)) = assignment.split_once('=') else {
             bail!("--set {assignment:?}: expected key=value, e.g. --set gbdt.learning_rate=0.1");
         };
-        set(&mut table, key.trim(), parse_value(value.trim()))
+        overlay::set(&mut table, key.trim(), overlay::parse_value(value.trim()))
+            .map_err(anyhow::Error::msg)
             .with_context(|| format!("--set {assignment:?}"))?;
     }
     let mut settings: TrainSettings = toml::Value::Table(table)
