@@ -365,16 +365,12 @@ fn mapping_error(mapping: &Mapping, message: String) -> ImportError {
 }
 
 /// The columns a section reads: its fields', its filters' and wide counts'.
-fn wanted<'a>(
-    fields: impl IntoIterator<Item = Option<&'a Field>>,
+fn wanted(
+    fields: Vec<&Field>,
     filters: &[Filter],
     counts: Option<&BTreeMap<String, String>>,
 ) -> Vec<String> {
-    let mut out: Vec<String> = fields
-        .into_iter()
-        .flatten()
-        .flat_map(Field::columns)
-        .collect();
+    let mut out: Vec<String> = fields.into_iter().flat_map(Field::columns).collect();
     out.extend(filters.iter().map(|f| f.column.get_ref().clone()));
     out.extend(counts.into_iter().flat_map(|c| c.keys().cloned()));
     out
@@ -391,57 +387,15 @@ fn lookups_needed(mapping: &Mapping) -> Vec<&Lookup> {
         }
     }
     let mut out = Vec::new();
-    let l = &mapping.learners;
-    for f in [
-        l.learner_id.as_ref(),
-        l.signup_at.as_ref(),
-        Some(&l.plan),
-        Some(&l.acquisition_channel),
-        l.device.as_ref(),
-    ]
-    .into_iter()
-    .flatten()
-    .chain(l.attributes.values())
-    {
+    let sections = mapping
+        .learners
+        .fields()
+        .into_iter()
+        .chain(mapping.courses.iter().flat_map(|c| c.fields()))
+        .chain(mapping.events.iter().flat_map(|e| e.fields()))
+        .chain(mapping.deadlines.iter().flat_map(|d| d.fields()));
+    for f in sections {
         walk(f, &mut out);
-    }
-    if let Some(d) = &mapping.deadlines {
-        for f in [&d.course_id, &d.due_at, &d.event_type] {
-            walk(f, &mut out);
-        }
-    }
-    if let Some(c) = &mapping.courses {
-        for f in [
-            c.course_id.as_ref(),
-            Some(&c.level),
-            Some(&c.lessons),
-            c.ends_at.as_ref(),
-            c.starts_at.as_ref(),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            walk(f, &mut out);
-        }
-    }
-    for e in &mapping.events {
-        for f in [
-            Some(&e.learner_id),
-            Some(&e.ts),
-            e.event_type.as_ref(),
-            e.count.as_ref(),
-            e.course_id.as_ref(),
-            e.duration_s.as_ref(),
-            e.score.as_ref(),
-            e.amount.as_ref(),
-            e.latency_ms.as_ref(),
-            e.stalls.as_ref(),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            walk(f, &mut out);
-        }
     }
     out
 }
@@ -599,22 +553,7 @@ impl<'m> Importer<'m> {
                 .map(|f| self.compile(f, &format!("{section}.{name}"), header, file))
                 .transpose()
         };
-        let columns = wanted(
-            [
-                Some(&e.learner_id),
-                Some(&e.ts),
-                e.event_type.as_ref(),
-                e.count.as_ref(),
-                e.course_id.as_ref(),
-                e.duration_s.as_ref(),
-                e.score.as_ref(),
-                e.amount.as_ref(),
-                e.latency_ms.as_ref(),
-                e.stalls.as_ref(),
-            ],
-            &e.filter,
-            e.counts.as_ref(),
-        );
+        let columns = wanted(e.fields(), &e.filter, e.counts.as_ref());
         for_each_row(
             files,
             &columns,
@@ -860,19 +799,7 @@ impl<'m> Importer<'m> {
                 l.attributes.get(name).map(|f| (name.as_str(), numeric, f))
             })
             .collect();
-        let columns = wanted(
-            [
-                l.learner_id.as_ref(),
-                l.signup_at.as_ref(),
-                Some(&l.plan),
-                Some(&l.acquisition_channel),
-                l.device.as_ref(),
-            ]
-            .into_iter()
-            .chain(attribute_fields.iter().map(|(_, _, f)| Some(*f))),
-            &l.filter,
-            None,
-        );
+        let columns = wanted(l.fields(), &l.filter, None);
         for_each_row(
             files,
             &columns,
@@ -999,17 +926,7 @@ impl<'m> Importer<'m> {
             ..SourceReport::default()
         };
         let id_field = c.course_id.clone().unwrap_or_else(|| c.level.clone());
-        let columns = wanted(
-            [
-                c.course_id.as_ref(),
-                Some(&c.level),
-                Some(&c.lessons),
-                c.ends_at.as_ref(),
-                c.starts_at.as_ref(),
-            ],
-            &c.filter,
-            None,
-        );
+        let columns = wanted(c.fields(), &c.filter, None);
         for_each_row(
             files,
             &columns,
@@ -1080,11 +997,7 @@ impl Importer<'_> {
             files: files.files.clone(),
             ..SourceReport::default()
         };
-        let columns = wanted(
-            [Some(&d.course_id), Some(&d.due_at), Some(&d.event_type)],
-            &d.filter,
-            None,
-        );
+        let columns = wanted(d.fields(), &d.filter, None);
         for_each_row(
             files,
             &columns,

@@ -410,6 +410,67 @@ impl Mapping {
     }
 }
 
+impl LearnersMapping {
+    /// Every field of the section (for the columns it reads and its lookups).
+    pub(crate) fn fields(&self) -> Vec<&Field> {
+        [
+            self.learner_id.as_ref(),
+            self.signup_at.as_ref(),
+            Some(&self.plan),
+            Some(&self.acquisition_channel),
+            self.device.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        .chain(self.attributes.values())
+        .collect()
+    }
+}
+
+impl CoursesMapping {
+    /// Every field of the section.
+    pub(crate) fn fields(&self) -> Vec<&Field> {
+        [
+            self.course_id.as_ref(),
+            Some(&self.level),
+            Some(&self.lessons),
+            self.ends_at.as_ref(),
+            self.starts_at.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+}
+
+impl EventsMapping {
+    /// Every field of the section.
+    pub(crate) fn fields(&self) -> Vec<&Field> {
+        [
+            Some(&self.learner_id),
+            Some(&self.ts),
+            self.event_type.as_ref(),
+            self.count.as_ref(),
+            self.course_id.as_ref(),
+            self.duration_s.as_ref(),
+            self.score.as_ref(),
+            self.amount.as_ref(),
+            self.latency_ms.as_ref(),
+            self.stalls.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+}
+
+impl DeadlinesMapping {
+    /// Every field of the section.
+    pub(crate) fn fields(&self) -> Vec<&Field> {
+        vec![&self.course_id, &self.due_at, &self.event_type]
+    }
+}
+
 impl Field {
     /// The source columns the field reads (with its start date's).
     pub(crate) fn columns(&self) -> Vec<String> {
