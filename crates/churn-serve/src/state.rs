@@ -127,20 +127,26 @@ impl Catalogue {
         let Some(card) = training.catalogue() else {
             return catalogue;
         };
-        let date = |dates: &[(String, i64)], id: &str| {
-            dates.iter().find(|(c, _)| c == id).map(|(_, ms)| *ms)
-        };
+        // The first date of an id counts, as its first lessons do.
+        fn by_id(dates: &[(String, i64)]) -> HashMap<&str, i64> {
+            let mut map = HashMap::new();
+            for (id, ms) in dates {
+                map.entry(id.as_str()).or_insert(*ms);
+            }
+            map
+        }
+        let (ends, starts) = (by_id(&card.course_ends), by_id(&card.course_starts));
         for (id, lessons) in &card.courses {
             if !catalogue.index.contains_key(id) {
                 catalogue
                     .index
                     .insert(id.clone(), catalogue.lessons.len() as u32);
                 catalogue.lessons.push(*lessons);
-                catalogue.calendar.ends.push(date(&card.course_ends, id));
+                catalogue.calendar.ends.push(ends.get(id.as_str()).copied());
                 catalogue
                     .calendar
                     .starts
-                    .push(date(&card.course_starts, id));
+                    .push(starts.get(id.as_str()).copied());
             }
         }
         catalogue
