@@ -14,15 +14,19 @@
 //! `churn_data::load_dir` like any data directory; the contract's own row
 //! rules (unknown learners, negative amounts, ...) apply there.
 
+mod batches;
 mod field;
+mod first_seen;
 mod mapping;
 mod source;
 mod write;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use churn_core::parse_event_type;
+use polars::prelude::*;
 use serde::Serialize;
 
 pub use mapping::{
@@ -30,8 +34,9 @@ pub use mapping::{
     SourceSpec,
 };
 
+use batches::for_each_row;
 use field::{Compiled, Lookups};
-use source::{Header, Row, RowAt, SourceFiles, for_each_row};
+use source::{Header, Row, RowAt, SourceFiles};
 
 /// What can stop an import (bad rows never do: they are rejects).
 #[derive(Debug, thiserror::Error)]
@@ -175,74 +180,343 @@ impl Interner {
     }
 }
 
-/// The events table being built, column by column.
-#[derive(Default)]
+/// The events table being built: each batch of source rows is written as a
+/// Parquet row group as soon as it is merged, in the batches' order. Only
+/// the columns read again afterwards are kept in memory.
 pub(crate) struct EventRows {
-    /// Codes into `learners`.
-    pub(crate) learner_id: Vec<u32>,
-    pub(crate) learners: Interner,
-    pub(crate) ts: Vec<i64>,
-    /// Codes into `types`.
-    pub(crate) event_type: Vec<u32>,
-    pub(crate) types: Interner,
-    /// Per type code: why its name is no event type, if it is not.
-    type_errors: Vec<Option<String>>,
-    pub(crate) course_id: Nullable<String>,
-    pub(crate) count: Vec<i64>,
-    pub(crate) duration_s: Nullable<f64>,
-    pub(crate) score: Nullable<f64>,
-    pub(crate) amount: Nullable<f64>,
-    pub(crate) latency_ms: Nullable<f64>,
-    pub(crate) stalls: Nullable<f64>,
+    pub(crate) sink: write::EventSink,
+    /// The columns the learners or courses are made from (when the mapping
+    /// makes them from the events), a chunk per batch.
+    kept: Option<DataFrame>,
+    keep: Vec<&'static str>,
+    /// Rows written per event type name.
+    pub(crate) rows_of_type: BTreeMap<String, usize>,
+    rows: usize,
 }
 
-/// A column that may be all null, as most measures of most event sources
-/// are: nulls before its first value are only counted, so an absent measure
-/// costs nothing per row (at 10M rows, six such columns were 1 GiB).
-pub(crate) struct Nullable<T> {
-    leading_nulls: usize,
-    values: Vec<Option<T>>,
-}
+impl EventRows {
+    fn new(path: &Path, keep: Vec<&'static str>) -> Result<Self, ImportError> {
+        Ok(EventRows {
+            sink: write::EventSink::create(path)?,
+            kept: None,
+            keep,
+            rows_of_type: BTreeMap::new(),
+            rows: 0,
+        })
+    }
 
-impl<T> Default for Nullable<T> {
-    fn default() -> Self {
-        Nullable {
-            leading_nulls: 0,
-            values: Vec::new(),
+    fn append(&mut self, made: MadeEvents) -> Result<(), ImportError> {
+        for (name, rows) in made.rows_of_type {
+            *self.rows_of_type.entry(name).or_default() += rows;
         }
+        self.rows += made.frame.height();
+        self.sink.write(&made.frame)?;
+        match (&mut self.kept, made.kept) {
+            (_, None) => {}
+            (None, Some(kept)) => self.kept = Some(kept),
+            (Some(all), Some(kept)) => {
+                all.vstack_mut_owned(kept).map_err(|e| ImportError::Io {
+                    path: PathBuf::from("events"),
+                    message: e.to_string(),
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.rows
+    }
+
+    /// The kept columns of the events (`None` when there are no events).
+    pub(crate) fn kept(&self) -> Option<&DataFrame> {
+        self.kept.as_ref()
+    }
+
+    /// A kept column of the events as text.
+    fn text_column(&self, name: &str) -> Result<Option<StringChunked>, String> {
+        let Some(frame) = &self.kept else {
+            return Ok(None);
+        };
+        let column = frame.column(name).map_err(|e| e.to_string())?;
+        column.str().cloned().map(Some).map_err(|e| e.to_string())
     }
 }
 
-impl<T> Nullable<T> {
-    pub(crate) fn push(&mut self, value: Option<T>) {
-        match value {
-            None if self.values.is_empty() => self.leading_nulls += 1,
-            None => self.values.push(None),
-            Some(v) => {
-                if self.values.is_empty() {
-                    self.values.reserve(self.leading_nulls + 1);
-                    self.values
-                        .extend(std::iter::repeat_with(|| None).take(self.leading_nulls));
+/// The measure columns of the events, in the contract's order.
+const MEASURES: [&str; 5] = ["duration_s", "score", "amount", "latency_ms", "stalls"];
+
+/// The events one batch of source rows makes, column by column.
+struct EventBatch<'f> {
+    learner_id: StringChunkedBuilder,
+    ts: Vec<i64>,
+    /// Codes into `types`.
+    event_type: Vec<u32>,
+    types: Interner,
+    /// Per type code: why its name is no event type, if it is not.
+    type_errors: Vec<Option<String>>,
+    /// `None` when the section maps no course.
+    course_id: Option<StringChunkedBuilder>,
+    count: Vec<i64>,
+    /// Per measure: `None` when the section does not map it.
+    measures: [Option<Vec<Option<f64>>>; 5],
+    /// The batch's counts and rejects (rows numbered within the batch).
+    account: SourceReport,
+    /// A wide row's (type, count) pairs and a row's type codes, kept from
+    /// row to row so that a row allocates nothing.
+    wide: Vec<(&'f str, i64)>,
+    codes: Vec<u32>,
+}
+
+/// What a batch made: its events, the columns kept,
+/// its account and its rows per event type.
+struct MadeEvents {
+    frame: DataFrame,
+    kept: Option<DataFrame>,
+    account: SourceReport,
+    rows_of_type: Vec<(String, usize)>,
+}
+
+impl<'f> EventBatch<'f> {
+    fn new(fields: &EventFields<'f>) -> Self {
+        Self::with_columns(
+            fields.course_id.is_some(),
+            std::array::from_fn(|k| fields.measures[k].is_some()),
+        )
+    }
+
+    /// A batch whose section maps a course or not, and which measures.
+    fn with_columns(course_id: bool, measures: [bool; 5]) -> Self {
+        EventBatch {
+            learner_id: StringChunkedBuilder::new("learner_id".into(), 0),
+            ts: Vec::new(),
+            event_type: Vec::new(),
+            types: Interner::default(),
+            type_errors: Vec::new(),
+            course_id: course_id.then(|| StringChunkedBuilder::new("course_id".into(), 0)),
+            count: Vec::new(),
+            measures: measures.map(|mapped| mapped.then(Vec::new)),
+            account: SourceReport::default(),
+            wide: Vec::new(),
+            codes: Vec::new(),
+        }
+    }
+
+    /// Maps one source row (counted, filtered, made into events or rejected).
+    fn add(&mut self, fields: &EventFields<'f>, at: &RowAt<'_>, row: &dyn Row) {
+        self.account.read += 1;
+        if !filters_pass(&fields.filters, row) {
+            self.account.filtered += 1;
+            return;
+        }
+        let made = event_rows(fields, row, &mut self.wide).and_then(|(shared, kinds)| {
+            // Each distinct type name is checked once, when first seen; a
+            // row's events are all written or, at a bad type, none.
+            self.codes.clear();
+            let names: &mut dyn Iterator<Item = &str> = match &kinds {
+                Kinds::One(name, _) => &mut std::iter::once(name.as_ref()),
+                Kinds::Wide => &mut self.wide.iter().map(|(name, _)| *name),
+            };
+            for name in names {
+                let (code, new) = self.types.code(name);
+                if new {
+                    self.type_errors
+                        .push(parse_event_type(name).err().map(|e| e.to_string()));
                 }
-                self.values.push(Some(v));
+                // (Indexed, not `get`: `Row::get` is implemented for this Vec type.)
+                if let Some(error) = &self.type_errors[code as usize] {
+                    return Err(("event_type", error.clone()));
+                }
+                self.codes.push(code);
+            }
+            Ok((shared, kinds))
+        });
+        let (shared, kinds) = match made {
+            Ok(made) => made,
+            Err((field, reason)) => return reject(&mut self.account, at, row, field, reason),
+        };
+        self.account.imported += 1;
+        self.account.rows_written += self.codes.len();
+        let counts: &mut dyn Iterator<Item = i64> = match kinds {
+            Kinds::One(_, count) => &mut std::iter::once(count),
+            Kinds::Wide => &mut self.wide.iter().map(|(_, count)| *count),
+        };
+        for (&code, count) in self.codes.iter().zip(counts) {
+            self.learner_id.append_value(shared.learner_id.as_ref());
+            self.ts.push(shared.ts);
+            self.event_type.push(code);
+            self.count.push(count);
+            if let Some(column) = &mut self.course_id {
+                column.append_option(shared.course_id.as_deref());
+            }
+            for (column, value) in self.measures.iter_mut().zip(shared.measures) {
+                if let Some(column) = column {
+                    column.push(value);
+                }
             }
         }
     }
 
-    /// The values that are there.
-    pub(crate) fn present(&self) -> impl Iterator<Item = &T> {
-        self.values.iter().flatten()
+    /// The batch's events encoded, with the columns `keep` kept.
+    fn finish(mut self, keep: &[&'static str]) -> Result<MadeEvents, String> {
+        let account = std::mem::take(&mut self.account);
+        let (frame, rows_of_type) = self.into_frame()?;
+        let kept = if keep.is_empty() {
+            None
+        } else {
+            Some(
+                frame
+                    .select(keep.iter().copied())
+                    .map_err(|e| e.to_string())?,
+            )
+        };
+        Ok(MadeEvents {
+            frame,
+            kept,
+            account,
+            rows_of_type,
+        })
     }
 
-    /// Every value, nulls included, in order; `Err(len)` when all `len`
-    /// are null (nothing was materialised).
-    pub(crate) fn into_values(self) -> Result<Vec<Option<T>>, usize> {
-        if self.values.is_empty() {
-            Err(self.leading_nulls)
-        } else {
-            Ok(self.values)
+    fn into_frame(self) -> Result<(DataFrame, Vec<(String, usize)>), String> {
+        let len = self.ts.len();
+        let mut rows = vec![0usize; self.types.names.len()];
+        for &code in &self.event_type {
+            rows[code as usize] += 1;
+        }
+        let event_type: StringChunked = self
+            .event_type
+            .iter()
+            .map(|&c| self.types.names.get(c as usize).map(String::as_str))
+            .collect();
+        let mut columns = vec![
+            self.learner_id.finish().into_column(),
+            write::time_column("ts", self.ts),
+            event_type.with_name("event_type".into()).into_column(),
+            match self.course_id {
+                Some(c) => c.finish().into_column(),
+                None => Column::full_null("course_id".into(), len, &DataType::String),
+            },
+            Column::new("count".into(), self.count),
+        ];
+        for (name, values) in MEASURES.into_iter().zip(self.measures) {
+            columns.push(match values {
+                Some(v) => Column::new(name.into(), v),
+                None => Column::full_null(name.into(), len, &DataType::Float64),
+            });
+        }
+        let frame = DataFrame::new(len, columns).map_err(|e| e.to_string())?;
+        Ok((frame, self.types.names.into_iter().zip(rows).collect()))
+    }
+}
+
+/// The events table of an import that made no event.
+pub(crate) fn no_events() -> Result<DataFrame, String> {
+    EventBatch::with_columns(false, [false; 5])
+        .into_frame()
+        .map(|(frame, _)| frame)
+}
+
+/// An events section compiled against one file's header.
+struct EventFields<'f> {
+    learner_id: Compiled,
+    ts: Compiled,
+    event_type: Option<Compiled>,
+    counts: Vec<(usize, &'f str)>,
+    count: Option<Compiled>,
+    course_id: Option<Compiled>,
+    measures: Vec<Option<Compiled>>,
+    filters: Vec<(usize, &'f Filter)>,
+}
+
+/// What every event of a source row shares.
+struct SharedFields<'r> {
+    learner_id: Cow<'r, str>,
+    ts: i64,
+    course_id: Option<Cow<'r, str>>,
+    measures: [Option<f64>; 5],
+}
+
+/// The events of a source row: one type and count, or (a wide row) the
+/// non-zero count columns, listed in the caller's buffer.
+enum Kinds<'r> {
+    One(Cow<'r, str>, i64),
+    Wide,
+}
+
+/// The events of one source row, or the field at fault and why.
+fn event_rows<'r, 'f>(
+    f: &'r EventFields<'f>,
+    row: &'r dyn Row,
+    wide: &mut Vec<(&'f str, i64)>,
+) -> Result<(SharedFields<'r>, Kinds<'r>), (&'static str, String)> {
+    let learner_id = f
+        .learner_id
+        .text(row)
+        .map_err(|r| ("learner_id", r))?
+        .ok_or_else(|| ("learner_id", "learner_id is empty".to_owned()))?;
+    let ts =
+        f.ts.time(row)
+            .map_err(|r| ("ts", r))?
+            .ok_or_else(|| ("ts", "ts is empty".to_owned()))?;
+    let course_id = match &f.course_id {
+        None => None,
+        Some(c) => c.text(row).map_err(|r| ("course_id", r))?,
+    };
+    let mut measures = [None; 5];
+    for (k, (m, name)) in f.measures.iter().zip(MEASURES).enumerate() {
+        if let Some(m) = m {
+            measures[k] = m.number(row).map_err(|r| (name, r))?;
         }
     }
+    let shared = SharedFields {
+        learner_id,
+        ts,
+        course_id,
+        measures,
+    };
+    let whole = |v: f64| v >= 1.0 && v.fract() == 0.0 && v <= f64::from(u32::MAX);
+    if let Some(t) = &f.event_type {
+        let event_type = t
+            .text(row)
+            .map_err(|r| ("event_type", r))?
+            .ok_or_else(|| ("event_type", "event_type is empty".to_owned()))?;
+        let count = match &f.count {
+            None => 1.0,
+            Some(c) => match c.number(row).map_err(|r| ("count", r))? {
+                None => 1.0,
+                Some(v) if whole(v) => v,
+                Some(v) => {
+                    return Err((
+                        "count",
+                        format!("count must be a whole number ≥ 1, got {v}"),
+                    ));
+                }
+            },
+        };
+        return Ok((shared, Kinds::One(event_type, count as i64)));
+    }
+    wide.clear();
+    for &(column, event_type) in &f.counts {
+        let Some(text) = row.get(column) else {
+            continue;
+        };
+        let value: f64 = text
+            .trim()
+            .parse()
+            .map_err(|_| ("count", format!("{text:?} is not a count")))?;
+        if value == 0.0 {
+            continue;
+        }
+        if !whole(value) {
+            return Err((
+                "count",
+                format!("count must be a whole number ≥ 0, got {value}"),
+            ));
+        }
+        wide.push((event_type, value as i64));
+    }
+    Ok((shared, Kinds::Wide))
 }
 
 /// The learners table being built.
@@ -528,7 +802,12 @@ impl<'m> Importer<'m> {
             .map_err(|m| mapping_error(self.mapping, m))
     }
 
-    fn events(&self, index: usize, out: &mut EventRows) -> Result<SourceReport, ImportError> {
+    fn events(
+        &self,
+        index: usize,
+        batch_bytes: usize,
+        out: &mut EventRows,
+    ) -> Result<SourceReport, ImportError> {
         let e = &self.mapping.events[index];
         let section = format!("events[{index}]");
         let files = self.source(&e.source)?;
@@ -538,25 +817,17 @@ impl<'m> Importer<'m> {
             files: files.files.clone(),
             ..SourceReport::default()
         };
-        struct Fields<'f> {
-            learner_id: Compiled,
-            ts: Compiled,
-            event_type: Option<Compiled>,
-            counts: Vec<(usize, &'f str)>,
-            count: Option<Compiled>,
-            course_id: Option<Compiled>,
-            measures: Vec<Option<Compiled>>,
-            filters: Vec<(usize, &'f Filter)>,
-        }
         let optional = |f: &Option<Field>, name: &str, header: &Header, file: &Path| {
             f.as_ref()
                 .map(|f| self.compile(f, &format!("{section}.{name}"), header, file))
                 .transpose()
         };
         let columns = wanted(e.fields(), &e.filter, e.counts.as_ref());
-        for_each_row(
+        let keep = out.keep.clone();
+        batches::for_each_batch(
             files,
             &columns,
+            batch_bytes,
             |file, header| {
                 let counts = match &e.counts {
                     None => Vec::new(),
@@ -576,7 +847,7 @@ impl<'m> Importer<'m> {
                         })
                         .collect::<Result<_, _>>()?,
                 };
-                Ok(Fields {
+                Ok(EventFields {
                     learner_id: self.compile(
                         &e.learner_id,
                         &format!("{section}.learner_id"),
@@ -598,151 +869,35 @@ impl<'m> Importer<'m> {
                     filters: compile_filters(&e.filter, &section, self.mapping, header, file)?,
                 })
             },
-            |f, at, row| {
-                report.read += 1;
-                if !filters_pass(&f.filters, row) {
-                    report.filtered += 1;
-                    return Ok(());
-                }
-                let made = event_rows(f, row).and_then(|made| {
-                    // Each distinct type name is checked once, when first seen.
-                    let mut codes = Vec::with_capacity(made.len());
-                    for m in &made {
-                        let (code, new) = out.types.code(&m.2);
-                        if new {
-                            out.type_errors
-                                .push(parse_event_type(&m.2).err().map(|e| e.to_string()));
-                        }
-                        // (Indexed, not `get`: `Row::get` is implemented for this Vec type.)
-                        if let Some(error) = &out.type_errors[code as usize] {
-                            return Err(("event_type", error.clone()));
-                        }
-                        codes.push(code);
-                    }
-                    Ok((made, codes))
-                });
-                match made {
-                    Ok((made, codes)) => {
-                        report.imported += 1;
-                        report.rows_written += made.len();
-                        for ((learner_id, ts, _, count, course_id, measures), code) in
-                            made.into_iter().zip(codes)
-                        {
-                            out.learner_id.push(out.learners.code(&learner_id).0);
-                            out.ts.push(ts);
-                            out.event_type.push(code);
-                            out.count.push(count);
-                            out.course_id.push(course_id);
-                            out.duration_s.push(measures[0]);
-                            out.score.push(measures[1]);
-                            out.amount.push(measures[2]);
-                            out.latency_ms.push(measures[3]);
-                            out.stalls.push(measures[4]);
-                        }
-                    }
-                    Err((field, reason)) => reject(&mut report, at, row, field, reason),
-                }
-                Ok(())
+            |fields, batch| {
+                let mut made = EventBatch::new(fields);
+                batch.rows(0, |at, row| {
+                    made.add(fields, at, row);
+                    Ok(())
+                })?;
+                made.finish(&keep).map_err(|message| {
+                    batches::BatchError::Import(ImportError::Io {
+                        path: batch.file.path.clone(),
+                        message,
+                    })
+                })
+            },
+            |mut made, placed| {
+                let account = std::mem::take(&mut made.account);
+                report.read += account.read;
+                report.imported += account.imported;
+                report.filtered += account.filtered;
+                report.rejected += account.rejected;
+                report.rows_written += account.rows_written;
+                report
+                    .rejects
+                    .extend(account.rejects.into_iter().map(|mut r| {
+                        r.row += placed.rows_before;
+                        r
+                    }));
+                out.append(made)
             },
         )?;
-        type Made<'r> = (
-            Cow<'r, str>,
-            i64,
-            Cow<'r, str>,
-            i64,
-            Option<String>,
-            [Option<f64>; 5],
-        );
-        fn event_rows<'r>(
-            f: &'r Fields<'_>,
-            row: &'r dyn Row,
-        ) -> Result<Vec<Made<'r>>, (&'static str, String)> {
-            let learner_id = f
-                .learner_id
-                .text(row)
-                .map_err(|r| ("learner_id", r))?
-                .ok_or(("learner_id", "learner_id is empty".to_owned()))?;
-            let ts =
-                f.ts.time(row)
-                    .map_err(|r| ("ts", r))?
-                    .ok_or(("ts", "ts is empty".to_owned()))?;
-            let course_id = match &f.course_id {
-                None => None,
-                Some(c) => c
-                    .text(row)
-                    .map_err(|r| ("course_id", r))?
-                    .map(Cow::into_owned),
-            };
-            let mut measures = [None; 5];
-            for (k, (m, name)) in f
-                .measures
-                .iter()
-                .zip(["duration_s", "score", "amount", "latency_ms", "stalls"])
-                .enumerate()
-            {
-                if let Some(m) = m {
-                    measures[k] = m.number(row).map_err(|r| (name, r))?;
-                }
-            }
-            let whole = |v: f64| v >= 1.0 && v.fract() == 0.0 && v <= f64::from(u32::MAX);
-            let mut made = Vec::new();
-            if let Some(t) = &f.event_type {
-                let event_type = t
-                    .text(row)
-                    .map_err(|r| ("event_type", r))?
-                    .ok_or(("event_type", "event_type is empty".to_owned()))?;
-                let count = match &f.count {
-                    None => 1.0,
-                    Some(c) => match c.number(row).map_err(|r| ("count", r))? {
-                        None => 1.0,
-                        Some(v) if whole(v) => v,
-                        Some(v) => {
-                            return Err((
-                                "count",
-                                format!("count must be a whole number ≥ 1, got {v}"),
-                            ));
-                        }
-                    },
-                };
-                made.push((
-                    learner_id,
-                    ts,
-                    event_type,
-                    count as i64,
-                    course_id,
-                    measures,
-                ));
-            } else {
-                for &(column, event_type) in &f.counts {
-                    let Some(text) = row.get(column) else {
-                        continue;
-                    };
-                    let value: f64 = text
-                        .trim()
-                        .parse()
-                        .map_err(|_| ("count", format!("{text:?} is not a count")))?;
-                    if value == 0.0 {
-                        continue;
-                    }
-                    if !whole(value) {
-                        return Err((
-                            "count",
-                            format!("count must be a whole number ≥ 0, got {value}"),
-                        ));
-                    }
-                    made.push((
-                        learner_id.clone(),
-                        ts,
-                        Cow::Borrowed(event_type),
-                        value as i64,
-                        course_id.clone(),
-                        measures,
-                    ));
-                }
-            }
-            Ok(made)
-        }
-        use std::borrow::Cow;
         Ok(report)
     }
 
@@ -757,13 +912,12 @@ impl<'m> Importer<'m> {
             // Learner codes are numbered in order of first use, so the
             // learners come out in that order.
             let value = |f: &Field| f.value.clone().unwrap_or_default();
-            let mut signup = vec![i64::MAX; events.learners.names.len()];
-            for (&code, &ts) in events.learner_id.iter().zip(&events.ts) {
-                let first = &mut signup[code as usize];
-                *first = (*first).min(ts);
-            }
-            for (name, signup_at) in events.learners.names.iter().zip(signup) {
-                out.learner_id.push(name.clone());
+            let first = first_seen::learners(events).map_err(|message| ImportError::Io {
+                path: self.mapping.path.clone(),
+                message: format!("the learners of the events: {message}"),
+            })?;
+            for (name, signup_at) in first {
+                out.learner_id.push(name);
                 out.signup_at.push(signup_at);
                 out.plan.push(value(&l.plan));
                 out.channel.push(value(&l.acquisition_channel));
@@ -907,9 +1061,12 @@ impl<'m> Importer<'m> {
                 )
             })?;
             let mut seen = std::collections::HashSet::new();
-            for id in events.course_id.present() {
-                if seen.insert(id.as_str()) {
-                    out.course_id.push(id.clone());
+            let ids = events
+                .text_column("course_id")
+                .map_err(|message| mapping_error(self.mapping, message))?;
+            for id in ids.iter().flat_map(|c| c.iter()).flatten() {
+                if seen.insert(id) {
+                    out.course_id.push(id.to_owned());
                     out.level.push(value(&c.level));
                     out.lessons.push(lessons);
                     out.ends_at.push(None);
@@ -1057,15 +1214,52 @@ fn reject(report: &mut SourceReport, at: &RowAt<'_>, row: &dyn Row, field: &str,
     });
 }
 
+/// How an import reads; what it writes does not depend on these.
+#[derive(Debug, Clone)]
+pub struct ImportSettings {
+    /// Bytes of CSV or JSON lines per batch of event rows (each batch is
+    /// parsed by one thread of the pool, and batches are merged in order).
+    pub batch_bytes: usize,
+}
+
+impl Default for ImportSettings {
+    fn default() -> Self {
+        ImportSettings {
+            batch_bytes: batches::DEFAULT_BATCH_BYTES,
+        }
+    }
+}
+
 /// Imports the mapping's sources into the contract data directory `out`:
 /// `learners`, `courses`, `events` as Parquet, `contract.toml`,
 /// `rejects/<section>.csv` and `import.json`.
 pub fn import(mapping: &Mapping, out: &Path) -> Result<ImportReport, ImportError> {
+    import_with(mapping, out, &ImportSettings::default())
+}
+
+/// [`import`] with settings of how to read.
+pub fn import_with(
+    mapping: &Mapping,
+    out: &Path,
+    settings: &ImportSettings,
+) -> Result<ImportReport, ImportError> {
     let importer = Importer::new(mapping)?;
-    let mut events = EventRows::default();
+    churn_core::create_dir_all(out).map_err(|e| ImportError::Io {
+        path: out.to_owned(),
+        message: e.to_string(),
+    })?;
+    // The learners or courses made from the events read these columns again.
+    let mut keep = Vec::new();
+    if mapping.learners.source.is_none() {
+        keep.extend(["learner_id", "ts"]);
+    }
+    if mapping.courses.as_ref().is_some_and(|c| c.source.is_none()) {
+        keep.push("course_id");
+    }
+    let mut events = EventRows::new(&out.join("events.parquet"), keep)?;
     let mut sections = Vec::new();
     for i in 0..mapping.events.len() {
-        sections.push(importer.events(i, &mut events)?);
+        sections.push(importer.events(i, settings.batch_bytes, &mut events)?);
     }
     let mut learners = LearnerRows::new(&mapping.contract.learners);
     if let Some(r) = importer.learners(&events, &mut learners)? {
@@ -1079,12 +1273,8 @@ pub fn import(mapping: &Mapping, out: &Path) -> Result<ImportReport, ImportError
     if let Some(r) = importer.deadlines(&mut deadlines)? {
         sections.push(r);
     }
-    let mut rows_of_type = vec![0usize; events.types.names.len()];
-    for &code in &events.event_type {
-        rows_of_type[code as usize] += 1;
-    }
     let mut custom_event_types = BTreeMap::new();
-    for (name, rows) in events.types.names.iter().zip(rows_of_type) {
+    for (name, &rows) in &events.rows_of_type {
         if rows > 0 && matches!(parse_event_type(name), Ok(Err(_))) {
             custom_event_types.insert(name.clone(), rows);
         }
@@ -1092,7 +1282,7 @@ pub fn import(mapping: &Mapping, out: &Path) -> Result<ImportReport, ImportError
     let tables = BTreeMap::from([
         ("learners".to_owned(), learners.learner_id.len()),
         ("courses".to_owned(), courses.course_id.len()),
-        ("events".to_owned(), events.ts.len()),
+        ("events".to_owned(), events.len()),
         ("deadlines".to_owned(), deadlines.due_at.len()),
     ]);
     let report = ImportReport {
@@ -1102,27 +1292,4 @@ pub fn import(mapping: &Mapping, out: &Path) -> Result<ImportReport, ImportError
     };
     write::write_all(out, mapping, &report, learners, courses, events, deadlines)?;
     Ok(report)
-}
-
-#[cfg(test)]
-mod nullable_tests {
-    use super::Nullable;
-
-    #[test]
-    fn leading_nulls_are_counted_until_a_value_comes() {
-        let mut all_null: Nullable<f64> = Nullable::default();
-        for _ in 0..3 {
-            all_null.push(None);
-        }
-        assert_eq!(all_null.into_values(), Err(3));
-        let mut some = Nullable::default();
-        for v in [None, None, Some(1.5), None, Some(2.0)] {
-            some.push(v);
-        }
-        assert_eq!(some.present().copied().collect::<Vec<_>>(), [1.5, 2.0]);
-        assert_eq!(
-            some.into_values(),
-            Ok(vec![None, None, Some(1.5), None, Some(2.0)])
-        );
-    }
 }

@@ -1,13 +1,10 @@
-//! Reading source tables row by row: CSV/TSV and JSON lines streamed (also
-//! through gzip or zstd), Parquet through polars; every file of a glob in
-//! name order.
+//! Finding a source's files (a glob, in name order) or query, opening them
+//! (through gzip, zstd or xz), and what a row is; `batches` reads them.
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
-
-use polars::prelude::*;
 
 use crate::ImportError;
 
@@ -55,7 +52,7 @@ pub(crate) struct SourceFiles {
     pub(crate) files: Vec<PathBuf>,
     pub(crate) format: Format,
     /// For [`Format::Postgres`]: the connection string and the query.
-    postgres: Option<(String, String)>,
+    pub(crate) postgres: Option<(String, String)>,
     /// Another source's columns added to each row (`sources.X.join`).
     pub(crate) joined: Option<Joined>,
 }
@@ -84,8 +81,9 @@ impl Joined {
         };
         let mut wanted: Vec<String> = columns.map(<[String]>::to_vec).unwrap_or_default();
         wanted.push(key.to_owned());
-        for_each_file_row(
+        crate::batches::for_each_row_joined(
             files,
+            None,
             &wanted,
             |path, header| {
                 let missing = |column: &str| ImportError::Io {
@@ -207,13 +205,14 @@ impl SourceFiles {
 }
 
 /// The columns of one file.
+#[derive(Clone)]
 pub(crate) struct Header {
     pub(crate) names: Vec<String>,
     index: HashMap<String, usize>,
 }
 
 impl Header {
-    fn new(names: Vec<String>) -> Self {
+    pub(crate) fn new(names: Vec<String>) -> Self {
         let index = names
             .iter()
             .enumerate()
@@ -257,7 +256,7 @@ impl Row for Vec<Option<String>> {
     }
 }
 
-fn open(path: &Path) -> Result<Box<dyn Read>, ImportError> {
+pub(crate) fn open(path: &Path) -> Result<Box<dyn Read>, ImportError> {
     let io = |e: std::io::Error| ImportError::Io {
         path: path.to_owned(),
         message: e.to_string(),
@@ -279,227 +278,4 @@ pub(crate) struct RowAt<'a> {
     /// 1-based data row within the file.
     pub(crate) row: usize,
     pub(crate) header: &'a Header,
-}
-
-/// The rows of one CSV stream, with its header.
-fn csv_rows<S>(
-    input: impl Read,
-    delimiter: u8,
-    path: &Path,
-    start: &mut impl FnMut(&Path, &Header) -> Result<S, ImportError>,
-    each: &mut impl FnMut(&mut S, &RowAt<'_>, &dyn Row) -> Result<(), ImportError>,
-) -> Result<(), ImportError> {
-    let read_error = |message: String| ImportError::Io {
-        path: path.to_owned(),
-        message,
-    };
-    let mut reader = csv::ReaderBuilder::new()
-        .delimiter(delimiter)
-        .flexible(true)
-        .from_reader(input);
-    let header = Header::new(
-        reader
-            .headers()
-            .map_err(|e| read_error(e.to_string()))?
-            .iter()
-            .map(|h| h.trim().to_owned())
-            .collect(),
-    );
-    let mut state = start(path, &header)?;
-    let mut record = csv::StringRecord::new();
-    let mut row = 0;
-    while reader
-        .read_record(&mut record)
-        .map_err(|e| read_error(format!("row {}: {e}", row + 1)))?
-    {
-        row += 1;
-        let at = RowAt {
-            file: path,
-            row,
-            header: &header,
-        };
-        each(&mut state, &at, &record)?;
-    }
-    Ok(())
-}
-
-/// Calls `start` with each file's header (to resolve columns), then `each`
-/// with every row of the file. JSON lines have no header: theirs is the first
-/// object's keys and the `wanted` columns, since a key may be absent from
-/// some objects.
-pub(crate) fn for_each_row<S>(
-    files: &SourceFiles,
-    wanted: &[String],
-    mut start: impl FnMut(&Path, &Header) -> Result<S, ImportError>,
-    mut each: impl FnMut(&mut S, &RowAt<'_>, &dyn Row) -> Result<(), ImportError>,
-) -> Result<(), ImportError> {
-    let Some(joined) = &files.joined else {
-        return for_each_file_row(files, wanted, start, each);
-    };
-    // The row's own columns, then the joined ones it does not have.
-    let own: Vec<String> = wanted
-        .iter()
-        .filter(|w| !joined.columns.contains(w))
-        .cloned()
-        .collect();
-    for_each_file_row(
-        files,
-        &own,
-        |path, header| {
-            let key = header
-                .position(&joined.key)
-                .ok_or_else(|| ImportError::Io {
-                    path: path.to_owned(),
-                    message: format!(
-                        "join: key column {:?} is not there (columns: {})",
-                        joined.key,
-                        header.names.join(", ")
-                    ),
-                })?;
-            let added: Vec<usize> = (0..joined.columns.len())
-                .filter(|&j| header.position(&joined.columns[j]).is_none())
-                .collect();
-            let mut names = header.names.clone();
-            names.extend(added.iter().map(|&j| joined.columns[j].clone()));
-            let extended = Header::new(names);
-            let state = start(path, &extended)?;
-            Ok((state, extended, key, header.names.len(), added))
-        },
-        |(state, extended, key, own_len, added), at, row| {
-            let found = row.get(*key).and_then(|k| joined.rows.get(k.trim()));
-            let mut values: Vec<Option<String>> = (0..*own_len)
-                .map(|i| row.get(i).map(str::to_owned))
-                .collect();
-            values.extend(added.iter().map(|&j| found.and_then(|r| r[j].clone())));
-            let at = RowAt {
-                file: at.file,
-                row: at.row,
-                header: extended,
-            };
-            each(state, &at, &values)
-        },
-    )
-}
-
-fn for_each_file_row<S>(
-    files: &SourceFiles,
-    wanted: &[String],
-    mut start: impl FnMut(&Path, &Header) -> Result<S, ImportError>,
-    mut each: impl FnMut(&mut S, &RowAt<'_>, &dyn Row) -> Result<(), ImportError>,
-) -> Result<(), ImportError> {
-    for path in &files.files {
-        let read_error = |message: String| ImportError::Io {
-            path: path.clone(),
-            message,
-        };
-        match files.format {
-            Format::Csv | Format::Tsv => {
-                let delimiter = if files.format == Format::Tsv {
-                    b'\t'
-                } else {
-                    b','
-                };
-                csv_rows(open(path)?, delimiter, path, &mut start, &mut each)?;
-            }
-            Format::Postgres => {
-                let Some((url, query)) = &files.postgres else {
-                    return Err(read_error("no query".into()));
-                };
-                let mut client = postgres::Client::connect(url, postgres::NoTls)
-                    .map_err(|e| read_error(format!("cannot connect: {e}")))?;
-                // COPY streams the result: rows arrive as they are read, and
-                // the whole result is never in memory.
-                let copy = format!("COPY ({query}) TO STDOUT WITH (FORMAT csv, HEADER true)");
-                let reader = client
-                    .copy_out(copy.as_str())
-                    .map_err(|e| read_error(format!("the query failed: {e}")))?;
-                csv_rows(reader, b',', path, &mut start, &mut each)?;
-            }
-            Format::Jsonl => {
-                let reader = BufReader::new(open(path)?);
-                let mut header: Option<Header> = None;
-                let mut state = None;
-                for (k, line) in reader.lines().enumerate() {
-                    let line = line.map_err(|e| read_error(format!("line {}: {e}", k + 1)))?;
-                    if line.trim().is_empty() {
-                        continue;
-                    }
-                    let object: serde_json::Map<String, serde_json::Value> =
-                        serde_json::from_str(&line)
-                            .map_err(|e| read_error(format!("line {}: {e}", k + 1)))?;
-                    let h = header.get_or_insert_with(|| {
-                        let mut names: Vec<String> = object.keys().cloned().collect();
-                        for w in wanted {
-                            if !names.contains(w) {
-                                names.push(w.clone());
-                            }
-                        }
-                        Header::new(names)
-                    });
-                    if state.is_none() {
-                        state = Some(start(path, h)?);
-                    }
-                    let values: Vec<Option<String>> = h
-                        .names
-                        .iter()
-                        .map(|n| match object.get(n) {
-                            None | Some(serde_json::Value::Null) => None,
-                            Some(serde_json::Value::String(s)) => Some(s.clone()),
-                            Some(other) => Some(other.to_string()),
-                        })
-                        .collect();
-                    if let Some(s) = state.as_mut() {
-                        let at = RowAt {
-                            file: path,
-                            row: k + 1,
-                            header: h,
-                        };
-                        each(s, &at, &values)?;
-                    }
-                }
-            }
-            Format::Parquet => {
-                let file = File::open(path).map_err(|e| read_error(e.to_string()))?;
-                let frame = ParquetReader::new(file)
-                    .finish()
-                    .map_err(|e| read_error(e.to_string()))?;
-                let header = Header::new(
-                    frame
-                        .get_column_names()
-                        .iter()
-                        .map(|n| n.to_string())
-                        .collect(),
-                );
-                let columns: Vec<StringChunked> = frame
-                    .columns()
-                    .iter()
-                    .map(|c| {
-                        let text = match c.dtype() {
-                            DataType::Datetime(_, _) | DataType::Date => c
-                                .cast(&DataType::Datetime(TimeUnit::Milliseconds, None))
-                                .and_then(|c| c.cast(&DataType::Int64))
-                                .and_then(|c| c.cast(&DataType::String)),
-                            _ => c.cast(&DataType::String),
-                        };
-                        text.and_then(|c| c.str().cloned())
-                            .map_err(|e| read_error(format!("column {}: {e}", c.name())))
-                    })
-                    .collect::<Result<_, _>>()?;
-                let mut state = start(path, &header)?;
-                for row in 0..frame.height() {
-                    let values: Vec<Option<String>> = columns
-                        .iter()
-                        .map(|c| c.get(row).map(str::to_owned))
-                        .collect();
-                    let at = RowAt {
-                        file: path,
-                        row: row + 1,
-                        header: &header,
-                    };
-                    each(&mut state, &at, &values)?;
-                }
-            }
-        }
-    }
-    Ok(())
 }

@@ -4,11 +4,12 @@
 use std::io::Write;
 use std::path::Path;
 
+use polars::io::parquet::write::BatchedWriter as ParquetBatches;
 use polars::prelude::*;
 
 use crate::{
     AttributeColumn, CourseRows, DeadlineRows, EventRows, ImportError, ImportReport, LearnerRows,
-    Mapping, Nullable,
+    Mapping,
 };
 
 fn io_error(path: &Path) -> impl Fn(String) -> ImportError + '_ {
@@ -18,40 +19,86 @@ fn io_error(path: &Path) -> impl Fn(String) -> ImportError + '_ {
     }
 }
 
-fn time_column(name: &str, values: Vec<i64>) -> Column {
+pub(crate) fn time_column(name: &str, values: Vec<i64>) -> Column {
     Int64Chunked::from_vec(name.into(), values)
         .into_datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC))
         .into_column()
 }
 
-/// A measure column (all null without one value: nothing materialised).
-fn measure(name: &str, values: Nullable<f64>) -> Column {
-    match values.into_values() {
-        Ok(values) => Column::new(name.into(), values),
-        Err(len) => Column::full_null(name.into(), len, &DataType::Float64),
-    }
-}
-
-/// A text column from codes into `names`.
-fn decoded(name: &str, codes: &[u32], names: &[String]) -> Column {
-    let values: StringChunked = codes
-        .iter()
-        .map(|&c| names.get(c as usize).map(String::as_str))
-        .collect();
-    values.with_name(name.into()).into_column()
-}
-
 fn parquet(path: &Path, height: usize, columns: Vec<Column>) -> Result<(), ImportError> {
+    let mut frame = DataFrame::new(height, columns).map_err(|e| io_error(path)(e.to_string()))?;
+    write_frame(path, &mut frame)
+}
+
+fn write_frame(path: &Path, frame: &mut DataFrame) -> Result<(), ImportError> {
     let error = io_error(path);
-    let mut frame = DataFrame::new(height, columns).map_err(|e| error(e.to_string()))?;
     churn_core::write_atomically(path, |file| {
         ParquetWriter::new(file)
             .with_compression(ParquetCompression::Zstd(None))
-            .finish(&mut frame)
+            .finish(frame)
             .map(|_| ())
             .map_err(std::io::Error::other)
     })
     .map_err(|e: std::io::Error| error(e.to_string()))
+}
+
+/// The Parquet writer of the events, with the options of every table.
+fn events_writer<W: std::io::Write>(file: W) -> Result<ParquetBatches<W>, String> {
+    let schema = crate::no_events()?.schema().as_ref().clone();
+    ParquetWriter::new(file)
+        .with_compression(ParquetCompression::Zstd(None))
+        .batched(&schema)
+        .map_err(|e| e.to_string())
+}
+
+/// `events.parquet` being written, row group by row group, as the batches
+/// of events are merged: to a temporary file, published at [`finish`]
+/// (removed if the import stops before).
+///
+/// [`finish`]: EventSink::finish
+pub(crate) struct EventSink {
+    path: std::path::PathBuf,
+    temp: std::path::PathBuf,
+    writer: ParquetBatches<std::fs::File>,
+    published: bool,
+}
+
+impl EventSink {
+    pub(crate) fn create(path: &Path) -> Result<Self, ImportError> {
+        let temp = churn_core::temporary_sibling(path);
+        let error = io_error(path);
+        let file = std::fs::File::create(&temp).map_err(|e| error(e.to_string()))?;
+        Ok(EventSink {
+            path: path.to_owned(),
+            writer: events_writer(file).map_err(&error)?,
+            temp,
+            published: false,
+        })
+    }
+
+    /// Appends one batch's events as a row group.
+    pub(crate) fn write(&mut self, frame: &DataFrame) -> Result<(), ImportError> {
+        self.writer
+            .write_batch(frame)
+            .map_err(|e| io_error(&self.path)(e.to_string()))
+    }
+
+    /// Writes the footer and publishes the file (synced, renamed).
+    pub(crate) fn finish(mut self) -> Result<(), ImportError> {
+        let error = io_error(&self.path);
+        self.writer.finish().map_err(|e| error(e.to_string()))?;
+        churn_core::commit_file(&self.temp, &self.path).map_err(|e| error(e.to_string()))?;
+        self.published = true;
+        Ok(())
+    }
+}
+
+impl Drop for EventSink {
+    fn drop(&mut self) {
+        if !self.published {
+            let _ = std::fs::remove_file(&self.temp);
+        }
+    }
 }
 
 fn text_file(path: &Path, text: &str) -> Result<(), ImportError> {
@@ -128,26 +175,7 @@ pub(crate) fn write_all(
             ],
         )?;
     }
-    let n = events.ts.len();
-    parquet(
-        &out.join("events.parquet"),
-        n,
-        vec![
-            decoded("learner_id", &events.learner_id, &events.learners.names),
-            time_column("ts", events.ts),
-            decoded("event_type", &events.event_type, &events.types.names),
-            match events.course_id.into_values() {
-                Ok(values) => Column::new("course_id".into(), values),
-                Err(len) => Column::full_null("course_id".into(), len, &DataType::String),
-            },
-            Column::new("count".into(), events.count),
-            measure("duration_s", events.duration_s),
-            measure("score", events.score),
-            measure("amount", events.amount),
-            measure("latency_ms", events.latency_ms),
-            measure("stalls", events.stalls),
-        ],
-    )?;
+    events.sink.finish()?;
     text_file(
         &out.join(churn_data::CONTRACT_FILE),
         &mapping.contract.to_toml(),
