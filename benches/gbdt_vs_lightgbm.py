@@ -4,7 +4,8 @@ same 1M x 40 churn-like table.
     .venv/bin/python benches/gbdt_vs_lightgbm.py [--rows 1000000] [--threads 2]
 
 Generates the table (800k train / 200k test; missing values, categoricals,
-interactions), trains LightGBM with 200 rounds, 31 leaves, lr 0.1, max_bin 255,
+interactions), trains LightGBM with 200 rounds, 31 leaves, lr 0.1, max_bin 255
+(by default, and with `use_quantized_grad`, its fastest mode; XGBoost `hist` too),
 times training, batch prediction of all rows, single-row prediction and
 pred_contrib (1 thread), then runs our engine on the same data (the example
 bench_gbdt, release build) and on LightGBM's own model, and prints ratios.
@@ -60,6 +61,22 @@ def per_row_us(fn, rows):
     return (time.perf_counter() - start) * 1e6 / len(rows)
 
 
+def run_xgboost(Xtr, ytr, Xte, yte, cats, threads):
+    """XGBoost `hist` with the same rounds, leaves (lossguide, 31) and bins; the
+    categorical columns as native categoricals."""
+    import xgboost as xgb
+
+    types = ["c" if j in cats else "q" for j in range(Xtr.shape[1])]
+    params = dict(objective="binary:logistic", tree_method="hist", grow_policy="lossguide", max_leaves=31,
+                  max_depth=0, learning_rate=0.1, max_bin=255, nthread=threads, seed=0, max_cat_to_onehot=4)
+    start = time.perf_counter()
+    train = xgb.DMatrix(Xtr, ytr, feature_types=types, enable_categorical=True, nthread=threads)
+    booster = xgb.train(params, train, num_boost_round=200)
+    seconds = time.perf_counter() - start
+    test = xgb.DMatrix(Xte, feature_types=types, enable_categorical=True, nthread=threads)
+    return {"train_s": seconds, "auc": roc_auc_score(yte, booster.predict(test, output_margin=True))}
+
+
 def run_forust(Xtr, ytr, Xte, yte, X, threads):
     """forust with the same growth (leaf-wise, 31 leaves, lr 0.1, 200 rounds, no L2)."""
     try:
@@ -110,6 +127,14 @@ def main():
     one_thread.predict(contrib_rows, pred_contrib=True, num_threads=1)
     lgb_contrib = (time.perf_counter() - start) * 1e6 / len(contrib_rows)
 
+    # LightGBM's fastest mode (quantized gradients, 4 levels) and XGBoost `hist`.
+    quantized = dict(params, use_quantized_grad=True, num_grad_quant_bins=4)
+    start = time.perf_counter()
+    lgb_q = lgb.train(quantized, lgb.Dataset(Xtr, ytr, categorical_feature=cats), num_boost_round=200)
+    lgb_q_train = time.perf_counter() - start
+    lgb_q_auc = roc_auc_score(yte, lgb_q.predict(Xte, raw_score=True))
+    xgb = run_xgboost(Xtr, ytr, Xte, yte, cats, args.threads)
+
     forust = run_forust(Xtr, ytr, Xte, yte, X, args.threads)
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -123,6 +148,9 @@ def main():
         out = subprocess.run([os.path.join(target, "release", "examples", "bench_gbdt"), data_path, model_path,
                               str(args.threads)], check=True, capture_output=True, text=True)
         ours = json.loads(out.stdout)
+        out = subprocess.run([os.path.join(target, "release", "examples", "bench_gbdt"), data_path, model_path,
+                              str(args.threads), "train-only-quantized"], check=True, capture_output=True, text=True)
+        ours_q = json.loads(out.stdout)
 
     mine, same = ours["our_model"], ours["lightgbm_model_in_our_engine"]
     f = forust or {}
@@ -149,9 +177,22 @@ def main():
             ratio = f"{theirs / ours_value:.2f}x faster"
         third = "" if forust_value is None else f"{forust_value:11.4f}"
         print(f"{name:52} {theirs:11.4f} {ours_value:11.4f} {ratio:>12} {third}")
+    print()
+    print(f"Training, {len(Xtr):,} rows x {Xtr.shape[1]}, 200 rounds, 31 leaves, {args.threads} threads, same run:")
+    fastest_peer = min(lgb_train, lgb_q_train)
+    print(f"{'':44} {'train s':>9} {'test AUC':>9} {'vs LightGBM default':>20} {'fastest peer / this':>20}")
+    for name, seconds, test_auc in [
+        ("LightGBM default", lgb_train, lgb_auc),
+        ("LightGBM use_quantized_grad (4 levels)", lgb_q_train, lgb_q_auc),
+        ("XGBoost hist", xgb["train_s"], xgb["auc"]),
+        ("churn-gbdt default", ours["train_s"], mine["test_auc"]),
+        ("churn-gbdt use_quantized_grad (4 levels)", ours_q["train_s"], ours_q["test_auc"]),
+    ]:
+        print(f"{name:44} {seconds:9.2f} {test_auc:9.4f} {test_auc - lgb_auc:+20.4f} {fastest_peer / seconds:19.2f}x")
     print(json.dumps({"lightgbm": {"train_s": lgb_train, "auc": lgb_auc, "batch_s": lgb_batch,
                                    "single_us": lgb_single, "contrib_us": lgb_contrib},
-                      "churn_gbdt": ours, "forust": forust}))
+                      "lightgbm_quantized": {"train_s": lgb_q_train, "auc": lgb_q_auc}, "xgboost_hist": xgb,
+                      "churn_gbdt": ours, "churn_gbdt_quantized": ours_q, "forust": forust}))
     return 0
 
 

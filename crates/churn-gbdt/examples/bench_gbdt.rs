@@ -124,12 +124,14 @@ fn timings(model: &Model, data: &Data, all_x: &[f64]) -> serde_json::Value {
 
 fn main() -> Result<(), String> {
     let args: Vec<String> = std::env::args().collect();
-    let (data_path, lightgbm_model, threads, train_only) = match args.as_slice() {
-        [_, d, m, t] => (d, m, t, false),
-        [_, d, m, t, mode] if mode == "train-only" => (d, m, t, true),
+    let (data_path, lightgbm_model, threads, train_only, quantized) = match args.as_slice() {
+        [_, d, m, t] => (d, m, t, false, false),
+        [_, d, m, t, mode] if mode == "train-only" => (d, m, t, true, false),
+        [_, d, m, t, mode] if mode == "train-only-quantized" => (d, m, t, true, true),
         _ => {
             return Err(
-                "usage: bench_gbdt DATA.bin LIGHTGBM_MODEL.txt THREADS [train-only]".into(),
+                "usage: bench_gbdt DATA.bin LIGHTGBM_MODEL.txt THREADS [train-only | train-only-quantized]"
+                    .into(),
             );
         }
     };
@@ -156,6 +158,7 @@ fn main() -> Result<(), String> {
         num_leaves: 31,
         learning_rate: 0.1,
         max_bin: 255,
+        use_quantized_grad: quantized,
         ..GbdtParams::default()
     }
     .check()

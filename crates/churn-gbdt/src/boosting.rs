@@ -13,6 +13,7 @@ use crate::metric::{auc, log_loss};
 use crate::model::{FeatureKind, Model, row_count};
 use crate::objective::{BinaryLogLoss, Objective};
 use crate::params::{StoppingMetric, ValidGbdtParams};
+use crate::quantize::Quantizer;
 
 /// A table to train or validate on: dense row-major `f64` features.
 #[derive(Debug, Clone, Copy)]
@@ -194,6 +195,9 @@ pub fn train_with_progress(
     };
 
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(p.seed);
+    let mut quantizer = p
+        .use_quantized_grad
+        .then(|| Quantizer::new(rows, p.num_grad_quant_bins, p.seed));
     let mut bag: Vec<u32> = (0..rows as u32).collect();
     let mut trees = Vec::with_capacity(p.num_iterations);
     let mut log = TrainLog {
@@ -229,10 +233,21 @@ pub fn train_with_progress(
             bag = chosen;
         }
         let allowed = feature_sample(&mut rng, width, p.feature_fraction);
+        let quantized = quantizer.as_mut().map(|q| q.quantize(&g, &h));
         // On a pool thread: each of the tree's many parallel loops started
         // from outside the pool would pay a sleep and wake-up round trip.
-        let grown =
-            rayon::scope(|_| grow(&binned, p, &allowed, &g, &h, bag.clone(), p.learning_rate));
+        let grown = rayon::scope(|_| {
+            grow(
+                &binned,
+                p,
+                &allowed,
+                &g,
+                &h,
+                quantized.as_ref(),
+                bag.clone(),
+                p.learning_rate,
+            )
+        });
 
         // Scores: bag rows by their leaf range, the others through the tree.
         let mut in_bag = vec![false; rows];

@@ -13,6 +13,7 @@ use crate::binning::BinMapper;
 use crate::model::FeatureKind;
 use crate::params::GbdtParams;
 use crate::prefetch::prefetch;
+use crate::quantize::{Quantized, unpack};
 use crate::tree::{MissingType, Split, Tree};
 
 /// Training features, binned, laid out both by column and by row.
@@ -179,13 +180,20 @@ const ROW_BLOCK: usize = 8 * 1024;
 const MAX_ROW_BLOCKS: usize = 32;
 const MAX_BLOCK_BYTES: usize = 64 << 20;
 
+/// The gradients a tree is grown from.
+enum Gradients<'a> {
+    /// Every row's (gradient, hessian), side by side: one load per row and
+    /// one two-lane add per cell.
+    Exact(Vec<[f64; 2]>),
+    /// Packed integers (see `quantize`): one 64-bit add per cell.
+    Quantized(&'a Quantized),
+}
+
 struct Context<'a> {
     data: &'a Binned,
     params: &'a GbdtParams,
     allowed: &'a [bool],
-    /// Every row's (gradient, hessian), side by side: one load per row and
-    /// one two-lane add per cell.
-    gh: &'a [[f64; 2]],
+    gradients: Gradients<'a>,
     /// The allowed features when `feature_fraction` left some out: histograms
     /// then skip the others' cells.
     sampled: Option<Vec<usize>>,
@@ -197,55 +205,202 @@ impl Context<'_> {
     /// 256 cells per feature, so a u8 bin needs no bounds check, and the
     /// blocks are added up in order, so no sum depends on the thread count.
     fn histogram(&self, rows: &[u32]) -> Histogram {
-        let width = self.data.width();
-        // Wide tables get fewer blocks, so their local histograms stay small.
-        let block_bytes = width * std::mem::size_of::<[Stats; 256]>();
+        match &self.gradients {
+            Gradients::Exact(gh) => self.exact_histogram(rows, gh),
+            Gradients::Quantized(q) => self.quantized_histogram(rows, q),
+        }
+    }
+
+    /// The rows of each block of a leaf of `rows` rows: fixed blocks (their
+    /// size depends only on the leaf's length and `max_rows`), fewer for
+    /// wide tables so their local histograms of `cell_bytes` cells stay small.
+    fn block_rows(&self, rows: usize, cell_bytes: usize, max_rows: usize) -> usize {
+        let block_bytes = self.data.width() * 256 * cell_bytes;
         let max_blocks = (MAX_BLOCK_BYTES / block_bytes.max(1)).clamp(1, MAX_ROW_BLOCKS);
-        let blocks = rows.len().div_ceil(ROW_BLOCK).clamp(1, max_blocks);
-        let block = rows.len().div_ceil(blocks).max(1);
+        let blocks = rows
+            .div_ceil(ROW_BLOCK)
+            .clamp(1, max_blocks)
+            .max(rows.div_ceil(max_rows));
+        rows.div_ceil(blocks).max(1)
+    }
+
+    /// A new histogram and its cells split by feature.
+    fn by_feature<'h>(histogram: &'h mut [Stats], offsets: &[usize]) -> Vec<&'h mut [Stats]> {
+        let mut slices = Vec::with_capacity(offsets.len() - 1);
+        let mut rest = histogram;
+        for f in 0..offsets.len() - 1 {
+            let (mine, tail) = rest.split_at_mut(offsets[f + 1] - offsets[f]);
+            slices.push(mine);
+            rest = tail;
+        }
+        slices
+    }
+
+    fn exact_histogram(&self, rows: &[u32], gh: &[[f64; 2]]) -> Histogram {
+        let block = self.block_rows(rows.len(), std::mem::size_of::<Stats>(), usize::MAX);
         // Every row, in order (the root of an unbagged tree): read in
         // sequence, and the counts are known already.
-        let all_rows = rows.len() == self.gh.len();
+        let all_rows = rows.len() == gh.len();
         let parts: Vec<Vec<[Stats; 256]>> = rows
             .par_chunks(block)
             .map(|block| {
                 if all_rows {
-                    self.fill_block::<true>(block)
+                    self.fill_block::<true>(block, gh)
                 } else {
-                    self.fill_block::<false>(block)
+                    self.fill_block::<false>(block, gh)
                 }
             })
             .collect();
-        let mut histogram = vec![Stats::default(); self.data.offsets[width]];
-        let mut slices: Vec<&mut [Stats]> = Vec::with_capacity(width);
-        let mut rest = histogram.as_mut_slice();
-        for f in 0..width {
-            let (mine, tail) = rest.split_at_mut(self.data.offsets[f + 1] - self.data.offsets[f]);
-            slices.push(mine);
-            rest = tail;
-        }
-        slices.into_par_iter().enumerate().for_each(|(f, cells)| {
-            if self.allowed[f] {
-                for part in &parts {
-                    for (cell, add) in cells.iter_mut().zip(&part[f]) {
-                        cell.add(add);
+        let mut histogram = vec![Stats::default(); self.data.offsets[self.data.width()]];
+        Self::by_feature(&mut histogram, &self.data.offsets)
+            .into_par_iter()
+            .enumerate()
+            .for_each(|(f, cells)| {
+                if self.allowed[f] {
+                    for part in &parts {
+                        for (cell, add) in cells.iter_mut().zip(&part[f]) {
+                            cell.add(add);
+                        }
+                    }
+                    if all_rows {
+                        let counts = &self.data.counts[self.data.offsets[f]..];
+                        for (cell, &n) in cells.iter_mut().zip(counts) {
+                            cell.n = n;
+                        }
                     }
                 }
+            });
+        histogram
+    }
+
+    /// [`Self::exact_histogram`] from packed integers: blocks of at most
+    /// `max_block_rows` rows, summed exactly as integers across blocks, then
+    /// scaled back to gradient units.
+    fn quantized_histogram(&self, rows: &[u32], q: &Quantized) -> Histogram {
+        let block = self.block_rows(rows.len(), std::mem::size_of::<u64>(), q.max_block_rows);
+        let all_rows = rows.len() == q.packed.len();
+        let parts: Vec<Vec<[u64; 256]>> = rows
+            .par_chunks(block)
+            .map(|block| {
                 if all_rows {
-                    let counts = &self.data.counts[self.data.offsets[f]..];
-                    for (cell, &n) in cells.iter_mut().zip(counts) {
-                        cell.n = n;
+                    self.fill_packed_block::<true>(block, &q.packed)
+                } else {
+                    self.fill_packed_block::<false>(block, &q.packed)
+                }
+            })
+            .collect();
+        // A leaf no larger than a block sums its blocks' words as they are.
+        let packed_sum_fits = rows.len() <= q.max_block_rows;
+        let mut histogram = vec![Stats::default(); self.data.offsets[self.data.width()]];
+        Self::by_feature(&mut histogram, &self.data.offsets)
+            .into_par_iter()
+            .enumerate()
+            .for_each(|(f, cells)| {
+                if self.allowed[f] {
+                    for (bin, cell) in cells.iter_mut().enumerate() {
+                        let (mut g, mut h, mut n) = (0i64, 0u64, 0u64);
+                        if packed_sum_fits {
+                            (g, h, n) = unpack(
+                                parts
+                                    .iter()
+                                    .fold(0u64, |sum, part| sum.wrapping_add(part[f][bin])),
+                            );
+                        } else {
+                            for part in &parts {
+                                let (pg, ph, pn) = unpack(part[f][bin]);
+                                g += pg;
+                                h += ph;
+                                n += pn;
+                            }
+                        }
+                        *cell = Stats {
+                            g: g as f64 * q.g_scale,
+                            h: h as f64 * q.h_scale,
+                            n: n as u32,
+                        };
+                    }
+                }
+            });
+        histogram
+    }
+
+    /// One block of a leaf's rows summed into 256 packed cells per feature.
+    fn fill_packed_block<const ALL_ROWS: bool>(
+        &self,
+        block: &[u32],
+        packed: &[u64],
+    ) -> Vec<[u64; 256]> {
+        let width = self.data.width();
+        let bins = &self.data.bins;
+        let mut local = vec![[0u64; 256]; width];
+        let ahead = if ALL_ROWS {
+            &[]
+        } else {
+            block.get(PREFETCH_AHEAD..).unwrap_or_default()
+        };
+        if self.sampled.is_none() {
+            // Two rows at a time: one pass over the features' cells for both.
+            let pairs = block.chunks_exact(2);
+            let odd = pairs.remainder();
+            for (k, pair) in pairs.enumerate() {
+                for j in 0..2 {
+                    if let Some(&next) = ahead.get(2 * k + j) {
+                        prefetch(bins, next as usize * width);
+                        prefetch(packed, next as usize);
+                    }
+                }
+                let (a, b) = (pair[0] as usize, pair[1] as usize);
+                let (wa, wb) = (packed[a], packed[b]);
+                let row_a = &bins[a * width..(a + 1) * width];
+                let row_b = &bins[b * width..(b + 1) * width];
+                for ((cells, &bin_a), &bin_b) in local.iter_mut().zip(row_a).zip(row_b) {
+                    cells[bin_a as usize] = cells[bin_a as usize].wrapping_add(wa);
+                    cells[bin_b as usize] = cells[bin_b as usize].wrapping_add(wb);
+                }
+            }
+            for &r in odd {
+                let r = r as usize;
+                let row = &bins[r * width..(r + 1) * width];
+                for (cells, &bin) in local.iter_mut().zip(row) {
+                    cells[bin as usize] = cells[bin as usize].wrapping_add(packed[r]);
+                }
+            }
+            return local;
+        }
+        for (i, &r) in block.iter().enumerate() {
+            if let Some(&next) = ahead.get(i) {
+                prefetch(bins, next as usize * width);
+                prefetch(packed, next as usize);
+            }
+            let r = r as usize;
+            let word = packed[r];
+            let row = &bins[r * width..(r + 1) * width];
+            match &self.sampled {
+                None => {
+                    for (cells, &bin) in local.iter_mut().zip(row) {
+                        let cell = &mut cells[bin as usize];
+                        *cell = cell.wrapping_add(word);
+                    }
+                }
+                Some(features) => {
+                    for &f in features {
+                        let cell = &mut local[f][row[f] as usize];
+                        *cell = cell.wrapping_add(word);
                     }
                 }
             }
-        });
-        histogram
+        }
+        local
     }
 
     /// One block of a leaf's rows summed into 256 cells per feature (a u8 bin
     /// needs no bounds check). `ALL_ROWS`: the block is a run of consecutive
     /// rows, so it is read in sequence and rows are not counted.
-    fn fill_block<const ALL_ROWS: bool>(&self, block: &[u32]) -> Vec<[Stats; 256]> {
+    fn fill_block<const ALL_ROWS: bool>(
+        &self,
+        block: &[u32],
+        gh: &[[f64; 2]],
+    ) -> Vec<[Stats; 256]> {
         let width = self.data.width();
         let bins = &self.data.bins;
         let mut local = vec![[Stats::default(); 256]; width];
@@ -259,10 +414,10 @@ impl Context<'_> {
         for (i, &r) in block.iter().enumerate() {
             if let Some(&next) = ahead.get(i) {
                 prefetch(bins, next as usize * width);
-                prefetch(self.gh, next as usize);
+                prefetch(gh, next as usize);
             }
             let r = r as usize;
-            let [g, h] = self.gh[r];
+            let [g, h] = gh[r];
             let add = |cells: &mut [Stats; 256], bin: u8| {
                 let cell = &mut cells[bin as usize];
                 cell.g += g;
@@ -532,45 +687,64 @@ fn goes_left(split: &BinSplit, bin: u8, missing_bin: u8) -> bool {
 }
 
 /// Grows one tree on the rows `bag` (ascending). Leaf outputs are multiplied
-/// by `shrinkage`.
+/// by `shrinkage`. With `quantized` gradients, histograms and splits use them
+/// and the leaf values are renewed from the exact `g` and `h` of each leaf's
+/// rows.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn grow(
     data: &Binned,
     params: &GbdtParams,
     allowed: &[bool],
     g: &[f64],
     h: &[f64],
+    quantized: Option<&Quantized>,
     bag: Vec<u32>,
     shrinkage: f64,
 ) -> Grown {
-    let mut gh = vec![[0.0; 2]; g.len()];
-    gh.par_chunks_mut(PARALLEL_CHUNK)
-        .zip(
-            g.par_chunks(PARALLEL_CHUNK)
-                .zip(h.par_chunks(PARALLEL_CHUNK)),
-        )
-        .for_each(|(gh, (g, h))| {
-            for (pair, (&g, &h)) in gh.iter_mut().zip(g.iter().zip(h)) {
-                *pair = [g, h];
-            }
-        });
+    let gradients = match quantized {
+        Some(q) => Gradients::Quantized(q),
+        None => {
+            let mut gh = vec![[0.0; 2]; g.len()];
+            gh.par_chunks_mut(PARALLEL_CHUNK)
+                .zip(
+                    g.par_chunks(PARALLEL_CHUNK)
+                        .zip(h.par_chunks(PARALLEL_CHUNK)),
+                )
+                .for_each(|(gh, (g, h))| {
+                    for (pair, (&g, &h)) in gh.iter_mut().zip(g.iter().zip(h)) {
+                        *pair = [g, h];
+                    }
+                });
+            Gradients::Exact(gh)
+        }
+    };
     let ctx = Context {
         data,
         params,
         allowed,
-        gh: &gh,
+        gradients,
         sampled: allowed
             .contains(&false)
             .then(|| (0..allowed.len()).filter(|&f| allowed[f]).collect()),
     };
     let mut rows = bag;
-    let mut root = Stats::default();
-    for &r in &rows {
-        root.add(&Stats {
-            g: g[r as usize],
-            h: h[r as usize],
-            n: 1,
-        });
-    }
+    let root = match quantized {
+        None => exact_stats(&rows, g, h),
+        Some(q) => {
+            let (mut sg, mut sh, mut n) = (0i64, 0u64, 0u64);
+            for &r in &rows {
+                let (rg, rh, rn) = unpack(q.packed[r as usize]);
+                sg += rg;
+                sh += rh;
+                n += rn;
+            }
+            Stats {
+                g: sg as f64 * q.g_scale,
+                h: sh as f64 * q.h_scale,
+                n: n as u32,
+            }
+        }
+    };
     let unbounded = (f64::NEG_INFINITY, f64::INFINITY);
     let histogram = ctx.histogram(&rows);
     let best = ctx.best_split(&histogram, &root, unbounded);
@@ -727,9 +901,18 @@ pub(crate) fn grow(
         });
     }
 
-    for leaf in &leaves {
+    // Quantized: each leaf's value from its rows' exact gradients (a sum
+    // per leaf, in row order, so the thread count changes nothing).
+    let renewed: Vec<Stats> = match quantized {
+        None => leaves.iter().map(|leaf| leaf.stats).collect(),
+        Some(_) => leaves
+            .par_iter()
+            .map(|leaf| exact_stats(&rows[leaf.start..leaf.start + leaf.len], g, h))
+            .collect(),
+    };
+    for (leaf, stats) in leaves.iter().zip(&renewed) {
         tree.leaf_value
-            .push(leaf_output(&leaf.stats, params, params.lambda_l2, leaf.bounds) * shrinkage);
+            .push(leaf_output(stats, params, params.lambda_l2, leaf.bounds) * shrinkage);
         tree.leaf_count.push(f64::from(leaf.stats.n));
     }
     let ranges = leaves.iter().map(|l| (l.start, l.start + l.len)).collect();
@@ -739,6 +922,19 @@ pub(crate) fn grow(
         rows,
         ranges,
     }
+}
+
+/// The exact gradient and hessian sums of `rows`, in row order.
+fn exact_stats(rows: &[u32], g: &[f64], h: &[f64]) -> Stats {
+    let mut stats = Stats::default();
+    for &r in rows {
+        stats.add(&Stats {
+            g: g[r as usize],
+            h: h[r as usize],
+            n: 1,
+        });
+    }
+    stats
 }
 
 fn subtract(

@@ -18,6 +18,7 @@ mod model;
 mod objective;
 mod params;
 mod prefetch;
+mod quantize;
 pub mod shap;
 mod tree;
 

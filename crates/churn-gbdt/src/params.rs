@@ -64,8 +64,22 @@ pub struct GbdtParams {
     pub early_stopping_rounds: Option<usize>,
     /// Metric for early stopping.
     pub stopping_metric: StoppingMetric,
-    /// The one seed of bagging and feature sampling.
+    /// The one seed of bagging, feature sampling and the stochastic rounding
+    /// of quantized gradients.
     pub seed: u64,
+    /// Train on gradients and hessians quantized to `num_grad_quant_bins`
+    /// levels with stochastic rounding, summed in packed integer histograms
+    /// (LightGBM's `use_quantized_grad`); leaf values are then renewed from
+    /// the exact gradients of each leaf's rows.
+    #[serde(default)]
+    pub use_quantized_grad: bool,
+    /// Levels of the quantized gradients (2..=64; LightGBM's default 4).
+    #[serde(default = "default_quant_bins")]
+    pub num_grad_quant_bins: usize,
+}
+
+fn default_quant_bins() -> usize {
+    4
 }
 
 impl Default for GbdtParams {
@@ -95,6 +109,8 @@ impl Default for GbdtParams {
             early_stopping_rounds: None,
             stopping_metric: StoppingMetric::LogLoss,
             seed: 0,
+            use_quantized_grad: false,
+            num_grad_quant_bins: default_quant_bins(),
         }
     }
 }
@@ -170,6 +186,9 @@ impl GbdtParams {
         }
         if p.max_cat_threshold == 0 {
             return Err(invalid("max_cat_threshold", "must be at least 1"));
+        }
+        if !(2..=64).contains(&p.num_grad_quant_bins) {
+            return Err(invalid("num_grad_quant_bins", "must be in 2..=64"));
         }
         if p.early_stopping_rounds == Some(0) {
             return Err(invalid(
