@@ -42,6 +42,9 @@ pub struct TrainLog {
     pub valid_metric: Vec<f64>,
     /// The round kept by early stopping (1-based), if it ran.
     pub best_iteration: Option<usize>,
+    /// Wall seconds spent binning the features before the first round (for
+    /// a caller's phase timings; nothing of the model depends on it).
+    pub bin_seconds: f64,
 }
 
 /// Largest categorical code accepted (codes index a bitset).
@@ -132,6 +135,7 @@ pub fn train_with_progress(
         ));
     }
 
+    let binning = std::time::Instant::now();
     // Bin every column, in parallel (errors reported in feature order).
     let binned_columns: Vec<Result<(BinMapper, Vec<u8>), GbdtError>> = (0..width)
         .into_par_iter()
@@ -177,6 +181,7 @@ pub fn train_with_progress(
         columns.push(bins);
     }
     let binned = Binned::new(mappers, schema.kinds.clone(), columns);
+    let bin_seconds = binning.elapsed().as_secs_f64();
 
     let objective = BinaryLogLoss {
         scale_pos_weight: p.scale_pos_weight,
@@ -203,6 +208,7 @@ pub fn train_with_progress(
     let mut log = TrainLog {
         valid_metric: Vec::new(),
         best_iteration: None,
+        bin_seconds,
     };
     let mut best: Option<(usize, f64)> = None;
 

@@ -130,21 +130,57 @@ pub struct Interval {
 }
 
 /// ROC-AUC with a percentile bootstrap 95% interval (`resamples` draws from `seed`).
+///
+/// A resample is the multiset of `n` rows drawn with replacement; its AUC is
+/// the Mann–Whitney U (ties count ½) over P·N, which depends only on how many
+/// times each row was drawn. So the rows are sorted by score once, and each
+/// resample counts its draws and sweeps the sorted rows in O(n), with U
+/// summed exactly in integers: the same draws and, bit for bit, the same
+/// values as sorting every resample (`roc_auc` on the drawn rows), about ten
+/// times faster at 200,000 rows.
 pub fn roc_auc_interval(p: &[f64], y: &[f64], resamples: usize, seed: u64) -> Interval {
     let estimate = roc_auc(p, y);
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
     let n = p.len();
-    let mut values: Vec<f64> = Vec::with_capacity(resamples);
-    let (mut bp, mut by) = (vec![0.0; n], vec![0.0; n]);
-    for _ in 0..resamples {
-        for i in 0..n {
-            let j = rng.random_range(0..n);
-            bp[i] = p[j];
-            by[i] = y[j];
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&a, &b| p[a].total_cmp(&p[b]));
+    // Runs of equal scores, as ranges of `order`.
+    let mut groups = Vec::new();
+    let mut start = 0;
+    while start < n {
+        let mut end = start + 1;
+        while end < n && p[order[end]] == p[order[start]] {
+            end += 1;
         }
-        let auc = roc_auc(&bp, &by);
-        if auc.is_finite() {
-            values.push(auc);
+        groups.push(start..end);
+        start = end;
+    }
+    let mut drawn = vec![0u64; n];
+    let mut values: Vec<f64> = Vec::with_capacity(resamples);
+    for _ in 0..resamples {
+        drawn.iter_mut().for_each(|c| *c = 0);
+        for _ in 0..n {
+            drawn[rng.random_range(0..n)] += 1;
+        }
+        // 2U, exact: positives above the negatives below, ties by halves.
+        let (mut twice_u, mut negatives_below, mut positives) = (0u128, 0u128, 0u128);
+        for group in &groups {
+            let (mut pos, mut neg) = (0u128, 0u128);
+            for &k in &order[group.clone()] {
+                let c = u128::from(drawn[k]);
+                if y[k] == 1.0 {
+                    pos += c;
+                } else {
+                    neg += c;
+                }
+            }
+            twice_u += 2 * pos * negatives_below + pos * neg;
+            negatives_below += neg;
+            positives += pos;
+        }
+        let (positives, negatives) = (positives as f64, negatives_below as f64);
+        if positives > 0.0 && negatives > 0.0 {
+            values.push((twice_u as f64 / 2.0) / (positives * negatives));
         }
     }
     values.sort_by(f64::total_cmp);
@@ -249,6 +285,58 @@ fn curve(
 
 #[cfg(test)]
 mod tests {
+    /// The bootstrap as it was written first: draw the rows, sort, rank.
+    fn resampled_auc_interval(p: &[f64], y: &[f64], resamples: usize, seed: u64) -> (f64, f64) {
+        use rand::rngs::Xoshiro256PlusPlus;
+        use rand::{RngExt, SeedableRng};
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+        let n = p.len();
+        let mut values = Vec::new();
+        let (mut bp, mut by) = (vec![0.0; n], vec![0.0; n]);
+        for _ in 0..resamples {
+            for i in 0..n {
+                let j = rng.random_range(0..n);
+                bp[i] = p[j];
+                by[i] = y[j];
+            }
+            let auc = super::roc_auc(&bp, &by);
+            if auc.is_finite() {
+                values.push(auc);
+            }
+        }
+        values.sort_by(f64::total_cmp);
+        let q = |q: f64| {
+            values[((q * (values.len() - 1) as f64).round() as usize).min(values.len() - 1)]
+        };
+        (q(0.025), q(0.975))
+    }
+
+    #[test]
+    fn the_counting_bootstrap_gives_the_resampling_ones_values_bit_for_bit() {
+        use rand::rngs::Xoshiro256PlusPlus;
+        use rand::{RngExt, SeedableRng};
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(3);
+        for (n, levels) in [(7usize, 3u32), (300, 5), (2_000, 1_000), (5_000, 40)] {
+            // Few distinct scores: many ties; labels loosely tied to the score.
+            let p: Vec<f64> = (0..n)
+                .map(|_| f64::from(rng.random_range(0..levels)) / f64::from(levels))
+                .collect();
+            let y: Vec<f64> = p
+                .iter()
+                .map(|&s| f64::from(u8::from(rng.random::<f64>() < 0.2 + 0.6 * s)))
+                .collect();
+            for seed in [1, 42] {
+                let fast = super::roc_auc_interval(&p, &y, 60, seed);
+                let (low, high) = resampled_auc_interval(&p, &y, 60, seed);
+                assert_eq!(
+                    (fast.low.to_bits(), fast.high.to_bits()),
+                    (low.to_bits(), high.to_bits()),
+                    "n {n}"
+                );
+            }
+        }
+    }
+
     use super::*;
 
     #[test]

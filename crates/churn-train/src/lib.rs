@@ -147,6 +147,22 @@ impl PhaseClock {
     }
 
     /// The phases timed so far.
+    /// Splits the last phase: its first `seconds` become a phase `name`
+    /// before it (what a callee timed inside it, e.g. the GBDT's binning).
+    pub fn carve(&mut self, name: &str, seconds: f64) {
+        if let Some(last) = self.phases.pop() {
+            let seconds = seconds.clamp(0.0, last.seconds);
+            self.phases.push(churn_model::artifact::PhaseTime {
+                phase: name.to_owned(),
+                seconds,
+            });
+            self.phases.push(churn_model::artifact::PhaseTime {
+                phase: last.phase,
+                seconds: last.seconds - seconds,
+            });
+        }
+    }
+
     pub fn phases(&self) -> &[churn_model::artifact::PhaseTime] {
         &self.phases
     }
@@ -212,6 +228,7 @@ pub fn fit_family(
 ) -> Result<Fitted, TrainError> {
     let mut clock = PhaseClock::start();
     let schema = table.schema(&split.train)?;
+    let mut bin_seconds = None;
     let (scorer, parameters) = match family {
         Family::Gbdt => {
             let (model, log) = fit::fit_gbdt(
@@ -226,6 +243,7 @@ pub fn fit_family(
                 serde_json::to_value(&config.gbdt).map_err(|e| TrainError::Fit(e.to_string()))?;
             parameters["trees"] = serde_json::json!(model.trees.len());
             parameters["best_iteration"] = serde_json::json!(log.best_iteration);
+            bin_seconds = Some(log.bin_seconds);
             (Scorer::Gbdt(model), parameters)
         }
         Family::Logistic => {
@@ -240,6 +258,9 @@ pub fn fit_family(
         }
     };
     clock.lap("fit");
+    if let Some(seconds) = bin_seconds {
+        clock.carve("bin", seconds);
+    }
     let uncalibrated = PreparedModel::new(ChurnModel {
         schema: schema.clone(),
         scorer: scorer.clone(),
@@ -319,9 +340,17 @@ pub fn fit_family(
         })
         .collect();
 
-    let by_segment = metrics_by_segment(table, &split.test, &test_p, config.seed);
-    let valid = metrics::metrics(&valid_p, &valid_labels, config.seed);
-    let test = metrics::metrics(&test_p, &test_y, config.seed);
+    // Three independent evaluations (each bootstrap draws from its own seeded
+    // stream), side by side.
+    let (by_segment, (valid, test)) = rayon::join(
+        || metrics_by_segment(table, &split.test, &test_p, config.seed),
+        || {
+            rayon::join(
+                || metrics::metrics(&valid_p, &valid_labels, config.seed),
+                || metrics::metrics(&test_p, &test_y, config.seed),
+            )
+        },
+    );
     clock.lap("evaluate");
 
     Ok(Fitted {
@@ -363,5 +392,25 @@ mod tests {
             phases[2].seconds < 0.02,
             "the gap before the restart is not counted"
         );
+    }
+
+    #[test]
+    fn a_carved_phase_comes_before_the_rest_of_its_lap() {
+        let mut clock = PhaseClock::start();
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        clock.lap("fit");
+        let total = clock.phases()[0].seconds;
+        clock.carve("bin", 0.01);
+        let phases = clock.into_phases();
+        let names: Vec<&str> = phases.iter().map(|p| p.phase.as_str()).collect();
+        assert_eq!(names, ["bin", "fit"]);
+        assert_eq!(phases[0].seconds, 0.01);
+        assert!((phases[0].seconds + phases[1].seconds - total).abs() < 1e-12);
+        // A callee cannot claim more than the lap.
+        let mut clock = PhaseClock::start();
+        clock.lap("fit");
+        clock.carve("bin", 1e9);
+        let phases = clock.into_phases();
+        assert_eq!(phases[1].seconds, 0.0);
     }
 }
