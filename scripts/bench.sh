@@ -68,11 +68,13 @@ run() {
 
 if [ "$quick" = 1 ]; then
   run gbdt_vs_lightgbm .venv/bin/python benches/gbdt_vs_lightgbm.py --rows 100000
+  run train_vs_lightgbm .venv/bin/python benches/train_vs_lightgbm.py --rows 100000 --repeat 1
   run features_vs_pandas .venv/bin/python benches/features_vs_pandas.py --learners 10000 --repeat 1 --work "$out/features-work"
   run serve_vs_fastapi .venv/bin/python benches/serve_vs_fastapi.py --seconds 5
   run import_vs_polars .venv/bin/python benches/import_vs_polars.py --rows 1000000 --repeat 1 --work "$out/import-work"
 else
   run gbdt_vs_lightgbm .venv/bin/python benches/gbdt_vs_lightgbm.py
+  run train_vs_lightgbm .venv/bin/python benches/train_vs_lightgbm.py
   run features_vs_pandas .venv/bin/python benches/features_vs_pandas.py
   run serve_vs_fastapi .venv/bin/python benches/serve_vs_fastapi.py --seconds 15
   run import_vs_polars .venv/bin/python benches/import_vs_polars.py
