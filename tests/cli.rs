@@ -863,7 +863,7 @@ fn train_on_a_plain_table_rejects_bad_labels_and_splits_by_time_or_test_file() {
     let phases: Vec<&str> = card.phases.iter().map(|p| p.phase.as_str()).collect();
     assert_eq!(
         phases,
-        ["prepare", "fit", "calibrate", "explain", "evaluate"]
+        ["prepare", "bin", "fit", "calibrate", "explain", "evaluate"]
     );
     assert!(
         card.phases
