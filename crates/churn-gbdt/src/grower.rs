@@ -251,23 +251,31 @@ impl Context<'_> {
                 }
             })
             .collect();
+        self.assemble(|f, cells| {
+            for part in &parts {
+                for (cell, add) in cells.iter_mut().zip(&part[f]) {
+                    cell.add(add);
+                }
+            }
+            if all_rows {
+                let counts = &self.data.counts[self.data.offsets[f]..];
+                for (cell, &n) in cells.iter_mut().zip(counts) {
+                    cell.n = n;
+                }
+            }
+        })
+    }
+
+    /// A new histogram whose allowed features' cells `fill(feature, cells)`
+    /// writes, feature by feature in parallel.
+    fn assemble(&self, fill: impl Fn(usize, &mut [Stats]) + Sync) -> Histogram {
         let mut histogram = vec![Stats::default(); self.data.offsets[self.data.width()]];
         Self::by_feature(&mut histogram, &self.data.offsets)
             .into_par_iter()
             .enumerate()
             .for_each(|(f, cells)| {
                 if self.allowed[f] {
-                    for part in &parts {
-                        for (cell, add) in cells.iter_mut().zip(&part[f]) {
-                            cell.add(add);
-                        }
-                    }
-                    if all_rows {
-                        let counts = &self.data.counts[self.data.offsets[f]..];
-                        for (cell, &n) in cells.iter_mut().zip(counts) {
-                            cell.n = n;
-                        }
-                    }
+                    fill(f, cells);
                 }
             });
         histogram
@@ -291,37 +299,30 @@ impl Context<'_> {
             .collect();
         // A leaf no larger than a block sums its blocks' words as they are.
         let packed_sum_fits = rows.len() <= q.max_block_rows;
-        let mut histogram = vec![Stats::default(); self.data.offsets[self.data.width()]];
-        Self::by_feature(&mut histogram, &self.data.offsets)
-            .into_par_iter()
-            .enumerate()
-            .for_each(|(f, cells)| {
-                if self.allowed[f] {
-                    for (bin, cell) in cells.iter_mut().enumerate() {
-                        let (mut g, mut h, mut n) = (0i64, 0u64, 0u64);
-                        if packed_sum_fits {
-                            (g, h, n) = unpack(
-                                parts
-                                    .iter()
-                                    .fold(0u64, |sum, part| sum.wrapping_add(part[f][bin])),
-                            );
-                        } else {
-                            for part in &parts {
-                                let (pg, ph, pn) = unpack(part[f][bin]);
-                                g += pg;
-                                h += ph;
-                                n += pn;
-                            }
-                        }
-                        *cell = Stats {
-                            g: g as f64 * q.g_scale,
-                            h: h as f64 * q.h_scale,
-                            n: n as u32,
-                        };
+        self.assemble(|f, cells| {
+            for (bin, cell) in cells.iter_mut().enumerate() {
+                let (mut g, mut h, mut n) = (0i64, 0u64, 0u64);
+                if packed_sum_fits {
+                    (g, h, n) = unpack(
+                        parts
+                            .iter()
+                            .fold(0u64, |sum, part| sum.wrapping_add(part[f][bin])),
+                    );
+                } else {
+                    for part in &parts {
+                        let (pg, ph, pn) = unpack(part[f][bin]);
+                        g += pg;
+                        h += ph;
+                        n += pn;
                     }
                 }
-            });
-        histogram
+                *cell = Stats {
+                    g: g as f64 * q.g_scale,
+                    h: h as f64 * q.h_scale,
+                    n: n as u32,
+                };
+            }
+        })
     }
 
     /// One block of a leaf's rows summed into 256 packed cells per feature.
