@@ -1,8 +1,10 @@
-"""`churn features` against the independent pandas implementation.
+"""`churn features` against three independent implementations.
 
-benches/features_pandas.py computes every feature and label from the written
-definitions with pandas; `churn features` must give the same rows, the same
-labels, the same categories and numbers equal to 1e-9 (NaN = NaN).
+benches/features_pandas.py, benches/features_polars.py (lazy polars) and
+benches/features_duckdb.py (DuckDB SQL) each compute every feature and label
+from the written definitions; `churn features`
+must give the same rows, the same labels, the same categories and numbers equal
+to 1e-9 (NaN = NaN) as each.
 """
 
 import sys
@@ -16,7 +18,9 @@ from churn_cli import ROOT, churn
 
 sys.path.insert(0, str(ROOT / "benches"))
 
+import features_duckdb  # noqa: E402
 import features_pandas  # noqa: E402
+import features_polars  # noqa: E402
 
 
 
@@ -56,6 +60,8 @@ def test_sample_table_equals_pandas(tmp_path):
     reference = features_pandas.compute_table(data, every_days=14, horizon_days=30)
     assert rust["churned"].notna().sum() > 1000 and rust["churned"].isna().sum() > 0
     assert_same_table(rust, reference)
+    assert_same_table(rust, features_polars.compute_table(data, every_days=14, horizon_days=30).to_pandas())
+    assert_same_table(rust, features_duckdb.compute_table(data, every_days=14, horizon_days=30))
 
 
 @pytest.mark.parametrize("every_days,horizon_days", [(7, 21)])
@@ -65,3 +71,7 @@ def test_csv_input_and_other_windows_equal_pandas(tmp_path, every_days, horizon_
     rust = ours(data, tmp_path / "table.csv", every_days, horizon_days)
     reference = features_pandas.compute_table(data, every_days=every_days, horizon_days=horizon_days)
     assert_same_table(rust, reference)
+    lazy = features_polars.compute_table(data, every_days=every_days, horizon_days=horizon_days)
+    assert_same_table(rust, lazy.to_pandas())
+    sql = features_duckdb.compute_table(data, every_days=every_days, horizon_days=horizon_days)
+    assert_same_table(rust, sql)
