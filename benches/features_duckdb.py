@@ -5,9 +5,10 @@ features` computes, the way a data team using DuckDB would write it: the
 tables are loaded once, then for each as-of time one SQL query aggregates the
 events up to it per learner with `FILTER` clauses, and joins the course
 completion, the last ten quiz scores, the check-in streak and the label.
-It shares no code with the Rust crates nor with the pandas and polars peers,
-only the written definitions (DESIGN.md and the descriptions in
-crates/churn-features/src/registry.rs). It is a peer of the feature benchmark
+It shares no computation with the Rust crates nor with the pandas and polars
+peers, only the written definitions (DESIGN.md and the descriptions in
+crates/churn-features/src/registry.rs) and, with the other peers, the column
+names, the as-of grid and the command line (benches/feature_peers.py). It is a peer of the feature benchmark
 (benches/features_vs_pandas.py) and a reference of the agreement test
 (tests/python/test_features.py).
 
@@ -15,31 +16,15 @@ crates/churn-features/src/registry.rs). It is a peer of the feature benchmark
         [--from 2026-02-09] [--to 2026-06-29] [--every-days 14] [--horizon-days 30]
 """
 
-import argparse
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 
-DAY_MS = 86_400_000
+import feature_peers
+from feature_peers import COUNTS, DAY_MS, FEATURES
+
 ACTIVITY = "('login', 'video_watch', 'lesson_complete', 'quiz_attempt', 'forum_post', 'checkin', 'live_class')"
-COUNTS = [
-    "logins_7d", "logins_30d", "active_days_7d", "active_days_30d", "watch_minutes_7d", "watch_minutes_30d",
-    "watch_minutes_trend_7d", "courses_enrolled", "lessons_completed", "lessons_completed_30d",
-    "quiz_attempts_30d", "forum_posts_30d", "checkins_30d", "checkin_streak_days", "live_classes_30d",
-    "refund_views_7d", "refund_views_30d", "support_tickets_7d", "support_tickets_30d", "payments_total",
-    "amount_paid_total", "coupon_redemptions_total", "cancellations_total",
-]
-FEATURES = [
-    "days_since_last_login", "days_since_last_activity", "logins_7d", "logins_30d", "active_days_7d",
-    "active_days_30d", "watch_minutes_7d", "watch_minutes_30d", "watch_minutes_trend_7d", "courses_enrolled",
-    "lessons_completed", "lessons_completed_30d", "completion_rate", "quiz_attempts_30d", "quiz_mean_score_30d",
-    "quiz_mean_score_last10", "forum_posts_30d", "checkins_30d", "checkin_streak_days",
-    "days_since_last_community", "live_classes_30d", "live_mean_latency_ms_30d", "live_stalls_per_class_30d",
-    "refund_views_7d", "refund_views_30d", "support_tickets_7d", "support_tickets_30d", "payments_total",
-    "amount_paid_total", "days_since_last_payment", "coupon_redemptions_total", "cancellations_total",
-    "tenure_days",
-]
 
 
 def source(data: Path, name: str) -> str:
@@ -198,9 +183,7 @@ def compute_table(data: Path, start=None, end=None, every_days=14, horizon_days=
     con = load(data)
     every_ms, horizon_ms = every_days * DAY_MS, horizon_days * DAY_MS
     first, data_end = con.execute("SELECT min(ts), max(ts) FROM events").fetchone()
-    to = data_end // DAY_MS * DAY_MS
-    earliest = first + horizon_ms
-    default_from = to - max(to - earliest, 0) // every_ms * every_ms
+    default_from, to = feature_peers.default_times(first, data_end, every_ms, horizon_ms)
 
     def day(text):
         return con.execute("SELECT epoch_ms(CAST(? AS TIMESTAMPTZ))", [text]).fetchone()[0]
@@ -212,21 +195,10 @@ def compute_table(data: Path, start=None, end=None, every_days=14, horizon_days=
     return table.sort_values(["learner_id", "as_of"], kind="stable").reset_index(drop=True)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, required=True)
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--from", dest="start")
-    parser.add_argument("--to", dest="end")
-    parser.add_argument("--every-days", type=int, default=14)
-    parser.add_argument("--horizon-days", type=int, default=30)
-    args = parser.parse_args()
-    table = compute_table(args.data, args.start, args.end, args.every_days, args.horizon_days)
+def write(table: pd.DataFrame, out: Path):
     table["as_of"] = pd.to_datetime(table["as_of"], unit="ms", utc=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    table.to_parquet(args.out, index=False)
-    print(f"{len(table)} examples -> {args.out}")
+    table.to_parquet(out, index=False)
 
 
 if __name__ == "__main__":
-    main()
+    feature_peers.main(__doc__.splitlines()[0], compute_table, write)

@@ -13,13 +13,14 @@ for each as-of time filter the events and aggregate with groupby.
         [--from 2026-02-09] [--to 2026-06-29] [--every-days 14] [--horizon-days 30]
 """
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-DAY_MS = 86_400_000
+import feature_peers
+from feature_peers import DAY_MS
+
 ACTIVITY = ["login", "video_watch", "lesson_complete", "quiz_attempt", "forum_post", "checkin", "live_class"]
 
 
@@ -56,13 +57,6 @@ def load(data: Path):
     events = events.sort_values(["learner_id", "ts"], kind="stable").reset_index(drop=True)
     lessons = courses.set_index("course_id")["lessons"].astype(float)
     return learners, lessons, events
-
-
-def default_times(events: pd.DataFrame, every_ms: int, horizon_ms: int, data_end: int):
-    to = data_end // DAY_MS * DAY_MS
-    earliest = int(events["ts"].min()) + horizon_ms
-    steps = max(to - earliest, 0) // every_ms
-    return to - steps * every_ms, to
 
 
 def snapshot(learners, lessons, events, t: int, horizon_ms: int, data_end: int) -> pd.DataFrame:
@@ -199,7 +193,7 @@ def compute_table(data: Path, start=None, end=None, every_days=14, horizon_days=
     learners, lessons, events = load(data)
     every_ms, horizon_ms = every_days * DAY_MS, horizon_days * DAY_MS
     data_end = int(events["ts"].max())
-    default_from, default_to = default_times(events, every_ms, horizon_ms, data_end)
+    default_from, default_to = feature_peers.default_times(int(events["ts"].min()), data_end, every_ms, horizon_ms)
     t0 = default_from if start is None else int(pd.Timestamp(start, tz="UTC").value // 1_000_000)
     t1 = default_to if end is None else int(pd.Timestamp(end, tz="UTC").value // 1_000_000)
     frames = [snapshot(learners, lessons, events, t, horizon_ms, data_end) for t in range(t0, t1 + 1, every_ms)]
@@ -207,21 +201,10 @@ def compute_table(data: Path, start=None, end=None, every_days=14, horizon_days=
     return table.sort_values(["learner_id", "as_of"], kind="stable").reset_index(drop=True)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, required=True)
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--from", dest="start")
-    parser.add_argument("--to", dest="end")
-    parser.add_argument("--every-days", type=int, default=14)
-    parser.add_argument("--horizon-days", type=int, default=30)
-    args = parser.parse_args()
-    table = compute_table(args.data, args.start, args.end, args.every_days, args.horizon_days)
+def write(table: pd.DataFrame, out: Path):
     table["as_of"] = pd.to_datetime(table["as_of"], unit="ms", utc=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    table.to_parquet(args.out, index=False)
-    print(f"{len(table)} examples -> {args.out}")
+    table.to_parquet(out, index=False)
 
 
 if __name__ == "__main__":
-    main()
+    feature_peers.main(__doc__.splitlines()[0], compute_table, write)

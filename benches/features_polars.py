@@ -5,9 +5,11 @@ features` computes, the way a data team using polars would write it: for each
 as-of time, one lazy query filters the events and aggregates them per learner
 with conditional expressions in a single `group_by`, plus two small queries
 (course completion, check-in streaks); every snapshot's query is collected
-together so polars runs them on all cores. It shares no code with the Rust
-crates nor with benches/features_pandas.py, only the written definitions
-(DESIGN.md and the descriptions in crates/churn-features/src/registry.rs).
+together so polars runs them on all cores. It shares no computation with the
+Rust crates nor with the other peers, only the written definitions (DESIGN.md
+and the descriptions in crates/churn-features/src/registry.rs) and, with the
+other peers, the column names, the as-of grid and the command line
+(benches/feature_peers.py).
 It is a peer of the feature benchmark (benches/features_vs_pandas.py) and a
 reference of the agreement test (tests/python/test_features.py).
 
@@ -15,31 +17,14 @@ reference of the agreement test (tests/python/test_features.py).
         [--from 2026-02-09] [--to 2026-06-29] [--every-days 14] [--horizon-days 30]
 """
 
-import argparse
 from pathlib import Path
 
 import polars as pl
 
-DAY_MS = 86_400_000
+import feature_peers
+from feature_peers import COUNTS, DAY_MS, FEATURES
+
 ACTIVITY = ["login", "video_watch", "lesson_complete", "quiz_attempt", "forum_post", "checkin", "live_class"]
-# Features that count (absent = 0); the others are missing when there is nothing to measure.
-COUNTS = [
-    "logins_7d", "logins_30d", "active_days_7d", "active_days_30d", "watch_minutes_7d", "watch_minutes_30d",
-    "watch_minutes_trend_7d", "courses_enrolled", "lessons_completed", "lessons_completed_30d",
-    "quiz_attempts_30d", "forum_posts_30d", "checkins_30d", "checkin_streak_days", "live_classes_30d",
-    "refund_views_7d", "refund_views_30d", "support_tickets_7d", "support_tickets_30d", "payments_total",
-    "amount_paid_total", "coupon_redemptions_total", "cancellations_total",
-]
-FEATURES = [
-    "days_since_last_login", "days_since_last_activity", "logins_7d", "logins_30d", "active_days_7d",
-    "active_days_30d", "watch_minutes_7d", "watch_minutes_30d", "watch_minutes_trend_7d", "courses_enrolled",
-    "lessons_completed", "lessons_completed_30d", "completion_rate", "quiz_attempts_30d", "quiz_mean_score_30d",
-    "quiz_mean_score_last10", "forum_posts_30d", "checkins_30d", "checkin_streak_days",
-    "days_since_last_community", "live_classes_30d", "live_mean_latency_ms_30d", "live_stalls_per_class_30d",
-    "refund_views_7d", "refund_views_30d", "support_tickets_7d", "support_tickets_30d", "payments_total",
-    "amount_paid_total", "days_since_last_payment", "coupon_redemptions_total", "cancellations_total",
-    "tenure_days",
-]
 
 
 def read_table(data: Path, name: str) -> pl.LazyFrame:
@@ -239,9 +224,7 @@ def compute_table(data: Path, start=None, end=None, every_days=14, horizon_days=
     learners, lessons, events = load(data)
     every_ms, horizon_ms = every_days * DAY_MS, horizon_days * DAY_MS
     data_end = int(events["ts"].max())
-    to = data_end // DAY_MS * DAY_MS
-    earliest = int(events["ts"].min()) + horizon_ms
-    default_from = to - max(to - earliest, 0) // every_ms * every_ms
+    default_from, to = feature_peers.default_times(int(events["ts"].min()), data_end, every_ms, horizon_ms)
     t0 = default_from if start is None else parse_day(start)
     t1 = to if end is None else parse_day(end)
     snapshots = [snapshot(learners, lessons, events, t, horizon_ms, data_end) for t in range(t0, t1 + 1, every_ms)]
@@ -249,21 +232,9 @@ def compute_table(data: Path, start=None, end=None, every_days=14, horizon_days=
     return table.sort(["learner_id", "as_of"], maintain_order=True)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, required=True)
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--from", dest="start")
-    parser.add_argument("--to", dest="end")
-    parser.add_argument("--every-days", type=int, default=14)
-    parser.add_argument("--horizon-days", type=int, default=30)
-    args = parser.parse_args()
-    table = compute_table(args.data, args.start, args.end, args.every_days, args.horizon_days)
-    table = table.with_columns(pl.col("as_of").cast(pl.Datetime("ms", "UTC")))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    table.write_parquet(args.out)
-    print(f"{len(table)} examples -> {args.out}")
+def write(table: pl.DataFrame, out: Path):
+    table.with_columns(pl.col("as_of").cast(pl.Datetime("ms", "UTC"))).write_parquet(out)
 
 
 if __name__ == "__main__":
-    main()
+    feature_peers.main(__doc__.splitlines()[0], compute_table, write)
