@@ -9,7 +9,6 @@
 //! ([`for_each_batch`]) numbers them within the batch and tells the merge how
 //! many rows of the file came before it.
 
-use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Read;
@@ -115,8 +114,6 @@ pub(crate) enum Body {
 pub(crate) struct Batch<'s> {
     pub(crate) file: Arc<FileAt<'s>>,
     body: Body,
-    /// The rows numbered, once [`Batch::rows`] has run.
-    numbered: Cell<usize>,
 }
 
 /// Why a batch's rows could not be read.
@@ -238,7 +235,6 @@ impl Batch<'_> {
                 }
             }
         }
-        self.numbered.set(n);
         Ok(n)
     }
 }
@@ -376,7 +372,6 @@ fn produce<'s>(
         emit(Batch {
             file: Arc::clone(file),
             body,
-            numbered: Cell::new(0),
         })
     };
     for (index, path) in files.files.iter().enumerate() {
@@ -605,13 +600,14 @@ pub(crate) struct Placed {
 /// pool, given to `merge` in the order of the batches (so the result is the
 /// same at any thread count). `start` makes each file's state from its
 /// header, as in [`for_each_row`]; `make` numbers rows within its batch
-/// (pass 0 to [`Batch::rows`]) and `merge` is told how many came before.
+/// (pass 0 to [`Batch::rows`]) and returns its result with the count
+/// `Batch::rows` gave, and `merge` is told how many came before.
 pub(crate) fn for_each_batch<'s, S, B>(
     files: &'s SourceFiles,
     wanted: &[String],
     batch_bytes: usize,
     mut start: impl FnMut(&Path, &Header) -> Result<S, ImportError> + Send,
-    make: impl Fn(&S, &Batch<'s>) -> Result<B, BatchError> + Sync,
+    make: impl Fn(&S, &Batch<'s>) -> Result<(B, usize), BatchError> + Sync,
     mut merge: impl FnMut(B, &Placed) -> Result<(), ImportError>,
 ) -> Result<(), ImportError>
 where
@@ -670,7 +666,7 @@ where
                         Err(_) => break,
                     };
                     let Ok(job) = job else { break };
-                    let made = make(&job.state, &job.batch).map(|b| (b, job.batch.numbered.get()));
+                    let made = make(&job.state, &job.batch);
                     if done
                         .send((job.seq, Arc::clone(&job.batch.file), made))
                         .is_err()

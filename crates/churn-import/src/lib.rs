@@ -216,7 +216,7 @@ impl EventRows {
             (None, Some(kept)) => self.kept = Some(kept),
             (Some(all), Some(kept)) => {
                 all.vstack_mut_owned(kept).map_err(|e| ImportError::Io {
-                    path: PathBuf::from("events"),
+                    path: self.sink.path().to_owned(),
                     message: e.to_string(),
                 })?;
             }
@@ -871,16 +871,17 @@ impl<'m> Importer<'m> {
             },
             |fields, batch| {
                 let mut made = EventBatch::new(fields);
-                batch.rows(0, |at, row| {
+                let rows = batch.rows(0, |at, row| {
                     made.add(fields, at, row);
                     Ok(())
                 })?;
-                made.finish(&keep).map_err(|message| {
+                let made = made.finish(&keep).map_err(|message| {
                     batches::BatchError::Import(ImportError::Io {
                         path: batch.file.path.clone(),
                         message,
                     })
-                })
+                })?;
+                Ok((made, rows))
             },
             |mut made, placed| {
                 let account = std::mem::take(&mut made.account);

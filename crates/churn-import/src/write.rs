@@ -76,6 +76,11 @@ impl EventSink {
         })
     }
 
+    /// The file being written (its final name).
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Appends one batch's events as a row group.
     pub(crate) fn write(&mut self, frame: &DataFrame) -> Result<(), ImportError> {
         self.writer
