@@ -190,9 +190,7 @@ impl Compiled {
         row: &'r dyn Row,
         name: &'static str,
     ) -> Result<Cow<'r, str>, (&'static str, String)> {
-        self.text(row)
-            .map_err(|r| (name, r))?
-            .ok_or_else(|| (name, format!("{name} is empty")))
+        required(self.text(row), name)
     }
 
     /// The field as a number, which must be there.
@@ -201,9 +199,7 @@ impl Compiled {
         row: &dyn Row,
         name: &'static str,
     ) -> Result<f64, (&'static str, String)> {
-        self.number(row)
-            .map_err(|r| (name, r))?
-            .ok_or_else(|| (name, format!("{name} is empty")))
+        required(self.number(row), name)
     }
 
     /// The field as a time, which must be there.
@@ -212,9 +208,7 @@ impl Compiled {
         row: &dyn Row,
         name: &'static str,
     ) -> Result<i64, (&'static str, String)> {
-        self.time(row)
-            .map_err(|r| (name, r))?
-            .ok_or_else(|| (name, format!("{name} is empty")))
+        required(self.time(row), name)
     }
 
     /// The field as a number.
@@ -279,4 +273,15 @@ impl Compiled {
         };
         Ok(Some(ms))
     }
+}
+
+/// A field's value that must be there: a reject (the field and why) when it
+/// is empty or unreadable.
+fn required<T>(
+    value: Result<Option<T>, String>,
+    name: &'static str,
+) -> Result<T, (&'static str, String)> {
+    value
+        .map_err(|r| (name, r))?
+        .ok_or_else(|| (name, format!("{name} is empty")))
 }

@@ -450,15 +450,8 @@ fn event_rows<'r, 'f>(
     row: &'r dyn Row,
     wide: &mut Vec<(&'f str, i64)>,
 ) -> Result<(SharedFields<'r>, Kinds<'r>), (&'static str, String)> {
-    let learner_id = f
-        .learner_id
-        .text(row)
-        .map_err(|r| ("learner_id", r))?
-        .ok_or_else(|| ("learner_id", "learner_id is empty".to_owned()))?;
-    let ts =
-        f.ts.time(row)
-            .map_err(|r| ("ts", r))?
-            .ok_or_else(|| ("ts", "ts is empty".to_owned()))?;
+    let learner_id = f.learner_id.required_text(row, "learner_id")?;
+    let ts = f.ts.required_time(row, "ts")?;
     let course_id = match &f.course_id {
         None => None,
         Some(c) => c.text(row).map_err(|r| ("course_id", r))?,
@@ -477,10 +470,7 @@ fn event_rows<'r, 'f>(
     };
     let whole = |v: f64| v >= 1.0 && v.fract() == 0.0 && v <= f64::from(u32::MAX);
     if let Some(t) = &f.event_type {
-        let event_type = t
-            .text(row)
-            .map_err(|r| ("event_type", r))?
-            .ok_or_else(|| ("event_type", "event_type is empty".to_owned()))?;
+        let event_type = t.required_text(row, "event_type")?;
         let count = match &f.count {
             None => 1.0,
             Some(c) => match c.number(row).map_err(|r| ("count", r))? {
