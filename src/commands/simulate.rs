@@ -30,30 +30,43 @@ pub fn simulate(ui: &Ui, args: &SimulateArgs) -> Result<()> {
     }
     .check()?;
     let clock = Instant::now();
-    let bar = ui.progress(args.learners as u64, "simulating");
-    let simulation = churn_sim::simulate(&params, &|n| bar.inc(n));
-    bar.finish_and_clear();
-    let simulated_in = clock.elapsed();
     let format = match args.format {
         FileFormat::Parquet => Format::Parquet,
         FileFormat::Csv => Format::Csv,
     };
-    let spinner = ui.spinner("writing tables");
-    churn_data::write_dataset(&simulation.dataset, &args.out, format)?;
-    simulation.truth.write(&args.out, &simulation.dataset)?;
-    spinner.finish_and_clear();
-    let d = &simulation.dataset;
+    // Chunk by chunk: memory stays bounded by the chunk, not the population.
+    let simulator = churn_sim::Simulator::new(&params);
+    let names = churn_core::Dataset {
+        courses: simulator.courses().to_vec(),
+        ..churn_core::Dataset::default()
+    };
+    let mut tables = churn_data::DatasetWriter::create(&args.out, format, &names)?;
+    let mut truth = churn_sim::TruthWriter::create(&args.out, &params)?;
+    let bar = ui.progress(args.learners as u64, "simulating");
+    let (mut events, mut assignments) = (0usize, 0usize);
+    for chunk in simulator.chunks(churn_sim::LEARNERS_PER_CHUNK, &|n| bar.inc(n)) {
+        tables.write_chunk(
+            chunk.first_learner,
+            &chunk.learners,
+            &chunk.events,
+            &chunk.assignments,
+        )?;
+        truth.write(&chunk.learners, &chunk.truth, chunk.events.len())?;
+        events += chunk.events.len();
+        assignments += chunk.assignments.len();
+    }
+    bar.finish_and_clear();
+    tables.finish()?;
+    let experiment = truth.finish()?;
     say!(
-        "simulated {} learners, {} courses, {} events, {} assignments in {:.1} s (written in {:.1} s) -> {}",
-        d.learners.len(),
-        d.courses.len(),
-        d.events.len(),
-        d.assignments.len(),
-        simulated_in.as_secs_f64(),
-        (clock.elapsed() - simulated_in).as_secs_f64(),
+        "simulated {} learners, {} courses, {} events, {} assignments in {:.1} s -> {}",
+        args.learners,
+        names.courses.len(),
+        events,
+        assignments,
+        clock.elapsed().as_secs_f64(),
         args.out.display()
     )?;
-    let experiment = &simulation.truth.experiment;
     say!(
         "experiment {} at {}: {} learners, true 30-day churn effect per arm (vs control):",
         experiment.experiment_id,

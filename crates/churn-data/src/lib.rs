@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use churn_core::Event;
 pub use churn_core::{Dataset, Table};
 pub use validation_report::{Reject, TableReport, ValidationReport, write_rejects_file};
-pub use write::{Format, write_dataset};
+pub use write::{DatasetWriter, Format, write_dataset};
 
 /// A problem with a whole file or directory (row problems are rejects, not errors).
 #[derive(Debug, thiserror::Error)]

@@ -292,3 +292,57 @@ fn same_seed_same_population_other_seed_another() {
     let single = pool.install(|| fingerprint(&run(1_500, 21, AssignmentMode::Uniform).dataset));
     assert_eq!(a, single);
 }
+
+#[test]
+fn chunks_of_any_size_make_the_same_population_and_truth() {
+    let params = SimParams {
+        learners: 300,
+        seed: 21,
+        ..SimParams::default()
+    }
+    .check()
+    .expect("valid parameters");
+    let whole = simulate(&params, &|_| {});
+    let dir = tempfile::tempdir().expect("tempdir");
+    whole
+        .truth
+        .write(dir.path(), &whole.dataset)
+        .expect("truth written");
+    let truth_files = |dir: &std::path::Path| {
+        ["truth.json", "truth_learners.csv"].map(|f| std::fs::read(dir.join(f)).expect("read"))
+    };
+    let simulator = churn_sim::Simulator::new(&params);
+    assert_eq!(simulator.courses(), &whole.dataset.courses[..]);
+    for size in [1, 7, 64, 299, 300, 10_000] {
+        let chunks_dir = tempfile::tempdir().expect("tempdir");
+        let mut truth = churn_sim::TruthWriter::create(chunks_dir.path(), &params).expect("truth");
+        let mut dataset = Dataset::default();
+        let mut next = 0;
+        for mut chunk in simulator.chunks(size, &|_| {}) {
+            assert_eq!(chunk.first_learner, next, "chunks are consecutive");
+            assert!(chunk.learners.len() <= size && !chunk.learners.is_empty());
+            next += chunk.learners.len() as u32;
+            truth
+                .write(&chunk.learners, &chunk.truth, chunk.events.len())
+                .expect("truth rows");
+            dataset.learners.append(&mut chunk.learners);
+            dataset.events.append(&mut chunk.events);
+            dataset.assignments.append(&mut chunk.assignments);
+        }
+        assert_eq!(next, 300);
+        let summary = truth.finish().expect("truth finished");
+        assert_eq!(
+            serde_json::to_string(&summary).expect("json"),
+            serde_json::to_string(&whole.truth.experiment).expect("json")
+        );
+        // Debug text: measures are NaN where absent.
+        assert_eq!(
+            format!("{:?}", dataset.events),
+            format!("{:?}", whole.dataset.events),
+            "chunks of {size}"
+        );
+        assert_eq!(dataset.learners, whole.dataset.learners);
+        assert_eq!(dataset.assignments, whole.dataset.assignments);
+        assert_eq!(truth_files(chunks_dir.path()), truth_files(dir.path()));
+    }
+}
