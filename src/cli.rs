@@ -212,10 +212,8 @@ pub struct FeaturesArgs {
     /// Reference time: later timestamps are rejected (RFC 3339; default: now).
     #[arg(long)]
     pub now: Option<String>,
-    /// Split the learners into N groups and read the events once per group, so
-    /// that only 1/N of them is in memory (for event tables larger than RAM).
-    #[arg(long, default_value = "1", value_name = "N")]
-    pub partitions: NonZeroUsize,
+    #[command(flatten)]
+    pub out_of_core: OutOfCoreArgs,
     /// Custom event types given features: the K most frequent.
     #[arg(long, value_name = "K", default_value_t = churn_features::DEFAULT_CUSTOM_TYPES)]
     pub custom_types: usize,
@@ -223,6 +221,51 @@ pub struct FeaturesArgs {
     /// file of learner_id, as_of pairs (rejects go beside the table).
     #[arg(long, value_name = "FILE")]
     pub points: Option<PathBuf>,
+}
+
+/// Event tables larger than memory: read once, spilled by learner, computed
+/// a partition of learners at a time.
+#[derive(Debug, Clone, Args)]
+pub struct OutOfCoreArgs {
+    /// Keep the whole run within about this much memory (e.g. 2GiB): the
+    /// events are spilled by learner and computed in as few partitions as fit.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, conflicts_with = "partitions")]
+    pub memory: Option<u64>,
+    /// Spill and compute in exactly N partitions of learners, instead of
+    /// the number --memory picks; 1 computes everything in memory.
+    #[arg(long, default_value = "1", value_name = "N")]
+    pub partitions: NonZeroUsize,
+    /// Where the spilled events go (a temporary directory, removed at the
+    /// end); default: beside the output.
+    #[arg(long, value_name = "DIR")]
+    pub spill: Option<PathBuf>,
+}
+
+impl Default for OutOfCoreArgs {
+    fn default() -> Self {
+        OutOfCoreArgs {
+            memory: None,
+            partitions: NonZeroUsize::MIN,
+            spill: None,
+        }
+    }
+}
+
+impl OutOfCoreArgs {
+    /// The split asked for, or `None` to compute in memory.
+    pub fn split(&self) -> Option<churn_data::Split> {
+        match (self.memory, self.partitions.get()) {
+            (Some(bytes), _) => Some(churn_data::Split::Memory(bytes)),
+            (None, 1) => None,
+            (None, _) => Some(churn_data::Split::Partitions(self.partitions)),
+        }
+    }
+}
+
+fn parse_size(text: &str) -> Result<u64, String> {
+    byte_unit::Byte::parse_str(text, true)
+        .map(|b| b.as_u64())
+        .map_err(|e| format!("{text:?} is not a size like 2GiB or 512MB: {e}"))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
@@ -308,6 +351,10 @@ pub struct TrainArgs {
     /// Reference time: later timestamps are rejected (RFC 3339; default: now) [now].
     #[arg(long)]
     pub now: Option<String>,
+    /// Events larger than memory: the training table is computed a
+    /// partition of learners at a time (the same table, the same model).
+    #[command(flatten)]
+    pub out_of_core: OutOfCoreArgs,
 }
 
 /// The as-of times of a training table (shared by `features`, `evaluate` and,
@@ -422,6 +469,10 @@ pub struct PredictArgs {
     /// Top factors per learner.
     #[arg(long, default_value_t = 3)]
     pub top_k: usize,
+    /// Events larger than memory: scored a partition of learners at a time
+    /// (the same file).
+    #[command(flatten)]
+    pub out_of_core: OutOfCoreArgs,
 }
 
 #[derive(Debug, Args)]

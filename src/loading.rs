@@ -21,6 +21,30 @@ pub fn load_and_report(ui: &Ui, data: &Path, out: &Path, now: i64) -> Result<Loa
     Ok(loaded)
 }
 
+/// Validates `data` and spills its events by learner under `spill_in`
+/// (`--memory`, `--partitions`), reports the validation into `out` and says
+/// how the learners were divided.
+pub fn load_partitioned_and_report(
+    ui: &Ui,
+    data: &Path,
+    out: &Path,
+    now: i64,
+    split: churn_data::Split,
+    spill_in: &Path,
+) -> Result<churn_data::Partitioned> {
+    let spinner = ui.spinner("validating and spilling the events by learner");
+    let part = churn_data::load_dir_partitioned(data, &LoadOptions { now }, split, spill_in)?;
+    spinner.finish_and_clear();
+    report_validation(ui, &part.report, out)?;
+    crate::ui::say!(
+        "events spilled by learner ({:.1} MiB under {}), computed in {} partitions",
+        part.spilled_bytes() as f64 / f64::from(1 << 20),
+        spill_in.display(),
+        part.partitions()
+    )?;
+    Ok(part)
+}
+
 /// Writes the rejects and validation.json to `out` and prints the counts.
 pub fn report_validation(ui: &Ui, report: &ValidationReport, out: &Path) -> Result<()> {
     let written = report.write_rejects(out)?;

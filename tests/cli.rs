@@ -430,6 +430,37 @@ fn features_in_partitions_equal_features_in_one_pass() {
     assert!(one.len() > 10_000);
     assert_eq!(one, three);
     assert!(out.path().join("p3/validation.json").is_file());
+
+    // A memory budget picks the partitions: 400 MiB leaves room for about a
+    // sixth of the sample's events at once.
+    let path = out.path().join("budget/table.csv");
+    let result = churn(&[
+        "features",
+        "--data",
+        "data",
+        "--out",
+        path_str(&path),
+        "--now",
+        NOW,
+        "--memory",
+        "400MiB",
+    ]);
+    assert!(result.status.success(), "{}", text(&result.stderr));
+    let said = text(&result.stdout);
+    let partitions: usize = said
+        .split("computed in ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .expect("the number of partitions is said");
+    assert!((4..=10).contains(&partitions), "{said}");
+    assert_eq!(sorted_data_lines(&path).1, one);
+    let left: Vec<_> = std::fs::read_dir(out.path().join("budget"))
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name())
+        .filter(|name| name.to_string_lossy().contains("spill"))
+        .collect();
+    assert!(left.is_empty(), "the spill is removed: {left:?}");
 }
 
 #[test]
@@ -450,6 +481,12 @@ fn features_refuses_bad_arguments_and_strict_fails_on_rejects() {
         ),
         (&["--to", "June"][..], "--to"),
         (&["--partitions", "0"][..], "--partitions"),
+        (&["--memory", "lots"][..], "--memory"),
+        (&["--memory", "1MiB"][..], "memory budget"),
+        (
+            &["--memory", "2GiB", "--partitions", "2"][..],
+            "--partitions",
+        ),
     ] {
         let result = run(extra);
         assert!(!result.status.success(), "{extra:?} should fail");
@@ -494,9 +531,12 @@ fn features_refuses_bad_arguments_and_strict_fails_on_rejects() {
 #[test]
 fn training_gives_the_same_model_bytes_whatever_the_threads() {
     let out = tempfile::tempdir().expect("tempdir");
-    let model_bin = |threads: &str| {
-        let models = out.path().join(format!("models-{threads}"));
-        let result = churn(&[
+    let work = out.path().join("work");
+    let model_bin = |threads: &str, extra: &[&str]| {
+        let models = out
+            .path()
+            .join(format!("models-{threads}{}", extra.join("")));
+        let mut args = vec![
             "--threads",
             threads,
             "train",
@@ -505,10 +545,12 @@ fn training_gives_the_same_model_bytes_whatever_the_threads() {
             "--out",
             path_str(&models),
             "--work",
-            path_str(&out.path().join("work")),
+            path_str(&work),
             "--now",
             NOW,
-        ]);
+        ];
+        args.extend_from_slice(extra);
+        let result = churn(&args);
         assert!(result.status.success(), "{}", text(&result.stderr));
         assert!(
             text(&result.stdout).contains("test AUC"),
@@ -527,8 +569,11 @@ fn training_gives_the_same_model_bytes_whatever_the_threads() {
             std::fs::read(dir.join("model.bin")).expect("model.bin")
         })
     };
-    let one = model_bin("1");
-    assert_eq!(one, model_bin("2"));
+    let one = model_bin("1", &[]);
+    assert_eq!(one, model_bin("2", &[]));
+    // The training table computed a partition of learners at a time is the
+    // same table, so the same model.
+    assert_eq!(one, model_bin("2", &["--partitions", "3"]));
     // The committed models/ are what training on the committed sample gives
     // (scripts/regenerate-models.sh makes them).
     for (name, bytes) in ["churn-gbdt", "churn-logistic"].iter().zip(&one) {
@@ -712,6 +757,27 @@ fn predict_writes_every_active_learner_with_factors_and_an_action() {
         actions.contains("recall_coupon") && actions.len() >= 4,
         "the playbook suggests several interventions: {actions:?}"
     );
+
+    // Out of core, a partition of learners at a time: the same file.
+    let whole = std::fs::read(&csv_path).expect("predictions.csv");
+    for extra in [&["--partitions", "3"][..], &["--memory", "400MiB"][..]] {
+        let path = out
+            .path()
+            .join(format!("{}.csv", extra[0].trim_start_matches('-')));
+        let mut args = vec!["--out", path_str(&path)];
+        args.extend_from_slice(extra);
+        let result = score("predict", &args, out.path());
+        assert!(result.status.success(), "{}", text(&result.stderr));
+        assert!(
+            text(&result.stdout).contains("computed in"),
+            "{}",
+            text(&result.stdout)
+        );
+        assert!(
+            std::fs::read(&path).expect("written") == whole,
+            "{extra:?} gives another file"
+        );
+    }
 }
 
 #[test]

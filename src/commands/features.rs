@@ -6,13 +6,12 @@ use std::time::Instant;
 
 use anyhow::Result;
 use churn_core::format_timestamp;
-use churn_data::LoadOptions;
 use churn_features::FeatureSet;
 use churn_table::{TableFormat, TableWriter};
 
 use crate::cli::FeaturesArgs;
 use crate::flags::{reference_time, snapshot_spec};
-use crate::loading::{load_and_report, report_validation, strict_failure};
+use crate::loading::{load_and_report, load_partitioned_and_report, strict_failure};
 use crate::ui::{Ui, say};
 
 pub fn features(ui: &Ui, args: &FeaturesArgs) -> Result<ExitCode> {
@@ -27,7 +26,38 @@ pub fn features(ui: &Ui, args: &FeaturesArgs) -> Result<ExitCode> {
     };
     let clock = Instant::now();
     let now = reference_time(&args.now)?;
-    let (plan, summary, loaded_in) = if args.partitions.get() == 1 {
+    let split = args.out_of_core.split();
+    let (plan, summary, loaded_in) = if let Some(split) = split {
+        if args.points.is_some() {
+            anyhow::bail!("--points reads every event at once: drop --memory and --partitions");
+        }
+        let spill_in = args.out_of_core.spill.as_deref().unwrap_or(&out_dir);
+        let mut part = load_partitioned_and_report(ui, &args.data, &out_dir, now, split, spill_in)?;
+        if args.strict && part.report.total_rejected() > 0 {
+            return Ok(strict_failure(&part.report, &out_dir));
+        }
+        let loaded_in = clock.elapsed();
+        let plan = spec.resolve_for_span(part.event_span)?;
+        let bar = ui.progress(
+            (part.dataset.learners.len() * part.partitions()) as u64,
+            "features",
+        );
+        let set = FeatureSet::choose_by_occurrences(
+            &part.dataset.custom_event_types,
+            part.custom_type_occurrences(),
+            &part.dataset.attributes,
+            args.custom_types,
+        )?;
+        say_feature_set(&set)?;
+        let mut writer = TableWriter::create(&args.out, set)?;
+        for k in 0..part.partitions() {
+            part.dataset.events = part.events_of(k)?;
+            writer.append(&mut part.dataset, &plan, &|n| bar.inc(n))?;
+            part.dataset.events = Vec::new();
+        }
+        bar.finish_and_clear();
+        (plan, writer.finish()?, loaded_in)
+    } else {
         let churn_data::Loaded {
             mut dataset,
             report,
@@ -63,39 +93,6 @@ pub fn features(ui: &Ui, args: &FeaturesArgs) -> Result<ExitCode> {
             churn_table::write_table(&mut dataset, &plan, set, &args.out, &|n| bar.inc(n))?;
         bar.finish_and_clear();
         (plan, summary, loaded_in)
-    } else {
-        if args.points.is_some() {
-            anyhow::bail!("--points reads every event at once: drop --partitions");
-        }
-        let spinner = ui.spinner("validating");
-        let mut part =
-            churn_data::load_dir_partitioned(&args.data, &LoadOptions { now }, args.partitions)?;
-        spinner.finish_and_clear();
-        report_validation(ui, &part.report, &out_dir)?;
-        if args.strict && part.report.total_rejected() > 0 {
-            return Ok(strict_failure(&part.report, &out_dir));
-        }
-        let loaded_in = clock.elapsed();
-        let plan = spec.resolve_for_span(part.event_span)?;
-        let bar = ui.progress(
-            (part.dataset.learners.len() * part.partitions()) as u64,
-            "features",
-        );
-        let set = FeatureSet::choose_by_occurrences(
-            &part.dataset.custom_event_types,
-            &part.custom_type_occurrences()?,
-            &part.dataset.attributes,
-            args.custom_types,
-        )?;
-        say_feature_set(&set)?;
-        let mut writer = TableWriter::create(&args.out, set)?;
-        for k in 0..part.partitions() {
-            part.dataset.events = part.events_of(k)?;
-            writer.append(&mut part.dataset, &plan, &|n| bar.inc(n))?;
-            part.dataset.events = Vec::new();
-        }
-        bar.finish_and_clear();
-        (plan, writer.finish()?, loaded_in)
     };
     let times = plan.times();
     say!(

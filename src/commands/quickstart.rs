@@ -42,7 +42,7 @@ pub fn quickstart(ui: &Ui, args: &QuickstartArgs) -> Result<ExitCode> {
             snapshots: SnapshotArgs::default(),
             strict: false, // step 1 already refused a sample with rejects
             now: None,
-            partitions: std::num::NonZeroUsize::MIN,
+            out_of_core: crate::cli::OutOfCoreArgs::default(),
             custom_types: churn_features::DEFAULT_CUSTOM_TYPES,
             points: None,
         },
@@ -78,6 +78,7 @@ pub fn quickstart(ui: &Ui, args: &QuickstartArgs) -> Result<ExitCode> {
             out: args.out.join("predictions.csv"),
             points: None,
             top_k: 3,
+            out_of_core: crate::cli::OutOfCoreArgs::default(),
         },
     )?;
     say!("\n== 5. simulate a fresh platform with known truth")?;

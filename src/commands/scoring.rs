@@ -11,7 +11,7 @@ use rayon::prelude::*;
 
 use crate::cli::{ExplainArgs, ModelSource, PredictArgs, ScoringArgs};
 use crate::flags::{duration, reference_time};
-use crate::loading::load_and_report;
+use crate::loading::{load_and_report, load_partitioned_and_report};
 use crate::output::write_file;
 use crate::ui::{Ui, print_text, say};
 
@@ -56,6 +56,14 @@ struct Scoring {
 
 impl Scoring {
     fn open(ui: &Ui, args: &ScoringArgs) -> Result<(Self, Dataset)> {
+        let dataset =
+            load_and_report(ui, &args.data, &args.work, reference_time(&args.now)?)?.dataset;
+        let scoring = Self::new(args, dataset.last_event_time())?;
+        Ok((scoring, dataset))
+    }
+
+    /// The model, playbook and as-of time (`--as-of`, else `last_event`).
+    fn new(args: &ScoringArgs, last_event: Option<i64>) -> Result<Self> {
         let artifact = load_feature_model(&args.source)?;
         let playbook =
             churn_model::playbook::load(args.playbook.as_deref(), artifact.model.schema())?;
@@ -70,25 +78,50 @@ impl Scoring {
         };
         let horizon = horizon(&artifact, &args.horizon)?;
         let label = artifact.card.training.label();
-        let dataset =
-            load_and_report(ui, &args.data, &args.work, reference_time(&args.now)?)?.dataset;
         let as_of = match &args.as_of {
             Some(text) => parse_timestamp(text).with_context(|| format!("--as-of {text:?}"))?,
-            None => dataset
-                .last_event_time()
-                .context("the data has no events: give --as-of")?,
+            None => last_event.context("the data has no events: give --as-of")?,
         };
-        Ok((
-            Scoring {
-                artifact,
-                policy,
-                bands,
-                as_of,
-                horizon,
-                label,
-            },
-            dataset,
-        ))
+        Ok(Scoring {
+            artifact,
+            policy,
+            bands,
+            as_of,
+            horizon,
+            label,
+        })
+    }
+
+    /// Scores `points` of `dataset`: each point's answer and the unseen
+    /// categories of its input, or `None` where the learner was not there.
+    fn score_points(
+        &self,
+        dataset: &mut Dataset,
+        points: &[(u32, i64)],
+        top_k: usize,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<Vec<Option<ScoredPoint>>> {
+        let (_, found) = self.found_at(dataset, points)?;
+        let schema = self.artifact.model.schema();
+        found
+            .par_iter()
+            .map(|example| {
+                let Some(e) = example else { return Ok(None) };
+                let answer = answer(self, e, top_k)?;
+                progress(1);
+                let unseen = schema
+                    .unseen(&Input::from(&e.features))
+                    .into_iter()
+                    .map(|(feature, value)| (feature.to_owned(), value.to_owned()))
+                    .collect();
+                Ok(Some(ScoredPoint {
+                    learner: e.learner,
+                    as_of: e.as_of,
+                    answer,
+                    unseen,
+                }))
+            })
+            .collect()
     }
 
     /// The examples (active learners) among `learners` at the as-of time.
@@ -116,6 +149,17 @@ impl Scoring {
         dataset: &'d mut Dataset,
         points: &[(u32, i64)],
     ) -> Result<(&'d Dataset, Vec<Example<'d>>, usize)> {
+        let (dataset, found) = self.found_at(dataset, points)?;
+        let missing = found.iter().filter(|e| e.is_none()).count();
+        Ok((dataset, found.into_iter().flatten().collect(), missing))
+    }
+
+    /// The example at each point, `None` where the learner was not there.
+    fn found_at<'d>(
+        &self,
+        dataset: &'d mut Dataset,
+        points: &[(u32, i64)],
+    ) -> Result<(&'d Dataset, Vec<Option<Example<'d>>>)> {
         // No label is read: the data ends at the latest point.
         let latest = points.iter().map(|p| p.1).max().unwrap_or(self.as_of);
         let plan = SnapshotSpec {
@@ -132,13 +176,17 @@ impl Scoring {
         let grouped =
             Grouped::new(dataset).with_features(self.artifact.card.training.feature_set());
         let found = grouped.examples_at(points, &plan);
-        let missing = found.iter().filter(|e| e.is_none()).count();
-        Ok((
-            grouped.dataset(),
-            found.into_iter().flatten().collect(),
-            missing,
-        ))
+        Ok((grouped.dataset(), found))
     }
+}
+
+/// One scored prediction point, owning what its CSV row shows.
+struct ScoredPoint {
+    learner: u32,
+    as_of: i64,
+    answer: Answer,
+    /// `(feature, value)` pairs outside the model's vocabularies.
+    unseen: Vec<(String, String)>,
 }
 
 fn answer(scoring: &Scoring, example: &Example<'_>, top_k: usize) -> Result<Answer> {
@@ -164,7 +212,22 @@ pub fn predict(ui: &Ui, args: &PredictArgs) -> Result<Scored> {
     if args.top_k == 0 {
         bail!("--top-k must be at least 1");
     }
-    let (scoring, mut dataset) = Scoring::open(ui, &args.scoring)?;
+    let (scoring, mut dataset, partitioned) = match args.out_of_core.split() {
+        None => {
+            let (scoring, dataset) = Scoring::open(ui, &args.scoring)?;
+            (scoring, dataset, None)
+        }
+        Some(split) => {
+            let work = &args.scoring.work;
+            let spill_in = args.out_of_core.spill.as_deref().unwrap_or(work);
+            let now = reference_time(&args.scoring.now)?;
+            let mut part =
+                load_partitioned_and_report(ui, &args.scoring.data, work, now, split, spill_in)?;
+            let scoring = Scoring::new(&args.scoring, part.event_span.map(|span| span.1))?;
+            let dataset = std::mem::take(&mut part.dataset);
+            (scoring, dataset, Some(part))
+        }
+    };
     let points = match &args.points {
         Some(file) => {
             crate::commands::features::read_points_reporting(file, &dataset, &args.scoring.work)?
@@ -172,33 +235,52 @@ pub fn predict(ui: &Ui, args: &PredictArgs) -> Result<Scored> {
         }
         None => scoring.all_at_as_of(&dataset),
     };
-    let spinner = ui.spinner("features");
-    let (dataset, examples, missing) = scoring.examples_at(&mut dataset, &points)?;
-    spinner.finish_and_clear();
+    let bar = ui.progress(points.len() as u64, "scoring");
+    let progress = |n| bar.inc(n);
+    let scored: Vec<Option<ScoredPoint>> = match &partitioned {
+        None => scoring.score_points(&mut dataset, &points, args.top_k, &progress)?,
+        Some(part) => {
+            // Each partition scores its learners' points; the answers go back
+            // to the points' places, so the file reads as in one pass.
+            let mut scored: Vec<Option<ScoredPoint>> = Vec::new();
+            scored.resize_with(points.len(), || None);
+            for k in 0..part.partitions() {
+                let (places, mine): (Vec<usize>, Vec<(u32, i64)>) = points
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, p)| part.partition_of(p.0) == k)
+                    .map(|(i, p)| (i, *p))
+                    .unzip();
+                dataset.events = part.events_of(k)?;
+                let answers = scoring.score_points(&mut dataset, &mine, args.top_k, &progress)?;
+                for (place, answer) in places.into_iter().zip(answers) {
+                    scored[place] = answer;
+                }
+            }
+            dataset.events = Vec::new();
+            scored
+        }
+    };
+    bar.finish_and_clear();
+    let missing = scored.iter().filter(|s| s.is_none()).count();
     if args.points.is_some() && missing > 0 {
         say!(
             "{missing} of {} points not scored: the learner was not there (not signed up, gone or finished)",
             points.len()
         )?;
     }
-    let scoring = &scoring;
-    let bar = ui.progress(examples.len() as u64, "scoring");
-    let answers: Vec<Answer> = examples
-        .par_iter()
-        .map(|e| {
-            let a = answer(scoring, e, args.top_k);
-            bar.inc(1);
-            a
-        })
-        .collect::<Result<_>>()?;
-    bar.finish_and_clear();
-    let schema = scoring.artifact.model.schema();
-    let rows: Vec<PredictionRow<'_>> = examples
+    let scored: Vec<ScoredPoint> = scored.into_iter().flatten().collect();
+    let rows: Vec<PredictionRow<'_>> = scored
         .iter()
-        .zip(&answers)
-        .map(|(e, a)| {
-            let id = &dataset.learners[e.learner as usize].id;
-            PredictionRow::new(id, e.as_of, a, schema, &Input::from(&e.features))
+        .map(|s| PredictionRow {
+            learner_id: &dataset.learners[s.learner as usize].id,
+            as_of: s.as_of,
+            answer: &s.answer,
+            unseen: s
+                .unseen
+                .iter()
+                .map(|(feature, value)| (feature.as_str(), value.as_str()))
+                .collect(),
         })
         .collect();
     if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -214,8 +296,8 @@ pub fn predict(ui: &Ui, args: &PredictArgs) -> Result<Scored> {
         scoring.artifact.card.name,
         scoring.artifact.card.version,
         format_timestamp(scoring.as_of),
-        answers.len(),
-        dataset.learners.len() - answers.len(),
+        scored.len(),
+        dataset.learners.len() - scored.len(),
         dataset.learners.len(),
         scoring.horizon / DAY_MS,
     )?;
@@ -224,14 +306,17 @@ pub fn predict(ui: &Ui, args: &PredictArgs) -> Result<Scored> {
         churn_model::predictions_csv::summary(&rows, &scoring.policy.id())
     )?;
     say!("wrote {}", args.out.display())?;
-    let riskiest = examples
+    let riskiest = scored
         .iter()
-        .zip(&answers)
-        .max_by(|(_, a), (_, b)| a.churn_probability.total_cmp(&b.churn_probability))
-        .map(|(e, a)| {
+        .max_by(|a, b| {
+            a.answer
+                .churn_probability
+                .total_cmp(&b.answer.churn_probability)
+        })
+        .map(|s| {
             (
-                dataset.learners[e.learner as usize].id.clone(),
-                a.churn_probability,
+                dataset.learners[s.learner as usize].id.clone(),
+                s.answer.churn_probability,
             )
         });
     Ok(Scored {

@@ -5,9 +5,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
+use crate::cli::OutOfCoreArgs;
 use crate::cli::{ModelKind, TrainArgs};
 use crate::flags::{reference_time, snapshot_spec};
-use crate::loading::load_and_report;
+use crate::loading::{load_and_report, load_partitioned_and_report};
 use crate::output::write_file;
 use crate::ui::{Ui, say};
 
@@ -30,7 +31,7 @@ pub fn train(ui: &Ui, args: &TrainArgs) -> Result<Vec<PathBuf>> {
     let settings = settings::resolve(args)?;
     let mut clock = churn_train::PhaseClock::start();
     let prepared = match (&settings.data, &settings.features) {
-        (Some(data), _) => from_churn_data(ui, &settings, data)?,
+        (Some(data), _) => from_churn_data(ui, &settings, data, &args.out_of_core)?,
         (None, Some(features)) => plain_table::prepare(ui, &settings, features)?,
         (None, None) => anyhow::bail!("give --data DIR or --features FILE --label COL"),
     };
@@ -39,13 +40,45 @@ pub fn train(ui: &Ui, args: &TrainArgs) -> Result<Vec<PathBuf>> {
     fit_and_save(ui, &settings, prepared, clock)
 }
 
-fn from_churn_data(ui: &Ui, settings: &TrainSettings, data: &Path) -> Result<Prepared> {
-    let loaded = load_and_report(ui, data, &settings.work, reference_time(&settings.now)?)?;
-    let spec = snapshot_spec(&settings.snapshots, &loaded.contract)?;
-    let contract = loaded.contract;
-    let mut dataset = loaded.dataset;
-    let plan = spec.resolve(&dataset)?;
-    let feature_set = churn_features::FeatureSet::choose(&dataset, settings.custom_types)?;
+fn from_churn_data(
+    ui: &Ui,
+    settings: &TrainSettings,
+    data: &Path,
+    out_of_core: &OutOfCoreArgs,
+) -> Result<Prepared> {
+    let now = reference_time(&settings.now)?;
+    let (mut dataset, contract, partitioned) = match out_of_core.split() {
+        None => {
+            let loaded = load_and_report(ui, data, &settings.work, now)?;
+            (loaded.dataset, loaded.contract, None)
+        }
+        Some(split) => {
+            if settings.points.is_some() {
+                anyhow::bail!("--points reads every event at once: drop --memory and --partitions");
+            }
+            let spill_in = out_of_core.spill.as_deref().unwrap_or(&settings.work);
+            let mut part =
+                load_partitioned_and_report(ui, data, &settings.work, now, split, spill_in)?;
+            let dataset = std::mem::take(&mut part.dataset);
+            (dataset, part.contract.clone(), Some(part))
+        }
+    };
+    let spec = snapshot_spec(&settings.snapshots, &contract)?;
+    let (plan, feature_set) = match &partitioned {
+        None => (
+            spec.resolve(&dataset)?,
+            churn_features::FeatureSet::choose(&dataset, settings.custom_types)?,
+        ),
+        Some(part) => (
+            spec.resolve_for_span(part.event_span)?,
+            churn_features::FeatureSet::choose_by_occurrences(
+                &dataset.custom_event_types,
+                part.custom_type_occurrences(),
+                &dataset.attributes,
+                settings.custom_types,
+            )?,
+        ),
+    };
     crate::commands::features::say_feature_set(&feature_set)?;
     let points = match &settings.points {
         Some(file) => Some(crate::commands::features::read_points_reporting(
@@ -56,12 +89,20 @@ fn from_churn_data(ui: &Ui, settings: &TrainSettings, data: &Path) -> Result<Pre
         None => None,
     };
     let spinner = ui.spinner("features");
-    let table = match &points {
-        Some(points) => {
+    let table = match (&points, &partitioned) {
+        (Some(points), _) => {
             churn_train::Table::from_points(&mut dataset, &points.pairs, &plan, &feature_set)
         }
-        None => churn_train::Table::from_dataset(&mut dataset, &plan, &feature_set),
+        (None, Some(part)) => churn_train::Table::from_partitions(
+            &mut dataset,
+            &plan,
+            &feature_set,
+            part.partitions(),
+            |k| part.events_of(k),
+        )?,
+        (None, None) => churn_train::Table::from_dataset(&mut dataset, &plan, &feature_set),
     };
+    drop(partitioned);
     spinner.finish_and_clear();
     let split = churn_train::out_of_time_split(&table.as_of, plan.horizon(), settings.split)?;
     let fingerprint = churn_data::dir_sha256(data)?;

@@ -40,6 +40,24 @@ impl Frame {
         Self::read_slice(file, 0, usize::MAX)
     }
 
+    /// The number of rows of a Parquet file, from its footer (`None` for CSV).
+    pub(crate) fn parquet_rows(file: &Path) -> Result<Option<usize>, DataError> {
+        if file.extension().and_then(|e| e.to_str()) != Some("parquet") {
+            return Ok(None);
+        }
+        let handle = std::fs::File::open(file).map_err(|source| DataError::Io {
+            path: file.to_owned(),
+            source,
+        })?;
+        ParquetReader::new(handle)
+            .num_rows()
+            .map(Some)
+            .map_err(|e| DataError::Read {
+                file: file.to_owned(),
+                message: e.to_string(),
+            })
+    }
+
     /// Rows `first_row .. first_row + rows` of the file (fewer at its end).
     pub(crate) fn read_slice(
         file: &Path,

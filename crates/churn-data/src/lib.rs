@@ -15,6 +15,7 @@ mod columns;
 mod contract;
 pub mod plain_table;
 mod points;
+mod spill;
 mod validate;
 mod validation_report;
 mod write;
@@ -49,6 +50,16 @@ pub enum DataError {
         dir: PathBuf,
         /// The table.
         table: Table,
+    },
+    /// A memory budget below what one bucket of learners needs.
+    #[error(
+        "a memory budget of {budget} bytes is below the {needed} bytes the learners and one bucket of their events need; give more"
+    )]
+    MemoryBudget {
+        /// The budget given.
+        budget: u64,
+        /// The least that would do.
+        needed: u64,
     },
     /// The file could not be read as CSV / Parquet.
     #[error("cannot read {file}: {message}")]
@@ -236,14 +247,28 @@ pub fn load_dir(dir: &Path, options: &LoadOptions) -> Result<Loaded, DataError> 
     )
 }
 
+/// How an out-of-core load divides the learners into partitions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Split {
+    /// As few partitions as keep the whole process within this many bytes
+    /// (an estimate from the learners and each partition's events).
+    Memory(u64),
+    /// Exactly this many partitions: learner index modulo the count.
+    Partitions(NonZeroUsize),
+}
+
 /// A data directory validated in full, whose events are handed out one
 /// partition of learners at a time, for event tables larger than memory.
 ///
-/// The events file is read in slices: once to validate every row (the report
-/// is the same as [`load_dir`]'s), then once per [`Partitioned::events_of`].
-/// Only one slice of the file and one partition's events are in memory at once.
+/// The events file is read once, in slices: every row is validated (the
+/// report is the same as [`load_dir`]'s) and every accepted event is spilled
+/// to the bucket of its learner in a temporary directory. Each
+/// [`Partitioned::events_of`] then reads its buckets back, so only one slice
+/// of the file, or one partition's events, is in memory at once, and the cost
+/// does not grow with the number of partitions.
 pub struct Partitioned {
-    /// Learners, courses and assignments; `events` is empty.
+    /// Learners, courses and assignments; `events` is empty (and the
+    /// whole may be taken: the events are read against the learners it had).
     pub dataset: Dataset,
     /// Every table's counts and rejects, as [`load_dir`] gives them.
     pub report: ValidationReport,
@@ -251,44 +276,89 @@ pub struct Partitioned {
     pub contract: Contract,
     /// Earliest and latest accepted event time (ms), if any event was accepted.
     pub event_span: Option<(i64, i64)>,
-    partitions: NonZeroUsize,
-    slice_rows: usize,
-    events_file: PathBuf,
-    profiles: validate::Profiles,
+    spilled: spill::SpilledEvents,
+    /// The number of learners (`dataset` may be taken away).
+    learners: usize,
+    /// Each partition's range of buckets.
+    groups: Vec<std::ops::Range<usize>>,
+    /// Custom type indexes as first met → in name order.
+    rename: Vec<u16>,
+    occurrences: Vec<u64>,
 }
 
 /// Rows of the events file read per slice in a partitioned load.
 const PARTITIONED_SLICE_ROWS: usize = 1 << 20;
 
-/// Validates a data directory and prepares to read its events in
-/// `partitions` groups of learners (learner index modulo `partitions`).
+/// Buckets a memory budget may group into partitions: the finest division
+/// [`Split::Memory`] can reach.
+const MEMORY_SPLIT_BUCKETS: usize = 256;
+
+/// Estimated bytes of memory per event of the partition being computed:
+/// the event (64), the sort's buffer and the bucket's bytes as read.
+pub const BYTES_PER_EVENT: u64 = 128;
+
+/// Estimated bytes of memory per learner (profile, id index, the features'
+/// per-learner state), all partitions together.
+pub const BYTES_PER_LEARNER: u64 = 512;
+
+/// Memory held besides learners and events: the slice of the events file
+/// being validated, the spill's buffers, the table being written.
+pub const RESERVED_BYTES: u64 = 384 << 20;
+
+/// Validates a data directory and spills its events, by learner, into a
+/// temporary directory under `spill_in` (removed when the result is
+/// dropped), to be computed one partition at a time.
 pub fn load_dir_partitioned(
     dir: &Path,
     options: &LoadOptions,
-    partitions: NonZeroUsize,
+    split: Split,
+    spill_in: &Path,
 ) -> Result<Partitioned, DataError> {
-    partitioned(dir, options, partitions, PARTITIONED_SLICE_ROWS)
+    partitioned(dir, options, split, spill_in, PARTITIONED_SLICE_ROWS)
 }
 
 fn partitioned(
     dir: &Path,
     options: &LoadOptions,
-    partitions: NonZeroUsize,
+    split: Split,
+    spill_in: &Path,
     slice_rows: usize,
 ) -> Result<Partitioned, DataError> {
     let files = DirFiles::find(dir)?;
     let contract = Contract::read_dir(dir)?;
     let mut profiles =
         validate::validate_profiles(&files.learners, &files.courses, options, contract.clone())?;
-    let scan = profiles.scan_events(
-        &files.events,
-        slice_rows,
-        &validate::EventSelection::CountOnly,
-        &mut Vec::new(),
-    )?;
-    // The counting pass saw every custom type: fix their order now, so each
+    let learners = profiles.dataset.learners.len();
+    let buckets = match split {
+        Split::Partitions(n) => n.get(),
+        Split::Memory(_) => MEMORY_SPLIT_BUCKETS.min(learners.max(1)),
+    };
+    let mut spill = spill::SpillWriter::create(spill_in, buckets)?;
+    let mut occurrences: Vec<u64> = Vec::new();
+    let scan = profiles.scan_events(&files.events, slice_rows, &mut |part| {
+        for e in &part {
+            if let churn_core::EventKind::Custom { index, .. } = e.event_type {
+                let index = usize::from(index);
+                if occurrences.len() <= index {
+                    occurrences.resize(index + 1, 0);
+                }
+                occurrences[index] += u64::from(e.count);
+            }
+        }
+        spill.push(&part)
+    })?;
+    let spilled = spill.finish()?;
+    // The pass saw every custom type: fix their order now, so each
     // partition's events name them alike.
-    profiles.sort_custom_event_types(&mut []);
+    let rename = profiles.sort_custom_event_types(&mut []);
+    let mut by_name = vec![0u64; rename.len()];
+    for (old, &new) in rename.iter().enumerate() {
+        by_name[usize::from(new)] = occurrences.get(old).copied().unwrap_or(0);
+    }
+    let groups = match split {
+        Split::Partitions(_) => (0..buckets).map(|b| b..b + 1).collect(),
+        Split::Memory(budget) => group_buckets(spilled.counts(), learners, budget)?,
+    };
     let mut tables = std::mem::take(&mut profiles.tables);
     tables.push(scan.report);
     if let Some(file) = &files.assignments {
@@ -306,45 +376,74 @@ fn partitioned(
         report: ValidationReport { tables },
         contract,
         event_span: scan.span,
-        partitions,
-        slice_rows,
-        events_file: files.events,
-        profiles,
+        spilled,
+        learners,
+        groups,
+        rename,
+        occurrences: by_name,
     })
+}
+
+/// Consecutive buckets grouped so that each group's events fit in what the
+/// budget leaves after the learners and the reserve.
+fn group_buckets(
+    counts: &[u64],
+    learners: usize,
+    budget: u64,
+) -> Result<Vec<std::ops::Range<usize>>, DataError> {
+    let fixed = RESERVED_BYTES + learners as u64 * BYTES_PER_LEARNER;
+    let largest = counts.iter().max().copied().unwrap_or(0) * BYTES_PER_EVENT;
+    if budget < fixed + largest {
+        return Err(DataError::MemoryBudget {
+            budget,
+            needed: fixed + largest,
+        });
+    }
+    let room = budget - fixed;
+    let mut groups = Vec::new();
+    let mut start = 0;
+    let mut used = 0;
+    for (bucket, &count) in counts.iter().enumerate() {
+        let bytes = count * BYTES_PER_EVENT;
+        if used + bytes > room && bucket > start {
+            groups.push(start..bucket);
+            start = bucket;
+            used = 0;
+        }
+        used += bytes;
+    }
+    groups.push(start..counts.len());
+    Ok(groups)
 }
 
 impl Partitioned {
     /// The number of partitions.
     pub fn partitions(&self) -> usize {
-        self.partitions.get()
+        self.groups.len()
     }
 
-    /// The occurrences (`count` included) of each custom event type, by
-    /// index: one more read of the events, only when there are custom types.
-    pub fn custom_type_occurrences(&self) -> Result<Vec<u64>, DataError> {
-        let mut occurrences = vec![0u64; self.dataset.custom_event_types.len()];
-        if !occurrences.is_empty() {
-            for k in 0..self.partitions() {
-                churn_core::count_custom_occurrences(&self.events_of(k)?, &mut occurrences);
-            }
-        }
-        Ok(occurrences)
+    /// The partition of a learner (by index).
+    pub fn partition_of(&self, learner: u32) -> usize {
+        let buckets = self.groups.last().map_or(1, |g| g.end.max(1));
+        let bucket = learner as usize % buckets;
+        self.groups.partition_point(|g| g.end <= bucket)
     }
 
-    /// The accepted events of the learners in `partition` (learner index
-    /// modulo [`Self::partitions`]), in file order.
+    /// The bytes the events took on disk in the spill.
+    pub fn spilled_bytes(&self) -> u64 {
+        self.spilled.total_bytes()
+    }
+
+    /// The occurrences (`count` included) of each custom event type, by index.
+    pub fn custom_type_occurrences(&self) -> &[u64] {
+        &self.occurrences
+    }
+
+    /// The accepted events of the learners in `partition`, by learner
+    /// index, each learner's in file order.
     pub fn events_of(&self, partition: usize) -> Result<Vec<Event>, DataError> {
-        let partitions = self.partitions.get() as u32;
-        let partition = partition as u32;
-        let mut events = Vec::new();
-        let selected = |learner: u32| learner % partitions == partition;
-        self.profiles.scan_events(
-            &self.events_file,
-            self.slice_rows,
-            &validate::EventSelection::Learners(&selected),
-            &mut events,
-        )?;
-        Ok(events)
+        let buckets = self.groups.get(partition).cloned().unwrap_or(0..0);
+        self.spilled.read(buckets, self.learners, &self.rename)
     }
 }
 
@@ -385,9 +484,29 @@ L3,2026-01-17T10:00:00Z,zeta_view,,,,,,
             now: churn_core::parse_timestamp("2026-06-01T00:00:00Z").expect("valid"),
         };
         let whole = load_dir(dir.path(), &options).expect("loads");
-        for (partitions, slice_rows) in [(1, 3), (2, 3), (3, 4), (2, 100)] {
-            let partitions = NonZeroUsize::new(partitions).expect("non-zero");
-            let part = partitioned(dir.path(), &options, partitions, slice_rows).expect("loads");
+        // Learner by learner, 3, 4 and 3 events are accepted.
+        let budget = RESERVED_BYTES + 3 * BYTES_PER_LEARNER + 4 * BYTES_PER_EVENT;
+        let spill = tempfile::tempdir().expect("tempdir");
+        let too_small = Split::Memory(budget - 1);
+        match partitioned(dir.path(), &options, too_small, spill.path(), 4) {
+            Err(DataError::MemoryBudget { needed, .. }) => assert_eq!(needed, budget),
+            other => panic!("a budget below one bucket: {:?}", other.err()),
+        }
+        let splits = [
+            (Split::Partitions(NonZeroUsize::MIN), 3, 1),
+            (Split::Partitions(NonZeroUsize::new(2).expect("2")), 3, 2),
+            (Split::Partitions(NonZeroUsize::new(3).expect("3")), 4, 3),
+            (Split::Partitions(NonZeroUsize::new(2).expect("2")), 100, 2),
+            (Split::Memory(budget), 4, 3),
+            (Split::Memory(budget + 5 * BYTES_PER_EVENT), 2, 2),
+            (Split::Memory(u64::MAX / 2), 5, 1),
+        ];
+        for (split, slice_rows, partitions) in splits {
+            let spill = tempfile::tempdir().expect("tempdir");
+            let part =
+                partitioned(dir.path(), &options, split, spill.path(), slice_rows).expect("loads");
+            assert_eq!(part.partitions(), partitions, "{split:?}");
+            assert_eq!(part.custom_type_occurrences(), [1, 2]);
             assert_eq!(part.dataset.custom_event_types, ["alpha_view", "zeta_view"]);
             assert_eq!(
                 whole.dataset.custom_event_types,
@@ -403,9 +522,13 @@ L3,2026-01-17T10:00:00Z,zeta_view,,,,,,
                 a.rejects.iter().map(|r| r.row).collect::<Vec<_>>(),
                 [3, 5, 8, 10]
             );
-            let mut events: Vec<Event> = (0..part.partitions())
-                .flat_map(|k| part.events_of(k).expect("events"))
-                .collect();
+            let mut events: Vec<Event> = Vec::new();
+            for k in 0..part.partitions() {
+                let mine = part.events_of(k).expect("events");
+                assert!(mine.iter().all(|e| part.partition_of(e.learner) == k));
+                assert!(mine.is_sorted_by_key(|e| e.learner), "by learner");
+                events.extend(mine);
+            }
             assert!(
                 events
                     .iter()

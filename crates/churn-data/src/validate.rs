@@ -102,17 +102,6 @@ const EVENT_ROWS_PER_SLICE: usize = 1 << 21;
 /// Rows of the events file validated per parallel task.
 const EVENT_ROWS_PER_TASK: usize = 1 << 18;
 
-/// Which events a pass over the events file keeps.
-pub(crate) enum EventSelection<'a> {
-    /// Validate every row, record rejects, keep every accepted event.
-    All,
-    /// Validate every row, record rejects, keep no event (counts and span only).
-    CountOnly,
-    /// Keep the accepted events of the selected learner indexes; skip other
-    /// rows unchecked and record no rejects (a counting pass already did).
-    Learners(&'a (dyn Fn(u32) -> bool + Sync)),
-}
-
 /// What validating some rows found.
 struct FoundEvents {
     events: Vec<Event>,
@@ -152,7 +141,7 @@ impl CustomTypes {
 }
 
 /// Renames the custom kinds of `events` through `map` (old index → new).
-fn rename_custom(events: &mut [Event], map: &[u16]) {
+pub(crate) fn rename_custom(events: &mut [Event], map: &[u16]) {
     for e in events {
         if let EventKind::Custom { index, activity } = e.event_type {
             e.event_type = EventKind::Custom {
@@ -184,13 +173,9 @@ impl EventColumns {
         frame: &Frame,
         rows: std::ops::Range<usize>,
         profiles: &Profiles,
-        selection: &EventSelection<'_>,
     ) -> FoundEvents {
         let mut found = FoundEvents {
-            events: Vec::with_capacity(match selection {
-                EventSelection::CountOnly => 0,
-                _ => rows.len(),
-            }),
+            events: Vec::with_capacity(rows.len()),
             rejects: Vec::new(),
             accepted: 0,
             span: None,
@@ -214,11 +199,6 @@ impl EventColumns {
                     .map_err(|r| p.add("learner_id", r))
                     .ok()
             });
-            if let EventSelection::Learners(selected) = selection
-                && !learner.is_some_and(|(l, _)| selected(l))
-            {
-                continue;
-            }
             let ts = time(&self.ts, row, "ts", now, &mut p);
             if let (Some((_, signup_at)), Some(ts)) = (learner, ts)
                 && ts < signup_at
@@ -321,11 +301,8 @@ impl EventColumns {
                     };
                     found.accepted += 1;
                     found.span = Some(found.span.map_or((ts, ts), |(a, b)| (a.min(ts), b.max(ts))));
-                    if !matches!(selection, EventSelection::CountOnly) {
-                        found.events.push(event);
-                    }
+                    found.events.push(event);
                 }
-                _ if matches!(selection, EventSelection::Learners(_)) => {}
                 _ => found.rejects.push(p.into_reject(frame, row)),
             }
         }
@@ -465,8 +442,13 @@ pub(crate) fn validate(
         Some("parquet") => EVENT_ROWS_PER_SLICE,
         _ => usize::MAX,
     };
-    let mut events = Vec::new();
-    let scan = profiles.scan_events(events_file, slice, &EventSelection::All, &mut events)?;
+    // Reserved whole: growing by doubling would hold twice the events at
+    // its last step.
+    let mut events = Vec::with_capacity(Frame::parquet_rows(events_file)?.unwrap_or(0));
+    let scan = profiles.scan_events(events_file, slice, &mut |mut part| {
+        events.append(&mut part);
+        Ok(())
+    })?;
     profiles.sort_custom_event_types(&mut events);
     profiles.dataset.custom_event_types = profiles.custom_event_types();
     profiles.dataset.events = events;
@@ -649,14 +631,15 @@ pub(crate) struct EventScan {
 }
 
 impl Profiles {
-    /// Validates the events file `slice_rows` rows at a time and appends the
-    /// events `selection` keeps to `out`, in row order.
+    /// Validates the events file `slice_rows` rows at a time and hands the
+    /// accepted events to `sink`, in row order, a part at a time. Custom
+    /// types carry their index in order of first use until
+    /// [`Self::sort_custom_event_types`].
     pub(crate) fn scan_events(
         &self,
         file: &Path,
         slice_rows: usize,
-        selection: &EventSelection<'_>,
-        out: &mut Vec<Event>,
+        sink: &mut dyn FnMut(Vec<Event>) -> Result<(), DataError>,
     ) -> Result<EventScan, DataError> {
         let mut report = TableReport {
             table: Table::Events,
@@ -693,16 +676,16 @@ impl Profiles {
                 .collect();
             let parts: Vec<FoundEvents> = ranges
                 .into_par_iter()
-                .map(|rows| columns.validate_rows(&frame, rows, self, selection))
+                .map(|rows| columns.validate_rows(&frame, rows, self))
                 .collect();
             for mut part in parts {
                 report.accepted += part.accepted;
                 report.rejects.extend(part.rejects);
                 if !part.custom.is_empty() {
-                    let map = self.custom_indexes(&part.custom, file, selection)?;
+                    let map = self.custom_indexes(&part.custom, file)?;
                     rename_custom(&mut part.events, &map);
                 }
-                out.extend_from_slice(&part.events);
+                sink(part.events)?;
                 span = match (span, part.span) {
                     (Some((a, b)), Some((c, d))) => Some((a.min(c), b.max(d))),
                     (x, y) => x.or(y),
@@ -717,39 +700,20 @@ impl Profiles {
     }
 
     /// The file-wide indexes of a part's custom types (in its order), adding
-    /// the new ones; a later pass over a learner selection may meet no new
-    /// type, since the first pass fixed the list.
-    fn custom_indexes(
-        &self,
-        names: &[String],
-        file: &Path,
-        selection: &EventSelection<'_>,
-    ) -> Result<Vec<u16>, DataError> {
+    /// the new ones.
+    fn custom_indexes(&self, names: &[String], file: &Path) -> Result<Vec<u16>, DataError> {
         let mut custom = self.custom.lock().unwrap_or_else(|e| e.into_inner());
         names
             .iter()
-            .map(|name| match selection {
-                EventSelection::Learners(_) => {
-                    custom
-                        .index
-                        .get(name.as_str())
-                        .copied()
-                        .ok_or_else(|| DataError::Read {
-                            file: file.to_owned(),
-                            message: format!(
-                                "custom event type {name:?} was not there in the first pass: the file changed while it was read"
-                            ),
-                        })
-                }
-                _ => custom.index_of(name, file),
-            })
+            .map(|name| custom.index_of(name, file))
             .collect()
     }
 
     /// Puts the custom event types in name order (the order is part of the
     /// canonical event order, so it must not depend on the file's) and renames
-    /// the kinds of `events` to match.
-    pub(crate) fn sort_custom_event_types(&mut self, events: &mut [Event]) {
+    /// the kinds of `events` to match; returns the renaming (old index → new),
+    /// for events kept elsewhere.
+    pub(crate) fn sort_custom_event_types(&mut self, events: &mut [Event]) -> Vec<u16> {
         let custom = self.custom.get_mut().unwrap_or_else(|e| e.into_inner());
         let mut order: Vec<usize> = (0..custom.names.len()).collect();
         order.sort_by(|&a, &b| custom.names[a].cmp(&custom.names[b]));
@@ -765,6 +729,7 @@ impl Profiles {
             .map(|(i, n)| (n.clone(), i as u16))
             .collect();
         custom.names = names;
+        map
     }
 
     /// The custom event types met so far, by index.

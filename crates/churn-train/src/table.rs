@@ -45,6 +45,62 @@ impl Table {
         Self::from_examples(grouped.dataset(), examples, set)
     }
 
+    /// [`Self::from_dataset`] for events that come a partition of learners
+    /// at a time (`events_of(k)` for `k < partitions`, each learner in one
+    /// partition): the same rows in the same order (by learner index, then
+    /// as-of time), so a model fitted on either table is the same model.
+    pub fn from_partitions<E>(
+        dataset: &mut Dataset,
+        plan: &SnapshotPlan,
+        set: &FeatureSet,
+        partitions: usize,
+        mut events_of: impl FnMut(usize) -> Result<Vec<churn_core::Event>, E>,
+    ) -> Result<Table, E> {
+        let learners: Vec<u32> = (0..dataset.learners.len() as u32).collect();
+        let mut parts = Vec::with_capacity(partitions);
+        // (learner, partition, row in the partition's table)
+        let mut order: Vec<(u32, usize, usize)> = Vec::new();
+        for k in 0..partitions {
+            dataset.events = events_of(k)?;
+            let grouped = Grouped::new(dataset).with_features(set);
+            let examples: Vec<_> = grouped
+                .examples(&learners, plan)
+                .into_iter()
+                .flatten()
+                .filter(|e| e.churned.is_some())
+                .collect();
+            order.extend(
+                examples
+                    .iter()
+                    .enumerate()
+                    .map(|(row, e)| (e.learner, k, row)),
+            );
+            parts.push(Self::from_examples(
+                grouped.dataset(),
+                examples.into_iter(),
+                set,
+            ));
+        }
+        dataset.events = Vec::new();
+        // Stable: a learner's rows are in one partition, in as-of order.
+        order.sort_by_key(|&(learner, _, _)| learner);
+        let mut table = Self::from_examples(dataset, std::iter::empty(), set);
+        let (n, c) = (table.numeric_len(), table.categorical_len());
+        for (_, k, row) in order {
+            let part = &parts[k];
+            table
+                .numeric
+                .extend_from_slice(&part.numeric[row * n..(row + 1) * n]);
+            table
+                .categorical
+                .extend_from_slice(&part.categorical[row * c..(row + 1) * c]);
+            table.labels.push(part.labels[row]);
+            table.as_of.push(part.as_of[row]);
+            table.ids.push(part.ids[row].clone());
+        }
+        Ok(table)
+    }
+
     /// The labelled examples of `dataset` at prediction points (learner
     /// index, as-of time), with the plan's horizon, end of data and label.
     pub fn from_points(
@@ -393,6 +449,50 @@ pub fn holdout(
 mod tests {
     use super::*;
     use churn_core::DAY_MS;
+
+    #[test]
+    fn a_table_built_by_partitions_of_learners_is_the_table_built_whole() {
+        let params = churn_sim::SimParams {
+            learners: 600,
+            days: 120,
+            seed: 5,
+            ..churn_sim::SimParams::default()
+        }
+        .check()
+        .expect("valid parameters");
+        let mut dataset = churn_sim::simulate(&params, &|_| {}).dataset;
+        let plan = churn_features::SnapshotSpec::every_14_days()
+            .resolve(&dataset)
+            .expect("a plan");
+        let set = FeatureSet::default();
+        let events = dataset.events.clone();
+        let whole = Table::from_dataset(&mut dataset, &plan, &set);
+        assert!(whole.rows() > 500, "{} rows", whole.rows());
+        for partitions in [1u32, 3, 7] {
+            let by_parts = Table::from_partitions(
+                &mut dataset,
+                &plan,
+                &set,
+                partitions as usize,
+                |k| -> Result<_, std::convert::Infallible> {
+                    Ok(events
+                        .iter()
+                        .filter(|e| e.learner % partitions == k as u32)
+                        .copied()
+                        .collect())
+                },
+            )
+            .expect("infallible");
+            assert_eq!(by_parts.ids, whole.ids, "{partitions} partitions");
+            assert_eq!(by_parts.as_of, whole.as_of);
+            assert_eq!(by_parts.labels, whole.labels);
+            assert_eq!(by_parts.categorical, whole.categorical);
+            // Bits: missing features are NaN.
+            let bits = |t: &Table| t.numeric.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&by_parts), bits(&whole));
+            assert_eq!(by_parts.features, whole.features);
+        }
+    }
 
     #[test]
     fn no_label_window_overlaps_a_later_part() {
