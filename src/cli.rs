@@ -252,10 +252,14 @@ impl Default for OutOfCoreArgs {
 }
 
 impl OutOfCoreArgs {
-    /// The split asked for, or `None` to compute in memory.
-    pub fn split(&self) -> Option<churn_data::Split> {
+    /// The split asked for, or `None` to compute in memory; the command
+    /// keeps `kept_per_learner` bytes per learner across partitions.
+    pub fn split(&self, kept_per_learner: u64) -> Option<churn_data::Split> {
         match (self.memory, self.partitions.get()) {
-            (Some(bytes), _) => Some(churn_data::Split::Memory(bytes)),
+            (Some(bytes), _) => Some(churn_data::Split::Memory {
+                bytes,
+                kept_per_learner,
+            }),
             (None, 1) => None,
             (None, _) => Some(churn_data::Split::Partitions(self.partitions)),
         }

@@ -26,7 +26,8 @@ pub fn features(ui: &Ui, args: &FeaturesArgs) -> Result<ExitCode> {
     };
     let clock = Instant::now();
     let now = reference_time(&args.now)?;
-    let split = args.out_of_core.split();
+    // Rows are written as each partition is computed: nothing kept per learner.
+    let split = args.out_of_core.split(0);
     let (plan, summary, loaded_in) = if let Some(split) = split {
         if args.points.is_some() {
             anyhow::bail!("--points reads every event at once: drop --memory and --partitions");

@@ -5,7 +5,7 @@ use anyhow::{Context, Result, bail};
 use churn_core::{DAY_MS, Dataset, format_timestamp, parse_timestamp};
 use churn_features::{Example, Grouped, SnapshotSpec};
 use churn_model::artifact::Artifact;
-use churn_model::predictions_csv::PredictionRow;
+use churn_model::predictions_csv::{PredictionRow, Tally};
 use churn_model::{Answer, Input, InputSchema, Policy, RiskBands};
 use rayon::prelude::*;
 
@@ -92,36 +92,55 @@ impl Scoring {
         })
     }
 
-    /// Scores `points` of `dataset`: each point's answer and the unseen
-    /// categories of its input, or `None` where the learner was not there.
+    /// Scores `points` of `dataset`: each point's row of the predictions
+    /// file, rendered, or `None` where the learner was not there; and the
+    /// counts of the summary.
     fn score_points(
         &self,
         dataset: &mut Dataset,
         points: &[(u32, i64)],
         top_k: usize,
         progress: &(dyn Fn(u64) + Sync),
-    ) -> Result<Vec<Option<ScoredPoint>>> {
-        let (_, found) = self.found_at(dataset, points)?;
+    ) -> Result<(Vec<Option<ScoredLine>>, Tally)> {
+        let (dataset, found) = self.found_at(dataset, points)?;
         let schema = self.artifact.model.schema();
-        found
+        let scored: Vec<Option<(ScoredLine, Tally)>> = found
             .par_iter()
             .map(|example| {
                 let Some(e) = example else { return Ok(None) };
                 let answer = answer(self, e, top_k)?;
                 progress(1);
-                let unseen = schema
-                    .unseen(&Input::from(&e.features))
-                    .into_iter()
-                    .map(|(feature, value)| (feature.to_owned(), value.to_owned()))
-                    .collect();
-                Ok(Some(ScoredPoint {
-                    learner: e.learner,
-                    as_of: e.as_of,
-                    answer,
-                    unseen,
-                }))
+                let row = PredictionRow::new(
+                    &dataset.learners[e.learner as usize].id,
+                    e.as_of,
+                    &answer,
+                    schema,
+                    &Input::from(&e.features),
+                );
+                let mut tally = Tally::default();
+                tally.add(&row);
+                let line = churn_model::predictions_csv::line(&row, top_k)?;
+                Ok(Some((
+                    ScoredLine {
+                        learner: e.learner,
+                        probability: answer.churn_probability,
+                        line: line.into_boxed_slice(),
+                    },
+                    tally,
+                )))
             })
-            .collect()
+            .collect::<Result<_>>()?;
+        let mut tally = Tally::default();
+        let lines = scored
+            .into_iter()
+            .map(|found| {
+                found.map(|(line, one)| {
+                    tally.merge(one);
+                    line
+                })
+            })
+            .collect();
+        Ok((lines, tally))
     }
 
     /// The examples (active learners) among `learners` at the as-of time.
@@ -180,14 +199,17 @@ impl Scoring {
     }
 }
 
-/// One scored prediction point, owning what its CSV row shows.
-struct ScoredPoint {
+/// One scored prediction point: its row of the predictions file, rendered
+/// (a few hundred bytes, where the answer behind it takes about 1.5 KiB).
+struct ScoredLine {
     learner: u32,
-    as_of: i64,
-    answer: Answer,
-    /// `(feature, value)` pairs outside the model's vocabularies.
-    unseen: Vec<(String, String)>,
+    probability: f64,
+    line: Box<[u8]>,
 }
+
+/// Bytes kept per scored learner until the file is written: the line and
+/// its place.
+const KEPT_PER_LEARNER: u64 = 512;
 
 fn answer(scoring: &Scoring, example: &Example<'_>, top_k: usize) -> Result<Answer> {
     let input = Input::from(&example.features);
@@ -212,7 +234,7 @@ pub fn predict(ui: &Ui, args: &PredictArgs) -> Result<Scored> {
     if args.top_k == 0 {
         bail!("--top-k must be at least 1");
     }
-    let (scoring, mut dataset, partitioned) = match args.out_of_core.split() {
+    let (scoring, mut dataset, partitioned) = match args.out_of_core.split(KEPT_PER_LEARNER) {
         None => {
             let (scoring, dataset) = Scoring::open(ui, &args.scoring)?;
             (scoring, dataset, None)
@@ -237,13 +259,14 @@ pub fn predict(ui: &Ui, args: &PredictArgs) -> Result<Scored> {
     };
     let bar = ui.progress(points.len() as u64, "scoring");
     let progress = |n| bar.inc(n);
-    let scored: Vec<Option<ScoredPoint>> = match &partitioned {
+    let (scored, tally) = match &partitioned {
         None => scoring.score_points(&mut dataset, &points, args.top_k, &progress)?,
         Some(part) => {
-            // Each partition scores its learners' points; the answers go back
-            // to the points' places, so the file reads as in one pass.
-            let mut scored: Vec<Option<ScoredPoint>> = Vec::new();
+            // Each partition scores its learners' points; the rows go back to
+            // the points' places, so the file reads as in one pass.
+            let mut scored: Vec<Option<ScoredLine>> = Vec::new();
             scored.resize_with(points.len(), || None);
+            let mut tally = Tally::default();
             for k in 0..part.partitions() {
                 let (places, mine): (Vec<usize>, Vec<(u32, i64)>) = points
                     .iter()
@@ -252,13 +275,15 @@ pub fn predict(ui: &Ui, args: &PredictArgs) -> Result<Scored> {
                     .map(|(i, p)| (i, *p))
                     .unzip();
                 dataset.events = part.events_of(k)?;
-                let answers = scoring.score_points(&mut dataset, &mine, args.top_k, &progress)?;
-                for (place, answer) in places.into_iter().zip(answers) {
-                    scored[place] = answer;
+                let (lines, counts) =
+                    scoring.score_points(&mut dataset, &mine, args.top_k, &progress)?;
+                tally.merge(counts);
+                for (place, line) in places.into_iter().zip(lines) {
+                    scored[place] = line;
                 }
             }
             dataset.events = Vec::new();
-            scored
+            (scored, tally)
         }
     };
     bar.finish_and_clear();
@@ -269,26 +294,20 @@ pub fn predict(ui: &Ui, args: &PredictArgs) -> Result<Scored> {
             points.len()
         )?;
     }
-    let scored: Vec<ScoredPoint> = scored.into_iter().flatten().collect();
-    let rows: Vec<PredictionRow<'_>> = scored
-        .iter()
-        .map(|s| PredictionRow {
-            learner_id: &dataset.learners[s.learner as usize].id,
-            as_of: s.as_of,
-            answer: &s.answer,
-            unseen: s
-                .unseen
-                .iter()
-                .map(|(feature, value)| (feature.as_str(), value.as_str()))
-                .collect(),
-        })
-        .collect();
+    let scored: Vec<ScoredLine> = scored.into_iter().flatten().collect();
     if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
         churn_core::create_dir_all(dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
     }
     write_file(&args.out, |w| {
-        Ok(churn_model::predictions_csv::write(w, &rows, args.top_k)?)
+        let mut header = csv::Writer::from_writer(&mut *w);
+        header.write_record(churn_model::predictions_csv::header(args.top_k))?;
+        header.flush()?;
+        drop(header);
+        for s in &scored {
+            std::io::Write::write_all(w, &s.line)?;
+        }
+        Ok(())
     })?;
 
     say!(
@@ -301,22 +320,15 @@ pub fn predict(ui: &Ui, args: &PredictArgs) -> Result<Scored> {
         dataset.learners.len(),
         scoring.horizon / DAY_MS,
     )?;
-    say!(
-        "{}",
-        churn_model::predictions_csv::summary(&rows, &scoring.policy.id())
-    )?;
+    say!("{}", tally.text(&scoring.policy.id()))?;
     say!("wrote {}", args.out.display())?;
     let riskiest = scored
         .iter()
-        .max_by(|a, b| {
-            a.answer
-                .churn_probability
-                .total_cmp(&b.answer.churn_probability)
-        })
+        .max_by(|a, b| a.probability.total_cmp(&b.probability))
         .map(|s| {
             (
                 dataset.learners[s.learner as usize].id.clone(),
-                s.answer.churn_probability,
+                s.probability,
             )
         });
     Ok(Scored {

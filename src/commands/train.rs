@@ -47,7 +47,9 @@ fn from_churn_data(
     out_of_core: &OutOfCoreArgs,
 ) -> Result<Prepared> {
     let now = reference_time(&settings.now)?;
-    let (mut dataset, contract, partitioned) = match out_of_core.split() {
+    let (mut dataset, contract, partitioned) = // The training table is held whole (its rows are what training reads);
+    // the budget covers the events.
+    match out_of_core.split(0) {
         None => {
             let loaded = load_and_report(ui, data, &settings.work, now)?;
             (loaded.dataset, loaded.contract, None)

@@ -250,9 +250,15 @@ pub fn load_dir(dir: &Path, options: &LoadOptions) -> Result<Loaded, DataError> 
 /// How an out-of-core load divides the learners into partitions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Split {
-    /// As few partitions as keep the whole process within this many bytes
-    /// (an estimate from the learners and each partition's events).
-    Memory(u64),
+    /// As few partitions as keep the whole process within `bytes` (an
+    /// estimate from the learners, each partition's events and what the
+    /// caller keeps per learner across partitions, e.g. its answers).
+    Memory {
+        /// The budget.
+        bytes: u64,
+        /// Bytes the caller holds per learner until the last partition.
+        kept_per_learner: u64,
+    },
     /// Exactly this many partitions: learner index modulo the count.
     Partitions(NonZeroUsize),
 }
@@ -331,7 +337,7 @@ fn partitioned(
     let learners = profiles.dataset.learners.len();
     let buckets = match split {
         Split::Partitions(n) => n.get(),
-        Split::Memory(_) => MEMORY_SPLIT_BUCKETS.min(learners.max(1)),
+        Split::Memory { .. } => MEMORY_SPLIT_BUCKETS.min(learners.max(1)),
     };
     let mut spill = spill::SpillWriter::create(spill_in, buckets)?;
     let mut occurrences: Vec<u64> = Vec::new();
@@ -357,7 +363,10 @@ fn partitioned(
     }
     let groups = match split {
         Split::Partitions(_) => (0..buckets).map(|b| b..b + 1).collect(),
-        Split::Memory(budget) => group_buckets(spilled.counts(), learners, budget)?,
+        Split::Memory {
+            bytes,
+            kept_per_learner,
+        } => group_buckets(spilled.counts(), learners, bytes, kept_per_learner)?,
     };
     let mut tables = std::mem::take(&mut profiles.tables);
     tables.push(scan.report);
@@ -390,8 +399,9 @@ fn group_buckets(
     counts: &[u64],
     learners: usize,
     budget: u64,
+    kept_per_learner: u64,
 ) -> Result<Vec<std::ops::Range<usize>>, DataError> {
-    let fixed = RESERVED_BYTES + learners as u64 * BYTES_PER_LEARNER;
+    let fixed = RESERVED_BYTES + learners as u64 * (BYTES_PER_LEARNER + kept_per_learner);
     let largest = counts.iter().max().copied().unwrap_or(0) * BYTES_PER_EVENT;
     if budget < fixed + largest {
         return Err(DataError::MemoryBudget {
@@ -487,7 +497,11 @@ L3,2026-01-17T10:00:00Z,zeta_view,,,,,,
         // Learner by learner, 3, 4 and 3 events are accepted.
         let budget = RESERVED_BYTES + 3 * BYTES_PER_LEARNER + 4 * BYTES_PER_EVENT;
         let spill = tempfile::tempdir().expect("tempdir");
-        let too_small = Split::Memory(budget - 1);
+        let memory = |bytes| Split::Memory {
+            bytes,
+            kept_per_learner: 0,
+        };
+        let too_small = memory(budget - 1);
         match partitioned(dir.path(), &options, too_small, spill.path(), 4) {
             Err(DataError::MemoryBudget { needed, .. }) => assert_eq!(needed, budget),
             other => panic!("a budget below one bucket: {:?}", other.err()),
@@ -497,9 +511,17 @@ L3,2026-01-17T10:00:00Z,zeta_view,,,,,,
             (Split::Partitions(NonZeroUsize::new(2).expect("2")), 3, 2),
             (Split::Partitions(NonZeroUsize::new(3).expect("3")), 4, 3),
             (Split::Partitions(NonZeroUsize::new(2).expect("2")), 100, 2),
-            (Split::Memory(budget), 4, 3),
-            (Split::Memory(budget + 5 * BYTES_PER_EVENT), 2, 2),
-            (Split::Memory(u64::MAX / 2), 5, 1),
+            (memory(budget), 4, 3),
+            (memory(budget + 5 * BYTES_PER_EVENT), 2, 2),
+            (memory(u64::MAX / 2), 5, 1),
+            (
+                Split::Memory {
+                    bytes: budget + 3 * BYTES_PER_EVENT,
+                    kept_per_learner: 1,
+                },
+                4,
+                3,
+            ),
         ];
         for (split, slice_rows, partitions) in splits {
             let spill = tempfile::tempdir().expect("tempdir");
