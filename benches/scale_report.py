@@ -29,7 +29,7 @@ def main(results: str, chart: str, budget_text: str) -> None:
     rows = pl.read_csv(results, separator="\t")
     rows = rows.with_columns(
         (pl.col("seconds") / pl.col("events") * 1e6).alias("us_per_event"),
-        (pl.col("step") + " " + pl.col("mode").str.replace("_", " ")).alias("what"),
+        (pl.col("step") + " " + pl.col("mode").str.replace_all("_", " ")).alias("what"),
     )
     print("| learners | events | step | mode | wall (s) | peak RSS (MiB) | µs/event | status |")
     print("|---:|---:|---|---|---:|---:|---:|---|")
