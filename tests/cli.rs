@@ -406,9 +406,9 @@ fn sorted_data_lines(path: &Path) -> (String, Vec<String>) {
 #[test]
 fn features_in_partitions_equal_features_in_one_pass() {
     let out = tempfile::tempdir().expect("tempdir");
-    let table = |partitions: &str| {
-        let path = out.path().join(format!("p{partitions}/table.csv"));
-        let result = churn(&[
+    let table = |name: &str, split: &[&str]| {
+        let path = out.path().join(format!("{name}/table.csv"));
+        let mut args = vec![
             "features",
             "--data",
             "data",
@@ -416,15 +416,15 @@ fn features_in_partitions_equal_features_in_one_pass() {
             path_str(&path),
             "--now",
             NOW,
-            "--partitions",
-            partitions,
-        ]);
+        ];
+        args.extend_from_slice(split);
+        let result = churn(&args);
         assert!(result.status.success(), "{}", text(&result.stderr));
         assert!(text(&result.stdout).contains("snapshots every 14d"));
-        path
+        (path, text(&result.stdout))
     };
-    let (header, one) = sorted_data_lines(&table("1"));
-    let (_, three) = sorted_data_lines(&table("3"));
+    let (header, one) = sorted_data_lines(&table("p1", &["--partitions", "1"]).0);
+    let (_, three) = sorted_data_lines(&table("p3", &["--partitions", "3"]).0);
     assert!(header.starts_with("learner_id,as_of,churned,days_since_last_login,"));
     assert!(header.ends_with(",plan,acquisition_channel,device,lifecycle_stage"));
     assert!(one.len() > 10_000);
@@ -433,20 +433,7 @@ fn features_in_partitions_equal_features_in_one_pass() {
 
     // A memory budget picks the partitions: 400 MiB leaves room for about a
     // sixth of the sample's events at once.
-    let path = out.path().join("budget/table.csv");
-    let result = churn(&[
-        "features",
-        "--data",
-        "data",
-        "--out",
-        path_str(&path),
-        "--now",
-        NOW,
-        "--memory",
-        "400MiB",
-    ]);
-    assert!(result.status.success(), "{}", text(&result.stderr));
-    let said = text(&result.stdout);
+    let (path, said) = table("budget", &["--memory", "400MiB"]);
     let partitions: usize = said
         .split("computed in ")
         .nth(1)
