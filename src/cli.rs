@@ -334,6 +334,10 @@ pub struct TrainArgs {
     /// The validation part: the latest N as-of times a horizon before the test period (default 1) [split.valid_times].
     #[arg(long, value_name = "N")]
     pub valid_times: Option<usize>,
+    /// Backtest folds: each of the latest K test periods in turn, with
+    /// metrics by fold and a paired comparison of the models (default 3) [backtest].
+    #[arg(long, value_name = "K")]
+    pub backtest: Option<usize>,
     /// First as-of time (default: the earliest with a horizon of history behind it) [snapshots.from].
     #[arg(long)]
     pub from: Option<String>,

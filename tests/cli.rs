@@ -516,6 +516,93 @@ fn features_refuses_bad_arguments_and_strict_fails_on_rejects() {
 }
 
 #[test]
+fn the_backtest_rolls_the_test_period_back_and_each_fold_is_a_split_of_its_own() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let work = out.path().join("work");
+    let train = |name: &str, extra: &[&str]| {
+        let models = out.path().join(name);
+        let mut args = vec![
+            "train",
+            "--data",
+            "data",
+            "--out",
+            path_str(&models),
+            "--work",
+            path_str(&work),
+            "--now",
+            NOW,
+        ];
+        args.extend_from_slice(extra);
+        let result = churn(&args);
+        assert!(result.status.success(), "{}", text(&result.stderr));
+        let cards = ["churn-gbdt", "churn-logistic"].map(|model| {
+            let dir = churn_model::artifact::resolve(model, &models).expect("written");
+            let card: serde_json::Value = serde_json::from_str(
+                &std::fs::read_to_string(dir.join("model.json")).expect("model.json"),
+            )
+            .expect("JSON");
+            (dir, card)
+        });
+        (text(&result.stdout), cards)
+    };
+    let (said, [(gbdt_dir, gbdt), (_, logistic)]) = train("backtest", &[]);
+    // The sample's 8 labelled as-of times leave room for 2 of the 3 folds asked.
+    assert!(said.contains("allow 2 folds, not 3"), "{said}");
+    assert!(
+        said.contains("backtest: AUC churn-gbdt − churn-logistic"),
+        "{said}"
+    );
+    let backtest = &gbdt["metrics"]["backtest"];
+    let folds = backtest["folds"].as_array().expect("folds");
+    assert_eq!(folds.len(), 2);
+    let auc = |fold: &serde_json::Value| fold["test"]["roc_auc"]["estimate"].as_f64().expect("AUC");
+    assert_eq!(
+        auc(&folds[1]),
+        gbdt["metrics"]["test"]["roc_auc"]["estimate"]
+            .as_f64()
+            .expect("test AUC")
+    );
+    let mean = (auc(&folds[0]) + auc(&folds[1])) / 2.0;
+    assert!((backtest["roc_auc"]["mean"].as_f64().expect("mean") - mean).abs() < 1e-12);
+    // Each card states the paired difference from its own side.
+    let (d, e) = (
+        &backtest["paired_roc_auc_difference"],
+        &logistic["metrics"]["backtest"]["paired_roc_auc_difference"],
+    );
+    assert_eq!(d["versus"], "churn-logistic");
+    assert_eq!(d["estimate"].as_f64(), e["estimate"].as_f64().map(|v| -v));
+    assert_eq!(d["low"].as_f64(), e["high"].as_f64().map(|v| -v));
+    let by_hand = auc(&folds[0]) + auc(&folds[1])
+        - auc(&logistic["metrics"]["backtest"]["folds"][0])
+        - auc(&logistic["metrics"]["backtest"]["folds"][1]);
+    assert!((d["estimate"].as_f64().expect("d") - by_hand / 2.0).abs() < 1e-12);
+    let report = std::fs::read_to_string(gbdt_dir.join("report.html")).expect("report");
+    for part in [
+        "Backtest (rolling origin)",
+        "ROC-AUC by fold",
+        "Calibration error (ECE) by fold",
+    ] {
+        assert!(report.contains(part), "the report lacks {part:?}");
+    }
+
+    // The older fold is the single split of the data cut at its test period:
+    // the same rows, the same model, the same AUC, bit for bit.
+    let older_test = folds[0]["test_as_of"][0]
+        .as_str()
+        .expect("as-of")
+        .to_owned();
+    let (_, [(_, cut), _]) = train("cut", &["--to", &older_test, "--backtest", "1"]);
+    assert!(
+        cut["metrics"].get("backtest").is_none(),
+        "one fold: no backtest"
+    );
+    assert_eq!(
+        cut["metrics"]["test"]["roc_auc"]["estimate"].as_f64(),
+        Some(auc(&folds[0]))
+    );
+}
+
+#[test]
 fn training_gives_the_same_model_bytes_whatever_the_threads() {
     let out = tempfile::tempdir().expect("tempdir");
     let work = out.path().join("work");

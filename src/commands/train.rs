@@ -25,6 +25,8 @@ pub struct Prepared {
     pub training: churn_model::Training,
     /// Lines under the report's title.
     pub context: Vec<String>,
+    /// The backtest's folds, oldest first; the last is `split` (none: no backtest).
+    pub folds: Vec<churn_train::Split>,
 }
 
 pub fn train(ui: &Ui, args: &TrainArgs) -> Result<Vec<PathBuf>> {
@@ -150,12 +152,40 @@ fn from_churn_data(
         calibration: serde_json::Value::Null,
         settings: serde_json::Value::Null,
     });
+    let folds = backtest_folds(&table, plan.horizon(), settings)?;
     Ok(Prepared {
         table,
         split,
         training,
         context,
+        folds,
     })
+}
+
+/// The rolling-origin folds `settings.backtest` asks for, or as many as the
+/// labelled as-of times allow (said), or none.
+fn backtest_folds(
+    table: &churn_train::Table,
+    horizon: i64,
+    settings: &TrainSettings,
+) -> Result<Vec<churn_train::Split>> {
+    let asked = settings.backtest;
+    for folds in (2..=asked).rev() {
+        if let Ok(splits) =
+            churn_train::backtest_splits(&table.as_of, horizon, settings.split, folds)
+        {
+            if folds < asked {
+                say!("backtest: the labelled as-of times allow {folds} folds, not {asked}")?;
+            }
+            return Ok(splits);
+        }
+    }
+    if asked > 1 {
+        say!(
+            "backtest: the labelled as-of times allow no second fold; metrics are the single split's"
+        )?;
+    }
+    Ok(Vec::new())
 }
 
 fn fit_and_save(
@@ -169,6 +199,7 @@ fn fit_and_save(
         split,
         training,
         context,
+        folds,
     } = prepared;
     let config = churn_train::TrainConfig {
         gbdt: settings.gbdt.clone(),
@@ -181,8 +212,13 @@ fn fit_and_save(
         ModelKind::Both => vec![churn_train::Family::Gbdt, churn_train::Family::Logistic],
     };
     let settings_json = serde_json::to_value(settings)?;
-    let mut written = Vec::new();
-    let mut fits = Vec::new();
+    let name_of = |family: churn_train::Family| match settings.kind {
+        ModelKind::Both => format!("{}-{}", settings.name, family.name()),
+        _ => settings.name.clone(),
+    };
+    // Fit every family (and its backtest) first: the cards carry the
+    // paired comparison of their backtests.
+    let mut fitted_families = Vec::new();
     for family in families {
         let fitted = match family {
             churn_train::Family::Gbdt => {
@@ -202,16 +238,69 @@ fn fit_and_save(
                 fitted
             }
         };
-        let name = match settings.kind {
-            ModelKind::Both => format!("{}-{}", settings.name, family.name()),
-            _ => settings.name.clone(),
+        let started = std::time::Instant::now();
+        let backtest = match folds.split_last() {
+            Some((newest, older)) if *newest == split => {
+                let bar = ui.progress(older.len() as u64, "backtest folds");
+                let mut done = churn_train::backtest(&table, older, family, &config, &mut |k| {
+                    bar.set_position(k as u64)
+                })?;
+                bar.finish_and_clear();
+                done.push(churn_train::Fold::of_fitted(&split, &fitted));
+                Some(done)
+            }
+            Some(_) => anyhow::bail!("internal: the newest backtest fold is not the split"),
+            None => None,
         };
-        let metrics = serde_json::json!({
+        let mut fitted = fitted;
+        if backtest.is_some() {
+            fitted.phases.push(churn_model::artifact::PhaseTime {
+                phase: "backtest".into(),
+                seconds: started.elapsed().as_secs_f64(),
+            });
+        }
+        fitted_families.push((family, fitted, backtest));
+    }
+    let paired = match fitted_families.as_slice() {
+        [(fa, _, Some(a)), (fb, _, Some(b))] => Some(churn_train::training_report::Paired {
+            a: name_of(*fa),
+            b: name_of(*fb),
+            auc_difference: churn_train::paired_difference(a, b, settings.seed)?,
+        }),
+        _ => None,
+    };
+
+    let mut written = Vec::new();
+    let mut fits = Vec::new();
+    for (family, fitted, backtest) in fitted_families {
+        let name = name_of(family);
+        let mut metrics = serde_json::json!({
             "test": fitted.test,
             "valid": fitted.valid,
             "test_by_segment": fitted.by_segment,
             "importance_mean_abs_contribution": fitted.importance,
         });
+        if let Some(folds) = &backtest {
+            let mut summary = churn_train::backtest_summary(folds);
+            if let Some(p) = &paired {
+                // Each card states the difference from its own side.
+                let sign = if p.a == name { 1.0 } else { -1.0 };
+                let d = &p.auc_difference;
+                let (low, high) = if sign > 0.0 {
+                    (d.low, d.high)
+                } else {
+                    (-d.high, -d.low)
+                };
+                summary["paired_roc_auc_difference"] = serde_json::json!({
+                    "versus": if sign > 0.0 { &p.b } else { &p.a },
+                    "estimate": sign * d.estimate,
+                    "low": low,
+                    "high": high,
+                    "method": "mean over folds of this model's ROC-AUC minus the other's; paired percentile bootstrap (1,000 resamples of each fold's test rows, both models on the same draws)",
+                });
+            }
+            metrics["backtest"] = summary;
+        }
         let mut training = training.clone();
         training.set_fit(fitted.calibration.clone(), settings_json.clone());
         // The card's phases: what this model took (the shared preparation,
@@ -244,6 +333,22 @@ fn fit_and_save(
             card.calibration,
             dir.display()
         )?;
+        if let Some(folds) = &backtest {
+            let aucs: Vec<String> = folds
+                .iter()
+                .map(|f| format!("{:.4}", f.test.roc_auc.estimate))
+                .collect();
+            let summary = churn_train::backtest_summary(folds);
+            say!(
+                "  backtest over {} folds: AUC {:.4} ± {:.4} (by fold, oldest first: {}), ECE {:.4} ± {:.4}",
+                folds.len(),
+                summary["roc_auc"]["mean"].as_f64().unwrap_or(f64::NAN),
+                summary["roc_auc"]["sd"].as_f64().unwrap_or(f64::NAN),
+                aucs.join(", "),
+                summary["ece"]["mean"].as_f64().unwrap_or(f64::NAN),
+                summary["ece"]["sd"].as_f64().unwrap_or(f64::NAN),
+            )?;
+        }
         say!(
             "  time: {}",
             card.phases
@@ -252,8 +357,19 @@ fn fit_and_save(
                 .collect::<Vec<_>>()
                 .join(", ")
         )?;
-        fits.push((format!("{name}@{}", card.version), fitted));
+        fits.push((format!("{name}@{}", card.version), fitted, backtest));
         written.push(dir);
+    }
+    if let Some(p) = &paired {
+        let d = &p.auc_difference;
+        say!(
+            "backtest: AUC {} − {} = {:+.4} [{:+.4}, {:+.4}] (mean over folds, paired bootstrap)",
+            p.a,
+            p.b,
+            d.estimate,
+            d.low,
+            d.high
+        )?;
     }
     // Each family's own phases were timed inside its fit; the clock resumes
     // for what follows (the report).
@@ -261,10 +377,13 @@ fn fit_and_save(
     let spinner = ui.spinner("report");
     let reported: Vec<churn_train::training_report::Reported> = fits
         .iter()
-        .map(|(label, fitted)| churn_train::training_report::Reported {
-            label: label.clone(),
-            fitted,
-        })
+        .map(
+            |(label, fitted, backtest)| churn_train::training_report::Reported {
+                label: label.clone(),
+                fitted,
+                backtest: backtest.as_deref(),
+            },
+        )
         .collect();
     let html = churn_train::training_report::training_report(
         &format!("churn training report: {}", settings.name),
@@ -272,6 +391,7 @@ fn fit_and_save(
         &reported,
         &table,
         &split,
+        paired.as_ref(),
     )?;
     spinner.finish_and_clear();
     for dir in &written {

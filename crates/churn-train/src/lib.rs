@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use churn_metrics as metrics;
 pub use churn_metrics::Metrics;
-pub use table::{Split, SplitSizes, Table, holdout, out_of_time_split};
+pub use table::{Split, SplitSizes, Table, backtest_splits, holdout, out_of_time_split};
 
 /// What can go wrong in training.
 #[derive(Debug, thiserror::Error)]
@@ -216,19 +216,28 @@ pub fn metrics_by_segment(
     by_segment
 }
 
-/// Fits one family on `split.train`, early-stops and calibrates on
-/// `split.valid`, evaluates on `split.test`. `progress` hears the boosting
-/// rounds done (gbdt only; up to `config.gbdt.num_iterations`).
-pub fn fit_family(
+/// A model fitted on a split's training rows, early-stopped (gbdt) and
+/// calibrated on its validation rows.
+struct Calibrated {
+    model: ChurnModel,
+    parameters: serde_json::Value,
+    calibration_report: serde_json::Value,
+    valid_p: Vec<f64>,
+    valid_labels: Vec<f64>,
+    best_iteration: Option<usize>,
+}
+
+fn fit_calibrated(
     table: &Table,
     split: &Split,
     family: Family,
     config: &TrainConfig,
     progress: &mut dyn FnMut(usize),
-) -> Result<Fitted, TrainError> {
-    let mut clock = PhaseClock::start();
+    clock: &mut PhaseClock,
+) -> Result<Calibrated, TrainError> {
     let schema = table.schema(&split.train)?;
     let mut bin_seconds = None;
+    let mut best_iteration = None;
     let (scorer, parameters) = match family {
         Family::Gbdt => {
             let (model, log) = fit::fit_gbdt(
@@ -244,6 +253,7 @@ pub fn fit_family(
             parameters["trees"] = serde_json::json!(model.trees.len());
             parameters["best_iteration"] = serde_json::json!(log.best_iteration);
             bin_seconds = Some(log.bin_seconds);
+            best_iteration = Some(model.trees.len());
             (Scorer::Gbdt(model), parameters)
         }
         Family::Logistic => {
@@ -267,31 +277,201 @@ pub fn fit_family(
         calibration: churn_model::Calibration::None,
     })
     .map_err(TrainError::Model)?;
-    let margins = |rows: &[usize]| -> Result<Vec<f64>, TrainError> {
-        rows.par_iter()
-            .map(|&i| {
-                let mut categories = Vec::new();
-                uncalibrated
-                    .margin(&table.input(i, &mut categories))
-                    .map_err(TrainError::Model)
-            })
-            .collect()
-    };
-    let valid_margins = margins(&split.valid)?;
+    let valid_margins = margins(&uncalibrated, table, &split.valid)?;
     let valid_labels: Vec<f64> = split.valid.iter().map(|&i| table.labels[i]).collect();
     let (calibration, calibration_report) = fit::fit_calibration(&valid_margins, &valid_labels);
-    let model = ChurnModel {
-        schema,
-        scorer,
-        calibration,
-    };
-    let prepared = PreparedModel::new(model.clone()).map_err(TrainError::Model)?;
-
     let valid_p: Vec<f64> = valid_margins
         .iter()
-        .map(|&m| model.calibration.probability(m))
+        .map(|&m| calibration.probability(m))
         .collect();
     clock.lap("calibrate");
+    Ok(Calibrated {
+        model: ChurnModel {
+            schema,
+            scorer,
+            calibration,
+        },
+        parameters,
+        calibration_report,
+        valid_p,
+        valid_labels,
+        best_iteration,
+    })
+}
+
+/// The model's margins (log-odds before calibration) on `rows`.
+fn margins(model: &PreparedModel, table: &Table, rows: &[usize]) -> Result<Vec<f64>, TrainError> {
+    rows.par_iter()
+        .map(|&i| {
+            let mut categories = Vec::new();
+            model
+                .margin(&table.input(i, &mut categories))
+                .map_err(TrainError::Model)
+        })
+        .collect()
+}
+
+/// One fold of a backtest: the fold's model scored on the fold's test rows.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Fold {
+    /// The fold's test as-of times (RFC 3339).
+    pub test_as_of: Vec<String>,
+    pub train_rows: usize,
+    pub valid_rows: usize,
+    /// Boosting rounds kept by early stopping (gbdt).
+    pub trees: Option<usize>,
+    pub test: Metrics,
+    /// The test rows (table indices) and the fold model's calibrated
+    /// probabilities on them, for paired comparisons.
+    #[serde(skip)]
+    pub test_rows: Vec<usize>,
+    #[serde(skip)]
+    pub test_probabilities: Vec<f64>,
+    #[serde(skip)]
+    pub test_labels: Vec<f64>,
+}
+
+impl Fold {
+    /// The fold of `split` from its fit by [`fit_family`] (the newest fold
+    /// of a backtest is the single split: no second fit).
+    pub fn of_fitted(split: &Split, fitted: &Fitted) -> Fold {
+        Fold {
+            test_as_of: split
+                .test_times
+                .iter()
+                .map(|&t| churn_core::format_timestamp(t))
+                .collect(),
+            train_rows: split.train.len(),
+            valid_rows: split.valid.len(),
+            trees: match &fitted.model.scorer {
+                Scorer::Gbdt(model) => Some(model.trees.len()),
+                Scorer::Logistic(_) => None,
+            },
+            test: fitted.test.clone(),
+            test_rows: split.test.clone(),
+            test_probabilities: fitted.test_probabilities.clone(),
+            test_labels: fitted.test_labels.clone(),
+        }
+    }
+}
+
+/// What the card says of a backtest: every fold, and the mean and sample
+/// standard deviation over folds of ROC-AUC, PR-AUC, log loss, Brier and ECE.
+pub fn backtest_summary(folds: &[Fold]) -> serde_json::Value {
+    let stat = |get: &dyn Fn(&Metrics) -> f64| {
+        let values: Vec<f64> = folds.iter().map(|f| get(&f.test)).collect();
+        let n = values.len() as f64;
+        let mean = values.iter().sum::<f64>() / n;
+        let sd = if values.len() > 1 {
+            (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
+        } else {
+            f64::NAN
+        };
+        serde_json::json!({ "mean": mean, "sd": if sd.is_nan() { serde_json::Value::Null } else { sd.into() } })
+    };
+    serde_json::json!({
+        "method": "rolling origin: each of the latest folds' test as-of times in turn, with training and validation before it under the same purge rule",
+        "folds": folds,
+        "roc_auc": stat(&|m| m.roc_auc.estimate),
+        "average_precision": stat(&|m| m.average_precision),
+        "log_loss": stat(&|m| m.log_loss),
+        "brier": stat(&|m| m.brier),
+        "ece": stat(&|m| m.ece),
+    })
+}
+
+/// Mean over folds of `AUC(a) − AUC(b)` for two models backtested on the
+/// same folds, with a paired bootstrap interval (rows resampled within each
+/// fold, both models on the same draws; 1,000 resamples from `seed`).
+pub fn paired_difference(
+    a: &[Fold],
+    b: &[Fold],
+    seed: u64,
+) -> Result<metrics::Interval, TrainError> {
+    if a.len() != b.len() || a.iter().zip(b).any(|(x, y)| x.test_rows != y.test_rows) {
+        return Err(TrainError::Split(
+            "paired comparison of backtests on different folds".into(),
+        ));
+    }
+    let periods: Vec<metrics::PairedPeriod<'_>> = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| metrics::PairedPeriod {
+            a: &x.test_probabilities,
+            b: &y.test_probabilities,
+            y: &x.test_labels,
+        })
+        .collect();
+    Ok(metrics::paired_auc_difference(&periods, 1_000, seed))
+}
+
+/// Fits `family` on every fold (each as [`fit_family`] fits the single
+/// split: early stopping and calibration on the fold's validation rows) and
+/// scores it on the fold's test rows. `progress` hears each fold done.
+pub fn backtest(
+    table: &Table,
+    folds: &[Split],
+    family: Family,
+    config: &TrainConfig,
+    progress: &mut dyn FnMut(usize),
+) -> Result<Vec<Fold>, TrainError> {
+    folds
+        .iter()
+        .enumerate()
+        .map(|(k, split)| {
+            let mut clock = PhaseClock::start();
+            let fitted = fit_calibrated(table, split, family, config, &mut |_| {}, &mut clock)?;
+            let prepared = PreparedModel::new(fitted.model).map_err(TrainError::Model)?;
+            let test_p: Vec<f64> = split
+                .test
+                .par_iter()
+                .map(|&i| {
+                    let mut categories = Vec::new();
+                    prepared
+                        .probability(&table.input(i, &mut categories))
+                        .map_err(TrainError::Model)
+                })
+                .collect::<Result<_, _>>()?;
+            let test_y: Vec<f64> = split.test.iter().map(|&i| table.labels[i]).collect();
+            progress(k + 1);
+            Ok(Fold {
+                test_as_of: split
+                    .test_times
+                    .iter()
+                    .map(|&t| churn_core::format_timestamp(t))
+                    .collect(),
+                train_rows: split.train.len(),
+                valid_rows: split.valid.len(),
+                trees: fitted.best_iteration,
+                test: metrics::metrics(&test_p, &test_y, config.seed),
+                test_rows: split.test.clone(),
+                test_probabilities: test_p,
+                test_labels: test_y,
+            })
+        })
+        .collect()
+}
+
+/// Fits one family on `split.train`, early-stops and calibrates on
+/// `split.valid`, evaluates on `split.test`. `progress` hears the boosting
+/// rounds done (gbdt only; up to `config.gbdt.num_iterations`).
+pub fn fit_family(
+    table: &Table,
+    split: &Split,
+    family: Family,
+    config: &TrainConfig,
+    progress: &mut dyn FnMut(usize),
+) -> Result<Fitted, TrainError> {
+    let mut clock = PhaseClock::start();
+    let Calibrated {
+        model,
+        parameters,
+        calibration_report,
+        valid_p,
+        valid_labels,
+        ..
+    } = fit_calibrated(table, split, family, config, progress, &mut clock)?;
+    let prepared = PreparedModel::new(model.clone()).map_err(TrainError::Model)?;
     let step = split.test.len().div_ceil(EXPLAINED_TEST_ROWS).max(1);
     let explained_rows: Vec<usize> = (0..split.test.len()).step_by(step).collect();
     let explained: Vec<churn_model::Prediction> = explained_rows
@@ -304,22 +484,18 @@ pub fn fit_family(
         })
         .collect::<Result<_, _>>()?;
     clock.lap("explain");
-    // Every test row explained: its probabilities are the explanations'.
-    // Otherwise every row is scored (the predictor's margin, without TreeSHAP).
-    let test_p: Vec<f64> = if step == 1 {
-        explained.iter().map(|p| p.probability).collect()
-    } else {
-        split
-            .test
-            .par_iter()
-            .map(|&i| {
-                let mut categories = Vec::new();
-                prepared
-                    .probability(&table.input(i, &mut categories))
-                    .map_err(TrainError::Model)
-            })
-            .collect::<Result<_, _>>()?
-    };
+    // Scored by the predictor, as a backtest fold's are (an explanation's
+    // probability sums the contributions: the same number up to rounding).
+    let test_p: Vec<f64> = split
+        .test
+        .par_iter()
+        .map(|&i| {
+            let mut categories = Vec::new();
+            prepared
+                .probability(&table.input(i, &mut categories))
+                .map_err(TrainError::Model)
+        })
+        .collect::<Result<_, _>>()?;
     let test_y: Vec<f64> = split.test.iter().map(|&i| table.labels[i]).collect();
     let width = model.schema.features.len();
     let test_contributions: Vec<f64> = explained

@@ -386,6 +386,57 @@ pub fn out_of_time_split(
     })
 }
 
+/// The rolling-origin backtest: `folds` out-of-time splits whose test
+/// periods are the latest `folds` blocks of `sizes.test_times` labelled
+/// as-of times, oldest fold first. Each fold is [`out_of_time_split`] of the
+/// rows up to the end of its test period, so each has the purge gaps of the
+/// single split, and the newest fold is that single split.
+pub fn backtest_splits(
+    as_of: &[i64],
+    horizon: i64,
+    sizes: SplitSizes,
+    folds: usize,
+) -> Result<Vec<Split>, TrainError> {
+    if folds == 0 {
+        return Err(TrainError::Split(
+            "a backtest needs at least one fold".into(),
+        ));
+    }
+    let mut times: Vec<i64> = as_of.to_vec();
+    times.sort_unstable();
+    times.dedup();
+    let needed = folds * sizes.test_times;
+    if times.len() < needed {
+        return Err(TrainError::Split(format!(
+            "{folds} backtest folds of {} test as-of times need {needed} labelled as-of times; the data has {}",
+            sizes.test_times,
+            times.len()
+        )));
+    }
+    (0..folds)
+        .rev()
+        .map(|fold| {
+            let last = times[times.len() - 1 - fold * sizes.test_times];
+            let rows: Vec<usize> = (0..as_of.len()).filter(|&i| as_of[i] <= last).collect();
+            let kept: Vec<i64> = rows.iter().map(|&i| as_of[i]).collect();
+            let split = out_of_time_split(&kept, horizon, sizes).map_err(|e| match e {
+                TrainError::Split(why) => TrainError::Split(format!(
+                    "backtest fold testing up to {}: {why}",
+                    format_timestamp(last)
+                )),
+                other => other,
+            })?;
+            let back = |part: Vec<usize>| part.into_iter().map(|i| rows[i]).collect();
+            Ok(Split {
+                train: back(split.train),
+                valid: back(split.valid),
+                test: back(split.test),
+                ..split
+            })
+        })
+        .collect()
+}
+
 /// Splits `rows` of a plain table into (kept, held out), holding out about
 /// `share` of them: the latest by `times` when given (rows sharing a time
 /// stay together, so nothing held out is older than anything kept), else a
@@ -509,6 +560,36 @@ mod tests {
         }
         assert_eq!((split.valid.len(), split.test.len()), (3, 3));
         assert!(out_of_time_split(&as_of[..6], h, SplitSizes::default()).is_err());
+    }
+
+    #[test]
+    fn backtest_folds_roll_the_test_period_back_and_keep_the_purge_gaps() {
+        // As-of times every 14 days, three rows each, shuffled.
+        let mut as_of: Vec<i64> = (0..12).flat_map(|k| [k * 14 * DAY_MS; 3]).collect();
+        as_of.reverse();
+        let h = 30 * DAY_MS;
+        let folds = backtest_splits(&as_of, h, SplitSizes::default(), 3).unwrap();
+        assert_eq!(folds.len(), 3);
+        let single = out_of_time_split(&as_of, h, SplitSizes::default()).unwrap();
+        assert_eq!(folds[2], single, "the newest fold is the single split");
+        for (f, fold) in folds.iter().enumerate() {
+            let test_day = (9 + f as i64) * 14 * DAY_MS;
+            assert_eq!(fold.test_times, [test_day]);
+            assert!(fold.test.iter().all(|&i| as_of[i] == test_day));
+            assert_eq!(fold.test.len(), 3);
+            for &i in &fold.valid {
+                assert!(as_of[i] + h <= test_day);
+            }
+            for &i in &fold.train {
+                assert!(as_of[i] + h <= fold.valid_times[0]);
+            }
+        }
+        assert!(backtest_splits(&as_of, h, SplitSizes::default(), 13).is_err());
+        let message = match backtest_splits(&as_of[..9], h, SplitSizes::default(), 3) {
+            Err(TrainError::Split(why)) => why,
+            other => panic!("too few times: {other:?}"),
+        };
+        assert!(message.contains("backtest fold"), "{message}");
     }
 
     #[test]

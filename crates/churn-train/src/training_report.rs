@@ -7,7 +7,7 @@ use churn_html::{
 };
 use churn_model::Kind;
 
-use crate::{Fitted, Split, Table};
+use crate::{Fitted, Fold, Split, Table};
 use churn_metrics::{self as metrics, Metrics};
 
 /// A curve of predictions against labels (ROC, PR, gains).
@@ -18,6 +18,17 @@ pub struct Reported<'a> {
     /// `name@version`.
     pub label: String,
     pub fitted: &'a Fitted,
+    /// The rolling-origin backtest, oldest fold first (when one was run).
+    pub backtest: Option<&'a [Fold]>,
+}
+
+/// Two models' backtests compared on the same folds.
+pub struct Paired {
+    /// The models, as `a − b`.
+    pub a: String,
+    pub b: String,
+    /// Mean over folds of the ROC-AUC difference, with its paired bootstrap interval.
+    pub auc_difference: metrics::Interval,
 }
 
 impl Reported<'_> {
@@ -81,6 +92,7 @@ pub fn training_report(
     models: &[Reported<'_>],
     table: &Table,
     split: &Split,
+    paired: Option<&Paired>,
 ) -> Result<String, ReportError> {
     let mut page = Page::new(title);
     for line in context {
@@ -107,6 +119,10 @@ pub fn training_report(
         ));
     }
     page.table(&METRICS_HEADER, &rows);
+
+    if models.iter().any(|m| m.backtest.is_some()) {
+        backtest_section(&mut page, models, paired)?;
+    }
 
     page.heading("Ranking and calibration");
     let series = |curve: Curve, name: &dyn Fn(&Fitted) -> String| {
@@ -393,4 +409,141 @@ mod tests {
             ]
         );
     }
+}
+
+/// Every fold's test metrics, their mean and spread, AUC and ECE by fold,
+/// and the paired comparison of two models.
+fn backtest_section(
+    page: &mut Page,
+    models: &[Reported<'_>],
+    paired: Option<&Paired>,
+) -> Result<(), ReportError> {
+    page.heading("Backtest (rolling origin)");
+    page.note("Each of the latest labelled as-of times is the test period in turn, with training and validation before it under the same purge rule; the newest fold is the split above. A difference between two models counts when its interval excludes 0; the spread over folds says how much one period's figure moves.");
+    let mut rows = Vec::new();
+    let mut auc_series = Vec::new();
+    let mut ece_series = Vec::new();
+    for m in models {
+        let Some(folds) = m.backtest else { continue };
+        for (k, fold) in folds.iter().enumerate() {
+            let mut row = metrics_row(
+                &format!(
+                    "{} fold {} (test {})",
+                    m.name(),
+                    k + 1,
+                    fold.test_as_of.join(", ")
+                ),
+                &fold.test,
+                "",
+            );
+            row.pop();
+            row.push(Cell::Text(
+                fold.trees
+                    .map_or_else(String::new, |t| format!("{t} trees")),
+            ));
+            rows.push(row);
+        }
+        let n = folds.len() as f64;
+        let mean =
+            |get: &dyn Fn(&Metrics) -> f64| folds.iter().map(|f| get(&f.test)).sum::<f64>() / n;
+        let sd = |get: &dyn Fn(&Metrics) -> f64| {
+            let mu = mean(get);
+            let ss = folds
+                .iter()
+                .map(|f| (get(&f.test) - mu).powi(2))
+                .sum::<f64>();
+            if folds.len() > 1 {
+                (ss / (n - 1.0)).sqrt()
+            } else {
+                f64::NAN
+            }
+        };
+        let auc = |m: &Metrics| m.roc_auc.estimate;
+        rows.push(vec![
+            Cell::Text(format!("{} mean ± sd over {} folds", m.name(), folds.len())),
+            Cell::Number(folds.iter().map(|f| f.test.rows as f64).sum::<f64>(), 0),
+            Cell::Number(100.0 * mean(&|m| m.churn_rate), 1),
+            Cell::Text(format!("{:.4} ± {:.4}", mean(&auc), sd(&auc))),
+            Cell::Number(mean(&|m| m.average_precision), 4),
+            Cell::Number(mean(&|m| m.log_loss), 4),
+            Cell::Number(mean(&|m| m.brier), 4),
+            Cell::Text(format!("{:.4} ± {:.4}", mean(&|m| m.ece), sd(&|m| m.ece))),
+            Cell::Number(mean(&|m| m.precision_at_10), 3),
+            Cell::Number(mean(&|m| m.lift_at_10), 2),
+            Cell::Number(mean(&|m| m.lift_at_20), 2),
+            Cell::from(""),
+        ]);
+        let points = |get: &dyn Fn(&Metrics) -> f64| -> Vec<(f64, f64)> {
+            folds
+                .iter()
+                .enumerate()
+                .map(|(k, f)| ((k + 1) as f64, get(&f.test)))
+                .collect()
+        };
+        auc_series.push(Series {
+            name: m.name().to_owned(),
+            points: points(&auc),
+            markers: true,
+        });
+        ece_series.push(Series {
+            name: m.name().to_owned(),
+            points: points(&|m| m.ece),
+            markers: true,
+        });
+    }
+    let mut header = METRICS_HEADER;
+    header[11] = "trees";
+    page.table(&header, &rows);
+    if let Some(p) = paired {
+        let d = &p.auc_difference;
+        page.note(&format!(
+            "ROC-AUC {} − {}, mean over folds: {:+.4} [{:+.4}, {:+.4}] (paired bootstrap, 1,000 resamples of each fold's test rows, both models on the same draws): {}.",
+            p.a,
+            p.b,
+            d.estimate,
+            d.low,
+            d.high,
+            if d.low > 0.0 {
+                format!("{} ranks better", p.a)
+            } else if d.high < 0.0 {
+                format!("{} ranks better", p.b)
+            } else {
+                "no difference the folds can tell".to_owned()
+            }
+        ));
+    }
+    let folds = auc_series.first().map_or(1, |s| s.points.len()) as f64;
+    let range = |series: &[Series], pad: f64| {
+        let values = series.iter().flat_map(|s| s.points.iter().map(|p| p.1));
+        let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+            (a.min(v), b.max(v))
+        });
+        if lo.is_finite() {
+            ((lo - pad).max(0.0), hi + pad)
+        } else {
+            (0.0, 1.0)
+        }
+    };
+    let by_fold = |title: &str, y_label: &str, series: Vec<Series>, pad: f64| LineChart {
+        title: title.into(),
+        x_label: "fold (oldest test period first)".into(),
+        y_label: y_label.into(),
+        x_range: (0.5, folds + 0.5),
+        y_range: range(&series, pad),
+        series,
+        reference: None,
+        legend: Legend::LowerRight,
+        style: Style::default(),
+    };
+    page.charts(&[
+        (
+            by_fold("ROC-AUC by fold", "ROC-AUC", auc_series, 0.01).svg()?,
+            "Ranking quality on each fold's test period.",
+        ),
+        (
+            by_fold("Calibration error (ECE) by fold", "ECE", ece_series, 0.005).svg()?,
+            "Expected calibration error on each fold's test period (10 equal-mass bins).",
+        ),
+    ]);
+    Ok(())
 }

@@ -208,5 +208,6 @@ pub fn prepare(ui: &Ui, settings: &TrainSettings, features: &Path) -> Result<Pre
         },
         training,
         context,
+        folds: Vec::new(),
     })
 }

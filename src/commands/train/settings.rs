@@ -48,6 +48,9 @@ pub struct TrainSettings {
     pub points: Option<PathBuf>,
     /// As-of times in the test and validation parts of the split.
     pub split: churn_train::SplitSizes,
+    /// Folds of the rolling-origin backtest (churn data): each of the latest
+    /// this many test periods in turn; 1 is the single split alone.
+    pub backtest: usize,
     pub logistic: LogisticSettings,
     pub gbdt: GbdtParams,
 }
@@ -78,6 +81,7 @@ fn defaults() -> TrainSettings {
         custom_types: churn_features::DEFAULT_CUSTOM_TYPES,
         points: None,
         split: churn_train::SplitSizes::default(),
+        backtest: 3,
         logistic: LogisticSettings {
             c: config.logistic_c,
         },
@@ -140,6 +144,7 @@ pub fn resolve(args: &TrainArgs) -> Result<TrainSettings> {
     flag("points", path(&args.points));
     flag("split.test_times", count(args.test_times));
     flag("split.valid_times", count(args.valid_times));
+    flag("backtest", count(args.backtest));
     flag(
         "custom_types",
         args.custom_types
@@ -180,6 +185,9 @@ pub fn resolve(args: &TrainArgs) -> Result<TrainSettings> {
         }
         (None, Some(_)) if settings.label.is_none() => bail!("--features needs --label COL"),
         _ => {}
+    }
+    if settings.backtest == 0 {
+        bail!("backtest must be at least 1 fold (1: the single split alone)");
     }
     if !(settings.logistic.c.is_finite() && settings.logistic.c > 0.0) {
         bail!(
