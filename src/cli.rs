@@ -338,6 +338,10 @@ pub struct TrainArgs {
     /// metrics by fold and a paired comparison of the models (default 3) [backtest].
     #[arg(long, value_name = "K")]
     pub backtest: Option<usize>,
+    /// Ship the model fitted on the newest fold's training rows, as before
+    /// issue 21, instead of one refitted on every labelled example [refit = false].
+    #[arg(long)]
+    pub no_refit: bool,
     /// First as-of time (default: the earliest with a horizon of history behind it) [snapshots.from].
     #[arg(long)]
     pub from: Option<String>,

@@ -682,8 +682,8 @@ fn training_gives_the_same_model_bytes_whatever_the_threads() {
     }
     assert_eq!(
         report.matches("<svg").count(),
-        9,
-        "5 curves + 2 importance + 2 beeswarms"
+        11,
+        "2 backtest charts + 5 curves + 2 importance + 2 beeswarms"
     );
 
     let models = out.path().join("models-1");

@@ -162,6 +162,22 @@ fn from_churn_data(
     })
 }
 
+/// The refitted model's probabilities on `rows` (the drift reference).
+fn probabilities(
+    table: &churn_train::Table,
+    rows: &[usize],
+    refit: &churn_train::Refitted,
+) -> Result<Vec<f64>> {
+    use rayon::prelude::*;
+    let prepared = churn_model::PreparedModel::new(refit.model.clone())?;
+    rows.par_iter()
+        .map(|&i| {
+            let mut categories = Vec::new();
+            Ok(prepared.probability(&table.input(i, &mut categories))?)
+        })
+        .collect()
+}
+
 /// The rolling-origin folds `settings.backtest` asks for, or as many as the
 /// labelled as-of times allow (said), or none.
 fn backtest_folds(
@@ -198,7 +214,7 @@ fn fit_and_save(
         table,
         split,
         training,
-        context,
+        mut context,
         folds,
     } = prepared;
     let config = churn_train::TrainConfig {
@@ -246,7 +262,7 @@ fn fit_and_save(
                     bar.set_position(k as u64)
                 })?;
                 bar.finish_and_clear();
-                done.push(churn_train::Fold::of_fitted(&split, &fitted));
+                done.push(churn_train::Fold::of_fitted(&table, &split, &fitted)?);
                 Some(done)
             }
             Some(_) => anyhow::bail!("internal: the newest backtest fold is not the split"),
@@ -259,10 +275,36 @@ fn fit_and_save(
                 seconds: started.elapsed().as_secs_f64(),
             });
         }
-        fitted_families.push((family, fitted, backtest));
+        // Churn data: the model shipped learns from every labelled example.
+        let refit = if settings.refit && settings.data.is_some() {
+            let started = std::time::Instant::now();
+            let scored = match &backtest {
+                Some(folds) => folds.clone(),
+                None => vec![churn_train::Fold::of_fitted(&table, &split, &fitted)?],
+            };
+            let every_row: Vec<usize> = (0..table.rows()).collect();
+            let spinner = ui.spinner("refitting on every labelled example");
+            let refit = churn_train::refit_family(
+                &table,
+                &every_row,
+                family,
+                &config,
+                &scored,
+                &mut |_| {},
+            )?;
+            spinner.finish_and_clear();
+            fitted.phases.push(churn_model::artifact::PhaseTime {
+                phase: "refit".into(),
+                seconds: started.elapsed().as_secs_f64(),
+            });
+            Some(refit)
+        } else {
+            None
+        };
+        fitted_families.push((family, fitted, backtest, refit));
     }
     let paired = match fitted_families.as_slice() {
-        [(fa, _, Some(a)), (fb, _, Some(b))] => Some(churn_train::training_report::Paired {
+        [(fa, _, Some(a), _), (fb, _, Some(b), _)] => Some(churn_train::training_report::Paired {
             a: name_of(*fa),
             b: name_of(*fb),
             auc_difference: churn_train::paired_difference(a, b, settings.seed)?,
@@ -272,7 +314,7 @@ fn fit_and_save(
 
     let mut written = Vec::new();
     let mut fits = Vec::new();
-    for (family, fitted, backtest) in fitted_families {
+    for (family, fitted, backtest, refit) in fitted_families {
         let name = name_of(family);
         let mut metrics = serde_json::json!({
             "test": fitted.test,
@@ -301,8 +343,20 @@ fn fit_and_save(
             }
             metrics["backtest"] = summary;
         }
+        if let Some(refit) = &refit {
+            metrics["refit"] = refit.summary.clone();
+        }
+        // The shipped model: the refit, else the split's fit.
+        let (model, parameters, calibration) = match &refit {
+            Some(r) => (&r.model, &r.parameters, &r.calibration),
+            None => (&fitted.model, &fitted.parameters, &fitted.calibration),
+        };
+        let reference_p = match &refit {
+            Some(r) => probabilities(&table, &split.test, r)?,
+            None => fitted.test_probabilities.clone(),
+        };
         let mut training = training.clone();
-        training.set_fit(fitted.calibration.clone(), settings_json.clone());
+        training.set_fit(calibration.clone(), settings_json.clone());
         // The card's phases: what this model took (the shared preparation,
         // then its own fit), not the other family's.
         let mut phases = clock.phases().to_vec();
@@ -310,14 +364,13 @@ fn fit_and_save(
         let card_input = churn_model::CardInput {
             training,
             seed: settings.seed,
-            parameters: fitted.parameters.clone(),
+            parameters: parameters.clone(),
             metrics,
             created_at_ms: churn_core::now_ms(),
-            reference: Some(table.reference(&split.test, &fitted.test_probabilities)),
+            reference: Some(table.reference(&split.test, &reference_p)),
             phases,
         };
-        let (card, dir) =
-            churn_model::artifact::save(&settings.out, &name, &fitted.model, card_input)?;
+        let (card, dir) = churn_model::artifact::save(&settings.out, &name, model, card_input)?;
         let t = &fitted.test;
         say!(
             "{name}@{}: test AUC {:.4} [{:.4}, {:.4}]  AP {:.4}  log loss {:.4}  Brier {:.4}  ECE {:.4}  lift@10% {:.2}  calibration {} -> {}",
@@ -357,8 +410,22 @@ fn fit_and_save(
                 .collect::<Vec<_>>()
                 .join(", ")
         )?;
+        if let Some(refit) = &refit {
+            say!(
+                "  shipped: refitted on all {} labelled examples through {} (metrics above: the backtest's estimate for it; calibration {} fitted out of fold)",
+                refit.summary["rows"],
+                refit.summary["labelled_through"].as_str().unwrap_or("?"),
+                card.calibration
+            )?;
+        }
         fits.push((format!("{name}@{}", card.version), fitted, backtest));
         written.push(dir);
+    }
+    if settings.refit && settings.data.is_some() {
+        context.push(format!(
+            "Each artifact is refitted on all {} labelled examples (the rounds the backtest chose, a calibrator fitted on the folds' out-of-fold predictions); the metrics and charts below are the backtest's fold models: the estimate for it.",
+            table.rows()
+        ));
     }
     if let Some(p) = &paired {
         let d = &p.auc_difference;

@@ -57,6 +57,32 @@ pub fn fit_gbdt(
         .map_err(TrainError::Gbdt)
 }
 
+/// A gbdt of exactly `rounds` boosting rounds on `rows`, no validation set
+/// (the refit: the number of rounds was chosen by a backtest).
+pub fn fit_gbdt_rounds(
+    table: &Table,
+    schema: &InputSchema,
+    rows: &[usize],
+    params: &GbdtParams,
+    rounds: usize,
+    progress: &mut dyn FnMut(usize),
+) -> Result<(churn_gbdt::Model, TrainLog), TrainError> {
+    let params = GbdtParams {
+        num_iterations: rounds.max(1),
+        early_stopping_rounds: None,
+        ..params.clone()
+    };
+    let checked = params.check().map_err(TrainError::Gbdt)?;
+    let (x, y) = (gbdt_rows(table, schema, rows), labels(table, rows));
+    let data = TrainData {
+        features: &x,
+        labels: &y,
+        weights: None,
+    };
+    churn_gbdt::train_with_progress(&checked, &schema.gbdt_schema(), &data, None, progress)
+        .map_err(TrainError::Gbdt)
+}
+
 /// The logistic design of `schema` fitted on `rows`: columns, medians, means, scales.
 pub fn logistic_design(table: &Table, schema: &InputSchema, rows: &[usize]) -> LogisticModel {
     let n = schema.numeric_len();

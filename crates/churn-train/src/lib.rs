@@ -329,13 +329,22 @@ pub struct Fold {
     pub test_probabilities: Vec<f64>,
     #[serde(skip)]
     pub test_labels: Vec<f64>,
+    /// The fold model's margins (log-odds before calibration) on the test
+    /// rows: out-of-fold scores a refit's calibrator can learn from.
+    #[serde(skip)]
+    pub test_margins: Vec<f64>,
 }
 
 impl Fold {
     /// The fold of `split` from its fit by [`fit_family`] (the newest fold
     /// of a backtest is the single split: no second fit).
-    pub fn of_fitted(split: &Split, fitted: &Fitted) -> Fold {
-        Fold {
+    pub fn of_fitted(table: &Table, split: &Split, fitted: &Fitted) -> Result<Fold, TrainError> {
+        let uncalibrated = PreparedModel::new(ChurnModel {
+            calibration: churn_model::Calibration::None,
+            ..fitted.model.clone()
+        })
+        .map_err(TrainError::Model)?;
+        Ok(Fold {
             test_as_of: split
                 .test_times
                 .iter()
@@ -351,7 +360,8 @@ impl Fold {
             test_rows: split.test.clone(),
             test_probabilities: fitted.test_probabilities.clone(),
             test_labels: fitted.test_labels.clone(),
-        }
+            test_margins: margins(&uncalibrated, table, &split.test)?,
+        })
     }
 }
 
@@ -421,17 +431,17 @@ pub fn backtest(
         .map(|(k, split)| {
             let mut clock = PhaseClock::start();
             let fitted = fit_calibrated(table, split, family, config, &mut |_| {}, &mut clock)?;
-            let prepared = PreparedModel::new(fitted.model).map_err(TrainError::Model)?;
-            let test_p: Vec<f64> = split
-                .test
-                .par_iter()
-                .map(|&i| {
-                    let mut categories = Vec::new();
-                    prepared
-                        .probability(&table.input(i, &mut categories))
-                        .map_err(TrainError::Model)
-                })
-                .collect::<Result<_, _>>()?;
+            let calibration = fitted.model.calibration.clone();
+            let uncalibrated = PreparedModel::new(ChurnModel {
+                calibration: churn_model::Calibration::None,
+                ..fitted.model
+            })
+            .map_err(TrainError::Model)?;
+            let test_margins = margins(&uncalibrated, table, &split.test)?;
+            let test_p: Vec<f64> = test_margins
+                .iter()
+                .map(|&m| calibration.probability(m))
+                .collect();
             let test_y: Vec<f64> = split.test.iter().map(|&i| table.labels[i]).collect();
             progress(k + 1);
             Ok(Fold {
@@ -447,9 +457,96 @@ pub fn backtest(
                 test_rows: split.test.clone(),
                 test_probabilities: test_p,
                 test_labels: test_y,
+                test_margins,
             })
         })
         .collect()
+}
+
+/// The model to ship, refitted on every labelled row.
+pub struct Refitted {
+    pub model: ChurnModel,
+    pub parameters: serde_json::Value,
+    /// How the calibrator was chosen (as [`Fitted::calibration`]).
+    pub calibration: serde_json::Value,
+    /// What the card says of the refit (`metrics.refit`).
+    pub summary: serde_json::Value,
+}
+
+/// `family` fitted on `rows` (every labelled row up to the end of the data)
+/// with the number of boosting rounds the backtest chose (the median of the
+/// folds' early-stopped counts) and a calibrator fitted on the folds'
+/// out-of-fold margins, each from a fold model that never trained on that
+/// row (cross-fitting: the refit model is applied to new rows, as those were).
+pub fn refit_family(
+    table: &Table,
+    rows: &[usize],
+    family: Family,
+    config: &TrainConfig,
+    folds: &[Fold],
+    progress: &mut dyn FnMut(usize),
+) -> Result<Refitted, TrainError> {
+    if folds.is_empty() || rows.is_empty() {
+        return Err(TrainError::Split(
+            "a refit needs labelled rows and at least one scored fold".into(),
+        ));
+    }
+    let schema = table.schema(rows)?;
+    let (scorer, mut parameters) = match family {
+        Family::Gbdt => {
+            let mut counts: Vec<usize> = folds.iter().filter_map(|f| f.trees).collect();
+            counts.sort_unstable();
+            let rounds = counts
+                .get(counts.len() / 2)
+                .copied()
+                .unwrap_or(config.gbdt.num_iterations);
+            let (model, _) =
+                fit::fit_gbdt_rounds(table, &schema, rows, &config.gbdt, rounds, progress)?;
+            let mut parameters =
+                serde_json::to_value(&config.gbdt).map_err(|e| TrainError::Fit(e.to_string()))?;
+            parameters["trees"] = serde_json::json!(model.trees.len());
+            parameters["trees_by_fold"] =
+                serde_json::json!(folds.iter().map(|f| f.trees).collect::<Vec<_>>());
+            (Scorer::Gbdt(model), parameters)
+        }
+        Family::Logistic => {
+            let model = fit::fit_logistic(table, &schema, rows, config.logistic_c)?;
+            let parameters = serde_json::json!({
+                "C": config.logistic_c,
+                "solver": "L-BFGS (linfa-logistic 0.8), gradient tolerance 1e-8",
+                "preprocessing": "median imputation + missing indicators, one-hot categories (training vocabulary), every column standardised",
+                "design_columns": model.columns.len(),
+            });
+            (Scorer::Logistic(model), parameters)
+        }
+    };
+    let out_of_fold: Vec<f64> = folds
+        .iter()
+        .flat_map(|f| f.test_margins.iter().copied())
+        .collect();
+    let labels: Vec<f64> = folds
+        .iter()
+        .flat_map(|f| f.test_labels.iter().copied())
+        .collect();
+    let (calibration, calibration_report) = fit::fit_calibration(&out_of_fold, &labels);
+    parameters["refit"] = serde_json::json!(true);
+    let last = rows.iter().map(|&i| table.as_of[i]).max();
+    let summary = serde_json::json!({
+        "rows": rows.len(),
+        "labelled_through": last.map(churn_core::format_timestamp),
+        "calibration_rows": out_of_fold.len(),
+        "note": "refitted on every labelled example up to the end of the data; the test, validation and backtest metrics on this card are the backtest's estimate for it (each measured on a fold model trained before its test period), and its calibrator was fitted on those folds' out-of-fold margins, never on rows a model trained on",
+    });
+    Ok(Refitted {
+        model: ChurnModel {
+            schema,
+            scorer,
+            calibration,
+        },
+        parameters,
+        calibration: calibration_report,
+        summary,
+    })
 }
 
 /// Fits one family on `split.train`, early-stops and calibrates on

@@ -51,6 +51,9 @@ pub struct TrainSettings {
     /// Folds of the rolling-origin backtest (churn data): each of the latest
     /// this many test periods in turn; 1 is the single split alone.
     pub backtest: usize,
+    /// Ship a model refitted on every labelled example (churn data), with the
+    /// rounds the backtest chose and a calibrator fitted out of fold.
+    pub refit: bool,
     pub logistic: LogisticSettings,
     pub gbdt: GbdtParams,
 }
@@ -82,6 +85,7 @@ fn defaults() -> TrainSettings {
         points: None,
         split: churn_train::SplitSizes::default(),
         backtest: 3,
+        refit: true,
         logistic: LogisticSettings {
             c: config.logistic_c,
         },
@@ -145,6 +149,10 @@ pub fn resolve(args: &TrainArgs) -> Result<TrainSettings> {
     flag("split.test_times", count(args.test_times));
     flag("split.valid_times", count(args.valid_times));
     flag("backtest", count(args.backtest));
+    flag(
+        "refit",
+        args.no_refit.then_some(toml::Value::Boolean(false)),
+    );
     flag(
         "custom_types",
         args.custom_types
