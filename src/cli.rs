@@ -51,6 +51,11 @@ pub enum Command {
         after_help = "Example:\n  churn train --data data/ --kind both --name churn --out models/ --seed 42"
     )]
     Train(TrainArgs),
+    /// Search the main parameters of each family by the backtest (successive halving); writes the best as a settings file for train --config.
+    #[command(
+        after_help = "Example:\n  churn tune --data data/ --kind gbdt --trials 27 --tuned churn-out/tune/tuned.toml\n  churn train --data data/ --config churn-out/tune/tuned.toml"
+    )]
+    Tune(TuneArgs),
     /// Score a model on labelled examples of a data directory (every labelled as-of time).
     #[command(
         after_help = "Example:\n  churn evaluate --model churn-gbdt --data data/ --from 2026-05-01"
@@ -221,6 +226,21 @@ pub struct FeaturesArgs {
     /// file of learner_id, as_of pairs (rejects go beside the table).
     #[arg(long, value_name = "FILE")]
     pub points: Option<PathBuf>,
+}
+
+/// `churn tune`: train's settings (data, snapshots, split, backtest, the
+/// starting parameters), the number of candidates and where the winner goes.
+#[derive(Debug, Args)]
+pub struct TuneArgs {
+    #[command(flatten)]
+    pub train: TrainArgs,
+    /// Candidates drawn per family (the first is the settings given).
+    #[arg(long, default_value_t = 27, value_name = "N")]
+    pub trials: usize,
+    /// The winning settings, a TOML that `churn train --config` reads;
+    /// trials.json and trials.html go beside it.
+    #[arg(long, default_value = "churn-out/tune/tuned.toml", value_name = "FILE")]
+    pub tuned: PathBuf,
 }
 
 /// Event tables larger than memory: read once, spilled by learner, computed

@@ -1752,3 +1752,106 @@ fn the_refitted_model_does_better_on_a_later_period_it_never_saw() {
         "the card's estimate [{low}, ..] is optimistic: later AUC {refit}"
     );
 }
+
+/// `churn tune`: the same settings at any thread count, never worse than the
+/// settings given on the backtest, and `train --config` with its output
+/// reproduces the winner's backtest exactly (the same folds, the same fits).
+#[test]
+fn tune_finds_settings_that_train_reproduces_on_the_same_folds() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let tuned = |threads: &str| {
+        let path = out.path().join(format!("tune-{threads}/tuned.toml"));
+        let result = churn(&[
+            "--threads",
+            threads,
+            "tune",
+            "--data",
+            "data",
+            "--now",
+            NOW,
+            "--trials",
+            "7",
+            "--tuned",
+            path_str(&path),
+            "--work",
+            path_str(&out.path().join("work")),
+        ]);
+        assert!(result.status.success(), "{}", text(&result.stderr));
+        path
+    };
+    let one = tuned("1");
+    let settings = std::fs::read_to_string(&one).expect("tuned.toml");
+    assert_eq!(
+        settings,
+        std::fs::read_to_string(tuned("2")).expect("tuned.toml"),
+        "the same search at any thread count"
+    );
+    assert!(
+        settings.contains("[gbdt]") && settings.contains("[logistic]"),
+        "{settings}"
+    );
+    let trials: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.path().join("tune-1/trials.json")).expect("trials.json"),
+    )
+    .expect("JSON");
+    let report = std::fs::read_to_string(out.path().join("tune-1/trials.html")).expect("html");
+    assert!(report.contains("(best)"));
+
+    let models = out.path().join("models");
+    let trained = churn(&[
+        "train",
+        "--data",
+        "data",
+        "--now",
+        NOW,
+        "--config",
+        path_str(&one),
+        "--out",
+        path_str(&models),
+        "--work",
+        path_str(&out.path().join("train")),
+    ]);
+    assert!(trained.status.success(), "{}", text(&trained.stderr));
+    for (search, name) in trials
+        .as_array()
+        .expect("searches")
+        .iter()
+        .zip(["churn-gbdt", "churn-logistic"])
+    {
+        let trials = search["trials"].as_array().expect("trials");
+        let best = &trials[search["best"].as_u64().expect("best") as usize];
+        let given = &trials[0];
+        assert_eq!(
+            best["folds"].as_array().map(Vec::len),
+            given["folds"].as_array().map(Vec::len)
+        );
+        assert!(
+            best["mean_auc"].as_f64() >= given["mean_auc"].as_f64(),
+            "{name}"
+        );
+        let dir = churn_model::artifact::resolve(name, &models).expect("written");
+        let card: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.join("model.json")).expect("model.json"),
+        )
+        .expect("JSON");
+        let folds = card["metrics"]["backtest"]["folds"]
+            .as_array()
+            .expect("folds");
+        // The trial lists its folds newest first; the card oldest first.
+        let by_trial: Vec<f64> = best["folds"]
+            .as_array()
+            .expect("folds")
+            .iter()
+            .rev()
+            .map(|f| f[1].as_f64().expect("AUC"))
+            .collect();
+        let by_card: Vec<f64> = folds
+            .iter()
+            .map(|f| f["test"]["roc_auc"]["estimate"].as_f64().expect("AUC"))
+            .collect();
+        assert_eq!(
+            by_trial, by_card,
+            "{name}: train reproduces the winner's folds"
+        );
+    }
+}

@@ -12,6 +12,7 @@ mod scoring;
 mod serve;
 mod simulate;
 mod train;
+mod tune;
 mod validate;
 
 use std::process::ExitCode;
@@ -42,6 +43,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Validate(args) => validate::validate(&ui, &args),
         Command::Features(args) => features::features(&ui, &args),
         Command::Train(args) => done(train::train(&ui, &args).map(|_| ())),
+        Command::Tune(args) => done(tune::tune(&ui, &args)),
         Command::Evaluate(args) => done(evaluate::evaluate(&ui, &args)),
         Command::Predict(args) => done(scoring::predict(&ui, &args).map(|_| ())),
         Command::Serve(args) => done(serve::serve(&args)),

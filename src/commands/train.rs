@@ -42,7 +42,7 @@ pub fn train(ui: &Ui, args: &TrainArgs) -> Result<Vec<PathBuf>> {
     fit_and_save(ui, &settings, prepared, clock)
 }
 
-fn from_churn_data(
+pub(crate) fn from_churn_data(
     ui: &Ui,
     settings: &TrainSettings,
     data: &Path,

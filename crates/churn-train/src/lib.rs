@@ -6,6 +6,7 @@ pub mod fit;
 pub mod overlay;
 pub mod table;
 pub mod training_report;
+pub mod tune;
 
 use std::collections::BTreeMap;
 
@@ -314,7 +315,9 @@ fn margins(model: &PreparedModel, table: &Table, rows: &[usize]) -> Result<Vec<f
 /// One fold of a backtest: the fold's model scored on the fold's test rows.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Fold {
-    /// The fold's test as-of times (RFC 3339).
+    /// The fold's training, validation and test as-of times (RFC 3339).
+    pub train_as_of: Vec<String>,
+    pub valid_as_of: Vec<String>,
     pub test_as_of: Vec<String>,
     pub train_rows: usize,
     pub valid_rows: usize,
@@ -345,11 +348,9 @@ impl Fold {
         })
         .map_err(TrainError::Model)?;
         Ok(Fold {
-            test_as_of: split
-                .test_times
-                .iter()
-                .map(|&t| churn_core::format_timestamp(t))
-                .collect(),
+            train_as_of: times(&split.train_times),
+            valid_as_of: times(&split.valid_times),
+            test_as_of: times(&split.test_times),
             train_rows: split.train.len(),
             valid_rows: split.valid.len(),
             trees: match &fitted.model.scorer {
@@ -363,6 +364,13 @@ impl Fold {
             test_margins: margins(&uncalibrated, table, &split.test)?,
         })
     }
+}
+
+fn times(times: &[i64]) -> Vec<String> {
+    times
+        .iter()
+        .map(|&t| churn_core::format_timestamp(t))
+        .collect()
 }
 
 /// What the card says of a backtest: every fold, and the mean and sample
@@ -445,11 +453,9 @@ pub fn backtest(
             let test_y: Vec<f64> = split.test.iter().map(|&i| table.labels[i]).collect();
             progress(k + 1);
             Ok(Fold {
-                test_as_of: split
-                    .test_times
-                    .iter()
-                    .map(|&t| churn_core::format_timestamp(t))
-                    .collect(),
+                train_as_of: times(&split.train_times),
+                valid_as_of: times(&split.valid_times),
+                test_as_of: times(&split.test_times),
                 train_rows: split.train.len(),
                 valid_rows: split.valid.len(),
                 trees: fitted.best_iteration,

@@ -391,26 +391,6 @@ fn beeswarm(m: &Reported<'_>, table: &Table, split: &Split) -> Result<String, Re
     .svg()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ranks_spread_values_over_zero_to_one_and_skip_missing() {
-        let r = ranks(&[3.0, f64::NAN, 1.0, 2.0, 3.0]);
-        assert_eq!(
-            r,
-            vec![
-                Some(2.0 / 3.0),
-                None,
-                Some(0.0),
-                Some(1.0 / 3.0),
-                Some(2.0 / 3.0)
-            ]
-        );
-    }
-}
-
 /// Every fold's test metrics, their mean and spread, AUC and ECE by fold,
 /// and the paired comparison of two models.
 fn backtest_section(
@@ -546,4 +526,24 @@ fn backtest_section(
         ),
     ]);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranks_spread_values_over_zero_to_one_and_skip_missing() {
+        let r = ranks(&[3.0, f64::NAN, 1.0, 2.0, 3.0]);
+        assert_eq!(
+            r,
+            vec![
+                Some(2.0 / 3.0),
+                None,
+                Some(0.0),
+                Some(1.0 / 3.0),
+                Some(2.0 / 3.0)
+            ]
+        );
+    }
 }
