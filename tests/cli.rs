@@ -1003,8 +1003,30 @@ fn train_on_a_plain_table_rejects_bad_labels_and_splits_by_time_or_test_file() {
     let phases: Vec<&str> = card.phases.iter().map(|p| p.phase.as_str()).collect();
     assert_eq!(
         phases,
-        ["prepare", "bin", "fit", "calibrate", "explain", "evaluate"]
+        [
+            "prepare",
+            "bin",
+            "fit",
+            "calibrate",
+            "explain",
+            "evaluate",
+            "backtest",
+            "refit"
+        ]
     );
+    // Split by a time column: a rolling-origin backtest of three folds whose
+    // test periods tile back in time, and the artifact refitted on every row.
+    let folds = card.metrics["backtest"]["folds"]
+        .as_array()
+        .expect("backtest folds");
+    assert_eq!(folds.len(), 3);
+    assert!(
+        folds
+            .iter()
+            .all(|f| f["test"]["rows"] == folds[2]["test"]["rows"])
+    );
+    assert_eq!(card.metrics["refit"]["rows"], 2998);
+    assert!(card.metrics["refit"].get("labelled_through").is_none());
     assert!(
         card.phases
             .iter()
@@ -1036,6 +1058,8 @@ fn train_on_a_plain_table_rejects_bad_labels_and_splits_by_time_or_test_file() {
         panic!("a plain table's card: {:?}", card.training);
     };
     assert_eq!(training.split["rows"]["test"], 1000);
+    // A test file is the user's: no backtest, no refit.
+    assert!(card.metrics.get("backtest").is_none() && card.metrics.get("refit").is_none());
 
     // Mistakes are named.
     let missing = train(&["--set", "label=churned"]);

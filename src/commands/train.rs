@@ -12,7 +12,7 @@ use crate::loading::{load_and_report, load_partitioned_and_report};
 use crate::output::write_file;
 use crate::ui::{Ui, say};
 
-mod plain_table;
+pub(crate) mod plain_table;
 pub mod settings;
 
 use settings::TrainSettings;
@@ -27,6 +27,8 @@ pub struct Prepared {
     pub context: Vec<String>,
     /// The backtest's folds, oldest first; the last is `split` (none: no backtest).
     pub folds: Vec<churn_train::Split>,
+    /// The rows a refit learns from (none: this kind of data is not refitted).
+    pub refit_rows: Option<Vec<usize>>,
 }
 
 pub fn train(ui: &Ui, args: &TrainArgs) -> Result<Vec<PathBuf>> {
@@ -152,13 +154,17 @@ pub(crate) fn from_churn_data(
         calibration: serde_json::Value::Null,
         settings: serde_json::Value::Null,
     });
-    let folds = backtest_folds(&table, plan.horizon(), settings)?;
+    let folds = degrading_folds(settings.backtest, |k| {
+        churn_train::backtest_splits(&table.as_of, plan.horizon(), settings.split, k)
+    })?;
+    let refit_rows = Some((0..table.rows()).collect());
     Ok(Prepared {
         table,
         split,
         training,
         context,
         folds,
+        refit_rows,
     })
 }
 
@@ -178,28 +184,22 @@ fn probabilities(
         .collect()
 }
 
-/// The rolling-origin folds `settings.backtest` asks for, or as many as the
-/// labelled as-of times allow (said), or none.
-fn backtest_folds(
-    table: &churn_train::Table,
-    horizon: i64,
-    settings: &TrainSettings,
+/// The rolling-origin folds `asked` for, or as many as the data allow (said),
+/// or none; `folds(k)` makes k of them.
+pub(crate) fn degrading_folds(
+    asked: usize,
+    folds: impl Fn(usize) -> Result<Vec<churn_train::Split>, churn_train::TrainError>,
 ) -> Result<Vec<churn_train::Split>> {
-    let asked = settings.backtest;
-    for folds in (2..=asked).rev() {
-        if let Ok(splits) =
-            churn_train::backtest_splits(&table.as_of, horizon, settings.split, folds)
-        {
-            if folds < asked {
-                say!("backtest: the labelled as-of times allow {folds} folds, not {asked}")?;
+    for k in (2..=asked).rev() {
+        if let Ok(splits) = folds(k) {
+            if k < asked {
+                say!("backtest: the data allow {k} folds, not {asked}")?;
             }
             return Ok(splits);
         }
     }
     if asked > 1 {
-        say!(
-            "backtest: the labelled as-of times allow no second fold; metrics are the single split's"
-        )?;
+        say!("backtest: the data allow no second fold; metrics are the single split's")?;
     }
     Ok(Vec::new())
 }
@@ -216,6 +216,7 @@ fn fit_and_save(
         training,
         mut context,
         folds,
+        refit_rows,
     } = prepared;
     let config = churn_train::TrainConfig {
         gbdt: settings.gbdt.clone(),
@@ -276,23 +277,28 @@ fn fit_and_save(
             });
         }
         // Churn data: the model shipped learns from every labelled example.
-        let refit = if settings.refit && settings.data.is_some() {
+        let refit = if let (true, Some(every_row)) = (settings.refit, &refit_rows) {
             let started = std::time::Instant::now();
             let scored = match &backtest {
                 Some(folds) => folds.clone(),
                 None => vec![churn_train::Fold::of_fitted(&table, &split, &fitted)?],
             };
-            let every_row: Vec<usize> = (0..table.rows()).collect();
             let spinner = ui.spinner("refitting on every labelled example");
             let refit = churn_train::refit_family(
                 &table,
-                &every_row,
+                every_row,
                 family,
                 &config,
                 &scored,
                 &mut |_| {},
             )?;
             spinner.finish_and_clear();
+            let mut refit = refit;
+            if settings.data.is_some() {
+                let last = every_row.iter().map(|&i| table.as_of[i]).max();
+                refit.summary["labelled_through"] =
+                    serde_json::json!(last.map(churn_core::format_timestamp));
+            }
             fitted.phases.push(churn_model::artifact::PhaseTime {
                 phase: "refit".into(),
                 seconds: started.elapsed().as_secs_f64(),
@@ -412,19 +418,21 @@ fn fit_and_save(
         )?;
         if let Some(refit) = &refit {
             say!(
-                "  shipped: refitted on all {} labelled examples through {} (metrics above: the backtest's estimate for it; calibration {} fitted out of fold)",
+                "  shipped: refitted on all {} labelled examples{} (metrics above: the backtest's estimate for it; calibration {} fitted out of fold)",
                 refit.summary["rows"],
-                refit.summary["labelled_through"].as_str().unwrap_or("?"),
+                refit.summary["labelled_through"]
+                    .as_str()
+                    .map_or_else(String::new, |t| format!(" through {t}")),
                 card.calibration
             )?;
         }
         fits.push((format!("{name}@{}", card.version), fitted, backtest));
         written.push(dir);
     }
-    if settings.refit && settings.data.is_some() {
+    if let (true, Some(rows)) = (settings.refit, &refit_rows) {
         context.push(format!(
             "Each artifact is refitted on all {} labelled examples (the rounds the backtest chose, a calibrator fitted on the folds' out-of-fold predictions); the metrics and charts below are the backtest's fold models: the estimate for it.",
-            table.rows()
+            rows.len()
         ));
     }
     if let Some(p) = &paired {

@@ -8,7 +8,7 @@ use std::io::Write;
 use churn_train::tune::{settings_toml, trials_report};
 
 use crate::cli::{ModelKind, TuneArgs};
-use crate::commands::train::{from_churn_data, settings};
+use crate::commands::train::{from_churn_data, plain_table, settings};
 use crate::output::{write_file, write_json};
 use crate::ui::{Ui, say};
 
@@ -17,10 +17,11 @@ pub fn tune(ui: &Ui, args: &TuneArgs) -> Result<()> {
         bail!("--trials must be at least 1");
     }
     let settings = settings::resolve(&args.train)?;
-    let Some(data) = &settings.data else {
-        bail!("churn tune scores candidates by the backtest of churn data: give --data DIR");
+    let prepared = match (&settings.data, &settings.features) {
+        (Some(data), _) => from_churn_data(ui, &settings, data, &args.train.out_of_core)?,
+        (None, Some(features)) => plain_table::prepare(ui, &settings, features)?,
+        (None, None) => bail!("give --data DIR or --features FILE --label COL"),
     };
-    let prepared = from_churn_data(ui, &settings, data, &args.train.out_of_core)?;
     let folds = if prepared.folds.is_empty() {
         vec![prepared.split.clone()]
     } else {

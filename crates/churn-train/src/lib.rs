@@ -17,7 +17,9 @@ use serde::Serialize;
 
 use churn_metrics as metrics;
 pub use churn_metrics::Metrics;
-pub use table::{Split, SplitSizes, Table, backtest_splits, holdout, out_of_time_split};
+pub use table::{
+    Split, SplitSizes, Table, backtest_splits, holdout, out_of_time_split, time_holdout_folds,
+};
 
 /// What can go wrong in training.
 #[derive(Debug, thiserror::Error)]
@@ -536,10 +538,8 @@ pub fn refit_family(
         .collect();
     let (calibration, calibration_report) = fit::fit_calibration(&out_of_fold, &labels);
     parameters["refit"] = serde_json::json!(true);
-    let last = rows.iter().map(|&i| table.as_of[i]).max();
     let summary = serde_json::json!({
         "rows": rows.len(),
-        "labelled_through": last.map(churn_core::format_timestamp),
         "calibration_rows": out_of_fold.len(),
         "note": "refitted on every labelled example up to the end of the data; the test, validation and backtest metrics on this card are the backtest's estimate for it (each measured on a fold model trained before its test period), and its calibrator was fitted on those folds' out-of-fold margins, never on rows a model trained on",
     });

@@ -437,6 +437,60 @@ pub fn backtest_splits(
         .collect()
 }
 
+/// The rolling-origin backtest of a plain table split by a time column:
+/// `folds` splits, oldest first. The newest is [`holdout`]'s out-of-time
+/// split (test = the latest `share` of `rows`, validation = the `share`
+/// before it, training the rest); each older fold does the same on the rows
+/// before the newer fold's test period, with test and validation parts of the
+/// newest fold's sizes, so the test periods tile back in time.
+pub fn time_holdout_folds(
+    rows: &[usize],
+    labels: &[f64],
+    times: &[i64],
+    share: f64,
+    folds: usize,
+) -> Result<Vec<Split>, TrainError> {
+    let mut splits: Vec<Split> = Vec::with_capacity(folds);
+    let mut before: Vec<usize> = rows.to_vec();
+    for fold in 0..folds {
+        // The newest fold: `share` each; older ones: the newest fold's sizes.
+        let (test_share, valid_share) = match splits.first() {
+            None => (share, share / (1.0 - share)),
+            Some(newest) => {
+                let n = before.len() as f64;
+                let test = newest.test.len() as f64;
+                (test / n, newest.valid.len() as f64 / (n - test))
+            }
+        };
+        let (rest, test) = holdout(&before, labels, Some(times), test_share, 0)?;
+        let (train, valid) = holdout(&rest, labels, Some(times), valid_share, 0)?;
+        for (part, rows) in [
+            ("training", &train),
+            ("validation", &valid),
+            ("test", &test),
+        ] {
+            let positives = rows.iter().filter(|&&i| labels[i] == 1.0).count();
+            if positives == 0 || positives == rows.len() {
+                return Err(TrainError::Split(format!(
+                    "backtest fold {fold} back: the {part} part ({} rows) has a single label",
+                    rows.len()
+                )));
+            }
+        }
+        splits.push(Split {
+            train,
+            valid,
+            test,
+            train_times: Vec::new(),
+            valid_times: Vec::new(),
+            test_times: Vec::new(),
+        });
+        before = rest;
+    }
+    splits.reverse();
+    Ok(splits)
+}
+
 /// Splits `rows` of a plain table into (kept, held out), holding out about
 /// `share` of them: the latest by `times` when given (rows sharing a time
 /// stay together, so nothing held out is older than anything kept), else a
@@ -590,6 +644,36 @@ mod tests {
             other => panic!("too few times: {other:?}"),
         };
         assert!(message.contains("backtest fold"), "{message}");
+    }
+
+    #[test]
+    fn plain_table_folds_tile_the_test_periods_back_in_time() {
+        // 100 rows, one per day, labels alternating.
+        let rows: Vec<usize> = (0..100).collect();
+        let labels: Vec<f64> = (0..100).map(|i| f64::from(i % 2)).collect();
+        let times: Vec<i64> = (0..100).rev().collect();
+        let folds = time_holdout_folds(&rows, &labels, &times, 0.2, 3).unwrap();
+        let (rest, test) = holdout(&rows, &labels, Some(&times), 0.2, 0).unwrap();
+        let (train, valid) = holdout(&rest, &labels, Some(&times), 0.25, 0).unwrap();
+        assert_eq!(
+            (&folds[2].train, &folds[2].valid, &folds[2].test),
+            (&train, &valid, &test)
+        );
+        let span = |part: &[usize]| {
+            let t: Vec<i64> = part.iter().map(|&i| times[i]).collect();
+            (*t.iter().min().unwrap(), *t.iter().max().unwrap())
+        };
+        for pair in folds.windows(2) {
+            let (older, newer) = (&pair[0], &pair[1]);
+            assert_eq!(older.test.len(), newer.test.len());
+            assert_eq!(older.valid.len(), newer.valid.len());
+            // The older test period ends just before the newer one starts.
+            assert_eq!(span(&older.test).1 + 1, span(&newer.test).0);
+            for part in [&older.train, &older.valid] {
+                assert!(span(part).1 < span(&older.test).0);
+            }
+        }
+        assert!(time_holdout_folds(&rows, &labels, &times, 0.2, 5).is_err());
     }
 
     #[test]

@@ -196,6 +196,17 @@ pub fn prepare(ui: &Ui, settings: &TrainSettings, features: &Path) -> Result<Pre
             test.len()
         ),
     ];
+    // Out of time by a column, without a test file: the rolling-origin
+    // backtest, and the refit on every row.
+    let (folds, refit_rows) = match (&test_part, times) {
+        (None, Some(times)) => (
+            crate::commands::train::degrading_folds(settings.backtest, |k| {
+                churn_train::time_holdout_folds(&fit_rows, &table.labels, times, HOLDOUT, k)
+            })?,
+            Some(fit_rows.clone()),
+        ),
+        _ => (Vec::new(), None),
+    };
     Ok(Prepared {
         table,
         split: Split {
@@ -208,6 +219,7 @@ pub fn prepare(ui: &Ui, settings: &TrainSettings, features: &Path) -> Result<Pre
         },
         training,
         context,
-        folds: Vec::new(),
+        folds,
+        refit_rows,
     })
 }
