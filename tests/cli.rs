@@ -1853,6 +1853,13 @@ fn tune_finds_settings_that_train_reproduces_on_the_same_folds() {
             best["mean_auc"].as_f64() >= given["mean_auc"].as_f64(),
             "{name}"
         );
+        // The winner's edge over the settings given, paired on the same folds.
+        if let Some(edge) = search["best_minus_given"].as_object() {
+            let by_hand = best["mean_auc"].as_f64().expect("best")
+                - given["mean_auc"].as_f64().expect("given");
+            assert!((edge["estimate"].as_f64().expect("estimate") - by_hand).abs() < 1e-12);
+            assert!(edge["low"].as_f64() <= edge["high"].as_f64());
+        }
         let dir = churn_model::artifact::resolve(name, &models).expect("written");
         let card: serde_json::Value = serde_json::from_str(
             &std::fs::read_to_string(dir.join("model.json")).expect("model.json"),

@@ -72,6 +72,15 @@ pub fn tune(ui: &Ui, args: &TuneArgs) -> Result<()> {
             first.mean_auc,
             first.folds.len()
         )?;
+        if let Some(d) = &search.best_minus_given {
+            say!(
+                "  best − settings given: {:+.4} [{:+.4}, {:+.4}] mean AUC over the folds (paired bootstrap; optimistic: the best of {} was picked on these folds)",
+                d.estimate,
+                d.low,
+                d.high,
+                search.trials.len()
+            )?;
+        }
         searches.push(search);
     }
     let toml: Vec<String> = searches.iter().map(settings_toml).collect();

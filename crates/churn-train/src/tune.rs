@@ -130,6 +130,11 @@ pub struct Search {
     pub best: usize,
     /// Folds fits made (the budget spent).
     pub fits: usize,
+    /// The winner's mean AUC over the folds minus the settings given, paired
+    /// on the same test rows, with its bootstrap interval (`None` when the
+    /// settings given won). Chosen as the best of many, the winner's edge is
+    /// optimistic: an interval that reaches 0 says the search found nothing.
+    pub best_minus_given: Option<churn_metrics::Interval>,
 }
 
 /// Searches `trials` candidates of `family` (the first is `base`'s own
@@ -165,6 +170,9 @@ pub fn tune(
         .collect();
     let mut alive: Vec<usize> = (0..trials).collect();
     let mut fits = 0;
+    // Every fold scored, by trial: the winner and the settings given are
+    // compared on them, paired.
+    let mut scored_folds: Vec<Vec<Fold>> = vec![Vec::new(); trials];
     for rung in 0..folds.len() {
         let fold = &folds[folds.len() - 1 - rung];
         for &t in &alive {
@@ -180,6 +188,7 @@ pub fn tune(
             progress(fits);
             let record = &mut records[t];
             for f in scored {
+                scored_folds[t].push(f.clone());
                 record.folds.push((
                     f.test_as_of.join(", "),
                     f.test.roc_auc.estimate,
@@ -202,11 +211,21 @@ pub fn tune(
         }
     }
     let best = alive[0];
+    let best_minus_given = if best == 0 {
+        None
+    } else {
+        Some(crate::paired_difference(
+            &scored_folds[best],
+            &scored_folds[0],
+            base.seed,
+        )?)
+    };
     Ok(Search {
         family,
         trials: records,
         best,
         fits,
+        best_minus_given,
     })
 }
 
