@@ -13,29 +13,17 @@ intervals (the newest fold's bootstrap interval, and mean ± 1.96 sd over folds)
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benches"))
+
+from churn_run import churn_bin, run  # noqa: E402
 CUTOFF = "2026-06-30T00:00:00Z"  # day 180 of a simulation starting 2026-01-01
 LATER_FROM = "2026-07-14T00:00:00Z"
-
-
-def churn_bin() -> str:
-    if "CHURN_BIN" in os.environ:
-        return os.environ["CHURN_BIN"]
-    target = os.environ.get("CARGO_TARGET_DIR", str(ROOT / "target"))
-    return str(Path(target) / "release" / "churn")
-
-
-def run(*args: str) -> str:
-    done = subprocess.run([churn_bin(), "--quiet", *args], capture_output=True, text=True)
-    if done.returncode != 0:
-        sys.exit(f"churn {' '.join(args)} failed:\n{done.stderr}")
-    return done.stdout
 
 
 def card(models: Path, name: str) -> dict:

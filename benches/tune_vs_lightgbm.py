@@ -24,7 +24,6 @@ command alone; the peer: its search alone, the table already in memory).
 import argparse
 import json
 import math
-import os
 import subprocess
 import sys
 import tempfile
@@ -37,20 +36,9 @@ import polars as pl
 from sklearn.metrics import roc_auc_score
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benches"))
 
-
-def churn_bin() -> str:
-    if "CHURN_BIN" in os.environ:
-        return os.environ["CHURN_BIN"]
-    target = os.environ.get("CARGO_TARGET_DIR", str(ROOT / "target"))
-    return str(Path(target) / "release" / "churn")
-
-
-def run(*args: str) -> str:
-    done = subprocess.run([churn_bin(), "--quiet", *args], capture_output=True, text=True)
-    if done.returncode != 0:
-        sys.exit(f"churn {' '.join(args)} failed:\n{done.stderr}")
-    return done.stdout
+from churn_run import churn_bin, run  # noqa: E402
 
 
 def draw(rng: np.random.Generator) -> dict:

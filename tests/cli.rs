@@ -515,35 +515,47 @@ fn features_refuses_bad_arguments_and_strict_fails_on_rejects() {
     assert_eq!(rejects[0].1, "event_type");
 }
 
+/// `churn [global…] train --data data --out MODELS --work WORK --now NOW
+/// [extra…]` on the committed sample, which must succeed: what it said.
+fn train_sample(global: &[&str], models: &Path, work: &Path, extra: &[&str]) -> String {
+    let mut args = global.to_vec();
+    args.extend([
+        "train",
+        "--data",
+        "data",
+        "--out",
+        path_str(models),
+        "--work",
+        path_str(work),
+        "--now",
+        NOW,
+    ]);
+    args.extend_from_slice(extra);
+    let result = churn(&args);
+    assert!(result.status.success(), "{}", text(&result.stderr));
+    text(&result.stdout).to_string()
+}
+
+/// The artifact directory of model `name` under `models`, and its card as JSON.
+fn card_json(models: &Path, name: &str) -> (PathBuf, serde_json::Value) {
+    let dir = churn_model::artifact::resolve(name, models).expect("written");
+    let card =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("model.json")).expect("model.json"))
+            .expect("JSON");
+    (dir, card)
+}
+
 #[test]
 fn the_backtest_rolls_the_test_period_back_and_each_fold_is_a_split_of_its_own() {
     let out = tempfile::tempdir().expect("tempdir");
     let work = out.path().join("work");
     let train = |name: &str, extra: &[&str]| {
         let models = out.path().join(name);
-        let mut args = vec![
-            "train",
-            "--data",
-            "data",
-            "--out",
-            path_str(&models),
-            "--work",
-            path_str(&work),
-            "--now",
-            NOW,
-        ];
-        args.extend_from_slice(extra);
-        let result = churn(&args);
-        assert!(result.status.success(), "{}", text(&result.stderr));
-        let cards = ["churn-gbdt", "churn-logistic"].map(|model| {
-            let dir = churn_model::artifact::resolve(model, &models).expect("written");
-            let card: serde_json::Value = serde_json::from_str(
-                &std::fs::read_to_string(dir.join("model.json")).expect("model.json"),
-            )
-            .expect("JSON");
-            (dir, card)
-        });
-        (text(&result.stdout), cards)
+        let said = train_sample(&[], &models, &work, extra);
+        (
+            said,
+            ["churn-gbdt", "churn-logistic"].map(|model| card_json(&models, model)),
+        )
     };
     let (said, [(gbdt_dir, gbdt), (_, logistic)]) = train("backtest", &[]);
     // The sample's 8 labelled as-of times leave room for 2 of the 3 folds asked.
@@ -610,27 +622,8 @@ fn training_gives_the_same_model_bytes_whatever_the_threads() {
         let models = out
             .path()
             .join(format!("models-{threads}{}", extra.join("")));
-        let mut args = vec![
-            "--threads",
-            threads,
-            "train",
-            "--data",
-            "data",
-            "--out",
-            path_str(&models),
-            "--work",
-            path_str(&work),
-            "--now",
-            NOW,
-        ];
-        args.extend_from_slice(extra);
-        let result = churn(&args);
-        assert!(result.status.success(), "{}", text(&result.stderr));
-        assert!(
-            text(&result.stdout).contains("test AUC"),
-            "{}",
-            text(&result.stdout)
-        );
+        let said = train_sample(&["--threads", threads], &models, &work, extra);
+        assert!(said.contains("test AUC"), "{said}");
         ["churn-gbdt", "churn-logistic"].map(|name| {
             let dir = churn_model::artifact::resolve(name, &models).expect("written");
             let artifact = churn_model::artifact::load(&dir).expect("loads back");
@@ -1750,11 +1743,7 @@ fn the_refitted_model_does_better_on_a_later_period_it_never_saw() {
         let said = text(&evaluated.stdout);
         let report: serde_json::Value =
             serde_json::from_str(&said[said.find('{').expect("JSON")..]).expect("JSON");
-        let dir = churn_model::artifact::resolve("churn", &models).expect("written");
-        let card: serde_json::Value = serde_json::from_str(
-            &std::fs::read_to_string(dir.join("model.json")).expect("model.json"),
-        )
-        .expect("JSON");
+        let (_, card) = card_json(&models, "churn");
         let test = &card["metrics"]["test"]["roc_auc"];
         (
             report["overall"]["roc_auc"]["estimate"]
@@ -1822,20 +1811,12 @@ fn tune_finds_settings_that_train_reproduces_on_the_same_folds() {
     assert!(report.contains("(best)"));
 
     let models = out.path().join("models");
-    let trained = churn(&[
-        "train",
-        "--data",
-        "data",
-        "--now",
-        NOW,
-        "--config",
-        path_str(&one),
-        "--out",
-        path_str(&models),
-        "--work",
-        path_str(&out.path().join("train")),
-    ]);
-    assert!(trained.status.success(), "{}", text(&trained.stderr));
+    train_sample(
+        &[],
+        &models,
+        &out.path().join("train"),
+        &["--config", path_str(&one)],
+    );
     for (search, name) in trials
         .as_array()
         .expect("searches")
@@ -1860,11 +1841,7 @@ fn tune_finds_settings_that_train_reproduces_on_the_same_folds() {
             assert!((edge["estimate"].as_f64().expect("estimate") - by_hand).abs() < 1e-12);
             assert!(edge["low"].as_f64() <= edge["high"].as_f64());
         }
-        let dir = churn_model::artifact::resolve(name, &models).expect("written");
-        let card: serde_json::Value = serde_json::from_str(
-            &std::fs::read_to_string(dir.join("model.json")).expect("model.json"),
-        )
-        .expect("JSON");
+        let (_, card) = card_json(&models, name);
         let folds = card["metrics"]["backtest"]["folds"]
             .as_array()
             .expect("folds");

@@ -218,16 +218,8 @@ fn fit_and_save(
         folds,
         refit_rows,
     } = prepared;
-    let config = churn_train::TrainConfig {
-        gbdt: settings.gbdt.clone(),
-        logistic_c: settings.logistic.c,
-        seed: settings.seed,
-    };
-    let families = match settings.kind {
-        ModelKind::Gbdt => vec![churn_train::Family::Gbdt],
-        ModelKind::Logistic => vec![churn_train::Family::Logistic],
-        ModelKind::Both => vec![churn_train::Family::Gbdt, churn_train::Family::Logistic],
-    };
+    let config = settings.config();
+    let families = settings.families();
     let settings_json = serde_json::to_value(settings)?;
     let name_of = |family: churn_train::Family| match settings.kind {
         ModelKind::Both => format!("{}-{}", settings.name, family.name()),

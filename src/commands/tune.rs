@@ -7,7 +7,7 @@ use std::io::Write;
 
 use churn_train::tune::{settings_toml, trials_report};
 
-use crate::cli::{ModelKind, TuneArgs};
+use crate::cli::TuneArgs;
 use crate::commands::train::{from_churn_data, plain_table, settings};
 use crate::output::{write_file, write_json};
 use crate::ui::{Ui, say};
@@ -27,16 +27,8 @@ pub fn tune(ui: &Ui, args: &TuneArgs) -> Result<()> {
     } else {
         prepared.folds.clone()
     };
-    let base = churn_train::TrainConfig {
-        gbdt: settings.gbdt.clone(),
-        logistic_c: settings.logistic.c,
-        seed: settings.seed,
-    };
-    let families = match settings.kind {
-        ModelKind::Gbdt => vec![churn_train::Family::Gbdt],
-        ModelKind::Logistic => vec![churn_train::Family::Logistic],
-        ModelKind::Both => vec![churn_train::Family::Gbdt, churn_train::Family::Logistic],
-    };
+    let base = settings.config();
+    let families = settings.families();
     let started = std::time::Instant::now();
     let mut searches = Vec::new();
     for family in families {

@@ -261,12 +261,7 @@ fn fit_calibrated(
         }
         Family::Logistic => {
             let model = fit::fit_logistic(table, &schema, &split.train, config.logistic_c)?;
-            let parameters = serde_json::json!({
-                "C": config.logistic_c,
-                "solver": "L-BFGS (linfa-logistic 0.8), gradient tolerance 1e-8",
-                "preprocessing": "median imputation + missing indicators, one-hot categories (training vocabulary), every column standardised",
-                "design_columns": model.columns.len(),
-            });
+            let parameters = logistic_parameters(config.logistic_c, &model);
             (Scorer::Logistic(model), parameters)
         }
     };
@@ -299,6 +294,16 @@ fn fit_calibrated(
         valid_p,
         valid_labels,
         best_iteration,
+    })
+}
+
+/// What the card says of a logistic fit.
+fn logistic_parameters(c: f64, model: &churn_model::LogisticModel) -> serde_json::Value {
+    serde_json::json!({
+        "C": c,
+        "solver": "L-BFGS (linfa-logistic 0.8), gradient tolerance 1e-8",
+        "preprocessing": "median imputation + missing indicators, one-hot categories (training vocabulary), every column standardised",
+        "design_columns": model.columns.len(),
     })
 }
 
@@ -519,12 +524,7 @@ pub fn refit_family(
         }
         Family::Logistic => {
             let model = fit::fit_logistic(table, &schema, rows, config.logistic_c)?;
-            let parameters = serde_json::json!({
-                "C": config.logistic_c,
-                "solver": "L-BFGS (linfa-logistic 0.8), gradient tolerance 1e-8",
-                "preprocessing": "median imputation + missing indicators, one-hot categories (training vocabulary), every column standardised",
-                "design_columns": model.columns.len(),
-            });
+            let parameters = logistic_parameters(config.logistic_c, &model);
             (Scorer::Logistic(model), parameters)
         }
     };

@@ -278,6 +278,18 @@ impl Default for SplitSizes {
 }
 
 impl Split {
+    /// A split of rows that have no as-of times (a plain table).
+    pub fn untimed(train: Vec<usize>, valid: Vec<usize>, test: Vec<usize>) -> Split {
+        Split {
+            train,
+            valid,
+            test,
+            train_times: Vec::new(),
+            valid_times: Vec::new(),
+            test_times: Vec::new(),
+        }
+    }
+
     /// A readable account of the split for the model card.
     pub fn describe(&self, horizon: i64) -> serde_json::Value {
         serde_json::json!({
@@ -477,14 +489,7 @@ pub fn time_holdout_folds(
                 )));
             }
         }
-        splits.push(Split {
-            train,
-            valid,
-            test,
-            train_times: Vec::new(),
-            valid_times: Vec::new(),
-            test_times: Vec::new(),
-        });
+        splits.push(Split::untimed(train, valid, test));
         before = rest;
     }
     splits.reverse();

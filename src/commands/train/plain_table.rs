@@ -209,14 +209,7 @@ pub fn prepare(ui: &Ui, settings: &TrainSettings, features: &Path) -> Result<Pre
     };
     Ok(Prepared {
         table,
-        split: Split {
-            train,
-            valid,
-            test,
-            train_times: Vec::new(),
-            valid_times: Vec::new(),
-            test_times: Vec::new(),
-        },
+        split: Split::untimed(train, valid, test),
         training,
         context,
         folds,

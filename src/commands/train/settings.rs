@@ -58,6 +58,26 @@ pub struct TrainSettings {
     pub gbdt: GbdtParams,
 }
 
+impl TrainSettings {
+    /// The fitting parameters of both families.
+    pub fn config(&self) -> churn_train::TrainConfig {
+        churn_train::TrainConfig {
+            gbdt: self.gbdt.clone(),
+            logistic_c: self.logistic.c,
+            seed: self.seed,
+        }
+    }
+
+    /// The families `kind` asks for, gbdt first.
+    pub fn families(&self) -> Vec<churn_train::Family> {
+        match self.kind {
+            ModelKind::Gbdt => vec![churn_train::Family::Gbdt],
+            ModelKind::Logistic => vec![churn_train::Family::Logistic],
+            ModelKind::Both => vec![churn_train::Family::Gbdt, churn_train::Family::Logistic],
+        }
+    }
+}
+
 /// The logistic model's settings.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
