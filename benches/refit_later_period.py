@@ -9,6 +9,8 @@ later-period AUC of each artifact and the card's backtest estimate with its
 intervals (the newest fold's bootstrap interval, and mean ± 1.96 sd over folds).
 
     python benches/refit_later_period.py [--learners 50000] [--seed 11]
+    python benches/refit_later_period.py --data data --cutoff 2026-05-20T00:00:00Z \
+        --later-from 2026-05-20T00:00:00Z --every 7d      # the committed sample
 """
 
 import argparse
@@ -31,10 +33,10 @@ def card(models: Path, name: str) -> dict:
     return json.loads((version / "model.json").read_text())
 
 
-def later_auc(models: Path, name: str, data: Path, work: Path) -> tuple[float, int]:
+def later_auc(models: Path, name: str, data: Path, work: Path, later_from: str, every: str) -> tuple[float, int]:
     out = run(
         "evaluate", "--model", name, "--models", str(models), "--data", str(data),
-        "--from", LATER_FROM, "--every", "14d", "--work", str(work),
+        "--from", later_from, "--every", every, "--work", str(work),
     )
     report = json.loads(out[out.index("{"):])
     overall = report["overall"] if "overall" in report else report
@@ -45,22 +47,27 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--learners", type=int, default=50_000)
     parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--data", type=Path, help="an existing data directory instead of a simulation")
+    parser.add_argument("--cutoff", default=CUTOFF, help="training sees nothing after this time")
+    parser.add_argument("--later-from", default=LATER_FROM, help="the first as-of time scored")
+    parser.add_argument("--every", default="14d", help="as-of spacing, in training and scoring")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        data = tmp / "data"
-        run("simulate", "--learners", str(args.learners), "--days", "240",
-            "--seed", str(args.seed), "--out", str(data))
+        data = args.data.resolve() if args.data else tmp / "data"
+        if not args.data:
+            run("simulate", "--learners", str(args.learners), "--days", "240",
+                "--seed", str(args.seed), "--out", str(data))
         rows = []
         for refit in (True, False):
             models = tmp / ("refit" if refit else "no-refit")
             extra = [] if refit else ["--no-refit"]
-            run("train", "--data", str(data), "--now", CUTOFF, "--out", str(models),
+            run("train", "--data", str(data), "--now", args.cutoff, "--every", args.every, "--out", str(models),
                 "--work", str(tmp / "work"), "--seed", str(args.seed), *extra)
             for family in ("gbdt", "logistic"):
                 name = f"churn-{family}"
                 c = card(models, name)
-                auc, n = later_auc(models, name, data, tmp / "evaluate")
+                auc, n = later_auc(models, name, data, tmp / "evaluate", args.later_from, args.every)
                 bt = c["metrics"].get("backtest", {})
                 test = c["metrics"]["test"]["roc_auc"]
                 mean, sd = bt.get("roc_auc", {}).get("mean"), bt.get("roc_auc", {}).get("sd")
@@ -71,15 +78,18 @@ def main() -> None:
                     "newest_fold": [test["estimate"], test["low"], test["high"]],
                     "folds": len(bt.get("folds", [])),
                     "within_fold_interval": test["low"] <= auc <= test["high"],
-                    "within_mean_1.96sd": None if sd is None else abs(auc - mean) <= 1.96 * sd,
+                    "within_mean_1.96sd": None if sd is None or mean is None else abs(auc - mean) <= 1.96 * sd,
                 })
-        print(f"{args.learners} learners x 240 days, trained on the first 180 (seed {args.seed}); later period: as-of {LATER_FROM} on")
+        source = args.data if args.data else f"{args.learners} learners x 240 days (seed {args.seed})"
+        print(f"{source}: trained on data up to {args.cutoff}, as-of every {args.every}; later period: as-of {args.later_from} on")
         print("| family | artifact | later-period AUC | rows | card: backtest mean ± sd | newest fold [95%] | later within fold interval | within mean ± 1.96 sd |")
         print("|---|---|---:|---:|---|---|---|---|")
         for r in rows:
             f = r["newest_fold"]
+            estimate = ("(no backtest: one fold)" if r["card_estimate"] is None
+                        else f"{r['card_estimate']:.4f} ± {r['card_sd']:.4f} ({r['folds']} folds)")
             print(f"| {r['family']} | {r['artifact']} | {r['later_auc']:.4f} | {r['later_rows']:,} | "
-                  f"{r['card_estimate']:.4f} ± {r['card_sd']:.4f} ({r['folds']} folds) | {f[0]:.4f} [{f[1]:.4f}, {f[2]:.4f}] | "
+                  f"{estimate} | {f[0]:.4f} [{f[1]:.4f}, {f[2]:.4f}] | "
                   f"{r['within_fold_interval']} | {r['within_mean_1.96sd']} |")
         for family in ("gbdt", "logistic"):
             refit, old = [r for r in rows if r["family"] == family]
