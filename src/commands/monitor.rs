@@ -77,11 +77,13 @@ pub fn monitor(ui: &Ui, args: &MonitorArgs) -> Result<ExitCode> {
         .iter()
         .map(|(k, r)| (k.clone(), r.predictions.clone()))
         .collect();
+    let learned_through = learned_through(args, observations.iter().map(|o| o.model.as_str()));
     let mut report = churn_monitor::monitor(
         &observations,
         start,
         every,
         &prediction_references,
+        &learned_through,
         args.seed,
     )?;
     report.feature_drift = churn_monitor::feature_drift(&features, start, every, &references)?;
@@ -119,6 +121,32 @@ fn read_features(args: &MonitorArgs) -> Result<Vec<churn_monitor::FeatureObserva
         rejects_path.display()
     )?;
     Ok(rows)
+}
+
+/// The latest labelled as-of time each refitted model the logs name learned
+/// from (its card's `metrics.refit.labelled_through`).
+fn learned_through<'a>(
+    args: &MonitorArgs,
+    models: impl Iterator<Item = &'a str>,
+) -> BTreeMap<String, i64> {
+    let mut through = BTreeMap::new();
+    for label in models {
+        if through.contains_key(label) {
+            continue;
+        }
+        let card = churn_model::artifact::resolve(label, &args.models)
+            .and_then(|dir| churn_model::artifact::load(&dir))
+            .ok()
+            .map(|a| a.card);
+        if let Some(t) = card
+            .as_ref()
+            .and_then(|c| c.metrics["refit"]["labelled_through"].as_str())
+            .and_then(|t| churn_core::parse_timestamp(t).ok())
+        {
+            through.insert(label.to_owned(), t);
+        }
+    }
+    through
 }
 
 /// The training reference of each model the logs name, where its artifact

@@ -79,6 +79,10 @@ pub struct ModelPeriod {
     /// Drift of the predicted probabilities against the reference.
     pub psi: Option<f64>,
     pub ks: Option<Ks>,
+    /// Predictions whose as-of time the model learned labels from (a model
+    /// refitted on every labelled example): its realised metrics there
+    /// flatter it, so compare periods after its data end.
+    pub learned_from: usize,
 }
 
 /// One period.
@@ -198,12 +202,14 @@ pub fn first_day(times: impl Iterator<Item = i64>) -> Option<i64> {
 /// Aggregates observations into periods of `every` ms from `start`. The drift
 /// of each model's predictions is measured against `references[model]` (the
 /// quantiles of its test predictions, from its training reference) when
-/// present, else against the model's first period.
+/// present, else against the model's first period. `learned_through[model]`
+/// is the latest as-of time a model learned labels from (its card's refit).
 pub fn monitor(
     observations: &[Observation],
     start: i64,
     every: i64,
     references: &BTreeMap<String, Vec<f64>>,
+    learned_through: &BTreeMap<String, i64>,
     seed: u64,
 ) -> Result<Monitoring, MonitorError> {
     if every <= 0 {
@@ -264,6 +270,9 @@ pub fn monitor(
             },
             psi,
             ks,
+            learned_from: learned_through.get(*model).map_or(0, |&through| {
+                rows.iter().filter(|o| o.time <= through).count()
+            }),
         };
         let start = first + period * every;
         match periods.last_mut() {
@@ -422,7 +431,15 @@ mod tests {
             }
         }
         let start = first_day(rows.iter().map(|o| o.time)).unwrap();
-        let report = monitor(&rows, start, 7 * DAY, &BTreeMap::new(), 1).unwrap();
+        // Model a learned labels through day 9: 10 of its 14 days' predictions.
+        let learned = BTreeMap::from([("a@1".to_owned(), 9 * DAY + 3_600_000)]);
+        let report = monitor(&rows, start, 7 * DAY, &BTreeMap::new(), &learned, 1).unwrap();
+        let learned_from: Vec<Vec<usize>> = report
+            .periods
+            .iter()
+            .map(|p| p.models.iter().map(|m| m.learned_from).collect())
+            .collect();
+        assert_eq!(learned_from, [[28, 0], [12, 0]]);
         assert_eq!(report.periods.len(), 2);
         let second = &report.periods[1];
         assert_eq!(second.start, 7 * DAY);
@@ -440,7 +457,7 @@ mod tests {
         assert_eq!(a.reliability.iter().map(|b| b.count).sum::<usize>(), 18);
         // Without a reference, each model's first period is its own baseline.
         assert_eq!(report.periods[0].models[0].psi, Some(0.0));
-        assert!(monitor(&rows, start, 0, &BTreeMap::new(), 1).is_err());
+        assert!(monitor(&rows, start, 0, &BTreeMap::new(), &BTreeMap::new(), 1).is_err());
     }
 }
 
@@ -462,6 +479,7 @@ pub(crate) mod test_support {
             reliability: Vec::new(),
             psi: Some(psi),
             ks: None,
+            learned_from: 0,
         }
     }
 }

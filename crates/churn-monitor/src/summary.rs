@@ -74,6 +74,13 @@ fn write_terminal(report: &Monitoring, out: &mut String) -> std::fmt::Result {
                     .map_or("–".into(), |x| format!("{:.4}", x.ece)),
                 m.psi.map_or("–".into(), |v| format!("{v:.3}")),
             )?;
+            if m.learned_from > 0 {
+                writeln!(
+                    out,
+                    "{:<22} ↳ the model learned from the labels of {} of these predictions: its metrics here flatter it",
+                    "", m.learned_from
+                )?;
+            }
         }
     }
     writeln!(
@@ -168,6 +175,30 @@ pub fn html(report: &Monitoring) -> Result<String, MonitorError> {
         report.every / DAY_MS,
         report.reference
     ));
+    let flattered: Vec<String> = report
+        .periods
+        .iter()
+        .flat_map(|p| {
+            p.models
+                .iter()
+                .filter(|m| m.learned_from > 0)
+                .map(move |m| {
+                    format!(
+                        "{} from {} ({} of {})",
+                        m.model,
+                        format_timestamp(p.start),
+                        m.learned_from,
+                        m.predictions
+                    )
+                })
+        })
+        .collect();
+    if !flattered.is_empty() {
+        page.note(&format!(
+            "A model refitted on every labelled example learned from the labels of some of these predictions, and its realised metrics there flatter it; compare the periods after its data end: {}.",
+            flattered.join("; ")
+        ));
+    }
     let auc: Metric = |m| m.metrics.as_ref().map(|x| x.roc_auc.estimate);
     let ece: Metric = |m| m.metrics.as_ref().map(|x| x.ece);
     let psi: Metric = |m| m.psi;
