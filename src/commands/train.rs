@@ -168,22 +168,6 @@ pub(crate) fn from_churn_data(
     })
 }
 
-/// The refitted model's probabilities on `rows` (the drift reference).
-fn probabilities(
-    table: &churn_train::Table,
-    rows: &[usize],
-    refit: &churn_train::Refitted,
-) -> Result<Vec<f64>> {
-    use rayon::prelude::*;
-    let prepared = churn_model::PreparedModel::new(refit.model.clone())?;
-    rows.par_iter()
-        .map(|&i| {
-            let mut categories = Vec::new();
-            Ok(prepared.probability(&table.input(i, &mut categories))?)
-        })
-        .collect()
-}
-
 /// The rolling-origin folds `asked` for, or as many as the data allow (said),
 /// or none; `folds(k)` makes k of them.
 pub(crate) fn degrading_folds(
@@ -227,149 +211,69 @@ fn fit_and_save(
     };
     // Fit every family (and its backtest) first: the cards carry the
     // paired comparison of their backtests.
-    let mut fitted_families = Vec::new();
+    let refit = (settings.refit)
+        .then_some(refit_rows.as_deref())
+        .flatten()
+        .map(|rows| churn_train::shipping::RefitRows {
+            rows,
+            as_of: settings.data.is_some(),
+        });
+    let mut shipped = Vec::new();
     for family in families {
-        let fitted = match family {
-            churn_train::Family::Gbdt => {
-                // Early stopping usually ends it before the last round.
-                let bar = ui.progress(config.gbdt.num_iterations as u64, "boosting");
-                let fitted =
-                    churn_train::fit_family(&table, &split, family, &config, &mut |done| {
-                        bar.set_position(done as u64)
-                    })?;
-                bar.finish_and_clear();
-                fitted
-            }
-            churn_train::Family::Logistic => {
-                let spinner = ui.spinner("fitting logistic");
-                let fitted = churn_train::fit_family(&table, &split, family, &config, &mut |_| {})?;
-                spinner.finish_and_clear();
-                fitted
-            }
-        };
-        let started = std::time::Instant::now();
-        let backtest = match folds.split_last() {
-            Some((newest, older)) if *newest == split => {
-                let bar = ui.progress(older.len() as u64, "backtest folds");
-                let mut done = churn_train::backtest(&table, older, family, &config, &mut |k| {
-                    bar.set_position(k as u64)
-                })?;
-                bar.finish_and_clear();
-                done.push(churn_train::Fold::of_fitted(&table, &split, &fitted)?);
-                Some(done)
-            }
-            Some(_) => anyhow::bail!("internal: the newest backtest fold is not the split"),
-            None => None,
-        };
-        let mut fitted = fitted;
-        if backtest.is_some() {
-            fitted.phases.push(churn_model::artifact::PhaseTime {
-                phase: "backtest".into(),
-                seconds: started.elapsed().as_secs_f64(),
-            });
+        let mut bar: Option<(churn_train::shipping::Stage, indicatif::ProgressBar)> = None;
+        let trained = churn_train::shipping::train_family(
+            &table,
+            &split,
+            &folds,
+            refit
+                .as_ref()
+                .map(|r| churn_train::shipping::RefitRows { ..*r }),
+            family,
+            &config,
+            &mut |stage, done, total| {
+                if bar.as_ref().is_none_or(|(s, _)| *s != stage) {
+                    if let Some((_, old)) = bar.take() {
+                        old.finish_and_clear();
+                    }
+                    bar = Some((
+                        stage,
+                        ui.progress(total as u64, &format!("{stage:?}").to_lowercase()),
+                    ));
+                }
+                if let Some((_, b)) = &bar {
+                    b.set_position(done as u64);
+                }
+            },
+        )?;
+        if let Some((_, b)) = bar {
+            b.finish_and_clear();
         }
-        // Churn data: the model shipped learns from every labelled example.
-        let refit = if let (true, Some(every_row)) = (settings.refit, &refit_rows) {
-            let started = std::time::Instant::now();
-            let scored = match &backtest {
-                Some(folds) => folds.clone(),
-                None => vec![churn_train::Fold::of_fitted(&table, &split, &fitted)?],
-            };
-            let spinner = ui.spinner("refitting on every labelled example");
-            let refit = churn_train::refit_family(
-                &table,
-                every_row,
-                family,
-                &config,
-                &scored,
-                &mut |_| {},
-            )?;
-            spinner.finish_and_clear();
-            let mut refit = refit;
-            if settings.data.is_some() {
-                let last = every_row.iter().map(|&i| table.as_of[i]).max();
-                refit.summary["labelled_through"] =
-                    serde_json::json!(last.map(churn_core::format_timestamp));
-            }
-            fitted.phases.push(churn_model::artifact::PhaseTime {
-                phase: "refit".into(),
-                seconds: started.elapsed().as_secs_f64(),
-            });
-            Some(refit)
-        } else {
-            None
-        };
-        fitted_families.push((family, fitted, backtest, refit));
+        shipped.push(trained);
     }
-    let paired = match fitted_families.as_slice() {
-        [(fa, _, Some(a), _), (fb, _, Some(b), _)] => Some(churn_train::training_report::Paired {
-            a: name_of(*fa),
-            b: name_of(*fb),
-            auc_difference: churn_train::paired_difference(a, b, settings.seed)?,
-        }),
-        _ => None,
-    };
+    let paired = churn_train::shipping::pair(&shipped, name_of, settings.seed)?;
 
     let mut written = Vec::new();
     let mut fits = Vec::new();
-    for (family, fitted, backtest, refit) in fitted_families {
-        let name = name_of(family);
-        let mut metrics = serde_json::json!({
-            "test": fitted.test,
-            "valid": fitted.valid,
-            "test_by_segment": fitted.by_segment,
-            "importance_mean_abs_contribution": fitted.importance,
-        });
-        if let Some(folds) = &backtest {
-            let mut summary = churn_train::backtest_summary(folds);
-            if let Some(p) = &paired {
-                // Each card states the difference from its own side.
-                let sign = if p.a == name { 1.0 } else { -1.0 };
-                let d = &p.auc_difference;
-                let (low, high) = if sign > 0.0 {
-                    (d.low, d.high)
-                } else {
-                    (-d.high, -d.low)
-                };
-                summary["paired_roc_auc_difference"] = serde_json::json!({
-                    "versus": if sign > 0.0 { &p.b } else { &p.a },
-                    "estimate": sign * d.estimate,
-                    "low": low,
-                    "high": high,
-                    "method": "mean over folds of this model's ROC-AUC minus the other's; paired percentile bootstrap (1,000 resamples of each fold's test rows, both models on the same draws)",
-                });
-            }
-            metrics["backtest"] = summary;
-        }
-        if let Some(refit) = &refit {
-            metrics["refit"] = refit.summary.clone();
-        }
-        // The shipped model: the refit, else the split's fit.
-        let (model, parameters, calibration) = match &refit {
-            Some(r) => (&r.model, &r.parameters, &r.calibration),
-            None => (&fitted.model, &fitted.parameters, &fitted.calibration),
-        };
-        let reference_p = match &refit {
-            Some(r) => probabilities(&table, &split.test, r)?,
-            None => fitted.test_probabilities.clone(),
-        };
+    for trained in shipped {
+        let name = name_of(trained.family);
+        let (model, parameters, calibration) = trained.model();
         let mut training = training.clone();
         training.set_fit(calibration.clone(), settings_json.clone());
         // The card's phases: what this model took (the shared preparation,
         // then its own fit), not the other family's.
         let mut phases = clock.phases().to_vec();
-        phases.extend(fitted.phases.iter().cloned());
+        phases.extend(trained.fitted.phases.iter().cloned());
         let card_input = churn_model::CardInput {
             training,
             seed: settings.seed,
             parameters: parameters.clone(),
-            metrics,
+            metrics: trained.metrics(&name, paired.as_ref()),
             created_at_ms: churn_core::now_ms(),
-            reference: Some(table.reference(&split.test, &reference_p)),
+            reference: Some(trained.reference(&table, &split)?),
             phases,
         };
         let (card, dir) = churn_model::artifact::save(&settings.out, &name, model, card_input)?;
-        let t = &fitted.test;
+        let t = &trained.fitted.test;
         say!(
             "{name}@{}: test AUC {:.4} [{:.4}, {:.4}]  AP {:.4}  log loss {:.4}  Brier {:.4}  ECE {:.4}  lift@10% {:.2}  calibration {} -> {}",
             card.version,
@@ -384,21 +288,8 @@ fn fit_and_save(
             card.calibration,
             dir.display()
         )?;
-        if let Some(folds) = &backtest {
-            let aucs: Vec<String> = folds
-                .iter()
-                .map(|f| format!("{:.4}", f.test.roc_auc.estimate))
-                .collect();
-            let summary = churn_train::backtest_summary(folds);
-            say!(
-                "  backtest over {} folds: AUC {:.4} ± {:.4} (by fold, oldest first: {}), ECE {:.4} ± {:.4}",
-                folds.len(),
-                summary["roc_auc"]["mean"].as_f64().unwrap_or(f64::NAN),
-                summary["roc_auc"]["sd"].as_f64().unwrap_or(f64::NAN),
-                aucs.join(", "),
-                summary["ece"]["mean"].as_f64().unwrap_or(f64::NAN),
-                summary["ece"]["sd"].as_f64().unwrap_or(f64::NAN),
-            )?;
+        if let Some(line) = trained.backtest_line() {
+            say!("  {line}")?;
         }
         say!(
             "  time: {}",
@@ -408,23 +299,20 @@ fn fit_and_save(
                 .collect::<Vec<_>>()
                 .join(", ")
         )?;
-        if let Some(refit) = &refit {
-            say!(
-                "  shipped: refitted on all {} labelled examples{} (metrics above: the backtest's estimate for it; calibration {} fitted out of fold)",
-                refit.summary["rows"],
-                refit.summary["labelled_through"]
-                    .as_str()
-                    .map_or_else(String::new, |t| format!(" through {t}")),
-                card.calibration
-            )?;
+        if let Some(line) = trained.refit_line(&card.calibration) {
+            say!("  {line}")?;
         }
-        fits.push((format!("{name}@{}", card.version), fitted, backtest));
+        fits.push((
+            format!("{name}@{}", card.version),
+            trained.fitted,
+            trained.backtest,
+        ));
         written.push(dir);
     }
-    if let (true, Some(rows)) = (settings.refit, &refit_rows) {
+    if let Some(r) = &refit {
         context.push(format!(
             "Each artifact is refitted on all {} labelled examples (the rounds the backtest chose, a calibrator fitted on the folds' out-of-fold predictions); the metrics and charts below are the backtest's fold models: the estimate for it.",
-            rows.len()
+            r.rows.len()
         ));
     }
     if let Some(p) = &paired {

@@ -4,6 +4,7 @@
 
 pub mod fit;
 pub mod overlay;
+pub mod shipping;
 pub mod table;
 pub mod training_report;
 pub mod tune;

@@ -240,28 +240,32 @@ fn better(a: &Trial, b: &Trial) -> std::cmp::Ordering {
 /// The winner's settings as `churn train --config` reads them.
 pub fn settings_toml(search: &Search) -> String {
     let best = &search.trials[search.best];
-    let mut text = format!(
-        "# churn tune: trial {} of {}, mean test AUC {:.4} over {} backtest folds\n",
+    let (section, mut keys) = match toml::Table::try_from(&best.candidate) {
+        Ok(keys) => (search.family.name(), keys),
+        Err(e) => return format!("# cannot write trial {}: {e}\n", best.id),
+    };
+    if let Candidate::Gbdt {
+        bagging_fraction, ..
+    } = best.candidate
+    {
+        // As `Candidate::apply` sets it.
+        keys.insert(
+            "bagging_freq".into(),
+            toml::Value::Integer(i64::from(bagging_fraction < 1.0)),
+        );
+    }
+    format!(
+        "# churn tune: trial {} of {}, mean test AUC {:.4} over {} backtest folds\n{}",
         best.id,
         search.trials.len(),
         best.mean_auc,
-        best.folds.len()
-    );
-    match best.candidate {
-        Candidate::Gbdt {
-            num_leaves,
-            learning_rate,
-            min_data_in_leaf,
-            feature_fraction,
-            bagging_fraction,
-            lambda_l2,
-        } => text.push_str(&format!(
-            "[gbdt]\nnum_leaves = {num_leaves}\nlearning_rate = {learning_rate:?}\nmin_data_in_leaf = {min_data_in_leaf}\nfeature_fraction = {feature_fraction:?}\nbagging_fraction = {bagging_fraction:?}\nbagging_freq = {}\nlambda_l2 = {lambda_l2:?}\n",
-            usize::from(bagging_fraction < 1.0)
-        )),
-        Candidate::Logistic { c } => text.push_str(&format!("[logistic]\nc = {c:?}\n")),
-    }
-    text
+        best.folds.len(),
+        toml::to_string(&toml::Table::from_iter([(
+            section.to_owned(),
+            toml::Value::Table(keys),
+        )]))
+        .unwrap_or_default()
+    )
 }
 
 /// Every trial, best first, with its parameters and scores by fold.
