@@ -3,11 +3,10 @@
 
 use anyhow::{Context, Result, bail};
 use churn_core::{DAY_MS, Dataset, format_timestamp, parse_timestamp};
-use churn_features::{Example, Grouped, SnapshotSpec};
 use churn_model::artifact::Artifact;
-use churn_model::predictions_csv::{PredictionRow, Tally};
-use churn_model::{Answer, Input, InputSchema, Policy, RiskBands};
-use rayon::prelude::*;
+use churn_model::batch::{BatchScorer, KEPT_PER_LEARNER, ScoredLine};
+use churn_model::predictions_csv::Tally;
+use churn_model::{Input, InputSchema, Policy};
 
 use crate::cli::{ExplainArgs, ModelSource, PredictArgs, ScoringArgs};
 use crate::flags::{duration, reference_time};
@@ -43,183 +42,41 @@ fn horizon(artifact: &Artifact, flag: &Option<String>) -> Result<i64> {
     }
 }
 
-/// Everything `predict` and `explain` share: model, playbook, data, as-of time.
-struct Scoring {
-    artifact: Artifact,
-    policy: Box<dyn Policy>,
-    bands: RiskBands,
-    as_of: i64,
-    horizon: i64,
-    /// Who is still there to be scored follows the label the model learned.
-    label: churn_core::LabelDefinition,
+/// The model, playbook and as-of time of `predict` and `explain`, with the
+/// data loaded in memory.
+fn open(ui: &Ui, args: &ScoringArgs) -> Result<(BatchScorer, Dataset)> {
+    let dataset = load_and_report(ui, &args.data, &args.work, reference_time(&args.now)?)?.dataset;
+    let scorer = scorer(args, dataset.last_event_time())?;
+    Ok((scorer, dataset))
 }
 
-impl Scoring {
-    fn open(ui: &Ui, args: &ScoringArgs) -> Result<(Self, Dataset)> {
-        let dataset =
-            load_and_report(ui, &args.data, &args.work, reference_time(&args.now)?)?.dataset;
-        let scoring = Self::new(args, dataset.last_event_time())?;
-        Ok((scoring, dataset))
-    }
-
-    /// The model, playbook and as-of time (`--as-of`, else `last_event`).
-    fn new(args: &ScoringArgs, last_event: Option<i64>) -> Result<Self> {
-        let artifact = load_feature_model(&args.source)?;
-        let playbook =
-            churn_model::playbook::load(args.playbook.as_deref(), artifact.model.schema())?;
-        let bands = playbook.bands();
-        let policy: Box<dyn Policy> = match &args.policy {
-            Some(dir) => {
-                let policy = churn_model::uplift_policy::load(dir)?;
-                policy.check_inputs(artifact.model.schema())?;
-                Box::new(policy)
-            }
-            None => Box::new(playbook),
-        };
-        let horizon = horizon(&artifact, &args.horizon)?;
-        let label = artifact.card.training.label();
-        let as_of = match &args.as_of {
-            Some(text) => parse_timestamp(text).with_context(|| format!("--as-of {text:?}"))?,
-            None => last_event.context("the data has no events: give --as-of")?,
-        };
-        Ok(Scoring {
-            artifact,
-            policy,
-            bands,
-            as_of,
-            horizon,
-            label,
-        })
-    }
-
-    /// Scores `points` of `dataset`: each point's row of the predictions
-    /// file, rendered, or `None` where the learner was not there; and the
-    /// counts of the summary.
-    fn score_points(
-        &self,
-        dataset: &mut Dataset,
-        points: &[(u32, i64)],
-        top_k: usize,
-        progress: &(dyn Fn(u64) + Sync),
-    ) -> Result<(Vec<Option<ScoredLine>>, Tally)> {
-        let (dataset, found) = self.found_at(dataset, points)?;
-        let schema = self.artifact.model.schema();
-        let scored: Vec<Option<(ScoredLine, Tally)>> = found
-            .par_iter()
-            .map(|example| {
-                let Some(e) = example else { return Ok(None) };
-                let answer = answer(self, e, top_k)?;
-                progress(1);
-                let row = PredictionRow::new(
-                    &dataset.learners[e.learner as usize].id,
-                    e.as_of,
-                    &answer,
-                    schema,
-                    &Input::from(&e.features),
-                );
-                let mut tally = Tally::default();
-                tally.add(&row);
-                let line = churn_model::predictions_csv::line(&row, top_k)?;
-                Ok(Some((
-                    ScoredLine {
-                        learner: e.learner,
-                        probability: answer.churn_probability,
-                        line: line.into_boxed_slice(),
-                    },
-                    tally,
-                )))
-            })
-            .collect::<Result<_>>()?;
-        let mut tally = Tally::default();
-        let lines = scored
-            .into_iter()
-            .map(|found| {
-                found.map(|(line, one)| {
-                    tally.merge(one);
-                    line
-                })
-            })
-            .collect();
-        Ok((lines, tally))
-    }
-
-    /// The examples (active learners) among `learners` at the as-of time.
-    fn examples<'d>(
-        &self,
-        dataset: &'d mut Dataset,
-        learners: &[u32],
-    ) -> Result<(&'d Dataset, Vec<Example<'d>>)> {
-        let points: Vec<(u32, i64)> = learners.iter().map(|&l| (l, self.as_of)).collect();
-        let (dataset, examples, _) = self.examples_at(dataset, &points)?;
-        Ok((dataset, examples))
-    }
-
-    /// Every learner of `dataset` at the as-of time.
-    fn all_at_as_of(&self, dataset: &Dataset) -> Vec<(u32, i64)> {
-        (0..dataset.learners.len() as u32)
-            .map(|l| (l, self.as_of))
-            .collect()
-    }
-
-    /// The examples at prediction points (learner, as-of), and how many
-    /// points had none (the learner was not there).
-    fn examples_at<'d>(
-        &self,
-        dataset: &'d mut Dataset,
-        points: &[(u32, i64)],
-    ) -> Result<(&'d Dataset, Vec<Example<'d>>, usize)> {
-        let (dataset, found) = self.found_at(dataset, points)?;
-        let missing = found.iter().filter(|e| e.is_none()).count();
-        Ok((dataset, found.into_iter().flatten().collect(), missing))
-    }
-
-    /// The example at each point, `None` where the learner was not there.
-    fn found_at<'d>(
-        &self,
-        dataset: &'d mut Dataset,
-        points: &[(u32, i64)],
-    ) -> Result<(&'d Dataset, Vec<Option<Example<'d>>>)> {
-        // No label is read: the data ends at the latest point.
-        let latest = points.iter().map(|p| p.1).max().unwrap_or(self.as_of);
-        let plan = SnapshotSpec {
-            from: Some(latest),
-            to: Some(latest),
-            every: DAY_MS,
-            horizon: self.horizon,
-            data_end: Some(latest),
-            label: self.label,
+/// The model, playbook and as-of time (`--as-of`, else `last_event`).
+fn scorer(args: &ScoringArgs, last_event: Option<i64>) -> Result<BatchScorer> {
+    let artifact = load_feature_model(&args.source)?;
+    let playbook = churn_model::playbook::load(args.playbook.as_deref(), artifact.model.schema())?;
+    let bands = playbook.bands();
+    let policy: Box<dyn Policy> = match &args.policy {
+        Some(dir) => {
+            let policy = churn_model::uplift_policy::load(dir)?;
+            policy.check_inputs(artifact.model.schema())?;
+            Box::new(policy)
         }
-        .resolve_for_span(Some((latest, latest)))?;
-        // The model's custom event types, calendar and learner attributes,
-        // read from this data by name (what it lacks is missing, as over HTTP).
-        let grouped =
-            Grouped::new(dataset).with_features(self.artifact.card.training.feature_set());
-        let found = grouped.examples_at(points, &plan);
-        Ok((grouped.dataset(), found))
-    }
-}
-
-/// One scored prediction point: its row of the predictions file, rendered
-/// (a few hundred bytes, where the answer behind it takes about 1.5 KiB).
-struct ScoredLine {
-    learner: u32,
-    probability: f64,
-    line: Box<[u8]>,
-}
-
-/// Bytes kept per scored learner until the file is written: the line and
-/// its place.
-const KEPT_PER_LEARNER: u64 = 512;
-
-fn answer(scoring: &Scoring, example: &Example<'_>, top_k: usize) -> Result<Answer> {
-    let input = Input::from(&example.features);
-    Ok(churn_model::answer(
-        &scoring.artifact.model,
-        &scoring.policy,
-        scoring.bands,
-        &input,
-        top_k,
-    )?)
+        None => Box::new(playbook),
+    };
+    let horizon = horizon(&artifact, &args.horizon)?;
+    let label = artifact.card.training.label();
+    let as_of = match &args.as_of {
+        Some(text) => parse_timestamp(text).with_context(|| format!("--as-of {text:?}"))?,
+        None => last_event.context("the data has no events: give --as-of")?,
+    };
+    Ok(BatchScorer {
+        artifact,
+        policy,
+        bands,
+        as_of,
+        horizon,
+        label,
+    })
 }
 
 /// What [`predict`] scored, for a caller that shows an example.
@@ -236,7 +93,7 @@ pub fn predict(ui: &Ui, args: &PredictArgs) -> Result<Scored> {
     }
     let (scoring, mut dataset, partitioned) = match args.out_of_core.split(KEPT_PER_LEARNER) {
         None => {
-            let (scoring, dataset) = Scoring::open(ui, &args.scoring)?;
+            let (scoring, dataset) = open(ui, &args.scoring)?;
             (scoring, dataset, None)
         }
         Some(split) => {
@@ -245,7 +102,7 @@ pub fn predict(ui: &Ui, args: &PredictArgs) -> Result<Scored> {
             let now = reference_time(&args.scoring.now)?;
             let mut part =
                 load_partitioned_and_report(ui, &args.scoring.data, work, now, split, spill_in)?;
-            let scoring = Scoring::new(&args.scoring, part.event_span.map(|span| span.1))?;
+            let scoring = scorer(&args.scoring, part.event_span.map(|span| span.1))?;
             let dataset = std::mem::take(&mut part.dataset);
             (scoring, dataset, Some(part))
         }
@@ -338,7 +195,7 @@ pub fn predict(ui: &Ui, args: &PredictArgs) -> Result<Scored> {
 }
 
 pub fn explain(ui: &Ui, args: &ExplainArgs) -> Result<()> {
-    let (scoring, mut dataset) = Scoring::open(ui, &args.scoring)?;
+    let (scoring, mut dataset) = open(ui, &args.scoring)?;
     let Some(index) = dataset.learners.iter().position(|l| l.id == args.learner) else {
         bail!(
             "--learner {:?}: no such learner in {}",
@@ -366,7 +223,7 @@ pub fn explain(ui: &Ui, args: &ExplainArgs) -> Result<()> {
         );
     };
     let all = scoring.artifact.model.schema().features.len();
-    let a = answer(&scoring, &example, all)?;
+    let a = scoring.answer(&example, all)?;
     let explanation = churn_model::explanation::Explanation {
         learner_id: &args.learner,
         as_of,

@@ -7,6 +7,7 @@
 
 pub mod answer;
 pub mod artifact;
+pub mod batch;
 pub mod calibration;
 pub mod drift;
 pub mod explanation;
