@@ -292,8 +292,7 @@ fn parse_size(text: &str) -> Result<u64, String> {
         .map_err(|e| format!("{text:?} is not a size like 2GiB or 512MB: {e}"))
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ModelKind {
     Gbdt,
     Logistic,
@@ -391,8 +390,7 @@ pub struct TrainArgs {
 
 /// The as-of times of a training table (shared by `features`, `evaluate` and,
 /// as the `[snapshots]` settings, `train`).
-#[derive(Debug, Clone, Args, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Args)]
 pub struct SnapshotArgs {
     /// First as-of time (default: the earliest with a horizon of history behind it).
     #[arg(long)]
@@ -412,20 +410,55 @@ pub struct SnapshotArgs {
     /// What "churned" means: inactivity, cancellation or either (default: the
     /// data's contract.toml, else either).
     #[arg(long)]
-    #[serde(default)]
     pub label: Option<String>,
 }
 
 impl Default for SnapshotArgs {
-    /// Every 14 days with a 30-day horizon, bounds from the data (the flags' defaults).
+    /// The flags' defaults.
     fn default() -> Self {
+        SnapshotArgs::from(churn_train::settings::Snapshots::default())
+    }
+}
+
+impl From<churn_train::settings::Snapshots> for SnapshotArgs {
+    fn from(s: churn_train::settings::Snapshots) -> Self {
+        let churn_train::settings::Snapshots {
+            from,
+            to,
+            every,
+            horizon,
+            data_end,
+            label,
+        } = s;
         SnapshotArgs {
-            from: None,
-            to: None,
-            every: "14d".into(),
-            horizon: "30d".into(),
-            data_end: None,
-            label: None,
+            from,
+            to,
+            every,
+            horizon,
+            data_end,
+            label,
+        }
+    }
+}
+
+impl SnapshotArgs {
+    /// The same values as `[snapshots]` settings.
+    pub fn settings(&self) -> churn_train::settings::Snapshots {
+        let SnapshotArgs {
+            from,
+            to,
+            every,
+            horizon,
+            data_end,
+            label,
+        } = self.clone();
+        churn_train::settings::Snapshots {
+            from,
+            to,
+            every,
+            horizon,
+            data_end,
+            label,
         }
     }
 }

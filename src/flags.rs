@@ -6,7 +6,7 @@ use churn_core::{LabelDefinition, now_ms, parse_duration, parse_timestamp};
 use churn_data::Contract;
 use churn_features::SnapshotSpec;
 
-use crate::cli::SnapshotArgs;
+use churn_train::settings::Snapshots;
 
 /// A duration flag such as `--horizon 30d`, in ms.
 pub fn duration(flag: &str, text: &str) -> Result<i64> {
@@ -28,7 +28,7 @@ pub fn reference_time(now: &Option<String>) -> Result<i64> {
 }
 
 /// The snapshot flags shared by features, train and evaluate.
-pub fn snapshot_spec(args: &SnapshotArgs, contract: &Contract) -> Result<SnapshotSpec> {
+pub fn snapshot_spec(args: &Snapshots, contract: &Contract) -> Result<SnapshotSpec> {
     Ok(SnapshotSpec {
         from: optional_time("--from", &args.from)?,
         to: optional_time("--to", &args.to)?,

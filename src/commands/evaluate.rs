@@ -12,7 +12,7 @@ use crate::ui::{Ui, say};
 pub fn evaluate(ui: &Ui, args: &EvaluateArgs) -> Result<()> {
     let artifact = load_feature_model(&args.source)?;
     let loaded = load_and_report(ui, &args.data, &args.work, reference_time(&args.now)?)?;
-    let spec = snapshot_spec(&args.snapshots, &loaded.contract)?;
+    let spec = snapshot_spec(&args.snapshots.settings(), &loaded.contract)?;
     let mut dataset = loaded.dataset;
     let plan = spec.resolve(&dataset)?;
     let table =

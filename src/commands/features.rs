@@ -16,7 +16,7 @@ use crate::ui::{Ui, say};
 
 pub fn features(ui: &Ui, args: &FeaturesArgs) -> Result<ExitCode> {
     let spec = snapshot_spec(
-        &args.snapshots,
+        &args.snapshots.settings(),
         &churn_data::Contract::read_dir(&args.data)?,
     )?;
     TableFormat::of(&args.out)?;

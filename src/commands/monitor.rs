@@ -4,11 +4,9 @@
 //! crossed. The join, the metrics, the gate and the report are
 //! churn-monitor's; this module wires flags, files and output.
 
-use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use anyhow::{Result, bail};
-use churn_model::drift::TrainingReference;
 
 use crate::cli::MonitorArgs;
 use crate::flags::{duration, reference_time};
@@ -54,13 +52,17 @@ pub fn monitor(ui: &Ui, args: &MonitorArgs) -> Result<ExitCode> {
     }
     let observations = churn_monitor::join::observations(&mut dataset, &logged, label, horizon);
     let features = read_features(args)?;
-    let references = training_references(
-        args,
+    let models = churn_monitor::models::LoggedModels::read(
         observations
             .iter()
             .map(|o| o.model.as_str())
             .chain(features.iter().map(|f| f.model.as_str())),
-    )?;
+        &args.models,
+    );
+    for note in &models.notes {
+        say!("{note}")?;
+    }
+    let references = models.references;
     if let Some(unknown) =
         churn_monitor::gate::unknown_feature(&args.gate_ignores, references.values())
     {
@@ -77,13 +79,12 @@ pub fn monitor(ui: &Ui, args: &MonitorArgs) -> Result<ExitCode> {
         .iter()
         .map(|(k, r)| (k.clone(), r.predictions.clone()))
         .collect();
-    let learned_through = learned_through(args, observations.iter().map(|o| o.model.as_str()));
     let mut report = churn_monitor::monitor(
         &observations,
         start,
         every,
         &prediction_references,
-        &learned_through,
+        &models.learned_through,
         args.seed,
     )?;
     report.feature_drift = churn_monitor::feature_drift(&features, start, every, &references)?;
@@ -121,59 +122,4 @@ fn read_features(args: &MonitorArgs) -> Result<Vec<churn_monitor::FeatureObserva
         rejects_path.display()
     )?;
     Ok(rows)
-}
-
-/// The latest labelled as-of time each refitted model the logs name learned
-/// from (its card's `metrics.refit.labelled_through`).
-fn learned_through<'a>(
-    args: &MonitorArgs,
-    models: impl Iterator<Item = &'a str>,
-) -> BTreeMap<String, i64> {
-    let mut through = BTreeMap::new();
-    for label in models {
-        if through.contains_key(label) {
-            continue;
-        }
-        let card = churn_model::artifact::resolve(label, &args.models)
-            .and_then(|dir| churn_model::artifact::load(&dir))
-            .ok()
-            .map(|a| a.card);
-        if let Some(t) = card
-            .as_ref()
-            .and_then(|c| c.metrics["refit"]["labelled_through"].as_str())
-            .and_then(|t| churn_core::parse_timestamp(t).ok())
-        {
-            through.insert(label.to_owned(), t);
-        }
-    }
-    through
-}
-
-/// The training reference of each model the logs name, where its artifact
-/// has one (drift is measured against a model's first period otherwise).
-fn training_references<'a>(
-    args: &MonitorArgs,
-    labels: impl Iterator<Item = &'a str>,
-) -> Result<BTreeMap<String, TrainingReference>> {
-    let mut labels: Vec<&str> = labels.collect();
-    labels.sort_unstable();
-    labels.dedup();
-    let mut references = BTreeMap::new();
-    for label in labels {
-        let found = churn_model::artifact::resolve(label, &args.models)
-            .and_then(|dir| churn_model::artifact::load(&dir));
-        match found {
-            Ok(artifact) => {
-                if let Some(r) = artifact.reference {
-                    references.insert(label.to_owned(), r);
-                } else {
-                    say!(
-                        "note: {label} has no reference.json: drift is measured against its first period"
-                    )?;
-                }
-            }
-            Err(e) => say!("note: {label}: {e}; drift is measured against its first period")?,
-        }
-    }
-    Ok(references)
 }

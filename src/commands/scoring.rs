@@ -3,10 +3,9 @@
 
 use anyhow::{Context, Result, bail};
 use churn_core::{DAY_MS, Dataset, format_timestamp, parse_timestamp};
+use churn_model::Input;
 use churn_model::artifact::Artifact;
-use churn_model::batch::{BatchScorer, KEPT_PER_LEARNER, ScoredLine};
-use churn_model::predictions_csv::Tally;
-use churn_model::{Input, InputSchema, Policy};
+use churn_model::batch::{BatchScorer, KEPT_PER_LEARNER, Partitions, ScoredLine, ScorerSpec};
 
 use crate::cli::{ExplainArgs, ModelSource, PredictArgs, ScoringArgs};
 use crate::flags::{duration, reference_time};
@@ -16,30 +15,10 @@ use crate::ui::{Ui, print_text, say};
 
 /// Loads an artifact that reads churn's own features.
 pub fn load_feature_model(source: &ModelSource) -> Result<Artifact> {
-    let dir = churn_model::artifact::resolve(&source.model, &source.models)?;
-    let artifact = churn_model::artifact::load(&dir)?;
-    let expected = InputSchema::churn_features_of(artifact.card.training.feature_set());
-    let expected: Vec<_> = expected.iter().map(|(n, k)| (n.as_str(), *k)).collect();
-    artifact
-        .model
-        .schema()
-        .require(&expected)
-        .with_context(|| format!("{} was not trained on churn's features", dir.display()))?;
-    Ok(artifact)
-}
-
-/// The model's label horizon: the card's, else `--horizon`, else 30 days.
-fn horizon(artifact: &Artifact, flag: &Option<String>) -> Result<i64> {
-    if let Some(text) = flag {
-        return duration("--horizon", text);
-    }
-    match artifact.card.training.horizon() {
-        Some(text) => duration(
-            &format!("{}: training.horizon", artifact.dir.display()),
-            text,
-        ),
-        None => Ok(30 * DAY_MS),
-    }
+    Ok(churn_model::artifact::load_feature_model(
+        &source.model,
+        &source.models,
+    )?)
 }
 
 /// The model, playbook and as-of time of `predict` and `explain`, with the
@@ -52,31 +31,23 @@ fn open(ui: &Ui, args: &ScoringArgs) -> Result<(BatchScorer, Dataset)> {
 
 /// The model, playbook and as-of time (`--as-of`, else `last_event`).
 fn scorer(args: &ScoringArgs, last_event: Option<i64>) -> Result<BatchScorer> {
-    let artifact = load_feature_model(&args.source)?;
-    let playbook = churn_model::playbook::load(args.playbook.as_deref(), artifact.model.schema())?;
-    let bands = playbook.bands();
-    let policy: Box<dyn Policy> = match &args.policy {
-        Some(dir) => {
-            let policy = churn_model::uplift_policy::load(dir)?;
-            policy.check_inputs(artifact.model.schema())?;
-            Box::new(policy)
-        }
-        None => Box::new(playbook),
+    let spec = ScorerSpec {
+        model: &args.source.model,
+        models: &args.source.models,
+        playbook: args.playbook.as_deref(),
+        policy: args.policy.as_deref(),
+        horizon: args
+            .horizon
+            .as_deref()
+            .map(|text| duration("--horizon", text))
+            .transpose()?,
+        as_of: args
+            .as_of
+            .as_deref()
+            .map(|text| parse_timestamp(text).with_context(|| format!("--as-of {text:?}")))
+            .transpose()?,
     };
-    let horizon = horizon(&artifact, &args.horizon)?;
-    let label = artifact.card.training.label();
-    let as_of = match &args.as_of {
-        Some(text) => parse_timestamp(text).with_context(|| format!("--as-of {text:?}"))?,
-        None => last_event.context("the data has no events: give --as-of")?,
-    };
-    Ok(BatchScorer {
-        artifact,
-        policy,
-        bands,
-        as_of,
-        horizon,
-        label,
-    })
+    Ok(BatchScorer::open(&spec, last_event)?)
 }
 
 /// What [`predict`] scored, for a caller that shows an example.
@@ -118,30 +89,17 @@ pub fn predict(ui: &Ui, args: &PredictArgs) -> Result<Scored> {
     let progress = |n| bar.inc(n);
     let (scored, tally) = match &partitioned {
         None => scoring.score_points(&mut dataset, &points, args.top_k, &progress)?,
-        Some(part) => {
-            // Each partition scores its learners' points; the rows go back to
-            // the points' places, so the file reads as in one pass.
-            let mut scored: Vec<Option<ScoredLine>> = Vec::new();
-            scored.resize_with(points.len(), || None);
-            let mut tally = Tally::default();
-            for k in 0..part.partitions() {
-                let (places, mine): (Vec<usize>, Vec<(u32, i64)>) = points
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, p)| part.partition_of(p.0) == k)
-                    .map(|(i, p)| (i, *p))
-                    .unzip();
-                dataset.events = part.events_of(k)?;
-                let (lines, counts) =
-                    scoring.score_points(&mut dataset, &mine, args.top_k, &progress)?;
-                tally.merge(counts);
-                for (place, line) in places.into_iter().zip(lines) {
-                    scored[place] = line;
-                }
-            }
-            dataset.events = Vec::new();
-            (scored, tally)
-        }
+        Some(part) => scoring.score_in_partitions::<anyhow::Error>(
+            &mut dataset,
+            &points,
+            args.top_k,
+            Partitions {
+                count: part.partitions(),
+                partition_of: &|learner| part.partition_of(learner),
+                events_of: &|k| Ok(part.events_of(k)?),
+            },
+            &progress,
+        )?,
     };
     bar.finish_and_clear();
     let missing = scored.iter().filter(|s| s.is_none()).count();

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 
 use crate::cli::OutOfCoreArgs;
-use crate::cli::{ModelKind, TrainArgs};
+use crate::cli::TrainArgs;
 use crate::flags::{reference_time, snapshot_spec};
 use crate::loading::{load_and_report, load_partitioned_and_report};
 use crate::output::write_file;
@@ -17,19 +17,7 @@ pub mod settings;
 
 use settings::TrainSettings;
 
-/// A labelled table ready to fit, and what the card and report say about it.
-pub struct Prepared {
-    pub table: churn_train::Table,
-    pub split: churn_train::Split,
-    /// The card's `training` section (its fit filled in per family).
-    pub training: churn_model::Training,
-    /// Lines under the report's title.
-    pub context: Vec<String>,
-    /// The backtest's folds, oldest first; the last is `split` (none: no backtest).
-    pub folds: Vec<churn_train::Split>,
-    /// The rows a refit learns from (none: this kind of data is not refitted).
-    pub refit_rows: Option<Vec<usize>>,
-}
+use churn_train::prepare::Prepared;
 
 pub fn train(ui: &Ui, args: &TrainArgs) -> Result<Vec<PathBuf>> {
     let settings = settings::resolve(args)?;
@@ -110,82 +98,35 @@ pub(crate) fn from_churn_data(
     };
     drop(partitioned);
     spinner.finish_and_clear();
-    let split = churn_train::out_of_time_split(&table.as_of, plan.horizon(), settings.split)?;
-    let fingerprint = churn_data::dir_sha256(data)?;
-    let snapshots = &settings.snapshots;
-    say!(
-        "{} labelled examples: train {} / valid {} / test {} (out of time, purge gap {})",
-        table.rows(),
-        split.train.len(),
-        split.valid.len(),
-        split.test.len(),
-        snapshots.horizon
-    )?;
-    let context = vec![
-        format!(
-            "Data {} (SHA-256 {}), {} with a {} label horizon ({} label), seed {}.",
-            data.display(),
-            &fingerprint[..12.min(fingerprint.len())],
-            match (&points, &settings.points) {
-                (Some(p), Some(file)) => format!(
-                    "{} prediction points from {}",
-                    p.pairs.len(),
-                    file.display()
-                ),
-                _ => format!("as-of times every {}", snapshots.every),
-            },
-            snapshots.horizon,
-            plan.label(),
-            settings.seed
-        ),
-        split.account(table.rows()),
-    ];
-    let training = churn_model::Training::ChurnData(churn_model::artifact::ChurnDataTraining {
+    let training = churn_model::artifact::ChurnDataTraining {
         data: data.display().to_string(),
-        data_sha256: fingerprint,
-        every: snapshots.every.clone(),
-        horizon: snapshots.horizon.clone(),
-        split: split.describe(plan.horizon()),
+        data_sha256: churn_data::dir_sha256(data)?,
+        every: settings.snapshots.every.clone(),
+        horizon: settings.snapshots.horizon.clone(),
+        // Filled in by the split and by the fit.
+        split: serde_json::Value::Null,
         catalogue: churn_model::artifact::CourseCatalogue::of(&dataset),
         label: plan.label(),
         activity_types: contract.events.activity.iter().cloned().collect(),
         features: feature_set,
-        // Filled in when the fit is done.
         calibration: serde_json::Value::Null,
         settings: serde_json::Value::Null,
-    });
-    let folds = degrading_folds(settings.backtest, |k| {
-        churn_train::backtest_splits(&table.as_of, plan.horizon(), settings.split, k)
-    })?;
-    let refit_rows = Some((0..table.rows()).collect());
-    Ok(Prepared {
-        table,
-        split,
+    };
+    let source = churn_train::prepare::ChurnDataSource {
+        points: points
+            .as_ref()
+            .zip(settings.points.as_deref())
+            .map(|(p, file)| (file, p.pairs.len())),
+        seed: settings.seed,
+        split: settings.split,
+        backtest: settings.backtest,
         training,
-        context,
-        folds,
-        refit_rows,
-    })
-}
-
-/// The rolling-origin folds `asked` for, or as many as the data allow (said),
-/// or none; `folds(k)` makes k of them.
-pub(crate) fn degrading_folds(
-    asked: usize,
-    folds: impl Fn(usize) -> Result<Vec<churn_train::Split>, churn_train::TrainError>,
-) -> Result<Vec<churn_train::Split>> {
-    for k in (2..=asked).rev() {
-        if let Ok(splits) = folds(k) {
-            if k < asked {
-                say!("backtest: the data allow {k} folds, not {asked}")?;
-            }
-            return Ok(splits);
-        }
+    };
+    let prepared = churn_train::prepare::churn_data(table, plan.horizon(), source)?;
+    for note in &prepared.notes {
+        say!("{note}")?;
     }
-    if asked > 1 {
-        say!("backtest: the data allow no second fold; metrics are the single split's")?;
-    }
-    Ok(Vec::new())
+    Ok(prepared)
 }
 
 fn fit_and_save(
@@ -201,14 +142,12 @@ fn fit_and_save(
         mut context,
         folds,
         refit_rows,
+        notes: _,
     } = prepared;
     let config = settings.config();
     let families = settings.families();
     let settings_json = serde_json::to_value(settings)?;
-    let name_of = |family: churn_train::Family| match settings.kind {
-        ModelKind::Both => format!("{}-{}", settings.name, family.name()),
-        _ => settings.name.clone(),
-    };
+    let name_of = |family: churn_train::Family| settings.model_name(family);
     // Fit every family (and its backtest) first: the cards carry the
     // paired comparison of their backtests.
     let refit = (settings.refit)

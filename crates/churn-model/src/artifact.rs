@@ -382,6 +382,25 @@ pub fn save(
     Ok((card, target))
 }
 
+/// Loads the artifact `reference` names (see [`resolve`]) and checks that it
+/// reads churn's own features (the registry and its card's feature set), so
+/// that a table model is refused before anything is scored.
+pub fn load_feature_model(reference: &str, models_dir: &Path) -> Result<Artifact, ModelError> {
+    let dir = resolve(reference, models_dir)?;
+    let artifact = load(&dir)?;
+    let expected = crate::InputSchema::churn_features_of(artifact.card.training.feature_set());
+    let expected: Vec<_> = expected.iter().map(|(n, k)| (n.as_str(), *k)).collect();
+    artifact
+        .model
+        .schema()
+        .require(&expected)
+        .map_err(|e| ModelError::NotChurnFeatures {
+            dir: dir.clone(),
+            source: Box::new(e),
+        })?;
+    Ok(artifact)
+}
+
 /// Finds an artifact: a version directory path, or `name` / `name@version`
 /// under `models_dir` (`name` alone: the highest version).
 pub fn resolve(reference: &str, models_dir: &Path) -> Result<PathBuf, ModelError> {

@@ -34,7 +34,61 @@ pub struct ScoredLine {
 /// its place.
 pub const KEPT_PER_LEARNER: u64 = 512;
 
+/// What [`BatchScorer::open`] needs besides the data.
+pub struct ScorerSpec<'a> {
+    /// An artifact directory, or NAME / NAME@VERSION under `models`.
+    pub model: &'a str,
+    pub models: &'a std::path::Path,
+    /// The playbook (default: the built-in one).
+    pub playbook: Option<&'a std::path::Path>,
+    /// An exported uplift policy, which replaces the playbook's suggestions.
+    pub policy: Option<&'a std::path::Path>,
+    /// Overrides the card's label horizon (default: the card's, else 30 days).
+    pub horizon: Option<i64>,
+    /// The as-of time (default: the data's last event).
+    pub as_of: Option<i64>,
+}
+
 impl BatchScorer {
+    /// The model (it must read churn's features), the playbook or uplift
+    /// policy checked against it, the horizon and the as-of time.
+    pub fn open(spec: &ScorerSpec, last_event: Option<i64>) -> Result<BatchScorer, ModelError> {
+        let artifact = crate::artifact::load_feature_model(spec.model, spec.models)?;
+        let playbook = crate::playbook::load(spec.playbook, artifact.model.schema())?;
+        let bands = playbook.bands();
+        let policy: Box<dyn Policy> = match spec.policy {
+            Some(dir) => {
+                let policy = crate::uplift_policy::load(dir)?;
+                policy.check_inputs(artifact.model.schema())?;
+                Box::new(policy)
+            }
+            None => Box::new(playbook),
+        };
+        let horizon = match (spec.horizon, artifact.card.training.horizon()) {
+            (Some(horizon), _) => horizon,
+            (None, Some(text)) => churn_core::parse_duration(text).map_err(|e| {
+                ModelError::Invalid(format!(
+                    "{}: training.horizon {text:?}: {e}",
+                    artifact.dir.display()
+                ))
+            })?,
+            (None, None) => 30 * DAY_MS,
+        };
+        let label = artifact.card.training.label();
+        let as_of = spec
+            .as_of
+            .or(last_event)
+            .ok_or_else(|| ModelError::Input("the data has no events: give --as-of".into()))?;
+        Ok(BatchScorer {
+            artifact,
+            policy,
+            bands,
+            as_of,
+            horizon,
+            label,
+        })
+    }
+
     /// Every learner of `dataset` at the as-of time.
     pub fn all_at_as_of(&self, dataset: &Dataset) -> Vec<(u32, i64)> {
         (0..dataset.learners.len() as u32)
@@ -140,4 +194,44 @@ impl BatchScorer {
             .collect();
         Ok((lines, tally))
     }
+
+    /// [`Self::score_points`] a partition of learners at a time, for events
+    /// larger than memory: `events_of(k)` reads partition k's events into
+    /// `dataset`, and each line goes back to its point's place, so the
+    /// result reads as if scored in one pass.
+    pub fn score_in_partitions<E: From<ModelError>>(
+        &self,
+        dataset: &mut Dataset,
+        points: &[(u32, i64)],
+        top_k: usize,
+        partitions: Partitions<'_, E>,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<(Vec<Option<ScoredLine>>, Tally), E> {
+        let mut scored: Vec<Option<ScoredLine>> = Vec::new();
+        scored.resize_with(points.len(), || None);
+        let mut tally = Tally::default();
+        for k in 0..partitions.count {
+            let (places, mine): (Vec<usize>, Vec<(u32, i64)>) = points
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| (partitions.partition_of)(p.0) == k)
+                .map(|(i, p)| (i, *p))
+                .unzip();
+            dataset.events = (partitions.events_of)(k)?;
+            let (lines, counts) = self.score_points(dataset, &mine, top_k, progress)?;
+            tally.merge(counts);
+            for (place, line) in places.into_iter().zip(lines) {
+                scored[place] = line;
+            }
+        }
+        dataset.events = Vec::new();
+        Ok((scored, tally))
+    }
+}
+
+/// Learners split into partitions whose events are read one at a time.
+pub struct Partitions<'a, E> {
+    pub count: usize,
+    pub partition_of: &'a dyn Fn(u32) -> usize,
+    pub events_of: &'a dyn Fn(usize) -> Result<Vec<churn_core::Event>, E>,
 }

@@ -75,4 +75,10 @@ pub enum ModelError {
     },
     #[error("playbook {}: {reason}", path.display())]
     Playbook { path: PathBuf, reason: String },
+    #[error("{} was not trained on churn's features: {source}", dir.display())]
+    NotChurnFeatures {
+        dir: PathBuf,
+        #[source]
+        source: Box<ModelError>,
+    },
 }

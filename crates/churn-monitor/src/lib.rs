@@ -13,6 +13,7 @@ pub use churn_model::drift;
 
 pub mod gate;
 pub mod join;
+pub mod models;
 pub mod summary;
 
 use std::collections::BTreeMap;

@@ -4,6 +4,8 @@
 
 pub mod fit;
 pub mod overlay;
+pub mod prepare;
+pub mod settings;
 pub mod shipping;
 pub mod table;
 pub mod training_report;
@@ -38,6 +40,11 @@ pub enum TrainError {
     Model(churn_model::ModelError),
     #[error(transparent)]
     Report(#[from] churn_html::ReportError),
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Which model family to fit.

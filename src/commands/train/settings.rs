@@ -8,110 +8,10 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use churn_gbdt::GbdtParams;
 use churn_train::overlay;
-use serde::{Deserialize, Serialize};
+pub use churn_train::settings::TrainSettings;
 
-use crate::cli::{ModelKind, SnapshotArgs, TrainArgs};
-
-/// Everything one training run needs.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TrainSettings {
-    /// Data directory (learners, courses, events): the churn-feature mode.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub data: Option<PathBuf>,
-    /// A table of features and a label: the tabular mode.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub features: Option<PathBuf>,
-    /// Tabular mode: the test table (default: split off `features`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub test: Option<PathBuf>,
-    /// Tabular mode: the 0/1 label column.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub label: Option<String>,
-    /// Tabular mode: split out of time by this column (default: stratified at random).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub time_column: Option<String>,
-    pub kind: ModelKind,
-    pub name: String,
-    pub out: PathBuf,
-    pub seed: u64,
-    pub work: PathBuf,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub now: Option<String>,
-    pub snapshots: SnapshotArgs,
-    /// Custom event types given features: the most frequent this many.
-    pub custom_types: usize,
-    /// Prediction points (learner_id, as_of) instead of rolling as-of times.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub points: Option<PathBuf>,
-    /// As-of times in the test and validation parts of the split.
-    pub split: churn_train::SplitSizes,
-    /// Folds of the rolling-origin backtest (churn data): each of the latest
-    /// this many test periods in turn; 1 is the single split alone.
-    pub backtest: usize,
-    /// Ship a model refitted on every labelled example (churn data), with the
-    /// rounds the backtest chose and a calibrator fitted out of fold.
-    pub refit: bool,
-    pub logistic: LogisticSettings,
-    pub gbdt: GbdtParams,
-}
-
-impl TrainSettings {
-    /// The fitting parameters of both families.
-    pub fn config(&self) -> churn_train::TrainConfig {
-        churn_train::TrainConfig {
-            gbdt: self.gbdt.clone(),
-            logistic_c: self.logistic.c,
-            seed: self.seed,
-        }
-    }
-
-    /// The families `kind` asks for, gbdt first.
-    pub fn families(&self) -> Vec<churn_train::Family> {
-        match self.kind {
-            ModelKind::Gbdt => vec![churn_train::Family::Gbdt],
-            ModelKind::Logistic => vec![churn_train::Family::Logistic],
-            ModelKind::Both => vec![churn_train::Family::Gbdt, churn_train::Family::Logistic],
-        }
-    }
-}
-
-/// The logistic model's settings.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LogisticSettings {
-    /// scikit-learn's C: inverse L2 strength.
-    pub c: f64,
-}
-
-fn defaults() -> TrainSettings {
-    let config = churn_train::TrainConfig::with_seed(42);
-    TrainSettings {
-        data: None,
-        features: None,
-        test: None,
-        label: None,
-        time_column: None,
-        kind: ModelKind::Both,
-        name: "churn".into(),
-        out: "models".into(),
-        seed: 42,
-        work: "churn-out/train".into(),
-        now: None,
-        snapshots: SnapshotArgs::default(),
-        custom_types: churn_features::DEFAULT_CUSTOM_TYPES,
-        points: None,
-        split: churn_train::SplitSizes::default(),
-        backtest: 3,
-        refit: true,
-        logistic: LogisticSettings {
-            c: config.logistic_c,
-        },
-        gbdt: config.gbdt,
-    }
-}
+use crate::cli::{ModelKind, TrainArgs};
 
 fn path_value(path: &Path) -> toml::Value {
     toml::Value::String(path.display().to_string())
@@ -119,7 +19,8 @@ fn path_value(path: &Path) -> toml::Value {
 
 /// The merged settings of a `churn train` invocation.
 pub fn resolve(args: &TrainArgs) -> Result<TrainSettings> {
-    let mut table = toml::Table::try_from(defaults()).context("internal: default settings")?;
+    let mut table =
+        toml::Table::try_from(TrainSettings::default()).context("internal: default settings")?;
     if let Some(path) = &args.config {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read --config {}", path.display()))?;
@@ -194,36 +95,10 @@ pub fn resolve(args: &TrainArgs) -> Result<TrainSettings> {
             .map_err(anyhow::Error::msg)
             .with_context(|| format!("--set {assignment:?}"))?;
     }
-    let mut settings: TrainSettings = toml::Value::Table(table)
+    let settings: TrainSettings = toml::Value::Table(table)
         .try_into()
         .context("training settings (defaults, --config, flags and --set merged)")?;
-    // The one seed drives every random step.
-    settings.gbdt.seed = settings.seed;
-    match (&settings.data, &settings.features) {
-        (Some(_), Some(_)) => bail!("give --data (churn data) or --features (a table), not both"),
-        (None, None) => {
-            bail!("give --data DIR (churn data) or --features FILE --label COL (a table)")
-        }
-        (Some(_), None)
-            if settings.label.is_some()
-                || settings.test.is_some()
-                || settings.time_column.is_some() =>
-        {
-            bail!("--label, --test and --time-column go with --features, not --data")
-        }
-        (None, Some(_)) if settings.label.is_none() => bail!("--features needs --label COL"),
-        _ => {}
-    }
-    if settings.backtest == 0 {
-        bail!("backtest must be at least 1 fold (1: the single split alone)");
-    }
-    if !(settings.logistic.c.is_finite() && settings.logistic.c > 0.0) {
-        bail!(
-            "logistic.c must be a positive number, got {}",
-            settings.logistic.c
-        );
-    }
-    Ok(settings)
+    Ok(settings.checked()?)
 }
 
 #[cfg(test)]
@@ -279,11 +154,11 @@ mod tests {
     #[test]
     fn the_flags_alone_give_the_defaults() {
         let s = settings(&["--data", "data"], None).unwrap();
-        let d = defaults();
+        let d = TrainSettings::default();
         assert_eq!(s.gbdt, d.gbdt);
         assert_eq!(
             (s.kind, s.seed, s.name.as_str()),
-            (ModelKind::Both, 42, "churn")
+            (churn_train::settings::ModelKind::Both, 42, "churn")
         );
     }
 
