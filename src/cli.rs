@@ -97,6 +97,38 @@ pub enum Command {
         after_help = "Example:\n  churn monitor --log churn-out/predictions.jsonl --data data/ --every 7d --out churn-out/monitor --fail-on 'auc<0.7,psi>0.25'"
     )]
     Monitor(MonitorArgs),
+    /// The learner store behind learner-keyed serving.
+    #[command(subcommand)]
+    Store(StoreCommand),
+}
+
+/// `churn store …`.
+#[derive(Debug, clap::Subcommand)]
+pub enum StoreCommand {
+    /// Load a data directory's learners and events into a store (idempotent: loading again stores nothing twice).
+    #[command(
+        after_help = "Example:\n  churn store load --data data/ --store churn-out/store.db\n  churn serve --store churn-out/store.db"
+    )]
+    Load(StoreLoadArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StoreLoadArgs {
+    /// Data directory with learners, courses and events.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// The store: a file path (the embedded store, created when missing).
+    #[arg(long)]
+    pub store: String,
+    /// Events per commit.
+    #[arg(long, default_value_t = 50_000)]
+    pub batch: usize,
+    /// Where rejects/<table>.csv and validation.json of the data are written.
+    #[arg(long, default_value = "churn-out/store")]
+    pub work: PathBuf,
+    /// Reference time: later timestamps are rejected (RFC 3339; default: now).
+    #[arg(long)]
+    pub now: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -607,6 +639,10 @@ pub struct ServeArgs {
     /// Course catalogue (courses.csv) for raw-event instances.
     #[arg(long)]
     pub courses: Option<PathBuf>,
+    /// Learner store (a file path): post events, ask for a learner by id
+    /// (writes need CHURN_SERVE_INGEST_TOKEN or ingest_token).
+    #[arg(long)]
+    pub store: Option<String>,
     /// Prediction log, JSON lines, size-rotated.
     #[arg(long)]
     pub prediction_log: Option<PathBuf>,

@@ -11,6 +11,7 @@ mod quickstart;
 mod scoring;
 mod serve;
 mod simulate;
+mod store;
 mod train;
 mod tune;
 mod validate;
@@ -52,5 +53,6 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Import(args) => import::import(&ui, &args),
         Command::ImportLightgbm(args) => done(import_lightgbm::import_lightgbm(&args)),
         Command::Explain(args) => done(scoring::explain(&ui, &args)),
+        Command::Store(crate::cli::StoreCommand::Load(args)) => done(store::load(&ui, &args)),
     }
 }

@@ -51,6 +51,9 @@ pub fn serve_config(args: &ServeArgs) -> Result<churn_serve::ServeConfig> {
     if let Some(v) = &args.courses {
         config.courses = Some(v.clone());
     }
+    if let Some(v) = &args.store {
+        config.store = Some(v.clone());
+    }
     if let Some(v) = &args.prediction_log {
         config.prediction_log = Some(v.clone());
     }
@@ -70,6 +73,7 @@ pub fn serve_config(args: &ServeArgs) -> Result<churn_serve::ServeConfig> {
 pub fn serve(args: &ServeArgs) -> Result<()> {
     let config = serve_config(args)?;
     let addr = config.addr;
+    let has_store = config.store.is_some();
     let app = churn_serve::App::build(config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -85,8 +89,14 @@ pub fn serve(args: &ServeArgs) -> Result<()> {
         for (role, model) in app.models() {
             let _ = say!("{role}: {model}");
         }
-        let _ =
-            say!("listening on http://{bound}  (POST /v1/predict, GET /metrics, /openapi.json)");
+        let _ = say!(
+            "listening on http://{bound}  (POST /v1/predict, GET /metrics, /openapi.json){}",
+            if has_store {
+                "; learner store: POST /v1/events, GET /v1/learners/{id}/prediction"
+            } else {
+                ""
+            }
+        );
         app.serve(listener, churn_serve::shutdown_signal()).await?;
         let _ = say!("stopped");
         Ok::<(), anyhow::Error>(())

@@ -258,6 +258,14 @@ impl ServeProcess {
     }
 }
 
+impl ServeProcess {
+    /// Kills the server at once (SIGKILL: no shutdown, no flush).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for ServeProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();

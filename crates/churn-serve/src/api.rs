@@ -6,9 +6,10 @@
 //! data (`{"learner_id", "as_of", "profile", "events"}`) from which the
 //! features are computed by the same code as the batch table.
 
-use churn_core::{Event, EventKind, NO_COURSE, parse_category, parse_event_type, parse_timestamp};
+use churn_core::{Event, EventKind, NO_COURSE, parse_category, parse_event_type};
 use churn_features::{Profile, SortedEvents};
 use churn_model::Kind;
+use churn_store::contract::{self, FieldError, join};
 use serde_json::{Map, Value};
 
 use crate::config::ServeConfig;
@@ -51,31 +52,18 @@ pub fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
     })
 }
 
+impl From<FieldError> for ApiError {
+    fn from(e: FieldError) -> Self {
+        ApiError::field(e.field, e.reason)
+    }
+}
+
 fn object<'a>(value: &'a Value, field: &str) -> Result<&'a Map<String, Value>, ApiError> {
-    value
-        .as_object()
-        .ok_or_else(|| ApiError::field(field, format!("{field} must be an object")))
+    Ok(contract::object(value, field)?)
 }
 
 fn refuse_unknown(map: &Map<String, Value>, known: &[&str], at: &str) -> Result<(), ApiError> {
-    match map.keys().find(|k| !known.contains(&k.as_str())) {
-        Some(key) => Err(ApiError::field(
-            join(at, key),
-            format!(
-                "unknown field {key:?} (expected one of: {})",
-                known.join(", ")
-            ),
-        )),
-        None => Ok(()),
-    }
-}
-
-fn join(at: &str, key: &str) -> String {
-    if at.is_empty() {
-        key.to_owned()
-    } else {
-        format!("{at}.{key}")
-    }
+    Ok(contract::refuse_unknown(map, known, at)?)
 }
 
 /// Checks the envelope: `instances` (1 ..= max_batch) and `top_k`.
@@ -234,29 +222,7 @@ fn feature_map(served: &Served, value: &Value, at: &str) -> Result<OwnedInput, A
 }
 
 fn timestamp(value: Option<&Value>, field: &str) -> Result<i64, ApiError> {
-    match value {
-        Some(Value::String(text)) => parse_timestamp(text)
-            .map_err(|e| ApiError::field(field, format!("{text:?} is not a timestamp: {e}"))),
-        Some(_) => Err(ApiError::field(
-            field,
-            "must be an RFC 3339 timestamp string",
-        )),
-        None => Err(ApiError::field(field, "missing")),
-    }
-}
-
-fn optional_number(map: &Map<String, Value>, key: &str, at: &str) -> Result<f64, ApiError> {
-    match map.get(key) {
-        None | Some(Value::Null) => Ok(f64::NAN),
-        Some(Value::Number(n)) => match n.as_f64() {
-            Some(v) if v.is_finite() && v >= 0.0 => Ok(v),
-            _ => Err(ApiError::field(
-                join(at, key),
-                "must be a finite number ≥ 0",
-            )),
-        },
-        Some(_) => Err(ApiError::field(join(at, key), "must be a number")),
-    }
+    Ok(contract::timestamp(value, field)?)
 }
 
 fn raw(
@@ -372,64 +338,38 @@ fn raw(
     let mut events = Vec::with_capacity(items.len());
     for (k, item) in items.iter().enumerate() {
         let e_at = format!("{events_at}[{k}]");
-        let e = object(item, &e_at)?;
-        refuse_unknown(
-            e,
-            &[
-                "ts",
-                "event_type",
-                "count",
-                "course_id",
-                "duration_s",
-                "score",
-                "amount",
-                "latency_ms",
-                "stalls",
-            ],
-            &e_at,
-        )?;
-        let ts = timestamp(e.get("ts"), &join(&e_at, "ts"))?;
-        if ts < signup_at {
+        let e = contract::event(object(item, &e_at)?, &e_at, &[])?;
+        if e.ts < signup_at {
             return Err(ApiError::field(
                 join(&e_at, "ts"),
                 "event before the learner's signup_at",
             ));
         }
         if let Some(previous) = events.last().map(|p: &Event| p.ts)
-            && ts < previous
+            && e.ts < previous
         {
             return Err(ApiError::field(
                 join(&e_at, "ts"),
                 "events must be sorted by ts (this one is earlier than the one before)",
             ));
         }
-        let event_type = match e.get("event_type") {
-            Some(Value::String(t)) => match parse_event_type(t) {
-                Ok(Ok(known)) => EventKind::Known(known),
-                // A custom type: activity when the model's data said so; its
-                // index is its place among the types the model knows (the
-                // others share the last index: no feature reads them).
-                Ok(Err(name)) => EventKind::Custom {
-                    index: served
-                        .custom_types
-                        .binary_search_by(|t| t.as_str().cmp(name))
-                        .map_or(u16::MAX, |i| i as u16),
-                    activity: activity_types.iter().any(|a| a == name),
-                },
-                Err(err) => {
-                    return Err(ApiError::field(join(&e_at, "event_type"), err.to_string()));
-                }
+        let event_type = match parse_event_type(&e.event_type) {
+            Ok(Ok(known)) => EventKind::Known(known),
+            // A custom type: activity when the model's data said so; its
+            // index is its place among the types the model knows (the
+            // others share the last index: no feature reads them).
+            Ok(Err(name)) => EventKind::Custom {
+                index: served
+                    .custom_types
+                    .binary_search_by(|t| t.as_str().cmp(name))
+                    .map_or(u16::MAX, |i| i as u16),
+                activity: activity_types.iter().any(|a| a == name),
             },
-            _ => {
-                return Err(ApiError::field(
-                    join(&e_at, "event_type"),
-                    "must be a string",
-                ));
-            }
+            Err(err) => return Err(ApiError::field(join(&e_at, "event_type"), err.to_string())),
         };
-        let course = match e.get("course_id") {
-            None | Some(Value::Null) => NO_COURSE,
-            Some(Value::String(id)) => match extra.get(id.as_str()).or(catalogue.index.get(id)) {
+        let course = match &e.course_id {
+            None => NO_COURSE,
+            Some(id) => match extra.get(id.as_str()).or(catalogue.index.get(id)) {
                 Some(&c) => c,
                 None => {
                     return Err(ApiError::field(
@@ -440,48 +380,18 @@ fn raw(
                     ));
                 }
             },
-            Some(_) => {
-                return Err(ApiError::field(
-                    join(&e_at, "course_id"),
-                    "must be a string",
-                ));
-            }
-        };
-        let score = optional_number(e, "score", &e_at)?;
-        if score > 1.0 {
-            return Err(ApiError::field(
-                join(&e_at, "score"),
-                "score must be in [0, 1]",
-            ));
-        }
-        let stalls = optional_number(e, "stalls", &e_at)?;
-        if stalls.is_finite() && stalls.fract() != 0.0 {
-            return Err(ApiError::field(
-                join(&e_at, "stalls"),
-                "stalls must be a whole number",
-            ));
-        }
-        let count = match e.get("count") {
-            None | Some(Value::Null) => 1,
-            Some(v) => v
-                .as_u64()
-                .filter(|&c| c >= 1)
-                .and_then(|c| u32::try_from(c).ok())
-                .ok_or_else(|| {
-                    ApiError::field(join(&e_at, "count"), "count must be a whole number ≥ 1")
-                })?,
         };
         events.push(Event {
-            ts,
+            ts: e.ts,
             learner: 0,
             course,
             event_type,
-            count,
-            duration_s: optional_number(e, "duration_s", &e_at)?,
-            score,
-            amount: optional_number(e, "amount", &e_at)?,
-            latency_ms: optional_number(e, "latency_ms", &e_at)?,
-            stalls,
+            count: e.count,
+            duration_s: e.duration_s,
+            score: e.score,
+            amount: e.amount,
+            latency_ms: e.latency_ms,
+            stalls: e.stalls,
         });
     }
     // Sorted by time (checked above); ties into the contract's canonical order.

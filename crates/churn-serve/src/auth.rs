@@ -55,6 +55,33 @@ pub fn check_admin_token(state: &AppState, headers: &HeaderMap) -> Result<(), Ap
     Ok(())
 }
 
+/// Store writes exist only with a learner store and an `ingest_token`, and
+/// need the token.
+pub fn check_ingest_token(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    if state.store.is_none() {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "store_disabled",
+            "this server has no learner store: configure store to enable the learner routes",
+        ));
+    }
+    let Some(expected) = &state.config.ingest_token else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "ingest_disabled",
+            "writing to the learner store is off: configure ingest_token to enable it",
+        ));
+    };
+    if !bearer(headers).is_some_and(|t| same_token(t, expected)) {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a valid ingest bearer token is required",
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

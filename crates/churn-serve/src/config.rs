@@ -38,12 +38,21 @@ pub struct ServeConfig {
     pub admin_token: Option<String>,
     /// Bearer token required on prediction routes, when set.
     pub predict_token: Option<String>,
+    /// The learner store: a file path (the embedded store, created when
+    /// missing). With it, applications post events and profiles, and ask for
+    /// a learner's prediction by id; none when unset.
+    pub store: Option<String>,
+    /// Bearer token for writing to the learner store (`POST /v1/events`,
+    /// `PUT` and `DELETE /v1/learners/{id}`); those routes are off without one.
+    pub ingest_token: Option<String>,
     /// Largest request body, bytes.
     pub max_body_bytes: usize,
     /// Most instances in one request.
     pub max_batch: usize,
     /// Most events in one raw instance.
     pub max_events: usize,
+    /// Most events in one `POST /v1/events` request.
+    pub max_ingest_rows: usize,
     /// Largest `top_k`.
     pub max_top_k: usize,
     /// Scoring requests handled at once (default: the cores plus one:
@@ -106,9 +115,12 @@ impl Default for ServeConfig {
             courses: None,
             admin_token: None,
             predict_token: None,
+            store: None,
+            ingest_token: None,
             max_body_bytes: 4 << 20,
             max_batch: 1000,
             max_events: 100_000,
+            max_ingest_rows: 10_000,
             max_top_k: 50,
             max_concurrency: default_concurrency(),
             queue_wait_ms: 10,
@@ -165,6 +177,8 @@ impl ServeConfig {
                 "COURSES" => self.courses = Some(value.into()),
                 "ADMIN_TOKEN" => self.admin_token = Some(value),
                 "PREDICT_TOKEN" => self.predict_token = Some(value),
+                "INGEST_TOKEN" => self.ingest_token = Some(value),
+                "STORE" => self.store = Some(value),
                 "PREDICTION_LOG" => self.prediction_log = Some(value.into()),
                 "FEATURE_LOG" => self.feature_log = Some(value.into()),
                 "FEATURE_LOG_SHARE" => {
@@ -206,6 +220,7 @@ impl ServeConfig {
             ("max_body_bytes", self.max_body_bytes),
             ("max_batch", self.max_batch),
             ("max_events", self.max_events),
+            ("max_ingest_rows", self.max_ingest_rows),
             ("max_top_k", self.max_top_k),
             ("max_concurrency", self.max_concurrency),
             ("log_keep", self.log_keep),
@@ -222,6 +237,7 @@ impl ServeConfig {
         for (name, token) in [
             ("admin_token", &self.admin_token),
             ("predict_token", &self.predict_token),
+            ("ingest_token", &self.ingest_token),
         ] {
             if token.as_ref().is_some_and(|t| t.len() < 16) {
                 return fail(format!("{name} must be at least 16 characters"));

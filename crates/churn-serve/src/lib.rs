@@ -23,6 +23,7 @@ mod deploy;
 mod drift;
 mod error;
 mod info;
+mod learners;
 mod middleware;
 mod oip;
 mod openapi;
@@ -63,6 +64,8 @@ pub enum ServeError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Store(#[from] churn_store::StoreError),
     #[error("cannot listen on {0}: {1}")]
     Bind(std::net::SocketAddr, #[source] std::io::Error),
 }
@@ -101,6 +104,14 @@ impl App {
             telemetry.shed.clone(),
             telemetry.timeouts.clone(),
         ));
+        let store = match &config.store {
+            Some(spec) => {
+                let store: Arc<dyn churn_store::LearnerStore> = Arc::from(churn_store::open(spec)?);
+                tracing::info!(store = %store.describe(), "learner store open");
+                Some(store)
+            }
+            None => None,
+        };
         let state = Arc::new(state::AppState {
             admission,
             config,
@@ -109,6 +120,7 @@ impl App {
             log,
             feature_log,
             reload: tokio::sync::Mutex::new(()),
+            store,
         });
         state.publish_models();
         Ok(App {

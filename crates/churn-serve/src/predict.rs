@@ -17,6 +17,7 @@ use crate::api::{self, OwnedInput};
 use crate::auth::check_predict_token;
 use crate::body::json_bytes;
 use crate::error::ApiError;
+use crate::learners;
 use crate::middleware::RequestId;
 use crate::state::{AppState, Deployment, Role, Served};
 use crate::telemetry::BandRole;
@@ -35,8 +36,13 @@ pub async fn predict(
 ) -> Result<Response, ApiError> {
     check_predict_token(&state, &headers)?;
     let bytes = json_bytes(&headers, body).await?;
+    if bytes.len() <= INLINE_BYTES {
+        let request = api::parse_predict(api::parse_json(&bytes)?, &state.config)?;
+        // Learner-keyed instances read the store: off the async workers.
+        let inline = !request.instances.iter().any(learners::is_keyed);
+        return answer(state, request, request_id, inline).await;
+    }
     let deployment = state.deployment.load_full();
-    let inline = bytes.len() <= INLINE_BYTES;
     let work = {
         let state = state.clone();
         let request_id = request_id.clone();
@@ -45,6 +51,23 @@ pub async fn predict(
             let request = api::parse_predict(value, &state.config)?;
             score_all(&state, &deployment, &request, &request_id)
         }
+    };
+    let predictions = score_where_it_fits(false, work).await?;
+    Ok(axum::Json(json!({"predictions": predictions, "request_id": request_id})).into_response())
+}
+
+/// Scores a parsed request (inline, or on the blocking pool) and answers
+/// `{"predictions", "request_id"}`.
+pub(crate) async fn answer(
+    state: Arc<AppState>,
+    request: api::PredictRequest,
+    request_id: String,
+    inline: bool,
+) -> Result<Response, ApiError> {
+    let deployment = state.deployment.load_full();
+    let work = {
+        let request_id = request_id.clone();
+        move || score_all(&state, &deployment, &request, &request_id)
     };
     let predictions = score_where_it_fits(inline, work).await?;
     Ok(axum::Json(json!({"predictions": predictions, "request_id": request_id})).into_response())
@@ -80,7 +103,24 @@ fn score_all(
     for (i, instance) in request.instances.iter().enumerate() {
         let learner = api::learner_id(instance, i)?;
         let (role, served) = deployment.route(learner);
-        let input = api::instance_input(served, instance, i, &state.config)?;
+        let stored;
+        let (instance, input) = if learners::is_keyed(instance) {
+            stored = learners::stored_instance(state, served, instance, i)?;
+            let input =
+                api::instance_input(served, &stored, i, &state.config).map_err(|e| ApiError {
+                    message: format!(
+                        "learner {learner:?}'s stored history: {} ({})",
+                        e.message,
+                        e.field.as_deref().unwrap_or("")
+                    ),
+                    field: Some(format!("instances[{i}].learner_id")),
+                    ..e
+                })?;
+            (&stored, input)
+        } else {
+            let input = api::instance_input(served, instance, i, &state.config)?;
+            (instance, input)
+        };
         // The as-of time of a raw instance goes into the log, so that `churn ab
         // --prediction-log` can read each outcome from that time.
         let as_of = instance.get("as_of").and_then(Value::as_str);

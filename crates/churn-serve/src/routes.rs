@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::middleware::{from_fn, from_fn_with_state};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 
 use crate::state::AppState;
-use crate::{admin, info, middleware, oip, predict};
+use crate::{admin, info, learners, middleware, oip, predict};
 
 /// The whole router. Scoring routes go through admission (a bounded wait
 /// for a scoring slot, then a time limit); every route's body is read first,
@@ -17,6 +17,10 @@ pub fn router(state: Arc<AppState>) -> Router {
     let scoring = Router::new()
         .route("/v1/predict", post(predict::predict))
         .route("/v2/models/{name}/infer", post(oip::oip_infer))
+        .route(
+            "/v1/learners/{id}/prediction",
+            get(learners::learner_prediction),
+        )
         .route_layer(from_fn_with_state(
             state.admission.clone(),
             middleware::admit,
@@ -25,6 +29,13 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/models", get(info::list_models))
         .route("/v1/models/{name}", get(info::model_card))
         .route("/v1/admin/reload", post(admin::reload))
+        .route("/v1/events", post(learners::ingest))
+        .route(
+            "/v1/learners/{id}",
+            put(learners::put_learner)
+                .get(learners::get_learner)
+                .delete(learners::delete_learner),
+        )
         .route("/v2", get(oip::oip_server))
         .route("/v2/health/live", get(info::live))
         .route("/v2/health/ready", get(info::ready))

@@ -232,6 +232,8 @@ pub struct AppState {
     pub feature_log: Option<PredictionLog>,
     /// One reload at a time.
     pub reload: tokio::sync::Mutex<()>,
+    /// The learner store, when configured.
+    pub store: Option<Arc<dyn churn_store::LearnerStore>>,
 }
 
 #[cfg(test)]

@@ -70,6 +70,8 @@ pub struct Telemetry {
     pub shed: Counter,
     pub timeouts: Counter,
     pub slow_clients: Counter,
+    /// Events stored by `POST /v1/events`.
+    pub ingested: Counter,
     pub reloads: Family<OutcomeLabel, Counter>,
     pub feature_psi: Family<FeatureLabel, FloatGauge>,
     pub prediction_psi: Family<ModelLabel, FloatGauge>,
@@ -96,6 +98,7 @@ impl Telemetry {
         let shed = Counter::default();
         let timeouts = Counter::default();
         let slow_clients = Counter::default();
+        let ingested = Counter::default();
         let reloads = Family::<OutcomeLabel, Counter>::default();
         registry.register(
             "http_requests",
@@ -138,6 +141,11 @@ impl Telemetry {
             slow_clients.clone(),
         );
         registry.register("reloads", "Model reloads by outcome", reloads.clone());
+        registry.register(
+            "events_ingested",
+            "Events stored in the learner store by POST /v1/events",
+            ingested.clone(),
+        );
         let feature_psi = Family::<FeatureLabel, FloatGauge>::default();
         let prediction_psi = Family::<ModelLabel, FloatGauge>::default();
         let drift_rows = Family::<ModelLabel, Gauge>::default();
@@ -166,6 +174,7 @@ impl Telemetry {
             shed,
             timeouts,
             slow_clients,
+            ingested,
             reloads,
             feature_psi,
             prediction_psi,

@@ -200,6 +200,9 @@ async fn metadata_health_metrics_and_openapi_routes_answer() {
         "/v1/models",
         "/v1/models/{name}",
         "/v1/admin/reload",
+        "/v1/events",
+        "/v1/learners/{id}",
+        "/v1/learners/{id}/prediction",
         "/v2",
         "/v2/health/live",
         "/v2/health/ready",
@@ -212,6 +215,12 @@ async fn metadata_health_metrics_and_openapi_routes_answer() {
         "/openapi.json",
     ] {
         assert!(doc["paths"].get(path).is_some(), "{path} undocumented");
+    }
+    // Without a learner store its routes say so.
+    for path in ["/v1/learners/L1", "/v1/learners/L1/prediction"] {
+        let (status, value) = call(&app, get(path)).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(value["error"]["code"], "store_disabled", "{path}");
     }
     let (status, metrics) = call(&app, get("/metrics")).await;
     assert_eq!(status, StatusCode::OK);

@@ -1,0 +1,137 @@
+//! The learner store behind learner-keyed serving. Applications post a
+//! learner's profile and events as they happen; the server reads a learner's
+//! history back to compute features with the training code, and erases a
+//! learner on request.
+//!
+//! [`contract`] checks the JSON of profiles and events by the data
+//! contract's rules; [`LearnerStore`] is what the server needs of a store;
+//! [`sqlite`] is the embedded store (one file, WAL, fsync at every commit).
+//!
+//! Invariants every store keeps:
+//! - a batch of events commits whole or not at all, and `ingest` returns only
+//!   once its commit is durable (an acknowledged event survives a crash);
+//! - an `event_id` is stored at most once: a retried batch is reported as
+//!   duplicates, never stored twice;
+//! - events belong to a learner whose profile is stored, at or after its
+//!   `signup_at`;
+//! - `erase` leaves no byte of the learner's profile or events in the store's
+//!   files (deleted content is overwritten, the write-ahead log truncated).
+
+pub mod contract;
+pub mod load;
+pub mod sqlite;
+
+use std::path::PathBuf;
+
+use serde_json::{Map, Value};
+
+pub use contract::{ContractEvent, FieldError, LearnerProfile};
+
+/// What can go wrong with a store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error("{}: not a churn learner store: {reason}", path.display())]
+    Foreign { path: PathBuf, reason: String },
+    #[error("{}: the learner store is corrupt: {reason}", path.display())]
+    Corrupt { path: PathBuf, reason: String },
+    #[error("{}: learner store format {found}; this program reads format {expected}", path.display())]
+    Version {
+        path: PathBuf,
+        found: i64,
+        expected: i64,
+    },
+    #[error("learner store {store}: {reason}")]
+    Engine { store: String, reason: String },
+    #[error("{0}")]
+    Config(String),
+}
+
+/// One event to ingest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IngestRow {
+    pub learner_id: String,
+    /// Makes a retry idempotent: an id already stored is a duplicate.
+    pub event_id: Option<String>,
+    pub event: ContractEvent,
+}
+
+/// What became of one ingested row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowOutcome {
+    /// Stored (durable once `ingest` returns).
+    Accepted,
+    /// Its `event_id` was already stored (or earlier in the same batch).
+    Duplicate,
+    /// No profile is stored for its learner.
+    UnknownLearner,
+    /// Its `ts` is before its learner's `signup_at`.
+    BeforeSignup,
+}
+
+/// A stored learner: the profile and what is stored of its events.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LearnerSummary {
+    pub profile: Map<String, Value>,
+    /// Event rows stored.
+    pub events: u64,
+    /// Occurrences they stand for (the sum of their counts).
+    pub occurrences: u64,
+    pub first_event: Option<i64>,
+    pub last_event: Option<i64>,
+}
+
+/// A learner's history up to an as-of time: what features are computed from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct History {
+    pub profile: Map<String, Value>,
+    /// Events with `ts ≤ as_of`, by time (ties in the order they were stored).
+    pub events: Vec<ContractEvent>,
+}
+
+/// What `PUT /v1/learners/{id}` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutOutcome {
+    Created,
+    Replaced,
+    /// Refused: the new `signup_at` is later than a stored event.
+    SignupAfterEvents,
+}
+
+/// What the server needs of a learner store. Every call is blocking (the
+/// server runs them off its async workers) and safe from many threads.
+pub trait LearnerStore: Send + Sync {
+    /// Stores the rows that can be stored, in one atomic, durable commit;
+    /// one outcome per row, in order.
+    fn ingest(&self, rows: &[IngestRow]) -> Result<Vec<RowOutcome>, StoreError>;
+    /// Creates or replaces a learner's profile.
+    fn put_profile(
+        &self,
+        learner_id: &str,
+        profile: &LearnerProfile,
+    ) -> Result<PutOutcome, StoreError>;
+    /// The stored profile and event counts; `None` for an unknown learner.
+    fn summary(&self, learner_id: &str) -> Result<Option<LearnerSummary>, StoreError>;
+    /// The profile and the events up to `as_of`; `None` for an unknown learner.
+    fn history(&self, learner_id: &str, as_of: i64) -> Result<Option<History>, StoreError>;
+    /// Erases the profile and every event of the learner; false when there
+    /// was nothing to erase.
+    fn erase(&self, learner_id: &str) -> Result<bool, StoreError>;
+    /// Learners and event rows stored.
+    fn counts(&self) -> Result<(u64, u64), StoreError>;
+    /// How the store names itself in logs (never a password).
+    fn describe(&self) -> String;
+}
+
+/// Opens the store a setting names: a file path (the embedded store,
+/// created when missing).
+pub fn open(spec: &str) -> Result<Box<dyn LearnerStore>, StoreError> {
+    if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
+        return Err(StoreError::Config(
+            "a PostgreSQL learner store is not available in this build: give a file path for the embedded store".into(),
+        ));
+    }
+    Ok(Box::new(sqlite::SqliteStore::open(std::path::Path::new(
+        spec,
+    ))?))
+}

@@ -1,0 +1,435 @@
+//! `churn serve --store`: learner-keyed predictions equal `churn predict` on
+//! the same events, events posted over HTTP become the same history, a
+//! killed server loses no acknowledged batch and keeps none half, erasure
+//! leaves nothing, and bad bodies get 4xx with the row and field.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+mod common;
+use common::{
+    ServeProcess, churn, compare_with_predict, http, path_str, predict, raw_instances_in,
+    read_predictions, text,
+};
+
+const TOKEN: &str = "ingest-token-for-the-tests";
+const AUTH: &str = "Authorization: Bearer ingest-token-for-the-tests";
+const JSON: &str = "Content-Type: application/json";
+
+/// A settings file with the ingest token, in `dir`.
+fn settings(dir: &Path) -> String {
+    let path = dir.join("serve.toml");
+    std::fs::write(&path, format!("ingest_token = \"{TOKEN}\"\n")).expect("settings");
+    path.display().to_string()
+}
+
+fn serve_store(store: &Path, settings: &str) -> ServeProcess {
+    ServeProcess::start(&["--store", path_str(store), "--config", settings])
+}
+
+fn json_of(body: &str) -> Value {
+    serde_json::from_str(body).unwrap_or(json!({"raw": body}))
+}
+
+/// `churn store load` of the committed sample into `store`.
+fn load_sample(store: &Path, work: &Path) -> String {
+    let out = churn(&[
+        "--quiet",
+        "store",
+        "load",
+        "--data",
+        "data",
+        "--store",
+        path_str(store),
+        "--work",
+        path_str(work),
+        "--now",
+        "2026-07-01T00:00:00Z",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout)
+}
+
+#[test]
+fn learner_keyed_predictions_equal_churn_predict_and_posted_events_become_the_same_history() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("store.db");
+    let said = load_sample(&store, &dir.path().join("load"));
+    assert!(
+        said.contains("572353 = 572353 stored + 0 already there + 0 refused"),
+        "{said}"
+    );
+    let again = load_sample(&store, &dir.path().join("load"));
+    assert!(
+        again.contains("= 0 stored + 572353 already there"),
+        "{again}"
+    );
+
+    let as_of = "2026-05-01T00:00:00Z";
+    let csv = dir.path().join("predictions.csv");
+    let out = churn(&[
+        "--quiet",
+        "predict",
+        "--model",
+        "churn-gbdt",
+        "--data",
+        "data",
+        "--as-of",
+        as_of,
+        "--now",
+        "2026-07-01T00:00:00Z",
+        "--out",
+        path_str(&csv),
+        "--work",
+        path_str(&dir.path().join("predict")),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let expected = read_predictions(&csv);
+    let server = serve_store(&store, &settings(dir.path()));
+
+    // /v1/predict instances that carry only the learner id (and the as-of time).
+    let keyed: Vec<Value> = expected
+        .keys()
+        .map(|id| json!({"learner_id": id, "as_of": as_of}))
+        .collect();
+    compare_with_predict(server.addr, &keyed, &expected);
+    // GET /v1/learners/{id}/prediction answers the same.
+    for (id, (probability, factor, _)) in expected.iter().take(20) {
+        let (status, body) = http(
+            server.addr,
+            "GET",
+            &format!("/v1/learners/{id}/prediction?as_of={as_of}&top_k=2"),
+            &[],
+            "",
+        );
+        assert_eq!(status, 200, "{body}");
+        let p = &json_of(&body)["predictions"][0];
+        assert!((p["churn_probability"].as_f64().unwrap_or(-1.0) - probability).abs() <= 5e-7);
+        assert_eq!(p["top_factors"][0]["feature"], json!(factor));
+        assert_eq!(p["top_factors"].as_array().map(Vec::len), Some(2));
+    }
+
+    // A learner posted over HTTP (its profile, then its events as JSON lines
+    // in two batches, the second sent twice) is scored as the same learner
+    // sent with its raw events.
+    let (raw, _courses, _tmp) = raw_instances_in(Path::new("data"), as_of);
+    let original = raw
+        .iter()
+        .filter(|r| expected.contains_key(r["learner_id"].as_str().unwrap_or("")))
+        .max_by_key(|r| r["events"].as_array().map_or(0, Vec::len))
+        .expect("an active learner");
+    let copy = "posted-copy";
+    let (status, body) = http(
+        server.addr,
+        "PUT",
+        &format!("/v1/learners/{copy}"),
+        &[JSON, AUTH],
+        &original["profile"].to_string(),
+    );
+    assert_eq!(status, 201, "{body}");
+    let events = original["events"].as_array().expect("events");
+    assert!(events.len() > 50, "{} events", events.len());
+    let lines: Vec<String> = events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let mut row = e.clone();
+            row["learner_id"] = json!(copy);
+            row["event_id"] = json!(format!("{copy}-{i}"));
+            row.to_string()
+        })
+        .collect();
+    let half = lines.len() / 2;
+    for (batch, times) in [(&lines[..half], 1), (&lines[half..], 2)] {
+        for attempt in 0..times {
+            let (status, body) = http(
+                server.addr,
+                "POST",
+                "/v1/events",
+                &["Content-Type: application/x-ndjson", AUTH],
+                &batch.join("\n"),
+            );
+            assert_eq!(status, 200, "{body}");
+            let answer = json_of(&body);
+            let (accepted, duplicates) = if attempt == 0 {
+                (batch.len(), 0)
+            } else {
+                (0, batch.len())
+            };
+            assert_eq!(answer["accepted"], json!(accepted), "{answer}");
+            assert_eq!(
+                answer["duplicates"].as_array().map(Vec::len),
+                Some(duplicates),
+                "{answer}"
+            );
+        }
+    }
+    let (status, stored) = http(server.addr, "GET", &format!("/v1/learners/{copy}"), &[], "");
+    assert_eq!(status, 200);
+    assert_eq!(json_of(&stored)["events"], json!(events.len()));
+    let (_, by_raw) = predict(server.addr, &json!({"instances": [original]}));
+    let (_, by_id) = predict(
+        server.addr,
+        &json!({"instances": [{"learner_id": copy, "as_of": as_of}]}),
+    );
+    assert_eq!(
+        by_raw["predictions"][0]["churn_probability"], by_id["predictions"][0]["churn_probability"],
+        "{by_raw} vs {by_id}"
+    );
+    assert_eq!(
+        by_raw["predictions"][0]["top_factors"],
+        by_id["predictions"][0]["top_factors"]
+    );
+
+    // Erasure: the learner is gone for every route.
+    let (status, _) = http(
+        server.addr,
+        "DELETE",
+        &format!("/v1/learners/{copy}"),
+        &[AUTH],
+        "",
+    );
+    assert_eq!(status, 200);
+    for path in [
+        format!("/v1/learners/{copy}"),
+        format!("/v1/learners/{copy}/prediction"),
+    ] {
+        let (status, body) = http(server.addr, "GET", &path, &[], "");
+        assert_eq!(status, 404, "{path}: {body}");
+    }
+    let (status, _) = http(
+        server.addr,
+        "DELETE",
+        &format!("/v1/learners/{copy}"),
+        &[AUTH],
+        "",
+    );
+    assert_eq!(status, 404);
+}
+
+#[test]
+fn bad_ingest_bodies_get_4xx_with_the_row_and_field_and_nothing_of_them_is_stored() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("store.db");
+    let server = serve_store(&store, &settings(dir.path()));
+    let post = |headers: &[&str], body: &str| {
+        let (status, body) = http(server.addr, "POST", "/v1/events", headers, body);
+        (status, json_of(&body))
+    };
+    let profile = json!({"signup_at": "2026-01-01T00:00:00Z", "plan": "monthly", "acquisition_channel": "organic"});
+    let (status, _) = http(
+        server.addr,
+        "PUT",
+        "/v1/learners/A",
+        &[JSON, AUTH],
+        &profile.to_string(),
+    );
+    assert_eq!(status, 201);
+    let (status, body) = http(
+        server.addr,
+        "PUT",
+        "/v1/learners/B",
+        &[JSON, AUTH],
+        r#"{"plan": "x"}"#,
+    );
+    assert_eq!(
+        (status, json_of(&body)["error"]["field"].clone()),
+        (422, json!("signup_at"))
+    );
+
+    let event = |id: &str, ts: &str| json!({"learner_id": "A", "event_id": id, "ts": ts, "event_type": "login"});
+    assert_eq!(post(&[JSON], "[]").0, 401, "no token");
+    assert_eq!(
+        post(
+            &[JSON, "Authorization: Bearer wrong-token-0000000000"],
+            "[]"
+        )
+        .0,
+        401
+    );
+    assert_eq!(post(&["Content-Type: text/plain", AUTH], "[]").0, 415);
+    let (status, answer) = post(&[JSON, AUTH], "[{\"learner_id\": ");
+    assert_eq!(
+        (status, answer["error"]["code"].clone()),
+        (400, json!("malformed_json"))
+    );
+    assert_eq!(post(&[JSON, AUTH], "{}").0, 422, "an object, not an array");
+    let rows = json!([
+        event("a", "2026-02-01T00:00:00Z"),
+        {"learner_id": "A", "ts": "2026-02-01T00:00:00Z", "event_type": "Login!"},
+        {"learner_id": "A", "ts": "2026-02-01T00:00:00Z", "event_type": "login", "score": 2},
+        {"learner_id": "nobody", "ts": "2026-02-01T00:00:00Z", "event_type": "login"},
+        event("b", "2025-12-01T00:00:00Z"),
+        event("c", "2099-01-01T00:00:00Z"),
+        {"learner_id": "A", "ts": "2026-02-01T00:00:00Z", "event_type": "login", "colour": "red"},
+    ]);
+    let (status, answer) = post(&[JSON, AUTH], &rows.to_string());
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["accepted"], json!(1));
+    let rejected: Vec<(u64, String)> = answer["rejected"]
+        .as_array()
+        .expect("rejected")
+        .iter()
+        .map(|r| {
+            (
+                r["index"].as_u64().unwrap_or(99),
+                r["field"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rejected,
+        vec![
+            (1, "[1].event_type".to_owned()),
+            (2, "[2].score".to_owned()),
+            (3, "[3].learner_id".to_owned()),
+            (4, "[4].ts".to_owned()),
+            (5, "[5].ts".to_owned()),
+            (6, "[6].colour".to_owned()),
+        ]
+    );
+    let (_, stored) = http(server.addr, "GET", "/v1/learners/A", &[], "");
+    assert_eq!(
+        json_of(&stored)["events"],
+        json!(1),
+        "only the good row is stored"
+    );
+    // The server keeps serving.
+    let (status, _) = http(server.addr, "GET", "/healthz", &[], "");
+    assert_eq!(status, 200);
+    // A server without ingest_token has no write routes.
+    let plain = ServeProcess::start(&["--store", path_str(&store)]);
+    let (status, body) = http(plain.addr, "POST", "/v1/events", &[JSON, AUTH], "[]");
+    assert_eq!(
+        (status, json_of(&body)["error"]["code"].clone()),
+        (404, json!("ingest_disabled"))
+    );
+}
+
+/// One request that may fail (the server may be gone): the status, or none.
+fn try_http(addr: SocketAddr, method: &str, path: &str, body: &str) -> Option<u16> {
+    let mut stream = TcpStream::connect(addr).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n{JSON}\r\n{AUTH}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    response.split_whitespace().nth(1)?.parse().ok()
+}
+
+const PER_BATCH: usize = 200;
+
+fn batch_body(k: i64) -> String {
+    let rows: Vec<Value> = (0..PER_BATCH)
+        .map(|j| {
+            json!({"learner_id": format!("K{k}"), "event_id": format!("K{k}-{j}"),
+                "ts": format!("2026-03-01T00:{:02}:{:02}Z", j / 60, j % 60), "event_type": "login"})
+        })
+        .collect();
+    Value::Array(rows).to_string()
+}
+
+#[test]
+fn a_killed_server_loses_no_acknowledged_batch_and_keeps_none_half() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("store.db");
+    let settings = settings(dir.path());
+    let mut server = serve_store(&store, &settings);
+    let addr = server.addr;
+    let acknowledged = Arc::new(AtomicI64::new(-1));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (acknowledged, stop) = (acknowledged.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let profile = json!({"signup_at": "2026-01-01T00:00:00Z", "plan": "monthly", "acquisition_channel": "organic"}).to_string();
+            let mut k = 0i64;
+            while !stop.load(Ordering::Relaxed) {
+                if try_http(addr, "PUT", &format!("/v1/learners/K{k}"), &profile)
+                    .is_none_or(|s| s >= 300)
+                {
+                    break;
+                }
+                if try_http(addr, "POST", "/v1/events", &batch_body(k)) != Some(200) {
+                    break;
+                }
+                acknowledged.store(k, Ordering::SeqCst);
+                k += 1;
+            }
+            k // the batch in flight when the server went away
+        })
+    };
+    // Kill once a good number of batches is in, while the writer is writing.
+    while acknowledged.load(Ordering::SeqCst) < 30 {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    server.kill();
+    stop.store(true, Ordering::Relaxed);
+    let in_flight = writer.join().expect("writer");
+    let acked = acknowledged.load(Ordering::SeqCst);
+    assert!(acked >= 30 && in_flight > acked);
+
+    let server = serve_store(&store, &settings);
+    for k in 0..=in_flight {
+        let (status, body) = http(server.addr, "GET", &format!("/v1/learners/K{k}"), &[], "");
+        let events = json_of(&body)["events"].as_u64();
+        if k <= acked {
+            assert_eq!(
+                (status, events),
+                (200, Some(PER_BATCH as u64)),
+                "acknowledged batch {k}"
+            );
+        } else {
+            // The batch in flight: whole or absent, never half.
+            assert!(
+                status == 404 || events == Some(0) || events == Some(PER_BATCH as u64),
+                "batch {k} in flight: {status} {body}"
+            );
+        }
+    }
+    // Every acknowledged event id is there exactly once: a retry is all duplicates.
+    let (status, body) = http(
+        server.addr,
+        "POST",
+        "/v1/events",
+        &[JSON, AUTH],
+        &batch_body(0),
+    );
+    assert_eq!(status, 200);
+    let answer = json_of(&body);
+    assert_eq!(answer["accepted"], json!(0), "{answer}");
+    assert_eq!(
+        answer["duplicates"].as_array().map(Vec::len),
+        Some(PER_BATCH)
+    );
+}
+
+#[test]
+fn a_foreign_store_file_stops_the_server_with_its_name() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let notes = dir.path().join("notes.txt");
+    std::fs::write(&notes, "not a database, only some notes\n".repeat(200)).expect("write");
+    let out = churn(&[
+        "serve",
+        "--store",
+        path_str(&notes),
+        "--addr",
+        "127.0.0.1:0",
+    ]);
+    assert!(!out.status.success());
+    let said = text(&out.stderr);
+    assert!(
+        said.contains("notes.txt") && said.contains("not a churn learner store"),
+        "{said}"
+    );
+}
