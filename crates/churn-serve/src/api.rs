@@ -9,7 +9,7 @@
 use churn_core::{Event, EventKind, NO_COURSE, parse_category, parse_event_type};
 use churn_features::{Profile, SortedEvents};
 use churn_model::Kind;
-use churn_store::contract::{self, FieldError, join};
+use churn_store::contract::{self, ContractEvent, FieldError, join};
 use serde_json::{Map, Value};
 
 use crate::config::ServeConfig;
@@ -231,8 +231,6 @@ fn raw(
     served: &Served,
     config: &ServeConfig,
 ) -> Result<OwnedInput, ApiError> {
-    let catalogue = &served.catalogue;
-    let activity_types = served.artifact.card.training.activity_types();
     let as_of = timestamp(map.get("as_of"), &join(at, "as_of"))?;
     let profile_at = join(at, "profile");
     let profile = object(
@@ -240,6 +238,71 @@ fn raw(
             .ok_or_else(|| ApiError::field(&profile_at, "missing"))?,
         &profile_at,
     )?;
+    let courses = match map.get("courses") {
+        Some(courses) => Some(object(courses, &join(at, "courses"))?),
+        None => None,
+    };
+    let events_at = join(at, "events");
+    let Some(Value::Array(items)) = map.get("events") else {
+        return Err(ApiError::field(events_at, "events must be an array"));
+    };
+    if items.len() > config.max_events {
+        return Err(ApiError::field(
+            events_at,
+            format!(
+                "{} events; at most {} per instance",
+                items.len(),
+                config.max_events
+            ),
+        ));
+    }
+    let events = items
+        .iter()
+        .enumerate()
+        .map(|(k, item)| {
+            let e_at = format!("{events_at}[{k}]");
+            Ok(contract::event(object(item, &e_at)?, &e_at, &[])?)
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    learner_input(
+        served,
+        LearnerData {
+            at,
+            as_of,
+            profile,
+            events: &events,
+            courses,
+        },
+    )
+}
+
+/// One learner's data as the contract gives it, whatever carried it (a raw
+/// instance, or the learner store).
+pub struct LearnerData<'a> {
+    /// Where the instance is in the request (`instances[2]`), for errors.
+    pub at: &'a str,
+    pub as_of: i64,
+    pub profile: &'a Map<String, Value>,
+    /// By time (an earlier event after a later one is refused).
+    pub events: &'a [ContractEvent],
+    /// Lessons per course id for courses the catalogue lacks.
+    pub courses: Option<&'a Map<String, Value>>,
+}
+
+/// The model input of one learner: its profile checked against the model's
+/// attributes, its events mapped to the model's event types and courses, and
+/// the features computed by the same code as the batch table.
+pub fn learner_input(served: &Served, data: LearnerData<'_>) -> Result<OwnedInput, ApiError> {
+    let LearnerData {
+        at,
+        as_of,
+        profile,
+        events: contract_events,
+        courses,
+    } = data;
+    let catalogue = &served.catalogue;
+    let activity_types = served.artifact.card.training.activity_types();
+    let profile_at = join(at, "profile");
     let attributes = served.artifact.card.training.feature_set().attributes();
     let profile_fields: Vec<&str> = ["signup_at", "plan", "acquisition_channel", "device"]
         .into_iter()
@@ -307,9 +370,9 @@ fn raw(
     // catalogue is copied only for such a request.
     let mut lessons = std::borrow::Cow::Borrowed(catalogue.lessons.as_slice());
     let mut extra = std::collections::HashMap::new();
-    if let Some(courses) = map.get("courses") {
+    if let Some(courses) = courses {
         let courses_at = join(at, "courses");
-        for (id, count) in object(courses, &courses_at)? {
+        for (id, count) in courses {
             let count = count
                 .as_u64()
                 .filter(|&c| c <= u64::from(u32::MAX))
@@ -322,23 +385,9 @@ fn raw(
     }
 
     let events_at = join(at, "events");
-    let Some(Value::Array(items)) = map.get("events") else {
-        return Err(ApiError::field(events_at, "events must be an array"));
-    };
-    if items.len() > config.max_events {
-        return Err(ApiError::field(
-            events_at,
-            format!(
-                "{} events; at most {} per instance",
-                items.len(),
-                config.max_events
-            ),
-        ));
-    }
-    let mut events = Vec::with_capacity(items.len());
-    for (k, item) in items.iter().enumerate() {
+    let mut events = Vec::with_capacity(contract_events.len());
+    for (k, e) in contract_events.iter().enumerate() {
         let e_at = format!("{events_at}[{k}]");
-        let e = contract::event(object(item, &e_at)?, &e_at, &[])?;
         if e.ts < signup_at {
             return Err(ApiError::field(
                 join(&e_at, "ts"),

@@ -14,7 +14,7 @@ use churn_store::contract::{self, FieldError};
 use churn_store::{IngestRow, LearnerStore, PutOutcome, RowOutcome, StoreError};
 use serde_json::{Value, json};
 
-use crate::api::{self, parse_json};
+use crate::api::{self, OwnedInput, parse_json};
 use crate::auth::{check_ingest_token, check_predict_token};
 use crate::error::ApiError;
 use crate::middleware::RequestId;
@@ -402,15 +402,15 @@ pub fn is_keyed(instance: &Value) -> bool {
     })
 }
 
-/// A learner-keyed instance made whole from the store: the raw instance
-/// (profile and events up to `as_of`, default now) that `/v1/predict` reads,
-/// so the features come from the same code as for a raw request.
-pub fn stored_instance(
+/// The model input of a learner-keyed instance, from the stored profile and
+/// events up to `as_of` (default now), by the same code as a raw instance;
+/// and that as-of time.
+pub fn stored_input(
     state: &AppState,
     served: &Served,
     instance: &Value,
     i: usize,
-) -> Result<Value, ApiError> {
+) -> Result<(OwnedInput, i64), ApiError> {
     let at = format!("instances[{i}]");
     let Some(store) = &state.store else {
         return Err(ApiError::field(
@@ -440,10 +440,24 @@ pub fn stored_instance(
                 || attributes.categorical.contains(key)
         })
         .collect();
-    Ok(json!({
-        "learner_id": id,
-        "as_of": churn_core::format_timestamp(as_of),
-        "profile": profile,
-        "events": history.events.iter().map(|e| e.to_json()).collect::<Vec<_>>(),
-    }))
+    let input = api::learner_input(
+        served,
+        api::LearnerData {
+            at: "",
+            as_of,
+            profile: &profile,
+            events: &history.events,
+            courses: None,
+        },
+    )
+    .map_err(|e| ApiError {
+        message: format!(
+            "learner {id:?}'s stored history: {} ({})",
+            e.message,
+            e.field.as_deref().unwrap_or("")
+        ),
+        field: Some(format!("{at}.learner_id")),
+        ..e
+    })?;
+    Ok((input, as_of))
 }

@@ -103,27 +103,17 @@ fn score_all(
     for (i, instance) in request.instances.iter().enumerate() {
         let learner = api::learner_id(instance, i)?;
         let (role, served) = deployment.route(learner);
-        let stored;
-        let (instance, input) = if learners::is_keyed(instance) {
-            stored = learners::stored_instance(state, served, instance, i)?;
-            let input =
-                api::instance_input(served, &stored, i, &state.config).map_err(|e| ApiError {
-                    message: format!(
-                        "learner {learner:?}'s stored history: {} ({})",
-                        e.message,
-                        e.field.as_deref().unwrap_or("")
-                    ),
-                    field: Some(format!("instances[{i}].learner_id")),
-                    ..e
-                })?;
-            (&stored, input)
+        let (input, stored_as_of) = if learners::is_keyed(instance) {
+            let (input, as_of) = learners::stored_input(state, served, instance, i)?;
+            (input, Some(churn_core::format_timestamp(as_of)))
         } else {
-            let input = api::instance_input(served, instance, i, &state.config)?;
-            (instance, input)
+            (api::instance_input(served, instance, i, &state.config)?, None)
         };
         // The as-of time of a raw instance goes into the log, so that `churn ab
         // --prediction-log` can read each outcome from that time.
-        let as_of = instance.get("as_of").and_then(Value::as_str);
+        let as_of = stored_as_of
+            .as_deref()
+            .or_else(|| instance.get("as_of").and_then(Value::as_str));
         let logged = state
             .log
             .is_some()

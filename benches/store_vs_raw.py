@@ -1,0 +1,239 @@
+"""Learner-keyed serving from the store vs the same learners sent as raw events.
+
+One run, one machine, side by side:
+
+1. `churn simulate` (100k learners x 180 days, ~11M events by default) and
+   `churn store load` into the embedded store: bulk load rate.
+2. `churn serve --store`: ingest over HTTP, batches of 1,000 events with
+   event ids (new learners, so every row is stored), from 2 client threads:
+   events/s acknowledged (each batch one durable commit).
+3. Saturation (oha, 32 connections): the most active learner asked by id
+   (GET /v1/learners/{id}/prediction, top-3 factors) vs the same learner's
+   raw events posted to /v1/predict; and random learners asked by id.
+4. Fixed rate (oha -q) while a client ingests a steady 10k events/s in
+   parallel: p50 / p99 of learner-keyed and raw requests.
+
+    python benches/store_vs_raw.py [--learners 100000] [--seconds 10] [--work DIR]
+
+PostgreSQL: the store is embedded only in this build; the script says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+TOKEN = "bench-ingest-token-0123456789"
+PORT = 18097
+AS_OF = "2026-06-15T00:00:00Z"
+
+
+def churn_bin() -> str:
+    target = os.environ.get("CARGO_TARGET_DIR", str(ROOT / "target"))
+    binary = Path(target) / "release" / "churn"
+    if not binary.exists():
+        subprocess.run(["cargo", "build", "--release", "--bin", "churn"], cwd=ROOT, check=True)
+    return str(binary)
+
+
+def oha(args: list[str], seconds: int) -> dict:
+    out = subprocess.run(["oha", "--no-tui", "--output-format", "json", "-z", f"{seconds}s", *args],
+                         capture_output=True, text=True, check=True).stdout
+    data = json.loads(out)
+    summary, pct = data["summary"], data["latencyPercentiles"]
+    codes = data.get("statusCodeDistribution", {})
+    return {"rps": summary["requestsPerSec"], "ok_rps": codes.get("200", 0) / seconds, "success": summary["successRate"],
+            "p50_ms": pct["p50"] * 1e3, "p99_ms": pct["p99"] * 1e3, "status": codes}
+
+
+class Ingest(threading.Thread):
+    """Posts batches of 1,000 events (new learners, unique event ids) until
+    stopped; `rate` batches/s when given, else as fast as acknowledged."""
+
+    def __init__(self, name: str, rate: float | None) -> None:
+        super().__init__(daemon=True)
+        self.name_prefix, self.rate = name, rate
+        self.stop = threading.Event()
+        self.events = 0
+        self.failed = 0
+
+    def run(self) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=30)
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        profile = json.dumps({"signup_at": "2026-01-01T00:00:00Z", "plan": "monthly",
+                              "acquisition_channel": "organic", "device": "web"})
+        k = 0
+        started = time.perf_counter()
+        while not self.stop.is_set():
+            learner = f"{self.name_prefix}-{k}"
+            conn.request("PUT", f"/v1/learners/{learner}", profile, {**headers, "Content-Type": "application/json"})
+            conn.getresponse().read()
+            lines = "\n".join(
+                json.dumps({"learner_id": learner, "event_id": f"{learner}-{j}",
+                            "ts": f"2026-03-{1 + j // 1440 % 28:02d}T{j // 60 % 24:02d}:{j % 60:02d}:00Z",
+                            "event_type": "video_watched", "duration_s": 60 + j % 600, "course_id": None})
+                for j in range(1000))
+            conn.request("POST", "/v1/events", lines, {**headers, "Content-Type": "application/x-ndjson"})
+            response = conn.getresponse()
+            body = json.loads(response.read())
+            if response.status == 200:
+                self.events += body["accepted"]
+            else:
+                self.failed += 1
+            k += 1
+            if self.rate:
+                wait = started + k / self.rate - time.perf_counter()
+                if wait > 0:
+                    time.sleep(wait)
+
+
+def raw_events(sim: Path, learner: str) -> list[dict]:
+    """The learner's events up to AS_OF as a raw instance carries them."""
+    e = pd.read_parquet(sim / "events.parquet")
+    e = e[e["learner_id"] == learner]
+    e = e[e["ts"] <= pd.Timestamp(AS_OF)].sort_values("ts", kind="stable")
+    rows = []
+    for r in e.to_dict("records"):
+        row = {"ts": r["ts"].strftime("%Y-%m-%dT%H:%M:%S.") + f"{r['ts'].microsecond // 1000:03d}Z",
+               "event_type": r["event_type"]}
+        for c in ("course_id", "duration_s", "score", "amount", "latency_ms", "stalls"):
+            v = r.get(c)
+            row[c] = None if v is None or (isinstance(v, float) and v != v) else v
+        if r.get("count", 1) not in (1, None):
+            row["count"] = int(r["count"])
+        rows.append(row)
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--learners", type=int, default=100_000)
+    parser.add_argument("--days", type=int, default=180)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--work", type=Path, default=Path("/tmp/churn-store-bench"))
+    args = parser.parse_args()
+    if shutil.which("oha") is None:
+        print("oha is not installed (cargo install oha): nothing to measure")
+        return 1
+    churn = churn_bin()
+    work = args.work
+    sim = work / f"sim-{args.learners}"
+    if not (sim / "events.parquet").exists():
+        t = time.perf_counter()
+        subprocess.run([churn, "--quiet", "simulate", "--learners", str(args.learners), "--days", str(args.days),
+                        "--seed", "7", "--out", str(sim)], check=True)
+        print(f"simulate: {time.perf_counter() - t:.1f} s")
+    courses = work / "courses.csv"
+    pd.read_parquet(sim / "courses.parquet").to_csv(courses, index=False)
+    store = work / "store.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{store}{suffix}").unlink(missing_ok=True)
+    t = time.perf_counter()
+    said = subprocess.run([churn, "--quiet", "store", "load", "--data", str(sim), "--store", str(store),
+                           "--work", str(work / "load"), "--now", "2030-01-01T00:00:00Z"],
+                          check=True, capture_output=True, text=True).stdout
+    load_seconds = time.perf_counter() - t
+    stored = int(said.split("events: ")[1].split(" =")[0])
+    print(f"store load: {stored:,} events of {args.learners:,} learners in {load_seconds:.1f} s "
+          f"= {stored / load_seconds:,.0f} events/s (batches of 50,000, whole command: validation included); "
+          f"store file {store.stat().st_size / 2**20:,.0f} MiB")
+
+    events = pd.read_parquet(sim / "events.parquet", columns=["learner_id"])
+    counts = events["learner_id"].value_counts()
+    busiest = counts.index[0]
+    print(f"most active learner: {busiest} ({counts.iloc[0]} events)")
+
+    settings = work / "serve.toml"
+    settings.write_text(f'ingest_token = "{TOKEN}"\n')
+    server = subprocess.Popen([churn, "serve", "--store", str(store), "--courses", str(courses),
+                               "--config", str(settings), "--addr", f"127.0.0.1:{PORT}"],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        while server.stdout is not None:
+            line = server.stdout.readline()
+            if not line:
+                raise SystemExit("churn serve exited")
+            if line.startswith("listening on"):
+                break
+        base = f"http://127.0.0.1:{PORT}"
+        # The raw body of the same learner, from the store itself.
+        conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=30)
+        conn.request("GET", f"/v1/learners/{busiest}")
+        summary = json.loads(conn.getresponse().read())
+        raw = json.dumps({"instances": [{"learner_id": busiest, "as_of": AS_OF, "profile": summary["profile"],
+                                         "events": raw_events(sim, busiest)}], "top_k": 3})
+        body = work / "raw.json"
+        body.write_text(raw)
+        conn.request("POST", "/v1/predict", raw, {"Content-Type": "application/json"})
+        by_raw = json.loads(conn.getresponse().read())["predictions"][0]
+        conn.request("GET", f"/v1/learners/{busiest}/prediction?as_of={AS_OF}")
+        by_id = json.loads(conn.getresponse().read())["predictions"][0]
+        print(f"same answer: raw {by_raw['churn_probability']:.9f} vs by id {by_id['churn_probability']:.9f}; "
+              f"raw body {len(raw) / 1024:.0f} KiB")
+
+        # Ingest over HTTP, as fast as acknowledged.
+        writers = [Ingest(f"bench-{i}", None) for i in range(2)]
+        for w in writers:
+            w.start()
+        time.sleep(args.seconds)
+        for w in writers:
+            w.stop.set()
+        for w in writers:
+            w.join()
+        ingested = sum(w.events for w in writers)
+        print(f"HTTP ingest, batches of 1,000 with event ids, 2 clients: {ingested / args.seconds:,.0f} events/s "
+              f"({sum(w.failed for w in writers)} failed batches)")
+
+        keyed_url = f"{base}/v1/learners/{busiest}/prediction?as_of={AS_OF}&top_k=3"
+        raw_args = ["-m", "POST", "-H", "Content-Type: application/json", "-D", str(body), f"{base}/v1/predict"]
+        learners = pd.read_parquet(sim / "learners.parquet", columns=["learner_id", "signup_at"])
+        signed_up = learners[learners["signup_at"] <= pd.Timestamp(AS_OF)]["learner_id"]
+        ids = signed_up.sample(n=min(2000, len(signed_up)), random_state=1).tolist()
+        regex = "(" + "|".join(ids) + ")"
+        random_args = ["--rand-regex-url", f"{base}/v1/learners/{regex}/prediction\\?as_of=2026-06-15T00:00:00Z&top_k=3"]
+        print(f"\nsaturation (oha, 32 connections, {args.seconds} s; answered = 200s per second, the rest refused fast with 503):")
+        keyed = oha(["-c", "32", keyed_url], args.seconds)
+        rawsat = oha(["-c", "32", *raw_args], args.seconds)
+        rand = oha(["-c", "32", *random_args], args.seconds)
+        # As many connections as scoring slots: nothing is refused, so this is
+        # the cost per request without the refusals' share of the cores.
+        slots = str(os.cpu_count() + 1)
+        keyed_slots = oha(["-c", slots, keyed_url], args.seconds)
+        raw_slots = oha(["-c", slots, *raw_args], args.seconds)
+        for label, r in ((f"by id, {busiest}", keyed), ("raw events, same", rawsat), ("by id, random 2,000", rand),
+                         (f"by id, {busiest}, {slots} conns", keyed_slots), (f"raw, same, {slots} conns", raw_slots)):
+            print(f"  {label:30s} {r['ok_rps']:8,.0f} answered/s  ({r['rps']:,.0f} req/s in all)  {r['status']}")
+        print(f"  ratio by id / raw (same learner): {keyed['ok_rps'] / rawsat['ok_rps']:.2f}x at 32 connections, "
+              f"{keyed_slots['ok_rps'] / raw_slots['ok_rps']:.2f}x at {slots}")
+
+        rate = int(rawsat["ok_rps"] * 0.5)
+        print(f"\nfixed rate {rate} req/s (oha -q, {args.seconds} s) while ingesting 10,000 events/s:")
+        for label, extra in (("by id, same learner", [keyed_url]), ("raw events, same", raw_args),
+                             ("by id, random", random_args)):
+            steady = Ingest(f"steady-{label.replace(' ', '-').replace(',', '')}", rate=10.0)
+            steady.start()
+            r = oha(["-c", "64", "-q", str(rate), *extra], args.seconds)
+            steady.stop.set()
+            steady.join()
+            print(f"  {label:22s} p50 {r['p50_ms']:.2f} ms  p99 {r['p99_ms']:.2f} ms  "
+                  f"achieved {r['rps']:,.0f} req/s  {r['status']}; ingest alongside {steady.events / args.seconds:,.0f} events/s")
+        print("\nPostgreSQL: not measured (the learner store is embedded only in this build).")
+    finally:
+        server.terminate()
+        server.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
