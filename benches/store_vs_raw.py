@@ -15,7 +15,8 @@ One run, one machine, side by side:
 
     python benches/store_vs_raw.py [--learners 100000] [--seconds 10] [--work DIR]
 
-PostgreSQL: the store is embedded only in this build; the script says so.
+5. The same on PostgreSQL (a server of its own, initdb + pg_ctl, durable
+   commits), with `psql \\copy` of 1M events into a plain table as a reference.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import http.client
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -116,6 +118,135 @@ def raw_events(sim: Path, learner: str) -> list[dict]:
     return rows
 
 
+def postgres_server(work: Path):
+    """A PostgreSQL server of its own (initdb + pg_ctl, Debian's package; as the
+    postgres user when run as root): (url, stop), or None with the reason."""
+    bins = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    if not bins:
+        return None, "no /usr/lib/postgresql/*/bin/initdb (Debian package postgresql)"
+    bin_dir = bins[-1].parent
+    as_postgres = (lambda cmd: ["runuser", "-u", "postgres", "--", *cmd]) if os.geteuid() == 0 else (lambda cmd: cmd)
+    pg = work / "pg"
+    shutil.rmtree(pg, ignore_errors=True)
+    pg.mkdir(parents=True)
+    if os.geteuid() == 0:
+        shutil.chown(pg, "postgres", "postgres")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    subprocess.run(as_postgres([str(bin_dir / "initdb"), "-A", "trust", "-U", "postgres", "-D", str(pg / "data")]),
+                   check=True, stdout=subprocess.DEVNULL)
+    # Durable commits, as the store promises: fsync and synchronous_commit on (the defaults).
+    options = f"-p {port} -k {pg} -c listen_addresses=127.0.0.1"
+    subprocess.run(as_postgres([str(bin_dir / "pg_ctl"), "-D", str(pg / "data"), "-o", options, "-l", str(pg / "log"),
+                                "-w", "start"]), check=True, stdout=subprocess.DEVNULL)
+
+    def stop() -> None:
+        subprocess.run(as_postgres([str(bin_dir / "pg_ctl"), "-D", str(pg / "data"), "-m", "immediate", "stop"]),
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    return (f"postgresql://postgres@127.0.0.1:{port}/postgres", stop), None
+
+
+def load(churn: str, sim: Path, store: str, work: Path, learners: int, label: str) -> None:
+    t = time.perf_counter()
+    said = subprocess.run([churn, "--quiet", "store", "load", "--data", str(sim), "--store", store,
+                           "--work", str(work / "load"), "--now", "2030-01-01T00:00:00Z"],
+                          check=True, capture_output=True, text=True).stdout
+    seconds = time.perf_counter() - t
+    stored = int(said.split("events: ")[1].split(" =")[0])
+    print(f"{label}: store load of {stored:,} events of {learners:,} learners in {seconds:.1f} s "
+          f"= {stored / seconds:,.0f} events/s (batches of 50,000; the whole command, validation included)")
+
+
+def measure_server(sim: Path, work: Path, counts, busiest: str, seconds: int) -> None:
+    """Ingest, saturation and fixed-rate figures of the server on PORT."""
+    base = f"http://127.0.0.1:{PORT}"
+    # The raw body of the same learner, from the store itself.
+    conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=30)
+    conn.request("GET", f"/v1/learners/{busiest}")
+    summary = json.loads(conn.getresponse().read())
+    raw = json.dumps({"instances": [{"learner_id": busiest, "as_of": AS_OF, "profile": summary["profile"],
+                                     "events": raw_events(sim, busiest)}], "top_k": 3})
+    body = work / "raw.json"
+    body.write_text(raw)
+    conn.request("POST", "/v1/predict", raw, {"Content-Type": "application/json"})
+    by_raw = json.loads(conn.getresponse().read())["predictions"][0]
+    conn.request("GET", f"/v1/learners/{busiest}/prediction?as_of={AS_OF}")
+    by_id = json.loads(conn.getresponse().read())["predictions"][0]
+    print(f"same answer: raw {by_raw['churn_probability']:.9f} vs by id {by_id['churn_probability']:.9f}; "
+          f"raw body {len(raw) / 1024:.0f} KiB")
+
+    # Ingest over HTTP, as fast as acknowledged.
+    writers = [Ingest(f"bench-{i}", None) for i in range(2)]
+    for w in writers:
+        w.start()
+    time.sleep(seconds)
+    for w in writers:
+        w.stop.set()
+    for w in writers:
+        w.join()
+    ingested = sum(w.events for w in writers)
+    print(f"HTTP ingest, batches of 1,000 with event ids, 2 clients: {ingested / seconds:,.0f} events/s "
+          f"({sum(w.failed for w in writers)} failed batches)")
+
+    keyed_url = f"{base}/v1/learners/{busiest}/prediction?as_of={AS_OF}&top_k=3"
+    raw_args = ["-m", "POST", "-H", "Content-Type: application/json", "-D", str(body), f"{base}/v1/predict"]
+    learners = pd.read_parquet(sim / "learners.parquet", columns=["learner_id", "signup_at"])
+    signed_up = learners[learners["signup_at"] <= pd.Timestamp(AS_OF)]["learner_id"]
+    ids = signed_up.sample(n=min(2000, len(signed_up)), random_state=1).tolist()
+    regex = "(" + "|".join(ids) + ")"
+    random_args = ["--rand-regex-url", f"{base}/v1/learners/{regex}/prediction\\?as_of=2026-06-15T00:00:00Z&top_k=3"]
+    print(f"\nsaturation (oha, 32 connections, {seconds} s; answered = 200s per second, the rest refused fast with 503):")
+    keyed = oha(["-c", "32", keyed_url], seconds)
+    rawsat = oha(["-c", "32", *raw_args], seconds)
+    rand = oha(["-c", "32", *random_args], seconds)
+    # As many connections as scoring slots: nothing is refused, so this is
+    # the cost per request without the refusals' share of the cores.
+    slots = str(os.cpu_count() + 1)
+    keyed_slots = oha(["-c", slots, keyed_url], seconds)
+    raw_slots = oha(["-c", slots, *raw_args], seconds)
+    for label, r in ((f"by id, {busiest}", keyed), ("raw events, same", rawsat), ("by id, random 2,000", rand),
+                     (f"by id, {busiest}, {slots} conns", keyed_slots), (f"raw, same, {slots} conns", raw_slots)):
+        print(f"  {label:30s} {r['ok_rps']:8,.0f} answered/s  ({r['rps']:,.0f} req/s in all)  {r['status']}")
+    print(f"  ratio by id / raw (same learner): {keyed['ok_rps'] / rawsat['ok_rps']:.2f}x at 32 connections, "
+          f"{keyed_slots['ok_rps'] / raw_slots['ok_rps']:.2f}x at {slots}")
+
+    rate = int(rawsat["ok_rps"] * 0.5)
+    print(f"\nfixed rate {rate} req/s (oha -q, {seconds} s) while ingesting 10,000 events/s:")
+    for label, extra in (("by id, same learner", [keyed_url]), ("raw events, same", raw_args),
+                         ("by id, random", random_args)):
+        steady = Ingest(f"steady-{label.replace(' ', '-').replace(',', '')}", rate=10.0)
+        steady.start()
+        r = oha(["-c", "64", "-q", str(rate), *extra], seconds)
+        steady.stop.set()
+        steady.join()
+        print(f"  {label:22s} p50 {r['p50_ms']:.2f} ms  p99 {r['p99_ms']:.2f} ms  "
+              f"achieved {r['rps']:,.0f} req/s  {r['status']}; ingest alongside {steady.events / seconds:,.0f} events/s")
+
+
+def serve_and_measure(churn: str, store: str, courses: Path, work: Path, sim: Path, counts, seconds: int,
+                      label: str) -> None:
+    settings = work / "serve.toml"
+    settings.write_text(f'ingest_token = "{TOKEN}"\n')
+    busiest = counts.index[0]
+    server = subprocess.Popen([churn, "serve", "--store", store, "--courses", str(courses),
+                               "--config", str(settings), "--addr", f"127.0.0.1:{PORT}"],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        while server.stdout is not None:
+            line = server.stdout.readline()
+            if not line:
+                raise SystemExit("churn serve exited")
+            if line.startswith("listening on"):
+                break
+        print(f"\n== {label}")
+        measure_server(sim, work, counts, busiest, seconds)
+    finally:
+        server.terminate()
+        server.wait()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--learners", type=int, default=100_000)
@@ -139,99 +270,34 @@ def main() -> int:
     store = work / "store.db"
     for suffix in ("", "-wal", "-shm"):
         Path(f"{store}{suffix}").unlink(missing_ok=True)
-    t = time.perf_counter()
-    said = subprocess.run([churn, "--quiet", "store", "load", "--data", str(sim), "--store", str(store),
-                           "--work", str(work / "load"), "--now", "2030-01-01T00:00:00Z"],
-                          check=True, capture_output=True, text=True).stdout
-    load_seconds = time.perf_counter() - t
-    stored = int(said.split("events: ")[1].split(" =")[0])
-    print(f"store load: {stored:,} events of {args.learners:,} learners in {load_seconds:.1f} s "
-          f"= {stored / load_seconds:,.0f} events/s (batches of 50,000, whole command: validation included); "
-          f"store file {store.stat().st_size / 2**20:,.0f} MiB")
-
+    load(churn, sim, str(store), work, args.learners, "embedded (SQLite)")
+    print(f"  store file {store.stat().st_size / 2**20:,.0f} MiB")
     events = pd.read_parquet(sim / "events.parquet", columns=["learner_id"])
     counts = events["learner_id"].value_counts()
-    busiest = counts.index[0]
-    print(f"most active learner: {busiest} ({counts.iloc[0]} events)")
+    print(f"most active learner: {counts.index[0]} ({counts.iloc[0]} events)")
+    serve_and_measure(churn, str(store), courses, work, sim, counts, args.seconds, "embedded store (SQLite)")
 
-    settings = work / "serve.toml"
-    settings.write_text(f'ingest_token = "{TOKEN}"\n')
-    server = subprocess.Popen([churn, "serve", "--store", str(store), "--courses", str(courses),
-                               "--config", str(settings), "--addr", f"127.0.0.1:{PORT}"],
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    started, why = postgres_server(work)
+    if started is None:
+        print(f"\nPostgreSQL: skipped: {why}")
+        return 0
+    url, stop = started
     try:
-        while server.stdout is not None:
-            line = server.stdout.readline()
-            if not line:
-                raise SystemExit("churn serve exited")
-            if line.startswith("listening on"):
-                break
-        base = f"http://127.0.0.1:{PORT}"
-        # The raw body of the same learner, from the store itself.
-        conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=30)
-        conn.request("GET", f"/v1/learners/{busiest}")
-        summary = json.loads(conn.getresponse().read())
-        raw = json.dumps({"instances": [{"learner_id": busiest, "as_of": AS_OF, "profile": summary["profile"],
-                                         "events": raw_events(sim, busiest)}], "top_k": 3})
-        body = work / "raw.json"
-        body.write_text(raw)
-        conn.request("POST", "/v1/predict", raw, {"Content-Type": "application/json"})
-        by_raw = json.loads(conn.getresponse().read())["predictions"][0]
-        conn.request("GET", f"/v1/learners/{busiest}/prediction?as_of={AS_OF}")
-        by_id = json.loads(conn.getresponse().read())["predictions"][0]
-        print(f"same answer: raw {by_raw['churn_probability']:.9f} vs by id {by_id['churn_probability']:.9f}; "
-              f"raw body {len(raw) / 1024:.0f} KiB")
-
-        # Ingest over HTTP, as fast as acknowledged.
-        writers = [Ingest(f"bench-{i}", None) for i in range(2)]
-        for w in writers:
-            w.start()
-        time.sleep(args.seconds)
-        for w in writers:
-            w.stop.set()
-        for w in writers:
-            w.join()
-        ingested = sum(w.events for w in writers)
-        print(f"HTTP ingest, batches of 1,000 with event ids, 2 clients: {ingested / args.seconds:,.0f} events/s "
-              f"({sum(w.failed for w in writers)} failed batches)")
-
-        keyed_url = f"{base}/v1/learners/{busiest}/prediction?as_of={AS_OF}&top_k=3"
-        raw_args = ["-m", "POST", "-H", "Content-Type: application/json", "-D", str(body), f"{base}/v1/predict"]
-        learners = pd.read_parquet(sim / "learners.parquet", columns=["learner_id", "signup_at"])
-        signed_up = learners[learners["signup_at"] <= pd.Timestamp(AS_OF)]["learner_id"]
-        ids = signed_up.sample(n=min(2000, len(signed_up)), random_state=1).tolist()
-        regex = "(" + "|".join(ids) + ")"
-        random_args = ["--rand-regex-url", f"{base}/v1/learners/{regex}/prediction\\?as_of=2026-06-15T00:00:00Z&top_k=3"]
-        print(f"\nsaturation (oha, 32 connections, {args.seconds} s; answered = 200s per second, the rest refused fast with 503):")
-        keyed = oha(["-c", "32", keyed_url], args.seconds)
-        rawsat = oha(["-c", "32", *raw_args], args.seconds)
-        rand = oha(["-c", "32", *random_args], args.seconds)
-        # As many connections as scoring slots: nothing is refused, so this is
-        # the cost per request without the refusals' share of the cores.
-        slots = str(os.cpu_count() + 1)
-        keyed_slots = oha(["-c", slots, keyed_url], args.seconds)
-        raw_slots = oha(["-c", slots, *raw_args], args.seconds)
-        for label, r in ((f"by id, {busiest}", keyed), ("raw events, same", rawsat), ("by id, random 2,000", rand),
-                         (f"by id, {busiest}, {slots} conns", keyed_slots), (f"raw, same, {slots} conns", raw_slots)):
-            print(f"  {label:30s} {r['ok_rps']:8,.0f} answered/s  ({r['rps']:,.0f} req/s in all)  {r['status']}")
-        print(f"  ratio by id / raw (same learner): {keyed['ok_rps'] / rawsat['ok_rps']:.2f}x at 32 connections, "
-              f"{keyed_slots['ok_rps'] / raw_slots['ok_rps']:.2f}x at {slots}")
-
-        rate = int(rawsat["ok_rps"] * 0.5)
-        print(f"\nfixed rate {rate} req/s (oha -q, {args.seconds} s) while ingesting 10,000 events/s:")
-        for label, extra in (("by id, same learner", [keyed_url]), ("raw events, same", raw_args),
-                             ("by id, random", random_args)):
-            steady = Ingest(f"steady-{label.replace(' ', '-').replace(',', '')}", rate=10.0)
-            steady.start()
-            r = oha(["-c", "64", "-q", str(rate), *extra], args.seconds)
-            steady.stop.set()
-            steady.join()
-            print(f"  {label:22s} p50 {r['p50_ms']:.2f} ms  p99 {r['p99_ms']:.2f} ms  "
-                  f"achieved {r['rps']:,.0f} req/s  {r['status']}; ingest alongside {steady.events / args.seconds:,.0f} events/s")
-        print("\nPostgreSQL: not measured (the learner store is embedded only in this build).")
+        load(churn, sim, url, work, args.learners, "PostgreSQL")
+        reference = work / "copy.csv"
+        sample = pd.read_parquet(sim / "events.parquet").head(1_000_000)
+        sample.to_csv(reference, index=False)
+        t = time.perf_counter()
+        subprocess.run(["psql", "-q", "-X", url, "-c",
+                        "CREATE TABLE copy_reference (learner_id text, ts timestamptz, event_type text, course_id text, "
+                        "duration_s float8, score float8, amount float8, latency_ms float8, stalls float8)",
+                        "-c", f"\\copy copy_reference FROM '{reference}' CSV HEADER"], check=True)
+        copy_seconds = time.perf_counter() - t
+        print(f"  reference: psql \\copy of the first 1,000,000 events into a plain table (no index, no checks): "
+              f"{1_000_000 / copy_seconds:,.0f} events/s")
+        serve_and_measure(churn, url, courses, work, sim, counts, args.seconds, "PostgreSQL store")
     finally:
-        server.terminate()
-        server.wait()
+        stop()
     return 0
 
 

@@ -91,7 +91,15 @@ fn learner_keyed_predictions_equal_churn_predict_and_posted_events_become_the_sa
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let expected = read_predictions(&csv);
-    let server = serve_store(&store, &settings(dir.path()));
+    let log = dir.path().join("predictions.jsonl");
+    let mut server = ServeProcess::start(&[
+        "--store",
+        path_str(&store),
+        "--config",
+        &settings(dir.path()),
+        "--prediction-log",
+        path_str(&log),
+    ]);
 
     // /v1/predict instances that carry only the learner id (and the as-of time).
     let keyed: Vec<Value> = expected
@@ -211,6 +219,38 @@ fn learner_keyed_predictions_equal_churn_predict_and_posted_events_become_the_sa
         "",
     );
     assert_eq!(status, 404);
+
+    // `churn monitor` reads the log of learner-keyed predictions as it reads
+    // any: each line carries the as-of time the store was read at.
+    server.stop();
+    let lines = std::fs::read_to_string(&log)
+        .expect("prediction log")
+        .lines()
+        .count();
+    assert!(lines > expected.len(), "{lines} logged");
+    let out = churn(&[
+        "monitor",
+        "--log",
+        path_str(&log),
+        "--data",
+        "data",
+        "--now",
+        "2026-07-01T00:00:00Z",
+        "--every",
+        "7d",
+        "--out",
+        path_str(&dir.path().join("monitor")),
+    ]);
+    let said = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // The posted copy is not a learner of data/: its one line is refused.
+    assert!(
+        said.contains(&format!(
+            "prediction log: {lines} lines = {} read + 1 rejected",
+            lines - 1
+        )),
+        "{said}"
+    );
 }
 
 #[test]
@@ -432,4 +472,76 @@ fn a_foreign_store_file_stops_the_server_with_its_name() {
         said.contains("notes.txt") && said.contains("not a churn learner store"),
         "{said}"
     );
+}
+
+#[path = "support/postgres_server.rs"]
+mod postgres_server;
+
+#[test]
+fn two_servers_on_one_postgresql_see_each_others_learners() {
+    let postgres = match postgres_server::PostgresServer::start() {
+        Ok(s) => s,
+        Err(why) => {
+            eprintln!("SKIPPED: two servers on one PostgreSQL: {why}");
+            return;
+        }
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let settings = settings(dir.path());
+    let url = postgres.url();
+    let a = ServeProcess::start(&["--store", &url, "--config", &settings]);
+    let b = ServeProcess::start(&["--store", &url, "--config", &settings]);
+    let profile = json!({"signup_at": "2026-01-01T00:00:00Z", "plan": "monthly",
+        "acquisition_channel": "organic", "device": "web"});
+    let (status, _) = http(
+        a.addr,
+        "PUT",
+        "/v1/learners/P1",
+        &[JSON, AUTH],
+        &profile.to_string(),
+    );
+    assert_eq!(status, 201);
+    let rows: Vec<Value> = (0..40)
+        .map(|i| {
+            json!({"learner_id": "P1", "event_id": format!("p-{i}"),
+            "ts": format!("2026-02-{:02}T10:00:00Z", 1 + i % 28), "event_type": "login"})
+        })
+        .collect();
+    let (status, body) = http(
+        b.addr,
+        "POST",
+        "/v1/events",
+        &[JSON, AUTH],
+        &Value::Array(rows.clone()).to_string(),
+    );
+    assert_eq!(
+        (status, json_of(&body)["accepted"].clone()),
+        (200, json!(40)),
+        "{body}"
+    );
+    // A retry that reaches the other server is all duplicates.
+    let (_, body) = http(
+        a.addr,
+        "POST",
+        "/v1/events",
+        &[JSON, AUTH],
+        &Value::Array(rows).to_string(),
+    );
+    assert_eq!(
+        json_of(&body)["duplicates"].as_array().map(Vec::len),
+        Some(40),
+        "{body}"
+    );
+    let ask = "/v1/learners/P1/prediction?as_of=2026-03-01T00:00:00Z";
+    let (status_a, by_a) = http(a.addr, "GET", ask, &[], "");
+    let (status_b, by_b) = http(b.addr, "GET", ask, &[], "");
+    assert_eq!((status_a, status_b), (200, 200), "{by_a} {by_b}");
+    assert_eq!(
+        json_of(&by_a)["predictions"][0]["churn_probability"],
+        json_of(&by_b)["predictions"][0]["churn_probability"]
+    );
+    let (status, _) = http(b.addr, "DELETE", "/v1/learners/P1", &[AUTH], "");
+    assert_eq!(status, 200);
+    let (status, _) = http(a.addr, "GET", "/v1/learners/P1", &[], "");
+    assert_eq!(status, 404, "erased through one server, gone for the other");
 }

@@ -259,6 +259,16 @@ impl ServeProcess {
 }
 
 impl ServeProcess {
+    /// Stops the server as an operator would (SIGTERM: in-flight requests
+    /// finish, the logs are flushed) and waits for it.
+    pub fn stop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+
     /// Kills the server at once (SIGKILL: no shutdown, no flush).
     pub fn kill(&mut self) {
         let _ = self.child.kill();

@@ -107,7 +107,10 @@ fn score_all(
             let (input, as_of) = learners::stored_input(state, served, instance, i)?;
             (input, Some(churn_core::format_timestamp(as_of)))
         } else {
-            (api::instance_input(served, instance, i, &state.config)?, None)
+            (
+                api::instance_input(served, instance, i, &state.config)?,
+                None,
+            )
         };
         // The as-of time of a raw instance goes into the log, so that `churn ab
         // --prediction-log` can read each outcome from that time.

@@ -5,7 +5,8 @@
 //!
 //! [`contract`] checks the JSON of profiles and events by the data
 //! contract's rules; [`LearnerStore`] is what the server needs of a store;
-//! [`sqlite`] is the embedded store (one file, WAL, fsync at every commit).
+//! [`sqlite`] is the embedded store (one file, WAL, fsync at every commit);
+//! [`postgres`] the store several server processes share.
 //!
 //! Invariants every store keeps:
 //! - a batch of events commits whole or not at all, and `ingest` returns only
@@ -19,6 +20,7 @@
 
 pub mod contract;
 pub mod load;
+pub mod postgres;
 pub mod sqlite;
 
 use std::path::PathBuf;
@@ -123,13 +125,12 @@ pub trait LearnerStore: Send + Sync {
     fn describe(&self) -> String;
 }
 
-/// Opens the store a setting names: a file path (the embedded store,
+/// Opens the store a setting names: `postgres://…` (a PostgreSQL store that
+/// several server processes share), else a file path (the embedded store,
 /// created when missing).
 pub fn open(spec: &str) -> Result<Box<dyn LearnerStore>, StoreError> {
     if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
-        return Err(StoreError::Config(
-            "a PostgreSQL learner store is not available in this build: give a file path for the embedded store".into(),
-        ));
+        return Ok(Box::new(postgres::PostgresStore::open(spec)?));
     }
     Ok(Box::new(sqlite::SqliteStore::open(std::path::Path::new(
         spec,

@@ -1,0 +1,435 @@
+//! The shared learner store: PostgreSQL, for several server processes.
+//!
+//! Durable means what PostgreSQL's commit means (`synchronous_commit` on,
+//! the server's default): `ingest` returns once the batch's commit record is
+//! flushed. A batch is one transaction, so it is all there or absent.
+//! Idempotency is a unique index on `event_id` (`ON CONFLICT DO NOTHING`);
+//! ingest takes a share lock on each learner's profile row, so an erase and
+//! an ingest of the same learner never interleave. Erased rows are gone from
+//! every query at once and from the table files at the next vacuum
+//! (autovacuum, or `VACUUM` by the operator); the server never holds them.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+
+use postgres::{Client, NoTls};
+use serde_json::{Map, Value};
+
+use crate::{
+    ContractEvent, History, IngestRow, LearnerProfile, LearnerStore, LearnerSummary, PutOutcome,
+    RowOutcome, StoreError,
+};
+
+/// The schema's version, in `churn_store_meta`.
+const FORMAT: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS churn_store_meta (key text PRIMARY KEY, value text NOT NULL);
+CREATE TABLE IF NOT EXISTS churn_learners (
+    learner_id text PRIMARY KEY,
+    signup_at bigint NOT NULL,
+    profile text NOT NULL
+);
+CREATE TABLE IF NOT EXISTS churn_events (
+    seq bigserial PRIMARY KEY,
+    learner_id text NOT NULL,
+    event_id text,
+    ts bigint NOT NULL,
+    event_type text NOT NULL,
+    course_id text,
+    count bigint NOT NULL,
+    duration_s double precision,
+    score double precision,
+    amount double precision,
+    latency_ms double precision,
+    stalls double precision
+);
+CREATE UNIQUE INDEX IF NOT EXISTS churn_events_by_event_id ON churn_events (event_id) WHERE event_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS churn_events_by_learner ON churn_events (learner_id, ts, seq);
+";
+
+/// A PostgreSQL store.
+pub struct PostgresStore {
+    url: String,
+    /// The URL without its password, for logs and errors.
+    shown: String,
+    pool: Mutex<Vec<Client>>,
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user@host/db`.
+fn without_password(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            let user = credentials.split(':').next().unwrap_or("");
+            format!("{}{user}{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl PostgresStore {
+    /// Connects, creates the tables when missing (one process at a time,
+    /// under an advisory lock) and checks the format of existing ones.
+    pub fn open(url: &str) -> Result<PostgresStore, StoreError> {
+        let store = PostgresStore {
+            url: url.to_owned(),
+            shown: without_password(url),
+            pool: Mutex::new(Vec::new()),
+        };
+        let mut client = store.connect()?;
+        store.create_schema(&mut client)?;
+        store.give_back(client);
+        Ok(store)
+    }
+
+    /// Creates the tables when missing, one process at a time, and checks
+    /// the format of existing ones.
+    fn create_schema(&self, client: &mut Client) -> Result<(), StoreError> {
+        let err = self.err();
+        let mut tx = client.transaction().map_err(&err)?;
+        tx.execute("SELECT pg_advisory_xact_lock(7266207161)", &[])
+            .map_err(&err)?;
+        tx.batch_execute(SCHEMA).map_err(&err)?;
+        let found: Option<String> = tx
+            .query_opt(
+                "SELECT value FROM churn_store_meta WHERE key = 'format'",
+                &[],
+            )
+            .map_err(&err)?
+            .map(|row| row.get(0));
+        match found {
+            None => {
+                tx.execute(
+                    "INSERT INTO churn_store_meta (key, value) VALUES ('format', $1)",
+                    &[&FORMAT.to_string()],
+                )
+                .map_err(&err)?;
+            }
+            Some(text) if text == FORMAT.to_string() => {}
+            Some(text) => {
+                return Err(StoreError::Version {
+                    path: self.shown.clone().into(),
+                    found: text.parse().unwrap_or(-1),
+                    expected: FORMAT,
+                });
+            }
+        }
+        tx.commit().map_err(&err)?;
+        Ok(())
+    }
+
+    fn err(&self) -> impl Fn(postgres::Error) -> StoreError + '_ {
+        move |e| StoreError::Engine {
+            store: self.shown.clone(),
+            reason: e.to_string(),
+        }
+    }
+
+    fn connect(&self) -> Result<Client, StoreError> {
+        Client::connect(&self.url, NoTls).map_err(self.err())
+    }
+
+    fn take(&self) -> Result<Client, StoreError> {
+        let pooled = self.pool.lock().ok().and_then(|mut pool| pool.pop());
+        match pooled {
+            Some(client) if !client.is_closed() => Ok(client),
+            _ => self.connect(),
+        }
+    }
+
+    fn give_back(&self, client: Client) {
+        if !client.is_closed()
+            && let Ok(mut pool) = self.pool.lock()
+        {
+            pool.push(client);
+        }
+    }
+
+    /// Runs `call` on a pooled connection.
+    fn with<T>(
+        &self,
+        call: impl FnOnce(&mut Client) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut client = self.take()?;
+        let result = call(&mut client);
+        self.give_back(client);
+        result
+    }
+}
+
+fn measure(v: f64) -> Option<f64> {
+    (!v.is_nan()).then_some(v)
+}
+
+fn parse_profile(text: &str, store: &str) -> Result<Map<String, Value>, StoreError> {
+    match serde_json::from_str(text) {
+        Ok(Value::Object(map)) => Ok(map),
+        _ => Err(StoreError::Engine {
+            store: store.to_owned(),
+            reason: "a stored profile is not a JSON object".into(),
+        }),
+    }
+}
+
+impl LearnerStore for PostgresStore {
+    fn ingest(&self, rows: &[IngestRow]) -> Result<Vec<RowOutcome>, StoreError> {
+        self.with(|client| {
+            let err = self.err();
+            let mut tx = client.transaction().map_err(&err)?;
+            let mut learners: Vec<&str> = rows.iter().map(|r| r.learner_id.as_str()).collect();
+            learners.sort_unstable();
+            learners.dedup();
+            let signups: HashMap<String, i64> = tx
+                .query(
+                    "SELECT learner_id, signup_at FROM churn_learners WHERE learner_id = ANY($1) FOR SHARE",
+                    &[&learners],
+                )
+                .map_err(&err)?
+                .into_iter()
+                .map(|row| (row.get(0), row.get(1)))
+                .collect();
+            let mut outcomes: Vec<Option<RowOutcome>> = rows
+                .iter()
+                .map(|row| match signups.get(&row.learner_id) {
+                    None => Some(RowOutcome::UnknownLearner),
+                    Some(&s) if row.event.ts < s => Some(RowOutcome::BeforeSignup),
+                    Some(_) => None,
+                })
+                .collect();
+            let stored: Vec<&IngestRow> = rows
+                .iter()
+                .zip(&outcomes)
+                .filter(|(_, o)| o.is_none())
+                .map(|(r, _)| r)
+                .collect();
+            let column = |f: &dyn Fn(&IngestRow) -> Option<f64>| -> Vec<Option<f64>> {
+                stored.iter().map(|r| f(r)).collect()
+            };
+            let learner_ids: Vec<&str> = stored.iter().map(|r| r.learner_id.as_str()).collect();
+            let event_ids: Vec<Option<&str>> = stored.iter().map(|r| r.event_id.as_deref()).collect();
+            let ts: Vec<i64> = stored.iter().map(|r| r.event.ts).collect();
+            let types: Vec<&str> = stored.iter().map(|r| r.event.event_type.as_str()).collect();
+            let courses: Vec<Option<&str>> = stored.iter().map(|r| r.event.course_id.as_deref()).collect();
+            let counts: Vec<i64> = stored.iter().map(|r| i64::from(r.event.count)).collect();
+            let inserted: Vec<Option<String>> = tx
+                .query(
+                    "INSERT INTO churn_events (learner_id, event_id, ts, event_type, course_id, count, duration_s, score, amount, latency_ms, stalls)
+                     SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::bigint[],
+                                          $7::float8[], $8::float8[], $9::float8[], $10::float8[], $11::float8[])
+                     ON CONFLICT (event_id) WHERE event_id IS NOT NULL DO NOTHING
+                     RETURNING event_id",
+                    &[
+                        &learner_ids,
+                        &event_ids,
+                        &ts,
+                        &types,
+                        &courses,
+                        &counts,
+                        &column(&|r| measure(r.event.duration_s)),
+                        &column(&|r| measure(r.event.score)),
+                        &column(&|r| measure(r.event.amount)),
+                        &column(&|r| measure(r.event.latency_ms)),
+                        &column(&|r| measure(r.event.stalls)),
+                    ],
+                )
+                .map_err(&err)?
+                .into_iter()
+                .map(|row| row.get(0))
+                .collect();
+            // Of rows sharing an event_id in one batch, the first is the one stored.
+            let mut fresh: HashSet<String> = inserted.into_iter().flatten().collect();
+            let mut stored_rows = rows.iter().zip(outcomes.iter_mut()).filter(|(_, o)| o.is_none());
+            for (row, outcome) in &mut stored_rows {
+                *outcome = Some(match &row.event_id {
+                    None => RowOutcome::Accepted,
+                    Some(id) if fresh.remove(id) => RowOutcome::Accepted,
+                    Some(_) => RowOutcome::Duplicate,
+                });
+            }
+            tx.commit().map_err(&err)?;
+            Ok(outcomes
+                .into_iter()
+                .map(|o| o.unwrap_or(RowOutcome::Duplicate))
+                .collect())
+        })
+    }
+
+    fn put_profile(
+        &self,
+        learner_id: &str,
+        profile: &LearnerProfile,
+    ) -> Result<PutOutcome, StoreError> {
+        self.with(|client| {
+            let err = self.err();
+            let mut tx = client.transaction().map_err(&err)?;
+            let first: Option<i64> = tx
+                .query_one(
+                    "SELECT min(ts) FROM churn_events WHERE learner_id = $1",
+                    &[&learner_id],
+                )
+                .map_err(&err)?
+                .get(0);
+            if first.is_some_and(|first| first < profile.signup_at) {
+                return Ok(PutOutcome::SignupAfterEvents);
+            }
+            let text = Value::Object(profile.json.clone()).to_string();
+            let created: bool = tx
+                .query_one(
+                    "INSERT INTO churn_learners (learner_id, signup_at, profile) VALUES ($1, $2, $3)
+                     ON CONFLICT (learner_id) DO UPDATE SET signup_at = excluded.signup_at, profile = excluded.profile
+                     RETURNING (xmax = 0)",
+                    &[&learner_id, &profile.signup_at, &text],
+                )
+                .map_err(&err)?
+                .get(0);
+            tx.commit().map_err(&err)?;
+            Ok(if created {
+                PutOutcome::Created
+            } else {
+                PutOutcome::Replaced
+            })
+        })
+    }
+
+    fn summary(&self, learner_id: &str) -> Result<Option<LearnerSummary>, StoreError> {
+        self.with(|client| {
+            let err = self.err();
+            let mut tx = client
+                .build_transaction()
+                .isolation_level(postgres::IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()
+                .map_err(&err)?;
+            let Some(profile) = tx
+                .query_opt(
+                    "SELECT profile FROM churn_learners WHERE learner_id = $1",
+                    &[&learner_id],
+                )
+                .map_err(&err)?
+            else {
+                return Ok(None);
+            };
+            let row = tx
+                .query_one(
+                    "SELECT count(*), coalesce(sum(count), 0)::bigint, min(ts), max(ts) FROM churn_events WHERE learner_id = $1",
+                    &[&learner_id],
+                )
+                .map_err(&err)?;
+            let (events, occurrences): (i64, i64) = (row.get(0), row.get(1));
+            let summary = LearnerSummary {
+                profile: parse_profile(profile.get(0), &self.shown)?,
+                events: events as u64,
+                occurrences: occurrences as u64,
+                first_event: row.get(2),
+                last_event: row.get(3),
+            };
+            tx.commit().map_err(&err)?;
+            Ok(Some(summary))
+        })
+    }
+
+    fn history(&self, learner_id: &str, as_of: i64) -> Result<Option<History>, StoreError> {
+        self.with(|client| {
+            let err = self.err();
+            let mut tx = client
+                .build_transaction()
+                .isolation_level(postgres::IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()
+                .map_err(&err)?;
+            let Some(profile) = tx
+                .query_opt(
+                    "SELECT profile FROM churn_learners WHERE learner_id = $1",
+                    &[&learner_id],
+                )
+                .map_err(&err)?
+            else {
+                return Ok(None);
+            };
+            let nan = |v: Option<f64>| v.unwrap_or(f64::NAN);
+            let events = tx
+                .query(
+                    "SELECT ts, event_type, course_id, count, duration_s, score, amount, latency_ms, stalls
+                     FROM churn_events WHERE learner_id = $1 AND ts <= $2 ORDER BY ts, seq",
+                    &[&learner_id, &as_of],
+                )
+                .map_err(&err)?
+                .into_iter()
+                .map(|row| ContractEvent {
+                    ts: row.get(0),
+                    event_type: row.get(1),
+                    course_id: row.get(2),
+                    count: u32::try_from(row.get::<_, i64>(3)).unwrap_or(u32::MAX),
+                    duration_s: nan(row.get(4)),
+                    score: nan(row.get(5)),
+                    amount: nan(row.get(6)),
+                    latency_ms: nan(row.get(7)),
+                    stalls: nan(row.get(8)),
+                })
+                .collect();
+            let history = History {
+                profile: parse_profile(profile.get(0), &self.shown)?,
+                events,
+            };
+            tx.commit().map_err(&err)?;
+            Ok(Some(history))
+        })
+    }
+
+    fn erase(&self, learner_id: &str) -> Result<bool, StoreError> {
+        self.with(|client| {
+            let err = self.err();
+            let mut tx = client.transaction().map_err(&err)?;
+            let learners = tx
+                .execute(
+                    "DELETE FROM churn_learners WHERE learner_id = $1",
+                    &[&learner_id],
+                )
+                .map_err(&err)?;
+            let events = tx
+                .execute(
+                    "DELETE FROM churn_events WHERE learner_id = $1",
+                    &[&learner_id],
+                )
+                .map_err(&err)?;
+            tx.commit().map_err(&err)?;
+            Ok(learners + events > 0)
+        })
+    }
+
+    fn counts(&self) -> Result<(u64, u64), StoreError> {
+        self.with(|client| {
+            let err = self.err();
+            let row = client
+                .query_one(
+                    "SELECT (SELECT count(*) FROM churn_learners), (SELECT count(*) FROM churn_events)",
+                    &[],
+                )
+                .map_err(&err)?;
+            let (learners, events): (i64, i64) = (row.get(0), row.get(1));
+            Ok((learners as u64, events as u64))
+        })
+    }
+
+    fn describe(&self) -> String {
+        format!("postgresql {}", self.shown)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_password;
+
+    #[test]
+    fn a_password_never_reaches_a_log() {
+        assert_eq!(
+            without_password("postgres://churn:s3cret@db.example:5432/app"),
+            "postgres://churn@db.example:5432/app"
+        );
+        assert_eq!(
+            without_password("postgresql://churn@localhost/app"),
+            "postgresql://churn@localhost/app"
+        );
+    }
+}
