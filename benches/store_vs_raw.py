@@ -60,12 +60,15 @@ def oha(args: list[str], seconds: int) -> dict:
 
 
 class Ingest(threading.Thread):
-    """Posts batches of 1,000 events (new learners, unique event ids) until
-    stopped; `rate` batches/s when given, else as fast as acknowledged."""
+    """Posts batches of 1,000 events with unique event ids until stopped;
+    `rate` batches/s when given, else as fast as acknowledged. Grouped: each
+    batch one new learner's 1,000 events. Interleaved (`learners` given):
+    each batch one event of each of 1,000 stored learners, as a pipeline of
+    many learners' events sends them."""
 
-    def __init__(self, name: str, rate: float | None) -> None:
+    def __init__(self, name: str, rate: float | None, learners: list[str] | None = None) -> None:
         super().__init__(daemon=True)
-        self.name_prefix, self.rate = name, rate
+        self.name_prefix, self.rate, self.learners = name, rate, learners
         self.stop = threading.Event()
         self.events = 0
         self.failed = 0
@@ -77,7 +80,26 @@ class Ingest(threading.Thread):
                               "acquisition_channel": "organic", "device": "web"})
         k = 0
         started = time.perf_counter()
-        while not self.stop.is_set():
+        while not self.stop.is_set() and self.learners:
+            picked = [self.learners[(k * 1000 + j) % len(self.learners)] for j in range(1000)]
+            lines = "\n".join(
+                json.dumps({"learner_id": learner, "event_id": f"{self.name_prefix}-{k}-{j}",
+                            "ts": f"2026-06-{1 + k // 1440 % 28:02d}T{k // 60 % 24:02d}:{k % 60:02d}:00Z",
+                            "event_type": "video_watched", "duration_s": 60 + j % 600})
+                for j, learner in enumerate(picked))
+            conn.request("POST", "/v1/events", lines, {**headers, "Content-Type": "application/x-ndjson"})
+            response = conn.getresponse()
+            body = json.loads(response.read())
+            if response.status == 200:
+                self.events += body["accepted"]
+            else:
+                self.failed += 1
+            k += 1
+            if self.rate:
+                wait = started + k / self.rate - time.perf_counter()
+                if wait > 0:
+                    time.sleep(wait)
+        while not self.stop.is_set() and not self.learners:
             learner = f"{self.name_prefix}-{k}"
             conn.request("PUT", f"/v1/learners/{learner}", profile, {**headers, "Content-Type": "application/json"})
             conn.getresponse().read()
@@ -187,8 +209,20 @@ def measure_server(sim: Path, work: Path, counts, busiest: str, seconds: int) ->
     for w in writers:
         w.join()
     ingested = sum(w.events for w in writers)
-    print(f"HTTP ingest, batches of 1,000 with event ids, 2 clients: {ingested / seconds:,.0f} events/s "
-          f"({sum(w.failed for w in writers)} failed batches)")
+    print(f"HTTP ingest, batches of 1,000 with event ids, 2 clients, each batch one new learner's events: "
+          f"{ingested / seconds:,.0f} events/s ({sum(w.failed for w in writers)} failed batches)")
+    stored = counts.index.to_series().sample(n=min(200_000, len(counts)), random_state=2).tolist()
+    writers = [Ingest(f"mixed-{i}", None, stored[i::2]) for i in range(2)]
+    for w in writers:
+        w.start()
+    time.sleep(seconds)
+    for w in writers:
+        w.stop.set()
+    for w in writers:
+        w.join()
+    ingested = sum(w.events for w in writers)
+    print(f"HTTP ingest, batches of 1,000 with event ids, 2 clients, each batch 1,000 stored learners' events: "
+          f"{ingested / seconds:,.0f} events/s ({sum(w.failed for w in writers)} failed batches)")
 
     keyed_url = f"{base}/v1/learners/{busiest}/prediction?as_of={AS_OF}&top_k=3"
     raw_args = ["-m", "POST", "-H", "Content-Type: application/json", "-D", str(body), f"{base}/v1/predict"]
@@ -253,6 +287,7 @@ def main() -> int:
     parser.add_argument("--days", type=int, default=180)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--work", type=Path, default=Path("/tmp/churn-store-bench"))
+    parser.add_argument("--no-postgres", action="store_true", help="the embedded store only")
     args = parser.parse_args()
     if shutil.which("oha") is None:
         print("oha is not installed (cargo install oha): nothing to measure")
@@ -277,6 +312,8 @@ def main() -> int:
     print(f"most active learner: {counts.index[0]} ({counts.iloc[0]} events)")
     serve_and_measure(churn, str(store), courses, work, sim, counts, args.seconds, "embedded store (SQLite)")
 
+    if args.no_postgres:
+        return 0
     started, why = postgres_server(work)
     if started is None:
         print(f"\nPostgreSQL: skipped: {why}")

@@ -72,6 +72,7 @@ if [ "$quick" = 1 ]; then
   run features_vs_pandas .venv/bin/python benches/features_vs_pandas.py --learners 10000 --repeat 1 --work "$out/features-work"
   run serve_vs_fastapi .venv/bin/python benches/serve_vs_fastapi.py --seconds 5
   run import_vs_polars .venv/bin/python benches/import_vs_polars.py --rows 1000000 --repeat 1 --work "$out/import-work"
+  run store_vs_raw .venv/bin/python benches/store_vs_raw.py --learners 5000 --seconds 3 --work "$out/store-work"
 else
   run gbdt_vs_lightgbm .venv/bin/python benches/gbdt_vs_lightgbm.py
   run train_vs_lightgbm .venv/bin/python benches/train_vs_lightgbm.py
@@ -80,6 +81,8 @@ else
   run import_vs_polars .venv/bin/python benches/import_vs_polars.py
   run import_postgres_vs_psql .venv/bin/python benches/import_postgres_vs_psql.py
   run oulad_handmade .venv/bin/python benches/oulad_handmade.py --work "$out/oulad-work"
+  run store_vs_raw .venv/bin/python benches/store_vs_raw.py --work "$out/store-work"
+  run store_engines cargo bench -p churn-store --bench engines
 fi
 if [ "$criterion" = 1 ]; then
   run criterion_predict_shap cargo bench -p churn-gbdt --bench predict_shap

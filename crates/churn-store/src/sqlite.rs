@@ -32,10 +32,10 @@ CREATE TABLE learners (
     profile TEXT NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE events (
-    seq INTEGER PRIMARY KEY,
     learner_id TEXT NOT NULL,
-    event_id TEXT,
     ts INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    event_id TEXT,
     event_type TEXT NOT NULL,
     course_id TEXT,
     count INTEGER NOT NULL,
@@ -43,13 +43,16 @@ CREATE TABLE events (
     score REAL,
     amount REAL,
     latency_ms REAL,
-    stalls REAL
-);
+    stalls REAL,
+    PRIMARY KEY (learner_id, ts, seq)
+) WITHOUT ROWID;
 CREATE UNIQUE INDEX events_by_event_id ON events(event_id) WHERE event_id IS NOT NULL;
-CREATE INDEX events_by_learner ON events(learner_id, ts);
+CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+INSERT INTO counters VALUES ('next_seq', 0);
 ";
 
-/// The embedded store.
+/// The embedded store. Events are clustered by (learner, time, arrival), so
+/// a learner's history is one range of one B-tree.
 pub struct SqliteStore {
     path: PathBuf,
     writer: Mutex<Connection>,
@@ -69,7 +72,9 @@ fn configure(conn: &Connection, path: &Path) -> Result<(), StoreError> {
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = FULL;
          PRAGMA secure_delete = ON;
-         PRAGMA foreign_keys = OFF;",
+         PRAGMA foreign_keys = OFF;
+         PRAGMA cache_size = -65536;
+         PRAGMA wal_autocheckpoint = 16384;",
     )
     .map_err(engine(path))?;
     conn.busy_timeout(std::time::Duration::from_secs(10))
@@ -243,8 +248,16 @@ impl LearnerStore for SqliteStore {
                 .map_err(self.err())?;
             let mut insert = tx
                 .prepare_cached(
-                    "INSERT OR IGNORE INTO events (learner_id, event_id, ts, event_type, course_id, count, duration_s, score, amount, latency_ms, stalls)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                    "INSERT OR IGNORE INTO events (learner_id, event_id, ts, event_type, course_id, count, duration_s, score, amount, latency_ms, stalls, seq)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                )
+                .map_err(self.err())?;
+            // Arrival order within a learner and time; the counter commits with the batch.
+            let mut seq: i64 = tx
+                .query_row(
+                    "SELECT value FROM counters WHERE name = 'next_seq'",
+                    [],
+                    |r| r.get(0),
                 )
                 .map_err(self.err())?;
             let mut signups: HashMap<&str, Option<i64>> = HashMap::new();
@@ -278,8 +291,10 @@ impl LearnerStore for SqliteStore {
                                 measure(e.amount),
                                 measure(e.latency_ms),
                                 measure(e.stalls),
+                                seq,
                             ])
                             .map_err(self.err())?;
+                        seq += 1;
                         if changed == 1 {
                             RowOutcome::Accepted
                         } else {
@@ -289,6 +304,11 @@ impl LearnerStore for SqliteStore {
                 };
                 outcomes.push(outcome);
             }
+            tx.execute(
+                "UPDATE counters SET value = ?1 WHERE name = 'next_seq'",
+                params![seq],
+            )
+            .map_err(self.err())?;
         }
         tx.commit().map_err(self.err())?;
         Ok(outcomes)
