@@ -74,52 +74,43 @@ class Ingest(threading.Thread):
         self.failed = 0
 
     def run(self) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=30)
-        headers = {"Authorization": f"Bearer {TOKEN}"}
+        self.conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=30)
+        self.headers = {"Authorization": f"Bearer {TOKEN}"}
         profile = json.dumps({"signup_at": "2026-01-01T00:00:00Z", "plan": "monthly",
                               "acquisition_channel": "organic", "device": "web"})
-        k = 0
         started = time.perf_counter()
-        while not self.stop.is_set() and self.learners:
-            picked = [self.learners[(k * 1000 + j) % len(self.learners)] for j in range(1000)]
-            lines = "\n".join(
-                json.dumps({"learner_id": learner, "event_id": f"{self.name_prefix}-{k}-{j}",
-                            "ts": f"2026-06-{1 + k // 1440 % 28:02d}T{k // 60 % 24:02d}:{k % 60:02d}:00Z",
-                            "event_type": "video_watched", "duration_s": 60 + j % 600})
-                for j, learner in enumerate(picked))
-            conn.request("POST", "/v1/events", lines, {**headers, "Content-Type": "application/x-ndjson"})
-            response = conn.getresponse()
-            body = json.loads(response.read())
-            if response.status == 200:
-                self.events += body["accepted"]
+        k = 0
+        while not self.stop.is_set():
+            if self.learners:
+                picked = [self.learners[(k * 1000 + j) % len(self.learners)] for j in range(1000)]
+                rows = ({"learner_id": learner, "event_id": f"{self.name_prefix}-{k}-{j}",
+                         "ts": f"2026-06-{1 + k // 1440 % 28:02d}T{k // 60 % 24:02d}:{k % 60:02d}:00Z",
+                         "event_type": "video_watched", "duration_s": 60 + j % 600}
+                        for j, learner in enumerate(picked))
             else:
-                self.failed += 1
+                learner = f"{self.name_prefix}-{k}"
+                self.conn.request("PUT", f"/v1/learners/{learner}", profile,
+                                  {**self.headers, "Content-Type": "application/json"})
+                self.conn.getresponse().read()
+                rows = ({"learner_id": learner, "event_id": f"{learner}-{j}",
+                         "ts": f"2026-03-{1 + j // 1440 % 28:02d}T{j // 60 % 24:02d}:{j % 60:02d}:00Z",
+                         "event_type": "video_watched", "duration_s": 60 + j % 600, "course_id": None}
+                        for j in range(1000))
+            self.post("\n".join(json.dumps(row) for row in rows))
             k += 1
             if self.rate:
                 wait = started + k / self.rate - time.perf_counter()
                 if wait > 0:
                     time.sleep(wait)
-        while not self.stop.is_set() and not self.learners:
-            learner = f"{self.name_prefix}-{k}"
-            conn.request("PUT", f"/v1/learners/{learner}", profile, {**headers, "Content-Type": "application/json"})
-            conn.getresponse().read()
-            lines = "\n".join(
-                json.dumps({"learner_id": learner, "event_id": f"{learner}-{j}",
-                            "ts": f"2026-03-{1 + j // 1440 % 28:02d}T{j // 60 % 24:02d}:{j % 60:02d}:00Z",
-                            "event_type": "video_watched", "duration_s": 60 + j % 600, "course_id": None})
-                for j in range(1000))
-            conn.request("POST", "/v1/events", lines, {**headers, "Content-Type": "application/x-ndjson"})
-            response = conn.getresponse()
-            body = json.loads(response.read())
-            if response.status == 200:
-                self.events += body["accepted"]
-            else:
-                self.failed += 1
-            k += 1
-            if self.rate:
-                wait = started + k / self.rate - time.perf_counter()
-                if wait > 0:
-                    time.sleep(wait)
+
+    def post(self, lines: str) -> None:
+        self.conn.request("POST", "/v1/events", lines, {**self.headers, "Content-Type": "application/x-ndjson"})
+        response = self.conn.getresponse()
+        body = json.loads(response.read())
+        if response.status == 200:
+            self.events += body["accepted"]
+        else:
+            self.failed += 1
 
 
 def raw_events(sim: Path, learner: str) -> list[dict]:
@@ -199,30 +190,20 @@ def measure_server(sim: Path, work: Path, counts, busiest: str, seconds: int) ->
     print(f"same answer: raw {by_raw['churn_probability']:.9f} vs by id {by_id['churn_probability']:.9f}; "
           f"raw body {len(raw) / 1024:.0f} KiB")
 
-    # Ingest over HTTP, as fast as acknowledged.
-    writers = [Ingest(f"bench-{i}", None) for i in range(2)]
-    for w in writers:
-        w.start()
-    time.sleep(seconds)
-    for w in writers:
-        w.stop.set()
-    for w in writers:
-        w.join()
-    ingested = sum(w.events for w in writers)
-    print(f"HTTP ingest, batches of 1,000 with event ids, 2 clients, each batch one new learner's events: "
-          f"{ingested / seconds:,.0f} events/s ({sum(w.failed for w in writers)} failed batches)")
+    # Ingest over HTTP, as fast as acknowledged: each batch one new learner's
+    # events, then each batch 1,000 stored learners' events.
     stored = counts.index.to_series().sample(n=min(200_000, len(counts)), random_state=2).tolist()
-    writers = [Ingest(f"mixed-{i}", None, stored[i::2]) for i in range(2)]
-    for w in writers:
-        w.start()
-    time.sleep(seconds)
-    for w in writers:
-        w.stop.set()
-    for w in writers:
-        w.join()
-    ingested = sum(w.events for w in writers)
-    print(f"HTTP ingest, batches of 1,000 with event ids, 2 clients, each batch 1,000 stored learners' events: "
-          f"{ingested / seconds:,.0f} events/s ({sum(w.failed for w in writers)} failed batches)")
+    for what, writers in (("one new learner's events", [Ingest(f"bench-{i}", None) for i in range(2)]),
+                          ("1,000 stored learners' events", [Ingest(f"mixed-{i}", None, stored[i::2]) for i in range(2)])):
+        for w in writers:
+            w.start()
+        time.sleep(seconds)
+        for w in writers:
+            w.stop.set()
+        for w in writers:
+            w.join()
+        print(f"HTTP ingest, batches of 1,000 with event ids, 2 clients, each batch {what}: "
+              f"{sum(w.events for w in writers) / seconds:,.0f} events/s ({sum(w.failed for w in writers)} failed batches)")
 
     keyed_url = f"{base}/v1/learners/{busiest}/prediction?as_of={AS_OF}&top_k=3"
     raw_args = ["-m", "POST", "-H", "Content-Type: application/json", "-D", str(body), f"{base}/v1/predict"]

@@ -17,7 +17,8 @@ use serde_json::{Value, json};
 
 mod common;
 use common::{
-    churn_bin, compare_with_predict, http, path_str, predict, raw_instances_in, read_predictions,
+    churn_bin, churn_predict_on_sample, compare_with_predict, http, path_str, predict,
+    raw_instances_in, read_predictions,
 };
 
 /// A server on an ephemeral port, stopped when dropped.
@@ -130,34 +131,6 @@ fn config(models: &Path) -> ServeConfig {
         models: models.to_owned(),
         ..ServeConfig::default()
     }
-}
-
-/// `churn predict` of the committed model on the sample at `as_of`, with
-/// `extra` flags, into `out/predictions.csv` (returned).
-fn churn_predict_on_sample(as_of: &str, out: &Path, extra: &[&str]) -> PathBuf {
-    let csv_path = out.join("predictions.csv");
-    let status = Command::new(churn_bin())
-        .args([
-            "--quiet",
-            "predict",
-            "--model",
-            "churn-gbdt",
-            "--data",
-            "data",
-            "--as-of",
-            as_of,
-            "--now",
-            "2026-07-01T00:00:00Z",
-        ])
-        .arg("--out")
-        .arg(&csv_path)
-        .arg("--work")
-        .arg(out.join("work"))
-        .args(extra)
-        .status()
-        .expect("churn predict");
-    assert!(status.success());
-    csv_path
 }
 
 #[test]

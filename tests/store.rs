@@ -14,8 +14,8 @@ use serde_json::{Value, json};
 
 mod common;
 use common::{
-    ServeProcess, churn, compare_with_predict, http, path_str, predict, raw_instances_in,
-    read_predictions, text,
+    ServeProcess, churn, churn_predict_on_sample, compare_with_predict, http, path_str, predict,
+    raw_instances_in, read_predictions, text,
 };
 
 const TOKEN: &str = "ingest-token-for-the-tests";
@@ -72,24 +72,7 @@ fn learner_keyed_predictions_equal_churn_predict_and_posted_events_become_the_sa
     );
 
     let as_of = "2026-05-01T00:00:00Z";
-    let csv = dir.path().join("predictions.csv");
-    let out = churn(&[
-        "--quiet",
-        "predict",
-        "--model",
-        "churn-gbdt",
-        "--data",
-        "data",
-        "--as-of",
-        as_of,
-        "--now",
-        "2026-07-01T00:00:00Z",
-        "--out",
-        path_str(&csv),
-        "--work",
-        path_str(&dir.path().join("predict")),
-    ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    let csv = churn_predict_on_sample(as_of, dir.path(), &[]);
     let expected = read_predictions(&csv);
     let log = dir.path().join("predictions.jsonl");
     let mut server = ServeProcess::start(&[

@@ -202,6 +202,34 @@ pub fn compare_with_predict(
     );
 }
 
+/// `churn predict` of the committed model on the sample at `as_of`, with
+/// `extra` flags, into `out/predictions.csv` (returned).
+pub fn churn_predict_on_sample(as_of: &str, out: &Path, extra: &[&str]) -> PathBuf {
+    let csv_path = out.join("predictions.csv");
+    let status = Command::new(churn_bin())
+        .args([
+            "--quiet",
+            "predict",
+            "--model",
+            "churn-gbdt",
+            "--data",
+            "data",
+            "--as-of",
+            as_of,
+            "--now",
+            "2026-07-01T00:00:00Z",
+        ])
+        .arg("--out")
+        .arg(&csv_path)
+        .arg("--work")
+        .arg(out.join("work"))
+        .args(extra)
+        .status()
+        .expect("churn predict");
+    assert!(status.success());
+    csv_path
+}
+
 /// Runs the built `churn` binary in the repository root.
 pub fn churn(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_churn"))

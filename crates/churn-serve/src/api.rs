@@ -476,48 +476,15 @@ pub fn raw_instance(
     events: &[&Event],
     as_of: i64,
 ) -> Option<Value> {
-    use churn_core::format_timestamp;
-    use serde_json::json;
-    let number = |v: f64| if v.is_nan() { Value::Null } else { json!(v) };
     let l = dataset.learners.get(learner)?;
     let events: Vec<Value> = events
         .iter()
-        .map(|e| {
-            let mut event = json!({
-                "ts": format_timestamp(e.ts),
-                "event_type": dataset.event_type_name(e.event_type),
-                "course_id": (e.course != NO_COURSE)
-                    .then(|| dataset.courses.get(e.course as usize).map(|c| c.id.clone()))
-                    .flatten(),
-                "duration_s": number(e.duration_s),
-                "score": number(e.score),
-                "amount": number(e.amount),
-                "latency_ms": number(e.latency_ms),
-                "stalls": number(e.stalls),
-            });
-            if e.count != 1 {
-                event["count"] = json!(e.count);
-            }
-            event
-        })
+        .map(|e| churn_store::load::event_of(dataset, e).to_json())
         .collect();
-    let mut profile = json!({
-        "signup_at": format_timestamp(l.signup_at),
-        "plan": l.plan,
-        "acquisition_channel": l.acquisition_channel,
-        "device": l.device,
-    });
-    let attributes = &dataset.attributes;
-    for (name, value) in attributes.numeric.iter().zip(&l.numeric_attributes) {
-        profile[name] = number(*value);
-    }
-    for (name, value) in attributes.categorical.iter().zip(&l.categorical_attributes) {
-        profile[name] = json!(value);
-    }
-    Some(json!({
+    Some(serde_json::json!({
         "learner_id": l.id,
-        "as_of": format_timestamp(as_of),
-        "profile": profile,
+        "as_of": churn_core::format_timestamp(as_of),
+        "profile": churn_store::load::profile_of(dataset, l).json,
         "events": events,
     }))
 }

@@ -126,6 +126,21 @@ impl PostgresStore {
         }
     }
 
+    /// A learner's stored profile, read in `tx`.
+    fn profile_in(
+        &self,
+        tx: &mut postgres::Transaction<'_>,
+        learner_id: &str,
+    ) -> Result<Option<Map<String, Value>>, StoreError> {
+        tx.query_opt(
+            "SELECT profile FROM churn_learners WHERE learner_id = $1",
+            &[&learner_id],
+        )
+        .map_err(self.err())?
+        .map(|row| parse_profile(row.get(0), &self.shown))
+        .transpose()
+    }
+
     fn connect(&self) -> Result<Client, StoreError> {
         Client::connect(&self.url, NoTls).map_err(self.err())
     }
@@ -301,13 +316,7 @@ impl LearnerStore for PostgresStore {
                 .read_only(true)
                 .start()
                 .map_err(&err)?;
-            let Some(profile) = tx
-                .query_opt(
-                    "SELECT profile FROM churn_learners WHERE learner_id = $1",
-                    &[&learner_id],
-                )
-                .map_err(&err)?
-            else {
+            let Some(profile) = self.profile_in(&mut tx, learner_id)? else {
                 return Ok(None);
             };
             let row = tx
@@ -318,7 +327,7 @@ impl LearnerStore for PostgresStore {
                 .map_err(&err)?;
             let (events, occurrences): (i64, i64) = (row.get(0), row.get(1));
             let summary = LearnerSummary {
-                profile: parse_profile(profile.get(0), &self.shown)?,
+                profile,
                 events: events as u64,
                 occurrences: occurrences as u64,
                 first_event: row.get(2),
@@ -338,13 +347,7 @@ impl LearnerStore for PostgresStore {
                 .read_only(true)
                 .start()
                 .map_err(&err)?;
-            let Some(profile) = tx
-                .query_opt(
-                    "SELECT profile FROM churn_learners WHERE learner_id = $1",
-                    &[&learner_id],
-                )
-                .map_err(&err)?
-            else {
+            let Some(profile) = self.profile_in(&mut tx, learner_id)? else {
                 return Ok(None);
             };
             let nan = |v: Option<f64>| v.unwrap_or(f64::NAN);
@@ -369,7 +372,7 @@ impl LearnerStore for PostgresStore {
                 })
                 .collect();
             let history = History {
-                profile: parse_profile(profile.get(0), &self.shown)?,
+                profile,
                 events,
             };
             tx.commit().map_err(&err)?;

@@ -164,6 +164,24 @@ impl SqliteStore {
         engine(&self.path)
     }
 
+    /// A learner's stored profile, read in `tx`.
+    fn profile_in(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        learner_id: &str,
+    ) -> Result<Option<Map<String, Value>>, StoreError> {
+        let text: Option<String> = tx
+            .query_row(
+                "SELECT profile FROM learners WHERE learner_id = ?1",
+                params![learner_id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(self.err())?;
+        text.map(|t| parse_profile(&t).map_err(self.err()))
+            .transpose()
+    }
+
     fn writer(&self) -> Result<std::sync::MutexGuard<'_, Connection>, StoreError> {
         self.writer.lock().map_err(|_| StoreError::Engine {
             store: self.describe(),
@@ -358,15 +376,7 @@ impl LearnerStore for SqliteStore {
     fn summary(&self, learner_id: &str) -> Result<Option<LearnerSummary>, StoreError> {
         self.read(|conn| {
             let tx = conn.unchecked_transaction().map_err(self.err())?;
-            let profile: Option<String> = tx
-                .query_row(
-                    "SELECT profile FROM learners WHERE learner_id = ?1",
-                    params![learner_id],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(self.err())?;
-            let Some(profile) = profile else {
+            let Some(profile) = self.profile_in(&tx, learner_id)? else {
                 return Ok(None);
             };
             let (events, occurrences, first_event, last_event) = tx
@@ -377,7 +387,7 @@ impl LearnerStore for SqliteStore {
                 )
                 .map_err(self.err())?;
             Ok(Some(LearnerSummary {
-                profile: parse_profile(&profile).map_err(self.err())?,
+                profile,
                 events: events as u64,
                 occurrences: occurrences as u64,
                 first_event,
@@ -389,15 +399,7 @@ impl LearnerStore for SqliteStore {
     fn history(&self, learner_id: &str, as_of: i64) -> Result<Option<History>, StoreError> {
         self.read(|conn| {
             let tx = conn.unchecked_transaction().map_err(self.err())?;
-            let profile: Option<String> = tx
-                .query_row(
-                    "SELECT profile FROM learners WHERE learner_id = ?1",
-                    params![learner_id],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(self.err())?;
-            let Some(profile) = profile else {
+            let Some(profile) = self.profile_in(&tx, learner_id)? else {
                 return Ok(None);
             };
             let mut select = tx
@@ -424,7 +426,7 @@ impl LearnerStore for SqliteStore {
                 .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
                 .map_err(self.err())?;
             Ok(Some(History {
-                profile: parse_profile(&profile).map_err(self.err())?,
+                profile,
                 events,
             }))
         })
