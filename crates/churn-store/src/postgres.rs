@@ -97,7 +97,8 @@ impl PostgresStore {
                 &[],
             )
             .map_err(&err)?
-            .map(|row| row.get(0));
+            .map(|row| self.get(&row, 0))
+            .transpose()?;
         match found {
             None => {
                 tx.execute(
@@ -126,6 +127,16 @@ impl PostgresStore {
         }
     }
 
+    /// Column `index` of `row`, or an error that names the store (never a
+    /// panic, whatever a table holds).
+    fn get<'a, T: postgres::types::FromSql<'a>>(
+        &self,
+        row: &'a postgres::Row,
+        index: usize,
+    ) -> Result<T, StoreError> {
+        row.try_get(index).map_err(self.err())
+    }
+
     /// A learner's stored profile, read in `tx`.
     fn profile_in(
         &self,
@@ -137,7 +148,7 @@ impl PostgresStore {
             &[&learner_id],
         )
         .map_err(self.err())?
-        .map(|row| parse_profile(row.get(0), &self.shown))
+        .map(|row| parse_profile(&self.get::<String>(&row, 0)?, &self.shown))
         .transpose()
     }
 
@@ -201,9 +212,9 @@ impl LearnerStore for PostgresStore {
                     &[&learners],
                 )
                 .map_err(&err)?
-                .into_iter()
-                .map(|row| (row.get(0), row.get(1)))
-                .collect();
+                .iter()
+                .map(|row| Ok((self.get(row, 0)?, self.get(row, 1)?)))
+                .collect::<Result<_, StoreError>>()?;
             let mut outcomes: Vec<Option<RowOutcome>> = rows
                 .iter()
                 .map(|row| match signups.get(&row.learner_id) {
@@ -249,9 +260,9 @@ impl LearnerStore for PostgresStore {
                     ],
                 )
                 .map_err(&err)?
-                .into_iter()
-                .map(|row| row.get(0))
-                .collect();
+                .iter()
+                .map(|row| self.get(row, 0))
+                .collect::<Result<_, StoreError>>()?;
             // Of rows sharing an event_id in one batch, the first is the one stored.
             let mut fresh: HashSet<String> = inserted.into_iter().flatten().collect();
             let mut stored_rows = rows.iter().zip(outcomes.iter_mut()).filter(|(_, o)| o.is_none());
@@ -278,26 +289,28 @@ impl LearnerStore for PostgresStore {
         self.with(|client| {
             let err = self.err();
             let mut tx = client.transaction().map_err(&err)?;
-            let first: Option<i64> = tx
-                .query_one(
+            let first: Option<i64> = self.get(
+                &tx.query_one(
                     "SELECT min(ts) FROM churn_events WHERE learner_id = $1",
                     &[&learner_id],
                 )
-                .map_err(&err)?
-                .get(0);
+                .map_err(&err)?,
+                0,
+            )?;
             if first.is_some_and(|first| first < profile.signup_at) {
                 return Ok(PutOutcome::SignupAfterEvents);
             }
             let text = Value::Object(profile.json.clone()).to_string();
-            let created: bool = tx
-                .query_one(
+            let created: bool = self.get(
+                &tx.query_one(
                     "INSERT INTO churn_learners (learner_id, signup_at, profile) VALUES ($1, $2, $3)
                      ON CONFLICT (learner_id) DO UPDATE SET signup_at = excluded.signup_at, profile = excluded.profile
                      RETURNING (xmax = 0)",
                     &[&learner_id, &profile.signup_at, &text],
                 )
-                .map_err(&err)?
-                .get(0);
+                .map_err(&err)?,
+                0,
+            )?;
             tx.commit().map_err(&err)?;
             Ok(if created {
                 PutOutcome::Created
@@ -325,13 +338,13 @@ impl LearnerStore for PostgresStore {
                     &[&learner_id],
                 )
                 .map_err(&err)?;
-            let (events, occurrences): (i64, i64) = (row.get(0), row.get(1));
+            let (events, occurrences): (i64, i64) = (self.get(&row, 0)?, self.get(&row, 1)?);
             let summary = LearnerSummary {
                 profile,
                 events: events as u64,
                 occurrences: occurrences as u64,
-                first_event: row.get(2),
-                last_event: row.get(3),
+                first_event: self.get(&row, 2)?,
+                last_event: self.get(&row, 3)?,
             };
             tx.commit().map_err(&err)?;
             Ok(Some(summary))
@@ -340,43 +353,45 @@ impl LearnerStore for PostgresStore {
 
     fn history(&self, learner_id: &str, as_of: i64) -> Result<Option<History>, StoreError> {
         self.with(|client| {
-            let err = self.err();
-            let mut tx = client
-                .build_transaction()
-                .isolation_level(postgres::IsolationLevel::RepeatableRead)
-                .read_only(true)
-                .start()
-                .map_err(&err)?;
-            let Some(profile) = self.profile_in(&mut tx, learner_id)? else {
-                return Ok(None);
-            };
-            let nan = |v: Option<f64>| v.unwrap_or(f64::NAN);
-            let events = tx
+            // One statement, so one snapshot and one round trip: the profile
+            // (on the first row only) and the events up to as_of.
+            let rows = client
                 .query(
-                    "SELECT ts, event_type, course_id, count, duration_s, score, amount, latency_ms, stalls
-                     FROM churn_events WHERE learner_id = $1 AND ts <= $2 ORDER BY ts, seq",
+                    "SELECT CASE WHEN row_number() OVER (ORDER BY e.ts, e.seq) = 1 THEN p.profile END,
+                            e.ts, e.event_type, e.course_id, e.count, e.duration_s, e.score, e.amount, e.latency_ms, e.stalls
+                     FROM churn_learners p
+                     LEFT JOIN churn_events e ON e.learner_id = p.learner_id AND e.ts <= $2
+                     WHERE p.learner_id = $1
+                     ORDER BY e.ts, e.seq",
                     &[&learner_id, &as_of],
                 )
-                .map_err(&err)?
-                .into_iter()
-                .map(|row| ContractEvent {
-                    ts: row.get(0),
-                    event_type: row.get(1),
-                    course_id: row.get(2),
-                    count: u32::try_from(row.get::<_, i64>(3)).unwrap_or(u32::MAX),
-                    duration_s: nan(row.get(4)),
-                    score: nan(row.get(5)),
-                    amount: nan(row.get(6)),
-                    latency_ms: nan(row.get(7)),
-                    stalls: nan(row.get(8)),
-                })
-                .collect();
-            let history = History {
-                profile,
-                events,
+                .map_err(self.err())?;
+            let Some(first) = rows.first() else {
+                return Ok(None);
             };
-            tx.commit().map_err(&err)?;
-            Ok(Some(history))
+            let profile: String = self.get(first, 0)?;
+            let nan = |v: Option<f64>| v.unwrap_or(f64::NAN);
+            let mut events = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let Some(ts) = self.get::<Option<i64>>(row, 1)? else {
+                    continue; // a learner without events: the one row of the LEFT JOIN
+                };
+                events.push(ContractEvent {
+                    ts,
+                    event_type: self.get(row, 2)?,
+                    course_id: self.get(row, 3)?,
+                    count: u32::try_from(self.get::<i64>(row, 4)?).unwrap_or(u32::MAX),
+                    duration_s: nan(self.get(row, 5)?),
+                    score: nan(self.get(row, 6)?),
+                    amount: nan(self.get(row, 7)?),
+                    latency_ms: nan(self.get(row, 8)?),
+                    stalls: nan(self.get(row, 9)?),
+                });
+            }
+            Ok(Some(History {
+                profile: parse_profile(&profile, &self.shown)?,
+                events,
+            }))
         })
     }
 
@@ -410,7 +425,7 @@ impl LearnerStore for PostgresStore {
                     &[],
                 )
                 .map_err(&err)?;
-            let (learners, events): (i64, i64) = (row.get(0), row.get(1));
+            let (learners, events): (i64, i64) = (self.get(&row, 0)?, self.get(&row, 1)?);
             Ok((learners as u64, events as u64))
         })
     }
