@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use serde_json::{Map, Value};
@@ -22,6 +23,9 @@ use crate::{
 
 /// `PRAGMA application_id` of a churn store: "chrn".
 const APPLICATION_ID: i64 = 0x6368_726e;
+/// How long a statement waits for a lock another connection holds.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// `PRAGMA user_version`: the schema's version.
 const FORMAT: i64 = 1;
 
@@ -57,6 +61,8 @@ pub struct SqliteStore {
     path: PathBuf,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
+    /// An erase committed but its log purge could not finish yet.
+    purge_pending: AtomicBool,
 }
 
 fn engine(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
@@ -77,8 +83,7 @@ fn configure(conn: &Connection, path: &Path) -> Result<(), StoreError> {
          PRAGMA wal_autocheckpoint = 16384;",
     )
     .map_err(engine(path))?;
-    conn.busy_timeout(std::time::Duration::from_secs(10))
-        .map_err(engine(path))
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(engine(path))
 }
 
 impl SqliteStore {
@@ -157,6 +162,7 @@ impl SqliteStore {
             path: path.to_owned(),
             writer: Mutex::new(conn),
             readers: Mutex::new(Vec::new()),
+            purge_pending: AtomicBool::new(false),
         })
     }
 
@@ -215,22 +221,32 @@ impl SqliteStore {
     }
 
     /// Checkpoints the log into the database file and truncates it, so no
-    /// erased byte stays in the log. Readers holding an old snapshot can
-    /// keep a checkpoint from finishing; it is retried for a while.
-    fn truncate_log(&self, conn: &Connection) -> Result<(), StoreError> {
-        for _ in 0..200 {
-            let busy: i64 = conn
-                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
-                .map_err(self.err())?;
-            if busy == 0 {
-                return Ok(());
-            }
-            std::thread::sleep(std::time::Duration::from_millis(5));
+    /// erased byte stays in the log. Readers holding an old snapshot can keep
+    /// a checkpoint from finishing (it waits up to `wait` for them); then the
+    /// purge stays pending and the next write tries again. The erase itself
+    /// is committed either way.
+    fn purge_log(&self, conn: &Connection, wait: std::time::Duration) {
+        let done = conn.busy_timeout(wait).is_ok()
+            && conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .is_ok_and(|busy| busy == 0);
+        let _ = conn.busy_timeout(BUSY_TIMEOUT);
+        self.purge_pending.store(!done, Ordering::Relaxed);
+        if !done {
+            tracing::warn!(
+                store = %self.describe(),
+                "an erased learner's bytes stay in the write-ahead log until the next write's checkpoint: readers kept it busy"
+            );
         }
-        Err(StoreError::Engine {
-            store: self.describe(),
-            reason: "the log could not be truncated after an erase: readers kept it busy".into(),
-        })
+    }
+
+    /// After a write: the purge an earlier erase could not finish.
+    fn purge_if_pending(&self, conn: &Connection) {
+        if self.purge_pending.load(Ordering::Relaxed) {
+            self.purge_log(conn, std::time::Duration::from_millis(100));
+        }
     }
 }
 
@@ -329,6 +345,7 @@ impl LearnerStore for SqliteStore {
             .map_err(self.err())?;
         }
         tx.commit().map_err(self.err())?;
+        self.purge_if_pending(&conn);
         Ok(outcomes)
     }
 
@@ -366,6 +383,7 @@ impl LearnerStore for SqliteStore {
         )
         .map_err(self.err())?;
         tx.commit().map_err(self.err())?;
+        self.purge_if_pending(&conn);
         Ok(if existed {
             PutOutcome::Replaced
         } else {
@@ -450,7 +468,7 @@ impl LearnerStore for SqliteStore {
             )
             .map_err(self.err())?;
         tx.commit().map_err(self.err())?;
-        self.truncate_log(&conn)?;
+        self.purge_log(&conn, std::time::Duration::from_secs(2));
         Ok(events + learners > 0)
     }
 
@@ -622,6 +640,55 @@ mod tests {
         std::fs::write(&broken, bytes).unwrap();
         let err = SqliteStore::open(&broken).err().unwrap().to_string();
         assert!(err.contains("corrupt"), "{err}");
+    }
+
+    #[test]
+    fn an_erase_that_a_reader_delays_is_purged_by_the_next_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let store = SqliteStore::open(&path).unwrap();
+        let secret = "learner-held-by-a-reader-91c2";
+        store
+            .put_profile(secret, &profile("2026-01-01T00:00:00Z"))
+            .unwrap();
+        store
+            .put_profile("kept", &profile("2026-01-01T00:00:00Z"))
+            .unwrap();
+        let rows: Vec<IngestRow> = (0..300)
+            .map(|i| {
+                row(
+                    secret,
+                    Some(&format!("{secret}-{i}")),
+                    "2026-01-02T00:00:00Z",
+                )
+            })
+            .collect();
+        store.ingest(&rows).unwrap();
+        let holding = || {
+            std::fs::read_dir(dir.path())
+                .unwrap()
+                .map(|entry| std::fs::read(entry.unwrap().path()).unwrap())
+                .filter(|bytes| bytes.windows(secret.len()).any(|w| w == secret.as_bytes()))
+                .count()
+        };
+        // A reader in the middle of a read transaction holds the log.
+        let reader = Connection::open(&path).unwrap();
+        reader.execute_batch("BEGIN").unwrap();
+        let _: i64 = reader
+            .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
+            .unwrap();
+        assert!(store.erase(secret).unwrap(), "the erase is committed");
+        assert!(store.summary(secret).unwrap().is_none());
+        assert!(
+            holding() > 0,
+            "the log still holds the bytes while the reader reads"
+        );
+        reader.execute_batch("COMMIT").unwrap();
+        drop(reader);
+        store
+            .ingest(&[row("kept", Some("k1"), "2026-01-02T00:00:00Z")])
+            .unwrap();
+        assert_eq!(holding(), 0, "the next write purged the log");
     }
 
     #[test]
