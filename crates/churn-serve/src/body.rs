@@ -17,23 +17,40 @@ pub async fn json_body(headers: &HeaderMap, body: Body) -> Result<Value, ApiErro
 /// The body's bytes, once its content type says JSON (parsing is the
 /// caller's, e.g. off the async workers for a large body).
 pub async fn json_bytes(headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
+    Ok(typed_bytes(headers, body, &["application/json"]).await?.0)
+}
+
+/// The body's bytes, once its content type (case aside, parameters
+/// ignored) is one of `accepted`; and which one it was.
+pub async fn typed_bytes(
+    headers: &HeaderMap,
+    body: Body,
+    accepted: &[&'static str],
+) -> Result<(Bytes, &'static str), ApiError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let essence = content_type.split(';').next().unwrap_or("").trim();
-    if !essence.eq_ignore_ascii_case("application/json") {
+    let Some(kind) = accepted
+        .iter()
+        .find(|kind| essence.eq_ignore_ascii_case(kind))
+    else {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
-            format!("content-type must be application/json, got {content_type:?}"),
+            format!(
+                "content-type must be {}, got {content_type:?}",
+                accepted.join(" or ")
+            ),
         ));
-    }
-    axum::body::to_bytes(body, usize::MAX).await.map_err(|e| {
+    };
+    let bytes = axum::body::to_bytes(body, usize::MAX).await.map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "bad_body",
             format!("cannot read the body: {e}"),
         )
-    })
+    })?;
+    Ok((bytes, kind))
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use churn_store::contract::{self, FieldError};
 use churn_store::{IngestRow, LearnerStore, PutOutcome, RowOutcome, StoreError};
@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 
 use crate::api::{self, OwnedInput, parse_json};
 use crate::auth::{check_ingest_token, check_predict_token};
+use crate::body::typed_bytes;
 use crate::error::ApiError;
 use crate::middleware::RequestId;
 use crate::state::{AppState, Served};
@@ -43,20 +44,25 @@ fn store_error(e: StoreError) -> ApiError {
     )
 }
 
+/// Runs `call` on the blocking pool (store calls block; large bodies take
+/// time to parse).
+async fn off_workers<T: Send + 'static>(
+    call: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(call).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the work was interrupted",
+        )
+    })?
+}
+
 /// Runs a store call on the blocking pool.
 async fn blocking<T: Send + 'static>(
     call: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(call)
-        .await
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                "the store call was interrupted",
-            )
-        })?
-        .map_err(store_error)
+    off_workers(move || call().map_err(store_error)).await
 }
 
 fn learner_path(id: &str) -> Result<String, ApiError> {
@@ -64,39 +70,21 @@ fn learner_path(id: &str) -> Result<String, ApiError> {
 }
 
 /// The body's bytes, for JSON (`application/json`) or JSON lines
-/// (`application/x-ndjson`, `application/jsonl`).
+/// (`application/x-ndjson`, `application/jsonl`); true for JSON lines.
 async fn body_bytes(headers: &HeaderMap, body: Body) -> Result<(Bytes, bool), ApiError> {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    let lines = match essence.as_str() {
-        "application/json" => false,
-        "application/x-ndjson" | "application/jsonl" | "application/jsonlines" => true,
-        _ => {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                format!(
-                    "content-type must be application/json or application/x-ndjson, got {content_type:?}"
-                ),
-            ));
-        }
-    };
-    let bytes = axum::body::to_bytes(body, usize::MAX).await.map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad_body",
-            format!("cannot read the body: {e}"),
-        )
-    })?;
-    Ok((bytes, lines))
+    const JSON: &str = "application/json";
+    let (bytes, kind) = typed_bytes(
+        headers,
+        body,
+        &[
+            JSON,
+            "application/x-ndjson",
+            "application/jsonl",
+            "application/jsonlines",
+        ],
+    )
+    .await?;
+    Ok((bytes, kind != JSON))
 }
 
 /// One ingest row refused, with the field at fault.
@@ -220,15 +208,7 @@ pub async fn ingest(
     let store = store(&state)?;
     let (bytes, lines) = body_bytes(&headers, body).await?;
     let max_rows = state.config.max_ingest_rows;
-    let parsed = tokio::task::spawn_blocking(move || ingest_rows(&bytes, lines, max_rows))
-        .await
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                "parsing was interrupted",
-            )
-        })?;
+    let parsed = off_workers(move || ingest_rows(&bytes, lines, max_rows)).await;
     let IngestBody {
         rows,
         mut rejected,

@@ -137,6 +137,20 @@ impl PostgresStore {
         row.try_get(index).map_err(self.err())
     }
 
+    /// A read-only transaction that sees one snapshot (several statements
+    /// agree with each other).
+    fn snapshot<'c>(
+        &self,
+        client: &'c mut Client,
+    ) -> Result<postgres::Transaction<'c>, StoreError> {
+        client
+            .build_transaction()
+            .isolation_level(postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .map_err(self.err())
+    }
+
     /// A learner's stored profile, read in `tx`.
     fn profile_in(
         &self,
@@ -323,12 +337,7 @@ impl LearnerStore for PostgresStore {
     fn summary(&self, learner_id: &str) -> Result<Option<LearnerSummary>, StoreError> {
         self.with(|client| {
             let err = self.err();
-            let mut tx = client
-                .build_transaction()
-                .isolation_level(postgres::IsolationLevel::RepeatableRead)
-                .read_only(true)
-                .start()
-                .map_err(&err)?;
+            let mut tx = self.snapshot(client)?;
             let Some(profile) = self.profile_in(&mut tx, learner_id)? else {
                 return Ok(None);
             };
@@ -357,12 +366,7 @@ impl LearnerStore for PostgresStore {
             // joining both measured slower: its window and sort cost more
             // than the round trips they save.)
             let err = self.err();
-            let mut tx = client
-                .build_transaction()
-                .isolation_level(postgres::IsolationLevel::RepeatableRead)
-                .read_only(true)
-                .start()
-                .map_err(&err)?;
+            let mut tx = self.snapshot(client)?;
             let Some(profile) = self.profile_in(&mut tx, learner_id)? else {
                 return Ok(None);
             };

@@ -520,6 +520,15 @@ mod tests {
         }
     }
 
+    /// How many files in `dir` hold the bytes of `text`.
+    fn files_holding(dir: &std::path::Path, text: &str) -> usize {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| std::fs::read(entry.unwrap().path()).unwrap())
+            .filter(|bytes| bytes.windows(text.len()).any(|w| w == text.as_bytes()))
+            .count()
+    }
+
     #[test]
     fn a_retried_batch_is_duplicates_and_history_comes_back_in_time_order() {
         let dir = tempfile::tempdir().unwrap();
@@ -664,13 +673,7 @@ mod tests {
             })
             .collect();
         store.ingest(&rows).unwrap();
-        let holding = || {
-            std::fs::read_dir(dir.path())
-                .unwrap()
-                .map(|entry| std::fs::read(entry.unwrap().path()).unwrap())
-                .filter(|bytes| bytes.windows(secret.len()).any(|w| w == secret.as_bytes()))
-                .count()
-        };
+        let holding = || files_holding(dir.path(), secret);
         // A reader in the middle of a read transaction holds the log.
         let reader = Connection::open(&path).unwrap();
         reader.execute_batch("BEGIN").unwrap();
@@ -717,14 +720,7 @@ mod tests {
             .collect();
         store.ingest(&rows).unwrap();
         assert!(store.history(secret, i64::MAX).unwrap().is_some());
-        let needle = secret.as_bytes();
-        let holding = || {
-            std::fs::read_dir(dir.path())
-                .unwrap()
-                .map(|entry| std::fs::read(entry.unwrap().path()).unwrap())
-                .filter(|bytes| bytes.windows(needle.len()).any(|w| w == needle))
-                .count()
-        };
+        let holding = || files_holding(dir.path(), secret);
         assert!(
             holding() > 0,
             "the learner is in the files before the erase"
