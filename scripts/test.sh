@@ -23,6 +23,10 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
 fi
 
 cargo test --release --workspace
+# The Python package, as a user installs it (maturin builds the extension in
+# the same target directory; python/Cargo.toml's workspace hack makes it reuse
+# the test build's crates instead of compiling polars again).
+.venv/bin/python -m pip install --quiet --disable-pip-version-check ./python
 # The Python tests run the binary the Rust tests just built (same features, no rebuild).
 target_dir="${CARGO_TARGET_DIR:-$PWD/target}"
-CHURN_BIN="$target_dir/release/churn" .venv/bin/python -m pytest -q -rs tests/python
+CHURN_BIN="$target_dir/release/churn" .venv/bin/python -m pytest -q -rs tests/python python/tests

@@ -12,7 +12,41 @@ use polars::prelude::*;
 
 use crate::DataError;
 
-/// One table file read into memory.
+/// Where a table's rows come from: a CSV or Parquet file, or a frame
+/// already in memory (the Python package's Arrow tables). Both are read by
+/// the same rules; `name` is what messages and reports call the table.
+#[derive(Clone)]
+pub enum TableSource {
+    /// A `.csv` or `.parquet` file.
+    File(PathBuf),
+    /// Columns in memory, typed as a Parquet file's would be (or all text, as CSV's).
+    Frame {
+        /// What errors and the validation report call it.
+        name: PathBuf,
+        /// The rows.
+        frame: DataFrame,
+    },
+}
+
+impl TableSource {
+    /// The file, or the in-memory table's name.
+    pub fn name(&self) -> &Path {
+        match self {
+            TableSource::File(file) => file,
+            TableSource::Frame { name, .. } => name,
+        }
+    }
+
+    /// Whether part of it can be read without reading all of it (Parquet, frames).
+    pub(crate) fn sliceable(&self) -> bool {
+        match self {
+            TableSource::File(file) => file.extension().and_then(|e| e.to_str()) == Some("parquet"),
+            TableSource::Frame { .. } => true,
+        }
+    }
+}
+
+/// One table read into memory.
 pub(crate) struct Frame {
     pub(crate) file: PathBuf,
     pub(crate) df: DataFrame,
@@ -36,12 +70,22 @@ pub(crate) enum TimeCol {
 }
 
 impl Frame {
-    pub(crate) fn read(file: &Path) -> Result<Frame, DataError> {
-        Self::read_slice(file, 0, usize::MAX)
+    pub(crate) fn read(source: &TableSource) -> Result<Frame, DataError> {
+        Self::read_slice(source, 0, usize::MAX)
     }
 
-    /// The number of rows of a Parquet file, from its footer (`None` for CSV).
-    pub(crate) fn parquet_rows(file: &Path) -> Result<Option<usize>, DataError> {
+    /// Reads a whole file.
+    pub(crate) fn read_file(file: &Path) -> Result<Frame, DataError> {
+        Self::read(&TableSource::File(file.to_owned()))
+    }
+
+    /// The number of rows of a Parquet file, from its footer, or of a frame
+    /// (`None` for CSV).
+    pub(crate) fn known_rows(source: &TableSource) -> Result<Option<usize>, DataError> {
+        let file = match source {
+            TableSource::Frame { frame, .. } => return Ok(Some(frame.height())),
+            TableSource::File(file) => file,
+        };
         if file.extension().and_then(|e| e.to_str()) != Some("parquet") {
             return Ok(None);
         }
@@ -60,10 +104,23 @@ impl Frame {
 
     /// Rows `first_row .. first_row + rows` of the file (fewer at its end).
     pub(crate) fn read_slice(
-        file: &Path,
+        source: &TableSource,
         first_row: usize,
         rows: usize,
     ) -> Result<Frame, DataError> {
+        let file = match source {
+            TableSource::File(file) => file,
+            TableSource::Frame { name, frame } => {
+                let offset = i64::try_from(first_row).unwrap_or(i64::MAX);
+                let mut df = frame.slice(offset, rows);
+                df.rechunk_mut();
+                return Ok(Frame {
+                    file: name.clone(),
+                    df,
+                    first_row,
+                });
+            }
+        };
         let n_rows = (rows != usize::MAX).then_some(rows);
         let read_error = |source: PolarsError| DataError::Read {
             file: file.to_owned(),

@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 
 use churn_core::Event;
 pub use churn_core::{Dataset, Table};
+pub use columns::TableSource;
 pub use validation_report::{Reject, TableReport, ValidationReport, write_rejects_file};
 pub use write::{DatasetWriter, Format, write_dataset};
 
@@ -203,48 +204,58 @@ pub fn dir_sha256(dir: &Path) -> Result<String, DataError> {
         .collect())
 }
 
-/// The files of a data directory.
-struct DirFiles {
-    learners: PathBuf,
-    courses: PathBuf,
-    events: PathBuf,
-    assignments: Option<PathBuf>,
-    deadlines: Option<PathBuf>,
+/// The tables of one data set, wherever they are: a data directory's files
+/// ([`Tables::of_dir`]) or frames in memory.
+#[derive(Clone)]
+pub struct Tables {
+    pub learners: TableSource,
+    pub courses: TableSource,
+    pub events: TableSource,
+    pub assignments: Option<TableSource>,
+    pub deadlines: Option<TableSource>,
 }
 
-impl DirFiles {
-    fn find(dir: &Path) -> Result<Self, DataError> {
+impl Tables {
+    /// The table files of a data directory (the required ones must exist).
+    pub fn of_dir(dir: &Path) -> Result<Self, DataError> {
         if !dir.is_dir() {
             return Err(DataError::NotADirectory(dir.to_owned()));
         }
         let required = |table: Table| {
-            table_file(dir, table)?.ok_or_else(|| DataError::MissingTable {
-                dir: dir.to_owned(),
-                table,
-            })
+            table_file(dir, table)?
+                .map(TableSource::File)
+                .ok_or_else(|| DataError::MissingTable {
+                    dir: dir.to_owned(),
+                    table,
+                })
         };
-        Ok(DirFiles {
+        let optional =
+            |table: Table| Ok::<_, DataError>(table_file(dir, table)?.map(TableSource::File));
+        Ok(Tables {
             learners: required(Table::Learners)?,
             courses: required(Table::Courses)?,
             events: required(Table::Events)?,
-            assignments: table_file(dir, Table::Assignments)?,
-            deadlines: table_file(dir, Table::Deadlines)?,
+            assignments: optional(Table::Assignments)?,
+            deadlines: optional(Table::Deadlines)?,
         })
     }
 }
 
 /// Reads and validates every table of a data directory.
 pub fn load_dir(dir: &Path, options: &LoadOptions) -> Result<Loaded, DataError> {
-    let files = DirFiles::find(dir)?;
+    let tables = Tables::of_dir(dir)?;
     let contract = Contract::read_dir(dir)?;
-    validate::validate(
-        &files.learners,
-        &files.courses,
-        &files.events,
-        [files.assignments.as_deref(), files.deadlines.as_deref()],
-        options,
-        contract,
-    )
+    validate::validate(&tables, options, contract)
+}
+
+/// Reads and validates tables by `contract`'s rules: what [`load_dir`] does
+/// once it has found the files, for tables from anywhere (frames in memory).
+pub fn load_tables(
+    tables: &Tables,
+    contract: Contract,
+    options: &LoadOptions,
+) -> Result<Loaded, DataError> {
+    validate::validate(tables, options, contract)
 }
 
 /// How an out-of-core load divides the learners into partitions.
@@ -330,7 +341,7 @@ fn partitioned(
     spill_in: &Path,
     slice_rows: usize,
 ) -> Result<Partitioned, DataError> {
-    let files = DirFiles::find(dir)?;
+    let files = Tables::of_dir(dir)?;
     let contract = Contract::read_dir(dir)?;
     let mut profiles =
         validate::validate_profiles(&files.learners, &files.courses, options, contract.clone())?;
@@ -370,12 +381,12 @@ fn partitioned(
     };
     let mut tables = std::mem::take(&mut profiles.tables);
     tables.push(scan.report);
-    if let Some(file) = &files.assignments {
-        profiles.validate_assignments(file)?;
+    if let Some(source) = &files.assignments {
+        profiles.validate_assignments(source)?;
         tables.append(&mut profiles.tables);
     }
-    if let Some(file) = &files.deadlines {
-        profiles.validate_deadlines(file)?;
+    if let Some(source) = &files.deadlines {
+        profiles.validate_deadlines(source)?;
         tables.append(&mut profiles.tables);
     }
     let mut dataset = std::mem::take(&mut profiles.dataset);

@@ -74,7 +74,7 @@ pub fn read_labelled(
     time: Option<&str>,
     exclude: &[&str],
 ) -> Result<LabelledTable, DataError> {
-    let frame = Frame::read(file)?;
+    let frame = Frame::read_file(file)?;
     let labels = frame.flag(label, true)?;
     let times = match time {
         Some(name) if column_kind(&frame, name)? == ColumnKind::Numeric => {

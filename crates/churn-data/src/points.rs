@@ -54,7 +54,7 @@ impl Points {
 
 /// Reads the points of `file` against the learners of `dataset`.
 pub fn read_points(file: &Path, dataset: &Dataset) -> Result<Points, DataError> {
-    let frame = Frame::read(file)?;
+    let frame = Frame::read_file(file)?;
     let missing = |name: &str| DataError::MissingColumn {
         file: file.to_owned(),
         column: name.to_owned(),

@@ -11,9 +11,9 @@ use churn_core::{
     parse_category, parse_event_type,
 };
 
-use crate::columns::{Frame, NumCol, TextCol, TimeCol};
+use crate::columns::{Frame, NumCol, TableSource, TextCol, TimeCol};
 use crate::validation_report::{Reject, TableReport, ValidationReport};
-use crate::{Contract, DataError, LoadOptions, Loaded};
+use crate::{Contract, DataError, LoadOptions, Loaded, Tables};
 
 /// The problems found in one row.
 #[derive(Default)]
@@ -429,23 +429,22 @@ pub(crate) struct Profiles {
 }
 
 pub(crate) fn validate(
-    learners_file: &Path,
-    courses_file: &Path,
-    events_file: &Path,
-    [assignments_file, deadlines_file]: [Option<&Path>; 2],
+    tables: &Tables,
     options: &LoadOptions,
     contract: Contract,
 ) -> Result<Loaded, DataError> {
-    let mut profiles = validate_profiles(learners_file, courses_file, options, contract)?;
-    // CSV cannot be read from the middle, so it is read whole; Parquet in slices.
-    let slice = match events_file.extension().and_then(|e| e.to_str()) {
-        Some("parquet") => EVENT_ROWS_PER_SLICE,
-        _ => usize::MAX,
+    let mut profiles = validate_profiles(&tables.learners, &tables.courses, options, contract)?;
+    // CSV cannot be read from the middle, so it is read whole; Parquet and
+    // frames in slices.
+    let slice = if tables.events.sliceable() {
+        EVENT_ROWS_PER_SLICE
+    } else {
+        usize::MAX
     };
     // Reserved whole: growing by doubling would hold twice the events at
     // its last step.
-    let mut events = Vec::with_capacity(Frame::parquet_rows(events_file)?.unwrap_or(0));
-    let scan = profiles.scan_events(events_file, slice, &mut |mut part| {
+    let mut events = Vec::with_capacity(Frame::known_rows(&tables.events)?.unwrap_or(0));
+    let scan = profiles.scan_events(&tables.events, slice, &mut |mut part| {
         events.append(&mut part);
         Ok(())
     })?;
@@ -453,11 +452,11 @@ pub(crate) fn validate(
     profiles.dataset.custom_event_types = profiles.custom_event_types();
     profiles.dataset.events = events;
     profiles.tables.push(scan.report);
-    if let Some(file) = assignments_file {
-        profiles.validate_assignments(file)?;
+    if let Some(source) = &tables.assignments {
+        profiles.validate_assignments(source)?;
     }
-    if let Some(file) = deadlines_file {
-        profiles.validate_deadlines(file)?;
+    if let Some(source) = &tables.deadlines {
+        profiles.validate_deadlines(source)?;
     }
     Ok(Loaded {
         contract: profiles.contract,
@@ -469,8 +468,8 @@ pub(crate) fn validate(
 }
 
 pub(crate) fn validate_profiles(
-    learners_file: &Path,
-    courses_file: &Path,
+    learners: &TableSource,
+    courses: &TableSource,
     options: &LoadOptions,
     contract: Contract,
 ) -> Result<Profiles, DataError> {
@@ -482,7 +481,7 @@ pub(crate) fn validate_profiles(
     let mut tables = Vec::new();
 
     // learners
-    let frame = Frame::read(learners_file)?;
+    let frame = Frame::read(learners)?;
     let ids = required(&frame, "learner_id", frame.text("learner_id", true)?)?;
     let signup = required(&frame, "signup_at", frame.time("signup_at", true)?)?;
     let plans = required(&frame, "plan", frame.text("plan", true)?)?;
@@ -547,7 +546,7 @@ pub(crate) fn validate_profiles(
     tables.push(report(Table::Learners, &frame, rejects));
 
     // courses
-    let frame = Frame::read(courses_file)?;
+    let frame = Frame::read(courses)?;
     let ids = required(&frame, "course_id", frame.text("course_id", true)?)?;
     let levels = required(&frame, "level", frame.text("level", true)?)?;
     let lessons = required(&frame, "lessons", frame.number("lessons", true)?)?;
@@ -637,13 +636,13 @@ impl Profiles {
     /// [`Self::sort_custom_event_types`].
     pub(crate) fn scan_events(
         &self,
-        file: &Path,
+        source: &TableSource,
         slice_rows: usize,
         sink: &mut dyn FnMut(Vec<Event>) -> Result<(), DataError>,
     ) -> Result<EventScan, DataError> {
         let mut report = TableReport {
             table: Table::Events,
-            file: file.to_owned(),
+            file: source.name().to_owned(),
             columns: Vec::new(),
             read: 0,
             accepted: 0,
@@ -651,7 +650,7 @@ impl Profiles {
         };
         let mut span: Option<(i64, i64)> = None;
         loop {
-            let frame = Frame::read_slice(file, report.read, slice_rows)?;
+            let frame = Frame::read_slice(source, report.read, slice_rows)?;
             if report.read == 0 {
                 report.columns = frame.column_names();
             }
@@ -682,7 +681,7 @@ impl Profiles {
                 report.accepted += part.accepted;
                 report.rejects.extend(part.rejects);
                 if !part.custom.is_empty() {
-                    let map = self.custom_indexes(&part.custom, file)?;
+                    let map = self.custom_indexes(&part.custom, source.name())?;
                     rename_custom(&mut part.events, &map);
                 }
                 sink(part.events)?;
@@ -742,8 +741,8 @@ impl Profiles {
 
     /// `deadlines`: `course_id` (a known course), `due_at` (a time; the
     /// future is fine) and `event_type` (a known type: what meets it).
-    pub(crate) fn validate_deadlines(&mut self, file: &Path) -> Result<(), DataError> {
-        let frame = Frame::read(file)?;
+    pub(crate) fn validate_deadlines(&mut self, source: &TableSource) -> Result<(), DataError> {
+        let frame = Frame::read(source)?;
         let courses = required(&frame, "course_id", frame.text("course_id", true)?)?;
         let due = required(&frame, "due_at", frame.time("due_at", true)?)?;
         let types = required(&frame, "event_type", frame.text("event_type", true)?)?;
@@ -794,12 +793,12 @@ impl Profiles {
         Ok(())
     }
 
-    pub(crate) fn validate_assignments(&mut self, file: &Path) -> Result<(), DataError> {
+    pub(crate) fn validate_assignments(&mut self, source: &TableSource) -> Result<(), DataError> {
         let now = self.now;
         let learner_index = &self.learner_index;
         let dataset = &mut self.dataset;
         let tables = &mut self.tables;
-        let frame = Frame::read(file)?;
+        let frame = Frame::read(source)?;
         let experiments = required(&frame, "experiment_id", frame.text("experiment_id", true)?)?;
         let learner_ids = required(&frame, "learner_id", frame.text("learner_id", true)?)?;
         let arms = required(&frame, "arm", frame.text("arm", true)?)?;

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use churn_core::Dataset;
 use churn_features::FeatureSet;
 use churn_features::examples::{Example, Grouped, SnapshotError, SnapshotPlan};
+use polars::prelude::DataFrame;
 
 pub use write::TableFormat;
 
@@ -121,10 +122,26 @@ impl TableWriter {
         Ok(())
     }
 
+    /// A writer that keeps the table in memory (the columns and types of a
+    /// Parquet table), for [`TableWriter::finish_in_memory`].
+    pub fn in_memory(features: FeatureSet) -> Self {
+        TableWriter {
+            writer: write::ChunkWriter::in_memory(&features),
+            features,
+            summary: TableSummary::default(),
+        }
+    }
+
     /// Finishes the file and says what it holds.
     pub fn finish(self) -> Result<TableSummary, TableError> {
         self.writer.finish()?;
         Ok(self.summary)
+    }
+
+    /// The table of a writer made by [`TableWriter::in_memory`], and what it holds.
+    pub fn finish_in_memory(self) -> Result<(DataFrame, TableSummary), TableError> {
+        let frame = self.writer.finish()?.unwrap_or_default();
+        Ok((frame, self.summary))
     }
 }
 

@@ -43,6 +43,8 @@ enum Sink {
     },
     /// Nothing written yet: the Parquet writer needs the first chunk's schema.
     PendingParquet(File),
+    /// Kept in memory, chunk by chunk, with a Parquet table's column types.
+    Memory(Vec<DataFrame>),
 }
 
 /// Streams chunks into a hidden file beside the table, published as the
@@ -72,18 +74,35 @@ impl ChunkWriter {
                 header_written: false,
             },
         };
+        Ok(Self::with_sink(path, temp, format, features, sink))
+    }
+
+    /// Keeps the chunks in memory; [`ChunkWriter::finish`] returns them as one frame.
+    pub(crate) fn in_memory(features: &FeatureSet) -> Self {
+        let name = PathBuf::from("the training table (in memory)");
+        let sink = Sink::Memory(Vec::new());
+        Self::with_sink(&name, name.clone(), TableFormat::Parquet, features, sink)
+    }
+
+    fn with_sink(
+        path: &Path,
+        temp: PathBuf,
+        format: TableFormat,
+        features: &FeatureSet,
+        sink: Sink,
+    ) -> Self {
         let (numeric, categorical): (Vec<_>, Vec<_>) = features
             .features()
             .into_iter()
             .partition(|f| f.kind == Kind::Numeric);
-        Ok(ChunkWriter {
+        ChunkWriter {
             path: path.to_owned(),
             temp,
             format,
             numeric: numeric.into_iter().map(|f| f.name).collect(),
             categorical: categorical.into_iter().map(|f| f.name).collect(),
             sink,
-        })
+        }
     }
 
     pub(crate) fn write(
@@ -111,6 +130,12 @@ impl ChunkWriter {
                 self.sink = Sink::Parquet(Box::new(writer));
             }
             Sink::Parquet(writer) => writer.write_batch(&df).map_err(|e| write_error(path, e))?,
+            Sink::Memory(frames) => {
+                if examples.is_empty() && !frames.is_empty() {
+                    return Ok(());
+                }
+                frames.push(df);
+            }
             Sink::Csv {
                 file,
                 header_written,
@@ -128,10 +153,24 @@ impl ChunkWriter {
         Ok(())
     }
 
-    pub(crate) fn finish(mut self) -> Result<(), TableError> {
-        if matches!(self.sink, Sink::PendingParquet(_)) {
-            // No chunk at all: still write a valid, empty table.
+    /// Publishes the file; an in-memory table is returned instead.
+    pub(crate) fn finish(mut self) -> Result<Option<DataFrame>, TableError> {
+        if matches!(self.sink, Sink::PendingParquet(_))
+            || matches!(&self.sink, Sink::Memory(frames) if frames.is_empty())
+        {
+            // No chunk at all: still a valid, empty table.
             self.write(&Dataset::default(), &[])?;
+        }
+        if let Sink::Memory(frames) = &mut self.sink {
+            let mut chunks = std::mem::take(frames).into_iter();
+            let mut table = chunks.next().unwrap_or_default();
+            for chunk in chunks {
+                table
+                    .vstack_mut_owned(chunk)
+                    .map_err(|e| write_error(&self.path, e))?;
+            }
+            table.rechunk_mut();
+            return Ok(Some(table));
         }
         if let Sink::Parquet(writer) = &mut self.sink {
             writer.finish().map_err(|e| write_error(&self.path, e))?;
@@ -140,7 +179,8 @@ impl ChunkWriter {
             path, temp, sink, ..
         } = self;
         drop(sink);
-        churn_core::commit_file(&temp, &path).map_err(|e| write_error(&path, e))
+        churn_core::commit_file(&temp, &path).map_err(|e| write_error(&path, e))?;
+        Ok(None)
     }
 }
 
