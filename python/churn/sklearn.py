@@ -182,16 +182,23 @@ class GBDTClassifier(ClassifierMixin, BaseEstimator):
 
         check_classification_targets(y)
         self.classes_ = np.unique(y)
-        if len(self.classes_) != 2:
+        if len(self.classes_) > 2:
             raise ValueError(
-                f"GBDTClassifier is a binary classifier: y has {len(self.classes_)} classes"
+                "Only binary classification is supported. "
+                f"GBDTClassifier: y has {len(self.classes_)} classes"
             )
+        if len(self.classes_) < 2:
+            raise ValueError("GBDTClassifier needs two classes in y, got one class")
         labels = (y == self.classes_[1]).astype(np.float64)
         weights = None
         if sample_weight is not None:
             weights = np.ascontiguousarray(sample_weight, dtype=np.float64)
             if weights.shape != (X.shape[0],):
                 raise ValueError(f"sample_weight has shape {weights.shape}, X has {X.shape[0]} rows")
+            if not np.any(weights > 0):
+                raise ValueError("every sample weight is zero: nothing to learn from")
+            if len(np.unique(labels[weights > 0])) < 2:
+                raise ValueError("one class only among the rows of non-zero sample weight")
         valid_x = valid_y = None
         if eval_set:
             if len(eval_set) != 1:
@@ -232,6 +239,7 @@ class GBDTClassifier(ClassifierMixin, BaseEstimator):
 
     def predict(self, X: Any) -> np.ndarray:
         """The more probable class."""
+        check_is_fitted(self)
         return self.classes_[(self.decision_function(X) > 0).astype(int)]
 
     def shap_values(self, X: Any, with_base: bool = False) -> np.ndarray:
