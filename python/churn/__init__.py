@@ -152,6 +152,7 @@ def features(
     contract: Union[None, str, "_os.PathLike[str]"] = None,
     now: Optional[Time] = None,
     custom_types: int = 16,
+    custom_event_types: Optional[list] = None,
     strict: bool = False,
 ) -> _pa.Table:
     """The training table of ``churn features``, equal to the CLI's.
@@ -160,8 +161,11 @@ def features(
     ``churned`` (null when the horizon runs past the data) and the features.
     ``as_of`` asks for one as-of time; otherwise as-of times run every
     ``every`` from ``from_time`` to ``to_time`` (defaults as the CLI's).
-    Rows that break the contract are left out with a
-    :class:`RejectedRowsWarning` (an error with ``strict=True``).
+    Custom event types get features for the ``custom_types`` most frequent
+    ones, or exactly ``custom_event_types`` when given (what a cluster fixes
+    once, so that every part of the data has the same columns). Rows that
+    break the contract are left out with a :class:`RejectedRowsWarning` (an
+    error with ``strict=True``).
     """
     if as_of is not None:
         if from_time is not None or to_time is not None:
@@ -178,6 +182,7 @@ def features(
         data_end=_time(data_end, "data_end"),
         label=label,
         custom_types=custom_types,
+        custom_event_types=custom_event_types,
     )
     _account(_json.loads(report), strict)
     return _pa.table(stream)

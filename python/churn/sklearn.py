@@ -230,7 +230,7 @@ class GBDTClassifier(ClassifierMixin, BaseEstimator):
     def decision_function(self, X: Any) -> np.ndarray:
         """Margins (log-odds of the positive class)."""
         check_is_fitted(self)
-        return self.booster_.predict_raw(self._matrix(X, reset=False))
+        return self.booster_.predict_raw(self._matrix(X, reset=False), n_jobs=int(self.n_jobs))
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Probabilities of ``classes_``: rows × 2."""
@@ -247,7 +247,7 @@ class GBDTClassifier(ClassifierMixin, BaseEstimator):
         ``shap.TreeExplainer``), or rows × (features + 1) with the base value
         last (as LightGBM's ``pred_contrib``) when ``with_base``."""
         check_is_fitted(self)
-        values = self.booster_.shap_values(self._matrix(X, reset=False))
+        values = self.booster_.shap_values(self._matrix(X, reset=False), n_jobs=int(self.n_jobs))
         return values if with_base else values[:, :-1]
 
     @property

@@ -128,6 +128,7 @@ pub fn validate(
     learners, courses, events, *, assignments = None, deadlines = None, contract = None,
     now = None, from_time = None, to_time = None, every = "14d", horizon = "30d",
     data_end = None, label = None, custom_types = churn_features::DEFAULT_CUSTOM_TYPES,
+    custom_event_types = None,
 ))]
 #[allow(clippy::too_many_arguments)]
 pub fn features(
@@ -146,6 +147,7 @@ pub fn features(
     data_end: Option<&str>,
     label: Option<&str>,
     custom_types: usize,
+    custom_event_types: Option<Vec<String>>,
 ) -> PyResult<(ArrowStream, String)> {
     let inputs = inputs(
         [learners, courses, events],
@@ -172,7 +174,19 @@ pub fn features(
     } = load(py, inputs)?;
     let table: Result<DataFrame, String> = py.detach(|| {
         let plan = spec.resolve(&dataset).map_err(|e| e.to_string())?;
-        let set = FeatureSet::choose(&dataset, custom_types).map_err(|e| e.to_string())?;
+        let set = match custom_event_types {
+            // Fixed by the caller (a cluster's driver): the same columns for
+            // every part of the data, whichever types the part holds.
+            Some(names) => {
+                let chosen = FeatureSet::choose(&dataset, 0).map_err(|e| e.to_string())?;
+                FeatureSet::new(names, dataset.attributes.clone())
+                    .map_err(|e| format!("custom_event_types: {e}"))?
+                    .with_calendar(chosen.calendar())
+                    .with_starts(dataset.courses.iter().any(|c| c.starts_at.is_some()))
+                    .with_deadlines(!dataset.deadlines.is_empty())
+            }
+            None => FeatureSet::choose(&dataset, custom_types).map_err(|e| e.to_string())?,
+        };
         let mut writer = TableWriter::in_memory(set);
         writer
             .append(&mut dataset, &plan, &|_| {})
@@ -182,4 +196,42 @@ pub fn features(
     });
     let table = table.map_err(ChurnError::new_err)?;
     Ok((ArrowStream::new(table), report_json(&report)))
+}
+
+/// The as-of times and the data end that `features` would use for data whose
+/// events span `first_ms..=last_ms` (ms since the epoch): what a cluster
+/// fixes once on the driver, so that every worker computes the same plan.
+#[pyfunction]
+#[pyo3(signature = (first_ms, last_ms, *, from_time = None, to_time = None, every = "14d", horizon = "30d", data_end = None))]
+#[allow(clippy::too_many_arguments)]
+pub fn snapshot_plan(
+    first_ms: i64,
+    last_ms: i64,
+    from_time: Option<&str>,
+    to_time: Option<&str>,
+    every: &str,
+    horizon: &str,
+    data_end: Option<&str>,
+) -> PyResult<(Vec<i64>, i64)> {
+    let spec = SnapshotSpec {
+        from: time("as_of/from_time", from_time)?,
+        to: time("as_of/to_time", to_time)?,
+        every: duration("every", every)?,
+        horizon: duration("horizon", horizon)?,
+        data_end: time("data_end", data_end)?,
+        label: LabelDefinition::Either,
+    };
+    let plan = spec
+        .resolve_for_span(Some((first_ms, last_ms)))
+        .map_err(|e| ChurnError::new_err(e.to_string()))?;
+    Ok((plan.times().to_vec(), plan.data_end()))
+}
+
+/// The contract's known event types (every other name is a custom type).
+#[pyfunction]
+pub fn known_event_types() -> Vec<&'static str> {
+    churn_core::EventType::ALL
+        .iter()
+        .map(|t| t.as_str())
+        .collect()
 }

@@ -153,36 +153,41 @@ impl Booster {
         Ok(Booster::new(model, log.valid_metric))
     }
 
-    /// Margins (log-odds), one per row.
+    /// Margins (log-odds), one per row, on `n_jobs` threads (0: all cores).
+    #[pyo3(signature = (x, n_jobs = 0))]
     fn predict_raw<'py>(
         &self,
         py: Python<'py>,
         x: PyReadonlyArray2<'py, f64>,
+        n_jobs: usize,
     ) -> PyResult<Bound<'py, PyArray1<f64>>> {
         self.width_of(&x)?;
         let features = rows(&x);
+        let pool = pool(n_jobs)?;
         let margins = py
-            .detach(|| self.predictor.predict_raw_batch(&features))
+            .detach(|| pool.install(|| self.predictor.predict_raw_batch(&features)))
             .map_err(gbdt_error)?;
         Ok(margins.into_pyarray(py))
     }
 
     /// Exact TreeSHAP values: rows × (features + 1), the last column the
-    /// base value; each row sums to its margin.
+    /// base value; each row sums to its margin. On `n_jobs` threads.
+    #[pyo3(signature = (x, n_jobs = 0))]
     fn shap_values<'py>(
         &self,
         py: Python<'py>,
         x: PyReadonlyArray2<'py, f64>,
+        n_jobs: usize,
     ) -> PyResult<Bound<'py, PyArray2<f64>>> {
         self.width_of(&x)?;
         let features = rows(&x);
         let height = x.shape()[0];
         let stride = self.model.num_features() + 1;
+        let pool = pool(n_jobs)?;
         let values = py
             .detach(|| {
-                self.explainer
-                    .get_or_init(|| Explainer::new(&self.model))
-                    .contributions_batch(&features)
+                let explainer = self.explainer.get_or_init(|| Explainer::new(&self.model));
+                pool.install(|| explainer.contributions_batch(&features))
             })
             .map_err(gbdt_error)?;
         let values = ndarray::Array2::from_shape_vec((height, stride), values)

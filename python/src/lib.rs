@@ -25,6 +25,8 @@ fn _churn(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<gbdt::Booster>()?;
     m.add_function(wrap_pyfunction!(features::features, m)?)?;
     m.add_function(wrap_pyfunction!(features::validate, m)?)?;
+    m.add_function(wrap_pyfunction!(features::snapshot_plan, m)?)?;
+    m.add_function(wrap_pyfunction!(features::known_event_types, m)?)?;
     m.add_function(wrap_pyfunction!(model::load_model, m)?)?;
     Ok(())
 }
