@@ -143,11 +143,7 @@ impl Model {
     /// Per row: the base value and each feature's log-odds contribution
     /// (exact TreeSHAP for gbdt, the logistic terms); base + the row's sum
     /// is the model's margin before calibration.
-    fn explain<'py>(
-        &self,
-        py: Python<'py>,
-        table: &Bound<'py, PyAny>,
-    ) -> PyResult<Explained<'py>> {
+    fn explain<'py>(&self, py: Python<'py>, table: &Bound<'py, PyAny>) -> PyResult<Explained<'py>> {
         let rows = self.rows(table)?;
         let model = self.prepared();
         let width = model.schema().features.len();
