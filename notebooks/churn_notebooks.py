@@ -49,6 +49,10 @@ def churn(*args) -> str:
     return run.stdout
 
 
+# The notebooks that also import the Python package `churn` call the CLI `cli`.
+cli = churn
+
+
 def read_json(path) -> dict:
     with open(path) as f:
         return json.load(f)
