@@ -4,10 +4,12 @@ The same Rust code as the CLI runs inside Spark, so a cluster computes the
 numbers the CLI and the server compute:
 
 - :func:`features` groups events and learners by learner
-  (``groupBy(...).cogroup(...).applyInArrow``) and computes each learner's
-  rows of the training table. What depends on all the data (the as-of
-  times, the end of the data, which custom event types get columns) is fixed
-  once on the driver, so every group is computed by the same plan.
+  (``groupBy(...).cogroup(...).applyInArrow``, on a hash bucket of the
+  learner id so that one call computes thousands of learners) and computes
+  each learner's rows of the training table. What depends on all the data
+  (the as-of times, the end of the data, which custom event types get
+  columns) is fixed once on the driver, so every group is computed by the
+  same plan and a learner's rows do not depend on its group.
 - :func:`score` scores a feature table with a model (``mapInArrow``); each
   worker process loads the model once.
 
@@ -26,6 +28,8 @@ import churn
 from churn import _churn
 
 _MODELS: dict = {}
+# The column that groups learners (a hash bucket of the learner id).
+_GROUP = "_churn_group"
 
 
 def _ms(value: Any) -> int:
@@ -61,6 +65,7 @@ def features(
     contract: Optional[str] = None,
     now: Optional[Any] = None,
     custom_types: int = 16,
+    learners_per_group: int = 5000,
 ):
     """The training table of ``churn features`` as a Spark DataFrame.
 
@@ -68,7 +73,9 @@ def features(
     the data contract's columns. Rows come in no particular order. A row
     that breaks the data contract fails the job with its reason (``strict``):
     a cluster has no rejects directory, so run :func:`churn.validate` or
-    ``churn validate`` on the data first.
+    ``churn validate`` on the data first. Learners are grouped by a hash of
+    their id, about ``learners_per_group`` to a group (one call of the Rust
+    code per group; a group's events must fit in a worker's memory).
     """
     from pyspark.sql import functions as F
     from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
@@ -112,11 +119,14 @@ def features(
     arrow_schema = to_arrow_schema(schema, timezone="UTC")
 
     def learner_rows(events: pa.Table, learners: pa.Table) -> pa.Table:
+        events, learners = events.drop_columns([_GROUP]), learners.drop_columns([_GROUP])
         return table(events, learners).cast(arrow_schema)
 
+    groups = max(1, -(-learners_df.count() // max(1, learners_per_group)))
+    group = F.pmod(F.hash("learner_id"), F.lit(groups))
     return (
-        events_df.groupBy("learner_id")
-        .cogroup(learners_df.groupBy("learner_id"))
+        events_df.withColumn(_GROUP, group).groupBy(_GROUP)
+        .cogroup(learners_df.withColumn(_GROUP, group).groupBy(_GROUP))
         .applyInArrow(learner_rows, schema)
     )
 
