@@ -68,11 +68,10 @@ pub fn import(table: &Bound<'_, PyAny>, what: &str) -> PyResult<DataFrame> {
             }
         }
     }
+    // Left in the producer's chunks: readers slice and make each slice
+    // contiguous as they go, so a rechunk here would copy everything twice.
     match frame {
-        Some(mut frame) => {
-            frame.rechunk_mut();
-            Ok(frame)
-        }
+        Some(frame) => Ok(frame),
         None => {
             let empty = StructArray::new_empty(ArrowDataType::Struct(fields));
             DataFrame::try_from(empty).map_err(error)

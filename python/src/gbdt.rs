@@ -1,6 +1,8 @@
 //! The booster behind `churn.GBDTClassifier`: churn-gbdt's training,
 //! prediction and exact TreeSHAP on numpy arrays.
 
+use std::borrow::Cow;
+
 use churn_gbdt::{Explainer, FeatureKind, GbdtParams, Model, Predictor, Schema, TrainData};
 use numpy::{
     IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods,
@@ -14,12 +16,12 @@ fn gbdt_error(e: churn_gbdt::GbdtError) -> PyErr {
     ChurnError::new_err(e.to_string())
 }
 
-/// A row-major copy of a 2-D array (numpy's C order is read without a
-/// second copy when it is contiguous).
-fn rows(x: &PyReadonlyArray2<'_, f64>) -> Vec<f64> {
+/// The rows of a 2-D array, row-major: numpy's own buffer when it is
+/// C-contiguous (no copy), else a copy in row order.
+fn rows<'a>(x: &'a PyReadonlyArray2<'_, f64>) -> Cow<'a, [f64]> {
     match x.as_slice() {
-        Ok(slice) => slice.to_vec(),
-        Err(_) => x.as_array().iter().copied().collect(),
+        Ok(slice) => Cow::Borrowed(slice),
+        Err(_) => Cow::Owned(x.as_array().iter().copied().collect()),
     }
 }
 
@@ -119,7 +121,7 @@ impl Booster {
         let features = rows(&x);
         let labels = y.as_array().to_vec();
         let weights = sample_weight.map(|w| w.as_array().to_vec());
-        let valid = match (valid_x, valid_y) {
+        let valid = match (&valid_x, &valid_y) {
             (Some(vx), Some(vy)) => {
                 if vx.shape()[1] != width {
                     return Err(ChurnError::new_err(format!(
@@ -127,7 +129,7 @@ impl Booster {
                         vx.shape()[1]
                     )));
                 }
-                Some((rows(&vx), vy.as_array().to_vec()))
+                Some((rows(vx), vy.as_array().to_vec()))
             }
             (None, None) => None,
             _ => return Err(ChurnError::new_err("valid_x and valid_y go together")),
