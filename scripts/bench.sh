@@ -38,6 +38,8 @@ fi
 cargo test --release --workspace --no-run --quiet
 target_dir="${CARGO_TARGET_DIR:-$PWD/target}"
 export CHURN_BIN="$target_dir/release/churn"
+# The Python package, built on that build (see python/Cargo.toml's workspace hack).
+.venv/bin/python -m pip install --quiet --disable-pip-version-check ./python
 
 out="churn-out/bench/$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$out"
@@ -73,10 +75,15 @@ if [ "$quick" = 1 ]; then
   run serve_vs_fastapi .venv/bin/python benches/serve_vs_fastapi.py --seconds 5
   run import_vs_polars .venv/bin/python benches/import_vs_polars.py --rows 1000000 --repeat 1 --work "$out/import-work"
   run store_vs_raw .venv/bin/python benches/store_vs_raw.py --learners 5000 --seconds 3 --work "$out/store-work"
+  run python_package .venv/bin/python benches/python_package.py --rows 100000 --explain-rows 500
+  run spark_vs_cli .venv/bin/python benches/spark_vs_cli.py --data data
 else
   run gbdt_vs_lightgbm .venv/bin/python benches/gbdt_vs_lightgbm.py
   run train_vs_lightgbm .venv/bin/python benches/train_vs_lightgbm.py
   run features_vs_pandas .venv/bin/python benches/features_vs_pandas.py
+  # On the 100k-learner simulation features_vs_pandas has just made.
+  run python_package .venv/bin/python benches/python_package.py --data /tmp/churn-bench-features/sim-100000-180
+  run spark_vs_cli .venv/bin/python benches/spark_vs_cli.py --data /tmp/churn-bench-features/sim-100000-180
   run serve_vs_fastapi .venv/bin/python benches/serve_vs_fastapi.py --seconds 15
   run import_vs_polars .venv/bin/python benches/import_vs_polars.py
   run import_postgres_vs_psql .venv/bin/python benches/import_postgres_vs_psql.py
