@@ -236,6 +236,83 @@ fn learner_keyed_predictions_equal_churn_predict_and_posted_events_become_the_sa
     );
 }
 
+/// `churn ab --prediction-log` reads the log of an exploring server asked by
+/// learner id (no events in the requests) as it reads any: one assignment
+/// per learner, the exploration in the experiment's name, and the
+/// propensity-weighted sample-ratio check consistent.
+#[test]
+fn churn_ab_reads_the_log_of_an_exploring_server_asked_by_learner_id() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("store.db");
+    load_sample(&store, &dir.path().join("load"));
+    let as_of = "2026-05-16T00:00:00Z";
+    let expected = read_predictions(&churn_predict_on_sample(as_of, dir.path(), &[]));
+    let config = dir.path().join("explore.toml");
+    std::fs::write(
+        &config,
+        format!("ingest_token = \"{TOKEN}\"\nepsilon = 0.5\n"),
+    )
+    .expect("settings");
+    let log = dir.path().join("predictions.jsonl");
+    let mut server = ServeProcess::start(&[
+        "--store",
+        path_str(&store),
+        "--config",
+        path_str(&config),
+        "--prediction-log",
+        path_str(&log),
+    ]);
+    let keyed: Vec<Value> = expected
+        .keys()
+        .map(|id| json!({"learner_id": id, "as_of": as_of}))
+        .collect();
+    for chunk in keyed.chunks(200) {
+        let (status, value) = predict(server.addr, &json!({"instances": chunk}));
+        assert_eq!(status, 200, "{value}");
+    }
+    server.stop();
+    let logged = std::fs::read_to_string(&log)
+        .expect("prediction log")
+        .lines()
+        .count();
+    assert_eq!(logged, keyed.len());
+
+    let out = churn(&[
+        "--quiet",
+        "ab",
+        "--data",
+        "data",
+        "--now",
+        "2026-07-01T00:00:00Z",
+        "--no-uplift",
+        "--out",
+        path_str(&dir.path().join("ab")),
+        "--prediction-log",
+        path_str(&log),
+    ]);
+    let said = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        said.contains(&format!(
+            "prediction log: {logged} lines = {logged} assignments + 0 repeat predictions + 0 rejected"
+        )),
+        "{said}"
+    );
+    let ab: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("ab/ab.json")).expect("ab.json"),
+    )
+    .expect("JSON");
+    assert_eq!(ab["assigned"].as_u64(), Some(keyed.len() as u64));
+    assert!(
+        ab["experiment"]
+            .as_str()
+            .is_some_and(|id| id.contains("+explore(0.5)")),
+        "{}",
+        ab["experiment"]
+    );
+    assert_eq!(ab["readout"]["sample_ratio"]["mismatch"], json!(false));
+}
+
 #[test]
 fn bad_ingest_bodies_get_4xx_with_the_row_and_field_and_nothing_of_them_is_stored() {
     let dir = tempfile::tempdir().expect("tempdir");
