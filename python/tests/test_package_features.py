@@ -45,10 +45,19 @@ def cli_table(tmp_path_factory):
     return pq.read_table(out)
 
 
+def pandas_categories(path):
+    """pandas with its text columns as `category` (Arrow dictionaries)."""
+    frame = pd.read_parquet(path)
+    for column in frame.columns:
+        if frame[column].dtype == object or str(frame[column].dtype).startswith("str"):
+            frame[column] = frame[column].astype("category")
+    return frame
+
+
 @pytest.mark.parametrize(
     "reader",
-    [pq.read_table, pl.read_parquet, pd.read_parquet],
-    ids=["pyarrow", "polars", "pandas"],
+    [pq.read_table, pl.read_parquet, pd.read_parquet, pandas_categories],
+    ids=["pyarrow", "polars", "pandas", "pandas-category"],
 )
 def test_features_equal_the_cli_table(cli_table, reader):
     table = churn.features(*tables(reader), now=NOW, assignments=None)

@@ -208,7 +208,11 @@ impl Frame {
         let dtype = column.dtype();
         let series = match dtype {
             DataType::String => column.as_materialized_series().clone(),
-            d if d.is_integer() || d.is_null() => self.cast(column, &DataType::String)?,
+            // Categories (pandas `category`, polars `Categorical`, Arrow
+            // dictionaries) are text by their values.
+            d if d.is_integer() || d.is_null() || d.is_categorical() || d.is_enum() => {
+                self.cast(column, &DataType::String)?
+            }
             other => return Err(self.wrong_type(name, "text", other.to_string())),
         };
         let strings = series
