@@ -177,14 +177,9 @@ pub fn features(
         let set = match custom_event_types {
             // Fixed by the caller (a cluster's driver): the same columns for
             // every part of the data, whichever types the part holds.
-            Some(names) => {
-                let chosen = FeatureSet::choose(&dataset, 0).map_err(|e| e.to_string())?;
-                FeatureSet::new(names, dataset.attributes.clone())
-                    .map_err(|e| format!("custom_event_types: {e}"))?
-                    .with_calendar(chosen.calendar())
-                    .with_starts(dataset.courses.iter().any(|c| c.starts_at.is_some()))
-                    .with_deadlines(!dataset.deadlines.is_empty())
-            }
+            Some(names) => FeatureSet::new(names, dataset.attributes.clone())
+                .map_err(|e| format!("custom_event_types: {e}"))?
+                .with_calendar_of(&dataset),
             None => FeatureSet::choose(&dataset, custom_types).map_err(|e| e.to_string())?,
         };
         let mut writer = TableWriter::in_memory(set);

@@ -233,9 +233,17 @@ impl FeatureSet {
             &dataset.attributes,
             max_custom_types,
         )?
-        .with_calendar(dataset.courses.iter().any(|c| c.ends_at.is_some()))
-        .with_starts(dataset.courses.iter().any(|c| c.starts_at.is_some()))
-        .with_deadlines(!dataset.deadlines.is_empty()))
+        .with_calendar_of(dataset))
+    }
+
+    /// This set with the course-calendar features `dataset` can feed: the
+    /// days to a course's end when some course has an end, since a course's
+    /// start when some has a start, and the deadline features when it has
+    /// deadlines.
+    pub fn with_calendar_of(self, dataset: &Dataset) -> Self {
+        self.with_calendar(dataset.courses.iter().any(|c| c.ends_at.is_some()))
+            .with_starts(dataset.courses.iter().any(|c| c.starts_at.is_some()))
+            .with_deadlines(!dataset.deadlines.is_empty())
     }
 
     /// This set with (or without) `days_since_course_start`.
