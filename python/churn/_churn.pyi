@@ -69,6 +69,7 @@ def load_model(path_or_name: str, models_dir: str = "models") -> Model: ...
 class Booster:
     valid_metric: list[float]
     best_iteration: Optional[int]
+    expected_value: float
     num_trees: int
     @staticmethod
     def fit(

@@ -254,8 +254,7 @@ class GBDTClassifier(ClassifierMixin, BaseEstimator):
     def expected_value_(self) -> float:
         """The SHAP base value: the mean training margin."""
         check_is_fitted(self)
-        zero = np.zeros((1, self.n_features_in_))
-        return float(self.booster_.shap_values(zero)[0, -1])
+        return self.booster_.expected_value
 
     @property
     def feature_importances_(self) -> np.ndarray:

@@ -67,7 +67,13 @@ impl Booster {
         }
     }
 
-    fn width_of(&self, x: &PyReadonlyArray2<'_, f64>) -> PyResult<()> {
+    /// The rows of `x` (checked against the model's width) and the pool
+    /// that scores them.
+    fn rows_and_pool<'a>(
+        &self,
+        x: &'a PyReadonlyArray2<'_, f64>,
+        n_jobs: usize,
+    ) -> PyResult<(Cow<'a, [f64]>, rayon::ThreadPool)> {
         let width = x.shape()[1];
         if width != self.model.num_features() {
             return Err(ChurnError::new_err(format!(
@@ -75,7 +81,7 @@ impl Booster {
                 self.model.num_features()
             )));
         }
-        Ok(())
+        Ok((rows(x), pool(n_jobs)?))
     }
 }
 
@@ -163,9 +169,7 @@ impl Booster {
         x: PyReadonlyArray2<'py, f64>,
         n_jobs: usize,
     ) -> PyResult<Bound<'py, PyArray1<f64>>> {
-        self.width_of(&x)?;
-        let features = rows(&x);
-        let pool = pool(n_jobs)?;
+        let (features, pool) = self.rows_and_pool(&x, n_jobs)?;
         let margins = py
             .detach(|| pool.install(|| self.predictor.predict_raw_batch(&features)))
             .map_err(gbdt_error)?;
@@ -181,11 +185,9 @@ impl Booster {
         x: PyReadonlyArray2<'py, f64>,
         n_jobs: usize,
     ) -> PyResult<Bound<'py, PyArray2<f64>>> {
-        self.width_of(&x)?;
-        let features = rows(&x);
+        let (features, pool) = self.rows_and_pool(&x, n_jobs)?;
         let height = x.shape()[0];
         let stride = self.model.num_features() + 1;
-        let pool = pool(n_jobs)?;
         let values = py
             .detach(|| {
                 let explainer = self.explainer.get_or_init(|| Explainer::new(&self.model));
@@ -216,6 +218,12 @@ impl Booster {
     #[getter]
     fn best_iteration(&self) -> Option<usize> {
         self.model.best_iteration
+    }
+
+    /// The TreeSHAP base value: the mean training margin.
+    #[getter]
+    fn expected_value(&self) -> f64 {
+        self.model.expected_value()
     }
 
     /// Number of trees.
