@@ -3,6 +3,7 @@
 //! killed server loses no acknowledged batch and keeps none half, erasure
 //! leaves nothing, and bad bodies get 4xx with the row and field.
 
+use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
@@ -24,13 +25,38 @@ const JSON: &str = "Content-Type: application/json";
 
 /// A settings file with the ingest token, in `dir`.
 fn settings(dir: &Path) -> String {
+    settings_with(dir, "")
+}
+
+/// A settings file with the ingest token and `extra` lines, in `dir`.
+fn settings_with(dir: &Path, extra: &str) -> String {
     let path = dir.join("serve.toml");
-    std::fs::write(&path, format!("ingest_token = \"{TOKEN}\"\n")).expect("settings");
+    std::fs::write(&path, format!("ingest_token = \"{TOKEN}\"\n{extra}")).expect("settings");
     path.display().to_string()
 }
 
 fn serve_store(store: &Path, settings: &str) -> ServeProcess {
     ServeProcess::start(&["--store", path_str(store), "--config", settings])
+}
+
+/// [`serve_store`] that logs its predictions to `log`.
+fn serve_store_logging(store: &Path, settings: &str, log: &Path) -> ServeProcess {
+    ServeProcess::start(&[
+        "--store",
+        path_str(store),
+        "--config",
+        settings,
+        "--prediction-log",
+        path_str(log),
+    ])
+}
+
+/// `/v1/predict` instances that carry only the learner id and the as-of time.
+fn keyed_instances<V>(learners: &HashMap<String, V>, as_of: &str) -> Vec<Value> {
+    learners
+        .keys()
+        .map(|id| json!({"learner_id": id, "as_of": as_of}))
+        .collect()
 }
 
 fn json_of(body: &str) -> Value {
@@ -75,20 +101,10 @@ fn learner_keyed_predictions_equal_churn_predict_and_posted_events_become_the_sa
     let csv = churn_predict_on_sample(as_of, dir.path(), &[]);
     let expected = read_predictions(&csv);
     let log = dir.path().join("predictions.jsonl");
-    let mut server = ServeProcess::start(&[
-        "--store",
-        path_str(&store),
-        "--config",
-        &settings(dir.path()),
-        "--prediction-log",
-        path_str(&log),
-    ]);
+    let mut server = serve_store_logging(&store, &settings(dir.path()), &log);
 
     // /v1/predict instances that carry only the learner id (and the as-of time).
-    let keyed: Vec<Value> = expected
-        .keys()
-        .map(|id| json!({"learner_id": id, "as_of": as_of}))
-        .collect();
+    let keyed = keyed_instances(&expected, as_of);
     compare_with_predict(server.addr, &keyed, &expected);
     // GET /v1/learners/{id}/prediction answers the same.
     for (id, (probability, factor, _)) in expected.iter().take(20) {
@@ -247,25 +263,10 @@ fn churn_ab_reads_the_log_of_an_exploring_server_asked_by_learner_id() {
     load_sample(&store, &dir.path().join("load"));
     let as_of = "2026-05-16T00:00:00Z";
     let expected = read_predictions(&churn_predict_on_sample(as_of, dir.path(), &[]));
-    let config = dir.path().join("explore.toml");
-    std::fs::write(
-        &config,
-        format!("ingest_token = \"{TOKEN}\"\nepsilon = 0.5\n"),
-    )
-    .expect("settings");
     let log = dir.path().join("predictions.jsonl");
-    let mut server = ServeProcess::start(&[
-        "--store",
-        path_str(&store),
-        "--config",
-        path_str(&config),
-        "--prediction-log",
-        path_str(&log),
-    ]);
-    let keyed: Vec<Value> = expected
-        .keys()
-        .map(|id| json!({"learner_id": id, "as_of": as_of}))
-        .collect();
+    let exploring = settings_with(dir.path(), "epsilon = 0.5\n");
+    let mut server = serve_store_logging(&store, &exploring, &log);
+    let keyed = keyed_instances(&expected, as_of);
     for chunk in keyed.chunks(200) {
         let (status, value) = predict(server.addr, &json!({"instances": chunk}));
         assert_eq!(status, 200, "{value}");
