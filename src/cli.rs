@@ -110,6 +110,28 @@ pub enum StoreCommand {
         after_help = "Example:\n  churn store load --data data/ --store churn-out/store.db\n  churn serve --store churn-out/store.db"
     )]
     Load(StoreLoadArgs),
+    /// Retention: replace every learner's events before a cutoff with summary rows that give the same features at every as-of time 30 days or more after it (the store then refuses older events and earlier as-of times).
+    #[command(
+        after_help = "Example:\n  churn store compact --store churn-out/store.db --before 2026-03-01T00:00:00Z\n  churn store compact --store churn-out/store.db --keep-days 365"
+    )]
+    Compact(StoreCompactArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StoreCompactArgs {
+    /// The store: a file path or a postgres:// URL.
+    #[arg(long)]
+    pub store: String,
+    /// The cutoff (RFC 3339): events before it are summarised.
+    #[arg(
+        long,
+        conflicts_with = "keep_days",
+        required_unless_present = "keep_days"
+    )]
+    pub before: Option<String>,
+    /// The cutoff as days before now: raw events this recent are kept.
+    #[arg(long)]
+    pub keep_days: Option<u32>,
 }
 
 #[derive(Debug, Args)]

@@ -256,6 +256,87 @@ fn learner_keyed_predictions_equal_churn_predict_and_posted_events_become_the_sa
 /// learner id (no events in the requests) as it reads any: one assignment
 /// per learner, the exploration in the experiment's name, and the
 /// propensity-weighted sample-ratio check consistent.
+/// The keyed predictions of `learners` at `as_of`, without the request id.
+fn keyed_predictions(addr: SocketAddr, learners: &[Value]) -> Vec<Value> {
+    learners
+        .chunks(200)
+        .flat_map(|chunk| {
+            let (status, value) = predict(addr, &json!({"instances": chunk, "top_k": 3}));
+            assert_eq!(status, 200, "{value}");
+            value["predictions"].as_array().cloned().unwrap_or_default()
+        })
+        .collect()
+}
+
+#[test]
+fn a_compacted_store_answers_exactly_as_the_full_history_after_the_window() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("store.db");
+    load_sample(&store, &dir.path().join("load"));
+    let as_of = "2026-05-01T00:00:00Z";
+    let expected = read_predictions(&churn_predict_on_sample(as_of, dir.path(), &[]));
+    let mut learners: Vec<Value> = keyed_instances(&expected, as_of);
+    learners.sort_by_key(|v| v["learner_id"].to_string());
+    let mut server = serve_store(&store, &settings(dir.path()));
+    let full = keyed_predictions(server.addr, &learners);
+    server.stop();
+
+    // 2026-04-01 + 30 days is the as-of time itself: the tightest cutoff.
+    let out = churn(&[
+        "--quiet",
+        "store",
+        "compact",
+        "--store",
+        path_str(&store),
+        "--before",
+        "2026-04-01T00:00:00Z",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let said = text(&out.stdout);
+    let numbers: Vec<u64> = said
+        .lines()
+        .next()
+        .and_then(|line| line.split("summarised: ").nth(1))
+        .unwrap_or("")
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    assert_eq!(numbers.len(), 2, "{said}");
+    let (before, after) = (numbers[0], numbers[1]);
+    assert!(after * 3 < before, "compaction kept too much: {said}");
+
+    let server = serve_store(&store, &settings(dir.path()));
+    let compacted = keyed_predictions(server.addr, &learners);
+    assert_eq!(full.len(), learners.len());
+    assert_eq!(full, compacted, "the same numbers and factors, bit for bit");
+    compare_with_predict(server.addr, &learners, &expected);
+
+    // Earlier as-of times and events are refused, naming the field.
+    let id = learners[0]["learner_id"].clone();
+    let (status, answer) = predict(
+        server.addr,
+        &json!({"instances": [{"learner_id": id, "as_of": "2026-04-30T23:59:59Z"}]}),
+    );
+    assert_eq!(status, 422, "{answer}");
+    assert_eq!(
+        answer["error"]["field"],
+        json!("instances[0].as_of"),
+        "{answer}"
+    );
+    let row = json!({"learner_id": id, "event_id": "late-1", "ts": "2026-03-31T12:00:00Z", "event_type": "login"});
+    let (status, body) = http(
+        server.addr,
+        "POST",
+        "/v1/events",
+        &[JSON, AUTH],
+        &format!("[{row}]"),
+    );
+    assert_eq!(status, 200, "{body}");
+    let answer = json_of(&body);
+    assert_eq!(answer["accepted"], json!(0), "{answer}");
+    assert_eq!(answer["rejected"][0]["field"], json!("[0].ts"), "{answer}");
+}
+
 #[test]
 fn churn_ab_reads_the_log_of_an_exploring_server_asked_by_learner_id() {
     let dir = tempfile::tempdir().expect("tempdir");

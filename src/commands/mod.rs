@@ -54,5 +54,6 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::ImportLightgbm(args) => done(import_lightgbm::import_lightgbm(&args)),
         Command::Explain(args) => done(scoring::explain(&ui, &args)),
         Command::Store(crate::cli::StoreCommand::Load(args)) => done(store::load(&ui, &args)),
+        Command::Store(crate::cli::StoreCommand::Compact(args)) => done(store::compact(&args)),
     }
 }

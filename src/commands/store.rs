@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 
-use crate::cli::StoreLoadArgs;
+use crate::cli::{StoreCompactArgs, StoreLoadArgs};
 use crate::flags::reference_time;
 use crate::loading::load_and_report;
 use crate::ui::{Ui, say};
@@ -33,5 +33,30 @@ pub fn load(ui: &Ui, args: &StoreLoadArgs) -> Result<()> {
     )?;
     let (learners, events) = store.counts()?;
     say!("{}: {learners} learners, {events} events", store.describe())?;
+    Ok(())
+}
+
+pub fn compact(args: &StoreCompactArgs) -> Result<()> {
+    let cutoff = match (&args.before, args.keep_days) {
+        (Some(text), _) => churn_core::parse_timestamp(text)
+            .map_err(|e| anyhow::anyhow!("--before {text:?}: {e}"))?,
+        (None, Some(days)) => churn_core::now_ms() - i64::from(days) * churn_core::DAY_MS,
+        (None, None) => anyhow::bail!("give --before or --keep-days"),
+    };
+    let store = churn_store::open(&args.store)?;
+    let done = store.compact(cutoff)?;
+    let applied = store.retention_cutoff()?.unwrap_or(cutoff);
+    say!(
+        "{}: {} learners' events before {} summarised: {} rows became {}",
+        store.describe(),
+        done.learners,
+        churn_core::format_timestamp(applied),
+        done.rows_before,
+        done.rows_after
+    )?;
+    say!(
+        "predictions are exact from as_of {} on; earlier events are refused",
+        churn_core::format_timestamp(churn_store::retention::earliest_exact_as_of(applied))
+    )?;
     Ok(())
 }

@@ -36,6 +36,9 @@ fn store(state: &AppState) -> Result<Arc<dyn LearnerStore>, ApiError> {
 }
 
 fn store_error(e: StoreError) -> ApiError {
+    if let StoreError::BeforeRetention { .. } = e {
+        return ApiError::field("as_of", e.to_string());
+    }
     tracing::error!(error = %e, "learner store");
     ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
@@ -232,6 +235,11 @@ pub async fn ingest(
                 field: format!("[{index}].ts"),
                 reason: "event before the learner's signup_at".into(),
             }),
+            RowOutcome::BeforeRetention => rejected.push(Rejected {
+                index,
+                field: format!("[{index}].ts"),
+                reason: "event before the store's retention cutoff: events that old are kept only as summaries".into(),
+            }),
         }
     }
     rejected.sort_by_key(|r| r.index);
@@ -403,7 +411,13 @@ pub fn stored_input(
         None | Some(Value::Null) => churn_core::now_ms(),
         some => contract::timestamp(some, &format!("{at}.as_of"))?,
     };
-    let history = store.history(id, as_of).map_err(store_error)?;
+    let history = store.history(id, as_of).map_err(|e| {
+        let error = store_error(e);
+        match error.field {
+            Some(_) => error.with_field(&format!("{at}.as_of")),
+            None => error,
+        }
+    })?;
     let Some(history) = history else {
         return Err(not_found(id).with_field(&format!("{at}.learner_id")));
     };

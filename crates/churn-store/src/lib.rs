@@ -15,12 +15,17 @@
 //!   duplicates, never stored twice;
 //! - events belong to a learner whose profile is stored, at or after its
 //!   `signup_at`;
+//! - after `compact(cutoff)`, a learner's events before the cutoff are
+//!   [`retention::summarize`]d: features at every as-of time from
+//!   `cutoff + 30 d` are exactly those of the full history, and the store
+//!   refuses earlier as-of times and events before the cutoff;
 //! - `erase` leaves no byte of the learner's profile or events in the store's
 //!   files (deleted content is overwritten, the write-ahead log truncated).
 
 pub mod contract;
 pub mod load;
 pub mod postgres;
+pub mod retention;
 pub mod sqlite;
 
 use std::path::PathBuf;
@@ -28,6 +33,10 @@ use std::path::PathBuf;
 use serde_json::{Map, Value};
 
 pub use contract::{ContractEvent, FieldError, LearnerProfile};
+
+/// Learners compacted per write transaction: ingest waits at most this many
+/// learners' rewrites.
+const COMPACT_CHUNK: usize = 256;
 
 /// What can go wrong with a store.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +56,15 @@ pub enum StoreError {
     Engine { store: String, reason: String },
     #[error("{0}")]
     Config(String),
+    /// The store keeps only summaries of the events before its retention
+    /// cutoff: features at `as_of` would not be exact.
+    #[error(
+        "as_of {} is before {}, the earliest time this store answers exactly: it keeps only summaries of the events before its retention cutoff {}",
+        churn_core::format_timestamp(*as_of),
+        churn_core::format_timestamp(retention::earliest_exact_as_of(*cutoff)),
+        churn_core::format_timestamp(*cutoff)
+    )]
+    BeforeRetention { as_of: i64, cutoff: i64 },
 }
 
 /// One event to ingest.
@@ -69,6 +87,19 @@ pub enum RowOutcome {
     UnknownLearner,
     /// Its `ts` is before its learner's `signup_at`.
     BeforeSignup,
+    /// Its `ts` is before the store's retention cutoff, whose events are
+    /// summarised (a retry of an event compacted away lands here too).
+    BeforeRetention,
+}
+
+/// What one [`LearnerStore::compact`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Compacted {
+    /// Learners that had events before the cutoff.
+    pub learners: u64,
+    /// Their event rows before the cutoff, and the rows that replaced them.
+    pub rows_before: u64,
+    pub rows_after: u64,
 }
 
 /// A stored learner: the profile and what is stored of its events.
@@ -119,6 +150,15 @@ pub trait LearnerStore: Send + Sync {
     /// Erases the profile and every event of the learner; false when there
     /// was nothing to erase.
     fn erase(&self, learner_id: &str) -> Result<bool, StoreError>;
+    /// Retention: replaces every learner's events before `cutoff` with
+    /// their [`retention::summarize`] summary, learner by learner in short
+    /// transactions (ingest goes on between them). From its first commit the
+    /// store refuses events before the cutoff and histories whose `as_of` is
+    /// before [`retention::earliest_exact_as_of`]. A cutoff earlier than one
+    /// already applied changes nothing.
+    fn compact(&self, cutoff: i64) -> Result<Compacted, StoreError>;
+    /// The latest retention cutoff applied, if any.
+    fn retention_cutoff(&self) -> Result<Option<i64>, StoreError>;
     /// Learners and event rows stored.
     fn counts(&self) -> Result<(u64, u64), StoreError>;
     /// How the store names itself in logs (never a password).

@@ -136,7 +136,9 @@ fn tally(loaded: &mut Loaded, outcomes: &[RowOutcome]) {
         match outcome {
             RowOutcome::Accepted => loaded.events_accepted += 1,
             RowOutcome::Duplicate => loaded.events_duplicate += 1,
-            RowOutcome::UnknownLearner | RowOutcome::BeforeSignup => loaded.events_refused += 1,
+            RowOutcome::UnknownLearner | RowOutcome::BeforeSignup | RowOutcome::BeforeRetention => {
+                loaded.events_refused += 1
+            }
         }
     }
 }

@@ -120,6 +120,115 @@ impl PostgresStore {
         Ok(())
     }
 
+    /// The retention cutoff, read in `tx` (`FOR SHARE` when `lock`: a
+    /// compaction raising it waits for the transaction).
+    fn cutoff_in(
+        &self,
+        tx: &mut postgres::Transaction<'_>,
+        lock: bool,
+    ) -> Result<Option<i64>, StoreError> {
+        let sql = if lock {
+            "SELECT value FROM churn_store_meta WHERE key = 'retention_cutoff' FOR SHARE"
+        } else {
+            "SELECT value FROM churn_store_meta WHERE key = 'retention_cutoff'"
+        };
+        let Some(row) = tx.query_opt(sql, &[]).map_err(self.err())? else {
+            return Ok(None);
+        };
+        let text: String = self.get(&row, 0)?;
+        text.parse().map(Some).map_err(|_| StoreError::Engine {
+            store: self.shown.clone(),
+            reason: format!("retention_cutoff {text:?} is not a time in ms"),
+        })
+    }
+
+    /// Replaces the events before `cutoff` of `learners` with their
+    /// summaries, in one transaction; counts what it did into `done`.
+    fn compact_learners(
+        &self,
+        client: &mut Client,
+        learners: &[String],
+        cutoff: i64,
+        done: &mut crate::Compacted,
+    ) -> Result<(), StoreError> {
+        let err = self.err();
+        let mut tx = client.transaction().map_err(&err)?;
+        let insert = tx
+            .prepare(
+                "INSERT INTO churn_events (learner_id, event_id, ts, event_type, course_id, count, duration_s, score, amount, latency_ms, stalls)
+                 VALUES ($1, NULL, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .map_err(&err)?;
+        for learner in learners {
+            // The profile's row lock keeps ingest of this learner out.
+            tx.query(
+                "SELECT 1 FROM churn_learners WHERE learner_id = $1 FOR UPDATE",
+                &[learner],
+            )
+            .map_err(&err)?;
+            let rows = tx
+                .query(
+                    "SELECT ts, event_type, course_id, count, duration_s, score, amount, latency_ms, stalls
+                     FROM churn_events WHERE learner_id = $1 AND ts < $2 ORDER BY ts, seq",
+                    &[learner, &cutoff],
+                )
+                .map_err(&err)?;
+            let old = rows
+                .iter()
+                .map(|row| self.event_of_row(row))
+                .collect::<Result<Vec<_>, _>>()?;
+            let rows_before = old.len();
+            let summary = crate::retention::summarize(old);
+            if summary.len() == rows_before {
+                continue;
+            }
+            tx.execute(
+                "DELETE FROM churn_events WHERE learner_id = $1 AND ts < $2",
+                &[learner, &cutoff],
+            )
+            .map_err(&err)?;
+            for e in &summary {
+                tx.execute(
+                    &insert,
+                    &[
+                        learner,
+                        &e.ts,
+                        &e.event_type,
+                        &e.course_id,
+                        &i64::from(e.count),
+                        &measure(e.duration_s),
+                        &measure(e.score),
+                        &measure(e.amount),
+                        &measure(e.latency_ms),
+                        &measure(e.stalls),
+                    ],
+                )
+                .map_err(&err)?;
+            }
+            done.learners += 1;
+            done.rows_before += rows_before as u64;
+            done.rows_after += summary.len() as u64;
+        }
+        tx.commit().map_err(&err)
+    }
+
+    /// An event from a row of (ts, event_type, course_id, count, duration_s,
+    /// score, amount, latency_ms, stalls).
+    fn event_of_row(&self, row: &postgres::Row) -> Result<ContractEvent, StoreError> {
+        let nan = |v: Option<f64>| v.unwrap_or(f64::NAN);
+        Ok(ContractEvent {
+            ts: self.get(row, 0)?,
+            event_type: self.get(row, 1)?,
+            course_id: self.get(row, 2)?,
+            count: u32::try_from(self.get::<i64>(row, 3)?).unwrap_or(u32::MAX),
+            duration_s: nan(self.get(row, 4)?),
+            score: nan(self.get(row, 5)?),
+            amount: nan(self.get(row, 6)?),
+            latency_ms: nan(self.get(row, 7)?),
+            stalls: nan(self.get(row, 8)?),
+        })
+    }
+
     fn err(&self) -> impl Fn(postgres::Error) -> StoreError + '_ {
         move |e| StoreError::Engine {
             store: self.shown.clone(),
@@ -229,11 +338,13 @@ impl LearnerStore for PostgresStore {
                 .iter()
                 .map(|row| Ok((self.get(row, 0)?, self.get(row, 1)?)))
                 .collect::<Result<_, StoreError>>()?;
+            let cutoff = self.cutoff_in(&mut tx, true)?.unwrap_or(i64::MIN);
             let mut outcomes: Vec<Option<RowOutcome>> = rows
                 .iter()
                 .map(|row| match signups.get(&row.learner_id) {
                     None => Some(RowOutcome::UnknownLearner),
                     Some(&s) if row.event.ts < s => Some(RowOutcome::BeforeSignup),
+                    Some(_) if row.event.ts < cutoff => Some(RowOutcome::BeforeRetention),
                     Some(_) => None,
                 })
                 .collect();
@@ -367,6 +478,7 @@ impl LearnerStore for PostgresStore {
             // than the round trips they save.)
             let err = self.err();
             let mut tx = self.snapshot(client)?;
+            crate::retention::check_as_of(self.cutoff_in(&mut tx, false)?, as_of)?;
             let Some(profile) = self.profile_in(&mut tx, learner_id)? else {
                 return Ok(None);
             };
@@ -378,24 +490,51 @@ impl LearnerStore for PostgresStore {
                 )
                 .map_err(&err)?;
             tx.commit().map_err(&err)?;
-            let nan = |v: Option<f64>| v.unwrap_or(f64::NAN);
             let events = rows
                 .iter()
-                .map(|row| {
-                    Ok(ContractEvent {
-                        ts: self.get(row, 0)?,
-                        event_type: self.get(row, 1)?,
-                        course_id: self.get(row, 2)?,
-                        count: u32::try_from(self.get::<i64>(row, 3)?).unwrap_or(u32::MAX),
-                        duration_s: nan(self.get(row, 4)?),
-                        score: nan(self.get(row, 5)?),
-                        amount: nan(self.get(row, 6)?),
-                        latency_ms: nan(self.get(row, 7)?),
-                        stalls: nan(self.get(row, 8)?),
-                    })
-                })
+                .map(|row| self.event_of_row(row))
                 .collect::<Result<_, StoreError>>()?;
             Ok(Some(History { profile, events }))
+        })
+    }
+
+    fn compact(&self, cutoff: i64) -> Result<crate::Compacted, StoreError> {
+        self.with(|client| {
+            let err = self.err();
+            let row = client
+                .query_one(
+                    "INSERT INTO churn_store_meta (key, value) VALUES ('retention_cutoff', $1)
+                     ON CONFLICT (key) DO UPDATE
+                     SET value = GREATEST(churn_store_meta.value::bigint, excluded.value::bigint)::text
+                     RETURNING value",
+                    &[&cutoff.to_string()],
+                )
+                .map_err(&err)?;
+            let applied: String = self.get(&row, 0)?;
+            let cutoff: i64 = applied.parse().unwrap_or(cutoff);
+            let learners: Vec<String> = client
+                .query(
+                    "SELECT DISTINCT learner_id FROM churn_events WHERE ts < $1",
+                    &[&cutoff],
+                )
+                .map_err(&err)?
+                .iter()
+                .map(|row| self.get(row, 0))
+                .collect::<Result<_, _>>()?;
+            let mut done = crate::Compacted::default();
+            for chunk in learners.chunks(crate::COMPACT_CHUNK) {
+                self.compact_learners(client, chunk, cutoff, &mut done)?;
+            }
+            Ok(done)
+        })
+    }
+
+    fn retention_cutoff(&self) -> Result<Option<i64>, StoreError> {
+        self.with(|client| {
+            let mut tx = self.snapshot(client)?;
+            let cutoff = self.cutoff_in(&mut tx, false)?;
+            tx.commit().map_err(self.err())?;
+            Ok(cutoff)
         })
     }
 

@@ -55,6 +55,10 @@ CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT RO
 INSERT INTO counters VALUES ('next_seq', 0);
 ";
 
+/// Stores older than retention lack this counter; opening adds it.
+const RETENTION_COUNTER: &str =
+    "INSERT OR IGNORE INTO counters VALUES ('retention_cutoff', -9223372036854775808);";
+
 /// The embedded store. Events are clustered by (learner, time, arrival), so
 /// a learner's history is one range of one B-tree.
 pub struct SqliteStore {
@@ -151,10 +155,12 @@ impl SqliteStore {
                 });
             }
             configure(&conn, path)?;
+            conn.execute_batch(RETENTION_COUNTER)
+                .map_err(engine(path))?;
         } else {
             configure(&conn, path)?;
             conn.execute_batch(&format!(
-                "BEGIN; {SCHEMA} PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = {FORMAT}; COMMIT;"
+                "BEGIN; {SCHEMA} {RETENTION_COUNTER} PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = {FORMAT}; COMMIT;"
             ))
             .map_err(engine(path))?;
         }
@@ -186,6 +192,97 @@ impl SqliteStore {
             .map_err(self.err())?;
         text.map(|t| parse_profile(&t).map_err(self.err()))
             .transpose()
+    }
+
+    /// The retention cutoff, read in `conn`'s transaction.
+    fn cutoff_in(&self, conn: &Connection) -> Result<Option<i64>, StoreError> {
+        let value: i64 = conn
+            .query_row(
+                "SELECT value FROM counters WHERE name = 'retention_cutoff'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(self.err())?;
+        Ok((value != i64::MIN).then_some(value))
+    }
+
+    /// Replaces the events before `cutoff` of `learners` with their
+    /// summaries, in one transaction; counts what it did into `done`.
+    fn compact_learners(
+        &self,
+        learners: &[String],
+        cutoff: i64,
+        done: &mut crate::Compacted,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.writer()?;
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(self.err())?;
+        {
+            let mut seq: i64 = tx
+                .query_row(
+                    "SELECT value FROM counters WHERE name = 'next_seq'",
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(self.err())?;
+            let mut select = tx
+                .prepare_cached(
+                    "SELECT ts, event_type, course_id, count, duration_s, score, amount, latency_ms, stalls
+                     FROM events WHERE learner_id = ?1 AND ts < ?2 ORDER BY ts, seq",
+                )
+                .map_err(self.err())?;
+            let mut delete = tx
+                .prepare_cached("DELETE FROM events WHERE learner_id = ?1 AND ts < ?2")
+                .map_err(self.err())?;
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT INTO events (learner_id, event_id, ts, event_type, course_id, count, duration_s, score, amount, latency_ms, stalls, seq)
+                     VALUES (?1, NULL, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                )
+                .map_err(self.err())?;
+            for learner in learners {
+                let old = select
+                    .query_map(params![learner, cutoff], event_of_row)
+                    .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+                    .map_err(self.err())?;
+                let rows_before = old.len();
+                let summary = crate::retention::summarize(old);
+                if summary.len() == rows_before {
+                    continue;
+                }
+                delete
+                    .execute(params![learner, cutoff])
+                    .map_err(self.err())?;
+                for e in &summary {
+                    insert
+                        .execute(params![
+                            learner,
+                            e.ts,
+                            e.event_type,
+                            e.course_id,
+                            e.count,
+                            measure(e.duration_s),
+                            measure(e.score),
+                            measure(e.amount),
+                            measure(e.latency_ms),
+                            measure(e.stalls),
+                            seq,
+                        ])
+                        .map_err(self.err())?;
+                    seq += 1;
+                }
+                done.learners += 1;
+                done.rows_before += rows_before as u64;
+                done.rows_after += summary.len() as u64;
+            }
+            tx.execute(
+                "UPDATE counters SET value = ?1 WHERE name = 'next_seq'",
+                params![seq],
+            )
+            .map_err(self.err())?;
+        }
+        tx.commit().map_err(self.err())
     }
 
     fn writer(&self) -> Result<std::sync::MutexGuard<'_, Connection>, StoreError> {
@@ -250,6 +347,23 @@ impl SqliteStore {
     }
 }
 
+/// An event from a row of (ts, event_type, course_id, count, duration_s,
+/// score, amount, latency_ms, stalls).
+fn event_of_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ContractEvent> {
+    let nan = |v: Option<f64>| v.unwrap_or(f64::NAN);
+    Ok(ContractEvent {
+        ts: r.get(0)?,
+        event_type: r.get(1)?,
+        course_id: r.get(2)?,
+        count: r.get(3)?,
+        duration_s: nan(r.get(4)?),
+        score: nan(r.get(5)?),
+        amount: nan(r.get(6)?),
+        latency_ms: nan(r.get(7)?),
+        stalls: nan(r.get(8)?),
+    })
+}
+
 fn measure(v: f64) -> Option<f64> {
     (!v.is_nan()).then_some(v)
 }
@@ -294,6 +408,7 @@ impl LearnerStore for SqliteStore {
                     |r| r.get(0),
                 )
                 .map_err(self.err())?;
+            let cutoff = self.cutoff_in(&tx)?.unwrap_or(i64::MIN);
             let mut signups: HashMap<&str, Option<i64>> = HashMap::new();
             for row in rows {
                 let signup_at = match signups.get(row.learner_id.as_str()) {
@@ -310,6 +425,7 @@ impl LearnerStore for SqliteStore {
                 let outcome = match signup_at {
                     None => RowOutcome::UnknownLearner,
                     Some(s) if row.event.ts < s => RowOutcome::BeforeSignup,
+                    Some(_) if row.event.ts < cutoff => RowOutcome::BeforeRetention,
                     Some(_) => {
                         let e = &row.event;
                         let changed = insert
@@ -417,6 +533,7 @@ impl LearnerStore for SqliteStore {
     fn history(&self, learner_id: &str, as_of: i64) -> Result<Option<History>, StoreError> {
         self.read(|conn| {
             let tx = conn.unchecked_transaction().map_err(self.err())?;
+            crate::retention::check_as_of(self.cutoff_in(&tx)?, as_of)?;
             let Some(profile) = self.profile_in(&tx, learner_id)? else {
                 return Ok(None);
             };
@@ -426,21 +543,8 @@ impl LearnerStore for SqliteStore {
                      FROM events WHERE learner_id = ?1 AND ts <= ?2 ORDER BY ts, seq",
                 )
                 .map_err(self.err())?;
-            let nan = |v: Option<f64>| v.unwrap_or(f64::NAN);
             let events = select
-                .query_map(params![learner_id, as_of], |r| {
-                    Ok(ContractEvent {
-                        ts: r.get(0)?,
-                        event_type: r.get(1)?,
-                        course_id: r.get(2)?,
-                        count: r.get(3)?,
-                        duration_s: nan(r.get(4)?),
-                        score: nan(r.get(5)?),
-                        amount: nan(r.get(6)?),
-                        latency_ms: nan(r.get(7)?),
-                        stalls: nan(r.get(8)?),
-                    })
-                })
+                .query_map(params![learner_id, as_of], event_of_row)
                 .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
                 .map_err(self.err())?;
             Ok(Some(History {
@@ -470,6 +574,40 @@ impl LearnerStore for SqliteStore {
         tx.commit().map_err(self.err())?;
         self.purge_log(&conn, std::time::Duration::from_secs(2));
         Ok(events + learners > 0)
+    }
+
+    fn compact(&self, cutoff: i64) -> Result<crate::Compacted, StoreError> {
+        let cutoff = {
+            let mut conn = self.writer()?;
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(self.err())?;
+            let cutoff = self.cutoff_in(&tx)?.map_or(cutoff, |c| c.max(cutoff));
+            tx.execute(
+                "UPDATE counters SET value = ?1 WHERE name = 'retention_cutoff'",
+                params![cutoff],
+            )
+            .map_err(self.err())?;
+            tx.commit().map_err(self.err())?;
+            cutoff
+        };
+        let learners: Vec<String> = self.read(|conn| {
+            conn.prepare("SELECT DISTINCT learner_id FROM events WHERE ts < ?1")
+                .and_then(|mut s| {
+                    s.query_map(params![cutoff], |r| r.get(0))?
+                        .collect::<Result<_, _>>()
+                })
+                .map_err(self.err())
+        })?;
+        let mut done = crate::Compacted::default();
+        for chunk in learners.chunks(crate::COMPACT_CHUNK) {
+            self.compact_learners(chunk, cutoff, &mut done)?;
+        }
+        Ok(done)
+    }
+
+    fn retention_cutoff(&self) -> Result<Option<i64>, StoreError> {
+        self.read(|conn| self.cutoff_in(conn))
     }
 
     fn counts(&self) -> Result<(u64, u64), StoreError> {

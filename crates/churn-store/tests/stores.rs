@@ -119,11 +119,63 @@ fn behaves_as_a_learner_store(store: &dyn LearnerStore) {
     );
 }
 
+/// Retention: summaries before the cutoff, refusals before the window.
+fn compacts(store: &dyn LearnerStore) {
+    store
+        .put_profile("R1", &profile("2026-01-01T00:00:00Z"))
+        .expect("put");
+    let rows: Vec<IngestRow> = (0..60)
+        .map(|d| {
+            row(
+                "R1",
+                Some(&format!("r-{d}")),
+                &churn_core::format_timestamp(ts("2026-01-02T00:00:00Z") + d * 86_400_000),
+            )
+        })
+        .collect();
+    assert!(
+        store
+            .ingest(&rows)
+            .expect("ingest")
+            .iter()
+            .all(|o| *o == RowOutcome::Accepted)
+    );
+    assert_eq!(store.retention_cutoff().expect("cutoff"), None);
+    let cutoff = ts("2026-02-01T00:00:00Z");
+    let done = store.compact(cutoff).expect("compact");
+    assert_eq!(
+        (done.learners, done.rows_before, done.rows_after),
+        (1, 30, 1)
+    );
+    assert_eq!(store.retention_cutoff().expect("cutoff"), Some(cutoff));
+    let later = ts("2026-03-03T00:00:00Z");
+    let history = store.history("R1", later).expect("history").expect("known");
+    assert_eq!(history.events.len(), 1 + 30);
+    let occurrences: u32 = history.events.iter().map(|e| e.count).sum();
+    assert_eq!(occurrences, 2 * 60, "every occurrence is still counted");
+    assert!(matches!(
+        store.history("R1", later - 1),
+        Err(churn_store::StoreError::BeforeRetention { .. })
+    ));
+    assert_eq!(
+        store.ingest(&rows[..1]).expect("late"),
+        vec![RowOutcome::BeforeRetention]
+    );
+    assert_eq!(
+        store.compact(cutoff - 1).expect("again"),
+        churn_store::Compacted::default(),
+        "an earlier cutoff changes nothing"
+    );
+    assert_eq!(store.retention_cutoff().expect("cutoff"), Some(cutoff));
+    assert!(store.erase("R1").expect("erase"));
+}
+
 #[test]
 fn the_embedded_store_passes_the_checks() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = churn_store::open(dir.path().join("s.db").to_str().expect("utf-8")).expect("open");
     behaves_as_a_learner_store(store.as_ref());
+    compacts(store.as_ref());
 }
 
 #[test]
@@ -148,6 +200,7 @@ fn postgresql_passes_the_checks_and_two_stores_on_one_server_share_their_learner
             .starts_with("postgresql postgresql://postgres@127.0.0.1:")
     );
     behaves_as_a_learner_store(a.as_ref());
+    compacts(a.as_ref());
 
     a.put_profile("shared", &profile("2026-01-01T00:00:00Z"))
         .expect("put");
