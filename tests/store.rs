@@ -338,6 +338,49 @@ fn a_compacted_store_answers_exactly_as_the_full_history_after_the_window() {
 }
 
 #[test]
+fn a_server_with_retention_days_compacts_the_store_off_the_request_path() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("store.db");
+    load_sample(&store, &dir.path().join("load"));
+    // The cutoff lands on 2026-04-01 (give or take the time of day).
+    let cutoff = churn_core::parse_timestamp("2026-04-01T00:00:00Z").expect("ts");
+    let days = (churn_core::now_ms() - cutoff) / churn_core::DAY_MS;
+    let as_of = "2026-05-02T00:00:00Z";
+    let expected = read_predictions(&churn_predict_on_sample(as_of, dir.path(), &[]));
+    let stored_rows = |addr: SocketAddr, id: &str| {
+        let (status, body) = http(addr, "GET", &format!("/v1/learners/{id}"), &[], "");
+        assert_eq!(status, 200, "{body}");
+        json_of(&body)["events"].as_u64().unwrap_or(0)
+    };
+    // The most active of some learners, read before any compaction.
+    let mut before = serve_store(&store, &settings_with(dir.path(), ""));
+    let (full, id) = expected
+        .keys()
+        .take(100)
+        .map(|id| (stored_rows(before.addr, id), id))
+        .max()
+        .expect("a learner");
+    before.stop();
+    let settings = settings_with(dir.path(), &format!("retention_days = {days}\n"));
+    let server = serve_store(&store, &settings);
+    let mut compacted = full;
+    for _ in 0..300 {
+        compacted = stored_rows(server.addr, id);
+        if compacted < full {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(compacted < full, "{full} rows still stored");
+    compare_with_predict(server.addr, &keyed_instances(&expected, as_of), &expected);
+    let (status, answer) = predict(
+        server.addr,
+        &json!({"instances": [{"learner_id": id, "as_of": "2026-04-15T00:00:00Z"}]}),
+    );
+    assert_eq!(status, 422, "{answer}");
+}
+
+#[test]
 fn churn_ab_reads_the_log_of_an_exploring_server_asked_by_learner_id() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = dir.path().join("store.db");

@@ -45,6 +45,11 @@ pub struct ServeConfig {
     /// Bearer token for writing to the learner store (`POST /v1/events`,
     /// `PUT` and `DELETE /v1/learners/{id}`); those routes are off without one.
     pub ingest_token: Option<String>,
+    /// Retention of the learner store, days (0 = raw events kept for ever):
+    /// at start and then hourly, off the request path, each learner's events
+    /// older than this are summarised (`churn store compact`); predictions
+    /// stay exact from that cutoff plus 30 days on.
+    pub retention_days: u64,
     /// Largest request body, bytes.
     pub max_body_bytes: usize,
     /// Most instances in one request.
@@ -117,6 +122,7 @@ impl Default for ServeConfig {
             predict_token: None,
             store: None,
             ingest_token: None,
+            retention_days: 0,
             max_body_bytes: 4 << 20,
             max_batch: 1000,
             max_events: 100_000,
@@ -179,6 +185,7 @@ impl ServeConfig {
                 "PREDICT_TOKEN" => self.predict_token = Some(value),
                 "INGEST_TOKEN" => self.ingest_token = Some(value),
                 "STORE" => self.store = Some(value),
+                "RETENTION_DAYS" => self.retention_days = number(&value)?,
                 "PREDICTION_LOG" => self.prediction_log = Some(value.into()),
                 "FEATURE_LOG" => self.feature_log = Some(value.into()),
                 "FEATURE_LOG_SHARE" => {
@@ -245,6 +252,15 @@ impl ServeConfig {
         }
         if self.champion.trim().is_empty() {
             return fail("champion must name a model".into());
+        }
+        if self.retention_days > 0 && self.store.is_none() {
+            return fail("retention_days needs a learner store (store)".into());
+        }
+        if self.retention_days > 0 && self.retention_days < 30 {
+            return fail(format!(
+                "retention_days must be 0 (off) or at least 30: features read the last 30 days raw, got {}",
+                self.retention_days
+            ));
         }
         Ok(())
     }

@@ -171,6 +171,14 @@ impl App {
             let state = self.state.clone();
             tokio::spawn(watch(state, Duration::from_secs(config.watch_seconds)))
         });
+        let compactor = match (&self.state.store, config.retention_days) {
+            (Some(store), days) if days > 0 => Some(tokio::spawn(keep_retention(
+                store.clone(),
+                days,
+                Duration::from_secs(3600),
+            ))),
+            _ => None,
+        };
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -202,6 +210,9 @@ impl App {
         if let Some(w) = watcher {
             w.abort();
         }
+        if let Some(c) = compactor {
+            c.abort();
+        }
         let grace = Duration::from_millis(config.shutdown_grace_ms);
         if tokio::time::timeout(grace, graceful.shutdown())
             .await
@@ -217,6 +228,32 @@ impl App {
             log.close();
         }
         Ok(())
+    }
+}
+
+/// Retention: summarises the store's events older than `days`, at once and
+/// then every `every`, on the blocking pool (a compaction holds the store's
+/// writer for 256 learners at a time, so ingest goes on between them).
+async fn keep_retention(store: Arc<dyn churn_store::LearnerStore>, days: u64, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        let cutoff =
+            churn_core::now_ms().saturating_sub((days as i64).saturating_mul(churn_core::DAY_MS));
+        let store = store.clone();
+        match tokio::task::spawn_blocking(move || store.compact(cutoff)).await {
+            Ok(Ok(done)) => tracing::info!(
+                cutoff = %churn_core::format_timestamp(cutoff),
+                learners = done.learners,
+                rows_before = done.rows_before,
+                rows_after = done.rows_after,
+                "retention: events before the cutoff summarised"
+            ),
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "retention: compaction failed; retried at the next hour")
+            }
+            Err(e) => tracing::error!(error = %e, "retention: compaction interrupted"),
+        }
     }
 }
 
