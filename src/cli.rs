@@ -115,6 +115,16 @@ pub enum StoreCommand {
         after_help = "Example:\n  churn store compact --store churn-out/store.db --before 2026-03-01T00:00:00Z\n  churn store compact --store churn-out/store.db --keep-days 365"
     )]
     Compact(StoreCompactArgs),
+    /// Remove from the store's files what erasures and compactions left there (PostgreSQL: VACUUM FULL of the store's tables, an exclusive lock while they are rewritten, and a checkpoint).
+    #[command(after_help = "Example:\n  churn store purge --store postgres://churn@db/churn")]
+    Purge(StorePurgeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StorePurgeArgs {
+    /// The store: a file path or a postgres:// URL.
+    #[arg(long)]
+    pub store: String,
 }
 
 #[derive(Debug, Args)]

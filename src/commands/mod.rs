@@ -55,5 +55,6 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Explain(args) => done(scoring::explain(&ui, &args)),
         Command::Store(crate::cli::StoreCommand::Load(args)) => done(store::load(&ui, &args)),
         Command::Store(crate::cli::StoreCommand::Compact(args)) => done(store::compact(&args)),
+        Command::Store(crate::cli::StoreCommand::Purge(args)) => done(store::purge(&args)),
     }
 }

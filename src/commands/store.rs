@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 
-use crate::cli::{StoreCompactArgs, StoreLoadArgs};
+use crate::cli::{StoreCompactArgs, StoreLoadArgs, StorePurgeArgs};
 use crate::flags::reference_time;
 use crate::loading::load_and_report;
 use crate::ui::{Ui, say};
@@ -58,5 +58,12 @@ pub fn compact(args: &StoreCompactArgs) -> Result<()> {
         "predictions are exact from as_of {} on; earlier events are refused",
         churn_core::format_timestamp(churn_store::retention::earliest_exact_as_of(applied))
     )?;
+    Ok(())
+}
+
+pub fn purge(args: &StorePurgeArgs) -> Result<()> {
+    let store = churn_store::open(&args.store)?;
+    let said = store.purge()?;
+    say!("{}: {said}", store.describe())?;
     Ok(())
 }

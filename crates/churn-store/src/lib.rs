@@ -159,6 +159,14 @@ pub trait LearnerStore: Send + Sync {
     fn compact(&self, cutoff: i64) -> Result<Compacted, StoreError>;
     /// The latest retention cutoff applied, if any.
     fn retention_cutoff(&self) -> Result<Option<i64>, StoreError>;
+    /// Removes from the store's files what erasures and compactions left
+    /// there: the embedded store's erase already overwrites and truncates,
+    /// so this only checkpoints; PostgreSQL keeps deleted rows' bytes in
+    /// table and index pages (even after a plain `VACUUM`) until they are
+    /// rewritten, so this runs `VACUUM FULL` on the store's tables (an
+    /// exclusive lock for the rewrite: a maintenance-window job) and a
+    /// checkpoint. Says what it did.
+    fn purge(&self) -> Result<String, StoreError>;
     /// Learners and event rows stored.
     fn counts(&self) -> Result<(u64, u64), StoreError>;
     /// How the store names itself in logs (never a password).

@@ -6,8 +6,10 @@
 //! Idempotency is a unique index on `event_id` (`ON CONFLICT DO NOTHING`);
 //! ingest takes a share lock on each learner's profile row, so an erase and
 //! an ingest of the same learner never interleave. Erased rows are gone from
-//! every query at once and from the table files at the next vacuum
-//! (autovacuum, or `VACUUM` by the operator); the server never holds them.
+//! every query at once; their bytes stay in table and index pages (a plain
+//! `VACUUM` frees the space without overwriting it) until `purge` rewrites
+//! the tables (`VACUUM FULL`), and in PostgreSQL's write-ahead log, archives
+//! and backups until those expire: that part is the database operator's.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -556,6 +558,20 @@ impl LearnerStore for PostgresStore {
                 .map_err(&err)?;
             tx.commit().map_err(&err)?;
             Ok(learners + events > 0)
+        })
+    }
+
+    fn purge(&self) -> Result<String, StoreError> {
+        self.with(|client| {
+            client
+                .batch_execute("VACUUM FULL churn_events, churn_learners")
+                .map_err(self.err())?;
+            Ok(match client.batch_execute("CHECKPOINT") {
+                Ok(()) => "churn_events and churn_learners rewritten (VACUUM FULL) and checkpointed: no deleted row is left in their table or index files; PostgreSQL's write-ahead log segments, archives and backups keep them until they are recycled or expire".into(),
+                Err(e) => format!(
+                    "churn_events and churn_learners rewritten (VACUUM FULL): no deleted row is left in their table or index files once the old files are unlinked at the next checkpoint (CHECKPOINT refused: {e}); the write-ahead log, archives and backups keep them until they are recycled or expire"
+                ),
+            })
         })
     }
 

@@ -610,6 +610,16 @@ impl LearnerStore for SqliteStore {
         self.read(|conn| self.cutoff_in(conn))
     }
 
+    fn purge(&self) -> Result<String, StoreError> {
+        let conn = self.writer()?;
+        self.purge_log(&conn, std::time::Duration::from_secs(10));
+        Ok(if self.purge_pending.load(Ordering::Relaxed) {
+            "erased content is overwritten in the database file; the write-ahead log could not be truncated (readers held it): the next write retries".into()
+        } else {
+            "erased content is overwritten in the database file and the write-ahead log is truncated".into()
+        })
+    }
+
     fn counts(&self) -> Result<(u64, u64), StoreError> {
         self.read(|conn| {
             let learners: i64 = conn

@@ -119,6 +119,16 @@ fn behaves_as_a_learner_store(store: &dyn LearnerStore) {
     );
 }
 
+/// How many files under `dir` hold the bytes of `text`.
+fn files_holding(dir: &std::path::Path, text: &str) -> usize {
+    std::fs::read_dir(dir)
+        .expect("dir")
+        .flatten()
+        .filter_map(|entry| std::fs::read(entry.path()).ok())
+        .filter(|bytes| bytes.windows(text.len()).any(|w| w == text.as_bytes()))
+        .count()
+}
+
 /// Retention: summaries before the cutoff, refusals before the window.
 fn compacts(store: &dyn LearnerStore) {
     store
@@ -224,8 +234,60 @@ fn postgresql_passes_the_checks_and_two_stores_on_one_server_share_their_learner
         1
     );
 
-    // A store of another format is refused by name.
+    // Erasure, then purge: no file of the database holds the learner.
+    let secret = "learner-to-forget-5e1b";
+    a.put_profile(secret, &profile("2026-01-01T00:00:00Z"))
+        .expect("put");
+    let rows: Vec<IngestRow> = (0..2000)
+        .map(|i| {
+            row(
+                secret,
+                Some(&format!("{secret}-{i}")),
+                "2026-02-01T00:00:00Z",
+            )
+        })
+        .collect();
+    a.ingest(&rows).expect("ingest");
     let mut client = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+    client.batch_execute("CHECKPOINT").expect("checkpoint");
+    let data: String = client
+        .query_one(
+            "SELECT setting FROM pg_settings WHERE name = 'data_directory'",
+            &[],
+        )
+        .expect("data directory")
+        .get(0);
+    let oid: u32 = client
+        .query_one(
+            "SELECT oid FROM pg_database WHERE datname = current_database()",
+            &[],
+        )
+        .expect("database")
+        .get(0);
+    let database = std::path::Path::new(&data)
+        .join("base")
+        .join(oid.to_string());
+    let holding = || files_holding(&database, secret);
+    assert!(
+        holding() > 0,
+        "the learner is in the files before the erase"
+    );
+    assert!(a.erase(secret).expect("erase"));
+    client.batch_execute("VACUUM churn_events").expect("vacuum");
+    client.batch_execute("CHECKPOINT").expect("checkpoint");
+    let after_vacuum = holding();
+    let said = a.purge().expect("purge");
+    assert!(said.contains("VACUUM FULL"), "{said}");
+    assert_eq!(
+        holding(),
+        0,
+        "a file of the database still holds the erased learner"
+    );
+    eprintln!(
+        "files holding the erased learner after a plain VACUUM: {after_vacuum}; after purge: 0"
+    );
+
+    // A store of another format is refused by name.
     client
         .execute(
             "UPDATE churn_store_meta SET value = '99' WHERE key = 'format'",
