@@ -23,6 +23,7 @@
 //!   files (deleted content is overwritten, the write-ahead log truncated).
 
 pub mod contract;
+mod inbox;
 pub mod load;
 pub mod postgres;
 pub mod retention;

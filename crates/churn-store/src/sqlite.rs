@@ -10,12 +10,13 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use serde_json::{Map, Value};
 
+use crate::inbox::{Inbox, InboxFile, Pending};
 use crate::{
     ContractEvent, History, IngestRow, LearnerProfile, LearnerStore, LearnerSummary, PutOutcome,
     RowOutcome, StoreError,
@@ -59,14 +60,39 @@ INSERT INTO counters VALUES ('next_seq', 0);
 const RETENTION_COUNTER: &str =
     "INSERT OR IGNORE INTO counters VALUES ('retention_cutoff', -9223372036854775808);";
 
-/// The embedded store. Events are clustered by (learner, time, arrival), so
-/// a learner's history is one range of one B-tree.
+/// Unmerged inbox rows at which a merge starts (the default).
+pub const MERGE_AT: usize = 200_000;
+
+/// Rows written to the clustered table per merge transaction.
+const MERGE_CHUNK: usize = 50_000;
+
+/// The embedded store. Events arrive in an inbox (a file of its own, rows in
+/// arrival order, see [`crate::inbox`]); a background merge moves them into
+/// the table clustered by (learner, time, arrival), so a history is one range
+/// of one B-tree plus the learner's rows still in the inbox.
 pub struct SqliteStore {
+    inner: Arc<Inner>,
+    merger: Option<std::thread::JoinHandle<()>>,
+}
+
+struct Inner {
     path: PathBuf,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
     /// An erase committed but its log purge could not finish yet.
     purge_pending: AtomicBool,
+    /// The inbox file; holding it orders ingests. Lock order: `writer`,
+    /// then `inbox_file`, then `inbox`, never the reverse.
+    inbox_file: Mutex<InboxFile>,
+    /// The inbox's rows in memory, held briefly (never across an fsync).
+    inbox: Mutex<Inbox>,
+    /// One merge at a time (the background one, or compaction's).
+    merging: Mutex<()>,
+    merge_at: usize,
+    /// Wakes the merger; `stop` ends it.
+    wake: Condvar,
+    wake_lock: Mutex<bool>,
+    stop: AtomicBool,
 }
 
 fn engine(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
@@ -91,10 +117,96 @@ fn configure(conn: &Connection, path: &Path) -> Result<(), StoreError> {
 }
 
 impl SqliteStore {
-    /// Opens the store at `path`, creating it when the file does not exist.
-    /// A file that is not a churn store, is of another format version, or
-    /// fails SQLite's integrity check is refused with an error that says so.
+    /// Opens the store at `path`, creating it when the file does not exist,
+    /// with its inbox beside it (`<path>-inbox`). A file that is not a churn
+    /// store, is of another format version, or fails SQLite's integrity
+    /// check is refused with an error that says so.
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open_merging_at(path, MERGE_AT)
+    }
+
+    /// [`SqliteStore::open`] that merges the inbox once `merge_at` rows wait
+    /// (ingest waits while four times as many do).
+    pub fn open_merging_at(path: &Path, merge_at: usize) -> Result<SqliteStore, StoreError> {
+        let inner = Arc::new(Inner::open(path, merge_at.max(1))?);
+        let merger = {
+            let inner = inner.clone();
+            std::thread::Builder::new()
+                .name("churn-store-merge".into())
+                .spawn(move || inner.merge_when_asked())
+                .map_err(|e| StoreError::Engine {
+                    store: path.display().to_string(),
+                    reason: format!("cannot start the merge thread: {e}"),
+                })?
+        };
+        Ok(SqliteStore {
+            inner,
+            merger: Some(merger),
+        })
+    }
+
+    /// Merges every inbox row into the clustered table now.
+    pub fn merge(&self) -> Result<usize, StoreError> {
+        self.inner.merge_now()
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        self.inner.stop.store(true, Ordering::Relaxed);
+        self.inner.wake.notify_all();
+        if let Some(merger) = self.merger.take() {
+            let _ = merger.join();
+        }
+    }
+}
+
+impl LearnerStore for SqliteStore {
+    fn ingest(&self, rows: &[IngestRow]) -> Result<Vec<RowOutcome>, StoreError> {
+        self.inner.ingest(rows)
+    }
+    fn put_profile(
+        &self,
+        learner_id: &str,
+        profile: &LearnerProfile,
+    ) -> Result<PutOutcome, StoreError> {
+        self.inner.put_profile(learner_id, profile)
+    }
+    fn summary(&self, learner_id: &str) -> Result<Option<LearnerSummary>, StoreError> {
+        self.inner.summary(learner_id)
+    }
+    fn history(&self, learner_id: &str, as_of: i64) -> Result<Option<History>, StoreError> {
+        self.inner.history(learner_id, as_of)
+    }
+    fn erase(&self, learner_id: &str) -> Result<bool, StoreError> {
+        self.inner.erase(learner_id)
+    }
+    fn compact(&self, cutoff: i64) -> Result<crate::Compacted, StoreError> {
+        self.inner.compact(cutoff)
+    }
+    fn retention_cutoff(&self) -> Result<Option<i64>, StoreError> {
+        self.inner.retention_cutoff()
+    }
+    fn purge(&self) -> Result<String, StoreError> {
+        self.inner.purge()
+    }
+    fn counts(&self) -> Result<(u64, u64), StoreError> {
+        self.inner.counts()
+    }
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+}
+
+/// The inbox file of the store at `path`.
+fn inbox_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push("-inbox");
+    PathBuf::from(name)
+}
+
+impl Inner {
+    fn open(path: &Path, merge_at: usize) -> Result<Inner, StoreError> {
         let exists = path.exists();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
             && !dir.exists()
@@ -164,12 +276,225 @@ impl SqliteStore {
             ))
             .map_err(engine(path))?;
         }
-        Ok(SqliteStore {
+        let next_seq: i64 = conn
+            .query_row(
+                "SELECT value FROM counters WHERE name = 'next_seq'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(engine(path))?;
+        let (inbox_file, mut inbox) = InboxFile::open(&inbox_path(path), next_seq, |c| {
+            configure(c, path)?;
+            c.execute_batch(&format!("PRAGMA application_id = {APPLICATION_ID};"))
+                .map_err(engine(path))
+        })?;
+        // Rows of a learner erased just before a crash (the erase commits
+        // the table first) are erased now.
+        for learner in inbox.learners() {
+            let known: bool = conn
+                .query_row(
+                    "SELECT count(*) FROM learners WHERE learner_id = ?1",
+                    params![learner],
+                    |r| r.get::<_, i64>(0),
+                )
+                .map_err(engine(path))?
+                > 0;
+            if !known {
+                inbox_file.erase(&learner)?;
+                inbox.forget_learner(&learner);
+            }
+        }
+        // Rows a merge wrote to the table before a crash kept it from
+        // deleting them here: deleted now, so nothing is counted twice.
+        let in_table: Vec<(String, i64)> = {
+            let mut exists = conn
+                .prepare("SELECT 1 FROM events WHERE learner_id = ?1 AND ts = ?2 AND seq = ?3")
+                .map_err(engine(path))?;
+            let mut found = Vec::new();
+            for (learner, p) in inbox.unmerged_rows() {
+                if exists
+                    .exists(params![learner, p.event.ts, p.seq])
+                    .map_err(engine(path))?
+                {
+                    found.push((learner, p.seq));
+                }
+            }
+            found
+        };
+        if !in_table.is_empty() {
+            inbox.mark_merged(&in_table);
+            inbox_file.delete(inbox.merged_seqs())?;
+            inbox.forget_merged();
+        }
+        Ok(Inner {
             path: path.to_owned(),
             writer: Mutex::new(conn),
             readers: Mutex::new(Vec::new()),
             purge_pending: AtomicBool::new(false),
+            inbox_file: Mutex::new(inbox_file),
+            inbox: Mutex::new(inbox),
+            merging: Mutex::new(()),
+            merge_at,
+            wake: Condvar::new(),
+            wake_lock: Mutex::new(false),
+            stop: AtomicBool::new(false),
         })
+    }
+
+    fn inbox_file(&self) -> Result<std::sync::MutexGuard<'_, InboxFile>, StoreError> {
+        self.inbox_file.lock().map_err(|_| StoreError::Engine {
+            store: self.describe(),
+            reason: "an inbox writer panicked; restart the server".into(),
+        })
+    }
+
+    fn inbox(&self) -> Result<std::sync::MutexGuard<'_, Inbox>, StoreError> {
+        self.inbox.lock().map_err(|_| StoreError::Engine {
+            store: self.describe(),
+            reason: "an inbox writer panicked; restart the server".into(),
+        })
+    }
+
+    /// The merger thread: merges when asked (or every second, if enough
+    /// rows wait), until the store is dropped.
+    fn merge_when_asked(&self) {
+        while !self.stop.load(Ordering::Relaxed) {
+            if let Ok(asked) = self.wake_lock.lock() {
+                let _ = self
+                    .wake
+                    .wait_timeout(asked, std::time::Duration::from_secs(1));
+            }
+            if self.stop.load(Ordering::Relaxed) {
+                break;
+            }
+            let waiting = self.inbox().map(|i| i.len().1).unwrap_or(0);
+            if waiting >= self.merge_at
+                && let Err(e) = self.merge_now()
+            {
+                tracing::error!(store = %self.describe(), error = %e, "merging the inbox failed; retried in a second");
+            }
+        }
+    }
+
+    /// Moves every unmerged inbox row into the clustered table, in
+    /// transactions of `MERGE_CHUNK` rows sorted by learner (so a page of
+    /// the table is written once per transaction, whatever the order rows
+    /// came in), then deletes them from the inbox. Reads stay right
+    /// throughout: a history reads the inbox before the table and keeps one
+    /// copy of a row seen in both. A crash between the two steps leaves rows
+    /// in both places, and the next merge's `INSERT OR IGNORE` skips them.
+    fn merge_now(&self) -> Result<usize, StoreError> {
+        let _one = self.merging.lock().map_err(|_| StoreError::Engine {
+            store: self.describe(),
+            reason: "a merge panicked; restart the server".into(),
+        })?;
+        let rows = self.inbox()?.unmerged_rows();
+        let mut merged = 0;
+        for chunk in rows.chunks(MERGE_CHUNK) {
+            if self.stop.load(Ordering::Relaxed) {
+                break;
+            }
+            merged += self.merge_chunk(chunk)?;
+        }
+        let file = self.inbox_file()?;
+        let done = self.inbox()?.merged_seqs();
+        file.delete(done)?;
+        self.inbox()?.forget_merged();
+        Ok(merged)
+    }
+
+    fn merge_chunk(&self, chunk: &[(String, Pending)]) -> Result<usize, StoreError> {
+        let mut conn = self.writer()?;
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(self.err())?;
+        // Holding the writer: no erase runs until this commits, and an
+        // erase done before took its rows out of the inbox already.
+        let still: Vec<&(String, Pending)> = {
+            let inbox = self.inbox()?;
+            chunk
+                .iter()
+                .filter(|(learner, p)| inbox.waits(learner, p.seq))
+                .collect()
+        };
+        let mut last_seq = i64::MIN;
+        {
+            // Rows of a learner erased just before a crash are dropped, not merged.
+            let mut known: HashMap<&str, bool> = HashMap::new();
+            let mut profile = tx
+                .prepare_cached("SELECT count(*) FROM learners WHERE learner_id = ?1")
+                .map_err(self.err())?;
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO events (learner_id, event_id, ts, event_type, course_id, count, duration_s, score, amount, latency_ms, stalls, seq)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                )
+                .map_err(self.err())?;
+            for (learner, p) in &still {
+                let is_known = match known.get(learner.as_str()) {
+                    Some(k) => *k,
+                    None => {
+                        let k = profile
+                            .query_row(params![learner], |r| r.get::<_, i64>(0))
+                            .map_err(self.err())?
+                            > 0;
+                        known.insert(learner, k);
+                        k
+                    }
+                };
+                if !is_known {
+                    continue;
+                }
+                let e = &p.event;
+                insert
+                    .execute(params![
+                        learner,
+                        p.event_id,
+                        e.ts,
+                        e.event_type,
+                        e.course_id,
+                        e.count,
+                        measure(e.duration_s),
+                        measure(e.score),
+                        measure(e.amount),
+                        measure(e.latency_ms),
+                        measure(e.stalls),
+                        p.seq,
+                    ])
+                    .map_err(self.err())?;
+                last_seq = last_seq.max(p.seq);
+            }
+            tx.execute(
+                "UPDATE counters SET value = max(value, ?1) WHERE name = 'next_seq'",
+                params![last_seq.saturating_add(1)],
+            )
+            .map_err(self.err())?;
+        }
+        tx.commit().map_err(self.err())?;
+        let done: Vec<(String, i64)> = still
+            .iter()
+            .map(|(learner, p)| (learner.clone(), p.seq))
+            .collect();
+        self.inbox()?.mark_merged(&done);
+        drop(conn);
+        Ok(done.len())
+    }
+
+    /// Ingest waits while the merge is this far behind.
+    fn wait_for_merge(&self) -> Result<(), StoreError> {
+        let limit = self.merge_at.saturating_mul(4);
+        let started = std::time::Instant::now();
+        while self.inbox()?.len().1 >= limit {
+            self.wake.notify_all();
+            if started.elapsed() > std::time::Duration::from_secs(60) {
+                return Err(StoreError::Engine {
+                    store: self.describe(),
+                    reason: format!("{limit} events wait to be merged for more than a minute"),
+                });
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        Ok(())
     }
 
     fn err(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
@@ -219,13 +544,17 @@ impl SqliteStore {
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(self.err())?;
         {
-            let mut seq: i64 = tx
+            // One numbering with the inbox, whose rows are merged later.
+            let stored_next: i64 = tx
                 .query_row(
                     "SELECT value FROM counters WHERE name = 'next_seq'",
                     [],
                     |r| r.get(0),
                 )
                 .map_err(self.err())?;
+            // Held to the end: ingest numbers no row meanwhile.
+            let mut inbox = self.inbox()?;
+            let mut seq = inbox.next_seq(stored_next);
             let mut select = tx
                 .prepare_cached(
                     "SELECT ts, event_type, course_id, count, duration_s, score, amount, latency_ms, stalls
@@ -281,6 +610,7 @@ impl SqliteStore {
                 params![seq],
             )
             .map_err(self.err())?;
+            inbox.next_seq(seq);
         }
         tx.commit().map_err(self.err())
     }
@@ -383,34 +713,42 @@ fn parse_profile(text: &str) -> rusqlite::Result<Map<String, Value>> {
     }
 }
 
-impl LearnerStore for SqliteStore {
+impl Inner {
+    /// Checks each row against the stored profiles, the retention cutoff and
+    /// the event ids in the table and the inbox, then appends the accepted
+    /// ones to the inbox in one durable commit.
     fn ingest(&self, rows: &[IngestRow]) -> Result<Vec<RowOutcome>, StoreError> {
-        let mut conn = self.writer()?;
-        let tx = conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(self.err())?;
-        let mut outcomes = Vec::with_capacity(rows.len());
-        {
+        self.wait_for_merge()?;
+        // Held to the end: ingests, profile changes, erasures and cutoff
+        // raises happen one at a time, so what the checks below read stays
+        // true until the rows are appended.
+        let file = self.inbox_file()?;
+        // The inbox before the table, as reads do: a merge deletes a row
+        // from the inbox only after the table has it.
+        let waiting: Vec<bool> = {
+            let inbox = self.inbox()?;
+            rows.iter()
+                .map(|r| {
+                    r.event_id
+                        .as_deref()
+                        .is_some_and(|id| inbox.holds_event_id(id))
+                })
+                .collect()
+        };
+        let (outcomes, accepted) = self.read(|conn| {
+            let tx = conn.unchecked_transaction().map_err(self.err())?;
+            let cutoff = self.cutoff_in(&tx)?.unwrap_or(i64::MIN);
             let mut signup = tx
                 .prepare_cached("SELECT signup_at FROM learners WHERE learner_id = ?1")
                 .map_err(self.err())?;
-            let mut insert = tx
-                .prepare_cached(
-                    "INSERT OR IGNORE INTO events (learner_id, event_id, ts, event_type, course_id, count, duration_s, score, amount, latency_ms, stalls, seq)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-                )
+            let mut stored_id = tx
+                .prepare_cached("SELECT 1 FROM events WHERE event_id = ?1")
                 .map_err(self.err())?;
-            // Arrival order within a learner and time; the counter commits with the batch.
-            let mut seq: i64 = tx
-                .query_row(
-                    "SELECT value FROM counters WHERE name = 'next_seq'",
-                    [],
-                    |r| r.get(0),
-                )
-                .map_err(self.err())?;
-            let cutoff = self.cutoff_in(&tx)?.unwrap_or(i64::MIN);
             let mut signups: HashMap<&str, Option<i64>> = HashMap::new();
-            for row in rows {
+            let mut fresh: std::collections::HashSet<&str> = std::collections::HashSet::new();
+            let mut outcomes = Vec::with_capacity(rows.len());
+            let mut accepted = Vec::new();
+            for (row, waits) in rows.iter().zip(waiting) {
                 let signup_at = match signups.get(row.learner_id.as_str()) {
                     Some(known) => *known,
                     None => {
@@ -426,42 +764,43 @@ impl LearnerStore for SqliteStore {
                     None => RowOutcome::UnknownLearner,
                     Some(s) if row.event.ts < s => RowOutcome::BeforeSignup,
                     Some(_) if row.event.ts < cutoff => RowOutcome::BeforeRetention,
-                    Some(_) => {
-                        let e = &row.event;
-                        let changed = insert
-                            .execute(params![
-                                row.learner_id,
-                                row.event_id,
-                                e.ts,
-                                e.event_type,
-                                e.course_id,
-                                e.count,
-                                measure(e.duration_s),
-                                measure(e.score),
-                                measure(e.amount),
-                                measure(e.latency_ms),
-                                measure(e.stalls),
-                                seq,
-                            ])
-                            .map_err(self.err())?;
-                        seq += 1;
-                        if changed == 1 {
-                            RowOutcome::Accepted
-                        } else {
+                    Some(_) => match &row.event_id {
+                        Some(id)
+                            if waits
+                                || !fresh.insert(id.as_str())
+                                || stored_id.exists(params![id]).map_err(self.err())? =>
+                        {
                             RowOutcome::Duplicate
                         }
-                    }
+                        _ => {
+                            accepted.push((
+                                row.learner_id.clone(),
+                                row.event_id.clone(),
+                                row.event.clone(),
+                            ));
+                            RowOutcome::Accepted
+                        }
+                    },
                 };
                 outcomes.push(outcome);
             }
-            tx.execute(
-                "UPDATE counters SET value = ?1 WHERE name = 'next_seq'",
-                params![seq],
-            )
-            .map_err(self.err())?;
+            Ok((outcomes, accepted))
+        })?;
+        let first = self.inbox()?.reserve(accepted.len());
+        file.append(first, &accepted)?;
+        let waiting = {
+            let mut inbox = self.inbox()?;
+            inbox.remember_all(first, accepted);
+            inbox.len().1
+        };
+        drop(file);
+        if waiting >= self.merge_at {
+            self.wake.notify_all();
         }
-        tx.commit().map_err(self.err())?;
-        self.purge_if_pending(&conn);
+        if self.purge_pending.load(Ordering::Relaxed) {
+            let conn = self.writer()?;
+            self.purge_if_pending(&conn);
+        }
         Ok(outcomes)
     }
 
@@ -471,6 +810,7 @@ impl LearnerStore for SqliteStore {
         profile: &LearnerProfile,
     ) -> Result<PutOutcome, StoreError> {
         let mut conn = self.writer()?;
+        let file = self.inbox_file()?;
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(self.err())?;
@@ -482,13 +822,20 @@ impl LearnerStore for SqliteStore {
             )
             .map_err(self.err())?
             > 0;
-        let first_event: Option<i64> = tx
+        let stored_first: Option<i64> = tx
             .query_row(
                 "SELECT min(ts) FROM events WHERE learner_id = ?1",
                 params![learner_id],
                 |r| r.get(0),
             )
             .map_err(self.err())?;
+        let first_event = self
+            .inbox()?
+            .of_learner(learner_id)
+            .iter()
+            .map(|p| p.event.ts)
+            .chain(stored_first)
+            .min();
         if first_event.is_some_and(|first| first < profile.signup_at) {
             return Ok(PutOutcome::SignupAfterEvents);
         }
@@ -499,6 +846,7 @@ impl LearnerStore for SqliteStore {
         )
         .map_err(self.err())?;
         tx.commit().map_err(self.err())?;
+        drop(file);
         self.purge_if_pending(&conn);
         Ok(if existed {
             PutOutcome::Replaced
@@ -508,49 +856,72 @@ impl LearnerStore for SqliteStore {
     }
 
     fn summary(&self, learner_id: &str) -> Result<Option<LearnerSummary>, StoreError> {
-        self.read(|conn| {
-            let tx = conn.unchecked_transaction().map_err(self.err())?;
-            let Some(profile) = self.profile_in(&tx, learner_id)? else {
-                return Ok(None);
-            };
-            let (events, occurrences, first_event, last_event) = tx
-                .query_row(
-                    "SELECT count(*), coalesce(sum(count), 0), min(ts), max(ts) FROM events WHERE learner_id = ?1",
-                    params![learner_id],
-                    |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get(2)?, r.get(3)?)),
-                )
-                .map_err(self.err())?;
-            Ok(Some(LearnerSummary {
-                profile,
-                events: events as u64,
-                occurrences: occurrences as u64,
-                first_event,
-                last_event,
-            }))
-        })
+        let Some((profile, events)) = self.events_of(learner_id, i64::MAX, false)? else {
+            return Ok(None);
+        };
+        Ok(Some(LearnerSummary {
+            profile,
+            events: events.len() as u64,
+            occurrences: events.iter().map(|e| u64::from(e.count)).sum(),
+            first_event: events.first().map(|e| e.ts),
+            last_event: events.last().map(|e| e.ts),
+        }))
     }
 
     fn history(&self, learner_id: &str, as_of: i64) -> Result<Option<History>, StoreError> {
+        Ok(self
+            .events_of(learner_id, as_of, true)?
+            .map(|(profile, events)| History { profile, events }))
+    }
+
+    /// The profile and the events up to `as_of` (refused before the exact
+    /// horizon when `exact`): the learner's range of the table and its rows
+    /// in the inbox, one copy of each (by arrival number), by time.
+    #[allow(clippy::type_complexity)]
+    fn events_of(
+        &self,
+        learner_id: &str,
+        as_of: i64,
+        exact: bool,
+    ) -> Result<Option<(Map<String, Value>, Vec<ContractEvent>)>, StoreError> {
+        // The inbox first: a merge deletes its rows there only after they
+        // are in the table, so a row is in one of the two reads, or both.
+        let pending = self.inbox()?.of_learner(learner_id);
         self.read(|conn| {
             let tx = conn.unchecked_transaction().map_err(self.err())?;
-            crate::retention::check_as_of(self.cutoff_in(&tx)?, as_of)?;
+            if exact {
+                crate::retention::check_as_of(self.cutoff_in(&tx)?, as_of)?;
+            }
             let Some(profile) = self.profile_in(&tx, learner_id)? else {
                 return Ok(None);
             };
             let mut select = tx
                 .prepare_cached(
-                    "SELECT ts, event_type, course_id, count, duration_s, score, amount, latency_ms, stalls
+                    "SELECT ts, event_type, course_id, count, duration_s, score, amount, latency_ms, stalls, seq
                      FROM events WHERE learner_id = ?1 AND ts <= ?2 ORDER BY ts, seq",
                 )
                 .map_err(self.err())?;
-            let events = select
-                .query_map(params![learner_id, as_of], event_of_row)
+            let mut events: Vec<(i64, i64, ContractEvent)> = select
+                .query_map(params![learner_id, as_of], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(9)?, event_of_row(r)?))
+                })
                 .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
                 .map_err(self.err())?;
-            Ok(Some(History {
+            if pending.iter().any(|p| p.event.ts <= as_of) {
+                let stored: std::collections::HashSet<i64> =
+                    events.iter().map(|(_, seq, _)| *seq).collect();
+                events.extend(
+                    pending
+                        .into_iter()
+                        .filter(|p| p.event.ts <= as_of && !stored.contains(&p.seq))
+                        .map(|p| (p.event.ts, p.seq, p.event)),
+                );
+                events.sort_by_key(|(ts, seq, _)| (*ts, *seq));
+            }
+            Ok(Some((
                 profile,
-                events,
-            }))
+                events.into_iter().map(|(_, _, e)| e).collect(),
+            )))
         })
     }
 
@@ -572,13 +943,25 @@ impl LearnerStore for SqliteStore {
             )
             .map_err(self.err())?;
         tx.commit().map_err(self.err())?;
+        // Still holding the writer, so no merge brings the rows back.
+        let waiting = {
+            let file = self.inbox_file()?;
+            let waiting = file.erase(learner_id)?;
+            self.inbox()?.forget_learner(learner_id);
+            if !file.truncate_log() {
+                self.purge_pending.store(true, Ordering::Relaxed);
+            }
+            waiting
+        };
         self.purge_log(&conn, std::time::Duration::from_secs(2));
-        Ok(events + learners > 0)
+        Ok(events + learners + waiting > 0)
     }
 
     fn compact(&self, cutoff: i64) -> Result<crate::Compacted, StoreError> {
         let cutoff = {
             let mut conn = self.writer()?;
+            // With the inbox file held, no ingest slips a row in under the new cutoff.
+            let _file = self.inbox_file()?;
             let tx = conn
                 .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
                 .map_err(self.err())?;
@@ -591,6 +974,8 @@ impl LearnerStore for SqliteStore {
             tx.commit().map_err(self.err())?;
             cutoff
         };
+        // Rows before the cutoff may still wait in the inbox: merge them first.
+        self.merge_now()?;
         let learners: Vec<String> = self.read(|conn| {
             conn.prepare("SELECT DISTINCT learner_id FROM events WHERE ts < ?1")
                 .and_then(|mut s| {
@@ -612,24 +997,28 @@ impl LearnerStore for SqliteStore {
 
     fn purge(&self) -> Result<String, StoreError> {
         let conn = self.writer()?;
+        let inbox_done = self.inbox_file()?.truncate_log();
         self.purge_log(&conn, std::time::Duration::from_secs(10));
-        Ok(if self.purge_pending.load(Ordering::Relaxed) {
-            "erased content is overwritten in the database file; the write-ahead log could not be truncated (readers held it): the next write retries".into()
-        } else {
-            "erased content is overwritten in the database file and the write-ahead log is truncated".into()
-        })
+        Ok(
+            if !inbox_done || self.purge_pending.load(Ordering::Relaxed) {
+                "erased content is overwritten in the database files; a write-ahead log could not be truncated (readers held it): the next write retries".into()
+            } else {
+                "erased content is overwritten in the database files and their write-ahead logs are truncated".into()
+            },
+        )
     }
 
     fn counts(&self) -> Result<(u64, u64), StoreError> {
-        self.read(|conn| {
-            let learners: i64 = conn
-                .query_row("SELECT count(*) FROM learners", [], |r| r.get(0))
-                .map_err(self.err())?;
-            let events: i64 = conn
-                .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
-                .map_err(self.err())?;
-            Ok((learners as u64, events as u64))
-        })
+        // The writer and the inbox together: no merge is half done.
+        let conn = self.writer()?;
+        let waiting = self.inbox()?.len().1 as u64;
+        let learners: i64 = conn
+            .query_row("SELECT count(*) FROM learners", [], |r| r.get(0))
+            .map_err(self.err())?;
+        let events: i64 = conn
+            .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
+            .map_err(self.err())?;
+        Ok((learners as u64, events as u64 + waiting))
     }
 
     fn describe(&self) -> String {
@@ -784,7 +1173,7 @@ mod tests {
                 .map(|i| row("L1", Some(&format!("e{i}")), "2026-01-02T00:00:00Z"))
                 .collect();
             store.ingest(&rows).unwrap();
-            let conn = store.writer().unwrap();
+            let conn = store.inner.writer().unwrap();
             conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
                 .unwrap();
         }
@@ -886,5 +1275,124 @@ mod tests {
             500
         );
         assert_eq!(holding(), 0, "a file still holds the erased learner");
+    }
+
+    #[test]
+    fn merges_move_the_inbox_into_the_table_and_reads_never_miss_or_double_a_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let store = SqliteStore::open_merging_at(&path, 7).unwrap();
+        let learners = ["A", "B", "C"];
+        for l in learners {
+            store
+                .put_profile(l, &profile("2026-01-01T00:00:00Z"))
+                .unwrap();
+        }
+        let event = |l: &str, i: usize| {
+            row(
+                l,
+                Some(&format!("{l}-{i}")),
+                &churn_core::format_timestamp(
+                    churn_core::parse_timestamp("2026-01-02T00:00:00Z").unwrap()
+                        + (i as i64 % 5) * 60_000,
+                ),
+            )
+        };
+        // A reader checks every history while batches arrive and merges run.
+        let done = AtomicBool::new(false);
+        let acknowledged = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                while !done.load(Ordering::Relaxed) {
+                    let floor = acknowledged.load(Ordering::SeqCst);
+                    let n = store.history("A", i64::MAX).unwrap().unwrap().events.len();
+                    let ceiling = acknowledged.load(Ordering::SeqCst) + 4;
+                    assert!(n >= floor, "a read missed acknowledged rows: {n} < {floor}");
+                    assert!(n <= ceiling, "a read doubled rows: {n} > {ceiling}");
+                }
+            });
+            for k in 0..60 {
+                let batch: Vec<IngestRow> = (0..4)
+                    .flat_map(|j| learners.map(|l| event(l, k * 4 + j)))
+                    .collect();
+                let outcomes = store.ingest(&batch).unwrap();
+                assert!(outcomes.iter().all(|o| *o == RowOutcome::Accepted));
+                acknowledged.fetch_add(4, Ordering::SeqCst);
+                if k % 9 == 0 {
+                    store.merge().unwrap();
+                }
+            }
+            done.store(true, Ordering::Relaxed);
+        });
+        let before_merge = store.history("B", i64::MAX).unwrap().unwrap();
+        store.merge().unwrap();
+        assert_eq!(store.inner.inbox().unwrap().len(), (0, 0));
+        let after_merge = store.history("B", i64::MAX).unwrap().unwrap();
+        // Debug text: NaN measures compare equal there.
+        assert!(
+            format!("{before_merge:?}") == format!("{after_merge:?}"),
+            "a merge changed a history"
+        );
+        assert_eq!(after_merge.events.len(), 240);
+        assert!(after_merge.events.windows(2).all(|w| w[0].ts <= w[1].ts));
+        assert_eq!(store.counts().unwrap(), (3, 720));
+        // Retries of merged and waiting rows alike are duplicates.
+        assert_eq!(
+            store.ingest(&[event("A", 0), event("C", 239)]).unwrap(),
+            vec![RowOutcome::Duplicate; 2]
+        );
+        // Half in the table, half in the inbox: erase leaves no byte.
+        let fresh: Vec<IngestRow> = (240..250).map(|i| event("C", i)).collect();
+        store.ingest(&fresh).unwrap();
+        assert!(store.inner.inbox().unwrap().len().1 > 0);
+        assert!(store.erase("C").unwrap());
+        assert_eq!(files_holding(dir.path(), "C-24"), 0);
+        assert!(store.history("C", i64::MAX).unwrap().is_none());
+        // Reopened, the waiting rows are read back from the inbox file.
+        store.ingest(&[event("A", 1000)]).unwrap();
+        drop(store);
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(
+            store.history("A", i64::MAX).unwrap().unwrap().events.len(),
+            241
+        );
+        assert_eq!(store.counts().unwrap(), (2, 481));
+        assert_eq!(
+            store.ingest(&[event("A", 1000)]).unwrap(),
+            vec![RowOutcome::Duplicate]
+        );
+    }
+
+    #[test]
+    fn a_merge_cut_short_by_a_crash_counts_nothing_twice_after_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        {
+            let store = SqliteStore::open_merging_at(&path, 1_000_000).unwrap();
+            store
+                .put_profile("L1", &profile("2026-01-01T00:00:00Z"))
+                .unwrap();
+            let rows: Vec<IngestRow> = (0..50)
+                .map(|i| row("L1", Some(&format!("e{i}")), "2026-01-02T00:00:00Z"))
+                .collect();
+            store.ingest(&rows).unwrap();
+            // The table gets the rows; the crash comes before the inbox forgets them.
+            let waiting = store.inner.inbox().unwrap().unmerged_rows();
+            store.inner.merge_chunk(&waiting[..30]).unwrap();
+            assert_eq!(
+                store.history("L1", i64::MAX).unwrap().unwrap().events.len(),
+                50,
+                "read once whether in the table, the inbox or both"
+            );
+        }
+        let store = SqliteStore::open_merging_at(&path, 1_000_000).unwrap();
+        assert_eq!(store.inner.inbox().unwrap().len(), (20, 20));
+        assert_eq!(store.counts().unwrap(), (1, 50));
+        assert_eq!(
+            store.history("L1", i64::MAX).unwrap().unwrap().events.len(),
+            50
+        );
+        store.merge().unwrap();
+        assert_eq!(store.counts().unwrap(), (1, 50));
     }
 }

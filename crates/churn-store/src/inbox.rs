@@ -1,0 +1,367 @@
+//! The embedded store's inbox: events as they arrive, appended to a file of
+//! their own in arrival order, and held in memory by learner until a merge
+//! moves them into the store's table clustered by learner.
+//!
+//! Why: in a table clustered by learner, a batch that interleaves many
+//! learners dirties one B-tree page per row (plus one of the event-id
+//! index), so a durable commit of 1,000 such rows writes about 2,000 pages.
+//! Appended in arrival order, the same batch fills a few pages at the end of
+//! one table. The merge then writes many batches' rows sorted by learner, so
+//! each page of the clustered table is written once for all the rows it
+//! gets. The memory copy is what reads and idempotency checks see; the file
+//! is what survives a crash (it is read back at open).
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OpenFlags, params};
+
+use crate::{ContractEvent, StoreError};
+
+/// One event waiting in the inbox.
+#[derive(Debug, Clone)]
+pub(crate) struct Pending {
+    /// Arrival order, unique across the store (the clustered table keeps it).
+    pub seq: i64,
+    pub event_id: Option<String>,
+    pub event: ContractEvent,
+    /// Already written to the clustered table by a merge whose clean-up has
+    /// not run yet.
+    pub merged: bool,
+}
+
+/// The inbox file. The store keeps it behind a mutex that also orders
+/// ingests (appends are fsynced under it).
+pub(crate) struct InboxFile {
+    path: PathBuf,
+    conn: Connection,
+}
+
+/// The inbox's rows in memory: what reads and idempotency checks see. The
+/// store keeps it behind a mutex of its own, held only briefly (never across
+/// an fsync), so reads do not wait for ingests.
+pub(crate) struct Inbox {
+    by_learner: HashMap<String, Vec<Pending>>,
+    event_ids: HashSet<String>,
+    rows: usize,
+    unmerged: usize,
+    next_seq: i64,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS inbox (
+    seq INTEGER PRIMARY KEY,
+    learner_id TEXT NOT NULL,
+    event_id TEXT,
+    ts INTEGER NOT NULL,
+    event_type TEXT NOT NULL,
+    course_id TEXT,
+    count INTEGER NOT NULL,
+    duration_s REAL,
+    score REAL,
+    amount REAL,
+    latency_ms REAL,
+    stalls REAL
+);";
+
+fn measure(v: f64) -> Option<f64> {
+    (!v.is_nan()).then_some(v)
+}
+
+impl InboxFile {
+    /// Opens (or creates) the inbox file at `path`, and reads its rows back
+    /// into an [`Inbox`] whose new rows are numbered from `next_seq` on (or
+    /// after the file's last).
+    pub fn open(
+        path: &Path,
+        next_seq: i64,
+        configure: impl Fn(&Connection) -> Result<(), StoreError>,
+    ) -> Result<(InboxFile, Inbox), StoreError> {
+        let corrupt = |e: rusqlite::Error| StoreError::Corrupt {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        };
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(corrupt)?;
+        configure(&conn)?;
+        conn.execute_batch(SCHEMA).map_err(corrupt)?;
+        let mut inbox = Inbox {
+            by_learner: HashMap::new(),
+            event_ids: HashSet::new(),
+            rows: 0,
+            unmerged: 0,
+            next_seq,
+        };
+        let rows: Vec<(String, Pending)> = conn
+            .prepare(
+                "SELECT learner_id, seq, event_id, ts, event_type, course_id, count, duration_s, score, amount, latency_ms, stalls
+                 FROM inbox ORDER BY seq",
+            )
+            .and_then(|mut select| {
+                select
+                    .query_map([], |r| {
+                        let nan = |v: Option<f64>| v.unwrap_or(f64::NAN);
+                        Ok((
+                            r.get(0)?,
+                            Pending {
+                                seq: r.get(1)?,
+                                event_id: r.get(2)?,
+                                event: ContractEvent {
+                                    ts: r.get(3)?,
+                                    event_type: r.get(4)?,
+                                    course_id: r.get(5)?,
+                                    count: r.get(6)?,
+                                    duration_s: nan(r.get(7)?),
+                                    score: nan(r.get(8)?),
+                                    amount: nan(r.get(9)?),
+                                    latency_ms: nan(r.get(10)?),
+                                    stalls: nan(r.get(11)?),
+                                },
+                                merged: false,
+                            },
+                        ))
+                    })?
+                    .collect::<Result<_, _>>()
+            })
+            .map_err(corrupt)?;
+        for (learner, pending) in rows {
+            inbox.remember(learner, pending);
+        }
+        Ok((
+            InboxFile {
+                path: path.to_owned(),
+                conn,
+            },
+            inbox,
+        ))
+    }
+
+    fn err(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+        move |e| StoreError::Engine {
+            store: self.path.display().to_string(),
+            reason: e.to_string(),
+        }
+    }
+
+    /// Appends rows numbered from `first` on, in one durable commit.
+    pub fn append(
+        &self,
+        first: i64,
+        rows: &[(String, Option<String>, ContractEvent)],
+    ) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let tx = self.conn.unchecked_transaction().map_err(self.err())?;
+        {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT INTO inbox (seq, learner_id, event_id, ts, event_type, course_id, count, duration_s, score, amount, latency_ms, stalls)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                )
+                .map_err(self.err())?;
+            for (i, (learner, event_id, e)) in rows.iter().enumerate() {
+                insert
+                    .execute(params![
+                        first + i as i64,
+                        learner,
+                        event_id,
+                        e.ts,
+                        e.event_type,
+                        e.course_id,
+                        e.count,
+                        measure(e.duration_s),
+                        measure(e.score),
+                        measure(e.amount),
+                        measure(e.latency_ms),
+                        measure(e.stalls),
+                    ])
+                    .map_err(self.err())?;
+            }
+        }
+        tx.commit().map_err(self.err())
+    }
+
+    /// Deletes rows by arrival number, in one commit.
+    pub fn delete(&self, mut seqs: Vec<i64>) -> Result<(), StoreError> {
+        if seqs.is_empty() {
+            return Ok(());
+        }
+        seqs.sort_unstable();
+        let tx = self.conn.unchecked_transaction().map_err(self.err())?;
+        {
+            let mut delete = tx
+                .prepare_cached("DELETE FROM inbox WHERE seq = ?1")
+                .map_err(self.err())?;
+            for seq in seqs {
+                delete.execute(params![seq]).map_err(self.err())?;
+            }
+        }
+        tx.commit().map_err(self.err())
+    }
+
+    /// Deletes a learner's rows; how many there were.
+    pub fn erase(&self, learner: &str) -> Result<usize, StoreError> {
+        self.conn
+            .execute("DELETE FROM inbox WHERE learner_id = ?1", params![learner])
+            .map_err(self.err())
+    }
+
+    /// Checkpoints the inbox's log into its file and truncates it (after an
+    /// erase); false when readers kept it from finishing.
+    pub fn truncate_log(&self) -> bool {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .is_ok_and(|busy| busy == 0)
+    }
+}
+
+impl Inbox {
+    fn remember(&mut self, learner: String, pending: Pending) {
+        self.next_seq = self.next_seq.max(pending.seq + 1);
+        if let Some(id) = &pending.event_id {
+            self.event_ids.insert(id.clone());
+        }
+        self.rows += 1;
+        self.unmerged += 1;
+        self.by_learner.entry(learner).or_default().push(pending);
+    }
+
+    /// The next arrival number; at least `floor` from now on.
+    pub fn next_seq(&mut self, floor: i64) -> i64 {
+        self.next_seq = self.next_seq.max(floor);
+        self.next_seq
+    }
+
+    /// Numbers for `n` rows: the first of them.
+    pub fn reserve(&mut self, n: usize) -> i64 {
+        let first = self.next_seq;
+        self.next_seq += n as i64;
+        first
+    }
+
+    /// Whether an event id waits here.
+    pub fn holds_event_id(&self, id: &str) -> bool {
+        self.event_ids.contains(id)
+    }
+
+    /// Keeps rows numbered from `first` on (appended to the file already).
+    pub fn remember_all(&mut self, first: i64, rows: Vec<(String, Option<String>, ContractEvent)>) {
+        for (i, (learner, event_id, event)) in rows.into_iter().enumerate() {
+            self.remember(
+                learner,
+                Pending {
+                    seq: first + i as i64,
+                    event_id,
+                    event,
+                    merged: false,
+                },
+            );
+        }
+    }
+
+    /// A learner's waiting events, in arrival order.
+    pub fn of_learner(&self, learner: &str) -> Vec<Pending> {
+        self.by_learner.get(learner).cloned().unwrap_or_default()
+    }
+
+    /// Rows waiting, merged or not; rows not merged yet.
+    pub fn len(&self) -> (usize, usize) {
+        (self.rows, self.unmerged)
+    }
+
+    /// Every row not merged yet, with its learner, sorted by (learner, ts,
+    /// seq): what a merge writes.
+    pub fn unmerged_rows(&self) -> Vec<(String, Pending)> {
+        let mut learners: Vec<&String> = self.by_learner.keys().collect();
+        learners.sort_unstable();
+        let mut out = Vec::with_capacity(self.unmerged);
+        for learner in learners {
+            let mut rows: Vec<&Pending> = self.by_learner[learner]
+                .iter()
+                .filter(|p| !p.merged)
+                .collect();
+            rows.sort_by_key(|p| (p.event.ts, p.seq));
+            out.extend(rows.into_iter().map(|p| (learner.clone(), p.clone())));
+        }
+        out
+    }
+
+    /// Whether the row `seq` of `learner` still waits unmerged (not erased).
+    pub fn waits(&self, learner: &str, seq: i64) -> bool {
+        // A learner's rows are kept in arrival order.
+        self.by_learner.get(learner).is_some_and(|rows| {
+            rows.binary_search_by_key(&seq, |p| p.seq)
+                .is_ok_and(|i| !rows[i].merged)
+        })
+    }
+
+    /// Notes that these rows are in the clustered table now.
+    pub fn mark_merged(&mut self, rows: &[(String, i64)]) {
+        for (learner, seq) in rows {
+            if let Some(list) = self.by_learner.get_mut(learner)
+                && let Ok(i) = list.binary_search_by_key(seq, |p| p.seq)
+                && !list[i].merged
+            {
+                list[i].merged = true;
+                self.unmerged -= 1;
+            }
+        }
+    }
+
+    /// The merged rows' numbers (to delete from the file).
+    pub fn merged_seqs(&self) -> Vec<i64> {
+        self.by_learner
+            .values()
+            .flatten()
+            .filter(|p| p.merged)
+            .map(|p| p.seq)
+            .collect()
+    }
+
+    /// Forgets the merged rows (deleted from the file already).
+    pub fn forget_merged(&mut self) {
+        let mut removed = 0;
+        let event_ids = &mut self.event_ids;
+        self.by_learner.retain(|_, rows| {
+            rows.retain(|p| {
+                if p.merged {
+                    removed += 1;
+                    if let Some(id) = &p.event_id {
+                        event_ids.remove(id);
+                    }
+                }
+                !p.merged
+            });
+            !rows.is_empty()
+        });
+        self.rows -= removed;
+    }
+
+    /// Forgets a learner's rows (erased from the file already).
+    pub fn forget_learner(&mut self, learner: &str) {
+        if let Some(rows) = self.by_learner.remove(learner) {
+            for p in &rows {
+                if let Some(id) = &p.event_id {
+                    self.event_ids.remove(id);
+                }
+                if !p.merged {
+                    self.unmerged -= 1;
+                }
+            }
+            self.rows -= rows.len();
+        }
+    }
+
+    /// The learners with rows waiting.
+    pub fn learners(&self) -> Vec<String> {
+        self.by_learner.keys().cloned().collect()
+    }
+}
