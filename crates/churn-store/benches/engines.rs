@@ -26,7 +26,8 @@ fn rows(learners: usize, per_learner: usize) -> Vec<IngestRow> {
         .flat_map(|i| {
             (0..learners).map(move |l| IngestRow {
                 learner_id: format!("L{l:06}"),
-                event_id: Some(format!("L{l:06}-{i}")),
+                // Ids in no relation to learners' order, as clients make them.
+                event_id: Some(format!("{:016x}", scramble((l * per_learner + i) as u64))),
                 event: ContractEvent {
                     ts: start + (i as i64) * 3_600_000 + l as i64,
                     event_type: "video_watched".into(),
@@ -41,6 +42,13 @@ fn rows(learners: usize, per_learner: usize) -> Vec<IngestRow> {
             })
         })
         .collect()
+}
+
+/// A bijection of u64 (splitmix64's finaliser): distinct ids in a random-looking order.
+fn scramble(mut x: u64) -> u64 {
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
 }
 
 fn encode(e: &ContractEvent) -> Vec<u8> {

@@ -42,7 +42,8 @@ pub(crate) struct InboxFile {
 /// an fsync), so reads do not wait for ingests.
 pub(crate) struct Inbox {
     by_learner: HashMap<String, Vec<Pending>>,
-    event_ids: HashSet<String>,
+    /// (learner, event id) of the rows waiting.
+    event_ids: HashSet<(String, String)>,
     rows: usize,
     unmerged: usize,
     next_seq: i64,
@@ -227,7 +228,7 @@ impl Inbox {
     fn remember(&mut self, learner: String, pending: Pending) {
         self.next_seq = self.next_seq.max(pending.seq + 1);
         if let Some(id) = &pending.event_id {
-            self.event_ids.insert(id.clone());
+            self.event_ids.insert((learner.clone(), id.clone()));
         }
         self.rows += 1;
         self.unmerged += 1;
@@ -247,9 +248,10 @@ impl Inbox {
         first
     }
 
-    /// Whether an event id waits here.
-    pub fn holds_event_id(&self, id: &str) -> bool {
-        self.event_ids.contains(id)
+    /// Whether a learner's event id waits here.
+    pub fn holds_event_id(&self, learner: &str, id: &str) -> bool {
+        self.event_ids
+            .contains(&(learner.to_owned(), id.to_owned()))
     }
 
     /// Keeps rows numbered from `first` on (appended to the file already).
@@ -330,12 +332,12 @@ impl Inbox {
     pub fn forget_merged(&mut self) {
         let mut removed = 0;
         let event_ids = &mut self.event_ids;
-        self.by_learner.retain(|_, rows| {
+        self.by_learner.retain(|learner, rows| {
             rows.retain(|p| {
                 if p.merged {
                     removed += 1;
                     if let Some(id) = &p.event_id {
-                        event_ids.remove(id);
+                        event_ids.remove(&(learner.clone(), id.clone()));
                     }
                 }
                 !p.merged
@@ -350,7 +352,7 @@ impl Inbox {
         if let Some(rows) = self.by_learner.remove(learner) {
             for p in &rows {
                 if let Some(id) = &p.event_id {
-                    self.event_ids.remove(id);
+                    self.event_ids.remove(&(learner.to_owned(), id.clone()));
                 }
                 if !p.merged {
                     self.unmerged -= 1;

@@ -3,7 +3,8 @@
 //! Durable means what PostgreSQL's commit means (`synchronous_commit` on,
 //! the server's default): `ingest` returns once the batch's commit record is
 //! flushed. A batch is one transaction, so it is all there or absent.
-//! Idempotency is a unique index on `event_id` (`ON CONFLICT DO NOTHING`);
+//! Idempotency is a unique index on (`learner_id`, `event_id`) (`ON
+//! CONFLICT DO NOTHING`);
 //! ingest takes a share lock on each learner's profile row, so an erase and
 //! an ingest of the same learner never interleave. Erased rows are gone from
 //! every query at once; their bytes stay in table and index pages (a plain
@@ -46,7 +47,8 @@ CREATE TABLE IF NOT EXISTS churn_events (
     latency_ms double precision,
     stalls double precision
 );
-CREATE UNIQUE INDEX IF NOT EXISTS churn_events_by_event_id ON churn_events (event_id) WHERE event_id IS NOT NULL;
+CREATE UNIQUE INDEX IF NOT EXISTS churn_events_by_learner_event_id ON churn_events (learner_id, event_id) WHERE event_id IS NOT NULL;
+DROP INDEX IF EXISTS churn_events_by_event_id;
 CREATE INDEX IF NOT EXISTS churn_events_by_learner ON churn_events (learner_id, ts, seq);
 ";
 
@@ -365,13 +367,13 @@ impl LearnerStore for PostgresStore {
             let types: Vec<&str> = stored.iter().map(|r| r.event.event_type.as_str()).collect();
             let courses: Vec<Option<&str>> = stored.iter().map(|r| r.event.course_id.as_deref()).collect();
             let counts: Vec<i64> = stored.iter().map(|r| i64::from(r.event.count)).collect();
-            let inserted: Vec<Option<String>> = tx
+            let inserted: Vec<(String, Option<String>)> = tx
                 .query(
                     "INSERT INTO churn_events (learner_id, event_id, ts, event_type, course_id, count, duration_s, score, amount, latency_ms, stalls)
                      SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::bigint[],
                                           $7::float8[], $8::float8[], $9::float8[], $10::float8[], $11::float8[])
-                     ON CONFLICT (event_id) WHERE event_id IS NOT NULL DO NOTHING
-                     RETURNING event_id",
+                     ON CONFLICT (learner_id, event_id) WHERE event_id IS NOT NULL DO NOTHING
+                     RETURNING learner_id, event_id",
                     &[
                         &learner_ids,
                         &event_ids,
@@ -388,15 +390,20 @@ impl LearnerStore for PostgresStore {
                 )
                 .map_err(&err)?
                 .iter()
-                .map(|row| self.get(row, 0))
+                .map(|row| Ok((self.get(row, 0)?, self.get(row, 1)?)))
                 .collect::<Result<_, StoreError>>()?;
-            // Of rows sharing an event_id in one batch, the first is the one stored.
-            let mut fresh: HashSet<String> = inserted.into_iter().flatten().collect();
+            // Of a learner's rows sharing an event_id in one batch, the first is the one stored.
+            let mut fresh: HashSet<(String, String)> = inserted
+                .into_iter()
+                .filter_map(|(learner, id)| Some((learner, id?)))
+                .collect();
             let mut stored_rows = rows.iter().zip(outcomes.iter_mut()).filter(|(_, o)| o.is_none());
             for (row, outcome) in &mut stored_rows {
                 *outcome = Some(match &row.event_id {
                     None => RowOutcome::Accepted,
-                    Some(id) if fresh.remove(id) => RowOutcome::Accepted,
+                    Some(id) if fresh.remove(&(row.learner_id.clone(), id.clone())) => {
+                        RowOutcome::Accepted
+                    }
                     Some(_) => RowOutcome::Duplicate,
                 });
             }

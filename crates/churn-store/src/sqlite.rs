@@ -1,12 +1,17 @@
-//! The embedded learner store: one SQLite file in WAL mode.
+//! The embedded learner store: a SQLite file in WAL mode (profiles and the
+//! events clustered by learner) and its inbox beside it (`<path>-inbox`,
+//! events in arrival order; see [`crate::inbox`]).
 //!
 //! Durable means: `synchronous = FULL`, so every commit fsyncs the
 //! write-ahead log before `ingest` returns; a power cut loses nothing that
 //! was acknowledged, and a batch that was not committed leaves no row.
-//! Writes go through one connection (SQLite has one writer at a time);
-//! reads take a connection from a pool and see one consistent snapshot.
-//! `secure_delete` overwrites erased content, and an erase truncates the
-//! log, so an erased learner's bytes are gone from both files.
+//! Ingest appends to the inbox; a merge thread moves inbox rows into the
+//! clustered table in large transactions sorted by learner. Writes to each
+//! file go through one connection (SQLite has one writer at a time); reads
+//! take a connection from a pool, read the learner's inbox rows, then the
+//! table in one snapshot, and keep one copy of a row found in both.
+//! `secure_delete` overwrites erased content, and an erase truncates both
+//! files' logs, so an erased learner's bytes are gone from every file.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -51,10 +56,18 @@ CREATE TABLE events (
     stalls REAL,
     PRIMARY KEY (learner_id, ts, seq)
 ) WITHOUT ROWID;
-CREATE UNIQUE INDEX events_by_event_id ON events(event_id) WHERE event_id IS NOT NULL;
+CREATE UNIQUE INDEX events_by_learner_event_id ON events(learner_id, event_id) WHERE event_id IS NOT NULL;
 CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
 INSERT INTO counters VALUES ('next_seq', 0);
 ";
+
+/// Stores made before event ids were scoped to their learner index them
+/// alone; opening moves them to the per-learner index (once).
+const EVENT_ID_PER_LEARNER: &str = "
+BEGIN;
+CREATE UNIQUE INDEX IF NOT EXISTS events_by_learner_event_id ON events(learner_id, event_id) WHERE event_id IS NOT NULL;
+DROP INDEX IF EXISTS events_by_event_id;
+COMMIT;";
 
 /// Stores older than retention lack this counter; opening adds it.
 const RETENTION_COUNTER: &str =
@@ -268,6 +281,8 @@ impl Inner {
             }
             configure(&conn, path)?;
             conn.execute_batch(RETENTION_COUNTER)
+                .map_err(engine(path))?;
+            conn.execute_batch(EVENT_ID_PER_LEARNER)
                 .map_err(engine(path))?;
         } else {
             configure(&conn, path)?;
@@ -731,7 +746,7 @@ impl Inner {
                 .map(|r| {
                     r.event_id
                         .as_deref()
-                        .is_some_and(|id| inbox.holds_event_id(id))
+                        .is_some_and(|id| inbox.holds_event_id(&r.learner_id, id))
                 })
                 .collect()
         };
@@ -742,10 +757,11 @@ impl Inner {
                 .prepare_cached("SELECT signup_at FROM learners WHERE learner_id = ?1")
                 .map_err(self.err())?;
             let mut stored_id = tx
-                .prepare_cached("SELECT 1 FROM events WHERE event_id = ?1")
+                .prepare_cached("SELECT 1 FROM events WHERE learner_id = ?1 AND event_id = ?2")
                 .map_err(self.err())?;
             let mut signups: HashMap<&str, Option<i64>> = HashMap::new();
-            let mut fresh: std::collections::HashSet<&str> = std::collections::HashSet::new();
+            let mut fresh: std::collections::HashSet<(&str, &str)> =
+                std::collections::HashSet::new();
             let mut outcomes = Vec::with_capacity(rows.len());
             let mut accepted = Vec::new();
             for (row, waits) in rows.iter().zip(waiting) {
@@ -767,8 +783,10 @@ impl Inner {
                     Some(_) => match &row.event_id {
                         Some(id)
                             if waits
-                                || !fresh.insert(id.as_str())
-                                || stored_id.exists(params![id]).map_err(self.err())? =>
+                                || !fresh.insert((row.learner_id.as_str(), id.as_str()))
+                                || stored_id
+                                    .exists(params![row.learner_id, id])
+                                    .map_err(self.err())? =>
                         {
                             RowOutcome::Duplicate
                         }
@@ -1394,5 +1412,32 @@ mod tests {
         );
         store.merge().unwrap();
         assert_eq!(store.counts().unwrap(), (1, 50));
+    }
+
+    #[test]
+    fn a_store_of_global_event_ids_moves_to_per_learner_ids_when_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            let old = SCHEMA.replace(
+                "CREATE UNIQUE INDEX events_by_learner_event_id ON events(learner_id, event_id)",
+                "CREATE UNIQUE INDEX events_by_event_id ON events(event_id)",
+            );
+            conn.execute_batch(&format!(
+                "BEGIN; {old} PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = {FORMAT}; COMMIT;"
+            ))
+            .unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        let indexes: Vec<String> = store
+            .inner
+            .read(|conn| {
+                conn.prepare("SELECT name FROM sqlite_schema WHERE type = 'index' AND name LIKE 'events_by%'")
+                    .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect::<Result<_, _>>())
+                    .map_err(store.inner.err())
+            })
+            .unwrap();
+        assert_eq!(indexes, vec!["events_by_learner_event_id".to_string()]);
     }
 }

@@ -117,6 +117,29 @@ fn behaves_as_a_learner_store(store: &dyn LearnerStore) {
         vec![UnknownLearner],
         "an erased learner's events are refused until its profile comes back"
     );
+    // An event id is a learner's: another learner may use the same one.
+    for l in ["L2", "L3"] {
+        store
+            .put_profile(l, &profile("2026-01-01T00:00:00Z"))
+            .expect("put");
+    }
+    assert_eq!(
+        store
+            .ingest(&[
+                row("L2", Some("same"), "2026-01-02T00:00:00Z"),
+                row("L3", Some("same"), "2026-01-02T00:00:00Z"),
+                row("L2", Some("same"), "2026-01-03T00:00:00Z"),
+            ])
+            .expect("ingest"),
+        vec![Accepted, Accepted, Duplicate]
+    );
+    assert_eq!(
+        store
+            .ingest(&[row("L3", Some("same"), "2026-01-04T00:00:00Z")])
+            .expect("retry"),
+        vec![Duplicate]
+    );
+    assert!(store.erase("L2").expect("erase") && store.erase("L3").expect("erase"));
 }
 
 /// How many files under `dir` hold the bytes of `text`.
