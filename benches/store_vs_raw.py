@@ -287,7 +287,8 @@ def main() -> int:
     for suffix in ("", "-wal", "-shm"):
         Path(f"{store}{suffix}").unlink(missing_ok=True)
     load(churn, sim, str(store), work, args.learners, "embedded (SQLite)")
-    print(f"  store file {store.stat().st_size / 2**20:,.0f} MiB")
+    files = sorted(store.parent.glob(store.name + "*"))
+    print(f"  store files {sum(f.stat().st_size for f in files) / 2**20:,.0f} MiB ({', '.join(f.name for f in files)})")
     events = pd.read_parquet(sim / "events.parquet", columns=["learner_id"])
     counts = events["learner_id"].value_counts()
     print(f"most active learner: {counts.index[0]} ({counts.iloc[0]} events)")

@@ -11,8 +11,9 @@
 //! Invariants every store keeps:
 //! - a batch of events commits whole or not at all, and `ingest` returns only
 //!   once its commit is durable (an acknowledged event survives a crash);
-//! - an `event_id` is stored at most once: a retried batch is reported as
-//!   duplicates, never stored twice;
+//! - an `event_id` is stored at most once per learner: a retried batch is
+//!   reported as duplicates, never stored twice (two learners' events that
+//!   share an id are both kept);
 //! - events belong to a learner whose profile is stored, at or after its
 //!   `signup_at`;
 //! - after `compact(cutoff)`, a learner's events before the cutoff are
@@ -72,7 +73,8 @@ pub enum StoreError {
 #[derive(Debug, Clone, PartialEq)]
 pub struct IngestRow {
     pub learner_id: String,
-    /// Makes a retry idempotent: an id already stored is a duplicate.
+    /// Makes a retry idempotent: an id already stored for this learner is a
+    /// duplicate.
     pub event_id: Option<String>,
     pub event: ContractEvent,
 }
@@ -82,7 +84,8 @@ pub struct IngestRow {
 pub enum RowOutcome {
     /// Stored (durable once `ingest` returns).
     Accepted,
-    /// Its `event_id` was already stored (or earlier in the same batch).
+    /// Its `event_id` was already stored for its learner (or earlier in the
+    /// same batch).
     Duplicate,
     /// No profile is stored for its learner.
     UnknownLearner,
