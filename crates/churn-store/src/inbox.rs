@@ -18,6 +18,50 @@ use rusqlite::{Connection, OpenFlags, params};
 
 use crate::{ContractEvent, StoreError};
 
+/// The event in columns `first..first + 9` of a row: (ts, event_type,
+/// course_id, count, duration_s, score, amount, latency_ms, stalls), NULL
+/// measures as NaN.
+pub(crate) fn event_at(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<ContractEvent> {
+    let nan = |v: Option<f64>| v.unwrap_or(f64::NAN);
+    Ok(ContractEvent {
+        ts: r.get(first)?,
+        event_type: r.get(first + 1)?,
+        course_id: r.get(first + 2)?,
+        count: r.get(first + 3)?,
+        duration_s: nan(r.get(first + 4)?),
+        score: nan(r.get(first + 5)?),
+        amount: nan(r.get(first + 6)?),
+        latency_ms: nan(r.get(first + 7)?),
+        stalls: nan(r.get(first + 8)?),
+    })
+}
+
+/// Runs an insert whose parameters are (learner_id, event_id, ts,
+/// event_type, course_id, count, duration_s, score, amount, latency_ms,
+/// stalls, seq): the inbox's and the clustered table's.
+pub(crate) fn insert_row(
+    insert: &mut rusqlite::CachedStatement<'_>,
+    learner: &str,
+    event_id: Option<&str>,
+    e: &ContractEvent,
+    seq: i64,
+) -> rusqlite::Result<usize> {
+    insert.execute(params![
+        learner,
+        event_id,
+        e.ts,
+        e.event_type,
+        e.course_id,
+        e.count,
+        crate::nullable(e.duration_s),
+        crate::nullable(e.score),
+        crate::nullable(e.amount),
+        crate::nullable(e.latency_ms),
+        crate::nullable(e.stalls),
+        seq,
+    ])
+}
+
 /// One event waiting in the inbox.
 #[derive(Debug, Clone)]
 pub(crate) struct Pending {
@@ -65,10 +109,6 @@ CREATE TABLE IF NOT EXISTS inbox (
     stalls REAL
 );";
 
-fn measure(v: f64) -> Option<f64> {
-    (!v.is_nan()).then_some(v)
-}
-
 impl InboxFile {
     /// Opens (or creates) the inbox file at `path`, and reads its rows back
     /// into an [`Inbox`] whose new rows are numbered from `next_seq` on (or
@@ -106,23 +146,12 @@ impl InboxFile {
             .and_then(|mut select| {
                 select
                     .query_map([], |r| {
-                        let nan = |v: Option<f64>| v.unwrap_or(f64::NAN);
                         Ok((
                             r.get(0)?,
                             Pending {
                                 seq: r.get(1)?,
                                 event_id: r.get(2)?,
-                                event: ContractEvent {
-                                    ts: r.get(3)?,
-                                    event_type: r.get(4)?,
-                                    course_id: r.get(5)?,
-                                    count: r.get(6)?,
-                                    duration_s: nan(r.get(7)?),
-                                    score: nan(r.get(8)?),
-                                    amount: nan(r.get(9)?),
-                                    latency_ms: nan(r.get(10)?),
-                                    stalls: nan(r.get(11)?),
-                                },
+                                event: event_at(r, 3)?,
                                 merged: false,
                             },
                         ))
@@ -162,27 +191,19 @@ impl InboxFile {
         {
             let mut insert = tx
                 .prepare_cached(
-                    "INSERT INTO inbox (seq, learner_id, event_id, ts, event_type, course_id, count, duration_s, score, amount, latency_ms, stalls)
+                    "INSERT INTO inbox (learner_id, event_id, ts, event_type, course_id, count, duration_s, score, amount, latency_ms, stalls, seq)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
                 )
                 .map_err(self.err())?;
             for (i, (learner, event_id, e)) in rows.iter().enumerate() {
-                insert
-                    .execute(params![
-                        first + i as i64,
-                        learner,
-                        event_id,
-                        e.ts,
-                        e.event_type,
-                        e.course_id,
-                        e.count,
-                        measure(e.duration_s),
-                        measure(e.score),
-                        measure(e.amount),
-                        measure(e.latency_ms),
-                        measure(e.stalls),
-                    ])
-                    .map_err(self.err())?;
+                insert_row(
+                    &mut insert,
+                    learner,
+                    event_id.as_deref(),
+                    e,
+                    first + i as i64,
+                )
+                .map_err(self.err())?;
             }
         }
         tx.commit().map_err(self.err())

@@ -36,6 +36,11 @@ use serde_json::{Map, Value};
 
 pub use contract::{ContractEvent, FieldError, LearnerProfile};
 
+/// A measure as a nullable column: NaN (absent) is NULL.
+pub(crate) fn nullable(v: f64) -> Option<f64> {
+    (!v.is_nan()).then_some(v)
+}
+
 /// Learners compacted per write transaction: ingest waits at most this many
 /// learners' rewrites.
 const COMPACT_CHUNK: usize = 256;

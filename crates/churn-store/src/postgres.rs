@@ -200,11 +200,11 @@ impl PostgresStore {
                         &e.event_type,
                         &e.course_id,
                         &i64::from(e.count),
-                        &measure(e.duration_s),
-                        &measure(e.score),
-                        &measure(e.amount),
-                        &measure(e.latency_ms),
-                        &measure(e.stalls),
+                        &crate::nullable(e.duration_s),
+                        &crate::nullable(e.score),
+                        &crate::nullable(e.amount),
+                        &crate::nullable(e.latency_ms),
+                        &crate::nullable(e.stalls),
                     ],
                 )
                 .map_err(&err)?;
@@ -311,10 +311,6 @@ impl PostgresStore {
     }
 }
 
-fn measure(v: f64) -> Option<f64> {
-    (!v.is_nan()).then_some(v)
-}
-
 fn parse_profile(text: &str, store: &str) -> Result<Map<String, Value>, StoreError> {
     match serde_json::from_str(text) {
         Ok(Value::Object(map)) => Ok(map),
@@ -381,11 +377,11 @@ impl LearnerStore for PostgresStore {
                         &types,
                         &courses,
                         &counts,
-                        &column(&|r| measure(r.event.duration_s)),
-                        &column(&|r| measure(r.event.score)),
-                        &column(&|r| measure(r.event.amount)),
-                        &column(&|r| measure(r.event.latency_ms)),
-                        &column(&|r| measure(r.event.stalls)),
+                        &column(&|r| crate::nullable(r.event.duration_s)),
+                        &column(&|r| crate::nullable(r.event.score)),
+                        &column(&|r| crate::nullable(r.event.amount)),
+                        &column(&|r| crate::nullable(r.event.latency_ms)),
+                        &column(&|r| crate::nullable(r.event.stalls)),
                     ],
                 )
                 .map_err(&err)?

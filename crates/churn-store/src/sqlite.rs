@@ -21,7 +21,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use serde_json::{Map, Value};
 
-use crate::inbox::{Inbox, InboxFile, Pending};
+use crate::inbox::{Inbox, InboxFile, Pending, insert_row};
 use crate::{
     ContractEvent, History, IngestRow, LearnerProfile, LearnerStore, LearnerSummary, PutOutcome,
     RowOutcome, StoreError,
@@ -439,12 +439,7 @@ impl Inner {
             let mut profile = tx
                 .prepare_cached("SELECT count(*) FROM learners WHERE learner_id = ?1")
                 .map_err(self.err())?;
-            let mut insert = tx
-                .prepare_cached(
-                    "INSERT OR IGNORE INTO events (learner_id, event_id, ts, event_type, course_id, count, duration_s, score, amount, latency_ms, stalls, seq)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-                )
-                .map_err(self.err())?;
+            let mut insert = tx.prepare_cached(INSERT_EVENT).map_err(self.err())?;
             for (learner, p) in &still {
                 let is_known = match known.get(learner.as_str()) {
                     Some(k) => *k,
@@ -460,22 +455,7 @@ impl Inner {
                 if !is_known {
                     continue;
                 }
-                let e = &p.event;
-                insert
-                    .execute(params![
-                        learner,
-                        p.event_id,
-                        e.ts,
-                        e.event_type,
-                        e.course_id,
-                        e.count,
-                        measure(e.duration_s),
-                        measure(e.score),
-                        measure(e.amount),
-                        measure(e.latency_ms),
-                        measure(e.stalls),
-                        p.seq,
-                    ])
+                insert_row(&mut insert, learner, p.event_id.as_deref(), &p.event, p.seq)
                     .map_err(self.err())?;
                 last_seq = last_seq.max(p.seq);
             }
@@ -579,12 +559,7 @@ impl Inner {
             let mut delete = tx
                 .prepare_cached("DELETE FROM events WHERE learner_id = ?1 AND ts < ?2")
                 .map_err(self.err())?;
-            let mut insert = tx
-                .prepare_cached(
-                    "INSERT INTO events (learner_id, event_id, ts, event_type, course_id, count, duration_s, score, amount, latency_ms, stalls, seq)
-                     VALUES (?1, NULL, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-                )
-                .map_err(self.err())?;
+            let mut insert = tx.prepare_cached(INSERT_EVENT).map_err(self.err())?;
             for learner in learners {
                 let old = select
                     .query_map(params![learner, cutoff], event_of_row)
@@ -599,21 +574,7 @@ impl Inner {
                     .execute(params![learner, cutoff])
                     .map_err(self.err())?;
                 for e in &summary {
-                    insert
-                        .execute(params![
-                            learner,
-                            e.ts,
-                            e.event_type,
-                            e.course_id,
-                            e.count,
-                            measure(e.duration_s),
-                            measure(e.score),
-                            measure(e.amount),
-                            measure(e.latency_ms),
-                            measure(e.stalls),
-                            seq,
-                        ])
-                        .map_err(self.err())?;
+                    insert_row(&mut insert, learner, None, e, seq).map_err(self.err())?;
                     seq += 1;
                 }
                 done.learners += 1;
@@ -695,23 +656,13 @@ impl Inner {
 /// An event from a row of (ts, event_type, course_id, count, duration_s,
 /// score, amount, latency_ms, stalls).
 fn event_of_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ContractEvent> {
-    let nan = |v: Option<f64>| v.unwrap_or(f64::NAN);
-    Ok(ContractEvent {
-        ts: r.get(0)?,
-        event_type: r.get(1)?,
-        course_id: r.get(2)?,
-        count: r.get(3)?,
-        duration_s: nan(r.get(4)?),
-        score: nan(r.get(5)?),
-        amount: nan(r.get(6)?),
-        latency_ms: nan(r.get(7)?),
-        stalls: nan(r.get(8)?),
-    })
+    crate::inbox::event_at(r, 0)
 }
 
-fn measure(v: f64) -> Option<f64> {
-    (!v.is_nan()).then_some(v)
-}
+/// Inserts one event row into the clustered table (a row already there,
+/// by key or by the learner's event id, is left as it is).
+const INSERT_EVENT: &str = "INSERT OR IGNORE INTO events (learner_id, event_id, ts, event_type, course_id, count, duration_s, score, amount, latency_ms, stalls, seq)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
 
 fn profile_text(profile: &LearnerProfile) -> String {
     Value::Object(profile.json.clone()).to_string()
