@@ -227,6 +227,14 @@ impl InboxFile {
         tx.commit().map_err(self.err())
     }
 
+    /// Deletes every row numbered up to `last`, in one commit.
+    pub fn delete_through(&self, last: i64) -> Result<(), StoreError> {
+        self.conn
+            .execute("DELETE FROM inbox WHERE seq <= ?1", params![last])
+            .map(|_| ())
+            .map_err(self.err())
+    }
+
     /// Deletes a learner's rows; how many there were.
     pub fn erase(&self, learner: &str) -> Result<usize, StoreError> {
         self.conn

@@ -405,15 +405,22 @@ impl Inner {
         })?;
         let rows = self.inbox()?.unmerged_rows();
         let mut merged = 0;
+        let mut whole = true;
         for chunk in rows.chunks(MERGE_CHUNK) {
             if self.stop.load(Ordering::Relaxed) {
+                whole = false;
                 break;
             }
             merged += self.merge_chunk(chunk)?;
         }
         let file = self.inbox_file()?;
-        let done = self.inbox()?.merged_seqs();
-        file.delete(done)?;
+        match rows.iter().map(|(_, p)| p.seq).max() {
+            // Every row numbered up to the last one taken is merged (or was
+            // erased): later rows are numbered after it. One range delete
+            // at the head of the inbox.
+            Some(last) if whole => file.delete_through(last)?,
+            _ => file.delete(self.inbox()?.merged_seqs())?,
+        }
         self.inbox()?.forget_merged();
         Ok(merged)
     }
