@@ -497,6 +497,12 @@ fn bad_ingest_bodies_get_4xx_with_the_row_and_field_and_nothing_of_them_is_store
     let (status, answer) = post(&[JSON, AUTH], &rows.to_string());
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["accepted"], json!(1));
+    // The accepted row waits in the inbox until a merge: the gauge says so.
+    let (_, metrics) = http(server.addr, "GET", "/metrics", &[], "");
+    assert!(
+        metrics.lines().any(|l| l == "churn_store_backlog_events 1"),
+        "{metrics}"
+    );
     let rejected: Vec<(u64, String)> = answer["rejected"]
         .as_array()
         .expect("rejected")

@@ -85,6 +85,10 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
 }
 
 pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    if let Some(store) = &state.store {
+        let backlog = i64::try_from(store.backlog()).unwrap_or(i64::MAX);
+        state.telemetry.store_backlog.set(backlog);
+    }
     // The drift gauges are computed when scraped, off the predict path.
     let deployment = state.deployment.load_full();
     for (role, served) in deployment.all() {

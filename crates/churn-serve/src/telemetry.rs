@@ -72,6 +72,8 @@ pub struct Telemetry {
     pub slow_clients: Counter,
     /// Events stored by `POST /v1/events`.
     pub ingested: Counter,
+    /// Events acknowledged but not merged into the store's main table yet.
+    pub store_backlog: Gauge,
     pub reloads: Family<OutcomeLabel, Counter>,
     pub feature_psi: Family<FeatureLabel, FloatGauge>,
     pub prediction_psi: Family<ModelLabel, FloatGauge>,
@@ -146,6 +148,12 @@ impl Telemetry {
             "Events stored in the learner store by POST /v1/events",
             ingested.clone(),
         );
+        let store_backlog = Gauge::default();
+        registry.register(
+            "store_backlog_events",
+            "Events acknowledged and waiting to be merged into the learner store's main table (a backlog that keeps growing: merges do not keep up)",
+            store_backlog.clone(),
+        );
         let feature_psi = Family::<FeatureLabel, FloatGauge>::default();
         let prediction_psi = Family::<ModelLabel, FloatGauge>::default();
         let drift_rows = Family::<ModelLabel, Gauge>::default();
@@ -175,6 +183,7 @@ impl Telemetry {
             timeouts,
             slow_clients,
             ingested,
+            store_backlog,
             reloads,
             feature_psi,
             prediction_psi,

@@ -176,6 +176,13 @@ pub trait LearnerStore: Send + Sync {
     /// exclusive lock for the rewrite: a maintenance-window job) and a
     /// checkpoint. Says what it did.
     fn purge(&self) -> Result<String, StoreError>;
+    /// Events acknowledged and waiting to be merged into the store's main
+    /// table (the embedded store's inbox); 0 where ingest writes the main
+    /// table itself. A backlog that keeps growing means merges do not keep
+    /// up with ingest.
+    fn backlog(&self) -> u64 {
+        0
+    }
     /// Learners and event rows stored.
     fn counts(&self) -> Result<(u64, u64), StoreError>;
     /// How the store names itself in logs (never a password).

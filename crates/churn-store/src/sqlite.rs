@@ -203,6 +203,9 @@ impl LearnerStore for SqliteStore {
     fn purge(&self) -> Result<String, StoreError> {
         self.inner.purge()
     }
+    fn backlog(&self) -> u64 {
+        self.inner.inbox().map_or(0, |inbox| inbox.len().1 as u64)
+    }
     fn counts(&self) -> Result<(u64, u64), StoreError> {
         self.inner.counts()
     }
