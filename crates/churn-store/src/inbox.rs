@@ -81,13 +81,19 @@ pub(crate) struct InboxFile {
     conn: Connection,
 }
 
+/// One learner's rows waiting, in arrival order, and their event ids (for
+/// the idempotency check, without a scan).
+#[derive(Default)]
+struct Waiting {
+    rows: Vec<Pending>,
+    event_ids: HashSet<String>,
+}
+
 /// The inbox's rows in memory: what reads and idempotency checks see. The
 /// store keeps it behind a mutex of its own, held only briefly (never across
 /// an fsync), so reads do not wait for ingests.
 pub(crate) struct Inbox {
-    by_learner: HashMap<String, Vec<Pending>>,
-    /// (learner, event id) of the rows waiting.
-    event_ids: HashSet<(String, String)>,
+    by_learner: HashMap<String, Waiting>,
     rows: usize,
     unmerged: usize,
     next_seq: i64,
@@ -133,7 +139,6 @@ impl InboxFile {
         conn.execute_batch(SCHEMA).map_err(corrupt)?;
         let mut inbox = Inbox {
             by_learner: HashMap::new(),
-            event_ids: HashSet::new(),
             rows: 0,
             unmerged: 0,
             next_seq,
@@ -256,12 +261,13 @@ impl InboxFile {
 impl Inbox {
     fn remember(&mut self, learner: String, pending: Pending) {
         self.next_seq = self.next_seq.max(pending.seq + 1);
-        if let Some(id) = &pending.event_id {
-            self.event_ids.insert((learner.clone(), id.clone()));
-        }
         self.rows += 1;
         self.unmerged += 1;
-        self.by_learner.entry(learner).or_default().push(pending);
+        let waiting = self.by_learner.entry(learner).or_default();
+        if let Some(id) = &pending.event_id {
+            waiting.event_ids.insert(id.clone());
+        }
+        waiting.rows.push(pending);
     }
 
     /// The next arrival number; at least `floor` from now on.
@@ -279,8 +285,9 @@ impl Inbox {
 
     /// Whether a learner's event id waits here.
     pub fn holds_event_id(&self, learner: &str, id: &str) -> bool {
-        self.event_ids
-            .contains(&(learner.to_owned(), id.to_owned()))
+        self.by_learner
+            .get(learner)
+            .is_some_and(|w| w.event_ids.contains(id))
     }
 
     /// Keeps rows numbered from `first` on (appended to the file already).
@@ -300,7 +307,10 @@ impl Inbox {
 
     /// A learner's waiting events, in arrival order.
     pub fn of_learner(&self, learner: &str) -> Vec<Pending> {
-        self.by_learner.get(learner).cloned().unwrap_or_default()
+        self.by_learner
+            .get(learner)
+            .map(|w| w.rows.clone())
+            .unwrap_or_default()
     }
 
     /// Rows waiting, merged or not; rows not merged yet.
@@ -316,6 +326,7 @@ impl Inbox {
         let mut out = Vec::with_capacity(self.unmerged);
         for learner in learners {
             let mut rows: Vec<&Pending> = self.by_learner[learner]
+                .rows
                 .iter()
                 .filter(|p| !p.merged)
                 .collect();
@@ -328,16 +339,19 @@ impl Inbox {
     /// Whether the row `seq` of `learner` still waits unmerged (not erased).
     pub fn waits(&self, learner: &str, seq: i64) -> bool {
         // A learner's rows are kept in arrival order.
-        self.by_learner.get(learner).is_some_and(|rows| {
-            rows.binary_search_by_key(&seq, |p| p.seq)
-                .is_ok_and(|i| !rows[i].merged)
-        })
+        self.by_learner
+            .get(learner)
+            .map(|w| &w.rows)
+            .is_some_and(|rows| {
+                rows.binary_search_by_key(&seq, |p| p.seq)
+                    .is_ok_and(|i| !rows[i].merged)
+            })
     }
 
     /// Notes that these rows are in the clustered table now.
     pub fn mark_merged(&mut self, rows: &[(String, i64)]) {
         for (learner, seq) in rows {
-            if let Some(list) = self.by_learner.get_mut(learner)
+            if let Some(list) = self.by_learner.get_mut(learner).map(|w| &mut w.rows)
                 && let Ok(i) = list.binary_search_by_key(seq, |p| p.seq)
                 && !list[i].merged
             {
@@ -351,7 +365,7 @@ impl Inbox {
     pub fn merged_seqs(&self) -> Vec<i64> {
         self.by_learner
             .values()
-            .flatten()
+            .flat_map(|w| &w.rows)
             .filter(|p| p.merged)
             .map(|p| p.seq)
             .collect()
@@ -360,13 +374,13 @@ impl Inbox {
     /// Forgets the merged rows (deleted from the file already).
     pub fn forget_merged(&mut self) {
         let mut removed = 0;
-        let event_ids = &mut self.event_ids;
-        self.by_learner.retain(|learner, rows| {
+        self.by_learner.retain(|_, waiting| {
+            let Waiting { rows, event_ids } = waiting;
             rows.retain(|p| {
                 if p.merged {
                     removed += 1;
                     if let Some(id) = &p.event_id {
-                        event_ids.remove(&(learner.clone(), id.clone()));
+                        event_ids.remove(id);
                     }
                 }
                 !p.merged
@@ -378,16 +392,9 @@ impl Inbox {
 
     /// Forgets a learner's rows (erased from the file already).
     pub fn forget_learner(&mut self, learner: &str) {
-        if let Some(rows) = self.by_learner.remove(learner) {
-            for p in &rows {
-                if let Some(id) = &p.event_id {
-                    self.event_ids.remove(&(learner.to_owned(), id.clone()));
-                }
-                if !p.merged {
-                    self.unmerged -= 1;
-                }
-            }
-            self.rows -= rows.len();
+        if let Some(waiting) = self.by_learner.remove(learner) {
+            self.unmerged -= waiting.rows.iter().filter(|p| !p.merged).count();
+            self.rows -= waiting.rows.len();
         }
     }
 
