@@ -323,13 +323,19 @@ impl Inner {
             }
         }
         // Rows a merge wrote to the table before a crash kept it from
-        // deleting them here: deleted now, so nothing is counted twice.
+        // deleting them here: deleted now, so nothing is counted twice. A
+        // merge commits the table's `next_seq` past every row it wrote, so
+        // only rows numbered below it can be there (none after a clean stop).
         let in_table: Vec<(String, i64)> = {
             let mut exists = conn
                 .prepare("SELECT 1 FROM events WHERE learner_id = ?1 AND ts = ?2 AND seq = ?3")
                 .map_err(engine(path))?;
             let mut found = Vec::new();
-            for (learner, p) in inbox.unmerged_rows() {
+            let below = inbox
+                .unmerged_rows()
+                .into_iter()
+                .filter(|(_, p)| p.seq < next_seq);
+            for (learner, p) in below {
                 if exists
                     .exists(params![learner, p.event.ts, p.seq])
                     .map_err(engine(path))?
