@@ -430,18 +430,7 @@ pub fn learner_input(served: &Served, data: LearnerData<'_>) -> Result<OwnedInpu
                 }
             },
         };
-        events.push(Event {
-            ts: e.ts,
-            learner: 0,
-            course,
-            event_type,
-            count: e.count,
-            duration_s: e.duration_s,
-            score: e.score,
-            amount: e.amount,
-            latency_ms: e.latency_ms,
-            stalls: e.stalls,
-        });
+        events.push(e.to_event(course, event_type));
     }
     // Sorted by time (checked above); ties into the contract's canonical order.
     let sorted = SortedEvents::sort(&mut events);

@@ -139,17 +139,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 (0..preload).map(move |i| IngestRow {
                     learner_id: format!("L{l:06}"),
                     event_id: Some(format!("p{:016x}", scramble((l * preload + i) as u64))),
-                    event: ContractEvent {
-                        ts: start + i as i64,
-                        event_type: "login".into(),
-                        course_id: None,
-                        count: 1,
-                        duration_s: f64::NAN,
-                        score: f64::NAN,
-                        amount: f64::NAN,
-                        latency_ms: f64::NAN,
-                        stalls: f64::NAN,
-                    },
+                    event: ContractEvent::new(start + i as i64, "login"),
                 })
             })
             .collect();

@@ -182,6 +182,39 @@ pub fn event(
 }
 
 impl ContractEvent {
+    /// One occurrence of `event_type` at `ts`, with no course and no
+    /// measures (as [`churn_core::Event::new`] is for indexed events).
+    pub fn new(ts: i64, event_type: impl Into<String>) -> ContractEvent {
+        ContractEvent {
+            ts,
+            event_type: event_type.into(),
+            course_id: None,
+            count: 1,
+            duration_s: f64::NAN,
+            score: f64::NAN,
+            amount: f64::NAN,
+            latency_ms: f64::NAN,
+            stalls: f64::NAN,
+        }
+    }
+
+    /// The event with its names resolved to a model's or dataset's indices:
+    /// what the feature code reads.
+    pub fn to_event(&self, course: u32, event_type: churn_core::EventKind) -> churn_core::Event {
+        churn_core::Event {
+            ts: self.ts,
+            learner: 0,
+            course,
+            event_type,
+            count: self.count,
+            duration_s: self.duration_s,
+            score: self.score,
+            amount: self.amount,
+            latency_ms: self.latency_ms,
+            stalls: self.stalls,
+        }
+    }
+
     /// The event as JSON, the inverse of [`event`] (absent measures are null,
     /// a count of 1 is left out).
     pub fn to_json(&self) -> Value {

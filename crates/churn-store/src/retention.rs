@@ -107,12 +107,9 @@ pub fn summarize(mut old: Vec<ContractEvent>) -> Vec<ContractEvent> {
 /// A summary row: the event's type, course, time and count, no measures.
 fn bare(e: ContractEvent) -> ContractEvent {
     ContractEvent {
-        duration_s: f64::NAN,
-        score: f64::NAN,
-        amount: f64::NAN,
-        latency_ms: f64::NAN,
-        stalls: f64::NAN,
-        ..e
+        course_id: e.course_id,
+        count: e.count,
+        ..ContractEvent::new(e.ts, e.event_type)
     }
 }
 
@@ -162,15 +159,10 @@ mod tests {
 
     fn event(ts_days: f64, event_type: &str, course: Option<&str>, count: u32) -> ContractEvent {
         ContractEvent {
-            ts: (ts_days * DAY_MS as f64) as i64,
-            event_type: event_type.into(),
             course_id: course.map(str::to_owned),
             count,
             duration_s: 60.0,
-            score: f64::NAN,
-            amount: f64::NAN,
-            latency_ms: f64::NAN,
-            stalls: f64::NAN,
+            ..ContractEvent::new((ts_days * DAY_MS as f64) as i64, event_type)
         }
     }
 

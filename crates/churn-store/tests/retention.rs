@@ -28,22 +28,12 @@ fn kind_of(name: &str) -> EventKind {
 }
 
 fn to_event(e: &ContractEvent) -> Event {
-    Event {
-        ts: e.ts,
-        learner: 0,
-        course: e
-            .course_id
-            .as_deref()
-            .and_then(|c| COURSES.iter().position(|k| *k == c))
-            .map_or(NO_COURSE, |i| i as u32),
-        event_type: kind_of(&e.event_type),
-        count: e.count,
-        duration_s: e.duration_s,
-        score: e.score,
-        amount: e.amount,
-        latency_ms: e.latency_ms,
-        stalls: e.stalls,
-    }
+    let course = e
+        .course_id
+        .as_deref()
+        .and_then(|c| COURSES.iter().position(|k| *k == c))
+        .map_or(NO_COURSE, |i| i as u32);
+    e.to_event(course, kind_of(&e.event_type))
 }
 
 fn features(events: &[ContractEvent], t: i64) -> Vec<u64> {
@@ -147,17 +137,12 @@ proptest! {
         let t = cutoff + FEATURE_WINDOW_DAYS * DAY + later;
         // A daily check-in run back from t, so streaks cross the cutoff.
         let mut events = events;
-        events.extend(streak.iter().enumerate().map(|(k, jitter)| ContractEvent {
-            ts: t - k as i64 * DAY - jitter,
-            event_type: "checkin".into(),
-            course_id: None,
-            count: 1,
-            duration_s: f64::NAN,
-            score: f64::NAN,
-            amount: f64::NAN,
-            latency_ms: f64::NAN,
-            stalls: f64::NAN,
-        }));
+        events.extend(
+            streak
+                .iter()
+                .enumerate()
+                .map(|(k, jitter)| ContractEvent::new(t - k as i64 * DAY - jitter, "checkin")),
+        );
         let (old, recent): (Vec<_>, Vec<_>) = events.iter().cloned().partition(|e| e.ts < cutoff);
         let old_rows = old.len();
         let mut compacted = summarize(old);
@@ -172,15 +157,9 @@ proptest! {
 fn a_cutoff_inside_the_window_would_change_the_features() {
     let events: Vec<ContractEvent> = (0..40)
         .map(|d| ContractEvent {
-            ts: d * DAY + 5,
-            event_type: "video_watch".into(),
             course_id: Some("C0".into()),
-            count: 1,
             duration_s: 600.0,
-            score: f64::NAN,
-            amount: f64::NAN,
-            latency_ms: f64::NAN,
-            stalls: f64::NAN,
+            ..ContractEvent::new(d * DAY + 5, "video_watch")
         })
         .collect();
     let t = 40 * DAY;
