@@ -7,7 +7,7 @@ use churn_core::{format_timestamp, parse_timestamp};
 use churn_data::{Format, LoadOptions, load_dir, write_dataset};
 
 mod common;
-use common::{assert_arms_as_drawn, churn, path_str, text};
+use common::{assert_arms_as_drawn, churn, path_str, read_json, text};
 
 fn sample_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("data")
@@ -41,10 +41,7 @@ fn the_committed_sample_validates_with_zero_rejects() {
         "{}",
         text(&result.stdout)
     );
-    let summary: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(out.path().join("validation.json")).expect("summary"),
-    )
-    .expect("json");
+    let summary: serde_json::Value = read_json(out.path().join("validation.json"));
     assert_eq!(summary["total_rejected"], 0);
     assert_eq!(summary["tables"].as_array().map(Vec::len), Some(4));
 }
@@ -215,10 +212,7 @@ fn a_corrupted_copy_of_the_sample_gives_exactly_the_expected_rejects() {
     );
 
     // The counts reconcile: read = accepted + rejected, accepted = the clean sample.
-    let summary: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(out.path().join("validation.json")).expect("summary"),
-    )
-    .expect("json");
+    let summary: serde_json::Value = read_json(out.path().join("validation.json"));
     // (clean rows, including the one open-vocabulary row each table got; bad rows)
     let expected = [
         (n_learners + 1, 4),
@@ -1096,10 +1090,7 @@ fn ab_reads_the_sample_experiment_exactly_as_the_simulator_drew_it() {
     };
     let result = run(&[]);
     assert!(result.status.success(), "{}", text(&result.stderr));
-    let ab: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(out.path().join("ab.json")).expect("ab.json"),
-    )
-    .expect("JSON");
+    let ab: serde_json::Value = read_json(out.path().join("ab.json"));
     let truth: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string("data/truth.json").expect("truth.json"))
             .expect("JSON");
@@ -1308,10 +1299,7 @@ fn ab_takes_the_outcome_from_a_churned_column_when_there_is_one() {
         "--no-uplift",
     ]);
     assert!(result.status.success(), "{}", text(&result.stderr));
-    let ab: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(out.path().join("ab.json")).expect("ab.json"),
-    )
-    .expect("JSON");
+    let ab: serde_json::Value = read_json(out.path().join("ab.json"));
     for arm in ab["readout"]["arms"].as_array().expect("arms") {
         let expected = if arm["arm"] == "control" { 1.0 } else { 0.0 };
         assert_eq!(arm["rate"].as_f64(), Some(expected), "{arm}");
@@ -1320,10 +1308,7 @@ fn ab_takes_the_outcome_from_a_churned_column_when_there_is_one() {
 
 #[test]
 fn ab_plan_sizes_an_experiment_as_statsmodels_does() {
-    let fixtures: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string("crates/churn-ab/fixtures/stats.json").expect("stats.json"),
-    )
-    .expect("JSON");
+    let fixtures: serde_json::Value = read_json("crates/churn-ab/fixtures/stats.json");
     for case in fixtures["plan"].as_array().expect("plan cases") {
         let (baseline, mde, power, arms) = (
             case["baseline"].as_f64().expect("baseline").to_string(),
@@ -1379,10 +1364,7 @@ fn every_command_ends_quietly_when_its_reader_goes_away() {
     let out = tempfile::tempdir().expect("tempdir");
     let at = |name: &str| out.path().join(name).to_string_lossy().into_owned();
     // The inputs some commands read: a prediction log and a LightGBM model.
-    let golden: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string("tests/golden/prediction_log.json").expect("golden log"),
-    )
-    .expect("JSON");
+    let golden: serde_json::Value = read_json("tests/golden/prediction_log.json");
     let log_lines: String = golden
         .as_array()
         .expect("lines")
@@ -1528,15 +1510,9 @@ fn import_maps_the_purchase_log_example_and_strict_fails_on_its_two_rejects() {
         "{stdout}"
     );
     assert!(stdout.contains("video_play (442)"), "{stdout}");
-    let report: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(data.join("import.json")).expect("import.json"),
-    )
-    .expect("JSON");
+    let report: serde_json::Value = read_json(data.join("import.json"));
     assert_eq!(report["tables"]["events"], 99 + 1172 + 34);
-    let validation: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(data.join("validation/validation.json")).expect("validation"),
-    )
-    .expect("JSON");
+    let validation: serde_json::Value = read_json(data.join("validation/validation.json"));
     assert_eq!(validation["total_rejected"], 0);
     // The imported directory is a data directory like any other.
     let features = churn(&[
@@ -1803,10 +1779,7 @@ fn tune_finds_settings_that_train_reproduces_on_the_same_folds() {
         settings.contains("[gbdt]") && settings.contains("[logistic]"),
         "{settings}"
     );
-    let trials: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(out.path().join("tune-1/trials.json")).expect("trials.json"),
-    )
-    .expect("JSON");
+    let trials: serde_json::Value = read_json(out.path().join("tune-1/trials.json"));
     let report = std::fs::read_to_string(out.path().join("tune-1/trials.html")).expect("html");
     assert!(report.contains("(best)"));
 

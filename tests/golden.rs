@@ -9,7 +9,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{ServeProcess, churn, path_str, predict, raw_instances_in, text};
+use common::{ServeProcess, churn, path_str, predict, raw_instances_in, read_json, text};
 use serde_json::{Value, json};
 
 const NOW: &str = "2026-07-01T00:00:00Z";
@@ -42,10 +42,7 @@ fn check_json(name: &str, actual: &Value) {
         std::fs::write(&path, text).expect("write golden");
         return;
     }
-    let expected: Value = serde_json::from_str(
-        &std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
-    )
-    .expect("golden JSON");
+    let expected: Value = read_json(&path);
     if expected != *actual {
         let actual_path = std::env::temp_dir().join(format!("churn-actual-{name}"));
         let _ = std::fs::write(
@@ -58,13 +55,6 @@ fn check_json(name: &str, actual: &Value) {
             actual_path.display()
         );
     }
-}
-
-fn read_json(path: &Path) -> Value {
-    serde_json::from_str(
-        &std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
-    )
-    .expect("JSON")
 }
 
 /// The log's lines as JSON, with what changes from run to run (the wall-clock
@@ -121,7 +111,7 @@ fn ab_json_is_unchanged_on_the_sample() {
         "200",
     ]);
     assert!(result.status.success(), "{}", text(&result.stderr));
-    check_json("ab.json", &read_json(&out.path().join("ab.json")));
+    check_json("ab.json", &read_json(out.path().join("ab.json")));
 }
 
 #[test]
@@ -200,6 +190,6 @@ fn served_log_lines_and_monitor_json_are_unchanged_on_the_sample() {
     assert!(monitor.status.success(), "{}", text(&monitor.stderr));
     check_json(
         "monitor.json",
-        &read_json(&out.path().join("monitor/monitor.json")),
+        &read_json(out.path().join("monitor/monitor.json")),
     );
 }

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 mod common;
 use common::{
     churn_bin, churn_predict_on_sample, compare_with_predict, http, path_str, predict,
-    raw_instances_in, read_predictions,
+    raw_instances_in, read_json, read_predictions,
 };
 
 /// A server on an ephemeral port, stopped when dropped.
@@ -174,10 +174,7 @@ fn an_exported_experiment_policy_suggests_the_same_actions_over_http_as_in_batch
         .status()
         .expect("churn ab");
     assert!(status.success());
-    let card: Value = serde_json::from_str(
-        &std::fs::read_to_string(policy.join("policy.json")).expect("policy.json"),
-    )
-    .expect("JSON");
+    let card: Value = read_json(policy.join("policy.json"));
     let id = format!(
         "{}@{}",
         card["name"].as_str().expect("name"),
@@ -299,10 +296,7 @@ fn the_prediction_log_of_an_exploring_server_reads_back_as_an_experiment() {
         rejects.contains("unknown learner") && rejects.contains("not JSON"),
         "{rejects}"
     );
-    let ab: Value = serde_json::from_str(
-        &std::fs::read_to_string(out.path().join("ab/ab.json")).expect("ab.json"),
-    )
-    .expect("JSON");
+    let ab: Value = read_json(out.path().join("ab/ab.json"));
     let excluded = ab["excluded"]["already_gone"].as_u64().expect("gone")
         + ab["excluded"]["horizon_past_data"].as_u64().expect("past");
     assert_eq!(ab["assigned"].as_u64(), Some(instances.len() as u64));
@@ -433,10 +427,7 @@ fn monitoring_a_served_log_gives_what_churn_evaluate_gives_on_the_same_rows() {
         )),
         "{stdout}"
     );
-    let report: Value = serde_json::from_str(
-        &std::fs::read_to_string(out.path().join("monitor/monitor.json")).expect("monitor.json"),
-    )
-    .expect("JSON");
+    let report: Value = read_json(out.path().join("monitor/monitor.json"));
     let periods = report["periods"].as_array().expect("periods");
     assert_eq!(periods.len(), 3, "one period per as-of time: {stdout}");
     // Each period's realised metrics are churn evaluate's at that as-of time
@@ -949,10 +940,7 @@ fn monitor_scenario(drift: bool) -> (Value, Option<i32>) {
         ])
         .status()
         .expect("monitor gate");
-    let report: Value = serde_json::from_str(
-        &std::fs::read_to_string(out.path().join("monitor/monitor.json")).expect("monitor.json"),
-    )
-    .expect("JSON");
+    let report: Value = read_json(out.path().join("monitor/monitor.json"));
     (report, gate.code())
 }
 

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 mod common;
 use common::{
     ServeProcess, churn, churn_predict_on_sample, compare_with_predict, http, path_str, predict,
-    raw_instances_in, read_predictions, text,
+    raw_instances_in, read_json, read_predictions, text,
 };
 
 const TOKEN: &str = "ingest-token-for-the-tests";
@@ -423,10 +423,7 @@ fn churn_ab_reads_the_log_of_an_exploring_server_asked_by_learner_id() {
         )),
         "{said}"
     );
-    let ab: Value = serde_json::from_str(
-        &std::fs::read_to_string(dir.path().join("ab/ab.json")).expect("ab.json"),
-    )
-    .expect("JSON");
+    let ab: Value = read_json(dir.path().join("ab/ab.json"));
     assert_eq!(ab["assigned"].as_u64(), Some(keyed.len() as u64));
     assert!(
         ab["experiment"]
