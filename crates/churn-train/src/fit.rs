@@ -1,12 +1,9 @@
-//! Fitting: gbdt (churn-gbdt), logistic (linfa-logistic) and calibration.
+//! Fitting: gbdt (churn-gbdt), logistic (Newton's method, `newton.rs`) and calibration.
 
 use churn_gbdt::{GbdtParams, TrainData, TrainLog};
 use churn_model::InputSchema;
 use churn_model::calibration::{Calibration, sigmoid};
 use churn_model::logistic::{DesignColumn, LogisticModel, Source};
-use linfa::prelude::*;
-use linfa_logistic::LogisticRegression;
-use ndarray::{Array1, Array2};
 
 use crate::TrainError;
 use crate::table::Table;
@@ -183,7 +180,7 @@ pub fn standardised_design(
 }
 
 /// Fits L2-regularised logistic regression with scikit-learn's `C`
-/// (minimises `C · Σ log loss + ½ ‖w‖²`, intercept unpenalised) by L-BFGS.
+/// (minimises `C · Σ log loss + ½ ‖w‖²`, intercept unpenalised) by Newton's method.
 pub fn fit_logistic(
     table: &Table,
     schema: &InputSchema,
@@ -198,25 +195,11 @@ pub fn fit_logistic(
     let mut model = logistic_design(table, schema, rows);
     let width = model.columns.len();
     let design = standardised_design(table, schema, &model, rows);
-    let x = Array2::from_shape_vec((rows.len(), width), design)
-        .map_err(|e| TrainError::Fit(e.to_string()))?;
-    let y: Array1<usize> = rows.iter().map(|&i| table.labels[i] as usize).collect();
-    let dataset = Dataset::new(x, y);
-    // linfa minimises Σ log loss + (α/2)‖w‖², so α = 1/C.
-    let fitted = LogisticRegression::default()
-        .alpha(1.0 / c)
-        .gradient_tolerance(1e-8)
-        .max_iterations(2000)
-        .fit(&dataset)
+    let y = labels(table, rows);
+    let (coefficients, intercept) = crate::newton::fit(&design, width, &y, c)
         .map_err(|e| TrainError::Fit(format!("logistic regression: {e}")))?;
-    // linfa's margin is the log-odds of its `pos` class; make it the churn class.
-    let sign = if fitted.labels().pos.class == 1 {
-        1.0
-    } else {
-        -1.0
-    };
-    model.coefficients = fitted.params().iter().map(|w| sign * w).collect();
-    model.intercept = sign * fitted.intercept();
+    model.coefficients = coefficients;
+    model.intercept = intercept;
     Ok(model)
 }
 
