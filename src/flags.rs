@@ -27,14 +27,24 @@ pub fn reference_time(now: &Option<String>) -> Result<i64> {
     Ok(optional_time("--now", now)?.unwrap_or_else(now_ms))
 }
 
-/// The snapshot flags shared by features, train and evaluate.
-pub fn snapshot_spec(args: &Snapshots, contract: &Contract) -> Result<SnapshotSpec> {
+/// The snapshot flags shared by features, train and evaluate. `now` is the
+/// reference time: rows after it are rejected, so the data cannot cover a
+/// `--data-end` past it (every horizon reaching beyond would look churned).
+pub fn snapshot_spec(args: &Snapshots, contract: &Contract, now: i64) -> Result<SnapshotSpec> {
+    let data_end = optional_time("--data-end", &args.data_end)?;
+    if let Some(end) = data_end.filter(|&end| end > now) {
+        anyhow::bail!(
+            "--data-end {} is after --now {}: rows after --now are rejected, so the data cannot cover that far and every label window reaching past --now would read as churned",
+            churn_core::format_timestamp(end),
+            churn_core::format_timestamp(now)
+        );
+    }
     Ok(SnapshotSpec {
         from: optional_time("--from", &args.from)?,
         to: optional_time("--to", &args.to)?,
         every: duration("--every", &args.every)?,
         horizon: duration("--horizon", &args.horizon)?,
-        data_end: optional_time("--data-end", &args.data_end)?,
+        data_end,
         label: label(&args.label, contract)?,
     })
 }
@@ -68,5 +78,26 @@ mod tests {
         );
         assert!(err.starts_with("--from \"yesterday\""), "{err}");
         assert_eq!(optional_time("--to", &None).expect("none"), None);
+    }
+
+    #[test]
+    fn a_data_end_after_now_is_refused() {
+        let now = parse_timestamp("2026-05-18T00:00:00Z").expect("time");
+        let snapshots = |end: &str| Snapshots {
+            data_end: Some(end.into()),
+            ..Snapshots::default()
+        };
+        let contract = Contract::default();
+        let err = format!(
+            "{:#}",
+            snapshot_spec(&snapshots("2026-06-30T00:00:00Z"), &contract, now).expect_err("refused")
+        );
+        assert!(
+            err.starts_with("--data-end 2026-06-30T00:00:00Z is after --now 2026-05-18T00:00:00Z"),
+            "{err}"
+        );
+        let spec =
+            snapshot_spec(&snapshots("2026-05-18T00:00:00Z"), &contract, now).expect("at now");
+        assert_eq!(spec.data_end, Some(now));
     }
 }

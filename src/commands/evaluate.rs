@@ -11,8 +11,9 @@ use crate::ui::{Ui, say};
 
 pub fn evaluate(ui: &Ui, args: &EvaluateArgs) -> Result<()> {
     let artifact = load_feature_model(&args.source)?;
-    let loaded = load_and_report(ui, &args.data, &args.work, reference_time(&args.now)?)?;
-    let spec = snapshot_spec(&args.snapshots.settings(), &loaded.contract)?;
+    let now = reference_time(&args.now)?;
+    let loaded = load_and_report(ui, &args.data, &args.work, now)?;
+    let spec = snapshot_spec(&args.snapshots.settings(), &loaded.contract, now)?;
     let mut dataset = loaded.dataset;
     let plan = spec.resolve(&dataset)?;
     let table =

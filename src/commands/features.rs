@@ -15,9 +15,11 @@ use crate::loading::{load_and_report, load_partitioned_and_report, strict_failur
 use crate::ui::{Ui, say};
 
 pub fn features(ui: &Ui, args: &FeaturesArgs) -> Result<ExitCode> {
+    let now = reference_time(&args.now)?;
     let spec = snapshot_spec(
         &args.snapshots.settings(),
         &churn_data::Contract::read_dir(&args.data)?,
+        now,
     )?;
     TableFormat::of(&args.out)?;
     let out_dir = match args.out.parent() {
@@ -25,7 +27,6 @@ pub fn features(ui: &Ui, args: &FeaturesArgs) -> Result<ExitCode> {
         _ => std::path::PathBuf::from("."),
     };
     let clock = Instant::now();
-    let now = reference_time(&args.now)?;
     // Rows are written as each partition is computed: nothing kept per learner.
     let split = args.out_of_core.split(0);
     let (plan, summary, loaded_in) = if let Some(split) = split {

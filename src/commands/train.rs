@@ -57,7 +57,7 @@ pub(crate) fn from_churn_data(
             (dataset, part.contract.clone(), Some(part))
         }
     };
-    let spec = snapshot_spec(&settings.snapshots, &contract)?;
+    let spec = snapshot_spec(&settings.snapshots, &contract, now)?;
     let (plan, feature_set) = match &partitioned {
         None => (
             spec.resolve(&dataset)?,
