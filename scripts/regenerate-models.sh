@@ -6,7 +6,7 @@
 # model bytes (features, fitting, artifact format) and commit the result.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --bin churn
+cargo build --release --workspace --bins
 bin="${CARGO_TARGET_DIR:-$PWD/target}/release/churn"
 rm -rf models
 "$bin" --quiet train --data data --kind both --name churn --out models --seed 42 \

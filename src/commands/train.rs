@@ -250,7 +250,7 @@ fn fit_and_save(
     }
     if let Some(r) = &refit {
         context.push(format!(
-            "Each artifact is refitted on all {} labelled examples (the rounds the backtest chose, a calibrator fitted on the folds' out-of-fold predictions); the metrics and charts below are the backtest's fold models: the estimate for it.",
+            "Each artifact is refitted on all {} labelled examples (the rounds the backtest chose, a calibrator fitted on out-of-fold predictions). Its estimate is the refit procedure's on the newest backtest fold (see the backtest section: the same family fitted on every example whose label was known by that fold's test period); the metrics and charts of the split below are its fold model, which learned from less.",
             r.rows.len()
         ));
     }

@@ -352,6 +352,36 @@ pub struct Fold {
     /// rows: out-of-fold scores a refit's calibrator can learn from.
     #[serde(skip)]
     pub test_margins: Vec<f64>,
+    /// The fold model's calibrator (fitted on the fold's validation rows).
+    #[serde(skip)]
+    pub calibration: churn_model::Calibration,
+    /// The refit procedure scored on this fold, when the model shipped is a
+    /// refit ([`backtest_refits`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refit: Option<RefitFold>,
+}
+
+/// The refit procedure scored on one backtest fold: the family fitted as a
+/// refit is (no validation part; gbdt for the rounds the fold's early
+/// stopping chose) on every row whose label was known by the fold's test
+/// period ([`Split::refit`]), and scored on the fold's test rows. A shipped
+/// refit learns from every label known at its time, as this model did at
+/// the fold's, and a fold model learns from less (the validation part and
+/// the purge gaps are kept out): this, not the fold model, is the estimate
+/// for the refit.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RefitFold {
+    pub rows: usize,
+    pub trees: Option<usize>,
+    pub test: Metrics,
+    /// How the test probabilities were calibrated.
+    pub calibration: &'static str,
+    #[serde(skip)]
+    pub test_probabilities: Vec<f64>,
+    /// Margins before calibration: the out-of-fold scores the shipped
+    /// refit's calibrator learns from.
+    #[serde(skip)]
+    pub test_margins: Vec<f64>,
 }
 
 impl Fold {
@@ -378,7 +408,28 @@ impl Fold {
             test_probabilities: fitted.test_probabilities.clone(),
             test_labels: fitted.test_labels.clone(),
             test_margins: margins(&uncalibrated, table, &split.test)?,
+            calibration: fitted.model.calibration.clone(),
+            refit: None,
         })
+    }
+}
+
+impl Fold {
+    /// The test probabilities of the refit procedure when `refit` and it
+    /// was scored, else of the fold model.
+    fn probabilities(&self, refit: bool) -> &[f64] {
+        match &self.refit {
+            Some(r) if refit => &r.test_probabilities,
+            _ => &self.test_probabilities,
+        }
+    }
+
+    /// The test margins of the refit procedure when it was scored, else of
+    /// the fold model: out-of-fold scores for a refit's calibrator.
+    fn out_of_fold_margins(&self) -> &[f64] {
+        self.refit
+            .as_ref()
+            .map_or(&self.test_margins, |r| &r.test_margins)
     }
 }
 
@@ -390,10 +441,32 @@ fn times(times: &[i64]) -> Vec<String> {
 }
 
 /// What the card says of a backtest: every fold, and the mean and sample
-/// standard deviation over folds of ROC-AUC, PR-AUC, log loss, Brier and ECE.
+/// standard deviation over folds of ROC-AUC, PR-AUC, log loss, Brier and
+/// ECE; the same of the refit procedure when the folds scored it.
 pub fn backtest_summary(folds: &[Fold]) -> serde_json::Value {
+    let tests: Vec<&Metrics> = folds.iter().map(|f| &f.test).collect();
+    let mut summary = spread(&tests);
+    summary["method"] = "rolling origin: each of the latest folds' test as-of times in turn, with training and validation before it under the same purge rule".into();
+    summary["folds"] = serde_json::json!(folds);
+    let refits: Vec<&Metrics> = folds
+        .iter()
+        .filter_map(|f| f.refit.as_ref().map(|r| &r.test))
+        .collect();
+    if !refits.is_empty() && refits.len() == folds.len() {
+        let mut refit = spread(&refits);
+        refit["method"] = REFIT_PROCEDURE.into();
+        summary["refit_procedure"] = refit;
+    }
+    summary
+}
+
+const REFIT_PROCEDURE: &str = "the refit procedure on each fold: fitted on every row whose label was known by the fold's test period (training, validation and the purge gap between them; gbdt for the fold's early-stopped rounds), scored on the fold's test rows, calibrated by a calibrator fitted on the other folds' out-of-fold margins (a single fold: its fold model's calibrator)";
+
+/// The mean and sample standard deviation over `metrics` of ROC-AUC, PR-AUC,
+/// log loss, Brier and ECE.
+fn spread(metrics: &[&Metrics]) -> serde_json::Value {
     let stat = |get: &dyn Fn(&Metrics) -> f64| {
-        let values: Vec<f64> = folds.iter().map(|f| get(&f.test)).collect();
+        let values: Vec<f64> = metrics.iter().map(|m| get(m)).collect();
         let n = values.len() as f64;
         let mean = values.iter().sum::<f64>() / n;
         let sd = if values.len() > 1 {
@@ -404,8 +477,6 @@ pub fn backtest_summary(folds: &[Fold]) -> serde_json::Value {
         serde_json::json!({ "mean": mean, "sd": if sd.is_nan() { serde_json::Value::Null } else { sd.into() } })
     };
     serde_json::json!({
-        "method": "rolling origin: each of the latest folds' test as-of times in turn, with training and validation before it under the same purge rule",
-        "folds": folds,
         "roc_auc": stat(&|m| m.roc_auc.estimate),
         "average_precision": stat(&|m| m.average_precision),
         "log_loss": stat(&|m| m.log_loss),
@@ -416,7 +487,9 @@ pub fn backtest_summary(folds: &[Fold]) -> serde_json::Value {
 
 /// Mean over folds of `AUC(a) − AUC(b)` for two models backtested on the
 /// same folds, with a paired bootstrap interval (rows resampled within each
-/// fold, both models on the same draws; 1,000 resamples from `seed`).
+/// fold, both models on the same draws; 1,000 resamples from `seed`). When
+/// every fold of both scored the refit procedure, the refit procedure's
+/// probabilities are compared (what ships), else the fold models'.
 pub fn paired_difference(
     a: &[Fold],
     b: &[Fold],
@@ -427,12 +500,13 @@ pub fn paired_difference(
             "paired comparison of backtests on different folds".into(),
         ));
     }
+    let refits = a.iter().chain(b).all(|f| f.refit.is_some());
     let periods: Vec<metrics::PairedPeriod<'_>> = a
         .iter()
         .zip(b)
         .map(|(x, y)| metrics::PairedPeriod {
-            a: &x.test_probabilities,
-            b: &y.test_probabilities,
+            a: x.probabilities(refits),
+            b: y.probabilities(refits),
             y: &x.test_labels,
         })
         .collect();
@@ -480,9 +554,110 @@ pub fn backtest(
                 test_probabilities: test_p,
                 test_labels: test_y,
                 test_margins,
+                calibration,
+                refit: None,
             })
         })
         .collect()
+}
+
+/// Scores the refit procedure on every fold (`splits[k]` is the split of
+/// `folds[k]`): see [`RefitFold`]. Each fold's refit is calibrated by a
+/// calibrator fitted on the other folds' refit margins (leave one fold out,
+/// as the shipped refit's calibrator is fitted on all of them); a single
+/// fold borrows its fold model's calibrator. `progress` hears each fold done.
+pub fn backtest_refits(
+    table: &Table,
+    splits: &[&Split],
+    folds: &mut [Fold],
+    family: Family,
+    config: &TrainConfig,
+    progress: &mut dyn FnMut(usize),
+) -> Result<(), TrainError> {
+    if splits.len() != folds.len() {
+        return Err(TrainError::Split(
+            "the refit backtest needs one split per fold".into(),
+        ));
+    }
+    let mut fitted = Vec::with_capacity(folds.len());
+    for (k, (split, fold)) in splits.iter().zip(folds.iter()).enumerate() {
+        if split.test != fold.test_rows {
+            return Err(TrainError::Split(
+                "a backtest fold was scored on other rows than its split's test part".into(),
+            ));
+        }
+        let rounds = fold.trees.unwrap_or(config.gbdt.num_iterations);
+        let (schema, scorer) =
+            fit_without_validation(table, &split.refit, family, config, rounds, &mut |_| {})?;
+        let trees = match &scorer {
+            Scorer::Gbdt(model) => Some(model.trees.len()),
+            Scorer::Logistic(_) => None,
+        };
+        let uncalibrated = PreparedModel::new(ChurnModel {
+            schema,
+            scorer,
+            calibration: churn_model::Calibration::None,
+        })
+        .map_err(TrainError::Model)?;
+        fitted.push((
+            split.refit.len(),
+            trees,
+            margins(&uncalibrated, table, &split.test)?,
+        ));
+        progress(k + 1);
+    }
+    let single = folds.len() == 1;
+    for k in 0..folds.len() {
+        let (calibration, how) = if single {
+            (folds[k].calibration.clone(), "the fold model's calibrator")
+        } else {
+            let others = || (0..folds.len()).filter(move |&j| j != k);
+            let margins: Vec<f64> = others().flat_map(|j| fitted[j].2.iter().copied()).collect();
+            let labels: Vec<f64> = others()
+                .flat_map(|j| folds[j].test_labels.iter().copied())
+                .collect();
+            (
+                fit::fit_calibration(&margins, &labels).0,
+                "fitted on the other folds' out-of-fold margins",
+            )
+        };
+        let (rows, trees, test_margins) = std::mem::take(&mut fitted[k]);
+        let p: Vec<f64> = test_margins
+            .iter()
+            .map(|&m| calibration.probability(m))
+            .collect();
+        folds[k].refit = Some(RefitFold {
+            rows,
+            trees,
+            test: metrics::metrics(&p, &folds[k].test_labels, config.seed),
+            calibration: how,
+            test_probabilities: p,
+            test_margins,
+        });
+    }
+    Ok(())
+}
+
+/// `family` fitted on `rows` with no validation part (gbdt: exactly
+/// `rounds` boosting rounds), with the input schema of those rows.
+fn fit_without_validation(
+    table: &Table,
+    rows: &[usize],
+    family: Family,
+    config: &TrainConfig,
+    rounds: usize,
+    progress: &mut dyn FnMut(usize),
+) -> Result<(churn_model::InputSchema, Scorer), TrainError> {
+    let schema = table.schema(rows)?;
+    let scorer = match family {
+        Family::Gbdt => Scorer::Gbdt(
+            fit::fit_gbdt_rounds(table, &schema, rows, &config.gbdt, rounds, progress)?.0,
+        ),
+        Family::Logistic => {
+            Scorer::Logistic(fit::fit_logistic(table, &schema, rows, config.logistic_c)?)
+        }
+    };
+    Ok((schema, scorer))
 }
 
 /// The model to ship, refitted on every labelled row.
@@ -493,13 +668,17 @@ pub struct Refitted {
     pub calibration: serde_json::Value,
     /// What the card says of the refit (`metrics.refit`).
     pub summary: serde_json::Value,
+    /// The refit procedure on the newest fold: the refit's estimate.
+    pub estimate: Option<RefitFold>,
 }
 
 /// `family` fitted on `rows` (every labelled row up to the end of the data)
 /// with the number of boosting rounds the backtest chose (the median of the
-/// folds' early-stopped counts) and a calibrator fitted on the folds'
-/// out-of-fold margins, each from a fold model that never trained on that
-/// row (cross-fitting: the refit model is applied to new rows, as those were).
+/// folds' early-stopped counts) and a calibrator fitted on out-of-fold
+/// margins, each from a model that never trained on that row (cross-fitting:
+/// the refit model is applied to new rows, as those were): the refit
+/// procedure's on each fold when [`backtest_refits`] scored it, else the
+/// fold models'. The newest fold's refit procedure is the card's estimate.
 pub fn refit_family(
     table: &Table,
     rows: &[usize],
@@ -513,33 +692,27 @@ pub fn refit_family(
             "a refit needs labelled rows and at least one scored fold".into(),
         ));
     }
-    let schema = table.schema(rows)?;
-    let (scorer, mut parameters) = match family {
-        Family::Gbdt => {
-            let mut counts: Vec<usize> = folds.iter().filter_map(|f| f.trees).collect();
-            counts.sort_unstable();
-            let rounds = counts
-                .get(counts.len() / 2)
-                .copied()
-                .unwrap_or(config.gbdt.num_iterations);
-            let (model, _) =
-                fit::fit_gbdt_rounds(table, &schema, rows, &config.gbdt, rounds, progress)?;
+    let mut counts: Vec<usize> = folds.iter().filter_map(|f| f.trees).collect();
+    counts.sort_unstable();
+    let rounds = counts
+        .get(counts.len() / 2)
+        .copied()
+        .unwrap_or(config.gbdt.num_iterations);
+    let (schema, scorer) = fit_without_validation(table, rows, family, config, rounds, progress)?;
+    let mut parameters = match &scorer {
+        Scorer::Gbdt(model) => {
             let mut parameters =
                 serde_json::to_value(&config.gbdt).map_err(|e| TrainError::Fit(e.to_string()))?;
             parameters["trees"] = serde_json::json!(model.trees.len());
             parameters["trees_by_fold"] =
                 serde_json::json!(folds.iter().map(|f| f.trees).collect::<Vec<_>>());
-            (Scorer::Gbdt(model), parameters)
+            parameters
         }
-        Family::Logistic => {
-            let model = fit::fit_logistic(table, &schema, rows, config.logistic_c)?;
-            let parameters = logistic_parameters(config.logistic_c, &model);
-            (Scorer::Logistic(model), parameters)
-        }
+        Scorer::Logistic(model) => logistic_parameters(config.logistic_c, model),
     };
     let out_of_fold: Vec<f64> = folds
         .iter()
-        .flat_map(|f| f.test_margins.iter().copied())
+        .flat_map(|f| f.out_of_fold_margins().iter().copied())
         .collect();
     let labels: Vec<f64> = folds
         .iter()
@@ -547,11 +720,20 @@ pub fn refit_family(
         .collect();
     let (calibration, calibration_report) = fit::fit_calibration(&out_of_fold, &labels);
     parameters["refit"] = serde_json::json!(true);
-    let summary = serde_json::json!({
+    let mut summary = serde_json::json!({
         "rows": rows.len(),
         "calibration_rows": out_of_fold.len(),
-        "note": "refitted on every labelled example up to the end of the data; the test, validation and backtest metrics on this card are the backtest's estimate for it (each measured on a fold model trained before its test period), and its calibrator was fitted on those folds' out-of-fold margins, never on rows a model trained on",
     });
+    match folds.last().and_then(|f| f.refit.as_ref()) {
+        Some(newest) => {
+            summary["estimate"] = serde_json::json!(newest.test);
+            summary["estimate_rows"] = serde_json::json!(newest.rows);
+            summary["note"] = "refitted on every labelled example up to the end of the data. Its estimate is the refit procedure's on the newest backtest fold: the same family fitted on every example whose label was known by that fold's test period, scored there (metrics.backtest.refit_procedure has every fold). The test and validation metrics above are the split's fold model, which learned from less. The calibrator was fitted on the folds' refit procedure's out-of-fold margins, never on rows a model trained on".into();
+        }
+        None => {
+            summary["note"] = "refitted on every labelled example up to the end of the data; the test, validation and backtest metrics on this card are the backtest's estimate for it (each measured on a fold model trained before its test period), and its calibrator was fitted on those folds' out-of-fold margins, never on rows a model trained on".into();
+        }
+    }
     Ok(Refitted {
         model: ChurnModel {
             schema,
@@ -561,6 +743,7 @@ pub fn refit_family(
         parameters,
         calibration: calibration_report,
         summary,
+        estimate: folds.last().and_then(|f| f.refit.clone()),
     })
 }
 

@@ -6,7 +6,7 @@ use rayon::prelude::*;
 use crate::training_report::Paired;
 use crate::{
     Family, Fitted, Fold, Refitted, Split, Table, TrainConfig, TrainError, backtest,
-    backtest_summary, fit_family, paired_difference, refit_family,
+    backtest_refits, backtest_summary, fit_family, paired_difference, refit_family,
 };
 use churn_model::{ChurnModel, PreparedModel};
 
@@ -17,7 +17,7 @@ pub enum Stage {
     Boosting,
     /// Backtest folds fitted.
     Backtest,
-    /// The refit (one step).
+    /// The refit procedure on each fold, then the refit.
     Refit,
 }
 
@@ -62,7 +62,7 @@ pub fn train_family(
         progress(Stage::Boosting, done, rounds)
     })?;
     let started = std::time::Instant::now();
-    let backtest = match folds.split_last() {
+    let mut backtest = match folds.split_last() {
         Some((newest, older)) if newest == split => {
             let mut done = backtest(table, older, family, config, &mut |k| {
                 progress(Stage::Backtest, k, older.len())
@@ -81,18 +81,26 @@ pub fn train_family(
     let refit = match refit {
         Some(RefitRows { rows, as_of }) => {
             let started = std::time::Instant::now();
-            progress(Stage::Refit, 0, 1);
-            let scored = match &backtest {
-                Some(folds) => folds.clone(),
-                None => vec![Fold::of_fitted(table, split, &fitted)?],
+            // The refit procedure is scored on every fold (the split alone
+            // without a backtest): that is the refit's estimate.
+            let (splits, mut scored): (Vec<&Split>, Vec<Fold>) = match backtest.take() {
+                Some(done) => (folds.iter().collect(), done),
+                None => (vec![split], vec![Fold::of_fitted(table, split, &fitted)?]),
             };
+            let steps = scored.len() + 1;
+            backtest_refits(table, &splits, &mut scored, family, config, &mut |k| {
+                progress(Stage::Refit, k, steps)
+            })?;
             let mut refit = refit_family(table, rows, family, config, &scored, &mut |_| {})?;
             if as_of {
                 let last = rows.iter().map(|&i| table.as_of[i]).max();
                 refit.summary["labelled_through"] =
                     serde_json::json!(last.map(churn_core::format_timestamp));
             }
-            progress(Stage::Refit, 1, 1);
+            progress(Stage::Refit, steps, steps);
+            if !folds.is_empty() {
+                backtest = Some(scored);
+            }
             fitted.phases.push(phase("refit", started));
             Some(refit)
         }
@@ -172,7 +180,7 @@ impl Shipped {
                     "estimate": estimate,
                     "low": low,
                     "high": high,
-                    "method": "mean over folds of this model's ROC-AUC minus the other's; paired percentile bootstrap (1,000 resamples of each fold's test rows, both models on the same draws)",
+                    "method": "mean over folds of this model's ROC-AUC minus the other's (the refit procedure's when both are refitted, else the fold models'); paired percentile bootstrap (1,000 resamples of each fold's test rows, both models on the same draws)",
                 });
             }
             metrics["backtest"] = summary;
@@ -230,11 +238,34 @@ impl Shipped {
     }
 
     /// What `churn train` says of the refit (its calibrator named
-    /// `calibration`), when there is one.
+    /// `calibration`), when there is one: its rows and its estimate.
     pub fn refit_line(&self, calibration: &str) -> Option<String> {
         let refit = self.refit.as_ref()?;
+        let estimate = match &refit.estimate {
+            Some(newest) => {
+                let auc = &newest.test.roc_auc;
+                let by_fold = self
+                    .backtest
+                    .as_ref()
+                    .filter(|folds| folds.len() > 1)
+                    .map(|folds| {
+                        let aucs: Vec<String> = folds
+                            .iter()
+                            .filter_map(|f| f.refit.as_ref())
+                            .map(|r| format!("{:.4}", r.test.roc_auc.estimate))
+                            .collect();
+                        format!(" (by fold, oldest first: {})", aucs.join(", "))
+                    })
+                    .unwrap_or_default();
+                format!(
+                    "; its estimate, the refit procedure on the newest fold: AUC {:.4} [{:.4}, {:.4}]  log loss {:.4}  ECE {:.4}{by_fold}",
+                    auc.estimate, auc.low, auc.high, newest.test.log_loss, newest.test.ece
+                )
+            }
+            None => " (metrics above: the backtest's estimate for it)".into(),
+        };
         Some(format!(
-            "shipped: refitted on all {} labelled examples{} (metrics above: the backtest's estimate for it; calibration {calibration} fitted out of fold)",
+            "shipped: refitted on all {} labelled examples{}{estimate}; calibration {calibration} fitted out of fold",
             refit.summary["rows"],
             refit.summary["labelled_through"]
                 .as_str()

@@ -254,6 +254,11 @@ pub struct Split {
     pub train_times: Vec<i64>,
     pub valid_times: Vec<i64>,
     pub test_times: Vec<i64>,
+    /// The rows a refit at the test period would learn from: every row
+    /// whose label is known by the first test time (the training and
+    /// validation parts, and the purge gap between them), ascending. The
+    /// backtest scores the refit procedure on them.
+    pub refit: Vec<usize>,
 }
 
 /// How many labelled as-of times the validation and test parts take.
@@ -280,7 +285,10 @@ impl Default for SplitSizes {
 impl Split {
     /// A split of rows that have no as-of times (a plain table).
     pub fn untimed(train: Vec<usize>, valid: Vec<usize>, test: Vec<usize>) -> Split {
+        let mut refit: Vec<usize> = train.iter().chain(&valid).copied().collect();
+        refit.sort_unstable();
         Split {
+            refit,
             train,
             valid,
             test,
@@ -392,6 +400,7 @@ pub fn out_of_time_split(
         train: rows_at(&|t| t + horizon <= valid_time),
         valid: rows_at(&|t| valid_times.binary_search(&t).is_ok()),
         test: rows_at(&|t| t >= test_time),
+        refit: rows_at(&|t| t + horizon <= test_time),
         train_times,
         valid_times,
         test_times,
@@ -443,6 +452,7 @@ pub fn backtest_splits(
                 train: back(split.train),
                 valid: back(split.valid),
                 test: back(split.test),
+                refit: back(split.refit),
                 ..split
             })
         })
@@ -642,6 +652,16 @@ mod tests {
             for &i in &fold.train {
                 assert!(as_of[i] + h <= fold.valid_times[0]);
             }
+            // A refit at the test time learns from every as-of t with
+            // t + 30 days <= it: test day 14·(9+f) keeps days 0..=14·(6+f),
+            // 7 + f times of three rows: training, the two purged times and
+            // the validation time.
+            let expected: Vec<usize> = (0..as_of.len())
+                .filter(|&i| as_of[i] <= (6 + f as i64) * 14 * DAY_MS)
+                .collect();
+            assert_eq!(fold.refit, expected);
+            assert_eq!(fold.refit.len(), 3 * (7 + f));
+            assert!(fold.refit.len() > fold.train.len() + fold.valid.len());
         }
         assert!(backtest_splits(&as_of, h, SplitSizes::default(), 13).is_err());
         let message = match backtest_splits(&as_of[..9], h, SplitSizes::default(), 3) {
@@ -677,6 +697,12 @@ mod tests {
             for part in [&older.train, &older.valid] {
                 assert!(span(part).1 < span(&older.test).0);
             }
+            // No purge gap in a plain table: the refit rows are everything
+            // before the test period.
+            let mut before: Vec<usize> = older.train.iter().chain(&older.valid).copied().collect();
+            before.sort_unstable();
+            assert_eq!(older.refit, before);
+            assert_eq!(span(&older.refit).1 + 1, span(&older.test).0);
         }
         assert!(time_holdout_folds(&rows, &labels, &times, 0.2, 5).is_err());
     }

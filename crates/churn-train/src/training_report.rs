@@ -399,77 +399,39 @@ fn backtest_section(
     paired: Option<&Paired>,
 ) -> Result<(), ReportError> {
     page.heading("Backtest (rolling origin)");
-    page.note("Each of the latest labelled as-of times is the test period in turn, with training and validation before it under the same purge rule; the newest fold is the split above. A difference between two models counts when its interval excludes 0; the spread over folds says how much one period's figure moves.");
+    page.note("Each of the latest labelled as-of times is the test period in turn, with training and validation before it under the same purge rule; the newest fold is the split above. When the shipped model is a refit, the refit procedure is scored on each fold too: the same family fitted on every row whose label was known by the fold's test period (as the refit learns from every label known at the end of the data), calibrated out of fold. Its newest fold is the shipped model's estimate. A difference between two models counts when its interval excludes 0; the spread over folds says how much one period's figure moves.");
     let mut rows = Vec::new();
     let mut auc_series = Vec::new();
     let mut ece_series = Vec::new();
     for m in models {
         let Some(folds) = m.backtest else { continue };
-        for (k, fold) in folds.iter().enumerate() {
-            let mut row = metrics_row(
-                &format!(
-                    "{} fold {} (test {})",
-                    m.name(),
-                    k + 1,
-                    fold.test_as_of.join(", ")
-                ),
-                &fold.test,
-                "",
-            );
-            row.pop();
-            row.push(Cell::Text(
-                fold.trees
-                    .map_or_else(String::new, |t| format!("{t} trees")),
-            ));
-            rows.push(row);
+        let fold_models: Vec<ByFold<'_>> = folds
+            .iter()
+            .map(|f| ByFold {
+                test_as_of: &f.test_as_of,
+                metrics: &f.test,
+                trees: f.trees,
+            })
+            .collect();
+        let refits: Vec<ByFold<'_>> = folds
+            .iter()
+            .filter_map(|f| {
+                f.refit.as_ref().map(|r| ByFold {
+                    test_as_of: &f.test_as_of,
+                    metrics: &r.test,
+                    trees: r.trees,
+                })
+            })
+            .collect();
+        let mut kinds = vec![(m.name().to_owned(), fold_models)];
+        if refits.len() == folds.len() {
+            kinds.push((format!("{} refit procedure", m.name()), refits));
         }
-        let n = folds.len() as f64;
-        let mean =
-            |get: &dyn Fn(&Metrics) -> f64| folds.iter().map(|f| get(&f.test)).sum::<f64>() / n;
-        let sd = |get: &dyn Fn(&Metrics) -> f64| {
-            let mu = mean(get);
-            let ss = folds
-                .iter()
-                .map(|f| (get(&f.test) - mu).powi(2))
-                .sum::<f64>();
-            if folds.len() > 1 {
-                (ss / (n - 1.0)).sqrt()
-            } else {
-                f64::NAN
-            }
-        };
-        let auc = |m: &Metrics| m.roc_auc.estimate;
-        rows.push(vec![
-            Cell::Text(format!("{} mean ± sd over {} folds", m.name(), folds.len())),
-            Cell::Number(folds.iter().map(|f| f.test.rows as f64).sum::<f64>(), 0),
-            Cell::Number(100.0 * mean(&|m| m.churn_rate), 1),
-            Cell::Text(format!("{:.4} ± {:.4}", mean(&auc), sd(&auc))),
-            Cell::Number(mean(&|m| m.average_precision), 4),
-            Cell::Number(mean(&|m| m.log_loss), 4),
-            Cell::Number(mean(&|m| m.brier), 4),
-            Cell::Text(format!("{:.4} ± {:.4}", mean(&|m| m.ece), sd(&|m| m.ece))),
-            Cell::Number(mean(&|m| m.precision_at_10), 3),
-            Cell::Number(mean(&|m| m.lift_at_10), 2),
-            Cell::Number(mean(&|m| m.lift_at_20), 2),
-            Cell::from(""),
-        ]);
-        let points = |get: &dyn Fn(&Metrics) -> f64| -> Vec<(f64, f64)> {
-            folds
-                .iter()
-                .enumerate()
-                .map(|(k, f)| ((k + 1) as f64, get(&f.test)))
-                .collect()
-        };
-        auc_series.push(Series {
-            name: m.name().to_owned(),
-            points: points(&auc),
-            markers: true,
-        });
-        ece_series.push(Series {
-            name: m.name().to_owned(),
-            points: points(&|m| m.ece),
-            markers: true,
-        });
+        for (name, by_fold) in kinds {
+            let (auc, ece) = fold_rows(&mut rows, &name, &by_fold);
+            auc_series.push(auc);
+            ece_series.push(ece);
+        }
     }
     let mut header = METRICS_HEADER;
     header[11] = "trees";
@@ -526,6 +488,75 @@ fn backtest_section(
         ),
     ]);
     Ok(())
+}
+
+/// One fold's test metrics of a fold model or of the refit procedure.
+struct ByFold<'a> {
+    test_as_of: &'a [String],
+    metrics: &'a Metrics,
+    trees: Option<usize>,
+}
+
+/// The table rows of `name` on every fold and their mean ± sd, and its AUC
+/// and ECE series by fold.
+fn fold_rows(rows: &mut Vec<Vec<Cell>>, name: &str, folds: &[ByFold<'_>]) -> (Series, Series) {
+    for (k, fold) in folds.iter().enumerate() {
+        let mut row = metrics_row(
+            &format!(
+                "{name} fold {} (test {})",
+                k + 1,
+                fold.test_as_of.join(", ")
+            ),
+            fold.metrics,
+            "",
+        );
+        row.pop();
+        row.push(Cell::Text(
+            fold.trees
+                .map_or_else(String::new, |t| format!("{t} trees")),
+        ));
+        rows.push(row);
+    }
+    let n = folds.len() as f64;
+    let mean =
+        |get: &dyn Fn(&Metrics) -> f64| folds.iter().map(|f| get(f.metrics)).sum::<f64>() / n;
+    let sd = |get: &dyn Fn(&Metrics) -> f64| {
+        let mu = mean(get);
+        let ss = folds
+            .iter()
+            .map(|f| (get(f.metrics) - mu).powi(2))
+            .sum::<f64>();
+        if folds.len() > 1 {
+            (ss / (n - 1.0)).sqrt()
+        } else {
+            f64::NAN
+        }
+    };
+    let auc = |m: &Metrics| m.roc_auc.estimate;
+    rows.push(vec![
+        Cell::Text(format!("{name} mean ± sd over {} folds", folds.len())),
+        Cell::Number(folds.iter().map(|f| f.metrics.rows as f64).sum::<f64>(), 0),
+        Cell::Number(100.0 * mean(&|m| m.churn_rate), 1),
+        Cell::Text(format!("{:.4} ± {:.4}", mean(&auc), sd(&auc))),
+        Cell::Number(mean(&|m| m.average_precision), 4),
+        Cell::Number(mean(&|m| m.log_loss), 4),
+        Cell::Number(mean(&|m| m.brier), 4),
+        Cell::Text(format!("{:.4} ± {:.4}", mean(&|m| m.ece), sd(&|m| m.ece))),
+        Cell::Number(mean(&|m| m.precision_at_10), 3),
+        Cell::Number(mean(&|m| m.lift_at_10), 2),
+        Cell::Number(mean(&|m| m.lift_at_20), 2),
+        Cell::from(""),
+    ]);
+    let series = |get: &dyn Fn(&Metrics) -> f64| Series {
+        name: name.to_owned(),
+        points: folds
+            .iter()
+            .enumerate()
+            .map(|(k, f)| ((k + 1) as f64, get(f.metrics)))
+            .collect(),
+        markers: true,
+    };
+    (series(&auc), series(&|m| m.ece))
 }
 
 #[cfg(test)]

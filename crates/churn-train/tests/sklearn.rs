@@ -107,14 +107,11 @@ fn a_large_test_set_is_scored_whole_and_explained_on_a_sample() {
         table.as_of.push(0);
         table.ids.push(r.to_string());
     }
-    let split = Split {
-        train: (0..2000).collect(),
-        valid: (2000..4000).collect(),
-        test: (4000..rows).collect(),
-        train_times: Vec::new(),
-        valid_times: Vec::new(),
-        test_times: Vec::new(),
-    };
+    let split = Split::untimed(
+        (0..2000).collect(),
+        (2000..4000).collect(),
+        (4000..rows).collect(),
+    );
     let fitted = fit_family(
         &table,
         &split,
