@@ -164,7 +164,7 @@ fn main() -> Result<(), String> {
     .check()
     .map_err(|e| e.to_string())?;
     let start = Instant::now();
-    let (model, _) = train(
+    let (model, log) = train(
         &params,
         &schema,
         &TrainData {
@@ -183,7 +183,7 @@ fn main() -> Result<(), String> {
         let test_auc = auc(&scores, &data.test_y, &vec![1.0; scores.len()]);
         println!(
             "{}",
-            serde_json::json!({ "train_s": train_s, "test_auc": test_auc })
+            serde_json::json!({ "train_s": train_s, "bin_s": log.bin_seconds, "test_auc": test_auc })
         );
         return Ok(());
     }
@@ -195,6 +195,7 @@ fn main() -> Result<(), String> {
     let theirs_in_ours = timings(&imported, &data, &all_x);
     let out = serde_json::json!({
         "train_s": train_s,
+        "bin_s": log.bin_seconds,
         "threads": threads,
         "our_model": ours,
         "lightgbm_model_in_our_engine": theirs_in_ours,

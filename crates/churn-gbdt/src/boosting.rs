@@ -135,23 +135,38 @@ pub fn train_with_progress(
         ));
     }
 
+    const BIN_CHUNK: usize = 16 * 1024;
     let binning = std::time::Instant::now();
-    // Bin every column, in parallel (errors reported in feature order).
-    let binned_columns: Vec<Result<(BinMapper, Vec<u8>), GbdtError>> = (0..width)
+    // The bin boundaries come from at most `bin_construct_sample_cnt` rows
+    // (a draw of their own from the one seed, in row order); every row is
+    // then binned by them.
+    let sampled: Option<Vec<usize>> = (rows > p.bin_construct_sample_cnt).then(|| {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(p.seed ^ 0xb1a5_5a4d_0c0f_fee5);
+        let mut picked =
+            rand::seq::index::sample(&mut rng, rows, p.bin_construct_sample_cnt).into_vec();
+        picked.sort_unstable();
+        picked
+    });
+    // Each feature's bins from the sample, in parallel (errors reported in
+    // feature order).
+    let zero_missing = |f: usize| !p.use_missing && schema.kinds[f] == FeatureKind::Numeric;
+    let mappers: Vec<Result<BinMapper, GbdtError>> = (0..width)
         .into_par_iter()
         .map(|f| {
-            let mut column: Vec<f64> = (0..rows).map(|r| data.features[r * width + f]).collect();
-            if !p.use_missing && schema.kinds[f] == FeatureKind::Numeric {
-                // Prediction reads NaN as 0.0 under MissingType::None; train the same way.
-                column
-                    .iter_mut()
-                    .filter(|x| x.is_nan())
-                    .for_each(|x| *x = 0.0);
-            }
-            let mapper = match schema.kinds[f] {
-                FeatureKind::Numeric => BinMapper::numeric(&column, p.max_bin, 3),
+            // Prediction reads NaN as 0.0 under MissingType::None (no
+            // use_missing); train the same way.
+            let value = |r: usize| {
+                let x = data.features[r * width + f];
+                if zero_missing(f) && x.is_nan() { 0.0 } else { x }
+            };
+            let sample: Vec<f64> = match &sampled {
+                Some(picked) => picked.iter().map(|&r| value(r)).collect(),
+                None => (0..rows).map(value).collect(),
+            };
+            match schema.kinds[f] {
+                FeatureKind::Numeric => Ok(BinMapper::numeric(&sample, p.max_bin, 3)),
                 FeatureKind::Categorical => {
-                    if let Some(bad) = column.iter().find(|v| **v > MAX_CATEGORY) {
+                    if let Some(bad) = (0..rows).map(value).find(|v| *v > MAX_CATEGORY) {
                         return Err(GbdtError::InvalidData(format!(
                             "categorical feature {:?} has code {bad}; codes must be integers in 0..={MAX_CATEGORY}",
                             schema.names[f]
@@ -166,21 +181,36 @@ pub fn train_with_progress(
                             ),
                         });
                     }
-                    BinMapper::categorical(&column, p.max_bin)
+                    Ok(BinMapper::categorical(&sample, p.max_bin))
                 }
-            };
-            let bins = column.iter().map(|&x| mapper.bin(x)).collect::<Vec<u8>>();
-            Ok((mapper, bins))
+            }
         })
         .collect();
-    let mut mappers = Vec::with_capacity(width);
-    let mut columns = Vec::with_capacity(width);
-    for binned in binned_columns {
-        let (mapper, bins) = binned?;
-        mappers.push(mapper);
-        columns.push(bins);
+    let mut mappers = mappers
+        .into_iter()
+        .collect::<Result<Vec<BinMapper>, GbdtError>>()?;
+    // Every row binned in one pass over the row-major values (a column at a
+    // time would read the whole table once per feature).
+    let zeroed: Vec<bool> = (0..width).map(zero_missing).collect();
+    let mut bins = vec![0u8; rows * width];
+    bins.par_chunks_mut(BIN_CHUNK * width)
+        .zip(data.features.par_chunks(BIN_CHUNK * width))
+        .for_each(|(out, values)| {
+            for (row_bins, row) in out.chunks_exact_mut(width).zip(values.chunks_exact(width)) {
+                for (f, (bin, &x)) in row_bins.iter_mut().zip(row).enumerate() {
+                    let x = if zeroed[f] && x.is_nan() { 0.0 } else { x };
+                    *bin = mappers[f].bin(x);
+                }
+            }
+        });
+    let binned = Binned::from_rows(mappers.clone(), schema.kinds.clone(), bins);
+    // A missing value the sample did not hold is still missing.
+    for (f, mapper) in mappers.iter_mut().enumerate() {
+        if let BinMapper::Numeric { upper, has_missing } = mapper {
+            *has_missing |= binned.counts_of(f)[upper.len()] > 0;
+        }
     }
-    let binned = Binned::new(mappers, schema.kinds.clone(), columns);
+    let binned = binned.with_mappers(mappers);
     let bin_seconds = binning.elapsed().as_secs_f64();
 
     let objective = BinaryLogLoss {

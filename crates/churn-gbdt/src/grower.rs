@@ -36,41 +36,59 @@ pub(crate) struct Binned {
 }
 
 impl Binned {
-    /// Takes one column of bins per feature, all of the same length, and
-    /// lays them out row by row too.
-    pub(crate) fn new(
+    /// Takes the bins row by row (`bins[row * width + f]`, width = the
+    /// number of mappers) and lays them out by column too.
+    pub(crate) fn from_rows(
         mappers: Vec<BinMapper>,
         kinds: Vec<FeatureKind>,
-        columns: Vec<Vec<u8>>,
+        bins: Vec<u8>,
     ) -> Binned {
         let mut offsets = vec![0];
         for mapper in &mappers {
             offsets.push(offsets[offsets.len() - 1] + mapper.value_bins() + 1);
         }
-        let width = columns.len();
-        let rows = columns.first().map_or(0, Vec::len);
-        let mut bins = vec![0u8; rows * width];
+        let width = mappers.len();
+        let rows = bins.len().checked_div(width).unwrap_or(0);
+        let mut columns = vec![vec![0u8; rows]; width];
         if width > 0 {
-            bins.par_chunks_mut(PARALLEL_CHUNK * width)
+            // Blocks of rows, each written into every column's slice of it.
+            let mut blocks: Vec<Vec<&mut [u8]>> = (0..rows.div_ceil(PARALLEL_CHUNK))
+                .map(|_| Vec::with_capacity(width))
+                .collect();
+            for column in &mut columns {
+                for (block, part) in blocks.iter_mut().zip(column.chunks_mut(PARALLEL_CHUNK)) {
+                    block.push(part);
+                }
+            }
+            blocks
+                .into_par_iter()
                 .enumerate()
-                .for_each(|(chunk, part)| {
-                    let first = chunk * PARALLEL_CHUNK;
-                    for (i, row) in part.chunks_exact_mut(width).enumerate() {
-                        for (bin, column) in row.iter_mut().zip(&columns) {
-                            *bin = column[first + i];
+                .for_each(|(b, mut parts)| {
+                    let first = b * PARALLEL_CHUNK;
+                    for (i, row) in bins[first * width..]
+                        .chunks_exact(width)
+                        .take(parts.first().map_or(0, |p| p.len()))
+                        .enumerate()
+                    {
+                        for (part, &bin) in parts.iter_mut().zip(row) {
+                            part[i] = bin;
                         }
                     }
                 });
         }
-        let mut counts = vec![0u32; offsets[width]];
-        for (f, column) in columns.iter().enumerate() {
-            let cells = &mut counts[offsets[f]..offsets[f + 1]];
-            for &bin in column {
-                if let Some(cell) = cells.get_mut(bin as usize) {
-                    *cell += 1;
+        let counts: Vec<u32> = columns
+            .par_iter()
+            .zip(&mappers)
+            .flat_map_iter(|(column, mapper)| {
+                let mut cells = vec![0u32; mapper.value_bins() + 1];
+                for &bin in column {
+                    if let Some(cell) = cells.get_mut(bin as usize) {
+                        *cell += 1;
+                    }
                 }
-            }
-        }
+                cells
+            })
+            .collect();
         Binned {
             mappers,
             kinds,
@@ -79,6 +97,17 @@ impl Binned {
             bins,
             counts,
         }
+    }
+
+    /// Feature `f`'s cells of the root counts.
+    pub(crate) fn counts_of(&self, f: usize) -> &[u32] {
+        &self.counts[self.offsets[f]..self.offsets[f + 1]]
+    }
+
+    /// The same bins with `mappers` of the same bin counts (their
+    /// missing-value flags settled after binning).
+    pub(crate) fn with_mappers(self, mappers: Vec<BinMapper>) -> Binned {
+        Binned { mappers, ..self }
     }
 
     fn width(&self) -> usize {

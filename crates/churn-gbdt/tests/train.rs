@@ -507,7 +507,13 @@ fn many_row_trees_match_their_routed_rows_whatever_the_threads() {
         use_quantized_grad: true,
         ..plain.clone()
     };
-    for params in [&plain, &sampled, &quantized] {
+    // Bin boundaries from 500 sampled rows: every row is still binned by
+    // them, so the routed rows still match.
+    let binned_from_a_sample = GbdtParams {
+        bin_construct_sample_cnt: 500,
+        ..plain.clone()
+    };
+    for params in [&plain, &sampled, &quantized, &binned_from_a_sample] {
         let model = fit(params, 2);
         let mut scores = vec![0.0; rows];
         for (t, tree) in model.trees.iter().enumerate() {
@@ -557,7 +563,19 @@ fn many_row_trees_match_their_routed_rows_whatever_the_threads() {
         num_grad_quant_bins: 8,
         ..bagged.clone()
     };
-    for params in [&plain, &bagged, &quantized, &bagged_quantized] {
+    // The boundaries are placed from a sample: a different model from the
+    // exact one (the sample is drawn), the same one at every thread count.
+    assert_ne!(
+        serde_json::to_string(&fit(&binned_from_a_sample, 2)).expect("serialise"),
+        serde_json::to_string(&fit(&plain, 2)).expect("serialise")
+    );
+    for params in [
+        &plain,
+        &bagged,
+        &quantized,
+        &bagged_quantized,
+        &binned_from_a_sample,
+    ] {
         let one = serde_json::to_string(&fit(params, 1)).expect("serialise");
         assert_eq!(
             one,
@@ -567,5 +585,48 @@ fn many_row_trees_match_their_routed_rows_whatever_the_threads() {
             one,
             serde_json::to_string(&fit(params, 3)).expect("serialise")
         );
+    }
+}
+
+/// A missing value only in rows the bin sample did not draw is still a
+/// missing value: the tree routes it as its rows were routed in training.
+#[test]
+fn a_missing_value_outside_the_bin_sample_stays_missing() {
+    let rows = 6_000;
+    let (abc, y) = synthetic(rows, 21);
+    let mut x = abc.clone();
+    let mut y = y;
+    // Feature 1 is missing in 12 rows only (and those churn), feature 2
+    // nowhere; the sample of 60 rows most likely holds none of the 12.
+    for r in 0..rows {
+        x[r * 3 + 2] = (r % 97) as f64;
+        if r % 500 == 7 {
+            x[r * 3 + 1] = f64::NAN;
+            y[r] = 1.0;
+        }
+    }
+    let params = GbdtParams {
+        num_iterations: 5,
+        num_leaves: 63,
+        min_data_in_leaf: 5,
+        bin_construct_sample_cnt: 60,
+        ..GbdtParams::default()
+    }
+    .check()
+    .expect("valid");
+    let data = TrainData {
+        features: &x,
+        labels: &y,
+        weights: None,
+    };
+    let (model, _) = train(&params, &schema(3, &[]), &data, None).expect("trains");
+    for (t, tree) in model.trees.iter().enumerate() {
+        let mut routed = vec![0usize; tree.num_leaves()];
+        for row in x.chunks_exact(3) {
+            routed[tree.leaf(row)] += 1;
+        }
+        for (l, &count) in routed.iter().enumerate() {
+            assert_eq!(tree.leaf_count[l], count as f64, "tree {t} leaf {l}");
+        }
     }
 }
