@@ -136,6 +136,7 @@ pub fn train_with_progress(
     }
 
     const BIN_CHUNK: usize = 16 * 1024;
+    const SCORE_CHUNK: usize = 32 * 1024;
     let binning = std::time::Instant::now();
     // The bin boundaries come from at most `bin_construct_sample_cnt` rows
     // (a draw of their own from the one seed, in row order); every row is
@@ -286,21 +287,46 @@ pub fn train_with_progress(
         });
 
         // Scores: bag rows by their leaf range, the others through the tree.
-        let mut in_bag = vec![false; rows];
-        for (leaf, &(start, end)) in grown.ranges.iter().enumerate() {
-            let value = grown.tree.leaf_value[leaf];
-            for &r in &grown.rows[start..end] {
-                scores[r as usize] += value;
-                in_bag[r as usize] = true;
-            }
-        }
-        if grown.rows.len() < rows {
-            for (r, inside) in in_bag.iter().enumerate() {
-                if !inside {
-                    scores[r] += grown.tree.leaf_value[grown.leaf_of(&binned, r)];
+        // Each leaf's rows ascend (the bag is sorted and partitions are
+        // stable), so a chunk of rows finds its own in every leaf by binary
+        // search and the chunks add in parallel, each row once.
+        let grown_ref = &grown;
+        let binned_ref = &binned;
+        scores
+            .par_chunks_mut(SCORE_CHUNK)
+            .enumerate()
+            .for_each(|(chunk, part)| {
+                let first = chunk * SCORE_CHUNK;
+                let last = first + part.len();
+                let mut in_bag = 0;
+                for (leaf, &(start, end)) in grown_ref.ranges.iter().enumerate() {
+                    let leaf_rows = &grown_ref.rows[start..end];
+                    let from = leaf_rows.partition_point(|&r| (r as usize) < first);
+                    let to = leaf_rows.partition_point(|&r| (r as usize) < last);
+                    let value = grown_ref.tree.leaf_value[leaf];
+                    for &r in &leaf_rows[from..to] {
+                        part[r as usize - first] += value;
+                    }
+                    in_bag += to - from;
                 }
-            }
-        }
+                if in_bag < part.len() {
+                    let mut inside = vec![false; part.len()];
+                    for &(start, end) in &grown_ref.ranges {
+                        let leaf_rows = &grown_ref.rows[start..end];
+                        let from = leaf_rows.partition_point(|&r| (r as usize) < first);
+                        let to = leaf_rows.partition_point(|&r| (r as usize) < last);
+                        for &r in &leaf_rows[from..to] {
+                            inside[r as usize - first] = true;
+                        }
+                    }
+                    for (i, score) in part.iter_mut().enumerate() {
+                        if !inside[i] {
+                            *score +=
+                                grown_ref.tree.leaf_value[grown_ref.leaf_of(binned_ref, first + i)];
+                        }
+                    }
+                }
+            });
         let mut tree = grown.tree;
         if iteration == 0 {
             // The initial score lives in the first tree, as in LightGBM.

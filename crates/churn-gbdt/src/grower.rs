@@ -167,7 +167,8 @@ struct LeafState {
     stats: Stats,
     /// Output bounds from monotone constraints.
     bounds: (f64, f64),
-    histogram: Option<Histogram>,
+    /// Taken (left empty) when the leaf is split.
+    histogram: Histogram,
     best: Option<Candidate>,
     /// (internal node, went left) of the parent split, `None` for the root.
     parent: Option<(usize, bool)>,
@@ -218,6 +219,21 @@ enum Gradients<'a> {
     Quantized(&'a Quantized),
 }
 
+/// A leaf's rows summed block by block, before the blocks are added up.
+enum Parts {
+    Exact {
+        blocks: Vec<Vec<[Stats; 256]>>,
+        /// Every row: the counts are the root's.
+        all_rows: bool,
+    },
+    Quantized {
+        blocks: Vec<Vec<[u64; 256]>>,
+        packed_sum_fits: bool,
+        g_scale: f64,
+        h_scale: f64,
+    },
+}
+
 struct Context<'a> {
     data: &'a Binned,
     params: &'a GbdtParams,
@@ -234,9 +250,63 @@ impl Context<'_> {
     /// 256 cells per feature, so a u8 bin needs no bounds check, and the
     /// blocks are added up in order, so no sum depends on the thread count.
     fn histogram(&self, rows: &[u32]) -> Histogram {
+        let parts = self.fill(rows);
+        self.assemble(|f, cells| self.assemble_feature(&parts, f, cells))
+    }
+
+    /// The blocks of a leaf's rows, each summed into its local cells.
+    fn fill(&self, rows: &[u32]) -> Parts {
         match &self.gradients {
-            Gradients::Exact(gh) => self.exact_histogram(rows, gh),
-            Gradients::Quantized(q) => self.quantized_histogram(rows, q),
+            Gradients::Exact(gh) => self.exact_parts(rows, gh),
+            Gradients::Quantized(q) => self.quantized_parts(rows, q),
+        }
+    }
+
+    /// Feature `f`'s cells of a leaf from its blocks, added up in order.
+    fn assemble_feature(&self, parts: &Parts, f: usize, cells: &mut [Stats]) {
+        match parts {
+            Parts::Exact { blocks, all_rows } => {
+                for part in blocks {
+                    for (cell, add) in cells.iter_mut().zip(&part[f]) {
+                        cell.add(add);
+                    }
+                }
+                if *all_rows {
+                    let counts = &self.data.counts[self.data.offsets[f]..];
+                    for (cell, &n) in cells.iter_mut().zip(counts) {
+                        cell.n = n;
+                    }
+                }
+            }
+            Parts::Quantized {
+                blocks,
+                packed_sum_fits,
+                g_scale,
+                h_scale,
+            } => {
+                for (bin, cell) in cells.iter_mut().enumerate() {
+                    let (mut g, mut h, mut n) = (0i64, 0u64, 0u64);
+                    if *packed_sum_fits {
+                        (g, h, n) = unpack(
+                            blocks
+                                .iter()
+                                .fold(0u64, |sum, part| sum.wrapping_add(part[f][bin])),
+                        );
+                    } else {
+                        for part in blocks {
+                            let (pg, ph, pn) = unpack(part[f][bin]);
+                            g += pg;
+                            h += ph;
+                            n += pn;
+                        }
+                    }
+                    *cell = Stats {
+                        g: g as f64 * g_scale,
+                        h: h as f64 * h_scale,
+                        n: n as u32,
+                    };
+                }
+            }
         }
     }
 
@@ -265,12 +335,12 @@ impl Context<'_> {
         slices
     }
 
-    fn exact_histogram(&self, rows: &[u32], gh: &[[f64; 2]]) -> Histogram {
+    fn exact_parts(&self, rows: &[u32], gh: &[[f64; 2]]) -> Parts {
         let block = self.block_rows(rows.len(), std::mem::size_of::<Stats>(), usize::MAX);
         // Every row, in order (the root of an unbagged tree): read in
         // sequence, and the counts are known already.
         let all_rows = rows.len() == gh.len();
-        let parts: Vec<Vec<[Stats; 256]>> = rows
+        let blocks: Vec<Vec<[Stats; 256]>> = rows
             .par_chunks(block)
             .map(|block| {
                 if all_rows {
@@ -280,19 +350,7 @@ impl Context<'_> {
                 }
             })
             .collect();
-        self.assemble(|f, cells| {
-            for part in &parts {
-                for (cell, add) in cells.iter_mut().zip(&part[f]) {
-                    cell.add(add);
-                }
-            }
-            if all_rows {
-                let counts = &self.data.counts[self.data.offsets[f]..];
-                for (cell, &n) in cells.iter_mut().zip(counts) {
-                    cell.n = n;
-                }
-            }
-        })
+        Parts::Exact { blocks, all_rows }
     }
 
     /// A new histogram whose allowed features' cells `fill(feature, cells)`
@@ -310,13 +368,13 @@ impl Context<'_> {
         histogram
     }
 
-    /// [`Self::exact_histogram`] from packed integers: blocks of at most
+    /// [`Self::exact_parts`] from packed integers: blocks of at most
     /// `max_block_rows` rows, summed exactly as integers across blocks, then
     /// scaled back to gradient units.
-    fn quantized_histogram(&self, rows: &[u32], q: &Quantized) -> Histogram {
+    fn quantized_parts(&self, rows: &[u32], q: &Quantized) -> Parts {
         let block = self.block_rows(rows.len(), std::mem::size_of::<u64>(), q.max_block_rows);
         let all_rows = rows.len() == q.packed.len();
-        let parts: Vec<Vec<[u64; 256]>> = rows
+        let blocks: Vec<Vec<[u64; 256]>> = rows
             .par_chunks(block)
             .map(|block| {
                 if all_rows {
@@ -326,32 +384,13 @@ impl Context<'_> {
                 }
             })
             .collect();
-        // A leaf no larger than a block sums its blocks' words as they are.
-        let packed_sum_fits = rows.len() <= q.max_block_rows;
-        self.assemble(|f, cells| {
-            for (bin, cell) in cells.iter_mut().enumerate() {
-                let (mut g, mut h, mut n) = (0i64, 0u64, 0u64);
-                if packed_sum_fits {
-                    (g, h, n) = unpack(
-                        parts
-                            .iter()
-                            .fold(0u64, |sum, part| sum.wrapping_add(part[f][bin])),
-                    );
-                } else {
-                    for part in &parts {
-                        let (pg, ph, pn) = unpack(part[f][bin]);
-                        g += pg;
-                        h += ph;
-                        n += pn;
-                    }
-                }
-                *cell = Stats {
-                    g: g as f64 * q.g_scale,
-                    h: h as f64 * q.h_scale,
-                    n: n as u32,
-                };
-            }
-        })
+        Parts::Quantized {
+            blocks,
+            // A leaf no larger than a block sums its blocks' words as they are.
+            packed_sum_fits: rows.len() <= q.max_block_rows,
+            g_scale: q.g_scale,
+            h_scale: q.h_scale,
+        }
     }
 
     /// One block of a leaf's rows summed into 256 packed cells per feature.
@@ -484,37 +523,105 @@ impl Context<'_> {
         total: &Stats,
         bounds: (f64, f64),
     ) -> Option<Candidate> {
+        let parent_gain = self.gain_unsplit(total, bounds);
+        let candidates: Vec<Option<Candidate>> = (0..self.allowed.len())
+            .into_par_iter()
+            .map(|f| {
+                let cells = &histogram[self.data.offsets[f]..self.data.offsets[f + 1]];
+                self.feature_split(f, cells, total, parent_gain, bounds)
+            })
+            .collect();
+        self.best_of(candidates)
+    }
+
+    /// Both children's histograms (the smaller one's added up from its
+    /// blocks, the larger one's the parent's minus it) and each child's best
+    /// split (`None` both when `can_split` is false), in one parallel pass
+    /// over the features: one fork and join per split instead of four.
+    fn children(
+        &self,
+        parent: Histogram,
+        small: (&Parts, &Stats, (f64, f64)),
+        large: (&Stats, (f64, f64)),
+        can_split: bool,
+    ) -> (Histogram, Histogram, Option<Candidate>, Option<Candidate>) {
+        let (small_parts, small_total, small_bounds) = small;
+        let (large_total, large_bounds) = large;
+        let small_gain = self.gain_unsplit(small_total, small_bounds);
+        let large_gain = self.gain_unsplit(large_total, large_bounds);
+        let offsets = &self.data.offsets;
+        let mut small_histogram = vec![Stats::default(); offsets[self.data.width()]];
+        let mut large_histogram = parent;
+        let candidates: Vec<(Option<Candidate>, Option<Candidate>)> =
+            Self::by_feature(&mut small_histogram, offsets)
+                .into_par_iter()
+                .zip(Self::by_feature(&mut large_histogram, offsets))
+                .enumerate()
+                .map(|(f, (mine, cells))| {
+                    if self.allowed[f] {
+                        self.assemble_feature(small_parts, f, mine);
+                    }
+                    for (cell, s) in cells.iter_mut().zip(mine.iter()) {
+                        *cell = cell.minus(s);
+                    }
+                    if !can_split {
+                        return (None, None);
+                    }
+                    (
+                        self.feature_split(f, mine, small_total, small_gain, small_bounds),
+                        self.feature_split(f, cells, large_total, large_gain, large_bounds),
+                    )
+                })
+                .collect();
+        let (small_best, large_best): (Vec<_>, Vec<_>) = candidates.into_iter().unzip();
+        (
+            small_histogram,
+            large_histogram,
+            self.best_of(small_best),
+            self.best_of(large_best),
+        )
+    }
+
+    /// The gain of leaving a leaf of `total` unsplit.
+    fn gain_unsplit(&self, total: &Stats, bounds: (f64, f64)) -> f64 {
         let p = self.params;
-        let parent_gain = leaf_gain(
+        leaf_gain(
             total,
             p,
             p.lambda_l2,
             leaf_output(total, p, p.lambda_l2, bounds),
-        );
-        let candidates: Vec<Option<Candidate>> = (0..self.allowed.len())
-            .into_par_iter()
-            .map(|f| {
-                if !self.allowed[f] {
-                    return None;
-                }
-                let cells = &histogram[self.data.offsets[f]..self.data.offsets[f + 1]];
-                match self.data.kinds[f] {
-                    FeatureKind::Numeric => {
-                        self.numeric_split(f, cells, total, parent_gain, bounds)
-                    }
-                    FeatureKind::Categorical => {
-                        self.categorical_split(f, cells, total, parent_gain, bounds)
-                    }
-                }
-            })
-            .collect();
+        )
+    }
+
+    /// Feature `f`'s best split of a leaf whose cells of `f` are `cells`.
+    fn feature_split(
+        &self,
+        f: usize,
+        cells: &[Stats],
+        total: &Stats,
+        parent_gain: f64,
+        bounds: (f64, f64),
+    ) -> Option<Candidate> {
+        if !self.allowed[f] {
+            return None;
+        }
+        match self.data.kinds[f] {
+            FeatureKind::Numeric => self.numeric_split(f, cells, total, parent_gain, bounds),
+            FeatureKind::Categorical => {
+                self.categorical_split(f, cells, total, parent_gain, bounds)
+            }
+        }
+    }
+
+    /// The first of the largest gains in feature order, if it is worth a split.
+    fn best_of(&self, candidates: Vec<Option<Candidate>>) -> Option<Candidate> {
         let mut best: Option<Candidate> = None;
         for candidate in candidates.into_iter().flatten() {
             if best.as_ref().is_none_or(|b| candidate.gain > b.gain) {
                 best = Some(candidate);
             }
         }
-        best.filter(|b| b.gain > p.min_gain_to_split && b.gain.is_finite())
+        best.filter(|b| b.gain > self.params.min_gain_to_split && b.gain.is_finite())
     }
 
     fn evaluate(
@@ -784,7 +891,7 @@ pub(crate) fn grow(
         depth: 0,
         stats: root,
         bounds: unbounded,
-        histogram: Some(histogram),
+        histogram,
         best,
         parent: None,
     }];
@@ -884,30 +991,37 @@ pub(crate) fn grow(
             }
         };
 
-        // Histograms: build the smaller child, subtract for the larger.
-        let parent_hist = leaves[index].histogram.take();
+        // Histograms: build the smaller child, subtract for the larger, and
+        // find both children's best splits.
+        let parent_hist = std::mem::take(&mut leaves[index].histogram);
         let left_rows = &rows[start..start + left_len];
         let right_rows = &rows[start + left_len..start + len];
-        let (left_hist, right_hist) = if left_rows.len() <= right_rows.len() {
-            let small = ctx.histogram(left_rows);
-            let large = subtract(parent_hist, &small, || ctx.histogram(right_rows));
-            (small, large)
-        } else {
-            let small = ctx.histogram(right_rows);
-            let large = subtract(parent_hist, &small, || ctx.histogram(left_rows));
-            (large, small)
-        };
         let depth = leaves[index].depth + 1;
         let can_split = params.max_depth.is_none_or(|d| depth < d);
-        let left_best = if can_split {
-            ctx.best_split(&left_hist, &candidate.left, left_bounds)
+        let left_is_small = left_rows.len() <= right_rows.len();
+        let small_rows = if left_is_small { left_rows } else { right_rows };
+        let ((small_total, small_bounds), (large_total, large_bounds)) = if left_is_small {
+            (
+                (&candidate.left, left_bounds),
+                (&candidate.right, right_bounds),
+            )
         } else {
-            None
+            (
+                (&candidate.right, right_bounds),
+                (&candidate.left, left_bounds),
+            )
         };
-        let right_best = if can_split {
-            ctx.best_split(&right_hist, &candidate.right, right_bounds)
+        let small_parts = ctx.fill(small_rows);
+        let (small, large, small_best, large_best) = ctx.children(
+            parent_hist,
+            (&small_parts, small_total, small_bounds),
+            (large_total, large_bounds),
+            can_split,
+        );
+        let ((left_hist, left_best), (right_hist, right_best)) = if left_is_small {
+            ((small, small_best), (large, large_best))
         } else {
-            None
+            ((large, large_best), (small, small_best))
         };
         leaves[index] = LeafState {
             start,
@@ -915,7 +1029,7 @@ pub(crate) fn grow(
             depth,
             stats: candidate.left,
             bounds: left_bounds,
-            histogram: Some(left_hist),
+            histogram: left_hist,
             best: left_best,
             parent: Some((node, true)),
         };
@@ -925,7 +1039,7 @@ pub(crate) fn grow(
             depth,
             stats: candidate.right,
             bounds: right_bounds,
-            histogram: Some(right_hist),
+            histogram: right_hist,
             best: right_best,
             parent: Some((node, false)),
         });
@@ -965,22 +1079,6 @@ fn exact_stats(rows: &[u32], g: &[f64], h: &[f64]) -> Stats {
         });
     }
     stats
-}
-
-fn subtract(
-    parent: Option<Histogram>,
-    small: &[Stats],
-    rebuild: impl FnOnce() -> Histogram,
-) -> Histogram {
-    match parent {
-        Some(mut parent) => {
-            for (p, s) in parent.iter_mut().zip(small) {
-                *p = p.minus(s);
-            }
-            parent
-        }
-        None => rebuild(),
-    }
 }
 
 /// The raw-value test equal to a bin split.
