@@ -72,6 +72,18 @@ pub fn churn_data(
     source: ChurnDataSource,
 ) -> Result<Prepared, TrainError> {
     let split = crate::out_of_time_split(&table.as_of, horizon, source.split)?;
+    let as_of = |times: &[i64]| {
+        let first = times.first().map(|&t| churn_core::format_timestamp(t));
+        format!(", as-of {}", first.unwrap_or_default())
+    };
+    refuse_single_label(
+        &table.labels,
+        [
+            ("training", &split.train, &as_of(&split.train_times)),
+            ("validation", &split.valid, &as_of(&split.valid_times)),
+            ("test", &split.test, &as_of(&split.test_times)),
+        ],
+    )?;
     let t = &source.training;
     let mut notes = vec![format!(
         "{} labelled examples: train {} / valid {} / test {} (out of time, purge gap {})",
@@ -235,19 +247,14 @@ pub fn plain_table(
             "stratified by label at random (seed): 60% train, 20% validation, 20% test".into()
         }
     };
-    for (part, rows) in [
-        ("training", &train),
-        ("validation", &valid),
-        ("test", &test),
-    ] {
-        let positives = rows.iter().filter(|&&i| table.labels[i] == 1.0).count();
-        if positives == 0 || positives == rows.len() {
-            return Err(TrainError::Split(format!(
-                "the {part} part ({} rows) has a single label: give more rows or a different split",
-                rows.len()
-            )));
-        }
-    }
+    refuse_single_label(
+        &table.labels,
+        [
+            ("training", &train, ""),
+            ("validation", &valid, ""),
+            ("test", &test, ""),
+        ],
+    )?;
     let (n_train, n_valid, n_test) = (train.len(), valid.len(), test.len());
     let mut notes = vec![format!(
         "{} labelled rows: train {n_train} / valid {n_valid} / test {n_test} ({method})",
@@ -304,6 +311,25 @@ pub fn plain_table(
         refit_rows,
         notes,
     })
+}
+
+/// Refuses a part of a split whose rows hold a single label, by name (with
+/// `where_`, e.g. its first as-of time): no fit, calibration or metric means
+/// anything there.
+fn refuse_single_label(
+    labels: &[f64],
+    parts: [(&str, &Vec<usize>, &str); 3],
+) -> Result<(), TrainError> {
+    for (part, rows, where_) in parts {
+        let positives = rows.iter().filter(|&&i| labels[i] == 1.0).count();
+        if positives == 0 || positives == rows.len() {
+            return Err(TrainError::Split(format!(
+                "the {part} part ({} rows{where_}) has a single label: give more rows or a different split",
+                rows.len()
+            )));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -379,6 +405,39 @@ mod tests {
         assert_eq!(p.folds.last().map(|f| &f.test), Some(&p.split.test));
         assert_eq!(p.refit_rows.as_ref().map(Vec::len), Some(100));
         assert_eq!(p.table.ids[0], "t.csv:1");
+    }
+
+    #[test]
+    fn a_churn_data_part_with_one_label_is_refused_with_its_as_of() {
+        let labels = [0.0, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0];
+        let (train, valid, test) = (vec![0, 1], vec![2, 3], vec![4, 5, 6]);
+        let err = refuse_single_label(
+            &labels,
+            [
+                ("training", &train, ""),
+                ("validation", &valid, ""),
+                ("test", &test, ", as-of 2026-05-18T00:00:00Z"),
+            ],
+        )
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+        assert!(
+            err.contains("the test part (3 rows, as-of 2026-05-18T00:00:00Z) has a single label"),
+            "{err}"
+        );
+        let test = vec![3, 4, 5];
+        assert!(
+            refuse_single_label(
+                &labels,
+                [
+                    ("training", &train, ""),
+                    ("validation", &valid, ""),
+                    ("test", &test, "")
+                ]
+            )
+            .is_ok()
+        );
     }
 
     #[test]
