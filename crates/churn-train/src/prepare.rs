@@ -112,8 +112,21 @@ pub fn churn_data(
         split: split.describe(horizon),
         ..source.training
     });
+    // A fold whose part holds a single label cannot be scored: the data
+    // then allow fewer folds.
     let (folds, note) = degrading_folds(source.backtest, |k| {
-        crate::backtest_splits(&table.as_of, horizon, source.split, k)
+        let splits = crate::backtest_splits(&table.as_of, horizon, source.split, k)?;
+        for fold in &splits {
+            refuse_single_label(
+                &table.labels,
+                [
+                    ("training", &fold.train, ""),
+                    ("validation", &fold.valid, ""),
+                    ("test", &fold.test, ""),
+                ],
+            )?;
+        }
+        Ok(splits)
     });
     notes.extend(note);
     let refit_rows = Some((0..table.rows()).collect());
