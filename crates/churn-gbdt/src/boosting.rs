@@ -148,17 +148,19 @@ pub fn train_with_progress(
         picked.sort_unstable();
         picked
     });
+    // Prediction reads NaN as 0.0 under MissingType::None (no use_missing):
+    // train the same way.
+    let zeroed: Vec<bool> = (0..width)
+        .map(|f| !p.use_missing && schema.kinds[f] == FeatureKind::Numeric)
+        .collect();
     // Each feature's bins from the sample, in parallel (errors reported in
     // feature order).
-    let zero_missing = |f: usize| !p.use_missing && schema.kinds[f] == FeatureKind::Numeric;
     let mappers: Vec<Result<BinMapper, GbdtError>> = (0..width)
         .into_par_iter()
         .map(|f| {
-            // Prediction reads NaN as 0.0 under MissingType::None (no
-            // use_missing); train the same way.
             let value = |r: usize| {
                 let x = data.features[r * width + f];
-                if zero_missing(f) && x.is_nan() { 0.0 } else { x }
+                if zeroed[f] && x.is_nan() { 0.0 } else { x }
             };
             let sample: Vec<f64> = match &sampled {
                 Some(picked) => picked.iter().map(|&r| value(r)).collect(),
@@ -192,7 +194,6 @@ pub fn train_with_progress(
         .collect::<Result<Vec<BinMapper>, GbdtError>>()?;
     // Every row binned in one pass over the row-major values (a column at a
     // time would read the whole table once per feature).
-    let zeroed: Vec<bool> = (0..width).map(zero_missing).collect();
     let mut bins = vec![0u8; rows * width];
     bins.par_chunks_mut(BIN_CHUNK * width)
         .zip(data.features.par_chunks(BIN_CHUNK * width))
@@ -298,26 +299,27 @@ pub fn train_with_progress(
             .for_each(|(chunk, part)| {
                 let first = chunk * SCORE_CHUNK;
                 let last = first + part.len();
-                let mut in_bag = 0;
-                for (leaf, &(start, end)) in grown_ref.ranges.iter().enumerate() {
-                    let leaf_rows = &grown_ref.rows[start..end];
-                    let from = leaf_rows.partition_point(|&r| (r as usize) < first);
-                    let to = leaf_rows.partition_point(|&r| (r as usize) < last);
-                    let value = grown_ref.tree.leaf_value[leaf];
-                    for &r in &leaf_rows[from..to] {
-                        part[r as usize - first] += value;
-                    }
-                    in_bag += to - from;
-                }
-                if in_bag < part.len() {
-                    let mut inside = vec![false; part.len()];
-                    for &(start, end) in &grown_ref.ranges {
+                // Each leaf's rows that fall in this chunk.
+                let mine: Vec<&[u32]> = grown_ref
+                    .ranges
+                    .iter()
+                    .map(|&(start, end)| {
                         let leaf_rows = &grown_ref.rows[start..end];
                         let from = leaf_rows.partition_point(|&r| (r as usize) < first);
                         let to = leaf_rows.partition_point(|&r| (r as usize) < last);
-                        for &r in &leaf_rows[from..to] {
-                            inside[r as usize - first] = true;
-                        }
+                        &leaf_rows[from..to]
+                    })
+                    .collect();
+                for (leaf, rows) in mine.iter().enumerate() {
+                    let value = grown_ref.tree.leaf_value[leaf];
+                    for &r in *rows {
+                        part[r as usize - first] += value;
+                    }
+                }
+                if mine.iter().map(|rows| rows.len()).sum::<usize>() < part.len() {
+                    let mut inside = vec![false; part.len()];
+                    for &r in mine.iter().flat_map(|rows| rows.iter()) {
+                        inside[r as usize - first] = true;
                     }
                     for (i, score) in part.iter_mut().enumerate() {
                         if !inside[i] {

@@ -115,6 +115,8 @@ pub struct Fitted {
     /// Test predictions (calibrated) and labels, for charts.
     pub test_probabilities: Vec<f64>,
     pub test_labels: Vec<f64>,
+    /// The test rows' margins (log-odds before calibration).
+    pub test_margins: Vec<f64>,
     /// Contributions of the explained test rows, row-major (rows ×
     /// features), for the importance and the SHAP summary.
     pub test_contributions: Vec<f64>,
@@ -278,13 +280,15 @@ fn fit_calibrated(
     if let Some(seconds) = bin_seconds {
         clock.carve("bin", seconds);
     }
-    let uncalibrated = PreparedModel::new(ChurnModel {
-        schema: schema.clone(),
-        scorer: scorer.clone(),
-        calibration: churn_model::Calibration::None,
-    })
-    .map_err(TrainError::Model)?;
-    let valid_margins = margins(&uncalibrated, table, &split.valid)?;
+    let valid_margins = margins_of(
+        ChurnModel {
+            schema: schema.clone(),
+            scorer: scorer.clone(),
+            calibration: churn_model::Calibration::None,
+        },
+        table,
+        &split.valid,
+    )?;
     let valid_labels: Vec<f64> = split.valid.iter().map(|&i| table.labels[i]).collect();
     let (calibration, calibration_report) = fit::fit_calibration(&valid_margins, &valid_labels);
     let valid_p: Vec<f64> = valid_margins
@@ -316,7 +320,17 @@ fn logistic_parameters(c: f64, model: &churn_model::LogisticModel) -> serde_json
     })
 }
 
-/// The model's margins (log-odds before calibration) on `rows`.
+/// `model`'s margins (log-odds before calibration, which they do not
+/// depend on) on `rows`.
+fn margins_of(model: ChurnModel, table: &Table, rows: &[usize]) -> Result<Vec<f64>, TrainError> {
+    margins(
+        &PreparedModel::new(model).map_err(TrainError::Model)?,
+        table,
+        rows,
+    )
+}
+
+/// The prepared model's margins on `rows`.
 fn margins(model: &PreparedModel, table: &Table, rows: &[usize]) -> Result<Vec<f64>, TrainError> {
     rows.par_iter()
         .map(|&i| {
@@ -387,13 +401,8 @@ pub struct RefitFold {
 impl Fold {
     /// The fold of `split` from its fit by [`fit_family`] (the newest fold
     /// of a backtest is the single split: no second fit).
-    pub fn of_fitted(table: &Table, split: &Split, fitted: &Fitted) -> Result<Fold, TrainError> {
-        let uncalibrated = PreparedModel::new(ChurnModel {
-            calibration: churn_model::Calibration::None,
-            ..fitted.model.clone()
-        })
-        .map_err(TrainError::Model)?;
-        Ok(Fold {
+    pub fn of_fitted(split: &Split, fitted: &Fitted) -> Fold {
+        Fold {
             train_as_of: times(&split.train_times),
             valid_as_of: times(&split.valid_times),
             test_as_of: times(&split.test_times),
@@ -407,10 +416,10 @@ impl Fold {
             test_rows: split.test.clone(),
             test_probabilities: fitted.test_probabilities.clone(),
             test_labels: fitted.test_labels.clone(),
-            test_margins: margins(&uncalibrated, table, &split.test)?,
+            test_margins: fitted.test_margins.clone(),
             calibration: fitted.model.calibration.clone(),
             refit: None,
-        })
+        }
     }
 }
 
@@ -422,14 +431,6 @@ impl Fold {
             Some(r) if refit => &r.test_probabilities,
             _ => &self.test_probabilities,
         }
-    }
-
-    /// The test margins of the refit procedure when it was scored, else of
-    /// the fold model: out-of-fold scores for a refit's calibrator.
-    fn out_of_fold_margins(&self) -> &[f64] {
-        self.refit
-            .as_ref()
-            .map_or(&self.test_margins, |r| &r.test_margins)
     }
 }
 
@@ -467,13 +468,7 @@ const REFIT_PROCEDURE: &str = "the refit procedure on each fold: fitted on every
 fn spread(metrics: &[&Metrics]) -> serde_json::Value {
     let stat = |get: &dyn Fn(&Metrics) -> f64| {
         let values: Vec<f64> = metrics.iter().map(|m| get(m)).collect();
-        let n = values.len() as f64;
-        let mean = values.iter().sum::<f64>() / n;
-        let sd = if values.len() > 1 {
-            (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
-        } else {
-            f64::NAN
-        };
+        let (mean, sd) = mean_and_sd(&values);
         serde_json::json!({ "mean": mean, "sd": if sd.is_nan() { serde_json::Value::Null } else { sd.into() } })
     };
     serde_json::json!({
@@ -483,6 +478,18 @@ fn spread(metrics: &[&Metrics]) -> serde_json::Value {
         "brier": stat(&|m| m.brier),
         "ece": stat(&|m| m.ece),
     })
+}
+
+/// The mean and sample standard deviation of `values` (NaN below two).
+pub(crate) fn mean_and_sd(values: &[f64]) -> (f64, f64) {
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let sd = if values.len() > 1 {
+        (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
+    } else {
+        f64::NAN
+    };
+    (mean, sd)
 }
 
 /// Mean over folds of `AUC(a) − AUC(b)` for two models backtested on the
@@ -530,12 +537,7 @@ pub fn backtest(
             let mut clock = PhaseClock::start();
             let fitted = fit_calibrated(table, split, family, config, &mut |_| {}, &mut clock)?;
             let calibration = fitted.model.calibration.clone();
-            let uncalibrated = PreparedModel::new(ChurnModel {
-                calibration: churn_model::Calibration::None,
-                ..fitted.model
-            })
-            .map_err(TrainError::Model)?;
-            let test_margins = margins(&uncalibrated, table, &split.test)?;
+            let test_margins = margins_of(fitted.model, table, &split.test)?;
             let test_p: Vec<f64> = test_margins
                 .iter()
                 .map(|&m| calibration.probability(m))
@@ -593,16 +595,15 @@ pub fn backtest_refits(
             Scorer::Gbdt(model) => Some(model.trees.len()),
             Scorer::Logistic(_) => None,
         };
-        let uncalibrated = PreparedModel::new(ChurnModel {
+        let model = ChurnModel {
             schema,
             scorer,
             calibration: churn_model::Calibration::None,
-        })
-        .map_err(TrainError::Model)?;
+        };
         fitted.push((
             split.refit.len(),
             trees,
-            margins(&uncalibrated, table, &split.test)?,
+            margins_of(model, table, &split.test)?,
         ));
         progress(k + 1);
     }
@@ -669,16 +670,16 @@ pub struct Refitted {
     /// What the card says of the refit (`metrics.refit`).
     pub summary: serde_json::Value,
     /// The refit procedure on the newest fold: the refit's estimate.
-    pub estimate: Option<RefitFold>,
+    pub estimate: RefitFold,
 }
 
 /// `family` fitted on `rows` (every labelled row up to the end of the data)
 /// with the number of boosting rounds the backtest chose (the median of the
-/// folds' early-stopped counts) and a calibrator fitted on out-of-fold
-/// margins, each from a model that never trained on that row (cross-fitting:
-/// the refit model is applied to new rows, as those were): the refit
-/// procedure's on each fold when [`backtest_refits`] scored it, else the
-/// fold models'. The newest fold's refit procedure is the card's estimate.
+/// folds' early-stopped counts) and a calibrator fitted on the refit
+/// procedure's out-of-fold margins on every fold ([`backtest_refits`] scores
+/// them first), each from a model that never trained on that row
+/// (cross-fitting: the refit model is applied to new rows, as those were).
+/// The newest fold's refit procedure is the card's estimate.
 pub fn refit_family(
     table: &Table,
     rows: &[usize],
@@ -687,9 +688,15 @@ pub fn refit_family(
     folds: &[Fold],
     progress: &mut dyn FnMut(usize),
 ) -> Result<Refitted, TrainError> {
-    if folds.is_empty() || rows.is_empty() {
+    let scored: Vec<&RefitFold> = folds.iter().filter_map(|f| f.refit.as_ref()).collect();
+    let Some(&newest) = scored.last() else {
         return Err(TrainError::Split(
-            "a refit needs labelled rows and at least one scored fold".into(),
+            "a refit needs at least one fold with the refit procedure scored".into(),
+        ));
+    };
+    if rows.is_empty() || scored.len() != folds.len() {
+        return Err(TrainError::Split(
+            "a refit needs labelled rows and the refit procedure scored on every fold".into(),
         ));
     }
     let mut counts: Vec<usize> = folds.iter().filter_map(|f| f.trees).collect();
@@ -710,9 +717,9 @@ pub fn refit_family(
         }
         Scorer::Logistic(model) => logistic_parameters(config.logistic_c, model),
     };
-    let out_of_fold: Vec<f64> = folds
+    let out_of_fold: Vec<f64> = scored
         .iter()
-        .flat_map(|f| f.out_of_fold_margins().iter().copied())
+        .flat_map(|r| r.test_margins.iter().copied())
         .collect();
     let labels: Vec<f64> = folds
         .iter()
@@ -720,20 +727,13 @@ pub fn refit_family(
         .collect();
     let (calibration, calibration_report) = fit::fit_calibration(&out_of_fold, &labels);
     parameters["refit"] = serde_json::json!(true);
-    let mut summary = serde_json::json!({
+    let summary = serde_json::json!({
         "rows": rows.len(),
         "calibration_rows": out_of_fold.len(),
+        "estimate": newest.test,
+        "estimate_rows": newest.rows,
+        "note": "refitted on every labelled example up to the end of the data. Its estimate is the refit procedure's on the newest backtest fold: the same family fitted on every example whose label was known by that fold's test period, scored there (metrics.backtest.refit_procedure has every fold). The test and validation metrics above are the split's fold model, which learned from less. The calibrator was fitted on the folds' refit procedure's out-of-fold margins, never on rows a model trained on",
     });
-    match folds.last().and_then(|f| f.refit.as_ref()) {
-        Some(newest) => {
-            summary["estimate"] = serde_json::json!(newest.test);
-            summary["estimate_rows"] = serde_json::json!(newest.rows);
-            summary["note"] = "refitted on every labelled example up to the end of the data. Its estimate is the refit procedure's on the newest backtest fold: the same family fitted on every example whose label was known by that fold's test period, scored there (metrics.backtest.refit_procedure has every fold). The test and validation metrics above are the split's fold model, which learned from less. The calibrator was fitted on the folds' refit procedure's out-of-fold margins, never on rows a model trained on".into();
-        }
-        None => {
-            summary["note"] = "refitted on every labelled example up to the end of the data; the test, validation and backtest metrics on this card are the backtest's estimate for it (each measured on a fold model trained before its test period), and its calibrator was fitted on those folds' out-of-fold margins, never on rows a model trained on".into();
-        }
-    }
     Ok(Refitted {
         model: ChurnModel {
             schema,
@@ -743,7 +743,7 @@ pub fn refit_family(
         parameters,
         calibration: calibration_report,
         summary,
-        estimate: folds.last().and_then(|f| f.refit.clone()),
+        estimate: newest.clone(),
     })
 }
 
@@ -781,16 +781,11 @@ pub fn fit_family(
     clock.lap("explain");
     // Scored by the predictor, as a backtest fold's are (an explanation's
     // probability sums the contributions: the same number up to rounding).
-    let test_p: Vec<f64> = split
-        .test
-        .par_iter()
-        .map(|&i| {
-            let mut categories = Vec::new();
-            prepared
-                .probability(&table.input(i, &mut categories))
-                .map_err(TrainError::Model)
-        })
-        .collect::<Result<_, _>>()?;
+    let test_margins = margins(&prepared, table, &split.test)?;
+    let test_p: Vec<f64> = test_margins
+        .iter()
+        .map(|&m| model.calibration.probability(m))
+        .collect();
     let test_y: Vec<f64> = split.test.iter().map(|&i| table.labels[i]).collect();
     let width = model.schema.features.len();
     let test_contributions: Vec<f64> = explained
@@ -835,6 +830,7 @@ pub fn fit_family(
         importance,
         test_probabilities: test_p,
         test_labels: test_y,
+        test_margins,
         test_contributions,
         explained_rows,
         model,

@@ -67,7 +67,7 @@ pub fn train_family(
             let mut done = backtest(table, older, family, config, &mut |k| {
                 progress(Stage::Backtest, k, older.len())
             })?;
-            done.push(Fold::of_fitted(table, split, &fitted)?);
+            done.push(Fold::of_fitted(split, &fitted));
             fitted.phases.push(phase("backtest", started));
             Some(done)
         }
@@ -85,7 +85,7 @@ pub fn train_family(
             // without a backtest): that is the refit's estimate.
             let (splits, mut scored): (Vec<&Split>, Vec<Fold>) = match backtest.take() {
                 Some(done) => (folds.iter().collect(), done),
-                None => (vec![split], vec![Fold::of_fitted(table, split, &fitted)?]),
+                None => (vec![split], vec![Fold::of_fitted(split, &fitted)]),
             };
             let steps = scored.len() + 1;
             backtest_refits(table, &splits, &mut scored, family, config, &mut |k| {
@@ -241,29 +241,25 @@ impl Shipped {
     /// `calibration`), when there is one: its rows and its estimate.
     pub fn refit_line(&self, calibration: &str) -> Option<String> {
         let refit = self.refit.as_ref()?;
-        let estimate = match &refit.estimate {
-            Some(newest) => {
-                let auc = &newest.test.roc_auc;
-                let by_fold = self
-                    .backtest
-                    .as_ref()
-                    .filter(|folds| folds.len() > 1)
-                    .map(|folds| {
-                        let aucs: Vec<String> = folds
-                            .iter()
-                            .filter_map(|f| f.refit.as_ref())
-                            .map(|r| format!("{:.4}", r.test.roc_auc.estimate))
-                            .collect();
-                        format!(" (by fold, oldest first: {})", aucs.join(", "))
-                    })
-                    .unwrap_or_default();
-                format!(
-                    "; its estimate, the refit procedure on the newest fold: AUC {:.4} [{:.4}, {:.4}]  log loss {:.4}  ECE {:.4}{by_fold}",
-                    auc.estimate, auc.low, auc.high, newest.test.log_loss, newest.test.ece
-                )
-            }
-            None => " (metrics above: the backtest's estimate for it)".into(),
-        };
+        let newest = &refit.estimate;
+        let auc = &newest.test.roc_auc;
+        let by_fold = self
+            .backtest
+            .as_ref()
+            .filter(|folds| folds.len() > 1)
+            .map(|folds| {
+                let aucs: Vec<String> = folds
+                    .iter()
+                    .filter_map(|f| f.refit.as_ref())
+                    .map(|r| format!("{:.4}", r.test.roc_auc.estimate))
+                    .collect();
+                format!(" (by fold, oldest first: {})", aucs.join(", "))
+            })
+            .unwrap_or_default();
+        let estimate = format!(
+            "; its estimate, the refit procedure on the newest fold: AUC {:.4} [{:.4}, {:.4}]  log loss {:.4}  ECE {:.4}{by_fold}",
+            auc.estimate, auc.low, auc.high, newest.test.log_loss, newest.test.ece
+        );
         Some(format!(
             "shipped: refitted on all {} labelled examples{}{estimate}; calibration {calibration} fitted out of fold",
             refit.summary["rows"],

@@ -517,21 +517,11 @@ fn fold_rows(rows: &mut Vec<Vec<Cell>>, name: &str, folds: &[ByFold<'_>]) -> (Se
         ));
         rows.push(row);
     }
-    let n = folds.len() as f64;
-    let mean =
-        |get: &dyn Fn(&Metrics) -> f64| folds.iter().map(|f| get(f.metrics)).sum::<f64>() / n;
-    let sd = |get: &dyn Fn(&Metrics) -> f64| {
-        let mu = mean(get);
-        let ss = folds
-            .iter()
-            .map(|f| (get(f.metrics) - mu).powi(2))
-            .sum::<f64>();
-        if folds.len() > 1 {
-            (ss / (n - 1.0)).sqrt()
-        } else {
-            f64::NAN
-        }
+    let stat = |get: &dyn Fn(&Metrics) -> f64| {
+        crate::mean_and_sd(&folds.iter().map(|f| get(f.metrics)).collect::<Vec<f64>>())
     };
+    let mean = |get: &dyn Fn(&Metrics) -> f64| stat(get).0;
+    let sd = |get: &dyn Fn(&Metrics) -> f64| stat(get).1;
     let auc = |m: &Metrics| m.roc_auc.estimate;
     rows.push(vec![
         Cell::Text(format!("{name} mean ± sd over {} folds", folds.len())),
