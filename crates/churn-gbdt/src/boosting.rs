@@ -1,15 +1,15 @@
 //! The boosting loop: gradients → tree → scores, with bagging, feature
 //! sampling and early stopping; every random draw from the one seed.
 
-use rand::SeedableRng;
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::seq::index::sample;
+use rand::{RngExt, SeedableRng};
 use rayon::prelude::*;
 
 use crate::GbdtError;
 use crate::binning::BinMapper;
 use crate::grower::{Binned, grow};
-use crate::metric::{auc, log_loss};
+use crate::metric::{auc, log_loss_sums};
 use crate::model::{FeatureKind, Model, row_count};
 use crate::objective::{BinaryLogLoss, Objective};
 use crate::params::{StoppingMetric, ValidGbdtParams};
@@ -135,7 +135,6 @@ pub fn train_with_progress(
         ));
     }
 
-    const BIN_CHUNK: usize = 16 * 1024;
     const SCORE_CHUNK: usize = 32 * 1024;
     let binning = std::time::Instant::now();
     // The bin boundaries come from at most `bin_construct_sample_cnt` rows
@@ -226,7 +225,12 @@ pub fn train_with_progress(
     let mut valid_setup = match valid {
         Some(v) => {
             let (n, w) = check_data(v, width, "validation data")?;
-            Some((v, w, vec![init; n]))
+            Some((
+                v,
+                w,
+                vec![init; n],
+                bin_like_prediction(&binned.mappers, v.features),
+            ))
         }
         None => None,
     };
@@ -263,12 +267,7 @@ pub fn train_with_progress(
             });
         if p.bagging_freq > 0 && p.bagging_fraction < 1.0 && iteration % p.bagging_freq == 0 {
             let keep = ((rows as f64 * p.bagging_fraction).round() as usize).clamp(1, rows);
-            let mut chosen: Vec<u32> = sample(&mut rng, rows, keep)
-                .into_iter()
-                .map(|i| i as u32)
-                .collect();
-            chosen.sort_unstable();
-            bag = chosen;
+            bag = bag_rows(&mut rng, rows, keep);
         }
         let allowed = feature_sample(&mut rng, width, p.feature_fraction);
         let quantized = quantizer.as_mut().map(|q| q.quantize(&g, &h));
@@ -329,7 +328,7 @@ pub fn train_with_progress(
                     }
                 }
             });
-        let mut tree = grown.tree;
+        let (mut tree, node_splits) = grown.into_tree_and_splits();
         if iteration == 0 {
             // The initial score lives in the first tree, as in LightGBM.
             for v in &mut tree.leaf_value {
@@ -337,21 +336,33 @@ pub fn train_with_progress(
             }
         }
 
-        if let Some((v, w, vscores)) = valid_setup.as_mut() {
+        if let Some((v, w, vscores, vbins)) = valid_setup.as_mut() {
             // The first tree carries `init`, which the start scores already hold.
             let offset = if iteration == 0 { init } else { 0.0 };
-            let tree_ref = &tree;
-            vscores
-                .par_chunks_mut(8192)
+            let (tree_ref, tests, vbins, labels, weights) =
+                (&tree, &node_splits, &*vbins, v.labels, &*w);
+            // Each chunk's log loss summed where its scores are updated, the
+            // chunks added in order: the same sum at any thread count.
+            let sums: Vec<(f64, f64)> = vscores
+                .par_chunks_mut(VALID_CHUNK)
+                .zip(vbins.par_chunks(VALID_CHUNK * width))
                 .enumerate()
-                .for_each(|(chunk, part)| {
-                    for (i, s) in part.iter_mut().enumerate() {
-                        let r = chunk * 8192 + i;
-                        *s += tree_ref.predict(&v.features[r * width..(r + 1) * width]) - offset;
+                .map(|(chunk, (part, bins))| {
+                    for (s, row) in part.iter_mut().zip(bins.chunks_exact(width)) {
+                        *s += tree_ref.leaf_value[tests.leaf_of_row(tree_ref, row)] - offset;
                     }
-                });
+                    let at = chunk * VALID_CHUNK;
+                    let end = at + part.len();
+                    log_loss_sums(part, &labels[at..end], &weights[at..end])
+                })
+                .collect();
             let metric = match p.stopping_metric {
-                StoppingMetric::LogLoss => log_loss(vscores, v.labels, w),
+                StoppingMetric::LogLoss => {
+                    let (loss, total) = sums
+                        .iter()
+                        .fold((0.0, 0.0), |(l, t), (cl, ct)| (l + cl, t + ct));
+                    loss / total
+                }
                 StoppingMetric::Auc => -auc(vscores, v.labels, w),
             };
             log.valid_metric.push(match p.stopping_metric {
@@ -386,6 +397,58 @@ pub fn train_with_progress(
     Ok((model, log))
 }
 
+/// Validation rows binned with the training mappers, row by row, so that
+/// walking a tree's bin-level tests reaches the leaf its raw-value tests
+/// reach: one byte per feature read each round instead of the raw values.
+/// A numeric feature whose training rows held no missing value has a split
+/// that reads NaN as 0.0, so NaN is binned as 0.0 there.
+/// Validation rows per parallel scoring task (fixed: the log loss is summed
+/// by these chunks).
+const VALID_CHUNK: usize = 8192;
+
+/// Rows per parallel binning task.
+const BIN_CHUNK: usize = 16 * 1024;
+
+fn bin_like_prediction(mappers: &[BinMapper], features: &[f64]) -> Vec<u8> {
+    let width = mappers.len();
+    let mut bins = vec![0u8; features.len()];
+    bins.par_chunks_mut(BIN_CHUNK * width)
+        .zip(features.par_chunks(BIN_CHUNK * width))
+        .for_each(|(out, values)| {
+            for (row_bins, row) in out.chunks_exact_mut(width).zip(values.chunks_exact(width)) {
+                for ((bin, &x), mapper) in row_bins.iter_mut().zip(row).zip(mappers) {
+                    let x = match mapper {
+                        BinMapper::Numeric {
+                            has_missing: false, ..
+                        } if x.is_nan() => 0.0,
+                        _ => x,
+                    };
+                    *bin = mapper.bin(x);
+                }
+            }
+        });
+    bins
+}
+
+/// `keep` of `rows` row indices, each subset equally likely, in ascending
+/// order: selection sampling (Knuth's Algorithm S), one draw per row
+/// considered and no sort, as LightGBM bags.
+fn bag_rows(rng: &mut Xoshiro256PlusPlus, rows: usize, keep: usize) -> Vec<u32> {
+    let mut chosen = Vec::with_capacity(keep);
+    let mut needed = keep;
+    for row in 0..rows {
+        if needed == 0 {
+            break;
+        }
+        // Chosen with probability needed / (rows left): exactly `keep` in all.
+        if rng.random::<f64>() * ((rows - row) as f64) < needed as f64 {
+            chosen.push(row as u32);
+            needed -= 1;
+        }
+    }
+    chosen
+}
+
 fn feature_sample(rng: &mut Xoshiro256PlusPlus, width: usize, fraction: f64) -> Vec<bool> {
     if fraction >= 1.0 {
         return vec![true; width];
@@ -396,4 +459,52 @@ fn feature_sample(rng: &mut Xoshiro256PlusPlus, width: usize, fraction: f64) -> 
         allowed[i] = true;
     }
     allowed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bag_holds_exactly_its_share_in_order_and_every_row_equally_often() {
+        let (rows, keep, draws) = (1000, 300, 2000);
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(3);
+        let mut times = vec![0u32; rows];
+        let (mut first_and_last, mut first_two) = (0u32, 0u32);
+        for _ in 0..draws {
+            let bag = bag_rows(&mut rng, rows, keep);
+            assert_eq!(bag.len(), keep);
+            assert!(bag.windows(2).all(|w| w[0] < w[1]), "ascending, no repeats");
+            for &r in &bag {
+                times[r as usize] += 1;
+            }
+            let has = |r: u32| bag.binary_search(&r).is_ok();
+            first_and_last += u32::from(has(0) && has(rows as u32 - 1));
+            first_two += u32::from(has(0) && has(1));
+        }
+        // Each row with probability keep / rows: 600 of 2000, sd 20.5.
+        let p = keep as f64 / rows as f64;
+        let (mean, sd) = (draws as f64 * p, (draws as f64 * p * (1.0 - p)).sqrt());
+        for (r, &t) in times.iter().enumerate() {
+            assert!(
+                (f64::from(t) - mean).abs() < 5.0 * sd,
+                "row {r}: {t} of {draws}"
+            );
+        }
+        // Any two rows together with probability k(k−1) / (n(n−1)), far
+        // apart or adjacent: 179.6 of 2000, sd about 12.9.
+        let pair = (keep * (keep - 1)) as f64 / (rows * (rows - 1)) as f64;
+        let (mean, sd) = (
+            draws as f64 * pair,
+            (draws as f64 * pair * (1.0 - pair)).sqrt(),
+        );
+        for both in [first_and_last, first_two] {
+            assert!(
+                (f64::from(both) - mean).abs() < 5.0 * sd,
+                "{both} vs {mean}"
+            );
+        }
+        assert_eq!(bag_rows(&mut rng, 5, 5), vec![0, 1, 2, 3, 4]);
+        assert_eq!(bag_rows(&mut rng, 5, 1).len(), 1);
+    }
 }

@@ -178,7 +178,7 @@ struct LeafState {
 pub(crate) struct Grown {
     pub(crate) tree: Tree,
     /// Bin-level test of each internal node (for out-of-bag score updates).
-    node_splits: Vec<(usize, BinSplit)>,
+    node_splits: BinTests,
     /// Row indices grouped by leaf: leaf `l` owns `rows[ranges[l].0..ranges[l].1]`.
     pub(crate) rows: Vec<u32>,
     pub(crate) ranges: Vec<(usize, usize)>,
@@ -239,8 +239,10 @@ struct Context<'a> {
     params: &'a GbdtParams,
     allowed: &'a [bool],
     gradients: Gradients<'a>,
-    /// The allowed features when `feature_fraction` left some out: histograms
-    /// then skip the others' cells.
+    /// The allowed features when `feature_fraction` left out most: histograms
+    /// then skip the others' cells. When it left out fewer than half, every
+    /// feature is summed (the others' cells are never read): a loop over
+    /// a whole row costs less than one that picks features out of it.
     sampled: Option<Vec<usize>>,
 }
 
@@ -860,8 +862,7 @@ pub(crate) fn grow(
         params,
         allowed,
         gradients,
-        sampled: allowed
-            .contains(&false)
+        sampled: (2 * allowed.iter().filter(|&&a| a).count() < allowed.len())
             .then(|| (0..allowed.len()).filter(|&f| allowed[f]).collect()),
     };
     let mut rows = bag;
@@ -898,7 +899,7 @@ pub(crate) fn grow(
     let mut tree = Tree::constant(0.0, 0.0);
     tree.leaf_value.clear();
     tree.leaf_count.clear();
-    let mut node_splits = Vec::new();
+    let mut node_splits = BinTests(Vec::new());
     let mut scratch = Vec::with_capacity(rows.len());
 
     while leaves.len() < params.num_leaves {
@@ -970,7 +971,9 @@ pub(crate) fn grow(
         tree.left_child.push(!(index as i32));
         tree.right_child.push(!(new_leaf as i32));
         tree.internal_count.push(f64::from(leaves[index].stats.n));
-        node_splits.push((feature, candidate.split.clone()));
+        node_splits
+            .0
+            .push((feature, candidate.split.clone(), missing_bin));
 
         // Children bounds: a monotone split fences both sides at the midpoint.
         let bounds = leaves[index].bounds;
@@ -1114,22 +1117,43 @@ fn raw_split(mapper: &BinMapper, split: &BinSplit) -> Split {
     }
 }
 
-impl Grown {
-    /// The leaf a binned row reaches.
-    pub(crate) fn leaf_of(&self, data: &Binned, row: usize) -> usize {
-        if self.node_splits.is_empty() {
+/// The bin-level test of each internal node of a grown tree: (feature,
+/// split, the feature's missing bin), numbered as the tree's nodes.
+pub(crate) struct BinTests(Vec<(usize, BinSplit, u8)>);
+
+impl BinTests {
+    /// The leaf of `tree` that a row whose bin in feature `f` is
+    /// `bin_of(f)` reaches.
+    pub(crate) fn leaf(&self, tree: &Tree, bin_of: impl Fn(usize) -> u8) -> usize {
+        if self.0.is_empty() {
             return 0;
         }
         let mut node = 0i32;
         while node >= 0 {
-            let (feature, split) = &self.node_splits[node as usize];
-            let missing_bin = data.mappers[*feature].value_bins() as u8;
-            node = if goes_left(split, data.columns[*feature][row], missing_bin) {
-                self.tree.left_child[node as usize]
+            let (feature, split, missing_bin) = &self.0[node as usize];
+            node = if goes_left(split, bin_of(*feature), *missing_bin) {
+                tree.left_child[node as usize]
             } else {
-                self.tree.right_child[node as usize]
+                tree.right_child[node as usize]
             };
         }
         !node as usize
+    }
+
+    /// The leaf a row binned row-major (one byte per feature) reaches.
+    pub(crate) fn leaf_of_row(&self, tree: &Tree, bins: &[u8]) -> usize {
+        self.leaf(tree, |f| bins[f])
+    }
+}
+
+impl Grown {
+    /// The leaf a binned training row reaches.
+    pub(crate) fn leaf_of(&self, data: &Binned, row: usize) -> usize {
+        self.node_splits.leaf(&self.tree, |f| data.columns[f][row])
+    }
+
+    /// The tree and its bin-level tests, for rows binned outside training.
+    pub(crate) fn into_tree_and_splits(self) -> (Tree, BinTests) {
+        (self.tree, self.node_splits)
     }
 }

@@ -32,6 +32,13 @@ pub fn auc(scores: &[f64], labels: &[f64], weights: &[f64]) -> f64 {
 
 /// Mean binary log loss of log-odds scores, weighted.
 pub fn log_loss(scores: &[f64], labels: &[f64], weights: &[f64]) -> f64 {
+    let (loss, total) = log_loss_sums(scores, labels, weights);
+    loss / total
+}
+
+/// The weighted log loss summed over rows, and the weights summed: parts
+/// of a table add up to the table's (in a fixed order, the same sum).
+pub(crate) fn log_loss_sums(scores: &[f64], labels: &[f64], weights: &[f64]) -> (f64, f64) {
     let (mut loss, mut total) = (0.0, 0.0);
     for ((s, y), w) in scores.iter().zip(labels).zip(weights) {
         // log(1 + e^s) − y·s, computed without overflow.
@@ -43,7 +50,7 @@ pub fn log_loss(scores: &[f64], labels: &[f64], weights: &[f64]) -> f64 {
         loss += w * (softplus - y * s);
         total += w;
     }
-    loss / total
+    (loss, total)
 }
 
 #[cfg(test)]

@@ -630,3 +630,78 @@ fn a_missing_value_outside_the_bin_sample_stays_missing() {
         }
     }
 }
+
+/// Validation rows are scored each round from their bins (the training
+/// mappers), not their raw values: the logged loss of every round must be
+/// the loss of the raw-value trees up to that round, including values the
+/// bins never saw (NaN where training had none, ±inf, |x| ≤ 1e-35, unseen,
+/// negative, fractional and huge category codes), with and without
+/// `use_missing`.
+#[test]
+fn validation_scores_from_bins_match_the_raw_trees_round_by_round() {
+    let (x, y) = synthetic(3_000, 7);
+    // A fourth, categorical column: codes 0..6 from the row.
+    let with_category = |x: &[f64]| -> Vec<f64> {
+        x.chunks_exact(3)
+            .flat_map(|row| {
+                let code = ((row[0] + 2.0) * 1.5).floor().clamp(0.0, 5.0);
+                [row[0], row[1], row[2], code]
+            })
+            .collect()
+    };
+    let train_x = with_category(&x);
+    let (vx, vy) = synthetic(600, 8);
+    let mut valid_x = with_category(&vx);
+    let odd = [
+        f64::NAN,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        1e-40,
+        -1e-40,
+        0.0,
+        1e300,
+    ];
+    let odd_codes = [7.0, -2.0, 2.5, f64::NAN, 1e12, 5.0, 0.0];
+    for (r, row) in valid_x.chunks_exact_mut(4).enumerate().take(140) {
+        row[r % 2] = odd[r % odd.len()];
+        row[3] = odd_codes[(r / 2) % odd_codes.len()];
+    }
+    for use_missing in [true, false] {
+        let params = GbdtParams {
+            num_iterations: 25,
+            num_leaves: 15,
+            min_data_in_leaf: 10,
+            use_missing,
+            bagging_fraction: 0.8,
+            bagging_freq: 1,
+            feature_fraction: 0.75,
+            ..GbdtParams::default()
+        }
+        .check()
+        .expect("valid");
+        let data = TrainData {
+            features: &train_x,
+            labels: &y,
+            weights: None,
+        };
+        let valid = TrainData {
+            features: &valid_x,
+            labels: &vy,
+            weights: None,
+        };
+        let (model, log) = train(&params, &schema(4, &[3]), &data, Some(&valid)).expect("trains");
+        assert_eq!(log.valid_metric.len(), model.trees.len());
+        let mut scores = vec![0.0; vy.len()];
+        for (round, tree) in model.trees.iter().enumerate() {
+            for (s, row) in scores.iter_mut().zip(valid_x.chunks_exact(4)) {
+                *s += tree.predict(row);
+            }
+            let loss = churn_gbdt::metric::log_loss(&scores, &vy, &vec![1.0; vy.len()]);
+            assert!(
+                (loss - log.valid_metric[round]).abs() < 1e-12,
+                "use_missing {use_missing}, round {round}: raw trees {loss}, logged {}",
+                log.valid_metric[round]
+            );
+        }
+    }
+}
