@@ -191,19 +191,7 @@ pub fn train_with_progress(
     let mut mappers = mappers
         .into_iter()
         .collect::<Result<Vec<BinMapper>, GbdtError>>()?;
-    // Every row binned in one pass over the row-major values (a column at a
-    // time would read the whole table once per feature).
-    let mut bins = vec![0u8; rows * width];
-    bins.par_chunks_mut(BIN_CHUNK * width)
-        .zip(data.features.par_chunks(BIN_CHUNK * width))
-        .for_each(|(out, values)| {
-            for (row_bins, row) in out.chunks_exact_mut(width).zip(values.chunks_exact(width)) {
-                for (f, (bin, &x)) in row_bins.iter_mut().zip(row).enumerate() {
-                    let x = if zeroed[f] && x.is_nan() { 0.0 } else { x };
-                    *bin = mappers[f].bin(x);
-                }
-            }
-        });
+    let bins = bin_rows(&mappers, data.features, &zeroed);
     let binned = Binned::from_rows(mappers.clone(), schema.kinds.clone(), bins);
     // A missing value the sample did not hold is still missing.
     for (f, mapper) in mappers.iter_mut().enumerate() {
@@ -229,7 +217,25 @@ pub fn train_with_progress(
                 v,
                 w,
                 vec![init; n],
-                bin_like_prediction(&binned.mappers, v.features),
+                // Bins that reach the leaf the raw-value tests reach: a
+                // numeric split over training rows without NaN reads NaN as 0.0.
+                bin_rows(
+                    &binned.mappers,
+                    v.features,
+                    &binned
+                        .mappers
+                        .iter()
+                        .map(|m| {
+                            matches!(
+                                m,
+                                BinMapper::Numeric {
+                                    has_missing: false,
+                                    ..
+                                }
+                            )
+                        })
+                        .collect::<Vec<bool>>(),
+                ),
             ))
         }
         None => None,
@@ -351,6 +357,9 @@ pub fn train_with_progress(
                     for (s, row) in part.iter_mut().zip(bins.chunks_exact(width)) {
                         *s += tree_ref.leaf_value[tests.leaf_of_row(tree_ref, row)] - offset;
                     }
+                    if p.stopping_metric != StoppingMetric::LogLoss {
+                        return (0.0, 0.0);
+                    }
                     let at = chunk * VALID_CHUNK;
                     let end = at + part.len();
                     log_loss_sums(part, &labels[at..end], &weights[at..end])
@@ -397,11 +406,6 @@ pub fn train_with_progress(
     Ok((model, log))
 }
 
-/// Validation rows binned with the training mappers, row by row, so that
-/// walking a tree's bin-level tests reaches the leaf its raw-value tests
-/// reach: one byte per feature read each round instead of the raw values.
-/// A numeric feature whose training rows held no missing value has a split
-/// that reads NaN as 0.0, so NaN is binned as 0.0 there.
 /// Validation rows per parallel scoring task (fixed: the log loss is summed
 /// by these chunks).
 const VALID_CHUNK: usize = 8192;
@@ -409,21 +413,22 @@ const VALID_CHUNK: usize = 8192;
 /// Rows per parallel binning task.
 const BIN_CHUNK: usize = 16 * 1024;
 
-fn bin_like_prediction(mappers: &[BinMapper], features: &[f64]) -> Vec<u8> {
+/// Row-major values binned row by row (`bins[row * width + f]`) in one pass
+/// (a column at a time would read the whole table once per feature); NaN in
+/// a feature marked `nan_as_zero` is binned as 0.0. Training rows are binned
+/// so (NaN as 0.0 where `use_missing` is off), and validation rows, so that
+/// walking a tree's bin-level tests reaches the leaf its raw-value tests
+/// reach: one byte per feature read each round instead of the raw values.
+fn bin_rows(mappers: &[BinMapper], features: &[f64], nan_as_zero: &[bool]) -> Vec<u8> {
     let width = mappers.len();
     let mut bins = vec![0u8; features.len()];
     bins.par_chunks_mut(BIN_CHUNK * width)
         .zip(features.par_chunks(BIN_CHUNK * width))
         .for_each(|(out, values)| {
             for (row_bins, row) in out.chunks_exact_mut(width).zip(values.chunks_exact(width)) {
-                for ((bin, &x), mapper) in row_bins.iter_mut().zip(row).zip(mappers) {
-                    let x = match mapper {
-                        BinMapper::Numeric {
-                            has_missing: false, ..
-                        } if x.is_nan() => 0.0,
-                        _ => x,
-                    };
-                    *bin = mapper.bin(x);
+                for (f, (bin, &x)) in row_bins.iter_mut().zip(row).enumerate() {
+                    let x = if nan_as_zero[f] && x.is_nan() { 0.0 } else { x };
+                    *bin = mappers[f].bin(x);
                 }
             }
         });
