@@ -1087,6 +1087,24 @@ fn train_on_a_plain_table_rejects_bad_labels_and_splits_by_time_or_test_file() {
         panic!("a plain table's card: {:?}", card.training);
     };
     assert_eq!(training.split["rows"]["test"], 1000);
+    // The card fingerprints both files (hashed while they are read), as
+    // coreutils' sha256sum does.
+    let sha256sum = |file: &Path| {
+        let out = std::process::Command::new("sha256sum")
+            .arg(file)
+            .output()
+            .expect("sha256sum");
+        text(&out.stdout)
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert_eq!(training.features_sha256, sha256sum(&train_csv));
+    assert_eq!(
+        training.test_sha256.as_deref(),
+        Some(sha256sum(&test_csv).as_str())
+    );
     // A test file is the user's: no backtest, no refit.
     assert!(card.metrics.get("backtest").is_none() && card.metrics.get("refit").is_none());
 

@@ -189,19 +189,52 @@ pub fn dir_sha256(dir: &Path) -> Result<String, DataError> {
     }
     let mut hasher = Sha256::new();
     for (name, file) in files {
-        let bytes = std::fs::read(&file).map_err(|e| DataError::Read {
-            file: file.clone(),
-            message: e.to_string(),
-        })?;
+        let len = std::fs::metadata(&file)
+            .map_err(|e| DataError::Read {
+                file: file.clone(),
+                message: e.to_string(),
+            })?
+            .len();
         hasher.update(name.as_bytes());
-        hasher.update((bytes.len() as u64).to_le_bytes());
-        hasher.update(&bytes);
+        hasher.update(len.to_le_bytes());
+        hash_file_into(&mut hasher, &file)?;
     }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    Ok(hex(&hasher.finalize()))
+}
+
+/// SHA-256 of one file's bytes (hex), read in pieces: what a model card
+/// records as a table it was trained or tested on.
+pub fn file_sha256(file: &Path) -> Result<String, DataError> {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    hash_file_into(&mut hasher, file)?;
+    Ok(hex(&hasher.finalize()))
+}
+
+/// Feeds a file to `hasher` a MiB at a time (a table of gigabytes is never
+/// held whole to be hashed).
+fn hash_file_into(hasher: &mut sha2::Sha256, file: &Path) -> Result<(), DataError> {
+    use sha2::Digest;
+    use std::io::Read;
+    let error = |e: std::io::Error| DataError::Read {
+        file: file.to_owned(),
+        message: e.to_string(),
+    };
+    let mut reader = std::fs::File::open(file).map_err(error)?;
+    let mut buffer = vec![0u8; 1 << 20];
+    loop {
+        let read = match reader.read(&mut buffer) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(error(e)),
+        };
+        hasher.update(&buffer[..read]);
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The tables of one data set, wherever they are: a data directory's files

@@ -4,7 +4,7 @@
 //! (the table built by [`Table::from_dataset`] and its kin) and any plain
 //! table of numeric and categorical columns with a 0/1 label.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use churn_model::Kind;
 
@@ -143,20 +143,21 @@ pub fn churn_data(
 
 /// The accepted rows of one plain table file (as churn-data's
 /// `read_labelled` returns them; churn-train reads no files of data itself).
-pub struct TablePart<'a> {
-    pub file: &'a Path,
+/// Owned: the fit part's columns become the table's without a copy.
+pub struct TablePart {
+    pub file: PathBuf,
     /// The feature columns, in order.
     pub columns: Vec<(String, Kind)>,
     /// Row-major, one value per numeric column (NaN = missing).
-    pub numeric: &'a [f64],
+    pub numeric: Vec<f64>,
     /// Row-major, one value per categorical column.
-    pub categorical: &'a [Option<String>],
+    pub categorical: Vec<Option<String>>,
     /// 0 or 1.
-    pub labels: &'a [f64],
+    pub labels: Vec<f64>,
     /// ms since epoch, when a time column was named.
-    pub times: Option<&'a [i64]>,
+    pub times: Option<Vec<i64>>,
     /// 1-based data row of each accepted row.
-    pub rows: &'a [usize],
+    pub rows: Vec<usize>,
     /// Rows refused while reading.
     pub rejected: usize,
 }
@@ -164,8 +165,11 @@ pub struct TablePart<'a> {
 /// How a plain table is split and named on the card.
 pub struct PlainTableSpec<'a> {
     pub features: &'a Path,
-    /// The fixed test table, when one was given.
-    pub test: Option<&'a Path>,
+    /// SHA-256 of the features file (hex; `churn_data::file_sha256`, which
+    /// the caller can run while it reads the file).
+    pub features_sha256: String,
+    /// The fixed test table and its SHA-256, when one was given.
+    pub test: Option<(&'a Path, String)>,
     pub label: &'a str,
     /// Split out of time by this column (else stratified at random).
     pub time_column: Option<&'a str>,
@@ -174,23 +178,15 @@ pub struct PlainTableSpec<'a> {
     pub backtest: usize,
 }
 
-fn file_sha256(path: &Path) -> Result<String, TrainError> {
-    let bytes = std::fs::read(path).map_err(|source| TrainError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    Ok(churn_model::artifact::sha256_hex(&bytes))
-}
-
 /// Any table of numeric and categorical columns: split out of time by the
 /// time column, else stratified at random with the seed; with a test table,
 /// exactly that test set. Every part must hold both labels.
 pub fn plain_table(
-    fit_part: &TablePart,
-    test_part: Option<&TablePart>,
+    fit_part: TablePart,
+    test_part: Option<TablePart>,
     spec: &PlainTableSpec,
 ) -> Result<Prepared, TrainError> {
-    if let Some(test) = test_part
+    if let Some(test) = &test_part
         && test.columns != fit_part.columns
     {
         let first = fit_part
@@ -216,15 +212,27 @@ pub fn plain_table(
             .collect(),
         ..Table::default()
     };
-    for part in std::iter::once(fit_part).chain(test_part) {
-        table.numeric.extend_from_slice(part.numeric);
-        table.categorical.extend(part.categorical.iter().cloned());
-        table.labels.extend_from_slice(part.labels);
+    let n_fit = fit_part.labels.len();
+    let has_test = test_part.is_some();
+    let n_test = test_part.as_ref().map_or(0, |t| t.labels.len());
+    let rejected = fit_part.rejected + test_part.as_ref().map_or(0, |t| t.rejected);
+    table.ids.reserve(n_fit + n_test);
+    table.as_of.reserve(n_fit + n_test);
+    for (k, part) in std::iter::once(fit_part).chain(test_part).enumerate() {
+        // The fit part's columns are moved, not copied; a test part's are
+        // appended (a large vector grows in place).
+        if k == 0 {
+            table.numeric = part.numeric;
+            table.categorical = part.categorical;
+            table.labels = part.labels;
+        } else {
+            table.numeric.extend_from_slice(&part.numeric);
+            table.categorical.extend(part.categorical);
+            table.labels.extend_from_slice(&part.labels);
+        }
         match part.times {
-            Some(times) => table.as_of.extend_from_slice(times),
-            None => table
-                .as_of
-                .extend(std::iter::repeat_n(0, part.labels.len())),
+            Some(times) => table.as_of.extend_from_slice(&times),
+            None => table.as_of.extend(std::iter::repeat_n(0, part.rows.len())),
         }
         let file = part.file.display().to_string();
         table
@@ -232,31 +240,27 @@ pub fn plain_table(
             .extend(part.rows.iter().map(|r| format!("{file}:{r}")));
     }
     let times = spec.time_column.map(|_| table.as_of.as_slice());
-    let fit_rows: Vec<usize> = (0..fit_part.labels.len()).collect();
-    let (train, valid, test) = match test_part {
-        Some(test) => {
-            let (train, valid) = holdout(&fit_rows, &table.labels, times, HOLDOUT, spec.seed)?;
-            let first = fit_part.labels.len();
-            (train, valid, (first..first + test.labels.len()).collect())
-        }
-        None => {
-            let (rest, test) = holdout(&fit_rows, &table.labels, times, HOLDOUT, spec.seed)?;
-            let share = HOLDOUT / (1.0 - HOLDOUT);
-            let (train, valid) = holdout(&rest, &table.labels, times, share, spec.seed)?;
-            (train, valid, test)
-        }
+    let fit_rows: Vec<usize> = (0..n_fit).collect();
+    let (train, valid, test) = if has_test {
+        let (train, valid) = holdout(&fit_rows, &table.labels, times, HOLDOUT, spec.seed)?;
+        (train, valid, (n_fit..n_fit + n_test).collect())
+    } else {
+        let (rest, test) = holdout(&fit_rows, &table.labels, times, HOLDOUT, spec.seed)?;
+        let share = HOLDOUT / (1.0 - HOLDOUT);
+        let (train, valid) = holdout(&rest, &table.labels, times, share, spec.seed)?;
+        (train, valid, test)
     };
-    let method = match (test_part, spec.time_column) {
-        (Some(_), Some(c)) => {
+    let method = match (has_test, spec.time_column) {
+        (true, Some(c)) => {
             format!("test = --test file; validation = the latest 20% of the rest by {c}")
         }
-        (Some(_), None) => {
+        (true, None) => {
             "test = --test file; validation = 20% of the rest, stratified by label".into()
         }
-        (None, Some(c)) => {
+        (false, Some(c)) => {
             format!("out of time by {c}: test = the latest 20%, validation = the 20% before")
         }
-        (None, None) => {
+        (false, None) => {
             "stratified by label at random (seed): 60% train, 20% validation, 20% test".into()
         }
     };
@@ -275,15 +279,15 @@ pub fn plain_table(
     )];
     let training = churn_model::Training::Table(churn_model::artifact::TableTraining {
         features: spec.features.display().to_string(),
-        features_sha256: file_sha256(spec.features)?,
-        test: spec.test.map(|p| p.display().to_string()),
-        test_sha256: spec.test.map(file_sha256).transpose()?,
+        features_sha256: spec.features_sha256.clone(),
+        test: spec.test.as_ref().map(|(p, _)| p.display().to_string()),
+        test_sha256: spec.test.as_ref().map(|(_, sha)| sha.clone()),
         label: spec.label.to_owned(),
         time_column: spec.time_column.map(str::to_owned),
         split: serde_json::json!({
             "method": method,
             "rows": {"train": train.len(), "valid": valid.len(), "test": test.len()},
-            "rejected": fit_part.rejected + test_part.map_or(0, |t| t.rejected),
+            "rejected": rejected,
         }),
         // Filled in when the fit is done.
         calibration: serde_json::Value::Null,
@@ -305,8 +309,8 @@ pub fn plain_table(
     ];
     // Out of time by a column, without a test table: the rolling-origin
     // backtest, and the refit on every row.
-    let (folds, refit_rows) = match (test_part, times) {
-        (None, Some(times)) => {
+    let (folds, refit_rows) = match (has_test, times) {
+        (false, Some(times)) => {
             let (folds, note) = degrading_folds(spec.backtest, |k| {
                 time_holdout_folds(&fit_rows, &table.labels, times, HOLDOUT, k)
             });
@@ -349,31 +353,15 @@ fn refuse_single_label(
 mod tests {
     use super::*;
 
-    struct Owned {
-        numeric: Vec<f64>,
-        labels: Vec<f64>,
-        times: Option<Vec<i64>>,
-        rows: Vec<usize>,
-    }
-
-    fn owned(labels: &[f64], times: Option<Vec<i64>>) -> Owned {
-        Owned {
+    fn part(file: &Path, labels: &[f64], times: Option<Vec<i64>>) -> TablePart {
+        TablePart {
+            file: file.to_owned(),
+            columns: vec![("x".into(), Kind::Numeric)],
             numeric: (0..labels.len()).map(|i| i as f64).collect(),
+            categorical: Vec::new(),
             labels: labels.to_vec(),
             times,
             rows: (1..=labels.len()).collect(),
-        }
-    }
-
-    fn part<'a>(file: &'a Path, o: &'a Owned) -> TablePart<'a> {
-        TablePart {
-            file,
-            columns: vec![("x".into(), Kind::Numeric)],
-            numeric: &o.numeric,
-            categorical: &[],
-            labels: &o.labels,
-            times: o.times.as_deref(),
-            rows: &o.rows,
             rejected: 0,
         }
     }
@@ -381,6 +369,7 @@ mod tests {
     fn spec<'a>(features: &'a Path, time_column: Option<&'a str>) -> PlainTableSpec<'a> {
         PlainTableSpec {
             features,
+            features_sha256: String::new(),
             test: None,
             label: "y",
             time_column,
@@ -395,9 +384,8 @@ mod tests {
         let file = dir.path().join("t.csv");
         std::fs::write(&file, "x,y\n").unwrap();
         let labels: Vec<f64> = (0..100).map(|i| f64::from(i % 3 == 0)).collect();
-        let o = owned(&labels, Some((0..100).collect()));
-        let fit = part(Path::new("t.csv"), &o);
-        let p = plain_table(&fit, None, &spec(&file, Some("t"))).unwrap();
+        let fit = part(Path::new("t.csv"), &labels, Some((0..100).collect()));
+        let p = plain_table(fit, None, &spec(&file, Some("t"))).unwrap();
         let oldest_test = p
             .split
             .test
@@ -460,9 +448,8 @@ mod tests {
         std::fs::write(&file, "x,y\n").unwrap();
         // Only the first rows are positive: the latest 20% (test) are all 0.
         let labels: Vec<f64> = (0..100).map(|i| f64::from(i < 10)).collect();
-        let o = owned(&labels, Some((0..100).collect()));
-        let fit = part(Path::new("t.csv"), &o);
-        let err = plain_table(&fit, None, &spec(&file, Some("t")))
+        let fit = part(Path::new("t.csv"), &labels, Some((0..100).collect()));
+        let err = plain_table(fit, None, &spec(&file, Some("t")))
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();
@@ -475,11 +462,10 @@ mod tests {
         let file = dir.path().join("t.csv");
         std::fs::write(&file, "x,y\n").unwrap();
         let labels: Vec<f64> = (0..50).map(|i| f64::from(i % 2 == 0)).collect();
-        let o = owned(&labels, None);
-        let fit = part(Path::new("t.csv"), &o);
-        let mut test = part(Path::new("u.csv"), &o);
+        let fit = part(Path::new("t.csv"), &labels, None);
+        let mut test = part(Path::new("u.csv"), &labels, None);
         test.columns[0].0 = "z".into();
-        let err = plain_table(&fit, Some(&test), &spec(&file, None))
+        let err = plain_table(fit, Some(test), &spec(&file, None))
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();

@@ -41,25 +41,25 @@ fn read(settings: &TrainSettings, path: &Path, label: &str) -> Result<LabelledTa
     Ok(table)
 }
 
-fn part(table: &LabelledTable) -> TablePart<'_> {
+fn part(table: LabelledTable) -> TablePart {
     TablePart {
-        file: &table.file,
+        file: table.file,
         columns: table
             .columns
-            .iter()
+            .into_iter()
             .map(|(name, kind)| {
                 let kind = match kind {
                     ColumnKind::Numeric => Kind::Numeric,
                     ColumnKind::Categorical => Kind::Categorical,
                 };
-                (name.clone(), kind)
+                (name, kind)
             })
             .collect(),
-        numeric: &table.numeric,
-        categorical: &table.categorical,
-        labels: &table.labels,
-        times: table.times.as_deref(),
-        rows: &table.rows,
+        numeric: table.numeric,
+        categorical: table.categorical,
+        labels: table.labels,
+        times: table.times,
+        rows: table.rows,
         rejected: table.rejects.len(),
     }
 }
@@ -70,23 +70,44 @@ pub fn prepare(ui: &Ui, settings: &TrainSettings, features: &Path) -> Result<Pre
         .as_deref()
         .context("--features needs --label COL")?;
     let spinner = ui.spinner("reading");
-    let fit_part = read(settings, features, label)?;
-    let test_part = settings
-        .test
-        .as_deref()
-        .map(|path| read(settings, path, label))
-        .transpose()?;
+    // The files' fingerprints for the card, on a thread of their own while
+    // the tables are read.
+    let (hashes, parts) = std::thread::scope(|scope| {
+        let hashes = scope.spawn(|| -> Result<_> {
+            let features_sha256 = churn_data::file_sha256(features)?;
+            let test_sha256 = settings
+                .test
+                .as_deref()
+                .map(churn_data::file_sha256)
+                .transpose()?;
+            Ok((features_sha256, test_sha256))
+        });
+        let parts = read(settings, features, label).and_then(|fit| {
+            let test = settings
+                .test
+                .as_deref()
+                .map(|path| read(settings, path, label))
+                .transpose()?;
+            Ok((fit, test))
+        });
+        let hashes = hashes
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("hashing the tables failed")));
+        (hashes, parts)
+    });
+    let (fit_part, test_part) = parts?;
+    let (features_sha256, test_sha256) = hashes?;
     spinner.finish_and_clear();
     let spec = PlainTableSpec {
         features,
-        test: settings.test.as_deref(),
+        features_sha256,
+        test: settings.test.as_deref().zip(test_sha256),
         label,
         time_column: settings.time_column.as_deref(),
         seed: settings.seed,
         backtest: settings.backtest,
     };
-    let test_part = test_part.as_ref().map(part);
-    let prepared = churn_train::prepare::plain_table(&part(&fit_part), test_part.as_ref(), &spec)?;
+    let prepared = churn_train::prepare::plain_table(part(fit_part), test_part.map(part), &spec)?;
     for note in &prepared.notes {
         say!("{note}")?;
     }
