@@ -538,14 +538,13 @@ impl Context<'_> {
 
     /// Both children's histograms (the smaller one's added up from its
     /// blocks, the larger one's the parent's minus it) and each child's best
-    /// split (`None` both when `can_split` is false), in one parallel pass
+    /// split, in one parallel pass
     /// over the features: one fork and join per split instead of four.
     fn children(
         &self,
         parent: Histogram,
         small: (&Parts, &Stats, (f64, f64)),
         large: (&Stats, (f64, f64)),
-        can_split: bool,
     ) -> (Histogram, Histogram, Option<Candidate>, Option<Candidate>) {
         let (small_parts, small_total, small_bounds) = small;
         let (large_total, large_bounds) = large;
@@ -565,9 +564,6 @@ impl Context<'_> {
                     }
                     for (cell, s) in cells.iter_mut().zip(mine.iter()) {
                         *cell = cell.minus(s);
-                    }
-                    if !can_split {
-                        return (None, None);
                     }
                     (
                         self.feature_split(f, mine, small_total, small_gain, small_bounds),
@@ -1014,13 +1010,23 @@ pub(crate) fn grow(
                 (&candidate.left, left_bounds),
             )
         };
-        let small_parts = ctx.fill(small_rows);
-        let (small, large, small_best, large_best) = ctx.children(
-            parent_hist,
-            (&small_parts, small_total, small_bounds),
-            (large_total, large_bounds),
-            can_split,
-        );
+        // Children that will never be split (this split fills the tree,
+        // they are at the depth limit, or each holds too few rows to give
+        // both sides of a split `min_data_in_leaf`) need no histograms:
+        // LightGBM builds none for them either.
+        let tree_full = leaves.len() + 1 >= params.num_leaves;
+        let too_few = |s: &Stats| (s.n as usize) < 2 * params.min_data_in_leaf;
+        let (small, large, small_best, large_best) =
+            if tree_full || !can_split || (too_few(&candidate.left) && too_few(&candidate.right)) {
+                (Histogram::new(), Histogram::new(), None, None)
+            } else {
+                let small_parts = ctx.fill(small_rows);
+                ctx.children(
+                    parent_hist,
+                    (&small_parts, small_total, small_bounds),
+                    (large_total, large_bounds),
+                )
+            };
         let ((left_hist, left_best), (right_hist, right_best)) = if left_is_small {
             ((small, small_best), (large, large_best))
         } else {
