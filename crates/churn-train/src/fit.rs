@@ -80,7 +80,24 @@ pub fn fit_gbdt_rounds(
         .map_err(TrainError::Gbdt)
 }
 
+/// A category gets a one-hot column of its own in the logistic design when
+/// at least this many of the training rows hold it.
+pub const MIN_CATEGORY_ROWS: usize = 10;
+
+/// At most this many one-hot columns per categorical feature: its most
+/// frequent categories (ties: vocabulary order).
+pub const MAX_CATEGORY_COLUMNS: usize = 100;
+
 /// The logistic design of `schema` fitted on `rows`: columns, medians, means, scales.
+///
+/// A categorical feature contributes one column per category that at least
+/// [`MIN_CATEGORY_ROWS`] training rows hold, at most the
+/// [`MAX_CATEGORY_COLUMNS`] most frequent; its other categories read as
+/// zeros in every column, as an unseen one does. Newton's method costs the
+/// cube of the design's width, so a text column with a value per row (an
+/// identifier) made 3,000 rows take minutes and a larger table run out of
+/// memory; such a column now adds no columns at all (it carries no
+/// information a linear model could generalise from either).
 pub fn logistic_design(table: &Table, schema: &InputSchema, rows: &[usize]) -> LogisticModel {
     let n = schema.numeric_len();
     let mut medians = Vec::with_capacity(n);
@@ -105,13 +122,28 @@ pub fn logistic_design(table: &Table, schema: &InputSchema, rows: &[usize]) -> L
             });
         }
     }
+    let categorical = table.categorical_len();
     for (j, feature) in schema.features.iter().enumerate().skip(n) {
-        for code in 0..feature.categories.len() {
-            columns.push(DesignColumn {
-                feature: j as u32,
-                source: Source::Category(code as u32),
-            });
+        let mut counts = vec![0usize; feature.categories.len()];
+        for &i in rows {
+            let code = schema.code(j - n, table.categorical[i * categorical + j - n].as_deref());
+            if let Some(count) = (!code.is_nan())
+                .then(|| counts.get_mut(code as usize))
+                .flatten()
+            {
+                *count += 1;
+            }
         }
+        let mut kept: Vec<usize> = (0..counts.len())
+            .filter(|&code| counts[code] >= MIN_CATEGORY_ROWS)
+            .collect();
+        kept.sort_by(|&a, &b| counts[b].cmp(&counts[a]).then(a.cmp(&b)));
+        kept.truncate(MAX_CATEGORY_COLUMNS);
+        kept.sort_unstable();
+        columns.extend(kept.into_iter().map(|code| DesignColumn {
+            feature: j as u32,
+            source: Source::Category(code as u32),
+        }));
     }
     let width = columns.len();
     let mut model = LogisticModel {
@@ -324,6 +356,67 @@ pub fn fit_calibration(margins: &[f64], y: &[f64]) -> (Calibration, serde_json::
 #[cfg(test)]
 mod tests {
     use super::*;
+    use churn_model::Kind;
+
+    #[test]
+    fn one_hot_columns_are_the_frequent_categories_and_an_identifier_adds_none() {
+        // `wide` has 150 categories, w{k} on 11 + k rows; `tier` a/b/c and a
+        // "rare" one on 5 rows; `id` a value per row.
+        let mut table = Table {
+            features: ["x", "id", "tier", "wide"]
+                .iter()
+                .enumerate()
+                .map(|(j, name)| {
+                    let kind = if j == 0 {
+                        Kind::Numeric
+                    } else {
+                        Kind::Categorical
+                    };
+                    (name.to_string(), kind, String::new())
+                })
+                .collect(),
+            ..Table::default()
+        };
+        let mut row = 0;
+        for k in 0..150 {
+            for _ in 0..11 + k {
+                let tier = if row < 5 {
+                    "rare"
+                } else {
+                    ["a", "b", "c"][row % 3]
+                };
+                table.numeric.push(row as f64);
+                table.categorical.extend([
+                    Some(format!("r{row}")),
+                    Some(tier.to_owned()),
+                    Some(format!("w{k:03}")),
+                ]);
+                table.labels.push((row % 2) as f64);
+                row += 1;
+            }
+        }
+        let rows: Vec<usize> = (0..table.rows()).collect();
+        let schema = table.schema(&rows).unwrap();
+        let model = logistic_design(&table, &schema, &rows);
+        let mut expected = vec![DesignColumn {
+            feature: 0,
+            source: Source::Value,
+        }];
+        // tier's vocabulary is a, b, c, rare: codes 0..3 kept, 3 (5 rows) not.
+        expected.extend((0..3).map(|code| DesignColumn {
+            feature: 2,
+            source: Source::Category(code),
+        }));
+        // wide's 100 most frequent: w050..w149.
+        expected.extend((50..150).map(|code| DesignColumn {
+            feature: 3,
+            source: Source::Category(code),
+        }));
+        assert_eq!(model.columns, expected);
+        // Fits at once, and a category without a column reads as zeros.
+        let fitted = fit_logistic(&table, &schema, &rows, 1.0).unwrap();
+        assert_eq!(fitted.columns.len(), 104);
+    }
 
     #[test]
     fn isotonic_pools_violators_and_platt_recovers_a_scaling() {
