@@ -208,6 +208,10 @@ def measure_server(sim: Path, work: Path, counts, busiest: str, seconds: int) ->
                                      "events": raw_events(sim, busiest)}], "top_k": 3})
     body = work / "raw.json"
     body.write_text(raw)
+    # Reading the events took longer than the server keeps an idle
+    # connection open: a new one.
+    conn.close()
+    conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=30)
     conn.request("POST", "/v1/predict", raw, {"Content-Type": "application/json"})
     by_raw = json.loads(conn.getresponse().read())["predictions"][0]
     conn.request("GET", f"/v1/learners/{busiest}/prediction?as_of={AS_OF}")
