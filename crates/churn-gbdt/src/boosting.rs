@@ -213,30 +213,23 @@ pub fn train_with_progress(
     let mut valid_setup = match valid {
         Some(v) => {
             let (n, w) = check_data(v, width, "validation data")?;
-            Some((
-                v,
-                w,
-                vec![init; n],
-                // Bins that reach the leaf the raw-value tests reach: a
-                // numeric split over training rows without NaN reads NaN as 0.0.
-                bin_rows(
-                    &binned.mappers,
-                    v.features,
-                    &binned
-                        .mappers
-                        .iter()
-                        .map(|m| {
-                            matches!(
-                                m,
-                                BinMapper::Numeric {
-                                    has_missing: false,
-                                    ..
-                                }
-                            )
-                        })
-                        .collect::<Vec<bool>>(),
-                ),
-            ))
+            // Bins that reach the leaf the raw-value tests reach: a numeric
+            // split over training rows without NaN reads NaN as 0.0.
+            let nan_as_zero: Vec<bool> = binned
+                .mappers
+                .iter()
+                .map(|m| {
+                    matches!(
+                        m,
+                        BinMapper::Numeric {
+                            has_missing: false,
+                            ..
+                        }
+                    )
+                })
+                .collect();
+            let vbins = bin_rows(&binned.mappers, v.features, &nan_as_zero);
+            Some((v, w, vec![init; n], vbins))
         }
         None => None,
     };

@@ -204,40 +204,38 @@ pub fn plain_table(
             fit_part.columns.get(first)
         )));
     }
+    let n_fit = fit_part.labels.len();
+    let has_test = test_part.is_some();
+    let n_test = test_part.as_ref().map_or(0, |t| t.labels.len());
+    let rejected = fit_part.rejected + test_part.as_ref().map_or(0, |t| t.rejected);
+    // The fit part's columns are moved, not copied; a test part's are
+    // appended (a large vector grows in place).
     let mut table = Table {
         features: fit_part
             .columns
             .iter()
             .map(|(name, kind)| (name.clone(), *kind, format!("column {name}")))
             .collect(),
-        ..Table::default()
+        numeric: fit_part.numeric,
+        categorical: fit_part.categorical,
+        labels: fit_part.labels,
+        as_of: Vec::with_capacity(n_fit + n_test),
+        ids: Vec::with_capacity(n_fit + n_test),
     };
-    let n_fit = fit_part.labels.len();
-    let has_test = test_part.is_some();
-    let n_test = test_part.as_ref().map_or(0, |t| t.labels.len());
-    let rejected = fit_part.rejected + test_part.as_ref().map_or(0, |t| t.rejected);
-    table.ids.reserve(n_fit + n_test);
-    table.as_of.reserve(n_fit + n_test);
-    for (k, part) in std::iter::once(fit_part).chain(test_part).enumerate() {
-        // The fit part's columns are moved, not copied; a test part's are
-        // appended (a large vector grows in place).
-        if k == 0 {
-            table.numeric = part.numeric;
-            table.categorical = part.categorical;
-            table.labels = part.labels;
-        } else {
-            table.numeric.extend_from_slice(&part.numeric);
-            table.categorical.extend(part.categorical);
-            table.labels.extend_from_slice(&part.labels);
-        }
-        match part.times {
+    let mut add_rows = |file: &Path, times: Option<Vec<i64>>, rows: &[usize]| {
+        match times {
             Some(times) => table.as_of.extend_from_slice(&times),
-            None => table.as_of.extend(std::iter::repeat_n(0, part.rows.len())),
+            None => table.as_of.extend(std::iter::repeat_n(0, rows.len())),
         }
-        let file = part.file.display().to_string();
-        table
-            .ids
-            .extend(part.rows.iter().map(|r| format!("{file}:{r}")));
+        let file = file.display().to_string();
+        table.ids.extend(rows.iter().map(|r| format!("{file}:{r}")));
+    };
+    add_rows(&fit_part.file, fit_part.times, &fit_part.rows);
+    if let Some(test) = test_part {
+        add_rows(&test.file, test.times, &test.rows);
+        table.numeric.extend_from_slice(&test.numeric);
+        table.categorical.extend(test.categorical);
+        table.labels.extend_from_slice(&test.labels);
     }
     let times = spec.time_column.map(|_| table.as_of.as_slice());
     let fit_rows: Vec<usize> = (0..n_fit).collect();
