@@ -13,6 +13,8 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use rusqlite::{Connection, OpenFlags, params};
 
@@ -62,17 +64,32 @@ pub(crate) fn insert_row(
     ])
 }
 
-/// One event waiting in the inbox.
-#[derive(Debug, Clone)]
+/// A learner id as the inbox keeps it: shared by the map's key and every
+/// snapshot a merge takes, so a merge of 200,000 rows copies no id.
+pub(crate) type LearnerId = Arc<str>;
+
+/// One event waiting in the inbox, shared (behind an `Arc`) by the inbox and
+/// the snapshots merges and reads take of it.
+#[derive(Debug)]
 pub(crate) struct Pending {
     /// Arrival order, unique across the store (the clustered table keeps it).
     pub seq: i64,
     pub event_id: Option<String>,
     pub event: ContractEvent,
     /// Already written to the clustered table by a merge whose clean-up has
-    /// not run yet.
-    pub merged: bool,
+    /// not run yet. Set through a merge's snapshot, so marking a row needs no
+    /// lookup; read and counted under the inbox's lock.
+    merged: AtomicBool,
 }
+
+impl Pending {
+    pub fn is_merged(&self) -> bool {
+        self.merged.load(Ordering::Relaxed)
+    }
+}
+
+pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+pub(crate) type FastSet<T> = HashSet<T, foldhash::fast::RandomState>;
 
 /// The inbox file. The store keeps it behind a mutex that also orders
 /// ingests (appends are fsynced under it).
@@ -85,18 +102,21 @@ pub(crate) struct InboxFile {
 /// the idempotency check, without a scan).
 #[derive(Default)]
 struct Waiting {
-    rows: Vec<Pending>,
-    event_ids: HashSet<String>,
+    rows: Vec<Arc<Pending>>,
+    event_ids: FastSet<String>,
 }
 
 /// The inbox's rows in memory: what reads and idempotency checks see. The
 /// store keeps it behind a mutex of its own, held only briefly (never across
 /// an fsync), so reads do not wait for ingests.
 pub(crate) struct Inbox {
-    by_learner: HashMap<String, Waiting>,
+    by_learner: FastMap<LearnerId, Waiting>,
     rows: usize,
     unmerged: usize,
     next_seq: i64,
+    /// Learners forgotten so far: a merge whose snapshot saw the same count
+    /// knows every row of it still waits, without looking each one up.
+    erasures: u64,
 }
 
 const SCHEMA: &str = "
@@ -138,34 +158,25 @@ impl InboxFile {
         configure(&conn)?;
         conn.execute_batch(SCHEMA).map_err(corrupt)?;
         let mut inbox = Inbox {
-            by_learner: HashMap::new(),
+            by_learner: FastMap::default(),
             rows: 0,
             unmerged: 0,
             next_seq,
+            erasures: 0,
         };
-        let rows: Vec<(String, Pending)> = conn
+        let rows: Vec<(String, i64, Option<String>, ContractEvent)> = conn
             .prepare(
                 "SELECT learner_id, seq, event_id, ts, event_type, course_id, count, duration_s, score, amount, latency_ms, stalls
                  FROM inbox ORDER BY seq",
             )
             .and_then(|mut select| {
                 select
-                    .query_map([], |r| {
-                        Ok((
-                            r.get(0)?,
-                            Pending {
-                                seq: r.get(1)?,
-                                event_id: r.get(2)?,
-                                event: event_at(r, 3)?,
-                                merged: false,
-                            },
-                        ))
-                    })?
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, event_at(r, 3)?)))?
                     .collect::<Result<_, _>>()
             })
             .map_err(corrupt)?;
-        for (learner, pending) in rows {
-            inbox.remember(learner, pending);
+        for (learner, seq, event_id, event) in rows {
+            inbox.remember(learner, seq, event_id, event);
         }
         Ok((
             InboxFile {
@@ -259,15 +270,29 @@ impl InboxFile {
 }
 
 impl Inbox {
-    fn remember(&mut self, learner: String, pending: Pending) {
-        self.next_seq = self.next_seq.max(pending.seq + 1);
+    fn remember(
+        &mut self,
+        learner: String,
+        seq: i64,
+        event_id: Option<String>,
+        event: ContractEvent,
+    ) {
+        self.next_seq = self.next_seq.max(seq + 1);
         self.rows += 1;
         self.unmerged += 1;
-        let waiting = self.by_learner.entry(learner).or_default();
-        if let Some(id) = &pending.event_id {
+        let waiting = match self.by_learner.get_mut(learner.as_str()) {
+            Some(waiting) => waiting,
+            None => self.by_learner.entry(Arc::from(learner)).or_default(),
+        };
+        if let Some(id) = &event_id {
             waiting.event_ids.insert(id.clone());
         }
-        waiting.rows.push(pending);
+        waiting.rows.push(Arc::new(Pending {
+            seq,
+            event_id,
+            event,
+            merged: AtomicBool::new(false),
+        }));
     }
 
     /// The next arrival number; at least `floor` from now on.
@@ -293,20 +318,12 @@ impl Inbox {
     /// Keeps rows numbered from `first` on (appended to the file already).
     pub fn remember_all(&mut self, first: i64, rows: Vec<(String, Option<String>, ContractEvent)>) {
         for (i, (learner, event_id, event)) in rows.into_iter().enumerate() {
-            self.remember(
-                learner,
-                Pending {
-                    seq: first + i as i64,
-                    event_id,
-                    event,
-                    merged: false,
-                },
-            );
+            self.remember(learner, first + i as i64, event_id, event);
         }
     }
 
     /// A learner's waiting events, in arrival order.
-    pub fn of_learner(&self, learner: &str) -> Vec<Pending> {
+    pub fn of_learner(&self, learner: &str) -> Vec<Arc<Pending>> {
         self.by_learner
             .get(learner)
             .map(|w| w.rows.clone())
@@ -318,20 +335,27 @@ impl Inbox {
         (self.rows, self.unmerged)
     }
 
+    /// Learners forgotten since the inbox was opened.
+    pub fn erasures(&self) -> u64 {
+        self.erasures
+    }
+
     /// Every row not merged yet, with its learner, sorted by (learner, ts,
     /// seq): what a merge writes.
-    pub fn unmerged_rows(&self) -> Vec<(String, Pending)> {
-        let mut learners: Vec<&String> = self.by_learner.keys().collect();
-        learners.sort_unstable();
+    pub fn unmerged_rows(&self) -> Vec<(LearnerId, Arc<Pending>)> {
+        let mut learners: Vec<(&LearnerId, &Waiting)> = self.by_learner.iter().collect();
+        learners.sort_unstable_by(|a, b| a.0.cmp(b.0));
         let mut out = Vec::with_capacity(self.unmerged);
-        for learner in learners {
-            let mut rows: Vec<&Pending> = self.by_learner[learner]
-                .rows
-                .iter()
-                .filter(|p| !p.merged)
-                .collect();
-            rows.sort_by_key(|p| (p.event.ts, p.seq));
-            out.extend(rows.into_iter().map(|p| (learner.clone(), p.clone())));
+        for (learner, waiting) in learners {
+            let first = out.len();
+            out.extend(
+                waiting
+                    .rows
+                    .iter()
+                    .filter(|p| !p.is_merged())
+                    .map(|p| (Arc::clone(learner), Arc::clone(p))),
+            );
+            out[first..].sort_by_key(|(_, p)| (p.event.ts, p.seq));
         }
         out
     }
@@ -344,18 +368,15 @@ impl Inbox {
             .map(|w| &w.rows)
             .is_some_and(|rows| {
                 rows.binary_search_by_key(&seq, |p| p.seq)
-                    .is_ok_and(|i| !rows[i].merged)
+                    .is_ok_and(|i| !rows[i].is_merged())
             })
     }
 
-    /// Notes that these rows are in the clustered table now.
-    pub fn mark_merged(&mut self, rows: &[(String, i64)]) {
-        for (learner, seq) in rows {
-            if let Some(list) = self.by_learner.get_mut(learner).map(|w| &mut w.rows)
-                && let Ok(i) = list.binary_search_by_key(seq, |p| p.seq)
-                && !list[i].merged
-            {
-                list[i].merged = true;
+    /// Notes that these rows, taken from this inbox and still in it (not
+    /// forgotten since), are in the clustered table now.
+    pub fn mark_merged<'a>(&mut self, rows: impl IntoIterator<Item = &'a Arc<Pending>>) {
+        for row in rows {
+            if !row.merged.swap(true, Ordering::Relaxed) {
                 self.unmerged -= 1;
             }
         }
@@ -366,7 +387,7 @@ impl Inbox {
         self.by_learner
             .values()
             .flat_map(|w| &w.rows)
-            .filter(|p| p.merged)
+            .filter(|p| p.is_merged())
             .map(|p| p.seq)
             .collect()
     }
@@ -377,13 +398,13 @@ impl Inbox {
         self.by_learner.retain(|_, waiting| {
             let Waiting { rows, event_ids } = waiting;
             rows.retain(|p| {
-                if p.merged {
+                if p.is_merged() {
                     removed += 1;
                     if let Some(id) = &p.event_id {
                         event_ids.remove(id);
                     }
                 }
-                !p.merged
+                !p.is_merged()
             });
             !rows.is_empty()
         });
@@ -393,13 +414,14 @@ impl Inbox {
     /// Forgets a learner's rows (erased from the file already).
     pub fn forget_learner(&mut self, learner: &str) {
         if let Some(waiting) = self.by_learner.remove(learner) {
-            self.unmerged -= waiting.rows.iter().filter(|p| !p.merged).count();
+            self.unmerged -= waiting.rows.iter().filter(|p| !p.is_merged()).count();
             self.rows -= waiting.rows.len();
+            self.erasures += 1;
         }
     }
 
     /// The learners with rows waiting.
     pub fn learners(&self) -> Vec<String> {
-        self.by_learner.keys().cloned().collect()
+        self.by_learner.keys().map(|l| l.to_string()).collect()
     }
 }
