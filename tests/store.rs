@@ -531,7 +531,28 @@ fn bad_ingest_bodies_get_4xx_with_the_row_and_field_and_nothing_of_them_is_store
     // The server keeps serving.
     let (status, _) = http(server.addr, "GET", "/healthz", &[], "");
     assert_eq!(status, 200);
-    // A server without ingest_token has no write routes.
+    // One process at a time opens an embedded store: a second server on it
+    // stops at start and says why.
+    let second = std::process::Command::new(common::churn_bin())
+        .args([
+            "serve",
+            "--store",
+            path_str(&store),
+            "--addr",
+            "127.0.0.1:0",
+        ])
+        .output()
+        .expect("churn serve runs");
+    let said = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        !second.status.success()
+            && said.contains("open in another process")
+            && said.contains("store.db-lock"),
+        "{said}"
+    );
+    // A server without ingest_token has no write routes (on the same store,
+    // once the first has stopped).
+    drop(server);
     let plain = ServeProcess::start(&["--store", path_str(&store)]);
     let (status, body) = http(plain.addr, "POST", "/v1/events", &[JSON, AUTH], "[]");
     assert_eq!(

@@ -65,7 +65,7 @@ pub(crate) fn insert_row(
 }
 
 /// A learner id as the inbox keeps it: shared by the map's key and every
-/// snapshot a merge takes, so a merge of 200,000 rows copies no id.
+/// snapshot a merge takes, so a merge of 400,000 rows copies no id.
 pub(crate) type LearnerId = Arc<str>;
 
 /// One event waiting in the inbox, shared (behind an `Arc`) by the inbox and
@@ -85,6 +85,80 @@ pub(crate) struct Pending {
 impl Pending {
     pub fn is_merged(&self) -> bool {
         self.merged.load(Ordering::Relaxed)
+    }
+}
+
+/// Every event id the store holds (its table's and its inbox's), as a Bloom
+/// filter keyed by (learner, id): "not held" is certain, so ingest probes
+/// the table's id index only for a "maybe" (a retry, or 1% of new ids).
+/// Erased and compacted ids stay in it; that costs a probe, never a wrong
+/// answer. Sized for twice the ids it starts with; built (at open, and
+/// again larger when full) by the merge thread while ingest goes on: until
+/// the first is ready every id is probed.
+pub(crate) struct StoredIds {
+    filter: fastbloom::BloomFilter<foldhash::fast::FixedState>,
+    capacity: usize,
+    held: usize,
+}
+
+/// Ids a filter is sized for at least.
+const MIN_STORED_IDS: usize = 1 << 20;
+
+impl StoredIds {
+    /// A filter for `capacity` ids holding every id of the table (read
+    /// through `conn`) and `waiting` (the
+    /// inbox's, taken before the table is read: a merge moves a row into
+    /// the table before it leaves the inbox, so none is missed).
+    /// Gives up (None) as soon as `stop` is set.
+    pub fn build<'a>(
+        conn: &Connection,
+        capacity: usize,
+        waiting: impl Iterator<Item = (&'a str, &'a str)>,
+        stop: &AtomicBool,
+    ) -> rusqlite::Result<Option<StoredIds>> {
+        let mut ids = StoredIds {
+            filter: fastbloom::BloomFilter::with_false_pos(0.01)
+                .hasher(foldhash::fast::FixedState::with_seed(0x6368_726e_6964_7321))
+                .expected_items(capacity),
+            capacity,
+            held: 0,
+        };
+        for (learner, id) in waiting {
+            ids.insert(learner, id);
+        }
+        let mut select = conn.prepare(
+            "SELECT learner_id, event_id FROM events INDEXED BY events_by_learner_event_id WHERE event_id IS NOT NULL",
+        )?;
+        let mut rows = select.query([])?;
+        while let Some(row) = rows.next()? {
+            let learner = row.get_ref(0)?.as_str()?;
+            let id = row.get_ref(1)?.as_str()?;
+            ids.insert(learner, id);
+            if ids.held.is_multiple_of(65_536) && stop.load(Ordering::Relaxed) {
+                return Ok(None);
+            }
+        }
+        Ok(Some(ids))
+    }
+
+    /// The capacity a filter gets when `expected` ids are known of: twice
+    /// that, and at least a million.
+    pub fn capacity_for(expected: usize) -> usize {
+        expected.saturating_mul(2).max(MIN_STORED_IDS)
+    }
+
+    /// Ids put in so far.
+    pub fn held(&self) -> usize {
+        self.held
+    }
+
+    fn insert(&mut self, learner: &str, id: &str) {
+        self.filter.insert(&(learner, id));
+        self.held += 1;
+    }
+
+    fn may_hold(&self, learner: &str, id: &str) -> bool {
+        self.filter.contains(&(learner, id))
     }
 }
 
@@ -117,6 +191,11 @@ pub(crate) struct Inbox {
     /// Learners forgotten so far: a merge whose snapshot saw the same count
     /// knows every row of it still waits, without looking each one up.
     erasures: u64,
+    /// The store's event ids; until built, every id may be held.
+    stored_ids: Option<StoredIds>,
+    /// While a filter is being built: the ids remembered since its
+    /// snapshot of this inbox, put in when it is installed.
+    ids_since_snapshot: Option<Vec<(LearnerId, String)>>,
 }
 
 const SCHEMA: &str = "
@@ -163,6 +242,8 @@ impl InboxFile {
             unmerged: 0,
             next_seq,
             erasures: 0,
+            stored_ids: None,
+            ids_since_snapshot: None,
         };
         let rows: Vec<(String, i64, Option<String>, ContractEvent)> = conn
             .prepare(
@@ -280,12 +361,19 @@ impl Inbox {
         self.next_seq = self.next_seq.max(seq + 1);
         self.rows += 1;
         self.unmerged += 1;
-        let waiting = match self.by_learner.get_mut(learner.as_str()) {
-            Some(waiting) => waiting,
-            None => self.by_learner.entry(Arc::from(learner)).or_default(),
+        if let (Some(ids), Some(id)) = (&mut self.stored_ids, &event_id) {
+            ids.insert(&learner, id);
+        }
+        let key: LearnerId = match self.by_learner.get_key_value(learner.as_str()) {
+            Some((key, _)) => Arc::clone(key),
+            None => Arc::from(learner),
         };
+        let waiting = self.by_learner.entry(Arc::clone(&key)).or_default();
         if let Some(id) = &event_id {
             waiting.event_ids.insert(id.clone());
+            if let Some(since) = &mut self.ids_since_snapshot {
+                since.push((key, id.clone()));
+            }
         }
         waiting.rows.push(Arc::new(Pending {
             seq,
@@ -306,6 +394,62 @@ impl Inbox {
         let first = self.next_seq;
         self.next_seq += n as i64;
         first
+    }
+
+    /// Whether the store's table may hold a learner's event id (certainly
+    /// not when false).
+    pub fn may_have_stored(&self, learner: &str, id: &str) -> bool {
+        self.stored_ids
+            .as_ref()
+            .is_none_or(|ids| ids.may_hold(learner, id))
+    }
+
+    /// Whether an id filter should be built: none yet, or the one there
+    /// holds as many ids as it was sized for; false while one is built.
+    pub fn wants_id_filter(&self) -> bool {
+        self.ids_since_snapshot.is_none()
+            && self
+                .stored_ids
+                .as_ref()
+                .is_none_or(|ids| ids.held >= ids.capacity)
+    }
+
+    /// Starts building a filter: this inbox's (learner, event id) pairs now,
+    /// and from now on every id remembered is kept for
+    /// [`Inbox::install_stored_ids`].
+    pub fn snapshot_for_id_filter(&mut self) -> Vec<(LearnerId, String)> {
+        self.ids_since_snapshot = Some(Vec::new());
+        self.by_learner
+            .iter()
+            .flat_map(|(learner, w)| {
+                w.event_ids
+                    .iter()
+                    .map(|id| (Arc::clone(learner), id.clone()))
+            })
+            .collect()
+    }
+
+    /// Installs a filter built from a snapshot and then the table, with the
+    /// ids remembered since the snapshot; `None` (a build given up) only
+    /// ends the build.
+    pub fn install_stored_ids(&mut self, ids: Option<StoredIds>) {
+        let since = self.ids_since_snapshot.take().unwrap_or_default();
+        if let Some(mut ids) = ids {
+            for (learner, id) in &since {
+                ids.insert(learner, id);
+            }
+            self.stored_ids = Some(ids);
+        }
+    }
+
+    /// Rows numbered so far, in the table or here: at least the store's ids.
+    pub fn numbered(&self) -> usize {
+        usize::try_from(self.next_seq).unwrap_or(0)
+    }
+
+    /// Ids the filter holds (an estimate of the store's, erased ones included).
+    pub fn stored_ids_held(&self) -> usize {
+        self.stored_ids.as_ref().map_or(0, StoredIds::held)
     }
 
     /// Whether a learner's event id waits here.

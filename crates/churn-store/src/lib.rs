@@ -59,6 +59,14 @@ pub enum StoreError {
         found: i64,
         expected: i64,
     },
+    /// Another process has the embedded store open: its inbox lives in that
+    /// process's memory, so a second one would lose rows.
+    #[error(
+        "{}: the learner store is open in another process (it holds {}); an embedded store has one process at a time: stop the other one, or share a PostgreSQL store between processes",
+        path.display(),
+        lock.display()
+    )]
+    InUse { path: PathBuf, lock: PathBuf },
     #[error("learner store {store}: {reason}")]
     Engine { store: String, reason: String },
     #[error("{0}")]

@@ -20,7 +20,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use serde_json::{Map, Value};
 
-use crate::inbox::{FastMap, FastSet, Inbox, InboxFile, LearnerId, Pending, insert_row};
+use crate::inbox::{FastMap, FastSet, Inbox, InboxFile, LearnerId, Pending, StoredIds, insert_row};
 use crate::{
     ContractEvent, History, IngestRow, LearnerProfile, LearnerStore, LearnerSummary, PutOutcome,
     RowOutcome, StoreError,
@@ -72,8 +72,13 @@ COMMIT;";
 const RETENTION_COUNTER: &str =
     "INSERT OR IGNORE INTO counters VALUES ('retention_cutoff', -9223372036854775808);";
 
-/// Unmerged inbox rows at which a merge starts (the default).
-pub const MERGE_AT: usize = 200_000;
+/// Unmerged inbox rows at which a merge starts (the default). A merge writes
+/// about one table page and one index page per learner it touches, so the
+/// more rows each learner has in it, the fewer pages per row: 400,000 took
+/// 121-122k interleaved events/s sustained into a 100k-learner store where
+/// 200,000 took 103-108k, with the same ceiling on waiting rows (ingest
+/// waits at twice this, 800,000 rows, about 250 MB; BENCHMARKS.md).
+pub const MERGE_AT: usize = 400_000;
 
 /// Rows written to the clustered table per merge transaction.
 const MERGE_CHUNK: usize = 50_000;
@@ -89,6 +94,8 @@ pub struct SqliteStore {
 
 struct Inner {
     path: PathBuf,
+    /// Held while the store is open: one process at a time.
+    _process_lock: std::fs::File,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
     /// An erase committed but its log purge could not finish yet.
@@ -226,10 +233,43 @@ impl LearnerStore for SqliteStore {
 }
 
 /// The inbox file of the store at `path`.
-fn inbox_path(path: &Path) -> PathBuf {
+/// A path beside the store file: its name plus `suffix`.
+fn beside(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
-    name.push("-inbox");
+    name.push(suffix);
     PathBuf::from(name)
+}
+
+fn inbox_path(path: &Path) -> PathBuf {
+    beside(path, "-inbox")
+}
+
+/// Takes the store's process lock (`flock` on `<store>-lock`, released when
+/// the process ends, however it ends): the inbox and its id filter live in
+/// one process's memory, so a second process writing the same files would
+/// lose rows (its merge deletes inbox rows the other never merged).
+fn lock_store(path: &Path) -> Result<std::fs::File, StoreError> {
+    let lock = beside(path, "-lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock)
+        .map_err(|e| StoreError::Engine {
+            store: path.display().to_string(),
+            reason: format!("cannot open {}: {e}", lock.display()),
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::InUse {
+            path: path.to_owned(),
+            lock,
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(StoreError::Engine {
+            store: path.display().to_string(),
+            reason: format!("cannot lock {}: {e}", lock.display()),
+        }),
+    }
 }
 
 impl Inner {
@@ -261,12 +301,14 @@ impl Inner {
         let tables: i64 = conn
             .query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))
             .map_err(|e| foreign(e.to_string()))?;
-        if exists && (application_id != 0 || tables != 0) {
-            if application_id != APPLICATION_ID {
-                return Err(foreign(format!(
-                    "its application id is {application_id:#x}, a churn store's is {APPLICATION_ID:#x}"
-                )));
-            }
+        let churn_file = exists && (application_id != 0 || tables != 0);
+        if churn_file && application_id != APPLICATION_ID {
+            return Err(foreign(format!(
+                "its application id is {application_id:#x}, a churn store's is {APPLICATION_ID:#x}"
+            )));
+        }
+        let process_lock = lock_store(path)?;
+        if churn_file {
             let found: i64 = conn
                 .query_row("PRAGMA user_version", [], |r| r.get(0))
                 .map_err(engine(path))?;
@@ -363,6 +405,7 @@ impl Inner {
         }
         Ok(Inner {
             path: path.to_owned(),
+            _process_lock: process_lock,
             writer: Mutex::new(conn),
             readers: Mutex::new(Vec::new()),
             purge_pending: AtomicBool::new(false),
@@ -394,19 +437,19 @@ impl Inner {
     /// rows wait), until the store is dropped.
     fn merge_when_asked(&self) {
         while !self.stop.load(Ordering::Relaxed) {
-            if let Ok(asked) = self.wake_lock.lock() {
-                let _ = self
-                    .wake
-                    .wait_timeout(asked, std::time::Duration::from_secs(1));
-            }
-            if self.stop.load(Ordering::Relaxed) {
-                break;
+            if let Err(e) = self.build_id_filter_if_wanted() {
+                tracing::error!(store = %self.describe(), error = %e, "building the event-id filter failed; ingest probes the table for every id until it is built; retried in a second");
             }
             let waiting = self.inbox().map(|i| i.len().1).unwrap_or(0);
             if waiting >= self.merge_at
                 && let Err(e) = self.merge_now()
             {
                 tracing::error!(store = %self.describe(), error = %e, "merging the inbox failed; retried in a second");
+            }
+            if let Ok(asked) = self.wake_lock.lock() {
+                let _ = self
+                    .wake
+                    .wait_timeout(asked, std::time::Duration::from_secs(1));
             }
         }
     }
@@ -516,9 +559,51 @@ impl Inner {
         Ok(still.len())
     }
 
-    /// Ingest waits while the merge is this far behind.
+    /// Builds the event-id filter when there is none or it is full: the
+    /// inbox's ids first, then the table's (the order reads use: a merge
+    /// deletes an inbox row only after the table has it), then the ids
+    /// ingested meanwhile. Runs on the merge thread, so ingest and reads go
+    /// on (probing the table for every id until the first filter is in).
+    fn build_id_filter_if_wanted(&self) -> Result<(), StoreError> {
+        let (waiting, capacity) = {
+            let mut inbox = self.inbox()?;
+            if !inbox.wants_id_filter() {
+                return Ok(());
+            }
+            // The first filter: every row numbered so far is an upper bound.
+            let expected = inbox.stored_ids_held().max(inbox.numbered());
+            (inbox.snapshot_for_id_filter(), expected)
+        };
+        let started = std::time::Instant::now();
+        let built = self.read(|conn| {
+            StoredIds::build(
+                conn,
+                StoredIds::capacity_for(capacity),
+                waiting.iter().map(|(l, id)| (&**l, id.as_str())),
+                &self.stop,
+            )
+            .map_err(self.err())
+        });
+        let mut inbox = self.inbox()?;
+        match built {
+            Ok(ids) => {
+                if let Some(ids) = &ids {
+                    tracing::info!(store = %self.describe(), ids = ids.held(), seconds = started.elapsed().as_secs_f64(), "event-id filter built");
+                }
+                inbox.install_stored_ids(ids);
+                Ok(())
+            }
+            Err(e) => {
+                inbox.install_stored_ids(None);
+                Err(e)
+            }
+        }
+    }
+
+    /// Ingest waits while the merge is this far behind: twice the rows at
+    /// which a merge starts.
     fn wait_for_merge(&self) -> Result<(), StoreError> {
-        let limit = self.merge_at.saturating_mul(4);
+        let limit = self.merge_at.saturating_mul(2);
         let started = std::time::Instant::now();
         while self.inbox()?.len().1 >= limit {
             self.wake.notify_all();
@@ -732,15 +817,20 @@ impl Inner {
         let file = self.inbox_file()?;
         // The inbox before the table, as reads do: a merge deletes a row
         // from the inbox only after the table has it.
-        let waiting: Vec<bool> = {
+        // Whether each row's event id waits in the inbox, and whether the
+        // table may hold it (the id filter's answer: "no" is certain, so
+        // only a "maybe" costs a probe of the table's index).
+        let (waiting, maybe_stored): (Vec<bool>, Vec<bool>) = {
             let inbox = self.inbox()?;
             rows.iter()
-                .map(|r| {
-                    r.event_id
-                        .as_deref()
-                        .is_some_and(|id| inbox.holds_event_id(&r.learner_id, id))
+                .map(|r| match r.event_id.as_deref() {
+                    Some(id) => (
+                        inbox.holds_event_id(&r.learner_id, id),
+                        inbox.may_have_stored(&r.learner_id, id),
+                    ),
+                    None => (false, false),
                 })
-                .collect()
+                .unzip()
         };
         let (outcomes, accepted) = self.read(|conn| {
             let tx = conn.unchecked_transaction().map_err(self.err())?;
@@ -755,7 +845,7 @@ impl Inner {
             let mut fresh: FastSet<(&str, &str)> = FastSet::default();
             let mut outcomes = Vec::with_capacity(rows.len());
             let mut accepted = Vec::new();
-            for (row, waits) in rows.iter().zip(waiting) {
+            for ((row, waits), maybe_stored) in rows.iter().zip(waiting).zip(maybe_stored) {
                 let signup_at = match signups.get(row.learner_id.as_str()) {
                     Some(known) => *known,
                     None => {
@@ -775,9 +865,10 @@ impl Inner {
                         Some(id)
                             if waits
                                 || !fresh.insert((row.learner_id.as_str(), id.as_str()))
-                                || stored_id
-                                    .exists(params![row.learner_id, id])
-                                    .map_err(self.err())? =>
+                                || (maybe_stored
+                                    && stored_id
+                                        .exists(params![row.learner_id, id])
+                                        .map_err(self.err())?) =>
                         {
                             RowOutcome::Duplicate
                         }
@@ -1150,6 +1241,137 @@ mod tests {
             .query_row("PRAGMA mmap_size", [], |r| r.get(0))
             .unwrap();
         assert_eq!(mapped, MMAP_BYTES);
+    }
+
+    #[test]
+    fn a_second_process_cannot_open_an_open_store_and_may_after_it_closes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let store = SqliteStore::open(&path).unwrap();
+        // flock is per open file: a second open in this process is refused
+        // as another process's would be.
+        match SqliteStore::open(&path) {
+            Err(e @ StoreError::InUse { .. }) => {
+                let message = e.to_string();
+                assert!(message.contains("s.db-lock"), "{message}");
+                assert!(message.contains("another process"), "{message}");
+            }
+            other => panic!("expected InUse, got {:?}", other.map(|_| ())),
+        }
+        drop(store);
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(store.counts().unwrap(), (0, 0));
+    }
+
+    /// Waits for the merge thread's first event-id filter.
+    fn wait_for_id_filter(store: &SqliteStore) {
+        let started = std::time::Instant::now();
+        while store.inner.inbox().unwrap().wants_id_filter() {
+            assert!(started.elapsed().as_secs() < 30, "no id filter after 30 s");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn the_id_filter_never_lets_a_stored_id_through_when_it_fills_and_grows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let ids = |range: std::ops::Range<usize>| -> Vec<IngestRow> {
+            range
+                .map(|i| {
+                    row(
+                        &format!("L{}", i % 7),
+                        Some(&format!("e{i}")),
+                        "2026-01-02T00:00:00Z",
+                    )
+                })
+                .collect()
+        };
+        let all_duplicates = |store: &SqliteStore| {
+            store
+                .ingest(&ids(0..400))
+                .unwrap()
+                .iter()
+                .all(|o| *o == RowOutcome::Duplicate)
+        };
+        {
+            let store = SqliteStore::open_merging_at(&path, 1_000_000).unwrap();
+            for l in 0..7 {
+                store
+                    .put_profile(&format!("L{l}"), &profile("2026-01-01T00:00:00Z"))
+                    .unwrap();
+            }
+            wait_for_id_filter(&store);
+            store.ingest(&ids(0..300)).unwrap();
+            store.merge().unwrap();
+            store.ingest(&ids(300..350)).unwrap();
+            // A filter sized for 50 ids (300 in the table, 50 in the inbox),
+            // as if the store had outgrown it.
+            {
+                let conn = store.inner.writer().unwrap();
+                let mut inbox = store.inner.inbox().unwrap();
+                let _ = inbox.snapshot_for_id_filter();
+                let small =
+                    StoredIds::build(&conn, 50, std::iter::empty(), &AtomicBool::new(false));
+                inbox.install_stored_ids(small.unwrap());
+            }
+            // Full: still right (an overfull filter only says "maybe" more
+            // often), and the next build makes a larger one from the
+            // inbox, the table and the ids ingested while it reads.
+            assert!(store.inner.inbox().unwrap().wants_id_filter());
+            let outcomes = store.ingest(&ids(250..400)).unwrap();
+            assert_eq!(
+                outcomes
+                    .iter()
+                    .filter(|o| **o == RowOutcome::Duplicate)
+                    .count(),
+                100
+            );
+            store.inner.build_id_filter_if_wanted().unwrap();
+            assert!(!store.inner.inbox().unwrap().wants_id_filter());
+            // Every id is in the table now, and a duplicate.
+            store.merge().unwrap();
+            assert!(all_duplicates(&store));
+        }
+        // Built again at open, from both files.
+        let store = SqliteStore::open_merging_at(&path, 1_000_000).unwrap();
+        wait_for_id_filter(&store);
+        assert!(all_duplicates(&store));
+        assert_eq!(store.counts().unwrap(), (7, 400));
+    }
+
+    #[test]
+    fn ids_ingested_while_the_filter_is_built_are_in_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open_merging_at(&dir.path().join("s.db"), 1_000_000).unwrap();
+        store
+            .put_profile("L1", &profile("2026-01-01T00:00:00Z"))
+            .unwrap();
+        wait_for_id_filter(&store);
+        store
+            .ingest(&[row("L1", Some("before"), "2026-01-02T00:00:00Z")])
+            .unwrap();
+        // A build from a snapshot taken now, with an ingest between the
+        // snapshot and the installation.
+        let waiting = store.inner.inbox().unwrap().snapshot_for_id_filter();
+        store
+            .ingest(&[row("L1", Some("during"), "2026-01-02T00:00:00Z")])
+            .unwrap();
+        let built = {
+            let conn = store.inner.writer().unwrap();
+            StoredIds::build(
+                &conn,
+                1000,
+                waiting.iter().map(|(l, id)| (&**l, id.as_str())),
+                &AtomicBool::new(false),
+            )
+            .unwrap()
+        };
+        store.inner.inbox().unwrap().install_stored_ids(built);
+        store.merge().unwrap();
+        let inbox = store.inner.inbox().unwrap();
+        assert!(inbox.may_have_stored("L1", "before"));
+        assert!(inbox.may_have_stored("L1", "during"));
     }
 
     #[test]
