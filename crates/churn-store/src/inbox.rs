@@ -195,7 +195,7 @@ pub(crate) struct Inbox {
     stored_ids: Option<StoredIds>,
     /// While a filter is being built: the ids remembered since its
     /// snapshot of this inbox, put in when it is installed.
-    ids_since_snapshot: Option<Vec<(LearnerId, String)>>,
+    ids_since_snapshot: Option<Vec<(String, String)>>,
 }
 
 const SCHEMA: &str = "
@@ -361,19 +361,20 @@ impl Inbox {
         self.next_seq = self.next_seq.max(seq + 1);
         self.rows += 1;
         self.unmerged += 1;
-        if let (Some(ids), Some(id)) = (&mut self.stored_ids, &event_id) {
-            ids.insert(&learner, id);
+        if let Some(id) = &event_id {
+            if let Some(ids) = &mut self.stored_ids {
+                ids.insert(&learner, id);
+            }
+            if let Some(since) = &mut self.ids_since_snapshot {
+                since.push((learner.clone(), id.clone()));
+            }
         }
-        let key: LearnerId = match self.by_learner.get_key_value(learner.as_str()) {
-            Some((key, _)) => Arc::clone(key),
-            None => Arc::from(learner),
+        let waiting = match self.by_learner.get_mut(learner.as_str()) {
+            Some(waiting) => waiting,
+            None => self.by_learner.entry(Arc::from(learner)).or_default(),
         };
-        let waiting = self.by_learner.entry(Arc::clone(&key)).or_default();
         if let Some(id) = &event_id {
             waiting.event_ids.insert(id.clone());
-            if let Some(since) = &mut self.ids_since_snapshot {
-                since.push((key, id.clone()));
-            }
         }
         waiting.rows.push(Arc::new(Pending {
             seq,
@@ -417,14 +418,14 @@ impl Inbox {
     /// Starts building a filter: this inbox's (learner, event id) pairs now,
     /// and from now on every id remembered is kept for
     /// [`Inbox::install_stored_ids`].
-    pub fn snapshot_for_id_filter(&mut self) -> Vec<(LearnerId, String)> {
+    pub fn snapshot_for_id_filter(&mut self) -> Vec<(String, String)> {
         self.ids_since_snapshot = Some(Vec::new());
         self.by_learner
             .iter()
             .flat_map(|(learner, w)| {
                 w.event_ids
                     .iter()
-                    .map(|id| (Arc::clone(learner), id.clone()))
+                    .map(|id| (learner.to_string(), id.clone()))
             })
             .collect()
     }
@@ -445,11 +446,6 @@ impl Inbox {
     /// Rows numbered so far, in the table or here: at least the store's ids.
     pub fn numbered(&self) -> usize {
         usize::try_from(self.next_seq).unwrap_or(0)
-    }
-
-    /// Ids the filter holds (an estimate of the store's, erased ones included).
-    pub fn stored_ids_held(&self) -> usize {
-        self.stored_ids.as_ref().map_or(0, StoredIds::held)
     }
 
     /// Whether a learner's event id waits here.

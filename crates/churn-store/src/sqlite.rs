@@ -232,7 +232,6 @@ impl LearnerStore for SqliteStore {
     }
 }
 
-/// The inbox file of the store at `path`.
 /// A path beside the store file: its name plus `suffix`.
 fn beside(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
@@ -240,6 +239,7 @@ fn beside(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// The inbox file of the store at `path`.
 fn inbox_path(path: &Path) -> PathBuf {
     beside(path, "-inbox")
 }
@@ -570,8 +570,8 @@ impl Inner {
             if !inbox.wants_id_filter() {
                 return Ok(());
             }
-            // The first filter: every row numbered so far is an upper bound.
-            let expected = inbox.stored_ids_held().max(inbox.numbered());
+            // Every row numbered so far is an upper bound on the ids held.
+            let expected = inbox.numbered();
             (inbox.snapshot_for_id_filter(), expected)
         };
         let started = std::time::Instant::now();
@@ -579,25 +579,21 @@ impl Inner {
             StoredIds::build(
                 conn,
                 StoredIds::capacity_for(capacity),
-                waiting.iter().map(|(l, id)| (&**l, id.as_str())),
+                waiting.iter().map(|(l, id)| (l.as_str(), id.as_str())),
                 &self.stop,
             )
             .map_err(self.err())
         });
-        let mut inbox = self.inbox()?;
-        match built {
-            Ok(ids) => {
-                if let Some(ids) = &ids {
-                    tracing::info!(store = %self.describe(), ids = ids.held(), seconds = started.elapsed().as_secs_f64(), "event-id filter built");
-                }
-                inbox.install_stored_ids(ids);
-                Ok(())
-            }
-            Err(e) => {
-                inbox.install_stored_ids(None);
-                Err(e)
-            }
+        // Installed or given up, the build ends either way.
+        let (ids, result) = match built {
+            Ok(ids) => (ids, Ok(())),
+            Err(e) => (None, Err(e)),
+        };
+        if let Some(ids) = &ids {
+            tracing::info!(store = %self.describe(), ids = ids.held(), seconds = started.elapsed().as_secs_f64(), "event-id filter built");
         }
+        self.inbox()?.install_stored_ids(ids);
+        result
     }
 
     /// Ingest waits while the merge is this far behind: twice the rows at
@@ -1362,7 +1358,7 @@ mod tests {
             StoredIds::build(
                 &conn,
                 1000,
-                waiting.iter().map(|(l, id)| (&**l, id.as_str())),
+                waiting.iter().map(|(l, id)| (l.as_str(), id.as_str())),
                 &AtomicBool::new(false),
             )
             .unwrap()
