@@ -75,10 +75,7 @@ pub fn serve(args: &ServeArgs) -> Result<()> {
     let addr = config.addr;
     let has_store = config.store.is_some();
     let app = churn_serve::App::build(config)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = churn_serve::runtime().context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr)
             .await

@@ -47,25 +47,11 @@ fn store_error(e: StoreError) -> ApiError {
     )
 }
 
-/// Runs `call` on the blocking pool (store calls block; large bodies take
-/// time to parse).
-async fn off_workers<T: Send + 'static>(
-    call: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(call).await.map_err(|_| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "the work was interrupted",
-        )
-    })?
-}
-
 /// Runs a store call on the blocking pool.
 async fn blocking<T: Send + 'static>(
     call: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    off_workers(move || call().map_err(store_error)).await
+    crate::threads::off_workers(move || call().map_err(store_error)).await
 }
 
 fn learner_path(id: &str) -> Result<String, ApiError> {
@@ -211,7 +197,7 @@ pub async fn ingest(
     let store = store(&state)?;
     let (bytes, lines) = body_bytes(&headers, body).await?;
     let max_rows = state.config.max_ingest_rows;
-    let parsed = off_workers(move || ingest_rows(&bytes, lines, max_rows)).await;
+    let parsed = crate::threads::off_workers(move || ingest_rows(&bytes, lines, max_rows)).await;
     let IngestBody {
         rows,
         mut rejected,

@@ -12,7 +12,8 @@
 //! `info` (models, health, metrics, OpenAPI), `admin` (reload), `oip` (Open
 //! Inference Protocol v2), `deploy` (loading and swapping deployments),
 //! `state`, `api` (request parsing), `predlog` (the log writer),
-//! `telemetry`, `drift`.
+//! `telemetry`, `drift`, `threads` (the runtime, and how the kernel should
+//! schedule its threads).
 
 mod admin;
 mod api;
@@ -32,6 +33,7 @@ mod predlog;
 mod routes;
 mod state;
 mod telemetry;
+mod threads;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -49,6 +51,7 @@ pub use api::raw_instance;
 pub use config::ServeConfig;
 pub use error::ApiError;
 pub use state::bucket;
+pub use threads::{latency_sensitive, runtime};
 
 /// What can stop the server from starting.
 #[derive(Debug, thiserror::Error)]

@@ -82,13 +82,7 @@ pub(crate) async fn score_where_it_fits<T: Send + 'static>(
     if inline {
         return work();
     }
-    tokio::task::spawn_blocking(work).await.map_err(|_| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "scoring was interrupted",
-        )
-    })?
+    crate::threads::off_workers(work).await
 }
 
 fn score_all(
