@@ -12,6 +12,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// mimalloc: see the comment on the dependency in Cargo.toml.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
