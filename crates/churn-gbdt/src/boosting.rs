@@ -8,7 +8,7 @@ use rayon::prelude::*;
 
 use crate::GbdtError;
 use crate::binning::BinMapper;
-use crate::grower::{Binned, grow};
+use crate::grower::{Binned, TreeBuffers, grow};
 use crate::metric::{auc, log_loss_sums};
 use crate::model::{FeatureKind, Model, row_count};
 use crate::objective::{BinaryLogLoss, Objective};
@@ -239,6 +239,8 @@ pub fn train_with_progress(
         .use_quantized_grad
         .then(|| Quantizer::new(rows, p.num_grad_quant_bins, p.seed));
     let mut bag: Vec<u32> = (0..rows as u32).collect();
+    let mut buffers = TreeBuffers::default();
+    let mut tree_rows: Vec<u32> = Vec::with_capacity(rows);
     let mut trees = Vec::with_capacity(p.num_iterations);
     let mut log = TrainLog {
         valid_metric: Vec::new(),
@@ -270,6 +272,8 @@ pub fn train_with_progress(
         }
         let allowed = feature_sample(&mut rng, width, p.feature_fraction);
         let quantized = quantizer.as_mut().map(|q| q.quantize(&g, &h));
+        tree_rows.clear();
+        tree_rows.extend_from_slice(&bag);
         // On a pool thread: each of the tree's many parallel loops started
         // from outside the pool would pay a sleep and wake-up round trip.
         let grown = rayon::scope(|_| {
@@ -280,8 +284,9 @@ pub fn train_with_progress(
                 &g,
                 &h,
                 quantized.as_ref(),
-                bag.clone(),
+                std::mem::take(&mut tree_rows),
                 p.learning_rate,
+                &mut buffers,
             )
         });
 
@@ -327,7 +332,8 @@ pub fn train_with_progress(
                     }
                 }
             });
-        let (mut tree, node_splits) = grown.into_tree_and_splits();
+        let (mut tree, node_splits, rows_buffer) = grown.into_parts();
+        tree_rows = rows_buffer;
         if iteration == 0 {
             // The initial score lives in the first tree, as in LightGBM.
             for v in &mut tree.leaf_value {
