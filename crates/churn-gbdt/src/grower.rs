@@ -823,8 +823,8 @@ fn goes_left(split: &BinSplit, bin: u8, missing_bin: u8) -> bool {
 
 /// Per-row buffers one tree's growth needs, kept from tree to tree: a fresh
 /// allocation of these megabytes for each tree is fresh pages, each faulted
-/// in and zeroed by the kernel (about 5% of `churn train` under mimalloc,
-/// which returns freed memory to the system where glibc keeps it).
+/// in and zeroed by the kernel, under an allocator that returns freed memory
+/// to the system (mimalloc does; glibc keeps blocks this size).
 #[derive(Default)]
 pub(crate) struct TreeBuffers {
     /// Every row's (gradient, hessian), for exact histograms.
