@@ -1171,9 +1171,8 @@ impl Grown {
         self.node_splits.leaf(&self.tree, |f| data.columns[f][row])
     }
 
-    /// The tree and its bin-level tests, for rows binned outside training.
-    /// The tree, its nodes' bin tests, and the row buffer (for the next
-    /// tree's bag).
+    /// The tree, its bin-level tests (for rows binned outside training) and
+    /// the row buffer (for the next tree's bag).
     pub(crate) fn into_parts(self) -> (Tree, BinTests, Vec<u32>) {
         (self.tree, self.node_splits, self.rows)
     }

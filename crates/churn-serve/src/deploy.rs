@@ -109,7 +109,7 @@ impl AppState {
     ) -> Result<Value, String> {
         let _one_at_a_time = self.reload.lock().await;
         let config = self.config.clone();
-        let loaded = tokio::task::spawn_blocking(move || {
+        let loaded = crate::threads::spawn_blocking(move || {
             load_deployment(&config, &champion, challenger.as_deref())
         })
         .await

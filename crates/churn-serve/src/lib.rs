@@ -244,7 +244,7 @@ async fn keep_retention(store: Arc<dyn churn_store::LearnerStore>, days: u64, ev
         let cutoff =
             churn_core::now_ms().saturating_sub((days as i64).saturating_mul(churn_core::DAY_MS));
         let store = store.clone();
-        match tokio::task::spawn_blocking(move || store.compact(cutoff)).await {
+        match threads::spawn_blocking(move || store.compact(cutoff)).await {
             Ok(Ok(done)) => tracing::info!(
                 cutoff = %churn_core::format_timestamp(cutoff),
                 learners = done.learners,

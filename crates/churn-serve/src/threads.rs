@@ -4,7 +4,7 @@
 //!
 //! Under overload every core is busy scoring. A request that arrives then
 //! wakes an async worker, and if that worker waits for a scoring thread's
-//! time slice to end (1.5 ms or more on Linux's EEVDF scheduler), a refusal
+//! time slice to end (1.4 ms on 2 cores under Linux's EEVDF scheduler), a refusal
 //! that takes 0.4 ms of work is answered in 5–10 ms. Linux 6.12 and later
 //! let a thread ask for a shorter slice (`sched_setattr` with
 //! `sched_runtime` under `SCHED_OTHER`), and a woken thread with a shorter
@@ -15,7 +15,8 @@
 //!
 //! Every runtime thread starts with the short slice ([`latency_sensitive`]);
 //! a blocking-pool thread switches to the kernel's default slice the first
-//! time it scores ([`for_throughput`]). Both are hints: on other systems and
+//! time it runs work ([`spawn_blocking`], which all blocking work goes
+//! through). Both are hints: on other systems and
 //! older kernels they do nothing, and a failure is logged once, never fatal.
 
 use std::cell::Cell;
@@ -44,18 +45,24 @@ fn for_throughput() {
     }
 }
 
-/// Runs `work` on the blocking pool, on a thread with the default slice:
-/// store calls block, and parsing and scoring a large body takes time that
-/// must not delay the async workers.
-pub(crate) async fn off_workers<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
+/// `tokio::task::spawn_blocking` on a thread with the default slice: every
+/// use of the blocking pool goes through here, since its threads start with
+/// the workers' short one.
+pub(crate) fn spawn_blocking<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> tokio::task::JoinHandle<T> {
     tokio::task::spawn_blocking(|| {
         for_throughput();
         work()
     })
-    .await
-    .map_err(|_| {
+}
+
+/// Runs `work` on the blocking pool: store calls block, and parsing and
+/// scoring a large body takes time that must not delay the async workers.
+pub(crate) async fn off_workers<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    spawn_blocking(work).await.map_err(|_| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",
