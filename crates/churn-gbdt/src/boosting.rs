@@ -283,7 +283,7 @@ pub fn train_with_progress(
                 &allowed,
                 &g,
                 &h,
-                quantized.as_ref(),
+                quantized,
                 std::mem::take(&mut tree_rows),
                 p.learning_rate,
                 &mut buffers,

@@ -58,6 +58,9 @@ pub(crate) struct Quantizer {
     /// Two uniform draws in [0, 1) per row: the gradient's and the hessian's.
     noise: Vec<f32>,
     rng: Xoshiro256PlusPlus,
+    /// The last round's result; its words are overwritten the next round
+    /// (a fresh vector each round was fresh pages to fault in and zero).
+    round: Quantized,
 }
 
 /// Rows per parallel task (fixed, so the work split never depends on the
@@ -71,11 +74,21 @@ impl Quantizer {
         // same values with or without quantization.
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed ^ 0x51ab_1e5e_ed00_9e37);
         let noise = (0..2 * rows).map(|_| rng.random::<f32>()).collect();
-        Quantizer { bins, noise, rng }
+        Quantizer {
+            bins,
+            noise,
+            rng,
+            round: Quantized {
+                packed: vec![0; rows],
+                g_scale: 1.0,
+                h_scale: 1.0,
+                max_block_rows: 1,
+            },
+        }
     }
 
     /// This round's `g` and `h` as packed integers.
-    pub(crate) fn quantize(&mut self, g: &[f64], h: &[f64]) -> Quantized {
+    pub(crate) fn quantize(&mut self, g: &[f64], h: &[f64]) -> &Quantized {
         let rows = g.len();
         let offset = if rows == 0 {
             0
@@ -92,21 +105,26 @@ impl Quantizer {
             1.0
         };
         let noise = &self.noise;
-        let mut packed = vec![0u64; rows];
+        let packed = &mut self.round.packed;
+        packed.resize(rows, 0);
         packed
             .par_chunks_mut(CHUNK)
             .enumerate()
             .for_each(|(chunk, out)| {
                 let first = chunk * CHUNK;
-                for (i, word) in out.iter_mut().enumerate() {
-                    let row = first + i;
-                    let at = 2 * ((row + offset) % rows);
-                    let (ug, uh) = (f64::from(noise[at]), f64::from(noise[at + 1]));
+                let (g, h) = (&g[first..first + out.len()], &h[first..first + out.len()]);
+                // This chunk's noise: from row `first + offset`, wrapping
+                // around the end once at most (no division per row).
+                let start = (first + offset) % rows;
+                let (tail, head) = noise.split_at(2 * start);
+                let draws = head.chunks_exact(2).chain(tail.chunks_exact(2));
+                for (((word, &g), &h), uv) in out.iter_mut().zip(g).zip(h).zip(draws) {
+                    let (ug, uh) = (f64::from(uv[0]), f64::from(uv[1]));
                     // Truncation toward zero is the floor (or, below zero,
                     // the ceiling) wanted, without a call to libm's floor.
-                    let gq = g[row] / g_scale;
+                    let gq = g / g_scale;
                     let gi = if gq >= 0.0 { gq + ug } else { gq - ug } as i64;
-                    let hi = (h[row] / h_scale + uh) as u64;
+                    let hi = (h / h_scale + uh) as u64;
                     *word = pack(gi, hi);
                 }
             });
@@ -115,12 +133,10 @@ impl Quantizer {
         let max_block_rows = (FIELD_MASK as usize / self.bins)
             .min(G_LIMIT as usize / (self.bins / 2).max(1))
             .max(1);
-        Quantized {
-            packed,
-            g_scale,
-            h_scale,
-            max_block_rows,
-        }
+        self.round.g_scale = g_scale;
+        self.round.h_scale = h_scale;
+        self.round.max_block_rows = max_block_rows;
+        &self.round
     }
 }
 
@@ -138,7 +154,8 @@ mod tests {
         }
         assert_eq!(unpack(cell), (-3, 10, 5));
         // At the block limit, with every row at its extreme.
-        let q = Quantizer::new(1, 4, 0).quantize(&[1.0], &[1.0]);
+        let mut quantizer = Quantizer::new(1, 4, 0);
+        let q = quantizer.quantize(&[1.0], &[1.0]);
         let n = q.max_block_rows as u64;
         let full = (0..n).fold(0u64, |c, _| c.wrapping_add(pack(-2, 4)));
         assert_eq!(unpack(full), (-2 * n as i64, 4 * n, n));
@@ -170,7 +187,8 @@ mod tests {
         assert!((sum_g as f64 - exact_g / q.g_scale).abs() < tolerance);
         assert!((sum_h as f64 - exact_h / q.h_scale).abs() < tolerance);
         // The same seed, the same integers.
-        let again = Quantizer::new(rows, 4, 7).quantize(&g, &h);
-        assert_eq!(again.packed, q.packed);
+        let packed = q.packed.clone();
+        let mut again = Quantizer::new(rows, 4, 7);
+        assert_eq!(again.quantize(&g, &h).packed, packed);
     }
 }
