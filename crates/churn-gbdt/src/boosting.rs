@@ -252,10 +252,13 @@ pub fn train_with_progress(
     for iteration in 0..p.num_iterations {
         progress(iteration);
         // Fixed-size chunks: the work split never depends on the thread count.
-        g.par_chunks_mut(8192)
+        // The largest |g| and h come along (the quantizer's scales), read
+        // while each chunk is in cache; a maximum is the same in any order.
+        let (max_abs_g, max_h) = g
+            .par_chunks_mut(8192)
             .zip(h.par_chunks_mut(8192))
             .enumerate()
-            .for_each(|(chunk, (gc, hc))| {
+            .map(|(chunk, (gc, hc))| {
                 let at = chunk * 8192;
                 let end = at + gc.len();
                 objective.gradients(
@@ -265,13 +268,20 @@ pub fn train_with_progress(
                     gc,
                     hc,
                 );
-            });
+                (
+                    gc.iter().fold(0.0, |m: f64, v| m.max(v.abs())),
+                    hc.iter().fold(0.0, |m: f64, &v| m.max(v)),
+                )
+            })
+            .reduce(|| (0.0, 0.0), |a, b| (a.0.max(b.0), a.1.max(b.1)));
         if p.bagging_freq > 0 && p.bagging_fraction < 1.0 && iteration % p.bagging_freq == 0 {
             let keep = ((rows as f64 * p.bagging_fraction).round() as usize).clamp(1, rows);
             bag = bag_rows(&mut rng, rows, keep);
         }
         let allowed = feature_sample(&mut rng, width, p.feature_fraction);
-        let quantized = quantizer.as_mut().map(|q| q.quantize(&g, &h));
+        let quantized = quantizer
+            .as_mut()
+            .map(|q| q.quantize(&g, &h, max_abs_g, max_h));
         tree_rows.clear();
         tree_rows.extend_from_slice(&bag);
         // On a pool thread: each of the tree's many parallel loops started

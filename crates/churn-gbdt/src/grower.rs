@@ -656,12 +656,13 @@ impl Context<'_> {
     ) -> Option<Candidate> {
         let bins = cells.len() - 1;
         let missing = cells[bins];
-        let mut best: Option<Candidate> = None;
         let directions: &[bool] = if missing.n > 0 {
             &[false, true]
         } else {
             &[false]
         };
+        // The best so far as plain values: the candidate is built once, at the end.
+        let mut best: Option<(f64, usize, bool, Stats, Stats, f64, f64)> = None;
         for &default_left in directions {
             let mut left = if default_left {
                 missing
@@ -673,24 +674,24 @@ impl Context<'_> {
                 let right = total.minus(&left);
                 if let Some((gain, wl, wr)) =
                     self.evaluate(f, left, right, parent_gain, bounds, self.params.lambda_l2)
-                    && best.as_ref().is_none_or(|b| gain > b.gain)
+                    && best.is_none_or(|b| gain > b.0)
                 {
-                    best = Some(Candidate {
-                        gain,
-                        feature: f,
-                        split: BinSplit::Numeric {
-                            last_left: t as u8,
-                            default_left,
-                        },
-                        left,
-                        right,
-                        left_output: wl,
-                        right_output: wr,
-                    });
+                    best = Some((gain, t, default_left, left, right, wl, wr));
                 }
             }
         }
-        best
+        best.map(|(gain, t, default_left, left, right, wl, wr)| Candidate {
+            gain,
+            feature: f,
+            split: BinSplit::Numeric {
+                last_left: t as u8,
+                default_left,
+            },
+            left,
+            right,
+            left_output: wl,
+            right_output: wr,
+        })
     }
 
     fn categorical_split(

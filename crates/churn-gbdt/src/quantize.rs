@@ -87,16 +87,15 @@ impl Quantizer {
         }
     }
 
-    /// This round's `g` and `h` as packed integers.
-    pub(crate) fn quantize(&mut self, g: &[f64], h: &[f64]) -> &Quantized {
+    /// This round's `g` and `h` as packed integers; `max_g` is the largest
+    /// |g| and `max_h` the largest h (the caller has them already).
+    pub(crate) fn quantize(&mut self, g: &[f64], h: &[f64], max_g: f64, max_h: f64) -> &Quantized {
         let rows = g.len();
         let offset = if rows == 0 {
             0
         } else {
             self.rng.random_range(0..rows)
         };
-        let max_g = g.par_iter().map(|v| v.abs()).reduce(|| 0.0, f64::max);
-        let max_h = h.par_iter().copied().reduce(|| 0.0, f64::max);
         let half = (self.bins / 2) as f64;
         let g_scale = if max_g > 0.0 { max_g / half } else { 1.0 };
         let h_scale = if max_h > 0.0 {
@@ -155,7 +154,7 @@ mod tests {
         assert_eq!(unpack(cell), (-3, 10, 5));
         // At the block limit, with every row at its extreme.
         let mut quantizer = Quantizer::new(1, 4, 0);
-        let q = quantizer.quantize(&[1.0], &[1.0]);
+        let q = quantizer.quantize(&[1.0], &[1.0], 1.0, 1.0);
         let n = q.max_block_rows as u64;
         let full = (0..n).fold(0u64, |c, _| c.wrapping_add(pack(-2, 4)));
         assert_eq!(unpack(full), (-2 * n as i64, 4 * n, n));
@@ -171,7 +170,9 @@ mod tests {
             .map(|i| 0.25 * ((i % 997) as f64 / 997.0))
             .collect();
         let mut quantizer = Quantizer::new(rows, 4, 7);
-        let q = quantizer.quantize(&g, &h);
+        let max_g = g.iter().fold(0.0, |m: f64, v| m.max(v.abs()));
+        let max_h = h.iter().fold(0.0, |m: f64, &v| m.max(v));
+        let q = quantizer.quantize(&g, &h, max_g, max_h);
         let (mut sum_g, mut sum_h) = (0i64, 0u64);
         for &word in &q.packed {
             let (gi, hi, n) = unpack(word);
@@ -189,6 +190,6 @@ mod tests {
         // The same seed, the same integers.
         let packed = q.packed.clone();
         let mut again = Quantizer::new(rows, 4, 7);
-        assert_eq!(again.quantize(&g, &h).packed, packed);
+        assert_eq!(again.quantize(&g, &h, max_g, max_h).packed, packed);
     }
 }
