@@ -646,6 +646,36 @@ impl Context<'_> {
         Some((gain, wl, wr))
     }
 
+    /// No L1 term, no output bounds and no monotone constraint on `f`: the
+    /// case [`Self::evaluate_plain`] computes with fewer operations.
+    fn is_plain(&self, f: usize, bounds: (f64, f64)) -> bool {
+        let p = self.params;
+        p.lambda_l1 == 0.0
+            && bounds == (f64::NEG_INFINITY, f64::INFINITY)
+            && p.monotone_constraints.get(f).copied().unwrap_or(0) == 0
+    }
+
+    /// [`Self::evaluate`] where [`Self::is_plain`] holds, to the same bits:
+    /// with λ1 = 0 the thresholded gradient is the gradient itself (signs of
+    /// zero and NaN included), and clamping to (−∞, ∞) changes nothing.
+    fn evaluate_plain(
+        &self,
+        left: Stats,
+        right: Stats,
+        parent_gain: f64,
+    ) -> Option<(f64, f64, f64)> {
+        if !self.valid_side(&left) || !self.valid_side(&right) {
+            return None;
+        }
+        let l2 = self.params.lambda_l2;
+        let (hl, hr) = (left.h + l2, right.h + l2);
+        let wl = -left.g / hl;
+        let wr = -right.g / hr;
+        let gain = -(2.0 * left.g * wl + hl * wl * wl) + -(2.0 * right.g * wr + hr * wr * wr)
+            - parent_gain;
+        Some((gain, wl, wr))
+    }
+
     fn numeric_split(
         &self,
         f: usize,
@@ -661,6 +691,7 @@ impl Context<'_> {
         } else {
             &[false]
         };
+        let plain = self.is_plain(f, bounds);
         // The best so far as plain values: the candidate is built once, at the end.
         let mut best: Option<(f64, usize, bool, Stats, Stats, f64, f64)> = None;
         for &default_left in directions {
@@ -672,8 +703,12 @@ impl Context<'_> {
             for (t, cell) in cells[..bins.saturating_sub(1)].iter().enumerate() {
                 left.add(cell);
                 let right = total.minus(&left);
-                if let Some((gain, wl, wr)) =
+                let evaluated = if plain {
+                    self.evaluate_plain(left, right, parent_gain)
+                } else {
                     self.evaluate(f, left, right, parent_gain, bounds, self.params.lambda_l2)
+                };
+                if let Some((gain, wl, wr)) = evaluated
                     && best.is_none_or(|b| gain > b.0)
                 {
                     best = Some((gain, t, default_left, left, right, wl, wr));
