@@ -252,8 +252,10 @@ pub fn train_with_progress(
     for iteration in 0..p.num_iterations {
         progress(iteration);
         // Fixed-size chunks: the work split never depends on the thread count.
-        // The largest |g| and h come along (the quantizer's scales), read
-        // while each chunk is in cache; a maximum is the same in any order.
+        // With quantized gradients, the largest |g| and h (the quantizer's
+        // scales) come along, read while each chunk is in cache; a maximum
+        // is the same in any order.
+        let want_maxima = quantizer.is_some();
         let (max_abs_g, max_h) = g
             .par_chunks_mut(8192)
             .zip(h.par_chunks_mut(8192))
@@ -268,6 +270,9 @@ pub fn train_with_progress(
                     gc,
                     hc,
                 );
+                if !want_maxima {
+                    return (0.0, 0.0);
+                }
                 (
                     gc.iter().fold(0.0, |m: f64, v| m.max(v.abs())),
                     hc.iter().fold(0.0, |m: f64, &v| m.max(v)),

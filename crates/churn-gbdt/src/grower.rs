@@ -832,7 +832,8 @@ fn partition(
     let out = &mut out[..rows.len()];
     if rows.len() <= PARALLEL_CHUNK {
         let left = split_chunk(rows, out, column, &left_of);
-        copy_back(out, left, rows);
+        let (to_left, to_right) = rows.split_at_mut(left);
+        copy_back(out, to_left, to_right);
         return left;
     }
     let lefts: Vec<usize> = out
@@ -848,16 +849,11 @@ fn partition(
         left_rest = rest;
         let (to_right, rest) = std::mem::take(&mut right_rest).split_at_mut(chunk.len() - left);
         right_rest = rest;
-        copies.push((chunk, left, to_left, to_right));
+        copies.push((chunk, to_left, to_right));
     }
     copies
         .into_par_iter()
-        .for_each(|(chunk, left, to_left, to_right)| {
-            to_left.copy_from_slice(&chunk[..left]);
-            for (to, &r) in to_right.iter_mut().zip(chunk[left..].iter().rev()) {
-                *to = r;
-            }
-        });
+        .for_each(|(chunk, to_left, to_right)| copy_back(chunk, to_left, to_right));
     left_total
 }
 
@@ -881,11 +877,13 @@ fn split_chunk(src: &[u32], dst: &mut [u32], column: &[u8], left_of: impl Fn(u8)
     front
 }
 
-/// `split` (as [`split_chunk`] left it) back into `rows`: the left rows,
-/// then the right rows in their original order.
-fn copy_back(split: &[u32], left: usize, rows: &mut [u32]) {
-    rows[..left].copy_from_slice(&split[..left]);
-    for (to, &r) in rows[left..].iter_mut().zip(split[left..].iter().rev()) {
+/// `split` (as [`split_chunk`] left it) out to its places: its left rows
+/// into `to_left`, its right rows into `to_right` in their original order
+/// (the two lengths add up to the split's).
+fn copy_back(split: &[u32], to_left: &mut [u32], to_right: &mut [u32]) {
+    let (left, right) = split.split_at(to_left.len());
+    to_left.copy_from_slice(left);
+    for (to, &r) in to_right.iter_mut().zip(right.iter().rev()) {
         *to = r;
     }
 }
