@@ -13,7 +13,40 @@ use crate::binning::BinMapper;
 use crate::model::FeatureKind;
 use crate::params::GbdtParams;
 use crate::prefetch::prefetch;
-use crate::quantize::{Quantized, unpack};
+use crate::quantize::{Packed, Quantized, Words};
+
+/// Where a split search takes its row counts from.
+#[derive(Debug, Clone, Copy)]
+enum Counts {
+    /// Every cell's `n` is its exact row count.
+    Exact,
+    /// The cells hold no counts (quantized gradients): a side's count is
+    /// its hessian sum times the leaf's rows per unit of hessian, rounded,
+    /// as LightGBM infers counts in its split search. A leaf without
+    /// hessian infers no rows.
+    FromHessian { rows_per_hessian: f64 },
+}
+
+impl Counts {
+    fn of(self, s: &Stats) -> u32 {
+        match self {
+            Counts::Exact => s.n,
+            // LightGBM's RoundInt: h ≥ 0, so the cast truncates to the floor.
+            Counts::FromHessian { rows_per_hessian } => (s.h * rows_per_hessian + 0.5) as u32,
+        }
+    }
+}
+
+/// A leaf as its split search sees it.
+#[derive(Debug, Clone, Copy)]
+struct Leaf {
+    total: Stats,
+    /// The gain of leaving it unsplit.
+    gain: f64,
+    /// Output bounds from monotone constraints.
+    bounds: (f64, f64),
+    counts: Counts,
+}
 use crate::tree::{MissingType, Split, Tree};
 
 /// Training features, binned, laid out both by column and by row.
@@ -215,7 +248,7 @@ enum Gradients<'a> {
     /// Every row's (gradient, hessian), side by side: one load per row and
     /// one two-lane add per cell.
     Exact(&'a [[f64; 2]]),
-    /// Packed integers (see `quantize`): one 64-bit add per cell.
+    /// Packed integers (see `quantize`): one 32-bit add per cell.
     Quantized(&'a Quantized),
 }
 
@@ -226,12 +259,43 @@ enum Parts {
         /// Every row: the counts are the root's.
         all_rows: bool,
     },
-    Quantized {
-        blocks: Vec<Vec<[u64; 256]>>,
-        packed_sum_fits: bool,
-        g_scale: f64,
-        h_scale: f64,
-    },
+    Narrow(PackedParts<u32>),
+    Wide(PackedParts<u64>),
+}
+
+/// A leaf's rows summed block by block into packed cells (see `quantize`).
+struct PackedParts<W> {
+    blocks: Vec<Vec<[W; 256]>>,
+    /// The leaf is no larger than a block: its blocks' words sum as they are.
+    sum_fits: bool,
+    g_scale: f64,
+    h_scale: f64,
+}
+
+impl<W: Packed> PackedParts<W> {
+    /// Feature `f`'s cells, summed exactly as integers over the blocks,
+    /// then scaled back to gradient units. Their counts stay 0: the split
+    /// search infers them.
+    fn assemble(&self, f: usize, cells: &mut [Stats]) {
+        for (bin, cell) in cells.iter_mut().enumerate() {
+            let (g, h) = if self.sum_fits {
+                self.blocks
+                    .iter()
+                    .fold(W::default(), |sum, part| sum.add(part[f][bin]))
+                    .unpack()
+            } else {
+                self.blocks.iter().fold((0, 0), |(g, h), part| {
+                    let (pg, ph) = part[f][bin].unpack();
+                    (g + pg, h + ph)
+                })
+            };
+            *cell = Stats {
+                g: g as f64 * self.g_scale,
+                h: h as f64 * self.h_scale,
+                n: 0,
+            };
+        }
+    }
 }
 
 struct Context<'a> {
@@ -280,35 +344,8 @@ impl Context<'_> {
                     }
                 }
             }
-            Parts::Quantized {
-                blocks,
-                packed_sum_fits,
-                g_scale,
-                h_scale,
-            } => {
-                for (bin, cell) in cells.iter_mut().enumerate() {
-                    let (mut g, mut h, mut n) = (0i64, 0u64, 0u64);
-                    if *packed_sum_fits {
-                        (g, h, n) = unpack(
-                            blocks
-                                .iter()
-                                .fold(0u64, |sum, part| sum.wrapping_add(part[f][bin])),
-                        );
-                    } else {
-                        for part in blocks {
-                            let (pg, ph, pn) = unpack(part[f][bin]);
-                            g += pg;
-                            h += ph;
-                            n += pn;
-                        }
-                    }
-                    *cell = Stats {
-                        g: g as f64 * g_scale,
-                        h: h as f64 * h_scale,
-                        n: n as u32,
-                    };
-                }
-            }
+            Parts::Narrow(parts) => parts.assemble(f, cells),
+            Parts::Wide(parts) => parts.assemble(f, cells),
         }
     }
 
@@ -374,36 +411,42 @@ impl Context<'_> {
     /// `max_block_rows` rows, summed exactly as integers across blocks, then
     /// scaled back to gradient units.
     fn quantized_parts(&self, rows: &[u32], q: &Quantized) -> Parts {
-        let block = self.block_rows(rows.len(), std::mem::size_of::<u64>(), q.max_block_rows);
-        let all_rows = rows.len() == q.packed.len();
-        let blocks: Vec<Vec<[u64; 256]>> = rows
+        match &q.words {
+            Words::Narrow(words) => Parts::Narrow(self.packed_parts(rows, words, q)),
+            Words::Wide(words) => Parts::Wide(self.packed_parts(rows, words, q)),
+        }
+    }
+
+    fn packed_parts<W: Packed>(&self, rows: &[u32], words: &[W], q: &Quantized) -> PackedParts<W> {
+        let block = self.block_rows(rows.len(), std::mem::size_of::<W>(), q.max_block_rows);
+        let all_rows = rows.len() == words.len();
+        let blocks: Vec<Vec<[W; 256]>> = rows
             .par_chunks(block)
             .map(|block| {
                 if all_rows {
-                    self.fill_packed_block::<true>(block, &q.packed)
+                    self.fill_packed_block::<W, true>(block, words)
                 } else {
-                    self.fill_packed_block::<false>(block, &q.packed)
+                    self.fill_packed_block::<W, false>(block, words)
                 }
             })
             .collect();
-        Parts::Quantized {
+        PackedParts {
             blocks,
-            // A leaf no larger than a block sums its blocks' words as they are.
-            packed_sum_fits: rows.len() <= q.max_block_rows,
+            sum_fits: rows.len() <= q.max_block_rows,
             g_scale: q.g_scale,
             h_scale: q.h_scale,
         }
     }
 
     /// One block of a leaf's rows summed into 256 packed cells per feature.
-    fn fill_packed_block<const ALL_ROWS: bool>(
+    fn fill_packed_block<W: Packed, const ALL_ROWS: bool>(
         &self,
         block: &[u32],
-        packed: &[u64],
-    ) -> Vec<[u64; 256]> {
+        packed: &[W],
+    ) -> Vec<[W; 256]> {
         let width = self.data.width();
         let bins = &self.data.bins;
-        let mut local = vec![[0u64; 256]; width];
+        let mut local = vec![[W::default(); 256]; width];
         let ahead = if ALL_ROWS {
             &[]
         } else {
@@ -425,15 +468,15 @@ impl Context<'_> {
                 let row_a = &bins[a * width..(a + 1) * width];
                 let row_b = &bins[b * width..(b + 1) * width];
                 for ((cells, &bin_a), &bin_b) in local.iter_mut().zip(row_a).zip(row_b) {
-                    cells[bin_a as usize] = cells[bin_a as usize].wrapping_add(wa);
-                    cells[bin_b as usize] = cells[bin_b as usize].wrapping_add(wb);
+                    cells[bin_a as usize] = cells[bin_a as usize].add(wa);
+                    cells[bin_b as usize] = cells[bin_b as usize].add(wb);
                 }
             }
             for &r in odd {
                 let r = r as usize;
                 let row = &bins[r * width..(r + 1) * width];
                 for (cells, &bin) in local.iter_mut().zip(row) {
-                    cells[bin as usize] = cells[bin as usize].wrapping_add(packed[r]);
+                    cells[bin as usize] = cells[bin as usize].add(packed[r]);
                 }
             }
             return local;
@@ -450,13 +493,13 @@ impl Context<'_> {
                 None => {
                     for (cells, &bin) in local.iter_mut().zip(row) {
                         let cell = &mut cells[bin as usize];
-                        *cell = cell.wrapping_add(word);
+                        *cell = cell.add(word);
                     }
                 }
                 Some(features) => {
                     for &f in features {
                         let cell = &mut local[f][row[f] as usize];
-                        *cell = cell.wrapping_add(word);
+                        *cell = cell.add(word);
                     }
                 }
             }
@@ -514,26 +557,64 @@ impl Context<'_> {
         local
     }
 
-    fn valid_side(&self, s: &Stats) -> bool {
-        s.n as usize >= self.params.min_data_in_leaf && s.h >= self.params.min_sum_hessian_in_leaf
+    fn valid_side(&self, s: &Stats, counts: Counts) -> bool {
+        counts.of(s) as usize >= self.params.min_data_in_leaf
+            && s.h >= self.params.min_sum_hessian_in_leaf
+    }
+
+    /// The leaf holding `total` within `bounds`, for its split search: its
+    /// histogram's counts are exact, unless gradients are quantized.
+    fn leaf(&self, total: Stats, bounds: (f64, f64)) -> Leaf {
+        let counts = match self.gradients {
+            Gradients::Exact(_) => Counts::Exact,
+            Gradients::Quantized(_) => Counts::FromHessian {
+                rows_per_hessian: if total.h > 0.0 {
+                    f64::from(total.n) / total.h
+                } else {
+                    0.0
+                },
+            },
+        };
+        Leaf {
+            total,
+            gain: self.gain_unsplit(&total, bounds),
+            bounds,
+            counts,
+        }
     }
 
     /// Best split of a leaf over the allowed features (ties: smaller feature, then first threshold).
-    fn best_split(
-        &self,
-        histogram: &[Stats],
-        total: &Stats,
-        bounds: (f64, f64),
-    ) -> Option<Candidate> {
-        let parent_gain = self.gain_unsplit(total, bounds);
+    fn best_split(&self, histogram: &[Stats], leaf: &Leaf) -> Option<Candidate> {
         let candidates: Vec<Option<Candidate>> = (0..self.allowed.len())
             .into_par_iter()
             .map(|f| {
                 let cells = &histogram[self.data.offsets[f]..self.data.offsets[f + 1]];
-                self.feature_split(f, cells, total, parent_gain, bounds)
+                self.feature_split(f, cells, leaf)
             })
             .collect();
         self.best_of(candidates)
+    }
+
+    /// A copy of a leaf's `histogram` with the exact count of its `rows`
+    /// in every allowed feature's cells: one pass over each column.
+    fn with_exact_counts(&self, histogram: &[Stats], rows: &[u32]) -> Histogram {
+        let mut exact = histogram.to_vec();
+        Self::by_feature(&mut exact, &self.data.offsets)
+            .into_par_iter()
+            .enumerate()
+            .for_each(|(f, cells)| {
+                if !self.allowed[f] {
+                    return;
+                }
+                for cell in cells.iter_mut() {
+                    cell.n = 0;
+                }
+                let column = &self.data.columns[f];
+                for &r in rows {
+                    cells[usize::from(column[r as usize])].n += 1;
+                }
+            });
+        exact
     }
 
     /// Both children's histograms (the smaller one's added up from its
@@ -543,13 +624,10 @@ impl Context<'_> {
     fn children(
         &self,
         parent: Histogram,
-        small: (&Parts, &Stats, (f64, f64)),
-        large: (&Stats, (f64, f64)),
+        small: (&Parts, &Leaf),
+        large: &Leaf,
     ) -> (Histogram, Histogram, Option<Candidate>, Option<Candidate>) {
-        let (small_parts, small_total, small_bounds) = small;
-        let (large_total, large_bounds) = large;
-        let small_gain = self.gain_unsplit(small_total, small_bounds);
-        let large_gain = self.gain_unsplit(large_total, large_bounds);
+        let (small_parts, small_leaf) = small;
         let offsets = &self.data.offsets;
         let mut small_histogram = vec![Stats::default(); offsets[self.data.width()]];
         let mut large_histogram = parent;
@@ -566,8 +644,8 @@ impl Context<'_> {
                         *cell = cell.minus(s);
                     }
                     (
-                        self.feature_split(f, mine, small_total, small_gain, small_bounds),
-                        self.feature_split(f, cells, large_total, large_gain, large_bounds),
+                        self.feature_split(f, mine, small_leaf),
+                        self.feature_split(f, cells, large),
                     )
                 })
                 .collect();
@@ -592,22 +670,13 @@ impl Context<'_> {
     }
 
     /// Feature `f`'s best split of a leaf whose cells of `f` are `cells`.
-    fn feature_split(
-        &self,
-        f: usize,
-        cells: &[Stats],
-        total: &Stats,
-        parent_gain: f64,
-        bounds: (f64, f64),
-    ) -> Option<Candidate> {
+    fn feature_split(&self, f: usize, cells: &[Stats], leaf: &Leaf) -> Option<Candidate> {
         if !self.allowed[f] {
             return None;
         }
         match self.data.kinds[f] {
-            FeatureKind::Numeric => self.numeric_split(f, cells, total, parent_gain, bounds),
-            FeatureKind::Categorical => {
-                self.categorical_split(f, cells, total, parent_gain, bounds)
-            }
+            FeatureKind::Numeric => self.numeric_split(f, cells, leaf),
+            FeatureKind::Categorical => self.categorical_split(f, cells, leaf),
         }
     }
 
@@ -627,13 +696,13 @@ impl Context<'_> {
         feature: usize,
         left: Stats,
         right: Stats,
-        parent_gain: f64,
-        bounds: (f64, f64),
+        leaf: &Leaf,
         l2: f64,
     ) -> Option<(f64, f64, f64)> {
-        if !self.valid_side(&left) || !self.valid_side(&right) {
+        if !self.valid_side(&left, leaf.counts) || !self.valid_side(&right, leaf.counts) {
             return None;
         }
+        let (parent_gain, bounds) = (leaf.gain, leaf.bounds);
         let p = self.params;
         let wl = leaf_output(&left, p, l2, bounds);
         let wr = leaf_output(&right, p, l2, bounds);
@@ -663,8 +732,9 @@ impl Context<'_> {
         left: Stats,
         right: Stats,
         parent_gain: f64,
+        counts: Counts,
     ) -> Option<(f64, f64, f64)> {
-        if !self.valid_side(&left) || !self.valid_side(&right) {
+        if !self.valid_side(&left, counts) || !self.valid_side(&right, counts) {
             return None;
         }
         let l2 = self.params.lambda_l2;
@@ -676,22 +746,16 @@ impl Context<'_> {
         Some((gain, wl, wr))
     }
 
-    fn numeric_split(
-        &self,
-        f: usize,
-        cells: &[Stats],
-        total: &Stats,
-        parent_gain: f64,
-        bounds: (f64, f64),
-    ) -> Option<Candidate> {
+    fn numeric_split(&self, f: usize, cells: &[Stats], leaf: &Leaf) -> Option<Candidate> {
         let bins = cells.len() - 1;
         let missing = cells[bins];
-        let directions: &[bool] = if missing.n > 0 {
+        let total = &leaf.total;
+        let directions: &[bool] = if leaf.counts.of(&missing) > 0 {
             &[false, true]
         } else {
             &[false]
         };
-        let plain = self.is_plain(f, bounds);
+        let plain = self.is_plain(f, leaf.bounds);
         // The best so far as plain values: the candidate is built once, at the end.
         let mut best: Option<(f64, usize, bool, Stats, Stats, f64, f64)> = None;
         for &default_left in directions {
@@ -704,9 +768,9 @@ impl Context<'_> {
                 left.add(cell);
                 let right = total.minus(&left);
                 let evaluated = if plain {
-                    self.evaluate_plain(left, right, parent_gain)
+                    self.evaluate_plain(left, right, leaf.gain, leaf.counts)
                 } else {
-                    self.evaluate(f, left, right, parent_gain, bounds, self.params.lambda_l2)
+                    self.evaluate(f, left, right, leaf, self.params.lambda_l2)
                 };
                 if let Some((gain, wl, wr)) = evaluated
                     && best.is_none_or(|b| gain > b.0)
@@ -729,17 +793,12 @@ impl Context<'_> {
         })
     }
 
-    fn categorical_split(
-        &self,
-        f: usize,
-        cells: &[Stats],
-        total: &Stats,
-        parent_gain: f64,
-        bounds: (f64, f64),
-    ) -> Option<Candidate> {
+    fn categorical_split(&self, f: usize, cells: &[Stats], leaf: &Leaf) -> Option<Candidate> {
         let p = self.params;
+        let total = &leaf.total;
+        let count = |b: usize| leaf.counts.of(&cells[b]);
         let bins = cells.len() - 1;
-        let used: Vec<usize> = (0..bins).filter(|&b| cells[b].n > 0).collect();
+        let used: Vec<usize> = (0..bins).filter(|&b| count(b) > 0).collect();
         let mut best: Option<Candidate> = None;
         let consider = |set: &[usize], l2: f64, best: &mut Option<Candidate>| {
             let mut left = Stats::default();
@@ -747,7 +806,7 @@ impl Context<'_> {
                 left.add(&cells[b]);
             }
             let right = total.minus(&left);
-            if let Some((gain, wl, wr)) = self.evaluate(f, left, right, parent_gain, bounds, l2)
+            if let Some((gain, wl, wr)) = self.evaluate(f, left, right, leaf, l2)
                 && best.as_ref().is_none_or(|b| gain > b.gain)
             {
                 let mut mask = vec![false; bins + 1];
@@ -777,7 +836,7 @@ impl Context<'_> {
         // `min_data_per_group` rows joined the left, and the right keeps as many.
         let mut order: Vec<usize> = used
             .into_iter()
-            .filter(|&b| f64::from(cells[b].n) >= p.cat_smooth)
+            .filter(|&b| f64::from(count(b)) >= p.cat_smooth)
             .collect();
         order.sort_by(|&a, &b| {
             let ra = cells[a].g / (cells[a].h + p.cat_smooth);
@@ -796,9 +855,10 @@ impl Context<'_> {
                     order[k]
                 };
                 set.push(b);
-                left_rows += cells[b].n;
-                group_rows += cells[b].n;
-                let right_rows = total.n - left_rows;
+                left_rows += count(b);
+                group_rows += count(b);
+                // Inferred counts are rounded cell by cell: their sum may pass the total.
+                let right_rows = leaf.counts.of(total).saturating_sub(left_rows);
                 if (right_rows as usize) < p.min_data_per_group {
                     break;
                 }
@@ -964,23 +1024,17 @@ pub(crate) fn grow(
     let root = match quantized {
         None => exact_stats(&rows, g, h),
         Some(q) => {
-            let (mut sg, mut sh, mut n) = (0i64, 0u64, 0u64);
-            for &r in &rows {
-                let (rg, rh, rn) = unpack(q.packed[r as usize]);
-                sg += rg;
-                sh += rh;
-                n += rn;
-            }
+            let (g, h) = q.sums(&rows);
             Stats {
-                g: sg as f64 * q.g_scale,
-                h: sh as f64 * q.h_scale,
-                n: n as u32,
+                g,
+                h,
+                n: rows.len() as u32,
             }
         }
     };
     let unbounded = (f64::NEG_INFINITY, f64::INFINITY);
     let histogram = ctx.histogram(&rows);
-    let best = ctx.best_split(&histogram, &root, unbounded);
+    let best = ctx.best_split(&histogram, &ctx.leaf(root, unbounded));
     let mut leaves = vec![LeafState {
         start: 0,
         len: rows.len(),
@@ -1007,7 +1061,7 @@ pub(crate) fn grow(
             }
         }
         let Some(index) = chosen else { break };
-        let Some(candidate) = leaves[index].best.take() else {
+        let Some(mut candidate) = leaves[index].best.take() else {
             break;
         };
         let feature = candidate.feature;
@@ -1021,6 +1075,26 @@ pub(crate) fn grow(
         let goes: [bool; 256] =
             std::array::from_fn(|bin| goes_left(&candidate.split, bin as u8, missing_bin));
         let left_len = partition(segment, scratch, column, |bin| goes[usize::from(bin)]);
+        if quantized.is_some() {
+            // The search inferred its counts; the partition counted them.
+            let right_len = len - left_len;
+            if left_len.min(right_len) < params.min_data_in_leaf {
+                // Too few rows on a side: the leaf's rows back in order
+                // (they were ascending), and its split searched again with
+                // its exact counts.
+                segment.sort_unstable();
+                let leaf = &leaves[index];
+                let exact = ctx.with_exact_counts(&leaf.histogram, segment);
+                let search = Leaf {
+                    counts: Counts::Exact,
+                    ..ctx.leaf(leaf.stats, leaf.bounds)
+                };
+                leaves[index].best = ctx.best_split(&exact, &search);
+                continue;
+            }
+            candidate.left.n = left_len as u32;
+            candidate.right.n = right_len as u32;
+        }
 
         // The new internal node, numbered as LightGBM does.
         let node = tree.split.len();
@@ -1071,16 +1145,12 @@ pub(crate) fn grow(
         let can_split = params.max_depth.is_none_or(|d| depth < d);
         let left_is_small = left_rows.len() <= right_rows.len();
         let small_rows = if left_is_small { left_rows } else { right_rows };
-        let ((small_total, small_bounds), (large_total, large_bounds)) = if left_is_small {
-            (
-                (&candidate.left, left_bounds),
-                (&candidate.right, right_bounds),
-            )
+        let left_leaf = ctx.leaf(candidate.left, left_bounds);
+        let right_leaf = ctx.leaf(candidate.right, right_bounds);
+        let (small_leaf, large_leaf) = if left_is_small {
+            (&left_leaf, &right_leaf)
         } else {
-            (
-                (&candidate.right, right_bounds),
-                (&candidate.left, left_bounds),
-            )
+            (&right_leaf, &left_leaf)
         };
         // Children that will never be split (this split fills the tree,
         // they are at the depth limit, or each holds too few rows to give
@@ -1093,11 +1163,7 @@ pub(crate) fn grow(
                 (Histogram::new(), Histogram::new(), None, None)
             } else {
                 let small_parts = ctx.fill(small_rows);
-                ctx.children(
-                    parent_hist,
-                    (&small_parts, small_total, small_bounds),
-                    (large_total, large_bounds),
-                )
+                ctx.children(parent_hist, (&small_parts, small_leaf), large_leaf)
             };
         let ((left_hist, left_best), (right_hist, right_best)) = if left_is_small {
             ((small, small_best), (large, large_best))
@@ -1330,6 +1396,63 @@ mod tests {
             let column: Vec<u8> = (0..2 * len + 1).map(|_| next() as u8).collect();
             let rows: Vec<u32> = (0..column.len() as u32).filter(|_| next() % 2 == 0).take(len).collect();
             check_partition(rows, &column, threshold, dirty);
+        }
+    }
+
+    /// Quantized gradients leave the split search to infer counts from
+    /// hessians. Where a few rows carry most of the hessian, it takes them
+    /// for many rows and picks a split that sets them apart; the
+    /// partition's exact count turns that split down, and no leaf ends with
+    /// fewer than `min_data_in_leaf` rows. Every leaf's count is its rows.
+    #[test]
+    fn quantized_splits_keep_min_data_in_leaf_exactly() {
+        let rows = 2000;
+        // The 10 heavy rows alone in the lowest bin.
+        let x: Vec<f64> = (0..rows)
+            .map(|r| if r < 10 { 0.0 } else { f64::from(1 + r % 100) })
+            .collect();
+        let mapper = crate::binning::BinMapper::numeric(&x, 255, 1);
+        let bins: Vec<u8> = x.iter().map(|&v| mapper.bin(v)).collect();
+        let data = Binned::from_rows(vec![mapper], vec![FeatureKind::Numeric], bins);
+        // The first 10 rows: uncertain, pulled one way. The rest: confident.
+        let heavy = |r: usize| r < 10;
+        let g: Vec<f64> = (0..rows as usize)
+            .map(|r| {
+                if heavy(r) {
+                    -0.5
+                } else {
+                    0.001 * (r % 3) as f64 - 0.001
+                }
+            })
+            .collect();
+        let h: Vec<f64> = (0..rows as usize)
+            .map(|r| if heavy(r) { 0.25 } else { 0.001 })
+            .collect();
+        let params = GbdtParams {
+            num_leaves: 4,
+            use_quantized_grad: true,
+            ..GbdtParams::default()
+        };
+        let mut quantizer = crate::quantize::Quantizer::new(rows as usize, 4, 3);
+        let q = quantizer.quantize(&g, &h, 0.5, 0.25);
+        let grown = grow(
+            &data,
+            &params,
+            &[true],
+            &g,
+            &h,
+            Some(q),
+            (0..rows).collect(),
+            1.0,
+            &mut TreeBuffers::default(),
+        );
+        assert!(grown.tree.leaf_count.len() > 1, "the tree split");
+        for (&count, &(start, end)) in grown.tree.leaf_count.iter().zip(&grown.ranges) {
+            assert_eq!(count, (end - start) as f64);
+            assert!(
+                count >= params.min_data_in_leaf as f64,
+                "a leaf of {count} rows"
+            );
         }
     }
 }
