@@ -14,6 +14,7 @@ use crate::model::FeatureKind;
 use crate::params::GbdtParams;
 use crate::prefetch::prefetch;
 use crate::quantize::{Packed, Quantized, Words};
+use crate::tree::{MissingType, Split, Tree};
 
 /// Where a split search takes its row counts from.
 #[derive(Debug, Clone, Copy)]
@@ -47,7 +48,6 @@ struct Leaf {
     bounds: (f64, f64),
     counts: Counts,
 }
-use crate::tree::{MissingType, Split, Tree};
 
 /// Training features, binned, laid out both by column and by row.
 pub(crate) struct Binned {
@@ -248,7 +248,8 @@ enum Gradients<'a> {
     /// Every row's (gradient, hessian), side by side: one load per row and
     /// one two-lane add per cell.
     Exact(&'a [[f64; 2]]),
-    /// Packed integers (see `quantize`): one 32-bit add per cell.
+    /// Packed integers (see `quantize`): one 32-bit add per cell (64-bit
+    /// above 8 levels).
     Quantized(&'a Quantized),
 }
 
