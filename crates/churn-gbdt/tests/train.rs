@@ -501,11 +501,17 @@ fn many_row_trees_match_their_routed_rows_whatever_the_threads() {
         feature_fraction: 0.5,
         ..plain.clone()
     };
-    // Quantized gradients choose the splits; the leaf values are renewed from
-    // the exact gradients, and counts stay exact, so the same checks hold.
+    // Quantized gradients choose the splits (with counts inferred from
+    // hessians); the leaf values are renewed from the exact gradients and
+    // the counts are the partition's, so the same checks hold. 4 levels
+    // pack into 32-bit words, 16 into 64-bit ones.
     let quantized = GbdtParams {
         use_quantized_grad: true,
         ..plain.clone()
+    };
+    let quantized_wide = GbdtParams {
+        num_grad_quant_bins: 16,
+        ..quantized.clone()
     };
     // Bin boundaries from 500 sampled rows: every row is still binned by
     // them, so the routed rows still match.
@@ -513,7 +519,13 @@ fn many_row_trees_match_their_routed_rows_whatever_the_threads() {
         bin_construct_sample_cnt: 500,
         ..plain.clone()
     };
-    for params in [&plain, &sampled, &quantized, &binned_from_a_sample] {
+    for params in [
+        &plain,
+        &sampled,
+        &quantized,
+        &quantized_wide,
+        &binned_from_a_sample,
+    ] {
         let model = fit(params, 2);
         let mut scores = vec![0.0; rows];
         for (t, tree) in model.trees.iter().enumerate() {
@@ -573,6 +585,7 @@ fn many_row_trees_match_their_routed_rows_whatever_the_threads() {
         &plain,
         &bagged,
         &quantized,
+        &quantized_wide,
         &bagged_quantized,
         &binned_from_a_sample,
     ] {
