@@ -234,6 +234,12 @@ fn leaf_gain(s: &Stats, p: &GbdtParams, l2: f64, w: f64) -> f64 {
 /// the row-major copy of the bins is laid out).
 const PARALLEL_CHUNK: usize = 32 * 1024;
 
+/// Features per pass of a dense block over exact cells (24 bytes, 6 KiB per
+/// feature): measured best of 5, 7, 10, 20 and 40 on 800k rows × 40 (10: 23
+/// ms against 30 for all 40 in one pass over every row, 12.7 against 16 over
+/// half the rows; no better at a quarter, worse below).
+const EXACT_TILE_FEATURES: usize = 10;
+
 /// How many rows ahead a loop over a leaf's rows asks for their data.
 const PREFETCH_AHEAD: usize = 64;
 
@@ -526,31 +532,52 @@ impl Context<'_> {
         } else {
             block.get(PREFETCH_AHEAD..).unwrap_or_default()
         };
-        for (i, &r) in block.iter().enumerate() {
-            if let Some(&next) = ahead.get(i) {
-                prefetch(bins, next as usize * width);
-                prefetch(gh, next as usize);
-            }
-            let r = r as usize;
-            let [g, h] = gh[r];
-            let add = |cells: &mut [Stats; 256], bin: u8| {
-                let cell = &mut cells[bin as usize];
-                cell.g += g;
-                cell.h += h;
-                if !ALL_ROWS {
-                    cell.n += 1;
+        // A dense block (every row, or a third or more of the rows it spans)
+        // passes over the features a tile at a time, so the tile's cells stay
+        // in L1 while its rows go by; a feature's 256 cells are 6 KiB, all 40
+        // of a table's would cycle through L2 for every row. A cell still
+        // adds its rows in row order: the same sums.
+        let dense = ALL_ROWS
+            || block
+                .first()
+                .zip(block.last())
+                .is_some_and(|(&a, &b)| 3 * block.len() as u64 > u64::from(b - a));
+        let tile = match self.sampled {
+            None if dense => EXACT_TILE_FEATURES,
+            _ => width.max(1),
+        };
+        for first in (0..width).step_by(tile) {
+            let end = (first + tile).min(width);
+            let cells = &mut local[first..end];
+            for (i, &r) in block.iter().enumerate() {
+                if first == 0
+                    && let Some(&next) = ahead.get(i)
+                {
+                    prefetch(bins, next as usize * width);
+                    prefetch(gh, next as usize);
                 }
-            };
-            let row = &bins[r * width..(r + 1) * width];
-            match &self.sampled {
-                None => {
-                    for (cells, &bin) in local.iter_mut().zip(row) {
-                        add(cells, bin);
+                let r = r as usize;
+                let [g, h] = gh[r];
+                let add = |cells: &mut [Stats; 256], bin: u8| {
+                    let cell = &mut cells[bin as usize];
+                    cell.g += g;
+                    cell.h += h;
+                    if !ALL_ROWS {
+                        cell.n += 1;
                     }
-                }
-                Some(features) => {
-                    for &f in features {
-                        add(&mut local[f], row[f]);
+                };
+                let row = &bins[r * width..(r + 1) * width];
+                match &self.sampled {
+                    None => {
+                        for (cells, &bin) in cells.iter_mut().zip(&row[first..end]) {
+                            add(cells, bin);
+                        }
+                    }
+                    // One pass over every feature (the tile is the width).
+                    Some(features) => {
+                        for &f in features {
+                            add(&mut cells[f], row[f]);
+                        }
                     }
                 }
             }
