@@ -755,22 +755,16 @@ impl Context<'_> {
     /// [`Self::evaluate`] where [`Self::is_plain`] holds, to the same bits:
     /// with λ1 = 0 the thresholded gradient is the gradient itself (signs of
     /// zero and NaN included), and clamping to (−∞, ∞) changes nothing.
-    fn evaluate_plain(
-        &self,
-        left: Stats,
-        right: Stats,
-        parent_gain: f64,
-        counts: Counts,
-    ) -> Option<(f64, f64, f64)> {
-        if !self.valid_side(&left, counts) || !self.valid_side(&right, counts) {
+    fn evaluate_plain(&self, left: Stats, right: Stats, leaf: &Leaf) -> Option<(f64, f64, f64)> {
+        if !self.valid_side(&left, leaf.counts) || !self.valid_side(&right, leaf.counts) {
             return None;
         }
         let l2 = self.params.lambda_l2;
         let (hl, hr) = (left.h + l2, right.h + l2);
         let wl = -left.g / hl;
         let wr = -right.g / hr;
-        let gain = -(2.0 * left.g * wl + hl * wl * wl) + -(2.0 * right.g * wr + hr * wr * wr)
-            - parent_gain;
+        let gain =
+            -(2.0 * left.g * wl + hl * wl * wl) + -(2.0 * right.g * wr + hr * wr * wr) - leaf.gain;
         Some((gain, wl, wr))
     }
 
@@ -796,7 +790,7 @@ impl Context<'_> {
                 left.add(cell);
                 let right = total.minus(&left);
                 let evaluated = if plain {
-                    self.evaluate_plain(left, right, leaf.gain, leaf.counts)
+                    self.evaluate_plain(left, right, leaf)
                 } else {
                     self.evaluate(f, left, right, leaf, self.params.lambda_l2)
                 };
